@@ -1,0 +1,50 @@
+# Loom's developer entry points. Every target installs what it needs first, so a fresh clone
+# works with only npm, Go and apt available. Node 24 comes from the `node` npm package pinned in
+# devDependencies: putting node_modules/.bin first on PATH makes it the `node` every recipe uses.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+LOOM_CACHE ?= $(HOME)/.cache/loom
+export LOOM_CACHE
+
+.PHONY: all deps build run test test-unit lint format bench clean
+
+all: build
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.installed
+	@bash hack/install-system-deps.sh
+
+build: deps
+	npm run build
+
+run: build
+	node dist/cli/main.js run .
+
+test: deps build
+	npm test
+
+test-unit: node_modules/.installed
+	npm run test:unit
+
+lint: node_modules/.installed
+	npm run lint
+
+format: node_modules/.installed
+	npm run format
+
+bench: build
+	node bench/run.ts
+
+clean:
+	rm -rf dist node_modules .loom
+
+# --- Kubernetes control plane for tests (see hack/control-plane.sh) ---
+.PHONY: control-plane dev-cluster
+control-plane:
+	bash hack/control-plane.sh
+
+dev-cluster: build control-plane
+	node hack/dev-cluster.ts
