@@ -1,0 +1,134 @@
+/**
+ * Tangled's log line (spec §4.3) and an encoder that reproduces, byte for byte, what the Go
+ * spindle writes: `encoding/json` of its LogLine struct. Tailers send each file line verbatim as
+ * one WebSocket frame, so the appview sees exactly these bytes.
+ *
+ * Field order is the struct order: kind, content, time, step_id, then the `omitempty` fields
+ * stream, step_status, step_kind, step_command, each left out when empty (step_kind when 0, i.e.
+ * a system step).
+ */
+
+export type LogKind = "data" | "control";
+export type LogStream = "stdout" | "stderr";
+export type StepStatus = "start" | "end";
+
+/** Wire names are Tangled's (snake_case), so a parsed file line is a LogLine as is. */
+export interface LogLine {
+  kind: LogKind;
+  content: string;
+  /** Go RFC3339Nano text in UTC, e.g. `2026-02-10T12:00:00.000000001Z`; see formatTime(). */
+  time: string;
+  step_id: number;
+  stream?: LogStream;
+  step_status?: StepStatus;
+  /** 1 = user step; 0 (system) is never written. */
+  step_kind?: number;
+  step_command?: string;
+}
+
+/** Go's zero time.Time, used by the synthetic lines of a workflow that failed without a log. */
+export const ZERO_TIME = "0001-01-01T00:00:00Z";
+
+// Characters Go's HTML-safe encoder escapes that JSON.stringify leaves alone, plus lone UTF-16
+// surrogates (JSON.stringify writes them as `\udXXX`; Go never sees them because they cannot
+// be UTF-8, and writes `\ufffd` for the invalid bytes they would be). Escaped backslashes are
+// matched as a pair so a literal `\` followed by text like `ud800` is never mistaken for one.
+const NEEDS_FIXUP = /[<>&\u2028\u2029\ud800-\udfff]/;
+const FIXUP = /\\\\|\\ud[89a-f][0-9a-f]{2}|[<>&\u2028\u2029]/g;
+const FIXUP_MAP: Record<string, string> = {
+  "<": "\\u003c",
+  ">": "\\u003e",
+  "&": "\\u0026",
+  "\u2028": "\\u2028",
+  "\u2029": "\\u2029",
+};
+
+function fixup(match: string): string {
+  if (match === "\\\\") return match;
+  return FIXUP_MAP[match] ?? "\\ufffd";
+}
+
+/** A JSON string literal exactly as Go's encoding/json (HTML escaping on) writes it. */
+export function goJsonString(s: string): string {
+  // JSON.stringify already matches Go for quotes, backslashes and control characters
+  // (\b \f \n \r \t short forms, others as lowercase \u00XX, DEL left raw), and is native-fast.
+  const json = JSON.stringify(s);
+  return NEEDS_FIXUP.test(s) ? json.replace(FIXUP, fixup) : json;
+}
+
+/** One LogLine as Go encodes it, without the trailing newline. */
+export function encodeLogLine(line: LogLine): string {
+  let out = `{"kind":${goJsonString(line.kind)},"content":${goJsonString(line.content)},"time":${goJsonString(line.time)},"step_id":${intText(line.step_id)}`;
+  if (line.stream) out += `,"stream":${goJsonString(line.stream)}`;
+  if (line.step_status) out += `,"step_status":${goJsonString(line.step_status)}`;
+  if (line.step_kind) out += `,"step_kind":${intText(line.step_kind)}`;
+  if (line.step_command) out += `,"step_command":${goJsonString(line.step_command)}`;
+  return `${out}}`;
+}
+
+function intText(n: number): string {
+  // Go ints are integers; never let a stray float or NaN produce invalid or foreign JSON.
+  return Number.isSafeInteger(n) ? String(n) : "0";
+}
+
+const pad = (n: number, width: number): string => String(n).padStart(width, "0");
+
+/**
+ * Go's RFC3339Nano for an instant in UTC: fractional seconds with trailing zeros trimmed (no dot
+ * at all when they are zero) and `Z`. `nanos` (0..999999) adds precision below the millisecond
+ * a Date carries.
+ */
+export function formatTime(date: Date, nanos = 0): string {
+  const ms = date.getTime();
+  if (!Number.isFinite(ms)) return ZERO_TIME;
+  const d = new Date(ms);
+  const base = `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1, 2)}-${pad(d.getUTCDate(), 2)}T${pad(d.getUTCHours(), 2)}:${pad(d.getUTCMinutes(), 2)}:${pad(d.getUTCSeconds(), 2)}`;
+  const frac = (d.getUTCMilliseconds() * 1_000_000 + Math.trunc(nanos)).toString().padStart(9, "0");
+  const trimmed = frac.replace(/0+$/, "");
+  return trimmed ? `${base}.${trimmed}Z` : `${base}Z`;
+}
+
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/**
+ * Re-expresses an RFC 3339 time (the runner's clock, any zone, up to nanoseconds) in Go's
+ * RFC3339Nano UTC form. Returns undefined when the text is not a valid RFC 3339 time.
+ */
+export function normalizeTime(text: string): string | undefined {
+  const m = RFC3339.exec(text);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s, frac = "", , sign, oh, om] = m;
+  const offsetMin = sign ? (sign === "-" ? -1 : 1) * (Number(oh) * 60 + Number(om)) : 0;
+  // setUTCFullYear, not Date.UTC: the latter maps years 0..99 to 1900..1999.
+  const date = new Date(0);
+  date.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
+  date.setUTCHours(Number(h), Number(mi), Number(s), 0);
+  // Out-of-range fields (month 13, second 61) roll over silently; refuse them instead.
+  if (
+    date.getUTCFullYear() !== Number(y) ||
+    date.getUTCMonth() !== Number(mo) - 1 ||
+    date.getUTCDate() !== Number(d) ||
+    date.getUTCHours() !== Number(h) ||
+    date.getUTCMinutes() !== Number(mi) ||
+    date.getUTCSeconds() !== Number(s)
+  ) {
+    return undefined;
+  }
+  date.setTime(date.getTime() - offsetMin * 60_000);
+  const nanos = Number(frac.padEnd(9, "0"));
+  date.setUTCMilliseconds(Math.trunc(nanos / 1_000_000));
+  return formatTime(date, nanos % 1_000_000);
+}
+
+/**
+ * The two lines the Go spindle sends for a workflow that failed with an error and has no log
+ * file (§4.3): a control line with empty content and no step status, then a data line carrying
+ * the error; both step 0, zero time. Only the control line is marked as a user step.
+ */
+export function failedWithoutLogLines(error: string): LogLine[] {
+  return [
+    { kind: "control", content: "", time: ZERO_TIME, step_id: 0, step_kind: 1 },
+    { kind: "data", content: error, time: ZERO_TIME, step_id: 0 },
+  ];
+}
