@@ -1,0 +1,383 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import type { RunnerEvent } from "../runner/protocol.ts";
+import { LogFile, logFilePath, MemorySink } from "./logfile.ts";
+import type { LogLine } from "./logline.ts";
+import { Relay, type RelayError } from "./relay.ts";
+
+const T = "2026-02-10T12:00:00.000000001Z";
+const hello: RunnerEvent = { type: "hello", time: T, version: 1, pid: 1, shell: "bash" };
+let seq = 0;
+const out = (step: number, data: string, stream: "stdout" | "stderr" = "stdout", time = T): RunnerEvent => ({
+  type: "output",
+  time,
+  step,
+  stream,
+  seq: ++seq,
+  data,
+});
+const start = (
+  step: number,
+  name: string,
+  command: string,
+  kind: "system" | "user" = "user",
+): RunnerEvent => ({
+  type: "step_start",
+  time: T,
+  step,
+  name,
+  kind,
+  command,
+});
+const end = (step: number, exitCode = 0): RunnerEvent => ({
+  type: "step_end",
+  time: T,
+  step,
+  exitCode,
+  durationMs: 1,
+  timedOut: false,
+  cancelled: false,
+});
+const jsonl = (events: RunnerEvent[]): string => events.map((e) => `${JSON.stringify(e)}\n`).join("");
+
+function relayOf(events: RunnerEvent[], secrets: string[] = []): { relay: Relay; lines: LogLine[] } {
+  const sink = new MemorySink();
+  const relay = new Relay({ sink, secrets, now: () => new Date(Date.UTC(2030, 0, 1)) });
+  relay.feed(jsonl([hello, ...events]));
+  relay.end();
+  return { relay, lines: sink.lines };
+}
+const data = (lines: LogLine[]) => lines.filter((l) => l.kind === "data").map((l) => l.content);
+
+describe("Relay: control lines (§4.3)", () => {
+  it("writes one start and one end per step with the name as content and the command on both", () => {
+    const { lines } = relayOf([
+      start(0, "clone", "git init", "system"),
+      end(0),
+      start(1, "build", "make"),
+      end(1),
+    ]);
+    assert.deepEqual(lines, [
+      {
+        kind: "control",
+        content: "clone",
+        time: T,
+        step_id: 0,
+        step_status: "start",
+        step_command: "git init",
+      },
+      {
+        kind: "control",
+        content: "clone",
+        time: T,
+        step_id: 0,
+        step_status: "end",
+        step_command: "git init",
+      },
+      {
+        kind: "control",
+        content: "build",
+        time: T,
+        step_id: 1,
+        step_status: "start",
+        step_kind: 1,
+        step_command: "make",
+      },
+      {
+        kind: "control",
+        content: "build",
+        time: T,
+        step_id: 1,
+        step_status: "end",
+        step_kind: 1,
+        step_command: "make",
+      },
+    ]);
+  });
+
+  it("omits step_command for an empty command (the skipped clone step)", () => {
+    const { lines } = relayOf([start(1, "", "", "system"), end(1)]);
+    assert.equal(lines[0]!.step_command, undefined);
+    assert.equal(lines[0]!.content, "");
+  });
+
+  it("closes steps left open when the runner's output ends", () => {
+    const { lines } = relayOf([start(0, "a", "sleep 9"), out(0, "half a line")]);
+    assert.deepEqual(
+      lines.map((l) => [l.kind, l.step_status ?? l.content]),
+      [
+        ["control", "start"],
+        ["data", "half a line"],
+        ["control", "end"],
+      ],
+    );
+  });
+
+  it("relays the setup pseudo-step -1 on both streams", () => {
+    const { lines } = relayOf([
+      start(-1, "setup", "", "system"),
+      out(-1, "o\n"),
+      out(-1, "e", "stderr"),
+      end(-1),
+    ]);
+    assert.deepEqual(
+      lines.filter((l) => l.kind === "data").map((l) => [l.step_id, l.stream, l.content]),
+      [
+        [-1, "stdout", "o"],
+        [-1, "stderr", "e"],
+      ],
+    );
+  });
+});
+
+describe("Relay: data lines (§4.3)", () => {
+  it("splits output into one line each, trims trailing \\r\\n and keeps the stream", () => {
+    const { lines } = relayOf([
+      start(0, "s", "c"),
+      out(0, "one\r\ntwo\n\nthree\r"),
+      out(0, "oops\n", "stderr"),
+      end(0),
+    ]);
+    const d = lines.filter((l) => l.kind === "data");
+    assert.deepEqual(
+      d.map((l) => [l.stream, l.content]),
+      [
+        ["stdout", "one"],
+        ["stdout", "two"],
+        ["stdout", ""],
+        ["stderr", "oops"],
+        ["stdout", "three"],
+      ],
+    );
+    for (const l of d) assert.equal(l.step_kind, undefined);
+  });
+
+  it("joins a line written in pieces and flushes a partial line at step end", () => {
+    const { lines } = relayOf([start(0, "s", "c"), out(0, "hel"), out(0, "lo\nwor"), out(0, "ld"), end(0)]);
+    assert.deepEqual(data(lines), ["hello", "world"]);
+    assert.equal(lines.at(-1)!.step_status, "end");
+  });
+
+  it("keeps embedded carriage returns (progress bars) and only trims trailing ones", () => {
+    const { lines } = relayOf([start(0, "s", "c"), out(0, "10%\r50%\r100%\r\r\n"), end(0)]);
+    assert.deepEqual(data(lines), ["10%\r50%\r100%"]);
+  });
+
+  it("uses the runner's event time in Go's RFC3339Nano form, or the relay clock if unusable", () => {
+    const { lines } = relayOf([
+      start(0, "s", "c"),
+      out(0, "a\n", "stdout", "2026-02-10T13:00:00.500000000+01:00"),
+      out(0, "b\n", "stdout", "not a time"),
+      end(0),
+    ]);
+    assert.deepEqual(
+      lines.filter((l) => l.kind === "data").map((l) => l.time),
+      ["2026-02-10T12:00:00.5Z", "2030-01-01T00:00:00Z"],
+    );
+  });
+
+  it("splits a 1 MB line into bounded pieces without losing a character", () => {
+    const big = "x".repeat(1 << 20);
+    const sink = new MemorySink();
+    const relay = new Relay({ sink, secrets: [], maxLineChars: 64 << 10 });
+    relay.feed(jsonl([hello, start(0, "s", "c")]));
+    for (let i = 0; i < big.length; i += 100_000) relay.feed(jsonl([out(0, big.slice(i, i + 100_000))]));
+    relay.feed(jsonl([out(0, "\n"), end(0)]));
+    const d = data(sink.lines);
+    assert.ok(d.every((c) => c.length <= 64 << 10));
+    assert.equal(d.join(""), big);
+  });
+
+  it("never splits a surrogate pair when cutting a long line", () => {
+    const sink = new MemorySink();
+    const relay = new Relay({ sink, secrets: [], maxLineChars: 5 });
+    relay.feed(jsonl([hello, start(0, "s", "c"), out(0, "abcd😀efgh"), end(0)]));
+    assert.deepEqual(data(sink.lines), ["abcd", "😀efg", "h"]);
+  });
+});
+
+describe("Relay: second masking pass (§5.3)", () => {
+  const secret = "hunter2-s3cret";
+  const b64 = Buffer.from(secret).toString("base64"); // has "=" padding
+  it("masks the value, its base64 and its unpadded base64 in data lines", () => {
+    assert.ok(b64.endsWith("="));
+    const { lines } = relayOf(
+      [
+        start(0, "s", `echo ${secret}`),
+        out(0, `v=${secret} b=${b64} u=${b64.replace(/=+$/, "")}.\n`),
+        end(0),
+      ],
+      [secret],
+    );
+    assert.deepEqual(data(lines), ["v=*** b=*** u=***."]);
+  });
+
+  it("does not mask control lines (step_command keeps its text)", () => {
+    const { lines } = relayOf([start(0, "s", `echo ${secret}`), end(0)], [secret]);
+    assert.equal(lines[0]!.step_command, `echo ${secret}`);
+  });
+
+  it("masks a secret split across output events, per stream", () => {
+    const { lines } = relayOf(
+      [
+        start(0, "s", "c"),
+        out(0, "a hun"),
+        out(0, "noise", "stderr"),
+        out(0, "ter2-s3"),
+        out(0, "cret b\n"),
+        end(0),
+      ],
+      [secret],
+    );
+    assert.deepEqual(data(lines), ["a *** b", "noise"]);
+  });
+
+  it("masks every one of 50 secrets and ignores empty ones", () => {
+    const secrets = Array.from({ length: 50 }, (_, i) => `secret-${i}-value`);
+    const text = `${secrets.join(" ")}\n`;
+    const { lines } = relayOf([start(0, "s", "c"), out(0, text), end(0)], [...secrets, ""]);
+    assert.equal(data(lines)[0], Array(50).fill("***").join(" "));
+  });
+});
+
+describe("Relay: bad runner output", () => {
+  it("turns non-JSON and invalid events into errors without quoting them, and carries on", () => {
+    const sink = new MemorySink();
+    const relay = new Relay({ sink, secrets: ["topsecret"] });
+    relay.feed(`${JSON.stringify(hello)}\nnot json topsecret\n{"type":"mystery","time":"x"}\n[1]\n`);
+    relay.feed(jsonl([start(0, "s", "c"), end(0)]));
+    relay.end();
+    assert.equal(relay.errorCount, 3);
+    assert.deepEqual(
+      relay.errors.map((e) => e.code),
+      ["malformed_event", "invalid_event", "invalid_event"],
+    );
+    assert.ok(relay.errors.every((e) => !e.message.includes("topsecret")));
+    assert.equal(relay.fatal, undefined);
+    assert.equal(sink.lines.length, 2);
+  });
+
+  it("refuses a hello with an unknown protocol version and stops relaying", () => {
+    const fatal: RelayError[] = [];
+    const sink = new MemorySink();
+    const relay = new Relay({ sink, secrets: [], onFatal: (e) => fatal.push(e) });
+    relay.feed(jsonl([{ ...hello, version: 2 } as RunnerEvent, start(0, "s", "c")]));
+    assert.equal(fatal.length, 1);
+    assert.equal(fatal[0]!.code, "unsupported_version");
+    assert.match(fatal[0]!.message, /version 2.*version 1/);
+    assert.equal(sink.lines.length, 0);
+  });
+
+  it("refuses a runner that does not start with hello", () => {
+    const sink = new MemorySink();
+    const relay = new Relay({ sink, secrets: [] });
+    relay.feed(jsonl([start(0, "s", "c")]));
+    assert.equal(relay.fatal?.code, "no_hello");
+  });
+
+  it("drops an over-long event line and relays the next one", () => {
+    const sink = new MemorySink();
+    const relay = new Relay({ sink, secrets: [], maxEventBytes: 1000 });
+    relay.feed(jsonl([hello, start(0, "s", "c")]));
+    const long = JSON.stringify(out(0, "y".repeat(5000)));
+    relay.feed(long.slice(0, 600));
+    relay.feed(long.slice(600, 3000));
+    relay.feed(`${long.slice(3000)}\n`);
+    relay.feed(jsonl([out(0, "ok\n")]));
+    relay.end();
+    assert.equal(relay.errors[0]?.code, "event_too_long");
+    assert.deepEqual(data(sink.lines), ["ok"]);
+  });
+
+  it("survives random binary on its input", () => {
+    const sink = new MemorySink();
+    const relay = new Relay({ sink, secrets: ["s3"] });
+    relay.feed(jsonl([hello]));
+    let x = 12345;
+    const junk = Buffer.alloc(1 << 16);
+    for (let i = 0; i < junk.length; i++) {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      junk[i] = x & 0xff;
+    }
+    relay.feed(junk);
+    relay.feed("\n");
+    relay.end();
+    assert.ok(relay.errorCount > 0);
+    assert.equal(relay.fatal, undefined);
+  });
+
+  it("relays invalid UTF-8 the runner replaced with U+FFFD, and lone surrogates, as valid JSON", () => {
+    const sink = new MemorySink();
+    const relay = new Relay({ sink, secrets: [] });
+    relay.feed(jsonl([hello, start(0, "s", "c")]));
+    // A raw invalid byte inside a JSON string (a buggy runner) decodes to U+FFFD.
+    relay.feed(
+      Buffer.concat([
+        Buffer.from('{"type":"output","time":"x","step":0,"stream":"stdout","seq":1,"data":"a'),
+        Buffer.from([0xff]),
+        Buffer.from('\\ud800b\\n"}\n'),
+      ]),
+    );
+    relay.end();
+    assert.deepEqual(data(sink.lines), ["a\ufffd\ud800b"]);
+  });
+
+  it("relays 200 MB of output in bounded memory", () => {
+    let count = 0;
+    let bytes = 0;
+    const sink = {
+      backlog: 0,
+      flush: () => Promise.resolve(),
+      write: (l: LogLine) => {
+        count++;
+        bytes += l.content.length;
+      },
+    };
+    const relay = new Relay({ sink, secrets: ["abcdefgh"] });
+    relay.feed(jsonl([hello, start(0, "s", "c")]));
+    const chunk = Buffer.from(jsonl([out(0, `${"z".repeat(1023)}\n`.repeat(64)), out(0, "q".repeat(65536))]));
+    const before = process.memoryUsage().heapUsed;
+    let peak = 0;
+    for (let sent = 0; sent < 200 << 20; sent += chunk.length) {
+      relay.feed(chunk);
+      if ((sent & 0xffffff) < chunk.length) peak = Math.max(peak, process.memoryUsage().heapUsed - before);
+    }
+    relay.end();
+    assert.ok(bytes >= 190 << 20, `relayed ${bytes}`);
+    assert.ok(peak < 64 << 20, `heap grew by ${peak}`);
+    assert.ok(count > 0);
+  });
+});
+
+describe("LogFile", () => {
+  it("appends encoded lines to <logDir>/<wid>.log across reopenings", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "loom-relay-"));
+    try {
+      const wid = "knot.example.com-3lxyz-build.yml";
+      for (const step of [0, 1]) {
+        const file = await LogFile.open(join(dir, "logs"), wid);
+        const relay = new Relay({ sink: file, secrets: ["pw"] });
+        await relay.pump([jsonl([hello, start(step, "s", "c"), out(step, "pw <ok>\n"), end(step)])]);
+        await file.close();
+        await file.close();
+      }
+      const text = await readFile(join(dir, "logs", `${wid}.log`), "utf8");
+      const lines = text.trimEnd().split("\n");
+      assert.equal(lines.length, 6);
+      assert.equal(
+        lines[1],
+        `{"kind":"data","content":"*** \\u003cok\\u003e","time":"${T}","step_id":0,"stream":"stdout"}`,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses workflow ids that would escape the log directory", () => {
+    for (const bad of ["", ".", "..", "a/b", "..\\x", "a\0b"]) assert.throws(() => logFilePath("/logs", bad));
+    assert.equal(logFilePath("/logs", "k-r-w"), "/logs/k-r-w.log");
+  });
+});

@@ -1,0 +1,356 @@
+/**
+ * The relay: runner events (JSON lines on the runner's stdout) → Tangled LogLines (spec §4.3).
+ *
+ * - Control lines: one `start` and one `end` per step, content = step name, step_command = the
+ *   command on both, step_kind 1 for user steps. Steps still open when the runner's output ends
+ *   get their `end` line, so a dead runner never leaves a step looking like it runs forever.
+ * - Data lines: the runner already masks, but the relay masks again (§5.3) with its own copy of
+ *   the secret values, so a runner bug or an old runner image cannot leak them. Output is split
+ *   into one LogLine per line, trailing `\r` trimmed; partial lines wait for the rest (per step
+ *   and stream) and are flushed at step end, or in pieces once they reach `maxLineChars`.
+ * - Memory is bounded whatever the step prints: runner event lines longer than `maxEventBytes`
+ *   are dropped (with an error), partial lines are capped, the maskers hold back at most one
+ *   secret's length.
+ * - Bad runner output never throws: malformed or unknown events become RelayErrors; a hello with
+ *   an unknown protocol version (or no hello first) is fatal: the relay stops relaying and
+ *   reports it through `onFatal` so the engine can stop the runner.
+ */
+import { Masker, type StreamMasker } from "../mask/masker.ts";
+import { RUNNER_PROTOCOL_VERSION, type RunnerEvent, type RunStatus } from "../runner/protocol.ts";
+import { checkRunnerEvent } from "./events.ts";
+import { formatTime, type LogLine, type LogStream, normalizeTime } from "./logline.ts";
+
+/** Where relayed lines go (a LogFile, or a test's array). `write` must not throw. */
+export interface LogSink {
+  write(line: LogLine): void;
+  /** Bytes accepted but not yet written; the relay waits on `flush` when it grows large. */
+  readonly backlog: number;
+  flush(): Promise<void>;
+}
+
+export type RelayErrorCode =
+  | "malformed_event"
+  | "invalid_event"
+  | "event_too_long"
+  | "unsupported_version"
+  | "no_hello";
+
+export class RelayError extends Error {
+  override readonly name = "RelayError";
+  readonly code: RelayErrorCode;
+  readonly fatal: boolean;
+  constructor(code: RelayErrorCode, message: string, fatal = false) {
+    super(message.length > 300 ? `${message.slice(0, 300)}…` : message);
+    this.code = code;
+    this.fatal = fatal;
+  }
+}
+
+/** What the runner reported in its `result` event. */
+export interface RunnerResult {
+  status: RunStatus;
+  /** Exit code of the failing step; 0 on success. */
+  exitCode: number;
+  failedStep: number | null;
+  error?: string;
+}
+
+export interface RelayOptions {
+  sink: LogSink;
+  /** Secret values for the second masking pass. */
+  secrets: Iterable<string>;
+  /** Called once when the relay gives up on the runner (see RelayError.fatal). */
+  onFatal?: (err: RelayError) => void;
+  /** Fallback time for events whose own time is unusable. Injected for tests. */
+  now?: () => Date;
+  /** Longest runner event line accepted, in bytes (default 4 MiB). */
+  maxEventBytes?: number;
+  /** Longest data line before it is split, in UTF-16 units (default 64 Ki). */
+  maxLineChars?: number;
+}
+
+interface StepInfo {
+  name: string;
+  command: string;
+  user: boolean;
+  open: boolean;
+}
+
+interface StreamState {
+  masker: StreamMasker;
+  partial: string;
+}
+
+const KEEP_ERRORS = 20;
+const SINK_HIGH_WATER = 1 << 20;
+
+export class Relay {
+  readonly #sink: LogSink;
+  readonly #masker: Masker;
+  readonly #onFatal: ((err: RelayError) => void) | undefined;
+  readonly #now: () => Date;
+  readonly #maxEventBytes: number;
+  readonly #maxLineChars: number;
+
+  readonly #steps = new Map<number, StepInfo>();
+  /** Keyed by `step * 2 + (stderr ? 1 : 0)`. */
+  readonly #streams = new Map<number, StreamState>();
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #skipping = false;
+  #hello = false;
+  #fatal: RelayError | undefined;
+  #result: RunnerResult | undefined;
+  #lastTime = "";
+  #errorCount = 0;
+  readonly #errors: RelayError[] = [];
+
+  constructor(opts: RelayOptions) {
+    this.#sink = opts.sink;
+    this.#masker = new Masker(opts.secrets);
+    this.#onFatal = opts.onFatal;
+    this.#now = opts.now ?? (() => new Date());
+    this.#maxEventBytes = opts.maxEventBytes ?? 4 << 20;
+    this.#maxLineChars = opts.maxLineChars ?? 64 << 10;
+  }
+
+  /** The runner's result event, once seen. */
+  get result(): RunnerResult | undefined {
+    return this.#result;
+  }
+  /** The fatal error, if the relay gave up on the runner. */
+  get fatal(): RelayError | undefined {
+    return this.#fatal;
+  }
+  /** The first few errors (all counted in errorCount). */
+  get errors(): readonly RelayError[] {
+    return this.#errors;
+  }
+  get errorCount(): number {
+    return this.#errorCount;
+  }
+
+  /** Relays a whole readable (the runner's stdout), waiting on the sink when it falls behind. */
+  async pump(source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void> {
+    for await (const chunk of source) {
+      this.feed(chunk);
+      if (this.#sink.backlog > SINK_HIGH_WATER) await this.#sink.flush();
+    }
+    this.end();
+    await this.#sink.flush();
+  }
+
+  /** Feeds raw runner stdout. Splitting on the newline byte is safe in UTF-8. */
+  feed(chunk: Buffer | string): void {
+    const buf = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
+    let from = 0;
+    for (;;) {
+      const nl = buf.indexOf(10, from);
+      if (nl < 0) {
+        this.#hold(buf.subarray(from));
+        return;
+      }
+      const piece = buf.subarray(from, nl);
+      from = nl + 1;
+      if (this.#skipping) {
+        this.#skipping = false;
+        continue;
+      }
+      if (this.#pendingBytes + piece.length > this.#maxEventBytes) {
+        this.#tooLong();
+        continue;
+      }
+      let line: Buffer = piece;
+      if (this.#pendingBytes > 0) {
+        this.#pending.push(piece);
+        line = Buffer.concat(this.#pending);
+        this.#pending = [];
+        this.#pendingBytes = 0;
+      }
+      this.handleLine(line.toString("utf8"));
+    }
+  }
+
+  #hold(rest: Buffer): void {
+    if (rest.length === 0 || this.#skipping) return;
+    if (this.#pendingBytes + rest.length > this.#maxEventBytes) {
+      this.#tooLong();
+      this.#skipping = true;
+      return;
+    }
+    // Copy: the caller may reuse its buffer.
+    this.#pending.push(Buffer.from(rest));
+    this.#pendingBytes += rest.length;
+  }
+
+  #tooLong(): void {
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#error(
+      new RelayError("event_too_long", `runner event longer than ${this.#maxEventBytes} bytes dropped`),
+    );
+  }
+
+  /** Handles one line of runner output (without its newline). Never throws. */
+  handleLine(text: string): void {
+    if (this.#fatal) return;
+    if (text.trim() === "") return;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      // The line itself is not quoted: it did not go through masking and may hold a secret.
+      this.#error(
+        new RelayError("malformed_event", `runner wrote a line that is not JSON (${text.length} chars)`),
+      );
+      return;
+    }
+    const ev = checkRunnerEvent(value);
+    if (typeof ev === "string") {
+      this.#error(new RelayError("invalid_event", `invalid runner event: ${ev}`));
+      return;
+    }
+    this.handleEvent(ev);
+  }
+
+  /** Handles one validated runner event. */
+  handleEvent(ev: RunnerEvent): void {
+    if (this.#fatal) return;
+    const time = this.#time(ev.time);
+    if (!this.#hello) {
+      if (ev.type !== "hello") {
+        this.#fail(new RelayError("no_hello", `runner sent ${ev.type} before hello`, true));
+        return;
+      }
+      if (ev.version !== RUNNER_PROTOCOL_VERSION) {
+        const msg = `runner speaks protocol version ${ev.version}; this relay knows version ${RUNNER_PROTOCOL_VERSION}`;
+        this.#fail(new RelayError("unsupported_version", msg, true));
+        return;
+      }
+      this.#hello = true;
+      return;
+    }
+    switch (ev.type) {
+      case "output":
+        this.#output(ev.step, ev.stream, ev.data, time);
+        return;
+      case "step_start":
+        this.#stepStart(ev.step, ev.name, ev.command, ev.kind === "user", time);
+        return;
+      case "step_end":
+        this.#stepEnd(ev.step, time);
+        return;
+      case "result":
+        this.#result = {
+          status: ev.status,
+          exitCode: ev.exitCode,
+          failedStep: ev.failedStep,
+          ...(ev.error !== undefined ? { error: ev.error } : {}),
+        };
+        return;
+      default:
+        // hello again, heartbeat: nothing to relay.
+        return;
+    }
+  }
+
+  /** The runner's output has ended: flushes partial lines and closes open steps. */
+  end(): void {
+    const time = this.#lastTime || formatTime(this.#now());
+    for (const [id, step] of this.#steps) if (step.open) this.#stepEnd(id, time);
+    for (const key of [...this.#streams.keys()]) this.#closeStream(key, time);
+  }
+
+  #time(text: string): string {
+    const t = normalizeTime(text) ?? formatTime(this.#now());
+    this.#lastTime = t;
+    return t;
+  }
+
+  #stepStart(id: number, name: string, command: string, user: boolean, time: string): void {
+    this.#steps.set(id, { name, command, user, open: true });
+    this.#control(id, "start", time);
+  }
+
+  #stepEnd(id: number, time: string): void {
+    this.#closeStream(id * 2, time);
+    this.#closeStream(id * 2 + 1, time);
+    const step = this.#steps.get(id);
+    if (step?.open === false) return;
+    if (step) step.open = false;
+    this.#control(id, "end", time);
+  }
+
+  #control(id: number, status: "start" | "end", time: string): void {
+    const step = this.#steps.get(id);
+    const line: LogLine = {
+      kind: "control",
+      content: step?.name ?? "",
+      time,
+      step_id: id,
+      step_status: status,
+    };
+    if (step?.user) line.step_kind = 1;
+    if (step?.command) line.step_command = step.command;
+    this.#sink.write(line);
+  }
+
+  #output(step: number, stream: LogStream, data: string, time: string): void {
+    const key = step * 2 + (stream === "stderr" ? 1 : 0);
+    let st = this.#streams.get(key);
+    if (!st) {
+      st = { masker: this.#masker.stream(), partial: "" };
+      this.#streams.set(key, st);
+    }
+    this.#lines(st, st.masker.write(data), step, stream, time);
+  }
+
+  #lines(st: StreamState, text: string, step: number, stream: LogStream, time: string): void {
+    let from = 0;
+    for (;;) {
+      const nl = text.indexOf("\n", from);
+      if (nl < 0) break;
+      const piece = text.slice(from, nl);
+      const line = st.partial === "" ? piece : st.partial + piece;
+      st.partial = "";
+      this.#data(line, step, stream, time);
+      from = nl + 1;
+    }
+    if (from < text.length) st.partial += from === 0 ? text : text.slice(from);
+    // A line with no end in sight goes out in pieces, so one endless line cannot fill memory.
+    while (st.partial.length >= this.#maxLineChars) {
+      let cut = this.#maxLineChars;
+      const c = st.partial.charCodeAt(cut - 1);
+      if (c >= 0xd800 && c <= 0xdbff) cut--; // never split a surrogate pair
+      this.#sink.write({ kind: "data", content: st.partial.slice(0, cut), time, step_id: step, stream });
+      st.partial = st.partial.slice(cut);
+    }
+  }
+
+  #data(line: string, step: number, stream: LogStream, time: string): void {
+    const content = line.charCodeAt(line.length - 1) === 13 ? line.replace(/\r+$/, "") : line;
+    this.#sink.write({ kind: "data", content, time, step_id: step, stream });
+  }
+
+  #closeStream(key: number, time: string): void {
+    const st = this.#streams.get(key);
+    if (!st) return;
+    this.#streams.delete(key);
+    // Written so the setup pseudo-step -1 (keys -2 and -1) decodes right too.
+    const step = Math.floor(key / 2);
+    const stream: LogStream = key - step * 2 === 1 ? "stderr" : "stdout";
+    this.#lines(st, st.masker.end(), step, stream, time);
+    if (st.partial !== "") this.#data(st.partial, step, stream, time);
+  }
+
+  #error(err: RelayError): void {
+    this.#errorCount++;
+    if (this.#errors.length < KEEP_ERRORS) this.#errors.push(err);
+  }
+
+  #fail(err: RelayError): void {
+    this.#error(err);
+    this.#fatal = err;
+    this.#onFatal?.(err);
+  }
+}
