@@ -1,0 +1,154 @@
+/**
+ * Schema migrations, versioned in code. The database's `PRAGMA user_version` holds the number of
+ * the last migration applied; on open every later one runs, each in its own transaction together
+ * with the `user_version` bump, so a crash never leaves a half-applied step.
+ *
+ * HOW TO ADD A MIGRATION: append `{ version: <last + 1>, name, sql }` to `MIGRATIONS` (or `up`
+ * for steps SQL alone cannot express). Never edit or reorder an entry that has shipped: a
+ * database that already ran it will not run it again. Keep each step small and say why in `name`.
+ */
+import type { DatabaseSync } from "node:sqlite";
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  /** SQL run with `exec` (several statements allowed). */
+  readonly sql?: string;
+  /** For data rewrites; runs after `sql`, inside the same transaction. */
+  readonly up?: (db: DatabaseSync) => void;
+}
+
+// UTC, second precision, RFC 3339 with `Z`: the shape upstream's `created_at` default has.
+const NOW = "(strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))";
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "core tables: jetstream cursor, known DIDs, repos, members, knot cursors",
+    sql: `
+      -- Single row (id = 1): the Jetstream cursor in microseconds (§1.2).
+      CREATE TABLE _jetstream (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_time_us INTEGER NOT NULL
+      );
+      -- DIDs whose Jetstream events are handled besides the owner's (§1.2).
+      CREATE TABLE known_dids (did TEXT PRIMARY KEY) WITHOUT ROWID;
+      -- Repos that chose this spindle. Gen1 keys them by (owner, name); Gen2 by repo_did.
+      -- Both are optional-but-one-required so records that only have one keep working.
+      CREATE TABLE repos (
+        id INTEGER PRIMARY KEY,
+        knot TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        name TEXT,
+        rkey TEXT,
+        repo_did TEXT UNIQUE,
+        added_at TEXT NOT NULL DEFAULT ${NOW},
+        UNIQUE (owner, name),
+        CHECK (name IS NOT NULL OR repo_did IS NOT NULL)
+      );
+      CREATE INDEX repos_knot ON repos (knot);
+      -- sh.tangled.spindle.member records: did = record author, subject = the member (§1.2).
+      CREATE TABLE spindle_members (
+        id INTEGER PRIMARY KEY,
+        did TEXT NOT NULL,
+        rkey TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        created TEXT NOT NULL DEFAULT ${NOW},
+        UNIQUE (did, instance, subject)
+      );
+      CREATE INDEX spindle_members_rkey ON spindle_members (did, rkey);
+      -- Knot event-stream cursors (§1.3).
+      CREATE TABLE cursors (knot TEXT PRIMARY KEY, cursor TEXT NOT NULL) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 2,
+    name: "sqlite secrets provider: AES-256-GCM ciphertext per value (upstream stores plaintext)",
+    sql: `
+      -- repo = the scope key (repo DID, or <ownerDid>/<name> for name-only records).
+      CREATE TABLE secrets (
+        id INTEGER PRIMARY KEY,
+        repo TEXT NOT NULL,
+        key TEXT NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        created_at TEXT NOT NULL DEFAULT ${NOW},
+        created_by TEXT NOT NULL,
+        UNIQUE (repo, key)
+      );
+    `,
+  },
+  {
+    version: 3,
+    name: "service-auth jti replay cache (Loom is stricter than upstream)",
+    sql: `
+      -- A (iss, jti) pair is kept until the token's exp (plus leeway), then pruned.
+      CREATE TABLE auth_jti (
+        iss TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (iss, jti)
+      ) WITHOUT ROWID;
+      CREATE INDEX auth_jti_expires ON auth_jti (expires_at);
+    `,
+  },
+  {
+    version: 4,
+    name: "RBAC: spindle roles and per-repo permissions (replaces upstream's casbin acl table)",
+    sql: `
+      -- role: 'server:owner' | 'server:member'. At most one owner (enforced in code, §5.1).
+      CREATE TABLE rbac_server_roles (
+        did TEXT NOT NULL,
+        role TEXT NOT NULL,
+        PRIMARY KEY (did, role)
+      ) WITHOUT ROWID;
+      -- repo = object key: repo DID or <ownerDid>/<name>; permission e.g. 'repo:settings'.
+      CREATE TABLE rbac_repo_grants (
+        did TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        permission TEXT NOT NULL,
+        PRIMARY KEY (did, repo, permission)
+      ) WITHOUT ROWID;
+      CREATE INDEX rbac_repo_grants_repo ON rbac_repo_grants (repo);
+    `,
+  },
+];
+
+/** Applies every migration newer than the database's `user_version`, in order. */
+export function migrate(db: DatabaseSync, migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1)
+      throw new Error(
+        `migration list is out of order at "${m.name}": version ${m.version}, expected ${i + 1}`,
+      );
+  });
+  const current = schemaVersion(db);
+  const latest = migrations.length;
+  if (current > latest) {
+    throw new Error(
+      `database schema version ${current} is newer than this build knows (${latest}); refusing to open it`,
+    );
+  }
+  for (const m of migrations.slice(current)) {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      // Re-read under the write lock: another process may have migrated since we looked.
+      if (schemaVersion(db) < m.version) {
+        if (m.sql) db.exec(m.sql);
+        m.up?.(db);
+        // PRAGMA takes no bound parameters; version is a trusted integer from this file.
+        db.exec(`PRAGMA user_version = ${m.version}`);
+      }
+      db.exec("COMMIT");
+    } catch (err) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw new Error(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}
+
+/** The schema version of an open database. */
+export function schemaVersion(db: DatabaseSync): number {
+  return Number((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version);
+}
