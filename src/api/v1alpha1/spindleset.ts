@@ -1,0 +1,342 @@
+/**
+ * The SpindleSet API, defined once. A SpindleSet is one pipeline run (one trigger, knot + rkey)
+ * frozen when it starts: every workflow with its image, architecture, resolved steps and clone
+ * options. The controller turns each workflow into one Job and reports back in `status`.
+ *
+ * The zod schemas below are the single source of truth: the TypeScript types are inferred from
+ * them, the controller validates objects read from the cluster with them, and
+ * `scripts/generate-crd.ts` derives the CRD's OpenAPI schema from them.
+ *
+ * Secrets: the spec never holds a secret value. Step environment entries name a secret *key*
+ * (`{name, secret: KEY}`), `workflows[].secretKeys` lists the keys a workflow may read, and
+ * `secretRef` names the per-run Secret (same namespace) that holds the values.
+ */
+import type { V1ObjectMeta } from "@kubernetes/client-node";
+import { z } from "zod";
+import { formatIssues } from "../issues.ts";
+import type { API_VERSION, SPINDLESET } from "./group.ts";
+
+/** Tangled's workflow statuses (spec §4.1), used per workflow and for the whole run. */
+export const PHASES = ["pending", "running", "success", "failed", "timeout", "cancelled"] as const;
+export type Phase = (typeof PHASES)[number];
+export const TERMINAL_PHASES: readonly Phase[] = ["success", "failed", "timeout", "cancelled"];
+
+/**
+ * Closed list of reasons, for workflow status and conditions. A reason says *why* a workflow is
+ * in its phase, precisely enough to act on; user errors (StepFailed, TimedOut, NoMatchingProfile,
+ * ImagePullFailed, CloneFailed, InvalidSpec) are told apart from system ones (NodeLost, JobLost,
+ * RunnerSilent, InternalError). Adding a value is compatible; renaming or removing one is not.
+ */
+export const REASONS = [
+  /** Accepted, waiting in the controller's queue. */
+  "Pending",
+  /** Waiting because maxConcurrentJobs workflows are already running. */
+  "WaitingForCapacity",
+  /** Job created; its pod is not running yet (scheduling, image pull, init containers). */
+  "Scheduled",
+  /** The runner is executing steps. */
+  "Running",
+  "Succeeded",
+  /** A step exited non-zero. */
+  "StepFailed",
+  /** The runner's own budget (the workflow timeout) ran out. */
+  "TimedOut",
+  /** The Job's activeDeadlineSeconds (timeout + setup grace) ran out. */
+  "DeadlineExceeded",
+  /** An image could not be pulled within the grace period (bad name, no access). */
+  "ImagePullFailed",
+  /** The pod stayed unschedulable past the configured limit. */
+  "Unschedulable",
+  /** No resource profile matches the workflow's architecture and the cluster's nodes. */
+  "NoMatchingProfile",
+  /** setup-user or install-runner failed. */
+  "InitContainerFailed",
+  /** The clone-repo init container failed. */
+  "CloneFailed",
+  /** The runner exited without a result, or spoke a protocol it should not. */
+  "RunnerFailed",
+  /** No runner heartbeat within the configured silence limit. */
+  "RunnerSilent",
+  "OOMKilled",
+  "Evicted",
+  /** The pod's node disappeared or stopped reporting. */
+  "NodeLost",
+  "Cancelled",
+  /** `secretRef` names a Secret that does not exist or lacks a key. */
+  "SecretMissing",
+  /** The spec failed validation the CRD schema cannot express. */
+  "InvalidSpec",
+  /** The Job vanished before reporting a result (deleted by hand, TTL, ...). */
+  "JobLost",
+  /** A controller bug or an API error that outlived its retries. */
+  "InternalError",
+] as const;
+export type Reason = (typeof REASONS)[number];
+
+/** The terminal phase a terminal reason implies; non-terminal reasons map to pending/running. */
+export function phaseForReason(reason: Reason): Phase {
+  switch (reason) {
+    case "Pending":
+    case "WaitingForCapacity":
+    case "Scheduled":
+      return "pending";
+    case "Running":
+      return "running";
+    case "Succeeded":
+      return "success";
+    case "TimedOut":
+    case "DeadlineExceeded":
+      return "timeout";
+    case "Cancelled":
+      return "cancelled";
+    default:
+      return "failed";
+  }
+}
+
+/** Architectures Kubernetes reports in the `kubernetes.io/arch` node label. */
+export const ARCHITECTURES = ["amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64"] as const;
+export type Architecture = (typeof ARCHITECTURES)[number];
+
+/** Overall condition: Unknown while the run is in flight, True/False once it is finished. */
+export const CONDITION_SUCCEEDED = "Succeeded";
+
+// --- building blocks -----------------------------------------------------------------------
+
+/** Env var style key: what a repo secret is called, and what a Secret data key may hold. */
+export const SECRET_KEY_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
+const secretKey = z.string().min(1).max(253).regex(new RegExp(SECRET_KEY_PATTERN));
+const envName = z.string().min(1).max(1024);
+const hexSha = z
+  .string()
+  .regex(/^[0-9a-f]{40}([0-9a-f]{24})?$/)
+  .describe("a full commit id (SHA-1, or SHA-256 for SHA-256 repositories)");
+const time = z.iso.datetime({ offset: true });
+
+const EnvValueEntrySchema = z.strictObject({ name: envName, value: z.string().max(131072) });
+const EnvSecretEntrySchema = z.strictObject({
+  name: envName,
+  secret: secretKey.describe("key of a repo secret; the runner reads it from LOOM_SECRET_<key>"),
+});
+/** Mirrors `EnvEntry` of the runner protocol: a literal value or a reference to a secret key. */
+export const EnvEntrySchema = z.union([EnvValueEntrySchema, EnvSecretEntrySchema]);
+
+export const RunnerStepSchema = z.strictObject({
+  id: z.number().int().min(0).describe("Tangled step id, 0.. in step-list order"),
+  name: z.string().max(1024),
+  command: z.string().max(262144),
+  kind: z.enum(["system", "user"]),
+  env: z.array(EnvEntrySchema).max(1024).default([]).describe("applied in order; a later entry wins"),
+});
+
+export const CloneOptionsSchema = z
+  .strictObject({
+    skip: z.boolean().default(false),
+    url: z.string().max(2048).optional().describe("remote to fetch; required unless skip"),
+    sha: hexSha.optional().describe("commit to check out; absent = the remote's HEAD (manual runs)"),
+    depth: z.number().int().min(1).default(1),
+    submodules: z.boolean().default(false),
+    stepId: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        "id of the system clone step the clone-repo init container replaces; that step then only prints the clone's log",
+      ),
+  })
+  .describe("how the clone-repo init container fetches the repository into the workspace");
+
+export const WorkflowSpecSchema = z.strictObject({
+  name: z.string().min(1).max(255).describe("workflow file name, e.g. build.yml"),
+  wid: z.string().min(1).max(1024).describe("workflow id normalize(knot)-rkey-normalize(name), spec §4.3"),
+  image: z.string().min(1).max(1024),
+  architecture: z.enum(ARCHITECTURES),
+  timeoutSeconds: z.number().int().min(1).describe("budget for the steps; setup grace is added for the Job"),
+  secretKeys: z
+    .array(secretKey)
+    .max(1024)
+    .default([])
+    .describe("keys of the secretRef Secret this workflow's runner receives"),
+  clone: CloneOptionsSchema,
+  steps: z.array(RunnerStepSchema).max(1024).meta({ "x-kubernetes-list-type": "atomic" }),
+});
+
+const TriggerRepoSchema = z.strictObject({
+  knot: z.string().max(253),
+  did: z.string().max(2048),
+  repo: z.string().max(1024),
+  defaultBranch: z.string().max(1024).optional(),
+});
+
+/** A frozen copy of the pipeline record's triggerMetadata (spec §1.5), for people and audits. */
+export const TriggerSchema = z.strictObject({
+  kind: z.enum(["push", "pull_request", "manual"]),
+  repo: TriggerRepoSchema,
+  push: z
+    .strictObject({ ref: z.string().max(1024), oldSha: z.string().max(64), newSha: z.string().max(64) })
+    .optional(),
+  pullRequest: z
+    .strictObject({
+      sourceBranch: z.string().max(1024),
+      targetBranch: z.string().max(1024),
+      sourceSha: z.string().max(64),
+      action: z.string().max(64),
+    })
+    .optional(),
+  manual: z
+    .strictObject({
+      inputs: z
+        .array(z.strictObject({ key: z.string().max(1024), value: z.string().max(65536) }))
+        .max(256)
+        .default([]),
+    })
+    .optional(),
+});
+
+const SpindleSetSpecObject = z.strictObject({
+  pipeline: z.strictObject({
+    knot: z.string().min(1).max(253),
+    rkey: z.string().min(1).max(512),
+  }),
+  trigger: TriggerSchema,
+  secretRef: z
+    .strictObject({ name: z.string().min(1).max(253) })
+    .optional()
+    .describe("the per-run Secret holding repo secret values; absent when the run has no secrets"),
+  cancel: z.boolean().default(false).describe("set to true to cancel every unfinished workflow"),
+  workflows: z
+    .array(WorkflowSpecSchema)
+    .min(1)
+    .max(64)
+    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] }),
+});
+
+/** Cross-field rules the CRD schema cannot state; the controller reports them as InvalidSpec. */
+export const SpindleSetSpecSchema = SpindleSetSpecObject.superRefine((spec, ctx) => {
+  const names = new Set<string>();
+  spec.workflows.forEach((wf, i) => {
+    const at = (...rest: (string | number)[]) => ["workflows", i, ...rest];
+    if (names.has(wf.name))
+      ctx.addIssue({ code: "custom", path: at("name"), message: "duplicate workflow name" });
+    names.add(wf.name);
+    if (wf.secretKeys.length > 0 && !spec.secretRef) {
+      ctx.addIssue({ code: "custom", path: at("secretKeys"), message: "secret keys need spec.secretRef" });
+    }
+    const keys = new Set(wf.secretKeys);
+    const ids = new Set<number>();
+    wf.steps.forEach((step, j) => {
+      if (ids.has(step.id))
+        ctx.addIssue({ code: "custom", path: at("steps", j, "id"), message: "duplicate step id" });
+      ids.add(step.id);
+      step.env.forEach((entry, k) => {
+        if ("secret" in entry && !keys.has(entry.secret)) {
+          ctx.addIssue({
+            code: "custom",
+            path: at("steps", j, "env", k, "secret"),
+            message: `secret ${entry.secret} is not in the workflow's secretKeys`,
+          });
+        }
+      });
+    });
+    if (!wf.clone.skip && !wf.clone.url) {
+      ctx.addIssue({ code: "custom", path: at("clone", "url"), message: "required unless clone.skip" });
+    }
+    if (wf.clone.stepId !== undefined) {
+      const step = wf.steps.find((s) => s.id === wf.clone.stepId);
+      if (step?.kind !== "system") {
+        ctx.addIssue({ code: "custom", path: at("clone", "stepId"), message: "must name a system step" });
+      }
+    }
+  });
+});
+
+// --- status --------------------------------------------------------------------------------
+
+/** metav1.Condition, as Kubernetes API conventions define it. */
+export const ConditionSchema = z.strictObject({
+  type: z
+    .string()
+    .max(316)
+    .regex(
+      /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/,
+    ),
+  status: z.enum(["True", "False", "Unknown"]),
+  observedGeneration: z.number().int().min(0).optional(),
+  lastTransitionTime: time,
+  reason: z
+    .string()
+    .min(1)
+    .max(1024)
+    .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/),
+  message: z.string().max(32768),
+});
+
+export const WorkflowStatusSchema = z.strictObject({
+  name: z.string().min(1).max(255),
+  phase: z.enum(PHASES),
+  reason: z.enum(REASONS),
+  message: z.string().max(32768).optional(),
+  jobName: z.string().max(63).optional(),
+  /** Name of the resource profile chosen (or its index as `#n` when unnamed). */
+  profile: z.string().max(253).optional(),
+  startTime: time.optional(),
+  finishTime: time.optional(),
+  /** Exit code of the failing step, 0 on success; -1 when no step ran (Tangled's convention). */
+  exitCode: z.number().int().optional(),
+});
+
+export const SpindleSetStatusSchema = z.strictObject({
+  observedGeneration: z.number().int().min(0).optional(),
+  phase: z.enum(PHASES).optional(),
+  reason: z.enum(REASONS).optional(),
+  /** `finished/total` workflows, for `kubectl get`. */
+  progress: z.string().max(16).optional(),
+  startTime: time.optional(),
+  completionTime: time.optional(),
+  workflows: z
+    .array(WorkflowStatusSchema)
+    .max(64)
+    .default([])
+    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] }),
+  conditions: z
+    .array(ConditionSchema)
+    .max(16)
+    .default([])
+    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
+});
+
+export type EnvEntrySpec = z.output<typeof EnvEntrySchema>;
+export type RunnerStepSpec = z.output<typeof RunnerStepSchema>;
+export type CloneOptions = z.output<typeof CloneOptionsSchema>;
+export type WorkflowSpec = z.output<typeof WorkflowSpecSchema>;
+export type Trigger = z.output<typeof TriggerSchema>;
+export type SpindleSetSpec = z.output<typeof SpindleSetSpecSchema>;
+/** What a writer may omit (defaults fill it in): the engine builds specs of this type. */
+export type SpindleSetSpecInput = z.input<typeof SpindleSetSpecSchema>;
+export type Condition = z.output<typeof ConditionSchema>;
+export type WorkflowStatus = z.output<typeof WorkflowStatusSchema>;
+export type SpindleSetStatus = z.output<typeof SpindleSetStatusSchema>;
+
+/** The object schema (without the cross-field refinement), for CRD generation. */
+export const SPEC_OBJECT_SCHEMA = SpindleSetSpecObject;
+
+// --- the resource --------------------------------------------------------------------------
+
+export interface SpindleSet {
+  apiVersion: typeof API_VERSION;
+  kind: typeof SPINDLESET.kind;
+  metadata: V1ObjectMeta;
+  spec: SpindleSetSpec;
+  status?: SpindleSetStatus;
+}
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: string[] };
+
+/** Validates a spec read from the cluster; issues are `spec.workflows[0].clone.url: ...` lines. */
+export function parseSpindleSetSpec(input: unknown): ParseResult<SpindleSetSpec> {
+  const result = SpindleSetSpecSchema.safeParse(input);
+  return result.success
+    ? { ok: true, value: result.data }
+    : { ok: false, issues: formatIssues(result.error, "spec") };
+}
