@@ -1,0 +1,7 @@
+export {
+  COLLABORATOR_PERMISSIONS,
+  Rbac,
+  REPO_OWNER_PERMISSIONS,
+  type RepoPermission,
+} from "./rbac.ts";
+export { didSlashRepo, type RepoRef, repoObjectKeys, repoScopeKey } from "./repo-ref.ts";

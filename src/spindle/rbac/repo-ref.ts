@@ -1,0 +1,42 @@
+/**
+ * How a repo is named for permissions and secrets. Gen1 records identify a repo by its owner's
+ * DID and its name (`<ownerDid>/<name>`, upstream's "DidSlashRepo"); Gen2 records carry a repo
+ * DID. A `RepoRef` holds whichever the caller knows; both keys are honoured so a repo registered
+ * by name keeps its grants and secrets after it gains a DID.
+ */
+import { isValidDid } from "@atproto/syntax";
+
+export interface RepoRef {
+  ownerDid: string;
+  name?: string | null;
+  repoDid?: string | null;
+}
+
+/**
+ * `<ownerDid>/<name>`. Refuses names that could escape or alias another repo's key (upstream
+ * uses securejoin for the same reason): no `/`, no `..`, no control characters.
+ */
+export function didSlashRepo(ownerDid: string, name: string): string {
+  if (!isValidDid(ownerDid)) throw new TypeError(`not a DID: ${JSON.stringify(ownerDid)}`);
+  if (name === "" || name === "." || name === ".." || /[/\\\u0000-\u001f]/.test(name)) {
+    throw new TypeError(`not a valid repo name: ${JSON.stringify(name)}`);
+  }
+  return `${ownerDid}/${name}`;
+}
+
+/** Every object key the repo is known by: its DID first, then `<ownerDid>/<name>`. */
+export function repoObjectKeys(ref: RepoRef): string[] {
+  const keys: string[] = [];
+  if (ref.repoDid) {
+    if (!isValidDid(ref.repoDid)) throw new TypeError(`not a DID: ${JSON.stringify(ref.repoDid)}`);
+    keys.push(ref.repoDid);
+  }
+  if (ref.name) keys.push(didSlashRepo(ref.ownerDid, ref.name));
+  if (keys.length === 0) throw new TypeError("a repo needs a name or a repo DID");
+  return keys;
+}
+
+/** The one key new data (secrets) is stored under: the repo DID when known, else the name key. */
+export function repoScopeKey(ref: RepoRef): string {
+  return repoObjectKeys(ref)[0] as string;
+}
