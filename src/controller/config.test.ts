@@ -1,0 +1,121 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ControllerConfigError, parseControllerConfig } from "./config.ts";
+
+function issuesOf(section: unknown): readonly string[] {
+  try {
+    parseControllerConfig(section);
+  } catch (err) {
+    assert.ok(err instanceof ControllerConfigError);
+    assert.equal(err.code, "CONFIG_INVALID");
+    return err.issues;
+  }
+  assert.fail("expected a ControllerConfigError");
+}
+
+describe("parseControllerConfig", () => {
+  it("fills every default around the one required field", () => {
+    assert.deepEqual(parseControllerConfig({ images: { runner: "ghcr.io/example/loom-runner:1" } }), {
+      namespace: "loom",
+      maxConcurrentJobs: 5,
+      serviceAccountName: "loom-job-runner",
+      imagePullSecrets: [],
+      template: { resourceProfiles: [], tolerations: [] },
+      images: {
+        runner: "ghcr.io/example/loom-runner:1",
+        runnerBundlePath: "/loom-runner",
+        git: "docker.io/alpine/git:v2.45.1",
+        setup: "docker.io/library/busybox:1.37",
+        pullPolicy: "IfNotPresent",
+      },
+      ttl: { spindleSetSecondsAfterFinished: 86400, jobSecondsAfterFinished: 900 },
+      timeouts: {
+        setupGraceSeconds: 600,
+        imagePullGraceSeconds: 300,
+        unschedulableSeconds: 900,
+        heartbeatSeconds: 10,
+        runnerSilentSeconds: 120,
+        terminationGraceSeconds: 30,
+      },
+      buildah: { enabled: false, seccompUnconfined: false },
+    });
+  });
+
+  it("returns a frozen object", () => {
+    const config = parseControllerConfig({ images: { runner: "r" } });
+    assert.ok(Object.isFrozen(config) && Object.isFrozen(config.template.resourceProfiles));
+  });
+
+  it("accepts resource profiles written the way people write YAML (numbers for quantities)", () => {
+    const config = parseControllerConfig({
+      images: { runner: "r" },
+      template: {
+        resourceProfiles: [
+          {
+            name: "large",
+            architecture: "arm64",
+            nodeSelector: { "node-tier": "large" },
+            resources: { requests: { cpu: 2, memory: "4Gi" }, limits: { cpu: "6", memory: "12Gi" } },
+            tolerations: [{ key: "dedicated", value: "ci", effect: "NoSchedule" }],
+          },
+        ],
+      },
+    });
+    assert.deepEqual(config.template.resourceProfiles, [
+      {
+        name: "large",
+        architecture: "arm64",
+        nodeSelector: { "node-tier": "large" },
+        resources: { requests: { cpu: "2", memory: "4Gi" }, limits: { cpu: "6", memory: "12Gi" } },
+        tolerations: [{ key: "dedicated", operator: "Equal", value: "ci", effect: "NoSchedule" }],
+      },
+    ]);
+  });
+
+  it("names every problem by its path in the file", () => {
+    const issues = issuesOf({
+      maxConcurentJobs: 3,
+      maxConcurrentJobs: 0,
+      images: {},
+      template: {
+        resourceProfiles: [
+          { name: "a", resources: { requests: { memory: "8Gi" }, limits: { memory: "4Gi" } } },
+          { name: "a", resources: { limits: { memory: "lots" } } },
+          { architecture: "arm64", nodeSelector: { "kubernetes.io/arch": "amd64" } },
+        ],
+        tolerations: [{ operator: "Exists", value: "x" }],
+      },
+      buildah: { seccompUnconfined: true },
+      timeouts: { heartbeatSeconds: 100 },
+    });
+    assert.deepEqual([...issues].sort(), [
+      "kubernetes.images.runner: Invalid input: expected string, received undefined",
+      "kubernetes.maxConcurrentJobs: Too small: expected number to be >=1",
+      "kubernetes.template.resourceProfiles[0].resources.limits.memory: limit 4Gi is below the request 8Gi",
+      "kubernetes.template.resourceProfiles[1].resources.limits.memory: not a Kubernetes quantity (e.g. 500m, 2, 4Gi)",
+      'kubernetes.template.resourceProfiles[2].nodeSelector["kubernetes.io/arch"]: amd64 contradicts architecture arm64',
+      "kubernetes.template.tolerations[0].value: must be empty when operator is Exists",
+      'kubernetes: Unrecognized key: "maxConcurentJobs"',
+    ]);
+  });
+
+  it("checks cross-field rules once the fields themselves are valid", () => {
+    const issues = issuesOf({
+      images: { runner: "r" },
+      template: { resourceProfiles: [{ name: "a" }, { name: "a" }] },
+      buildah: { seccompUnconfined: true },
+      timeouts: { heartbeatSeconds: 100 },
+    });
+    assert.deepEqual(issues, [
+      "kubernetes.buildah.seccompUnconfined: only applies when buildah.enabled is true",
+      "kubernetes.timeouts.runnerSilentSeconds: must be at least twice heartbeatSeconds (100)",
+      "kubernetes.template.resourceProfiles[1].name: duplicate of resourceProfiles[0].name",
+    ]);
+  });
+
+  it("treats an absent section as empty (and so asks for the runner image)", () => {
+    assert.deepEqual(issuesOf(undefined), [
+      "kubernetes.images: Invalid input: expected object, received undefined",
+    ]);
+  });
+});

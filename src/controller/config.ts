@@ -1,0 +1,218 @@
+/**
+ * The controller's part of /etc/loom/config.yaml (the `kubernetes:` section). The server's config
+ * loader reads the file and hands the parsed section here; this module only validates it, fills
+ * in defaults and freezes the result, failing at start-up with one line per problem that names
+ * the exact place, e.g. `kubernetes.template.resourceProfiles[1].resources.limits.memory: ...`.
+ */
+import { z } from "zod";
+import { formatIssues } from "../api/issues.ts";
+import { ARCHITECTURES } from "../api/v1alpha1/spindleset.ts";
+import { isLabelKey, isLabelValue } from "./build/labels.ts";
+import { parseQuantity } from "./build/quantity.ts";
+
+const dnsLabel = z
+  .string()
+  .max(63)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS label (lower-case letters, digits, '-')");
+const seconds = (min: number) => z.number().int().min(min);
+
+/** YAML writes `cpu: 2` as a number; Kubernetes wants the string "2". Both are accepted. */
+const quantity = z.preprocess(
+  (v) => (typeof v === "number" ? String(v) : v),
+  z.string().refine((s) => parseQuantity(s) !== undefined, "not a Kubernetes quantity (e.g. 500m, 2, 4Gi)"),
+);
+const resourceName = z.string().refine(isLabelKey, "not a resource name (e.g. cpu, memory, nvidia.com/gpu)");
+const resourceList = z.record(resourceName, quantity);
+
+const ResourcesSchema = z
+  .strictObject({ requests: resourceList.default({}), limits: resourceList.default({}) })
+  .superRefine((r, ctx) => {
+    for (const [name, limit] of Object.entries(r.limits)) {
+      const request = r.requests[name];
+      if (request !== undefined && parseQuantity(request)! > parseQuantity(limit)!) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["limits", name],
+          message: `limit ${limit} is below the request ${request}`,
+        });
+      }
+    }
+  });
+
+const TolerationSchema = z
+  .strictObject({
+    key: z.string().refine(isLabelKey, "not a taint key").optional(),
+    operator: z.enum(["Equal", "Exists"]).default("Equal"),
+    value: z.string().refine(isLabelValue, "not a taint value").optional(),
+    effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).optional(),
+    tolerationSeconds: z.number().int().optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.operator === "Exists" && t.value) {
+      ctx.addIssue({ code: "custom", path: ["value"], message: "must be empty when operator is Exists" });
+    }
+    if (t.operator === "Equal" && !t.key) {
+      ctx.addIssue({ code: "custom", path: ["key"], message: "required when operator is Equal" });
+    }
+    if (t.tolerationSeconds !== undefined && t.effect !== "NoExecute") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tolerationSeconds"],
+        message: "only applies to effect NoExecute",
+      });
+    }
+  });
+
+const nodeSelector = z.record(
+  z.string().refine(isLabelKey, "not a label key"),
+  z.string().refine(isLabelValue, "not a label value"),
+);
+
+const ARCH_LABEL = "kubernetes.io/arch";
+
+const ResourceProfileSchema = z
+  .strictObject({
+    name: dnsLabel.optional(),
+    /** The workflow architecture this profile serves; absent = any (or the nodeSelector's arch). */
+    architecture: z.enum(ARCHITECTURES).optional(),
+    nodeSelector: nodeSelector.default({}),
+    resources: ResourcesSchema.prefault({}),
+    tolerations: z.array(TolerationSchema).default([]),
+  })
+  .superRefine((p, ctx) => {
+    const selected = p.nodeSelector[ARCH_LABEL];
+    if (p.architecture && selected && selected !== p.architecture) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["nodeSelector", ARCH_LABEL],
+        message: `${selected} contradicts architecture ${p.architecture}`,
+      });
+    }
+  });
+
+export const ControllerConfigSchema = z
+  .strictObject({
+    /** Where SpindleSets live and Jobs, Secrets and ConfigMaps are created. */
+    namespace: dnsLabel.default("loom"),
+    /** Workflows (= Jobs) running at once across all runs. */
+    maxConcurrentJobs: z.number().int().min(1).max(10000).default(5),
+    /** The Jobs' ServiceAccount: it must have no RBAC bindings (config/rbac/job_service_account.yaml). */
+    serviceAccountName: dnsLabel.default("loom-job-runner"),
+    imagePullSecrets: z.array(dnsLabel).default([]),
+    template: z
+      .strictObject({
+        /** Ordered; the first profile matching the workflow's architecture and a node wins. */
+        resourceProfiles: z.array(ResourceProfileSchema).default([]),
+        /** Added to every Job, after the profile's own tolerations. */
+        tolerations: z.array(TolerationSchema).default([]),
+      })
+      .prefault({}),
+    images: z.strictObject({
+      /** The runner bundle image; install-runner copies `runnerBundlePath` out of it. */
+      runner: z.string().min(1, "required: the runner bundle image"),
+      runnerBundlePath: z.string().startsWith("/").default("/loom-runner"),
+      /** clone-repo: needs `sh` and `git`. */
+      git: z.string().min(1).default("docker.io/alpine/git:v2.45.1"),
+      /** setup-user: needs `sh`, `mkdir` and `cat`. */
+      setup: z.string().min(1).default("docker.io/library/busybox:1.37"),
+      pullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
+    }),
+    ttl: z
+      .strictObject({
+        /** How long a finished SpindleSet (and, through owner references, everything it owns) stays. */
+        spindleSetSecondsAfterFinished: seconds(0).default(86400),
+        /** The Job's ttlSecondsAfterFinished: the pod stays this long for `kubectl logs`. */
+        jobSecondsAfterFinished: seconds(0).default(900),
+      })
+      .prefault({}),
+    timeouts: z
+      .strictObject({
+        /** Added to the workflow timeout for the Job's activeDeadlineSeconds (pull, init containers). */
+        setupGraceSeconds: seconds(0).default(600),
+        /** How long ErrImagePull/ImagePullBackOff is tolerated before ImagePullFailed. */
+        imagePullGraceSeconds: seconds(1).default(300),
+        /** How long a pod may stay unschedulable (node autoscaling takes minutes). */
+        unschedulableSeconds: seconds(1).default(900),
+        /** The runner's heartbeat period (RunnerSpec.heartbeatSeconds). */
+        heartbeatSeconds: seconds(1).default(10),
+        /** No runner event for this long ends the workflow with RunnerSilent. */
+        runnerSilentSeconds: seconds(1).default(120),
+        /** Pod terminationGracePeriodSeconds: time the runner gets to stop steps on cancel. */
+        terminationGraceSeconds: seconds(0).default(30),
+      })
+      .prefault({}),
+    buildah: z
+      .strictObject({
+        /** Rootless buildah in workflow images: allows privilege escalation (newuidmap). */
+        enabled: z.boolean().default(false),
+        /** Some clusters' RuntimeDefault seccomp profile blocks the syscalls buildah needs. */
+        seccompUnconfined: z.boolean().default(false),
+      })
+      .prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    if (c.buildah.seccompUnconfined && !c.buildah.enabled) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["buildah", "seccompUnconfined"],
+        message: "only applies when buildah.enabled is true",
+      });
+    }
+    if (c.timeouts.runnerSilentSeconds < 2 * c.timeouts.heartbeatSeconds) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["timeouts", "runnerSilentSeconds"],
+        message: `must be at least twice heartbeatSeconds (${c.timeouts.heartbeatSeconds})`,
+      });
+    }
+    const seen = new Map<string, number>();
+    c.template.resourceProfiles.forEach((p, i) => {
+      if (p.name === undefined) return;
+      const first = seen.get(p.name);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["template", "resourceProfiles", i, "name"],
+          message: `duplicate of resourceProfiles[${first}].name`,
+        });
+      } else seen.set(p.name, i);
+    });
+  });
+
+export type ControllerConfig = DeepReadonly<z.output<typeof ControllerConfigSchema>>;
+export type ResourceProfile = ControllerConfig["template"]["resourceProfiles"][number];
+export type Toleration = ResourceProfile["tolerations"][number];
+
+type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+export class ControllerConfigError extends Error {
+  override readonly name = "ControllerConfigError";
+  readonly code = "CONFIG_INVALID";
+  readonly issues: readonly string[];
+  constructor(issues: string[]) {
+    super(`invalid controller configuration:\n  ${issues.join("\n  ")}`);
+    this.issues = issues;
+  }
+}
+
+/**
+ * Validates the `kubernetes` section (as parsed from YAML; `undefined` when the section is
+ * absent) and returns a deeply frozen config. Throws ControllerConfigError listing every problem.
+ */
+export function parseControllerConfig(section: unknown, pathPrefix = "kubernetes"): ControllerConfig {
+  const result = ControllerConfigSchema.safeParse(section ?? {});
+  if (!result.success) throw new ControllerConfigError(formatIssues(result.error, pathPrefix));
+  return deepFreeze(result.data);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
