@@ -91,7 +91,7 @@ export type SecretsErrorCode =
 
 const SECRETS_ERRORS: Record<SecretsErrorCode, { status: number; message: string }> = {
   InvalidKey: { status: 400, message: "key is not a valid identifier" },
-  InvalidValue: { status: 400, message: "value must be 1 to 200 characters long" },
+  InvalidValue: { status: 400, message: "value must be 1 to 200 bytes long" },
   // Upstream answers 500 for these two (the vault error bubbles up); kept for compatibility.
   KeyAlreadyPresent: { status: 500, message: "key already present" },
   KeyNotFound: { status: 500, message: "key not found" },
