@@ -38,7 +38,9 @@ function fieldError(o: Obj): string | undefined {
     case "heartbeat":
       return o.step === null || isInt(o.step) ? undefined : "step is not an integer or null";
     case "step_end":
-      if (!isInt(o.step) || !isInt(o.exitCode) || !isInt(o.durationMs)) return "step, exitCode or durationMs";
+      if (!isInt(o.step) || !isInt(o.exitCode)) return "step or exitCode is not an integer";
+      if (typeof o.durationMs !== "number" || !Number.isFinite(o.durationMs))
+        return "durationMs is not a number";
       return typeof o.timedOut === "boolean" && typeof o.cancelled === "boolean"
         ? undefined
         : "timedOut or cancelled is not a boolean";
