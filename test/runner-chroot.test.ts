@@ -1,0 +1,208 @@
+/**
+ * The runner bundle inside a root that holds nothing but Debian's busybox-static, /dev/null and
+ * the bundle: no Node, no libc, no bash, no /proc. This is the "any image with /bin/sh" promise.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import {
+  copyFileSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { buildRunnerBundle } from "../scripts/build-runner-bundle.ts";
+import type { RunnerEvent, RunnerSpec } from "../src/runner/protocol.ts";
+
+const isRoot = process.getuid?.() === 0;
+const skip = isRoot ? false : "chroot and mknod need root (run the suite as root, e.g. in CI's container)";
+
+/** Hard-link a tree (the bundle holds a 100 MB Node binary); copy across file systems. */
+function linkTree(src: string, dest: string): void {
+  mkdirSync(dest, { recursive: true });
+  for (const name of readdirSync(src)) {
+    const from = join(src, name);
+    const to = join(dest, name);
+    if (statSync(from).isDirectory()) linkTree(from, to);
+    else {
+      try {
+        linkSync(from, to);
+      } catch {
+        copyFileSync(from, to);
+      }
+    }
+  }
+}
+
+function makeRoot(bundleDir: string): string {
+  const root = mkdtempSync(join(tmpdir(), "loom-chroot-"));
+  mkdirSync(join(root, "bin"));
+  mkdirSync(join(root, "dev"));
+  copyFileSync("/bin/busybox", join(root, "bin", "busybox"));
+  linkTree(bundleDir, join(root, "opt", "somewhere", "loom"));
+  return root;
+}
+
+interface Run {
+  code: number | null;
+  events: RunnerEvent[];
+  stderr: string;
+}
+
+function chroot(
+  root: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  onOutput?: (pid: number, soFar: string) => void,
+): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("/usr/sbin/chroot", [root, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      out += d;
+      if (child.pid !== undefined) onOutput?.(child.pid, out);
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      err += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const events = out
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l) as RunnerEvent);
+      resolve({ code, events, stderr: err });
+    });
+  });
+}
+
+function ofType<T extends RunnerEvent["type"]>(events: RunnerEvent[], type: T) {
+  return events.filter((e): e is Extract<RunnerEvent, { type: T }> => e.type === type);
+}
+
+function text(events: RunnerEvent[], step: number, stream: "stdout" | "stderr"): string {
+  return ofType(events, "output")
+    .filter((e) => e.step === step && e.stream === stream)
+    .map((e) => e.data)
+    .join("");
+}
+
+describe("runner bundle in a busybox-only chroot", { skip }, () => {
+  let root = "";
+  const launcher = "/opt/somewhere/loom/loom-runner";
+  const env = { PATH: "/bin", LOOM_SECRET_TOKEN: "chroot-secret-42", IMAGE_VAR: "from-image" };
+
+  before(async () => {
+    const bundle = await buildRunnerBundle();
+    root = makeRoot(bundle.dir);
+    // mknod through busybox inside the root: nothing else is needed to make /dev/null.
+    const mk = await chroot(root, ["/bin/busybox", "mknod", "-m", "666", "/dev/null", "c", "1", "3"], {});
+    assert.equal(mk.code, 0, mk.stderr);
+    const install = await chroot(root, ["/bin/busybox", "--install", "-s", "/bin"], {});
+    assert.equal(install.code, 0, install.stderr);
+    assert.deepEqual(readdirSync(root).sort(), ["bin", "dev", "opt"]);
+  });
+  after(() => {
+    if (root !== "") rmSync(root, { recursive: true, force: true });
+  });
+
+  it("runs a real workflow: env, streams, masking, a failing step", async () => {
+    const spec: RunnerSpec = {
+      version: 1,
+      workspace: "/tangled/workspace",
+      timeoutSeconds: 30,
+      heartbeatSeconds: 0,
+      steps: [
+        {
+          id: 0,
+          name: "build",
+          kind: "user",
+          command:
+            'echo "pwd=$(pwd) image=$IMAGE_VAR mode=$MODE"; echo to-stderr >&2; ' +
+            'echo "token=$TOKEN"; printf %s "$TOKEN" | base64; echo "$TOKEN" | wc -c; ' +
+            'env | grep -c "^LOOM_" || true',
+          env: [
+            { name: "MODE", value: "debug" },
+            { name: "MODE", value: "release" },
+            { name: "TOKEN", secret: "TOKEN" },
+          ],
+        },
+        { id: 1, name: "fails", kind: "user", command: "echo failing; exit 4", env: [] },
+        { id: 2, name: "never", kind: "user", command: "echo never", env: [] },
+      ],
+    };
+    writeFileSync(join(root, "spec.json"), JSON.stringify(spec));
+    const t0 = performance.now();
+    const run = await chroot(root, [launcher, "/spec.json"], env);
+    const ms = performance.now() - t0;
+    assert.equal(run.code, 4, run.stderr);
+    const hello = ofType(run.events, "hello")[0];
+    assert.equal(run.events[0]?.type, "hello");
+    assert.equal(hello?.shell, "/bin/sh", "no bash in the root: /bin/sh is used");
+    assert.equal(
+      text(run.events, 0, "stdout"),
+      "pwd=/tangled/workspace image=from-image mode=release\ntoken=***\n***\n17\n0\n",
+    );
+    assert.equal(text(run.events, 0, "stderr"), "to-stderr\n");
+    assert.equal(text(run.events, 1, "stdout"), "failing\n");
+    assert.deepEqual(
+      ofType(run.events, "step_end").map((e) => [e.step, e.exitCode]),
+      [
+        [0, 0],
+        [1, 4],
+      ],
+    );
+    assert.deepEqual(ofType(run.events, "result")[0] && { ...ofType(run.events, "result")[0], time: "" }, {
+      type: "result",
+      time: "",
+      status: "failed",
+      exitCode: 4,
+      failedStep: 1,
+    });
+    assert.ok(!JSON.stringify(run.events).includes("chroot-secret-42"));
+    console.log(`# bundle run in busybox chroot: ${ms.toFixed(0)} ms for 3 steps, including Node start-up`);
+  });
+
+  it("is cancelled by SIGTERM without /proc: the step's group dies, result cancelled", async () => {
+    const spec: RunnerSpec = {
+      version: 1,
+      workspace: "/w",
+      timeoutSeconds: 0,
+      heartbeatSeconds: 0,
+      steps: [{ id: 0, name: "hang", kind: "user", command: "sleep 60 & echo $!; wait", env: [] }],
+    };
+    writeFileSync(join(root, "cancel.json"), JSON.stringify(spec));
+    let signalled = false;
+    // Once the step has printed its child's pid, cancel as Kubernetes would.
+    const run = await chroot(root, [launcher, "/cancel.json"], env, (pid, soFar) => {
+      if (!signalled && soFar.includes('"type":"output"')) {
+        signalled = true;
+        process.kill(pid, "SIGTERM");
+      }
+    });
+    assert.equal(run.code, 143, run.stderr);
+    assert.equal(ofType(run.events, "result")[0]?.status, "cancelled");
+    assert.equal(ofType(run.events, "step_end")[0]?.cancelled, true);
+    // Same pid namespace as the host: the host's /proc shows whether the grandchild survived.
+    const sleeper = Number(text(run.events, 0, "stdout").trim());
+    assert.ok(sleeper > 0);
+    const gone = () => {
+      try {
+        const stat = readFileSync(`/proc/${sleeper}/stat`, "latin1");
+        return stat.slice(stat.lastIndexOf(")") + 2)[0] === "Z";
+      } catch {
+        return true;
+      }
+    };
+    for (let i = 0; i < 100 && !gone(); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(gone(), `background sleep ${sleeper} still alive`);
+  });
+});
