@@ -128,7 +128,7 @@ export function engineBehaviour(name: string, create: () => Promise<EngineHarnes
           ["data", 1, "stdout", "two"],
           ["data", 1, "stderr", "err"],
           ["control", 1, "end", "step 1"],
-        ].filter(() => true),
+        ],
       );
     });
 

@@ -1,0 +1,212 @@
+/** Local-engine specifics beyond the shared suite: real git clones, bad runners, restarts. */
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { DEFAULT_PATH, LocalEngine, type LocalEngineOptions } from "../../src/engine/local/engine.ts";
+import { createRunDir } from "../../src/engine/local/workspace.ts";
+import { LogFile } from "../../src/relay/logfile.ts";
+import { findProcesses } from "./procs.ts";
+import { makeRun, type TestRun } from "./suite.ts";
+
+const HELLO = '{"type":"hello","time":"2026-01-01T00:00:00Z","version":1,"pid":1,"shell":"sh"}';
+const MARK = `LOCAL_ENGINE_TEST=${process.pid}`;
+
+describe("local engine", () => {
+  let base: string;
+  let n = 0;
+  before(async () => {
+    base = await mkdtemp(join(tmpdir(), "loom-local-"));
+  });
+  after(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  /** An engine in a fresh directory; the runner env carries MARK so the test can find strays. */
+  function engine(opts: Partial<LocalEngineOptions> = {}): { engine: LocalEngine; dir: string } {
+    const dir = join(base, `e${n++}`);
+    const [name, value] = MARK.split("=") as [string, string];
+    return {
+      dir,
+      engine: new LocalEngine({
+        baseDir: dir,
+        killGraceMs: 500,
+        env: { PATH: DEFAULT_PATH, [name]: value },
+        ...opts,
+      }),
+    };
+  }
+  const fakeRunner = (script: string) => ["/bin/sh", "-c", script, "fake-runner"];
+  async function clean(dir: string): Promise<void> {
+    assert.deepEqual(await readdir(dir).catch(() => []), [], "run directory left behind");
+    assert.deepEqual(findProcesses(MARK), [], "process left behind");
+  }
+  async function finish(e: LocalEngine, run: TestRun) {
+    await e.start(run);
+    const outcome = await e.wait(run.plan.wid);
+    await e.destroy(run.plan.wid);
+    return outcome;
+  }
+
+  it("clones a local repository over file:// at a commit that is not a branch tip", async () => {
+    const repo = join(base, "repo");
+    const git = (...args: string[]) =>
+      execFileSync("git", ["-C", repo, "-c", "user.name=t", "-c", "user.email=t@e", ...args], {
+        encoding: "utf8",
+      });
+    await mkdir(repo);
+    git("init", "-q");
+    await writeFile(join(repo, "README"), "version one\n");
+    git("add", "README");
+    git("commit", "-qm", "one");
+    const first = git("rev-parse", "HEAD").trim();
+    await writeFile(join(repo, "README"), "version two\n");
+    git("commit", "-qam", "two");
+    // The clone step of a RunPlan (spec §2.3). Protocol v2 (git's default since 2.26) lets
+    // upload-pack serve any reachable commit; v0 would need uploadpack.allowReachableSHA1InWant.
+    const clone = [
+      "git init",
+      `git remote add origin file://${repo}`,
+      `git fetch --depth=1 origin ${first}`,
+      "git checkout FETCH_HEAD",
+    ].join("\n");
+    const run = makeRun([clone, "cat README; git rev-list --count HEAD"]);
+    run.plan.steps[0]!.kind = "system";
+    const { engine: e, dir } = engine();
+    const outcome = await finish(e, run);
+    assert.equal(outcome.status, "success", outcome.error);
+    const d = run.log.data();
+    assert.deepEqual(d.slice(-2), ["version one", "1"]);
+    await clean(dir);
+  });
+
+  it("writes the run's log to <logDir>/<wid>.log, masked", async () => {
+    const logDir = join(base, "logs");
+    const run = makeRun(['echo "<$PW>"'], { secrets: { PW: "pa55word" } });
+    const file = await LogFile.open(logDir, run.plan.wid);
+    const { engine: e } = engine();
+    await finish(e, { ...run, log: file } as unknown as TestRun);
+    await file.close();
+    const lines = (await readFile(join(logDir, `${run.plan.wid}.log`), "utf8")).trimEnd().split("\n");
+    assert.equal(lines.length, 3);
+    assert.match(
+      lines[1]!,
+      /^\{"kind":"data","content":"\\u003c\*\*\*\\u003e","time":"[^"]+Z","step_id":0,"stream":"stdout"\}$/,
+    );
+  });
+
+  it("fails a run whose runner is not a runner, with the reason, and cleans up", async () => {
+    const { engine: e, dir } = engine({ runnerCommand: fakeRunner("echo garbage; echo oh no >&2; exit 7") });
+    const outcome = await finish(e, makeRun(["true"]));
+    assert.equal(outcome.status, "failed");
+    assert.match(outcome.error ?? "", /runner exited with status 7 without reporting a result: oh no/);
+    await clean(dir);
+  });
+
+  it("fails a run whose runner cannot be started", async () => {
+    const { engine: e, dir } = engine({ runnerCommand: ["/nonexistent/loom-runner"] });
+    const outcome = await finish(e, makeRun(["true"]));
+    assert.equal(outcome.status, "failed");
+    assert.match(outcome.error ?? "", /could not be started.*ENOENT/);
+    await clean(dir);
+  });
+
+  it("refuses a runner speaking an unknown protocol version and stops it", async () => {
+    const hello = HELLO.replace('"version":1', '"version":99');
+    const { engine: e, dir } = engine({
+      runnerCommand: fakeRunner(`echo '${hello}'; trap '' TERM; sleep 30`),
+    });
+    const t0 = Date.now();
+    const outcome = await finish(e, makeRun(["true"]));
+    assert.equal(outcome.status, "failed");
+    assert.match(outcome.error ?? "", /protocol version 99/);
+    assert.ok(Date.now() - t0 < 10_000);
+    await clean(dir);
+  });
+
+  it("SIGKILLs a runner that ignores SIGTERM on cancel, with its children", async () => {
+    const { engine: e, dir } = engine({
+      runnerCommand: fakeRunner(`echo '${HELLO}'; trap '' TERM; sleep 31 & sleep 32`),
+    });
+    const run = makeRun(["true"]);
+    await e.start(run);
+    await new Promise((r) => setTimeout(r, 300));
+    await e.cancel(run.plan.wid);
+    const outcome = await e.wait(run.plan.wid);
+    assert.equal(outcome.status, "cancelled");
+    await e.destroy(run.plan.wid);
+    await clean(dir);
+  });
+
+  it("kills a runner that misses the workflow timeout (the backstop) and reports timeout", async () => {
+    const { engine: e, dir } = engine({
+      runnerCommand: fakeRunner(`echo '${HELLO}'; trap '' TERM; sleep 33`),
+      timeoutGraceMs: 300,
+    });
+    const outcome = await finish(e, makeRun(["true"], { timeoutSeconds: 1 }));
+    assert.equal(outcome.status, "timeout");
+    assert.match(outcome.error ?? "", /timed out after 1s/);
+    await clean(dir);
+  });
+
+  it("removes a workspace a step made read-only", async () => {
+    const { engine: e, dir } = engine();
+    const outcome = await finish(
+      e,
+      makeRun(["mkdir -p ro/sub && touch ro/sub/f && chmod -R a-w ro && chmod a-w ."]),
+    );
+    assert.equal(outcome.status, "success", outcome.error);
+    await clean(dir);
+  });
+
+  it("keeps a secret that cannot travel in an environment out, without crashing", async () => {
+    const { engine: e, dir } = engine();
+    const run = makeRun(["echo ran"], { secrets: { BAD: "a\0b", GOOD: "fine-secret" } });
+    const outcome = await finish(e, run);
+    // The runner reports the secret the step needs as missing.
+    assert.equal(outcome.status, "failed");
+    assert.ok(!JSON.stringify(run.log.lines).includes("fine-secret"));
+    await clean(dir);
+  });
+
+  it("after a restart, reports an in-flight run lost and removes what it left", async () => {
+    const { engine: e, dir } = engine();
+    const run = makeRun(["sleep 34"]);
+    // What a previous server process left: the run directory and a step still running in it.
+    const left = await createRunDir(dir, run.plan.wid);
+    const [name, value] = MARK.split("=") as [string, string];
+    const stray = spawn("sleep", ["35"], {
+      cwd: left.workspace,
+      detached: true,
+      stdio: "ignore",
+      env: { [name]: value },
+    });
+    stray.unref();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(findProcesses(MARK).length, 1);
+    const res = await e.recover(run);
+    assert.equal(res.state, "lost");
+    assert.match(res.state === "lost" ? res.reason : "", /cannot resume/);
+    await clean(dir);
+    // And a run this process knows is resumed as is.
+    await e.start(run);
+    assert.deepEqual(await e.recover(run), { state: "resumed" });
+    await e.destroy(run.plan.wid);
+    await clean(dir);
+  });
+
+  it("close() stops every run, reports it failed, and refuses new runs", async () => {
+    const { engine: e, dir } = engine();
+    const run = makeRun(["echo up; sleep 36"]);
+    await e.start(run);
+    await run.log.waitFor((l) => l.content === "up");
+    await e.close();
+    const outcome = await e.wait(run.plan.wid);
+    assert.equal(outcome.status, "failed");
+    assert.match(outcome.error ?? "", /shut down/);
+    await assert.rejects(e.start(makeRun(["true"])), /closed/);
+    await clean(dir);
+  });
+});
