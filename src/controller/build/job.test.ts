@@ -1,0 +1,346 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { V1Container, V1Job } from "@kubernetes/client-node";
+import { BuildError } from "./errors.ts";
+import { buildJob, type JobInput } from "./job.ts";
+import { shortHash } from "./names.ts";
+import { selectProfile } from "./profile.ts";
+import { config, OWNER, spec } from "./testdata/fixtures.ts";
+
+function input(overrides: Partial<JobInput> = {}, cfg = config()): JobInput {
+  const s = spec();
+  const choice = selectProfile(cfg.template.resourceProfiles, "amd64", undefined);
+  assert.ok(choice.ok);
+  return {
+    owner: OWNER,
+    pipeline: s.pipeline,
+    workflow: s.workflows[0]!,
+    secretName: s.secretRef?.name,
+    profile: choice,
+    config: cfg,
+    ...overrides,
+  };
+}
+
+const JOB_NAME = `knot-example-com-3lq2abcxyz22k-build-${shortHash([OWNER.name, "build.yml"], 10)}`;
+const LABELS = {
+  "app.kubernetes.io/managed-by": "loom",
+  "app.kubernetes.io/name": "loom",
+  "loom.tangled.sh/spindleset": OWNER.name,
+  "app.kubernetes.io/component": "workflow",
+  "loom.tangled.sh/workflow": shortHash("knot.example.com-3lq2abcxyz22k-build.yml"),
+};
+const ANNOTATIONS = {
+  "loom.tangled.sh/knot": "knot.example.com",
+  "loom.tangled.sh/rkey": "3lq2abcxyz22k",
+  "loom.tangled.sh/wid": "knot.example.com-3lq2abcxyz22k-build.yml",
+  "loom.tangled.sh/workflow-name": "build.yml",
+};
+const RESOURCES = { requests: { cpu: "500m", memory: "1Gi" }, limits: { memory: "2Gi" } };
+const INIT_DEFAULTS = {
+  resources: RESOURCES,
+  terminationMessagePolicy: "FallbackToLogsOnError",
+  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+};
+
+function container(job: V1Job, name: string): V1Container {
+  const spec = job.spec!.template.spec!;
+  const found = [...(spec.initContainers ?? []), ...spec.containers].find((c) => c.name === name);
+  assert.ok(found, `no container ${name}`);
+  return found;
+}
+
+/** The whole Job for the base input: amd64, buildah off, two secrets, clone at a sha. */
+function expectedJob(): V1Job {
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: {
+      name: JOB_NAME,
+      namespace: "loom",
+      labels: LABELS,
+      annotations: ANNOTATIONS,
+      ownerReferences: [
+        {
+          apiVersion: "loom.tangled.sh/v1alpha1",
+          kind: "SpindleSet",
+          name: OWNER.name,
+          uid: OWNER.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+    },
+    spec: {
+      backoffLimit: 0,
+      activeDeadlineSeconds: 300 + 600,
+      ttlSecondsAfterFinished: 900,
+      template: {
+        metadata: { labels: LABELS, annotations: ANNOTATIONS },
+        spec: {
+          restartPolicy: "Never",
+          serviceAccountName: "loom-job-runner",
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: 30,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 1000,
+            runAsGroup: 1000,
+            fsGroup: 1000,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          nodeSelector: { "kubernetes.io/arch": "amd64" },
+          tolerations: [{ key: "ci", operator: "Exists", effect: "NoSchedule" }],
+          initContainers: [
+            {
+              name: "setup-user",
+              image: "docker.io/library/busybox:1.37",
+              imagePullPolicy: "IfNotPresent",
+              command: ["sh", "-c", container(buildJob(input()), "setup-user").command![2]!],
+              volumeMounts: [
+                { name: "tangled", mountPath: "/tangled" },
+                { name: "setup", mountPath: "/loom/setup" },
+              ],
+              ...INIT_DEFAULTS,
+            },
+            {
+              name: "clone-repo",
+              image: "docker.io/alpine/git:v2.45.1",
+              imagePullPolicy: "IfNotPresent",
+              command: ["sh", "-c", container(buildJob(input()), "clone-repo").command![2]!],
+              env: [
+                { name: "LOOM_CLONE_URL", value: "https://knot.example.com/did:plc:abc/hello" },
+                { name: "LOOM_CLONE_SHA", value: "9f2c3a1e0b7d4c6a8e5f1d2b3c4a5e6f7a8b9c0d" },
+                { name: "LOOM_CLONE_DEPTH", value: "1" },
+                { name: "LOOM_CLONE_SUBMODULES", value: "false" },
+                { name: "GIT_TERMINAL_PROMPT", value: "0" },
+                { name: "HOME", value: "/tmp" },
+              ],
+              volumeMounts: [
+                { name: "tangled", mountPath: "/tangled" },
+                { name: "setup", mountPath: "/loom/setup" },
+              ],
+              ...INIT_DEFAULTS,
+            },
+            {
+              name: "install-runner",
+              image: "ghcr.io/example/loom-runner:0.1.0",
+              imagePullPolicy: "IfNotPresent",
+              command: ["cp", "-R", "/loom-runner/.", "/loom/runner/"],
+              volumeMounts: [{ name: "runner", mountPath: "/loom/runner" }],
+              ...INIT_DEFAULTS,
+            },
+          ],
+          containers: [
+            {
+              name: "runner",
+              image: "docker.io/library/node:24",
+              command: ["/loom/runner/loom-runner", "/loom/spec/spec.json"],
+              workingDir: "/tangled/workspace",
+              env: [
+                { name: "HOME", value: "/tangled/home" },
+                { name: "USER", value: "runner" },
+                {
+                  name: "LOOM_SECRET_APP_PASSWORD",
+                  valueFrom: {
+                    secretKeyRef: { name: `${OWNER.name}-secrets`, key: "APP_PASSWORD", optional: false },
+                  },
+                },
+                {
+                  name: "LOOM_SECRET_NPM_TOKEN",
+                  valueFrom: {
+                    secretKeyRef: { name: `${OWNER.name}-secrets`, key: "NPM_TOKEN", optional: false },
+                  },
+                },
+              ],
+              volumeMounts: [
+                { name: "tangled", mountPath: "/tangled" },
+                { name: "tmp", mountPath: "/tmp" },
+                { name: "runner", mountPath: "/loom/runner", readOnly: true },
+                { name: "spec", mountPath: "/loom/spec", readOnly: true },
+                { name: "setup", mountPath: "/loom/setup", readOnly: true },
+                { name: "setup", mountPath: "/etc/passwd", subPath: "passwd", readOnly: true },
+                { name: "setup", mountPath: "/etc/group", subPath: "group", readOnly: true },
+              ],
+              resources: RESOURCES,
+              terminationMessagePolicy: "FallbackToLogsOnError",
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                capabilities: { drop: ["ALL"], add: ["SETUID", "SETGID"] },
+              },
+            },
+          ],
+          volumes: [
+            { name: "tangled", emptyDir: {} },
+            { name: "tmp", emptyDir: {} },
+            { name: "runner", emptyDir: {} },
+            { name: "setup", emptyDir: {} },
+            {
+              name: "spec",
+              configMap: {
+                name: `${JOB_NAME}-spec`,
+                items: [{ key: "spec.json", path: "spec.json" }],
+                defaultMode: 0o444,
+              },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+describe("buildJob", () => {
+  it("builds the whole Job for an amd64 workflow with secrets", () => {
+    assert.deepEqual(buildJob(input()), expectedJob());
+  });
+
+  it("is deterministic", () => {
+    assert.deepEqual(buildJob(input()), buildJob(input()));
+  });
+
+  it("writes passwd/group for UID 1000 and creates home and workspace as that user", () => {
+    assert.equal(
+      container(buildJob(input()), "setup-user").command![2],
+      [
+        "set -eu",
+        "mkdir -p /tangled/home /tangled/workspace",
+        "printf '%s\\n' 'root:x:0:0:root:/root:/bin/sh' 'runner:x:1000:1000:Loom runner:/tangled/home:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' > /loom/setup/passwd",
+        "printf '%s\\n' 'root:x:0:' 'runner:x:1000:' 'nogroup:x:65534:' > /loom/setup/group",
+        "echo 'runner:100000:65536' > /loom/setup/subuid",
+        "echo 'runner:100000:65536' > /loom/setup/subgid",
+      ].join("\n"),
+    );
+  });
+
+  it("clones from the environment, never splicing the URL into the script", () => {
+    const script = container(buildJob(input()), "clone-repo").command![2]!;
+    assert.ok(!script.includes("knot.example.com") && !script.includes("9f2c3a1e"));
+    assert.match(
+      script,
+      /git fetch --no-tags --depth="\$LOOM_CLONE_DEPTH" origin \$\{LOOM_CLONE_SHA:\+"\$LOOM_CLONE_SHA"\}/,
+    );
+    assert.match(script, /> \/loom\/setup\/clone.log 2>&1/);
+  });
+
+  it("builds an arm64 buildah Job: escalation allowed, subuid/subgid mounted, seccomp per config", () => {
+    const cfg = config({ buildah: { enabled: true, seccompUnconfined: true } });
+    const s = spec((x) => {
+      x.workflows[0]!.architecture = "arm64";
+      x.workflows[0]!.image = "quay.io/buildah/stable:latest";
+    });
+    const choice = selectProfile(cfg.template.resourceProfiles, "arm64", undefined);
+    assert.ok(choice.ok);
+    const job = buildJob(input({ workflow: s.workflows[0]!, profile: choice }, cfg));
+
+    const expected = expectedJob();
+    const pod = expected.spec!.template.spec!;
+    pod.securityContext!.seccompProfile = { type: "Unconfined" };
+    pod.nodeSelector = { "kubernetes.io/arch": "arm64" };
+    const runner = pod.containers[0]!;
+    runner.image = "quay.io/buildah/stable:latest";
+    runner.securityContext!.allowPrivilegeEscalation = true;
+    runner.volumeMounts!.push(
+      { name: "setup", mountPath: "/etc/subuid", subPath: "subuid", readOnly: true },
+      { name: "setup", mountPath: "/etc/subgid", subPath: "subgid", readOnly: true },
+    );
+    assert.deepEqual(job, expected);
+  });
+
+  it("keeps seccomp RuntimeDefault in buildah mode unless asked", () => {
+    const job = buildJob(input({}, config({ buildah: { enabled: true } })));
+    assert.deepEqual(job.spec!.template.spec!.securityContext!.seccompProfile, { type: "RuntimeDefault" });
+    assert.equal(container(job, "runner").securityContext!.allowPrivilegeEscalation, true);
+    for (const name of ["setup-user", "clone-repo", "install-runner"]) {
+      assert.equal(container(job, name).securityContext!.allowPrivilegeEscalation, false, name);
+    }
+  });
+
+  it("without secrets: no secret env, and no secretRef needed", () => {
+    const s = spec((x) => {
+      delete x.secretRef;
+      x.workflows[0]!.secretKeys = [];
+      x.workflows[0]!.steps[1]!.env = [];
+    });
+    const job = buildJob(input({ workflow: s.workflows[0]!, secretName: undefined }));
+    const expected = expectedJob();
+    expected.spec!.template.spec!.containers[0]!.env = [
+      { name: "HOME", value: "/tangled/home" },
+      { name: "USER", value: "runner" },
+    ];
+    assert.deepEqual(job, expected);
+  });
+
+  it("with many secrets: one required secretKeyRef each, sorted, deduplicated, only in the runner", () => {
+    const keys = Array.from({ length: 40 }, (_, i) => `KEY_${String(i).padStart(2, "0")}`);
+    const s = spec((x) => {
+      x.workflows[0]!.secretKeys = [...keys].reverse().concat(keys[0]!);
+      x.workflows[0]!.steps[1]!.env = keys.map((key) => ({ name: key, secret: key }));
+    });
+    const job = buildJob(input({ workflow: s.workflows[0]! }));
+    const env = container(job, "runner").env!.slice(2);
+    assert.deepEqual(
+      env,
+      keys.map((key) => ({
+        name: `LOOM_SECRET_${key}`,
+        valueFrom: { secretKeyRef: { name: `${OWNER.name}-secrets`, key, optional: false } },
+      })),
+    );
+    for (const name of ["setup-user", "clone-repo", "install-runner"]) {
+      const c = container(job, name);
+      assert.ok(!JSON.stringify(c).includes("secretKeyRef") && !c.envFrom, `${name} must not see secrets`);
+    }
+  });
+
+  it("without a clone: no clone-repo container", () => {
+    const s = spec((x) => {
+      x.workflows[0]!.clone = { skip: true };
+    });
+    const job = buildJob(input({ workflow: s.workflows[0]! }));
+    assert.deepEqual(
+      job.spec!.template.spec!.initContainers!.map((c) => c.name),
+      ["setup-user", "install-runner"],
+    );
+  });
+
+  it("passes a manual run's missing sha, depth and submodules to the clone", () => {
+    const s = spec((x) => {
+      x.workflows[0]!.clone = { url: "https://k/d/r", depth: 50, submodules: true };
+    });
+    assert.deepEqual(container(buildJob(input({ workflow: s.workflows[0]! })), "clone-repo").env, [
+      { name: "LOOM_CLONE_URL", value: "https://k/d/r" },
+      { name: "LOOM_CLONE_DEPTH", value: "50" },
+      { name: "LOOM_CLONE_SUBMODULES", value: "true" },
+      { name: "GIT_TERMINAL_PROMPT", value: "0" },
+      { name: "HOME", value: "/tmp" },
+    ]);
+  });
+
+  it("keeps a long name within 63 characters", () => {
+    const owner = { ...OWNER, name: `${"a".repeat(52)}-0123456789` };
+    const s = spec((x) => {
+      x.workflows[0]!.name = "an-exceedingly-long-workflow-file-name.yaml";
+    });
+    const job = buildJob(input({ owner, workflow: s.workflows[0]! }));
+    assert.ok(job.metadata!.name!.length <= 63);
+    assert.equal(job.spec!.template.spec!.volumes![4]!.configMap!.name, `${job.metadata!.name}-spec`);
+  });
+
+  it("omits resources, tolerations and pull secrets when the config has none, and adds pull secrets when it does", () => {
+    const cfg = config({ template: { resourceProfiles: [] }, imagePullSecrets: ["regcred"] });
+    const choice = selectProfile(cfg.template.resourceProfiles, "amd64", undefined);
+    assert.ok(choice.ok);
+    const pod = buildJob(input({ profile: choice }, cfg)).spec!.template.spec!;
+    assert.equal(pod.tolerations, undefined);
+    assert.deepEqual(pod.imagePullSecrets, [{ name: "regcred" }]);
+    for (const c of [...pod.initContainers!, ...pod.containers]) assert.equal(c.resources, undefined, c.name);
+  });
+
+  it("refuses secret keys without a Secret to read them from", () => {
+    assert.throws(
+      () => buildJob(input({ secretName: undefined })),
+      (err: unknown) => err instanceof BuildError && err.reason === "InvalidSpec",
+    );
+  });
+});

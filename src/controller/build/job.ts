@@ -1,0 +1,278 @@
+/**
+ * The Job of one workflow. Pod layout:
+ *
+ *   init  setup-user      (images.setup)  passwd/group (+ subuid/subgid) for UID 1000 into
+ *                                         /loom/setup; creates /tangled/home and /tangled/workspace
+ *   init  clone-repo      (images.git)    fetches clone.url@sha into /tangled/workspace; its log
+ *                                         goes to /loom/setup/clone.log; no secrets in its env
+ *                                         (absent when clone.skip)
+ *   init  install-runner  (images.runner) copies the runner bundle into /loom/runner
+ *   main  runner          (workflow image) /loom/runner/loom-runner /loom/spec/spec.json
+ *
+ * Everything runs as UID/GID 1000 (fsGroup 1000) with no service account token; only the main
+ * container keeps SETUID/SETGID, and may escalate privileges only in buildah mode (rootless
+ * buildah's newuidmap is setuid). Secret values reach the main container alone, each through a
+ * secretKeyRef to the run's Secret; the Job object itself holds no value.
+ *
+ * The image's own /etc/passwd is replaced (subPath mounts) by one with root, runner (1000) and
+ * nobody: the setup image cannot read the workflow image's file, and tools such as buildah, ssh
+ * and git refuse to run for a UID with no passwd entry.
+ */
+import type {
+  V1Container,
+  V1EnvVar,
+  V1Job,
+  V1ResourceRequirements,
+  V1VolumeMount,
+} from "@kubernetes/client-node";
+import type { WorkflowSpec } from "../../api/v1alpha1/spindleset.ts";
+import type { ControllerConfig, ResourceProfile } from "../config.ts";
+import { BuildError } from "./errors.ts";
+import { workflowAnnotations, workflowLabels } from "./labels.ts";
+import { jobName, runnerSpecConfigMapName } from "./names.ts";
+import { ownerReference, type SpindleSetRef } from "./owner.ts";
+import { POD_PATHS, SPEC_KEY } from "./runner-spec.ts";
+import { secretEnvName } from "./secret.ts";
+
+export const RUNNER_UID = 1000;
+export const CONTAINERS = {
+  setupUser: "setup-user",
+  cloneRepo: "clone-repo",
+  installRunner: "install-runner",
+  runner: "runner",
+} as const;
+
+const VOLUMES = { tangled: "tangled", tmp: "tmp", runner: "runner", setup: "setup", spec: "spec" } as const;
+
+export interface JobInput {
+  owner: SpindleSetRef;
+  pipeline: { knot: string; rkey: string };
+  workflow: WorkflowSpec;
+  /** spec.secretRef.name; required when the workflow has secretKeys. */
+  secretName: string | undefined;
+  /** The chosen profile and the node selector it implies (see selectProfile). */
+  profile: { profile: ResourceProfile; nodeSelector: Record<string, string> };
+  config: ControllerConfig;
+}
+
+const SETUP_SCRIPT = [
+  "set -eu",
+  `mkdir -p ${POD_PATHS.home} ${POD_PATHS.workspace}`,
+  `printf '%s\\n' 'root:x:0:0:root:/root:/bin/sh' 'runner:x:${RUNNER_UID}:${RUNNER_UID}:Loom runner:${POD_PATHS.home}:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' > ${POD_PATHS.setup}/passwd`,
+  `printf '%s\\n' 'root:x:0:' 'runner:x:${RUNNER_UID}:' 'nogroup:x:65534:' > ${POD_PATHS.setup}/group`,
+  // Rootless buildah maps a range of subordinate ids; only mounted in buildah mode.
+  `echo 'runner:100000:65536' > ${POD_PATHS.setup}/subuid`,
+  `echo 'runner:100000:65536' > ${POD_PATHS.setup}/subgid`,
+].join("\n");
+
+/**
+ * Every git command chained with && because `set -e` does not apply inside an `if` condition.
+ * URL and sha come in through the environment, never spliced into the script.
+ */
+const CLONE_SCRIPT = [
+  "clone() {",
+  `  cd ${POD_PATHS.workspace} &&`,
+  "  git -c init.defaultBranch=main init -q &&",
+  '  git remote add origin "$LOOM_CLONE_URL" &&',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, not a JS template
+  '  git fetch --no-tags --depth="$LOOM_CLONE_DEPTH" origin ${LOOM_CLONE_SHA:+"$LOOM_CLONE_SHA"} &&',
+  "  git -c advice.detachedHead=false checkout -q FETCH_HEAD &&",
+  '  if [ "$LOOM_CLONE_SUBMODULES" = true ]; then',
+  '    git submodule update --init --recursive --depth="$LOOM_CLONE_DEPTH"',
+  "  fi &&",
+  "  git log -1 --format='Checked out %H: %s'",
+  "}",
+  `if clone > ${POD_PATHS.cloneLog} 2>&1; then cat ${POD_PATHS.cloneLog}; else`,
+  `  status=$?; cat ${POD_PATHS.cloneLog}; exit $status`,
+  "fi",
+].join("\n");
+
+export function buildJob(input: JobInput): V1Job {
+  const { owner, workflow, config } = input;
+  const name = jobName(owner.name, workflow.name);
+  const labels = workflowLabels(owner.name, workflow.wid);
+  const annotations = workflowAnnotations(input.pipeline, workflow);
+  const resources = profileResources(input.profile.profile);
+  const buildah = config.buildah.enabled;
+
+  const initContainers: V1Container[] = [
+    {
+      name: CONTAINERS.setupUser,
+      image: config.images.setup,
+      imagePullPolicy: config.images.pullPolicy,
+      command: ["sh", "-c", SETUP_SCRIPT],
+      volumeMounts: [mount(VOLUMES.tangled, POD_PATHS.tangled), mount(VOLUMES.setup, POD_PATHS.setup)],
+      ...containerDefaults(resources),
+    },
+  ];
+  if (!workflow.clone.skip) initContainers.push(cloneContainer(workflow, config, resources));
+  initContainers.push({
+    name: CONTAINERS.installRunner,
+    image: config.images.runner,
+    imagePullPolicy: config.images.pullPolicy,
+    command: ["cp", "-R", `${config.images.runnerBundlePath}/.`, `${POD_PATHS.runner}/`],
+    volumeMounts: [mount(VOLUMES.runner, POD_PATHS.runner)],
+    ...containerDefaults(resources),
+  });
+
+  const runner: V1Container = {
+    name: CONTAINERS.runner,
+    image: workflow.image,
+    command: [POD_PATHS.runnerBinary, POD_PATHS.specFile],
+    workingDir: POD_PATHS.workspace,
+    env: [
+      { name: "HOME", value: POD_PATHS.home },
+      { name: "USER", value: "runner" },
+      ...secretEnv(workflow, input.secretName),
+    ],
+    volumeMounts: [
+      mount(VOLUMES.tangled, POD_PATHS.tangled),
+      mount(VOLUMES.tmp, POD_PATHS.tmp),
+      mount(VOLUMES.runner, POD_PATHS.runner, true),
+      mount(VOLUMES.spec, POD_PATHS.spec, true),
+      mount(VOLUMES.setup, POD_PATHS.setup, true),
+      ...["passwd", "group", ...(buildah ? ["subuid", "subgid"] : [])].map((file) => ({
+        name: VOLUMES.setup,
+        mountPath: `/etc/${file}`,
+        subPath: file,
+        readOnly: true,
+      })),
+    ],
+    ...containerDefaults(resources),
+    securityContext: {
+      allowPrivilegeEscalation: buildah,
+      capabilities: { drop: ["ALL"], add: ["SETUID", "SETGID"] },
+    },
+  };
+
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: {
+      name,
+      namespace: owner.namespace,
+      labels,
+      annotations,
+      ownerReferences: [ownerReference(owner)],
+    },
+    spec: {
+      // A workflow runs once: a retry would repeat side effects (deploys, pushes) unasked.
+      backoffLimit: 0,
+      activeDeadlineSeconds: workflow.timeoutSeconds + config.timeouts.setupGraceSeconds,
+      ttlSecondsAfterFinished: config.ttl.jobSecondsAfterFinished,
+      template: {
+        metadata: { labels, annotations },
+        spec: {
+          restartPolicy: "Never",
+          serviceAccountName: config.serviceAccountName,
+          automountServiceAccountToken: false,
+          // Service env vars of the namespace would leak into every step's environment.
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: config.timeouts.terminationGraceSeconds,
+          ...(config.imagePullSecrets.length > 0 && {
+            imagePullSecrets: config.imagePullSecrets.map((secret) => ({ name: secret })),
+          }),
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: RUNNER_UID,
+            runAsGroup: RUNNER_UID,
+            fsGroup: RUNNER_UID,
+            seccompProfile: {
+              type: buildah && config.buildah.seccompUnconfined ? "Unconfined" : "RuntimeDefault",
+            },
+          },
+          nodeSelector: { ...input.profile.nodeSelector },
+          ...tolerations(input.profile.profile, config),
+          initContainers,
+          containers: [runner],
+          volumes: [
+            { name: VOLUMES.tangled, emptyDir: {} },
+            { name: VOLUMES.tmp, emptyDir: {} },
+            { name: VOLUMES.runner, emptyDir: {} },
+            { name: VOLUMES.setup, emptyDir: {} },
+            {
+              name: VOLUMES.spec,
+              configMap: {
+                name: runnerSpecConfigMapName(name),
+                items: [{ key: SPEC_KEY, path: SPEC_KEY }],
+                defaultMode: 0o444,
+              },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+function cloneContainer(
+  workflow: WorkflowSpec,
+  config: ControllerConfig,
+  resources: V1ResourceRequirements | undefined,
+): V1Container {
+  const { clone } = workflow;
+  if (!clone.url) throw new BuildError("InvalidSpec", `workflow ${workflow.name}: clone.url is required`);
+  const env: V1EnvVar[] = [
+    { name: "LOOM_CLONE_URL", value: clone.url },
+    ...(clone.sha ? [{ name: "LOOM_CLONE_SHA", value: clone.sha }] : []),
+    { name: "LOOM_CLONE_DEPTH", value: String(clone.depth) },
+    { name: "LOOM_CLONE_SUBMODULES", value: String(clone.submodules) },
+    // No credential prompts: a repository that needs them fails fast with CloneFailed.
+    { name: "GIT_TERMINAL_PROMPT", value: "0" },
+    { name: "HOME", value: POD_PATHS.tmp },
+  ];
+  return {
+    name: CONTAINERS.cloneRepo,
+    image: config.images.git,
+    imagePullPolicy: config.images.pullPolicy,
+    command: ["sh", "-c", CLONE_SCRIPT],
+    env,
+    volumeMounts: [mount(VOLUMES.tangled, POD_PATHS.tangled), mount(VOLUMES.setup, POD_PATHS.setup)],
+    ...containerDefaults(resources),
+  };
+}
+
+/** One secretKeyRef per key, required: a missing key keeps the pod from starting (SecretMissing). */
+function secretEnv(workflow: WorkflowSpec, secretName: string | undefined): V1EnvVar[] {
+  const keys = [...new Set(workflow.secretKeys)].sort();
+  if (keys.length === 0) return [];
+  if (!secretName)
+    throw new BuildError("InvalidSpec", `workflow ${workflow.name} has secretKeys but no secretRef`);
+  return keys.map((key) => ({
+    name: secretEnvName(key),
+    valueFrom: { secretKeyRef: { name: secretName, key, optional: false } },
+  }));
+}
+
+/**
+ * Settings every container shares. Init containers get the profile's resources too: a pod's
+ * effective request is the larger of its biggest init container and its main containers, so
+ * this costs nothing in scheduling and satisfies quotas that demand limits on every container.
+ * Init containers drop every capability; the main container overrides this below.
+ */
+function containerDefaults(resources: V1ResourceRequirements | undefined): Partial<V1Container> {
+  return {
+    ...(resources && { resources }),
+    // On failure the tail of the log becomes the termination message: the controller reads
+    // why a clone failed from the pod status, with no pods/log call.
+    terminationMessagePolicy: "FallbackToLogsOnError",
+    securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+  };
+}
+
+function profileResources(profile: ResourceProfile): V1ResourceRequirements | undefined {
+  const { requests, limits } = profile.resources;
+  const out: V1ResourceRequirements = {};
+  if (Object.keys(requests).length > 0) out.requests = { ...requests };
+  if (Object.keys(limits).length > 0) out.limits = { ...limits };
+  return out.requests || out.limits ? out : undefined;
+}
+
+function tolerations(profile: ResourceProfile, config: ControllerConfig) {
+  const all = [...profile.tolerations, ...config.template.tolerations].map((t) => ({ ...t }));
+  return all.length > 0 ? { tolerations: all } : {};
+}
+
+function mount(name: string, mountPath: string, readOnly = false): V1VolumeMount {
+  return readOnly ? { name, mountPath, readOnly } : { name, mountPath };
+}

@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { buildJob } from "./job.ts";
+import { planWorkflow } from "./plan.ts";
+import { selectProfile } from "./profile.ts";
+import { buildRunnerSpec, buildRunnerSpecConfigMap } from "./runner-spec.ts";
+import { buildRunSecret } from "./secret.ts";
+import { config, OWNER, SECRET_VALUES, spec } from "./testdata/fixtures.ts";
+
+const amdNode = { name: "n1", labels: { "kubernetes.io/arch": "amd64" } };
+
+describe("planWorkflow", () => {
+  it("plans the ConfigMap and Job of one workflow", () => {
+    const s = spec();
+    const cfg = config();
+    const plan = planWorkflow({
+      owner: OWNER,
+      spec: s,
+      workflowName: "build.yml",
+      nodes: [amdNode],
+      config: cfg,
+    });
+    const choice = selectProfile(cfg.template.resourceProfiles, "amd64", [amdNode]);
+    assert.ok(choice.ok);
+    const job = buildJob({
+      owner: OWNER,
+      pipeline: s.pipeline,
+      workflow: s.workflows[0]!,
+      secretName: s.secretRef?.name,
+      profile: choice,
+      config: cfg,
+    });
+    assert.deepEqual(plan, {
+      ok: true,
+      jobName: job.metadata!.name,
+      profile: "small",
+      job,
+      configMap: buildRunnerSpecConfigMap({
+        owner: OWNER,
+        pipeline: s.pipeline,
+        workflow: s.workflows[0]!,
+        jobName: job.metadata!.name!,
+        spec: buildRunnerSpec(s.workflows[0]!, cfg),
+      }),
+    });
+  });
+
+  it("fails at once when no node can run the workflow", () => {
+    const plan = planWorkflow({
+      owner: OWNER,
+      spec: spec((x) => {
+        x.workflows[0]!.architecture = "arm64";
+      }),
+      workflowName: "build.yml",
+      nodes: [amdNode],
+      config: config(),
+    });
+    assert.deepEqual(plan, {
+      ok: false,
+      reason: "NoMatchingProfile",
+      message:
+        "no node matches a resource profile for arm64 (1 nodes checked): small needs {kubernetes.io/arch=arm64}",
+    });
+  });
+
+  it("reports an unknown workflow as InvalidSpec", () => {
+    const plan = planWorkflow({
+      owner: OWNER,
+      spec: spec(),
+      workflowName: "nope.yml",
+      nodes: undefined,
+      config: config(),
+    });
+    assert.deepEqual(plan, { ok: false, reason: "InvalidSpec", message: "no workflow named nope.yml" });
+  });
+
+  it("never puts a secret value (or its base64) into the spec, the ConfigMap or the Job", () => {
+    const s = spec();
+    const plan = planWorkflow({
+      owner: OWNER,
+      spec: s,
+      workflowName: "build.yml",
+      nodes: undefined,
+      config: config(),
+    });
+    assert.ok(plan.ok);
+    const secret = buildRunSecret({ owner: OWNER, pipeline: s.pipeline, values: SECRET_VALUES });
+    const texts = {
+      spec: JSON.stringify(s),
+      configMap: JSON.stringify(plan.configMap),
+      job: JSON.stringify(plan.job),
+    };
+    for (const value of Object.values(SECRET_VALUES)) {
+      const forms = [value, JSON.stringify(value).slice(1, -1), Buffer.from(value).toString("base64")];
+      for (const [where, text] of Object.entries(texts)) {
+        for (const form of forms) assert.ok(!text.includes(form), `a secret value leaked into the ${where}`);
+      }
+    }
+    // ...while the Secret does carry them, so the test would notice a builder that dropped them.
+    assert.equal(Buffer.from(secret.data!.NPM_TOKEN!, "base64").toString(), SECRET_VALUES.NPM_TOKEN);
+  });
+});

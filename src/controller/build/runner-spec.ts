@@ -1,0 +1,95 @@
+/**
+ * The RunnerSpec of one workflow and the ConfigMap that carries it into the pod.
+ *
+ * Why a ConfigMap: the spec is the workflow's whole step list, easily tens of kilobytes. An env
+ * variable or a pod annotation would put it in the pod object itself (annotations are capped at
+ * 256 KiB for all of them together, env counts against the exec argument limit of the runner);
+ * a ConfigMap holds up to 1 MiB, is mounted read-only as a plain file the runner takes as its
+ * argument, and is immutable like the run. It never holds a secret value: step environments
+ * only *name* secret keys, whose values the runner reads from `LOOM_SECRET_<KEY>`.
+ *
+ * The clone: the `clone-repo` init container fetches the repository before the runner starts
+ * (so the git image, not the workflow image, needs git, and secrets are never in its
+ * environment). The workflow's own system clone step (`clone.stepId`) stays in the list so step
+ * ids and the log's control lines match Tangled's step list, but its command is replaced by one
+ * that prints the init container's clone log.
+ */
+import type { V1ConfigMap } from "@kubernetes/client-node";
+import type { WorkflowSpec } from "../../api/v1alpha1/spindleset.ts";
+import { RUNNER_PROTOCOL_VERSION, type RunnerSpec } from "../../runner/protocol.ts";
+import type { ControllerConfig } from "../config.ts";
+import { BuildError } from "./errors.ts";
+import { workflowAnnotations, workflowLabels } from "./labels.ts";
+import { runnerSpecConfigMapName } from "./names.ts";
+import { ownerReference, type SpindleSetRef } from "./owner.ts";
+
+/** Where things live inside a workflow pod. */
+export const POD_PATHS = {
+  /** emptyDir; setup-user creates home/ and workspace/ in it as UID 1000, so git trusts them. */
+  tangled: "/tangled",
+  workspace: "/tangled/workspace",
+  home: "/tangled/home",
+  /** emptyDir the runner bundle is copied into. */
+  runner: "/loom/runner",
+  runnerBinary: "/loom/runner/loom-runner",
+  /** The RunnerSpec ConfigMap. */
+  spec: "/loom/spec",
+  specFile: "/loom/spec/spec.json",
+  /** emptyDir for what init containers leave behind: passwd, group, subuid, subgid, clone.log. */
+  setup: "/loom/setup",
+  cloneLog: "/loom/setup/clone.log",
+  tmp: "/tmp",
+} as const;
+
+export const SPEC_KEY = "spec.json";
+
+/** A ConfigMap's data is capped at 1 MiB; leave room for metadata. */
+const MAX_SPEC_BYTES = 1_000_000;
+
+export function buildRunnerSpec(workflow: WorkflowSpec, config: ControllerConfig): RunnerSpec {
+  const replaceClone = !workflow.clone.skip && workflow.clone.stepId !== undefined;
+  return {
+    version: RUNNER_PROTOCOL_VERSION,
+    workspace: POD_PATHS.workspace,
+    timeoutSeconds: workflow.timeoutSeconds,
+    heartbeatSeconds: config.timeouts.heartbeatSeconds,
+    steps: workflow.steps.map((step) => ({
+      id: step.id,
+      name: step.name,
+      command: replaceClone && step.id === workflow.clone.stepId ? `cat ${POD_PATHS.cloneLog}` : step.command,
+      kind: step.kind,
+      env: step.env.map((entry) => ({ ...entry })),
+    })),
+  };
+}
+
+export interface RunnerSpecConfigMapInput {
+  owner: SpindleSetRef;
+  pipeline: { knot: string; rkey: string };
+  workflow: WorkflowSpec;
+  jobName: string;
+  spec: RunnerSpec;
+}
+
+export function buildRunnerSpecConfigMap(input: RunnerSpecConfigMapInput): V1ConfigMap {
+  const json = JSON.stringify(input.spec);
+  if (Buffer.byteLength(json) > MAX_SPEC_BYTES) {
+    throw new BuildError(
+      "InvalidSpec",
+      `workflow ${input.workflow.name}: its steps take ${Buffer.byteLength(json)} bytes, more than a ConfigMap holds`,
+    );
+  }
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: runnerSpecConfigMapName(input.jobName),
+      namespace: input.owner.namespace,
+      labels: workflowLabels(input.owner.name, input.workflow.wid),
+      annotations: workflowAnnotations(input.pipeline, input.workflow),
+      ownerReferences: [ownerReference(input.owner)],
+    },
+    immutable: true,
+    data: { [SPEC_KEY]: json },
+  };
+}
