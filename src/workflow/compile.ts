@@ -1,0 +1,182 @@
+/**
+ * Compiling `.tangled/workflows/*` for one trigger into the Gen1 `sh.tangled.pipeline` record,
+ * as the knot does (spec §1.4, §1.5, §2.2).
+ */
+import { lstat, readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { workflowMatches } from "./match.ts";
+import { parseWorkflow } from "./parse.ts";
+import { DEFAULT_LIMITS, parseError, type SourceLimits } from "./source.ts";
+import type {
+  CloneOptions,
+  Diagnostic,
+  PipelineRecord,
+  PipelineWorkflow,
+  TriggerMetadata,
+  Workflow,
+} from "./types.ts";
+
+export interface WorkflowFile {
+  /** The file name only, e.g. `build.yml`. */
+  name: string;
+  content: string | Uint8Array;
+}
+
+export interface CompileResult {
+  /** Undefined when no workflow survives: then no pipeline event is emitted (spec §2.2). */
+  record: PipelineRecord | undefined;
+  diagnostics: Diagnostic[];
+}
+
+export const WORKFLOWS_DIR = ".tangled/workflows";
+
+/**
+ * Per file, in name order: a parse error drops it; a trigger mismatch skips it (warning); an
+ * empty engine drops it (error); `clone.skip` with submodules or depth > 0 only warns.
+ * Unknown keys are ignored here (lint reports them).
+ */
+export function compileWorkflows(
+  files: readonly WorkflowFile[],
+  trigger: TriggerMetadata,
+  limits: SourceLimits = DEFAULT_LIMITS,
+): CompileResult {
+  const diagnostics: Diagnostic[] = [];
+  const workflows: PipelineWorkflow[] = [];
+  for (const file of [...files].sort((a, b) => byName(a.name, b.name))) {
+    const parsed = parseWorkflow(file.name, file.content, limits);
+    if (parsed.workflow === undefined) {
+      diagnostics.push(...parsed.errors);
+      continue;
+    }
+    const wf = parsed.workflow;
+    const at = wf.positions.when ?? { line: 1, column: 1 };
+    if (!workflowMatches(wf.when, trigger)) {
+      diagnostics.push(
+        diag("warning", "workflow skipped", `did not match trigger ${trigger.kind}`, file.name, at),
+      );
+      continue;
+    }
+    if (wf.engine === "") {
+      const pos = wf.positions.engine ?? { line: 1, column: 1 };
+      diagnostics.push(diag("error", "missing engine", "missing engine", file.name, pos));
+      continue;
+    }
+    diagnostics.push(...cloneWarnings(wf, file.name));
+    workflows.push({ clone: recordClone(wf), engine: wf.engine, name: file.name, raw: parsed.text });
+  }
+  if (workflows.length === 0) return { record: undefined, diagnostics };
+  return { record: { $type: "", triggerMetadata: wireTrigger(trigger), workflows }, diagnostics };
+}
+
+/** The record's clone options: Gen1 defaults (all false / 0) for absent keys. */
+export function recordClone(wf: Workflow): CloneOptions {
+  return {
+    depth: wf.clone.depth ?? 0,
+    skip: wf.clone.skip ?? false,
+    submodules: wf.clone.submodules ?? false,
+  };
+}
+
+/** `clone.skip` makes `submodules` and `depth` meaningless: warn, still compile (spec §2.2). */
+export function cloneWarnings(wf: Workflow, file: string): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  if (wf.clone.skip !== true) return out;
+  const at = wf.positions["clone.skip"] ?? { line: 1, column: 1 };
+  if (wf.clone.submodules === true) {
+    out.push(
+      diag(
+        "warning",
+        "invalid configuration",
+        "clone.submodules has no effect when clone.skip is true",
+        file,
+        at,
+      ),
+    );
+  }
+  if ((wf.clone.depth ?? 0) > 0) {
+    out.push(
+      diag("warning", "invalid configuration", "clone.depth has no effect when clone.skip is true", file, at),
+    );
+  }
+  return out;
+}
+
+/**
+ * Reads `<repo>/.tangled/workflows/`: regular files directly in it, every name (no extension
+ * filter, spec §1.4). Symlinks are not followed: a link to a host file must not be read.
+ * A file over the size limit is reported without being read.
+ */
+export async function readWorkflowFiles(
+  repoDir: string,
+  limits: SourceLimits = DEFAULT_LIMITS,
+): Promise<{ files: WorkflowFile[]; diagnostics: Diagnostic[] }> {
+  const dir = join(repoDir, WORKFLOWS_DIR);
+  const files: WorkflowFile[] = [];
+  const diagnostics: Diagnostic[] = [];
+  let entries: string[];
+  try {
+    entries = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+  } catch (err) {
+    if (
+      (err as NodeJS.ErrnoException).code === "ENOENT" ||
+      (err as NodeJS.ErrnoException).code === "ENOTDIR"
+    ) {
+      return { files, diagnostics };
+    }
+    throw err;
+  }
+  for (const name of entries.sort(byName)) {
+    const path = join(dir, name);
+    const { size } = await lstat(path);
+    if (size > limits.maxBytes) {
+      diagnostics.push(parseError(name, `file is ${size} bytes; the limit is ${limits.maxBytes} bytes`));
+      continue;
+    }
+    files.push({ name, content: await readFile(path) });
+  }
+  return { files, diagnostics };
+}
+
+export async function compileDirectory(
+  repoDir: string,
+  trigger: TriggerMetadata,
+  limits: SourceLimits = DEFAULT_LIMITS,
+): Promise<CompileResult> {
+  const { files, diagnostics } = await readWorkflowFiles(repoDir, limits);
+  const result = compileWorkflows(files, trigger, limits);
+  return { record: result.record, diagnostics: [...diagnostics, ...result.diagnostics] };
+}
+
+/** Git orders tree entries by bytes; so do we (not by locale). */
+export function byName(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** Trigger metadata with keys in wire order (the knot re-encodes from a map: sorted keys). */
+export function wireTrigger(t: TriggerMetadata): TriggerMetadata {
+  return sortKeys(t) as TriggerMetadata;
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value === null || typeof value !== "object") return value;
+  const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return Object.fromEntries(entries.map(([k, v]) => [k, sortKeys(v)]));
+}
+
+function diag(
+  severity: Diagnostic["severity"],
+  kind: Diagnostic["kind"],
+  message: string,
+  file: string,
+  pos: { line: number; column: number },
+): Diagnostic {
+  return { severity, kind, message, file, line: pos.line, column: pos.column };
+}
+
+/** `error: build.yml:3:1: missing engine` — one line per diagnostic, for terminals and git remotes. */
+export function formatDiagnostic(d: Diagnostic): string {
+  const text = d.kind === d.message ? d.message : `${d.kind}: ${d.message}`;
+  return `${d.severity}: ${d.file}:${d.line}:${d.column}: ${text}`;
+}

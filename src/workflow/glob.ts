@@ -1,0 +1,286 @@
+/**
+ * Glob matching with the semantics of Go's `github.com/bmatcuk/doublestar/v4` `Match`, which
+ * upstream uses for `when[].branch` and `when[].tag` (spec §2.4):
+ *
+ *   `*`        any run of characters except `/`
+ *   `**`       as a whole path component: zero or more components (`a/**` matches `a`);
+ *              anywhere else it is the same as `*`
+ *   `?`        one character except `/`
+ *   `[abc]` `[a-z]` `[^…]` `[!…]`   a character class (non-empty; `-` and `]` must be escaped)
+ *   `{a,b}`    alternatives, may nest
+ *   `\c`       the character c
+ *
+ * A malformed pattern never matches (upstream ignores doublestar's ErrBadPattern).
+ *
+ * Hand-written rather than compiled to a RegExp: no glob library is installed, and a RegExp of
+ * many `*` can backtrack exponentially on a long branch name. This matcher is polynomial: one
+ * backtrack point per component, a memo table across components.
+ */
+
+type Token =
+  | { t: "lit"; ch: string }
+  | { t: "any" }
+  | { t: "star" }
+  | { t: "class"; negate: boolean; ranges: [string, string][] };
+
+/** A compiled component: `null` is a `**` component. */
+type Component = Token[] | null;
+
+export interface Glob {
+  /** One list of components per brace alternative. */
+  alternatives: Component[][];
+}
+
+/** Beyond this many brace expansions the pattern is treated as malformed (no match, no hang). */
+const MAX_ALTERNATIVES = 1024;
+const cache = new Map<string, Glob | null>();
+const CACHE_LIMIT = 4096;
+
+/** Compiles a pattern, or returns null when it is malformed. */
+export function compileGlob(pattern: string): Glob | null {
+  const hit = cache.get(pattern);
+  if (hit !== undefined || cache.has(pattern)) return hit ?? null;
+  const glob = compileUncached(pattern);
+  if (cache.size >= CACHE_LIMIT) cache.clear();
+  cache.set(pattern, glob);
+  return glob;
+}
+
+export function isValidGlob(pattern: string): boolean {
+  return compileGlob(pattern) !== null;
+}
+
+/** doublestar `Match(pattern, name)`, a malformed pattern counting as no match. */
+export function globMatch(pattern: string, name: string): boolean {
+  const glob = compileGlob(pattern);
+  if (glob === null) return false;
+  const segments = name.split("/").map((s) => Array.from(s));
+  return glob.alternatives.some((components) => matchComponents(components, segments));
+}
+
+/** True if any pattern matches; an empty list never matches (spec §2.4). */
+export function anyGlob(patterns: readonly string[], name: string): boolean {
+  return patterns.some((p) => globMatch(p, name));
+}
+
+function compileUncached(pattern: string): Glob | null {
+  const expanded = expandBraces(pattern);
+  if (expanded === null) return null;
+  const alternatives: Component[][] = [];
+  for (const alt of expanded) {
+    const components = splitComponents(alt).map(compileComponent);
+    if (components.some((c) => c === undefined)) return null;
+    alternatives.push(components as Component[]);
+  }
+  return { alternatives };
+}
+
+/** Index just past the `]` closing the class that starts at `start`, or -1 if malformed. */
+function classEnd(p: string, start: number): number {
+  let i = start + 1;
+  if (p[i] === "^" || p[i] === "!") i++;
+  if (p[i] === "]") return -1; // an empty class is malformed
+  while (i < p.length) {
+    if (p[i] === "\\") i += 2;
+    else if (p[i] === "]") return i + 1;
+    else i++;
+  }
+  return -1;
+}
+
+interface SeqResult {
+  alts: string[];
+  next: number;
+  terminator: "," | "}" | "end";
+}
+
+/** Expands `{a,b}` into whole-pattern alternatives, keeping escapes and classes verbatim. */
+function expandBraces(pattern: string): string[] | null {
+  const result = expandSeq(pattern, 0, false);
+  return result === null ? null : result.alts;
+}
+
+function expandSeq(p: string, from: number, inBrace: boolean): SeqResult | null {
+  let current = [""];
+  const append = (text: string) => {
+    current = current.map((c) => c + text);
+  };
+  let i = from;
+  while (i < p.length) {
+    const c = p[i]!;
+    if (c === "\\") {
+      if (i + 1 >= p.length) return null; // a trailing backslash escapes nothing
+      append(p.slice(i, i + 2));
+      i += 2;
+    } else if (c === "[") {
+      const end = classEnd(p, i);
+      if (end < 0) return null;
+      append(p.slice(i, end));
+      i = end;
+    } else if (c === "{") {
+      const options: string[] = [];
+      let j = i + 1;
+      for (;;) {
+        const inner = expandSeq(p, j, true);
+        if (inner === null) return null;
+        options.push(...inner.alts);
+        j = inner.next;
+        if (inner.terminator === "}") break;
+      }
+      if (current.length * options.length > MAX_ALTERNATIVES) return null;
+      current = current.flatMap((prefix) => options.map((o) => prefix + o));
+      i = j;
+    } else if (inBrace && (c === "," || c === "}")) {
+      return { alts: current, next: i + 1, terminator: c };
+    } else {
+      append(c);
+      i++;
+    }
+  }
+  if (inBrace) return null; // unclosed `{`
+  return { alts: current, next: i, terminator: "end" };
+}
+
+/** Splits on unescaped `/` outside classes. */
+function splitComponents(p: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  let i = 0;
+  while (i < p.length) {
+    const c = p[i];
+    if (c === "\\") i += 2;
+    else if (c === "[") i = classEnd(p, i);
+    else if (c === "/") {
+      parts.push(p.slice(start, i));
+      start = ++i;
+    } else i++;
+  }
+  parts.push(p.slice(start));
+  return parts;
+}
+
+/** Tokens of one component, null for `**`, undefined if malformed. */
+function compileComponent(text: string): Component | undefined {
+  if (text === "**") return null;
+  const chars = Array.from(text);
+  const tokens: Token[] = [];
+  let i = 0;
+  while (i < chars.length) {
+    const c = chars[i]!;
+    if (c === "\\") {
+      tokens.push({ t: "lit", ch: chars[i + 1]! });
+      i += 2;
+    } else if (c === "*") {
+      if (tokens.at(-1)?.t !== "star") tokens.push({ t: "star" });
+      i++;
+    } else if (c === "?") {
+      tokens.push({ t: "any" });
+      i++;
+    } else if (c === "[") {
+      const parsed = parseClass(chars, i);
+      if (parsed === undefined) return undefined;
+      tokens.push(parsed.token);
+      i = parsed.next;
+    } else {
+      tokens.push({ t: "lit", ch: c });
+      i++;
+    }
+  }
+  return tokens;
+}
+
+function parseClass(chars: string[], start: number): { token: Token; next: number } | undefined {
+  let i = start + 1;
+  const negate = chars[i] === "^" || chars[i] === "!";
+  if (negate) i++;
+  const ranges: [string, string][] = [];
+  const readChar = (): string | undefined => {
+    const c = chars[i];
+    if (c === undefined || c === "-" || c === "]") return undefined;
+    if (c === "\\") {
+      i += 2;
+      return chars[i - 1];
+    }
+    i++;
+    return c;
+  };
+  while (chars[i] !== "]") {
+    const lo = readChar();
+    if (lo === undefined) return undefined;
+    let hi = lo;
+    if (chars[i] === "-") {
+      i++;
+      const end = readChar();
+      if (end === undefined) return undefined;
+      hi = end;
+    }
+    ranges.push([lo, hi]);
+  }
+  if (ranges.length === 0) return undefined;
+  return { token: { t: "class", negate, ranges }, next: i + 1 };
+}
+
+function classMatches(token: Extract<Token, { t: "class" }>, ch: string): boolean {
+  if (ch === "/") return false;
+  const cp = ch.codePointAt(0)!;
+  const inside = token.ranges.some(([lo, hi]) => lo.codePointAt(0)! <= cp && cp <= hi.codePointAt(0)!);
+  return inside !== token.negate;
+}
+
+function tokenMatches(token: Token, ch: string): boolean {
+  switch (token.t) {
+    case "lit":
+      return token.ch === ch;
+    case "any":
+      return ch !== "/";
+    case "class":
+      return classMatches(token, ch);
+    case "star":
+      return false;
+  }
+}
+
+/** Wildcard match of one component; `*` backtracks to its last position only (linear-ish). */
+function matchSegment(tokens: Token[], chars: string[]): boolean {
+  let ti = 0;
+  let ci = 0;
+  let starTi = -1;
+  let starCi = 0;
+  while (ci < chars.length) {
+    const token = tokens[ti];
+    if (token !== undefined && token.t === "star") {
+      starTi = ti++;
+      starCi = ci;
+    } else if (token !== undefined && tokenMatches(token, chars[ci]!)) {
+      ti++;
+      ci++;
+    } else if (starTi >= 0) {
+      ti = starTi + 1;
+      ci = ++starCi;
+    } else {
+      return false;
+    }
+  }
+  while (tokens[ti]?.t === "star") ti++;
+  return ti === tokens.length;
+}
+
+/** Components against path segments; `**` spans zero or more segments. Memoised: O(P·N). */
+function matchComponents(components: Component[], segments: string[][]): boolean {
+  const width = segments.length + 1;
+  const memo = new Uint8Array((components.length + 1) * width); // 0 unknown, 1 no, 2 yes
+  const go = (pi: number, ni: number): boolean => {
+    const key = pi * width + ni;
+    if (memo[key] !== 0) return memo[key] === 2;
+    let ok: boolean;
+    if (pi === components.length) ok = ni === segments.length;
+    else {
+      const component = components[pi]!;
+      if (component === null) ok = go(pi + 1, ni) || (ni < segments.length && go(pi, ni + 1));
+      else ok = ni < segments.length && matchSegment(component, segments[ni]!) && go(pi + 1, ni + 1);
+    }
+    memo[key] = ok ? 2 : 1;
+    return ok;
+  };
+  return go(0, 0);
+}

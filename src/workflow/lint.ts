@@ -1,0 +1,118 @@
+/**
+ * `loom lint`: everything compile would say for any trigger, plus what only shows at run time
+ * (engine keys) and what silently does nothing (unknown keys, constraints that never match).
+ */
+import { cloneWarnings } from "./compile.ts";
+import { isValidGlob } from "./glob.ts";
+import { parseWorkflow } from "./parse.ts";
+import { ARCHITECTURES, ENGINES } from "./resolve.ts";
+import { DEFAULT_LIMITS, type SourceLimits } from "./source.ts";
+import type { Constraint, Diagnostic, Pos, Workflow } from "./types.ts";
+
+const EVENTS = new Set(["push", "pull_request", "manual"]);
+
+export function lintWorkflow(
+  file: string,
+  content: string | Uint8Array,
+  limits: SourceLimits = DEFAULT_LIMITS,
+): Diagnostic[] {
+  const parsed = parseWorkflow(file, content, limits);
+  const out = [...parsed.errors, ...parsed.engineErrors, ...parsed.warnings];
+  const wf = parsed.workflow;
+  if (wf === undefined) return sortByPosition(out);
+  const d = (
+    severity: Diagnostic["severity"],
+    kind: Diagnostic["kind"],
+    pos: Pos | undefined,
+    message: string,
+  ) => out.push({ severity, kind, message, file, line: pos?.line ?? 1, column: pos?.column ?? 1 });
+
+  if (wf.engine === "") d("error", "missing engine", wf.positions.engine, "missing engine");
+  else if (!(ENGINES as readonly string[]).includes(wf.engine)) {
+    d(
+      "error",
+      "unknown engine",
+      wf.positions.engine,
+      `unknown engine "${wf.engine}" (Loom runs ${ENGINES.join(", ")})`,
+    );
+  }
+  out.push(...cloneWarnings(wf, file));
+  lintEngineKeys(wf, d);
+  wf.when.forEach((c, i) => {
+    lintConstraint(c, i, d);
+  });
+  return sortByPosition(out);
+}
+
+type Report = (
+  severity: Diagnostic["severity"],
+  kind: Diagnostic["kind"],
+  pos: Pos | undefined,
+  message: string,
+) => void;
+
+function lintEngineKeys(wf: Workflow, d: Report): void {
+  if (wf.engine === "kubernetes" && wf.image === "") {
+    d("error", "invalid value", wf.positions.engine, `engine "kubernetes" requires "image"`);
+  }
+  if (wf.architecture !== "" && !(ARCHITECTURES as readonly string[]).includes(wf.architecture)) {
+    d(
+      "error",
+      "invalid value",
+      wf.positions.architecture,
+      `architecture must be amd64 or arm64, not "${wf.architecture}"`,
+    );
+  }
+  if (wf.engine === "nixery" && wf.dependencies.form === "list") {
+    d(
+      "error",
+      "invalid value",
+      wf.positions.dependencies,
+      "engine nixery needs dependencies as a map of registry to packages",
+    );
+  }
+  if (wf.engine === "nixery" && wf.image !== "") {
+    d(
+      "warning",
+      "unknown key",
+      wf.positions.image,
+      `engine nixery ignores "image"; its image comes from dependencies.nixpkgs`,
+    );
+  }
+  if ((wf.clone.depth ?? 0) < 0) {
+    d("warning", "invalid value", wf.positions["clone.depth"], "clone.depth below 0 is treated as 1");
+  }
+}
+
+/** Spec §2.4 read backwards: which constraints can never be true. */
+function lintConstraint(c: Constraint, i: number, d: Report): void {
+  const where = `when[${i}]`;
+  if (c.event.length === 0)
+    d("warning", "never matches", c.pos, `${where} has no event, so it never matches`);
+  for (const e of c.event) {
+    if (!EVENTS.has(e))
+      d(
+        "warning",
+        "never matches",
+        c.pos,
+        `${where}: event "${e}" is never sent (push, pull_request, manual)`,
+      );
+  }
+  const wantsRefs = c.event.includes("push") || c.event.includes("pull_request");
+  if (wantsRefs && c.branch.length === 0 && c.tag.length === 0) {
+    d(
+      "warning",
+      "never matches",
+      c.pos,
+      `${where} has no branch or tag, so pushes and pull requests never match`,
+    );
+  }
+  for (const p of [...c.branch, ...c.tag]) {
+    if (!isValidGlob(p))
+      d("warning", "never matches", c.pos, `${where}: malformed glob "${p}" never matches`);
+  }
+}
+
+function sortByPosition(ds: Diagnostic[]): Diagnostic[] {
+  return ds.sort((a, b) => a.line - b.line || a.column - b.column);
+}

@@ -1,0 +1,140 @@
+/**
+ * A pipeline workflow + its trigger → the frozen RunPlan: every step (system, then user) and the
+ * exact environment of each (spec §2.3, §7). Pure: the same inputs give the same plan.
+ */
+import type { RunnerStep } from "../runner/protocol.ts";
+import { cloneStep } from "./clone.ts";
+import { composeStepEnv, frameworkEnv, mergeWorkflowEnv, nixeryPath, type PipelineRef } from "./env.ts";
+import {
+  type Architecture,
+  CONFIGURE_NIX_STEP,
+  DEFAULT_NIXERY_HOST,
+  installStep,
+  nixeryImage,
+} from "./nixery.ts";
+import { parseWorkflow } from "./parse.ts";
+import { DEFAULT_LIMITS, type SourceLimits } from "./source.ts";
+import type { EnvVar, PipelineWorkflow, TriggerMetadata, Workflow } from "./types.ts";
+
+export type Engine = "kubernetes" | "nixery";
+export const ENGINES: readonly Engine[] = ["kubernetes", "nixery"];
+export const ARCHITECTURES: readonly Architecture[] = ["amd64", "arm64"];
+
+export interface ResolveOptions {
+  /** The pipeline's knot (the stream it came from) and record key. */
+  pipeline: PipelineRef;
+  /** Names of the repo's secrets; values never enter a plan. */
+  secretKeys?: readonly string[];
+  /** Default `/tangled/home` (spec §6.2). */
+  homeDir?: string;
+  /** Default `nixery.tangled.sh` (spec §6.4). */
+  nixeryHost?: string;
+  /** Architecture when the workflow names none. Default `amd64`. */
+  defaultArchitecture?: Architecture;
+  /** Dev mode: http clone URLs, `localhost` → `host.docker.internal` (spec §6.4). */
+  dev?: boolean;
+  /** Replaces the clone URL, e.g. a local path for `loom run`. */
+  cloneUrl?: string;
+  /** Budget for all steps. Default 300 s (upstream's 5m). */
+  timeoutSeconds?: number;
+  limits?: SourceLimits;
+}
+
+export interface RunPlan {
+  pipeline: PipelineRef;
+  workflowName: string;
+  /** `normalize(knot)-rkey-normalize(name)` (spec §4.3). */
+  wid: string;
+  engine: Engine;
+  image: string;
+  architecture: Architecture;
+  steps: RunnerStep[];
+  secretKeys: string[];
+  timeoutSeconds: number;
+}
+
+export type ResolveResult = { ok: true; plan: RunPlan } | { ok: false; error: string };
+
+export const DEFAULT_HOME = "/tangled/home";
+export const DEFAULT_TIMEOUT_SECONDS = 300;
+
+/** Replaces every character outside `[a-zA-Z0-9_.-]` with `-` (spec §4.3). */
+export function normalizeIdPart(s: string): string {
+  return s.replace(/[^a-zA-Z0-9_.-]/g, "-");
+}
+
+/** The workflow id used for log files, labels and rows (spec §4.3). */
+export function workflowId(knot: string, rkey: string, name: string): string {
+  return `${normalizeIdPart(knot)}-${rkey}-${normalizeIdPart(name)}`;
+}
+
+export function resolveWorkflow(
+  workflow: PipelineWorkflow,
+  trigger: TriggerMetadata,
+  opts: ResolveOptions,
+): ResolveResult {
+  const engine = workflow.engine;
+  if (!(ENGINES as readonly string[]).includes(engine)) return fail(`unknown engine "${engine}"`);
+  // The engine parses `raw` itself (spec §2: a second, independent parse).
+  const parsed = parseWorkflow(workflow.name, workflow.raw, opts.limits ?? DEFAULT_LIMITS);
+  const first = parsed.errors[0] ?? parsed.engineErrors[0];
+  if (parsed.workflow === undefined || first !== undefined) {
+    const d = first ?? { line: 1, column: 1, message: "unreadable workflow" };
+    return fail(`${workflow.name}:${d.line}:${d.column}: ${d.message}`);
+  }
+  const wf = parsed.workflow;
+  const arch = wf.architecture === "" ? (opts.defaultArchitecture ?? "amd64") : wf.architecture;
+  if (!(ARCHITECTURES as readonly string[]).includes(arch)) {
+    return fail(`architecture must be amd64 or arm64, not "${arch}"`);
+  }
+  const homeDir = opts.homeDir ?? DEFAULT_HOME;
+  const image = engine === "kubernetes" ? wf.image : nixeryEngineImage(wf, opts, arch as Architecture);
+  if (engine === "kubernetes" && image === "") return fail(`engine "kubernetes" requires "image"`);
+  if (engine === "nixery" && wf.dependencies.form === "list") {
+    return fail("engine nixery needs dependencies as a map of registry to packages, not a list");
+  }
+  const workflowEnv = mergeWorkflowEnv(
+    wf.environment,
+    frameworkEnv(trigger, opts.pipeline, opts.dev ?? false),
+  );
+  const secretKeys = [...(opts.secretKeys ?? [])];
+  const path = engine === "nixery" ? nixeryPath(homeDir) : undefined;
+  const env = (stepEnv: readonly EnvVar[]) =>
+    composeStepEnv({ workflowEnv, secretKeys, stepEnv, homeDir, path });
+
+  const steps: RunnerStep[] = [];
+  const add = (name: string, command: string, kind: RunnerStep["kind"], stepEnv: readonly EnvVar[]) =>
+    steps.push({ id: steps.length, name, command, kind, env: env(stepEnv) });
+  if (engine === "nixery") add(CONFIGURE_NIX_STEP.name, CONFIGURE_NIX_STEP.command, "system", []);
+  const clone = cloneStep(trigger, workflow.clone, { dev: opts.dev ?? false, cloneUrl: opts.cloneUrl });
+  add(clone.name, clone.command, "system", []);
+  if (engine === "nixery" && wf.dependencies.form === "map") {
+    const install = installStep(wf.dependencies.registries);
+    if (install !== undefined) add(install.name, install.command, "system", install.environment);
+  }
+  for (const step of wf.steps) add(step.name, step.command, "user", step.environment);
+
+  return {
+    ok: true,
+    plan: {
+      pipeline: { knot: opts.pipeline.knot, rkey: opts.pipeline.rkey },
+      workflowName: workflow.name,
+      wid: workflowId(opts.pipeline.knot, opts.pipeline.rkey, workflow.name),
+      engine: engine as Engine,
+      image,
+      architecture: arch as Architecture,
+      steps,
+      secretKeys,
+      timeoutSeconds: opts.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
+    },
+  };
+}
+
+function nixeryEngineImage(wf: Workflow, opts: ResolveOptions, arch: Architecture): string {
+  const registries = wf.dependencies.form === "map" ? wf.dependencies.registries : [];
+  return nixeryImage(opts.nixeryHost ?? DEFAULT_NIXERY_HOST, registries, arch);
+}
+
+function fail(error: string): ResolveResult {
+  return { ok: false, error };
+}

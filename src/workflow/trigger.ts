@@ -1,0 +1,54 @@
+/**
+ * Validation of trigger metadata read from JSON (`loom plan --trigger FILE`, or a knot's
+ * `sh.tangled.pipeline` record), following lexicon `sh.tangled.pipeline#triggerMetadata`.
+ * SHAs are also required to be hex: they end up on a `git fetch` command line.
+ */
+import { z } from "zod";
+import type { TriggerMetadata } from "./types.ts";
+
+const sha = z.string().regex(/^[0-9a-fA-F]{40}$/, "must be a 40-character hex SHA");
+
+const triggerRepo = z.object({
+  knot: z.string().min(1, "must not be empty"),
+  did: z.string().regex(/^did:[a-z]+:[a-zA-Z0-9._:%-]+$/, "must be a DID"),
+  repo: z.string().min(1, "must not be empty"),
+  // Gen1 knots always send "" (spec §1.4); tolerate its absence.
+  defaultBranch: z.string().default(""),
+  repoDid: z.string().optional(),
+});
+
+export const triggerMetadataSchema = z.object({
+  kind: z.enum(["push", "pull_request", "manual"]),
+  repo: triggerRepo,
+  push: z.object({ ref: z.string().min(1, "must not be empty"), oldSha: sha, newSha: sha }).optional(),
+  pullRequest: z
+    .object({ sourceBranch: z.string(), targetBranch: z.string(), sourceSha: sha, action: z.string() })
+    .optional(),
+  manual: z
+    .object({ inputs: z.array(z.object({ key: z.string(), value: z.string() })).optional() })
+    .optional(),
+});
+
+export type TriggerParseResult = { ok: true; trigger: TriggerMetadata } | { ok: false; error: string };
+
+/** Validates an already-decoded JSON value; the error names every offending field by its path. */
+export function parseTriggerMetadata(value: unknown): TriggerParseResult {
+  const result = triggerMetadataSchema.safeParse(value);
+  if (result.success) return { ok: true, trigger: result.data };
+  const lines = result.error.issues.map((issue) => {
+    const where = issue.path.length === 0 ? "triggerMetadata" : `triggerMetadata.${issue.path.join(".")}`;
+    return `${where}: ${issue.message}`;
+  });
+  return { ok: false, error: `invalid trigger metadata:\n  ${lines.join("\n  ")}` };
+}
+
+/** Parses JSON text then validates it; bad JSON is reported, not thrown. */
+export function parseTriggerJson(text: string): TriggerParseResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, error: `invalid trigger metadata: not JSON: ${(err as Error).message}` };
+  }
+  return parseTriggerMetadata(value);
+}

@@ -1,0 +1,181 @@
+/**
+ * The workflow model: what a `.tangled/workflows/*` file means (spec §2.1), the Gen1 pipeline
+ * record the knot emits (spec §1.5) and the diagnostics compile and lint report (spec §2.2).
+ */
+
+/** 1-based line and column of a place in a workflow file. */
+export interface Pos {
+  line: number;
+  column: number;
+}
+
+export type Severity = "error" | "warning";
+
+/**
+ * The closed list of diagnostic kinds. The first four are the texts of spec §2.2; the rest are
+ * Loom's lint findings.
+ */
+export type DiagnosticKind =
+  | "parse error"
+  | "missing engine"
+  | "workflow skipped"
+  | "invalid configuration"
+  | "unknown key"
+  | "unknown engine"
+  | "invalid value"
+  | "never matches";
+
+export interface Diagnostic {
+  severity: Severity;
+  kind: DiagnosticKind;
+  message: string;
+  /** The workflow's file name (e.g. `build.yml`). */
+  file: string;
+  line: number;
+  column: number;
+}
+
+// ---- Trigger metadata and the Gen1 pipeline record (spec §1.5, lexicon sh.tangled.pipeline) ----
+
+export type TriggerKind = "push" | "pull_request" | "manual";
+
+export interface TriggerRepo {
+  knot: string;
+  /** Owner DID. */
+  did: string;
+  /** Repo *name*. */
+  repo: string;
+  /** Always "" from Gen1 knots. */
+  defaultBranch: string;
+  /** Gen2 only. */
+  repoDid?: string;
+}
+
+export interface PushTrigger {
+  ref: string;
+  oldSha: string;
+  newSha: string;
+}
+
+export interface PullRequestTrigger {
+  sourceBranch: string;
+  targetBranch: string;
+  sourceSha: string;
+  action: string;
+}
+
+export interface ManualInput {
+  key: string;
+  value: string;
+}
+
+export interface ManualTrigger {
+  inputs?: ManualInput[];
+}
+
+export interface TriggerMetadata {
+  kind: TriggerKind;
+  repo: TriggerRepo;
+  push?: PushTrigger;
+  pullRequest?: PullRequestTrigger;
+  manual?: ManualTrigger;
+}
+
+export interface CloneOptions {
+  skip: boolean;
+  depth: number;
+  submodules: boolean;
+}
+
+/** One workflow of a pipeline record, keys in wire order (the knot emits sorted keys). */
+export interface PipelineWorkflow {
+  clone: CloneOptions;
+  engine: string;
+  /** The file name only, e.g. `build.yml` (spec §1.4). */
+  name: string;
+  /** The full YAML text. */
+  raw: string;
+}
+
+export interface PipelineRecord {
+  /** Always emitted, always "" (spec §1.5). */
+  $type: "";
+  triggerMetadata: TriggerMetadata;
+  workflows: PipelineWorkflow[];
+}
+
+// ---- The parsed workflow file (spec §2.1 + Loom and Gen2 keys) ----
+
+export interface EnvVar {
+  name: string;
+  value: string;
+}
+
+/** One `when[]` item. Absent string-or-list fields are empty lists (they never match). */
+export interface Constraint {
+  event: string[];
+  branch: string[];
+  tag: string[];
+  /** Gen2 (`when[].types`): undefined when the key is absent. */
+  types?: string[];
+  /** Gen2 (`when[].paths`): undefined when the key is absent. */
+  paths?: string[];
+  pos: Pos;
+}
+
+export interface Step {
+  name: string;
+  command: string;
+  environment: EnvVar[];
+  pos: Pos;
+}
+
+export interface Registry {
+  /** `nixpkgs` or a flake reference. */
+  registry: string;
+  packages: string[];
+}
+
+/**
+ * `dependencies` is a map (registry → packages) for nixery; Gen2's microvm engine uses a flat list.
+ * Both parse so lint can say which engine wants which form.
+ */
+export type Dependencies =
+  | { form: "none" }
+  | { form: "map"; registries: Registry[] }
+  | { form: "list"; packages: string[] };
+
+/** Clone keys as written: undefined means absent, so Gen1 and Gen2 defaults can both apply. */
+export interface CloneKeys {
+  skip?: boolean;
+  depth?: number;
+  submodules?: boolean;
+  /** Gen2 (`clone.tags`). */
+  tags?: boolean;
+}
+
+/** Where a key was written, for diagnostics. */
+export type KeyPath =
+  | "when"
+  | "engine"
+  | "image"
+  | "architecture"
+  | "clone"
+  | "clone.skip"
+  | "clone.depth"
+  | "clone.submodules"
+  | "dependencies";
+
+export interface Workflow {
+  when: Constraint[];
+  engine: string;
+  /** Loom `engine: kubernetes`. */
+  image: string;
+  /** Loom `engine: kubernetes`: `amd64` | `arm64`; "" when absent. */
+  architecture: string;
+  clone: CloneKeys;
+  dependencies: Dependencies;
+  environment: EnvVar[];
+  steps: Step[];
+  positions: Partial<Record<KeyPath, Pos>>;
+}
