@@ -1,0 +1,24 @@
+/**
+ * Service auth for the spindle's XRPC methods (spec §3.3). Typical wiring, once at start-up:
+ *
+ *   const verifier = new ServiceJwtVerifier({
+ *     resolver: createIdentityResolver({ plcUrl: config.server.plcUrl, dev: config.server.dev }),
+ *     replay: new JtiReplayCache(db),
+ *   });
+ *   const audiences = serviceAudiences(config.server.hostname);
+ *
+ * and per request:
+ *
+ *   const { iss: actorDid } = await verifier.verify(bearerToken(req.headers.authorization),
+ *     { audiences, method: "sh.tangled.repo.addSecret" });
+ */
+export { didWebEncoded, SPINDLE_SERVICE_ID, serviceAudiences } from "./audience.ts";
+export { createIdentityResolver, type IdentityResolverOptions, type SigningKeyResolver } from "./identity.ts";
+export { JtiReplayCache } from "./replay.ts";
+export {
+  bearerToken,
+  type ServiceAuth,
+  ServiceJwtVerifier,
+  type ServiceJwtVerifierOptions,
+  type VerifyOptions,
+} from "./service-jwt.ts";
