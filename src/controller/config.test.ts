@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { parse } from "yaml";
 import { ControllerConfigError, parseControllerConfig } from "./config.ts";
 
 function issuesOf(section: unknown): readonly string[] {
@@ -117,5 +119,19 @@ describe("parseControllerConfig", () => {
     assert.deepEqual(issuesOf(undefined), [
       "kubernetes.images: Invalid input: expected object, received undefined",
     ]);
+  });
+});
+
+describe("the sample config", () => {
+  it("parses, and the profiles keep their order", () => {
+    const file = parse(
+      readFileSync(new URL("../../config/samples/controller-config.yaml", import.meta.url), "utf8"),
+    );
+    const config = parseControllerConfig(file.kubernetes);
+    assert.deepEqual(
+      config.template.resourceProfiles.map((p) => p.name),
+      ["arm64-large", "arm64", "amd64"],
+    );
+    assert.equal(config.images.runner, "ghcr.io/example/loom-runner:0.1.0");
   });
 });
