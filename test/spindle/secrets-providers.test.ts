@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { openDatabase } from "../../src/spindle/db/index.ts";
 import { SecretsError, type SecretsErrorCode, toXrpcErrorResponse } from "../../src/spindle/errors.ts";
 import {
+  moveSecrets,
   OpenbaoSecretsProvider,
   type SecretsProvider,
   SqliteSecretsProvider,
@@ -123,6 +124,30 @@ function behaviourSuite(make: () => SecretsProvider) {
       ],
     );
     assert.equal((await p.listUnlocked(REPO)).find((s) => s.key === "DEPLOY_TOKEN")?.value, VALUE);
+  });
+
+  it("moves name-keyed secrets to the repo DID, keeping metadata; the DID's own copy wins", async () => {
+    const legacy = "did:plc:alice/moved";
+    const repoDid = "did:plc:repomoved";
+    await p.add({
+      repo: legacy,
+      key: "A",
+      value: "from-name",
+      createdBy: ALICE,
+      createdAt: "2025-01-01T00:00:00Z",
+    });
+    await p.add({ repo: legacy, key: "B", value: "old-b", createdBy: ALICE });
+    await p.add({ repo: repoDid, key: "B", value: "new-b", createdBy: ALICE });
+    assert.deepEqual(await moveSecrets(p, legacy, repoDid), ["A"]);
+    assert.deepEqual(await p.listLocked(legacy), []);
+    assert.deepEqual(
+      (await p.listUnlocked(repoDid)).map((s) => [s.key, s.value, s.createdAt]),
+      [
+        ["A", "from-name", "2025-01-01T00:00:00Z"],
+        ["B", "new-b", "2026-02-10T12:00:00Z"],
+      ],
+    );
+    assert.deepEqual(await moveSecrets(p, legacy, repoDid), [], "re-running is harmless");
   });
 }
 

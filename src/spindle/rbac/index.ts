@@ -4,4 +4,11 @@ export {
   REPO_OWNER_PERMISSIONS,
   type RepoPermission,
 } from "./rbac.ts";
-export { didSlashRepo, type RepoRef, repoObjectKeys, repoScopeKey } from "./repo-ref.ts";
+export {
+  didSlashRepo,
+  parseRepoAtUri,
+  type RepoRecordUri,
+  type RepoRef,
+  repoObjectKeys,
+  repoScopeKey,
+} from "./repo-ref.ts";

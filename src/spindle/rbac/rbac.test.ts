@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { openDatabase } from "../db/index.ts";
+import { toXrpcErrorResponse } from "../errors.ts";
 import { Rbac } from "./rbac.ts";
-import { didSlashRepo, repoObjectKeys, repoScopeKey } from "./repo-ref.ts";
+import { didSlashRepo, parseRepoAtUri, repoObjectKeys, repoScopeKey } from "./repo-ref.ts";
 
 const OWNER = "did:plc:spindleowner";
 const ALICE = "did:plc:alice"; // a member who owns a repo
@@ -100,5 +101,37 @@ describe("repo keys", () => {
     ]);
     assert.equal(repoScopeKey({ ownerDid: ALICE, name: "loom" }), "did:plc:alice/loom");
     assert.throws(() => repoObjectKeys({ ownerDid: ALICE }), TypeError);
+  });
+});
+
+describe("parseRepoAtUri", () => {
+  it("accepts a sh.tangled.repo record URI and refuses everything else as InvalidRepo", () => {
+    assert.deepEqual(parseRepoAtUri("at://did:plc:abcdefghijklmnopqrstuvwx/sh.tangled.repo/3lxyzrepo0001"), {
+      did: "did:plc:abcdefghijklmnopqrstuvwx",
+      rkey: "3lxyzrepo0001",
+    });
+    for (const bad of [
+      "",
+      "did:plc:abc/sh.tangled.repo/3l",
+      "at://alice.test/sh.tangled.repo/3l",
+      "at://did:plc:abc/sh.tangled.pipeline/3l",
+      "at://did:plc:abc/sh.tangled.repo",
+      "at://did:plc:abc/sh.tangled.repo/3l/extra",
+      "at://did:plc:abc/sh.tangled.repo/3l?x=1",
+      "https://did:plc:abc/sh.tangled.repo/3l",
+    ]) {
+      assert.throws(
+        () => parseRepoAtUri(bad),
+        (err: unknown) => {
+          const r = toXrpcErrorResponse(err);
+          assert.deepEqual(
+            [r.status, r.body],
+            [400, { error: "InvalidRepo", message: `supplied at-uri is not a repo: ${bad}` }],
+          );
+          return true;
+        },
+        bad,
+      );
+    }
   });
 });

@@ -4,7 +4,8 @@
  * DID. A `RepoRef` holds whichever the caller knows; both keys are honoured so a repo registered
  * by name keeps its grants and secrets after it gains a DID.
  */
-import { isValidDid } from "@atproto/syntax";
+import { AtUri, isValidDid, isValidRecordKey } from "@atproto/syntax";
+import { invalidRepoError } from "../errors.ts";
 
 export interface RepoRef {
   ownerDid: string;
@@ -39,4 +40,38 @@ export function repoObjectKeys(ref: RepoRef): string[] {
 /** The one key new data (secrets) is stored under: the repo DID when known, else the name key. */
 export function repoScopeKey(ref: RepoRef): string {
   return repoObjectKeys(ref)[0] as string;
+}
+
+/** The parts of a `sh.tangled.repo` record AT-URI (the `repo` parameter of the secrets methods). */
+export interface RepoRecordUri {
+  /** Authority: the repo owner's DID (handles are refused: the record must be fetched by DID). */
+  did: string;
+  rkey: string;
+}
+
+/**
+ * Parses `at://<did>/sh.tangled.repo/<rkey>`; anything else is `InvalidRepo` (§3.2). The name
+ * behind it still has to be read from the owner's PDS (§3.1), which is the XRPC layer's job.
+ */
+export function parseRepoAtUri(value: string): RepoRecordUri {
+  let uri: AtUri;
+  try {
+    uri = new AtUri(value);
+  } catch {
+    throw invalidRepoError(value);
+  }
+  const did = uri.hostname;
+  const rkey = uri.rkey;
+  if (
+    !value.startsWith("at://") ||
+    !isValidDid(did) ||
+    uri.collection !== "sh.tangled.repo" ||
+    !isValidRecordKey(rkey) ||
+    uri.pathname.split("/").length !== 3 ||
+    uri.search !== "" ||
+    uri.hash !== ""
+  ) {
+    throw invalidRepoError(value);
+  }
+  return { did, rkey };
 }

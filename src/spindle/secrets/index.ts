@@ -8,6 +8,7 @@ import type { SecretsProvider } from "./provider.ts";
 import { SqliteSecretsProvider } from "./sqlite.ts";
 
 export { ensureSecretsKeyFile } from "./key-file.ts";
+export { moveSecrets } from "./move.ts";
 export { type OpenbaoSecretsOptions, OpenbaoSecretsProvider, sanitizeRepoPath } from "./openbao.ts";
 export {
   type LockedSecret,

@@ -92,7 +92,7 @@ export class OpenbaoSecretsProvider implements SecretsProvider {
         value: secret.value,
         repo: secret.repo,
         key: secret.key,
-        created_at: rfc3339Seconds(this.#now()),
+        created_at: secret.createdAt ?? rfc3339Seconds(this.#now()),
         created_by: secret.createdBy,
       },
     };

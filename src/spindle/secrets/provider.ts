@@ -36,6 +36,8 @@ export interface NewSecret {
   value: string;
   /** DID of the actor who added it. */
   createdBy: string;
+  /** Only for moving existing secrets (`moveSecrets`); new secrets get the provider's clock. */
+  createdAt?: string;
 }
 
 export interface SecretsProvider {

@@ -55,7 +55,14 @@ export class SqliteSecretsProvider implements SecretsProvider {
         `INSERT INTO secrets (repo, key, nonce, ciphertext, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (repo, key) DO NOTHING`,
       )
-      .run(secret.repo, secret.key, nonce, sealed, rfc3339Seconds(this.#now()), secret.createdBy);
+      .run(
+        secret.repo,
+        secret.key,
+        nonce,
+        sealed,
+        secret.createdAt ?? rfc3339Seconds(this.#now()),
+        secret.createdBy,
+      );
     if (Number(res.changes) === 0) throw new SecretsError("KeyAlreadyPresent");
   }
 
