@@ -144,7 +144,9 @@ export async function compileDirectory(
 ): Promise<CompileResult> {
   const { files, diagnostics } = await readWorkflowFiles(repoDir, limits);
   const result = compileWorkflows(files, trigger, limits);
-  return { record: result.record, diagnostics: [...diagnostics, ...result.diagnostics] };
+  // Files refused unread and files compiled report in one file-name order (sort is stable).
+  const all = [...diagnostics, ...result.diagnostics].sort((a, b) => byName(a.file, b.file));
+  return { record: result.record, diagnostics: all };
 }
 
 /** Git orders tree entries by bytes; so do we (not by locale). */
