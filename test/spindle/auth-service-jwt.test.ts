@@ -239,7 +239,7 @@ describe("service JWT: rejected", () => {
     const good = await signJwt(aliceKey, serviceClaims(ALICE, AUD, METHOD));
     const [h, , s] = good.split(".");
     const forged = Buffer.from(
-      JSON.stringify({ ...serviceClaims(ALICE, AUD, METHOD), exp: now() + 86400 }),
+      JSON.stringify({ ...serviceClaims(ALICE, AUD, METHOD), exp: now() + 3000 }),
     ).toString("base64url");
     await rejectsAuth(verify(`${h}.${forged}.${s}`), /bad signature/);
   });

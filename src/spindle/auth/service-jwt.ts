@@ -11,6 +11,8 @@
  *      issuers are refused: they would authenticate a key, not an account);
  *   4. `aud` one of the accepted audiences (see `audience.ts`);
  *   5. `exp` required and not passed, `iat` (if present) not in the future, both with leeway;
+ *      `exp` at most an hour ahead (a PDS never issues longer service tokens; the bound limits
+ *      what a leaked token is worth and how long its jti must be remembered);
  *   6. `lxm`, when present, equals the called method (stricter than upstream, which ignores it;
  *      the appview always sets it);
  *   7. signature with the issuer's current atproto key (`@atproto/crypto`); on failure the DID
@@ -34,6 +36,8 @@ export interface ServiceJwtVerifierOptions {
   replay: JtiReplayCache | null;
   /** Clock skew tolerated on `exp` and `iat`, seconds (upstream: 5). */
   leewaySec?: number;
+  /** Longest accepted remaining lifetime (`exp - now`), seconds; default 3600. */
+  maxLifetimeSec?: number;
   /** Injected clock. */
   now?: () => Date;
 }
@@ -67,12 +71,14 @@ export class ServiceJwtVerifier {
   readonly #resolver: SigningKeyResolver;
   readonly #replay: JtiReplayCache | null;
   readonly #leeway: number;
+  readonly #maxLifetime: number;
   readonly #now: () => Date;
 
   constructor(opts: ServiceJwtVerifierOptions) {
     this.#resolver = opts.resolver;
     this.#replay = opts.replay;
     this.#leeway = opts.leewaySec ?? 5;
+    this.#maxLifetime = opts.maxLifetimeSec ?? 3600;
     this.#now = opts.now ?? (() => new Date());
   }
 
@@ -104,6 +110,7 @@ export class ServiceJwtVerifier {
     const exp = payload.exp;
     if (typeof exp !== "number" || !Number.isFinite(exp)) throw new AuthError("missing exp");
     if (nowSec > exp + this.#leeway) throw new AuthError("token expired");
+    if (exp > nowSec + this.#maxLifetime + this.#leeway) throw new AuthError("exp too far in the future");
     const iat = payload.iat;
     if (iat !== undefined) {
       if (typeof iat !== "number" || !Number.isFinite(iat)) throw new AuthError("invalid iat");

@@ -1,3 +1,8 @@
+/**
+ * Roles and permissions (spec §1.2, §3.1, §5.1): `Rbac` over two SQLite tables, and the repo
+ * naming rules shared with `secrets/` (`repo-ref.ts`). At start-up call
+ * `new Rbac(db).setOwner(config.server.owner)`.
+ */
 export {
   COLLABORATOR_PERMISSIONS,
   Rbac,
