@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { lintWorkflow } from "./lint.ts";
+
+const found = (text: string) =>
+  lintWorkflow("w.yml", text).map((d) => [d.severity, d.kind, d.line, d.column, d.message]);
+
+describe("lint", () => {
+  it("a clean kubernetes workflow has no findings", () => {
+    const text =
+      "when:\n  - event: push\n    branch: main\nengine: kubernetes\nimage: golang\nsteps:\n  - command: go test\n";
+    assert.deepEqual(found(text), []);
+  });
+
+  it("reports unknown keys, which compile ignores, with location", () => {
+    assert.deepEqual(found("engine: kubernetes\nimage: a\nneeds: [x]\n"), [
+      ["warning", "unknown key", 3, 1, 'unknown key "needs" is ignored'],
+    ]);
+  });
+
+  it("reports missing engine and engines Loom does not run", () => {
+    assert.deepEqual(found("steps: []\n"), [["error", "missing engine", 1, 1, "missing engine"]]);
+    assert.deepEqual(found("engine: docker\n"), [
+      ["error", "unknown engine", 1, 1, 'unknown engine "docker" (Loom runs kubernetes, nixery)'],
+    ]);
+  });
+
+  it("checks Loom's kubernetes keys", () => {
+    assert.deepEqual(found("engine: kubernetes\n"), [
+      ["error", "invalid value", 1, 1, 'engine "kubernetes" requires "image"'],
+    ]);
+    assert.deepEqual(found("engine: kubernetes\nimage: a\narchitecture: riscv64\n"), [
+      ["error", "invalid value", 3, 1, 'architecture must be amd64 or arm64, not "riscv64"'],
+    ]);
+  });
+
+  it("checks nixery's dependency form and ignored image", () => {
+    assert.deepEqual(found("engine: nixery\ndependencies: [go]\nimage: x\n"), [
+      ["error", "invalid value", 2, 1, "engine nixery needs dependencies as a map of registry to packages"],
+      [
+        "warning",
+        "unknown key",
+        3,
+        1,
+        'engine nixery ignores "image"; its image comes from dependencies.nixpkgs',
+      ],
+    ]);
+  });
+
+  it("reports engine-key errors the knot would let through", () => {
+    assert.deepEqual(found("engine: nixery\nenvironment: [A]\n"), [
+      ["error", "parse error", 2, 14, "environment: expected a mapping, found a sequence"],
+    ]);
+  });
+
+  it("reports clone settings that do nothing", () => {
+    const f = found("engine: nixery\nclone:\n  skip: true\n  depth: 3\n");
+    assert.deepEqual(f, [
+      ["warning", "invalid configuration", 3, 3, "clone.depth has no effect when clone.skip is true"],
+    ]);
+  });
+
+  it("reports constraints that can never match (spec §2.4 read backwards)", () => {
+    const text =
+      "engine: nixery\nwhen:\n  - branch: main\n  - event: push\n  - event: [pull_request, merge]\n    branch: '[x'\n";
+    assert.deepEqual(found(text), [
+      ["warning", "never matches", 3, 5, "when[0] has no event, so it never matches"],
+      [
+        "warning",
+        "never matches",
+        4,
+        5,
+        "when[1] has no branch or tag, so pushes and pull requests never match",
+      ],
+      ["warning", "never matches", 5, 5, 'when[2]: event "merge" is never sent (push, pull_request, manual)'],
+      ["warning", "never matches", 5, 5, 'when[2]: malformed glob "[x" never matches'],
+    ]);
+  });
+
+  it("a manual-only constraint needs no branch", () => {
+    assert.deepEqual(found("engine: nixery\nwhen:\n  - event: manual\n"), []);
+  });
+});

@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, it } from "node:test";
+import { SHA_F } from "./testkit.ts";
+import { parseTriggerJson, parseTriggerMetadata } from "./trigger.ts";
+
+const envelope = (kind: string) =>
+  JSON.parse(
+    readFileSync(new URL(`./testdata/knot-stream/pipeline-${kind}.envelope.json`, import.meta.url), "utf8"),
+  );
+
+describe("trigger metadata validation (lexicon sh.tangled.pipeline#triggerMetadata)", () => {
+  for (const kind of ["push", "pull_request"]) {
+    it(`accepts the ${kind} envelope's trigger unchanged`, () => {
+      const t = envelope(kind).event.triggerMetadata;
+      const r = parseTriggerMetadata(t);
+      assert.ok(r.ok);
+      assert.deepEqual(r.trigger, t);
+    });
+  }
+
+  it("accepts manual with and without inputs, and a missing defaultBranch", () => {
+    const repo = { knot: "k", did: "did:plc:x", repo: "r" };
+    const r = parseTriggerMetadata({ kind: "manual", repo, manual: { inputs: [{ key: "a", value: "b" }] } });
+    assert.ok(r.ok);
+    assert.equal(r.trigger.repo.defaultBranch, "");
+    assert.ok(parseTriggerMetadata({ kind: "manual", repo, manual: {} }).ok);
+  });
+
+  const bad: [string, unknown, RegExp][] = [
+    ["not an object", 5, /triggerMetadata: /],
+    [
+      "unknown kind",
+      { kind: "schedule", repo: { knot: "k", did: "did:plc:x", repo: "r" } },
+      /triggerMetadata\.kind: /,
+    ],
+    ["missing repo", { kind: "push" }, /triggerMetadata\.repo: /],
+    [
+      "bad DID",
+      { kind: "push", repo: { knot: "k", did: "alice", repo: "r" } },
+      /triggerMetadata\.repo\.did: must be a DID/,
+    ],
+    [
+      "short SHA",
+      {
+        kind: "push",
+        repo: { knot: "k", did: "did:plc:x", repo: "r" },
+        push: { ref: "refs/heads/x", oldSha: SHA_F, newSha: "abc" },
+      },
+      /triggerMetadata\.push\.newSha: must be a 40-character hex SHA/,
+    ],
+    [
+      "shell in a SHA",
+      {
+        kind: "pull_request",
+        repo: { knot: "k", did: "did:plc:x", repo: "r" },
+        pullRequest: {
+          sourceBranch: "a",
+          targetBranch: "b",
+          sourceSha: `$(reboot)${"a".repeat(31)}`,
+          action: "create",
+        },
+      },
+      /pullRequest\.sourceSha/,
+    ],
+    [
+      "input without value",
+      {
+        kind: "manual",
+        repo: { knot: "k", did: "did:plc:x", repo: "r" },
+        manual: { inputs: [{ key: "a" }] },
+      },
+      /manual\.inputs\.0\.value/,
+    ],
+  ];
+  for (const [name, value, message] of bad) {
+    it(`rejects ${name} with the field's path`, () => {
+      const r = parseTriggerMetadata(value);
+      assert.equal(r.ok, false);
+      assert.match(r.ok ? "" : r.error, message);
+    });
+  }
+
+  it("reports invalid JSON instead of throwing", () => {
+    const r = parseTriggerJson("{kind:");
+    assert.equal(r.ok, false);
+    assert.match(r.ok ? "" : r.error, /not JSON/);
+  });
+});
