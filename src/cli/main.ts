@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+/**
+ * The `loom` command. This file only parses arguments, wires signals and turns results into exit
+ * codes; each command lives in its own module. It is also the one place that reads process.env.
+ */
+import { parseArgs } from "node:util";
+import type { TriggerKind } from "../workflow/index.ts";
+import { lintCommand } from "./lint.ts";
+import { planCommand } from "./plan.ts";
+import { runCommand } from "./run.ts";
+
+const USAGE = `usage: loom <command> [options]
+
+commands:
+  run [DIR]    run the matching workflows of a local repository with the local engine
+               --event push|pull_request|manual (default push)   --ref REF (default HEAD)
+               --target BRANCH (pull_request target, default main) --workflow NAME (repeatable)
+               --secret KEY=VALUE (repeatable)  --secrets-file FILE (dotenv)
+               --timeout SECONDS  --json (Tangled LogLine JSON lines)
+  plan [DIR]   print the sh.tangled.pipeline record a knot would emit for a trigger
+               --trigger FILE.json (a triggerMetadata object, required)
+               --resolve (steps and environment)  --rkey RKEY  --dev  --json
+  lint [DIR]   report every problem in .tangled/workflows/* as file:line:col  [--json]
+`;
+
+class UsageError extends Error {}
+
+const EVENTS: readonly TriggerKind[] = ["push", "pull_request", "manual"];
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "run": {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          event: { type: "string", default: "push" },
+          ref: { type: "string" },
+          target: { type: "string" },
+          workflow: { type: "string", multiple: true, default: [] },
+          secret: { type: "string", multiple: true, default: [] },
+          "secrets-file": { type: "string" },
+          timeout: { type: "string" },
+          json: { type: "boolean", default: false },
+        },
+      });
+      const event = values.event as TriggerKind;
+      if (!EVENTS.includes(event)) throw new UsageError(`--event must be one of ${EVENTS.join(", ")}`);
+      let timeoutSeconds: number | undefined;
+      if (values.timeout !== undefined) {
+        timeoutSeconds = Number(values.timeout);
+        if (!Number.isInteger(timeoutSeconds) || timeoutSeconds <= 0) {
+          throw new UsageError("--timeout takes a whole number of seconds");
+        }
+      }
+      return runCommand({
+        dir: oneDir(positionals),
+        event,
+        ...(values.ref !== undefined ? { ref: values.ref } : {}),
+        ...(values.target !== undefined ? { targetBranch: values.target } : {}),
+        ...(values["secrets-file"] !== undefined ? { secretsFile: values["secrets-file"] } : {}),
+        ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+        workflows: values.workflow,
+        secrets: values.secret,
+        json: values.json,
+        env: stepEnvironment(process.env),
+      });
+    }
+    case "plan": {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          trigger: { type: "string" },
+          resolve: { type: "boolean", default: false },
+          rkey: { type: "string", default: "local" },
+          dev: { type: "boolean", default: false },
+          json: { type: "boolean", default: false },
+        },
+      });
+      if (values.trigger === undefined) throw new UsageError("plan needs --trigger FILE.json");
+      return planCommand({
+        dir: oneDir(positionals),
+        triggerFile: values.trigger,
+        json: values.json,
+        resolve: values.resolve,
+        rkey: values.rkey,
+        dev: values.dev,
+      });
+    }
+    case "lint": {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { json: { type: "boolean", default: false } },
+      });
+      return lintCommand(oneDir(positionals), values.json);
+    }
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+function oneDir(positionals: string[]): string {
+  if (positionals.length > 1)
+    throw new UsageError(`expected at most one directory, got ${positionals.length}`);
+  return positionals[0] ?? ".";
+}
+
+/**
+ * What local steps inherit: enough of the user's environment to find their tools and speak
+ * their language, and nothing else (tokens and credentials in the shell stay out of CI steps).
+ */
+function stepEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
+  const keep = ["PATH", "LANG", "LC_ALL", "TERM", "TZ", "USER"];
+  const out: Record<string, string> = {};
+  for (const k of keep) if (env[k] !== undefined) out[k] = env[k];
+  return out;
+}
+
+// `loom run --json | head`: a closed pipe stops the command like Ctrl-C would (the running
+// workflow is cancelled and cleaned up), quietly, as any Unix tool.
+let pipeClosed = false;
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code !== "EPIPE") throw err;
+  if (!pipeClosed) process.emit("SIGTERM", "SIGTERM");
+  pipeClosed = true;
+});
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    process.stderr.write(`loom: ${(err as Error).message}\n\n${USAGE}`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`loom: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The human view of `loom run`: step headers, streaming output, durations and a final verdict,
+ * drawn from the same Tangled LogLines the spindle serves (so what a developer sees locally is
+ * what the appview will show). Colour only when the output is a terminal.
+ */
+import { styleText } from "node:util";
+import type { LogLine } from "../relay/logline.ts";
+
+type Style = Parameters<typeof styleText>[0];
+
+export interface Output {
+  write(text: string): void;
+  readonly isTTY?: boolean;
+}
+
+export interface WorkflowSummary {
+  workflow: string;
+  status: string;
+  durationMs: number;
+  error?: string;
+  exitCode?: number;
+}
+
+export class HumanRenderer {
+  readonly #out: Output;
+  readonly #colour: boolean;
+  readonly #prefix: boolean;
+  readonly #starts = new Map<string, number>();
+
+  /** `prefix`: put the workflow name before every line (when several workflows interleave). */
+  constructor(out: Output, opts: { colour?: boolean; prefix?: boolean } = {}) {
+    this.#out = out;
+    this.#colour = opts.colour ?? out.isTTY === true;
+    this.#prefix = opts.prefix ?? false;
+  }
+
+  #paint(style: Style, text: string): string {
+    return this.#colour ? styleText(style, text, { validateStream: false }) : text;
+  }
+
+  #lead(workflow: string): string {
+    return this.#prefix ? this.#paint("dim", `[${workflow}] `) : "";
+  }
+
+  line(workflow: string, line: LogLine): void {
+    const lead = this.#lead(workflow);
+    const key = `${workflow}\u0000${line.step_id}`;
+    if (line.kind === "control") {
+      const system = line.step_kind !== 1;
+      if (line.step_status === "start") {
+        this.#starts.set(key, Date.parse(line.time));
+        const name = line.content || "(unnamed step)";
+        this.#out.write(`${lead}${this.#paint(system ? "dim" : "bold", `▶ ${name}`)}\n`);
+      } else if (line.step_status === "end") {
+        const started = this.#starts.get(key);
+        this.#starts.delete(key);
+        const took = started === undefined ? "" : ` ${formatDuration(Date.parse(line.time) - started)}`;
+        this.#out.write(`${lead}${this.#paint("dim", `  ⏹ ${line.content || "(unnamed step)"}${took}`)}\n`);
+      }
+      return;
+    }
+    const text = line.content.replace(/\n$/, "");
+    const body = line.stream === "stderr" ? this.#paint("yellow", text) : text;
+    this.#out.write(`${lead}  ${body.replaceAll("\n", `\n${lead}  `)}\n`);
+  }
+
+  summary(results: readonly WorkflowSummary[]): void {
+    if (results.length === 0) {
+      this.#out.write(this.#paint("yellow", "no workflow matched this trigger\n"));
+      return;
+    }
+    this.#out.write("\n");
+    for (const r of results) {
+      const ok = r.status === "success";
+      const mark = ok ? this.#paint("green", "✔") : this.#paint("red", "✘");
+      const detail = ok
+        ? ""
+        : ` ${[r.error, r.exitCode !== undefined && r.exitCode !== 0 ? `exit code ${r.exitCode}` : ""]
+            .filter(Boolean)
+            .join(", ")}`;
+      this.#out.write(
+        `${mark} ${r.workflow} ${this.#paint(ok ? "green" : "red", r.status)} in ${formatDuration(r.durationMs)}${detail}\n`,
+      );
+    }
+  }
+}
+
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return "";
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const m = Math.floor(ms / 60_000);
+  return `${m}m${Math.round((ms % 60_000) / 1000)}s`;
+}
