@@ -49,9 +49,9 @@ export class LogFile implements LogSink {
     return this.#batchBytes + this.#inFlight;
   }
 
-  write(line: LogLine): void {
+  write(line: LogLine, plainContent = false): void {
     if (this.#error || this.#closed) return;
-    const text = `${encodeLogLine(line)}\n`;
+    const text = `${encodeLogLine(line, plainContent)}\n`;
     this.#batch.push(text);
     // UTF-16 length: a cheap stand-in for bytes, only used to size batches.
     this.#batchBytes += text.length;

@@ -26,7 +26,7 @@ describe("encodeLogLine", () => {
   });
 
   it("reproduces the failed-without-log-file fixture from failedWithoutLogLines()", () => {
-    const lines = failedWithoutLogLines('unknown engine "docker"').map(encodeLogLine);
+    const lines = failedWithoutLogLines('unknown engine "docker"').map((l) => encodeLogLine(l));
     assert.deepEqual(lines, fixture("failed-without-logfile.jsonl"));
   });
 

@@ -18,11 +18,12 @@
 import { Masker, type StreamMasker } from "../mask/masker.ts";
 import { RUNNER_PROTOCOL_VERSION, type RunnerEvent, type RunStatus } from "../runner/protocol.ts";
 import { checkRunnerEvent } from "./events.ts";
-import { formatTime, type LogLine, type LogStream, normalizeTime } from "./logline.ts";
+import { formatTime, type LogLine, type LogStream, linesArePlain, normalizeTime } from "./logline.ts";
 
 /** Where relayed lines go (a LogFile, or a test's array). `write` must not throw. */
 export interface LogSink {
-  write(line: LogLine): void;
+  /** `plainContent`: the relay checked that the content needs no JSON escaping (a speed hint). */
+  write(line: LogLine, plainContent?: boolean): void;
   /** Bytes accepted but not yet written; the relay waits on `flush` when it grows large. */
   readonly backlog: number;
   flush(): Promise<void>;
@@ -79,6 +80,8 @@ interface StepInfo {
 interface StreamState {
   masker: StreamMasker;
   partial: string;
+  /** Whether every piece of `partial` passed linesArePlain. */
+  partialPlain: boolean;
 }
 
 const KEEP_ERRORS = 20;
@@ -299,37 +302,47 @@ export class Relay {
     const key = step * 2 + (stream === "stderr" ? 1 : 0);
     let st = this.#streams.get(key);
     if (!st) {
-      st = { masker: this.#masker.stream(), partial: "" };
+      st = { masker: this.#masker.stream(), partial: "", partialPlain: true };
       this.#streams.set(key, st);
     }
     this.#lines(st, st.masker.write(data), step, stream, time);
   }
 
   #lines(st: StreamState, text: string, step: number, stream: LogStream, time: string): void {
+    const plain = linesArePlain(text);
     let from = 0;
     for (;;) {
       const nl = text.indexOf("\n", from);
       if (nl < 0) break;
       const piece = text.slice(from, nl);
-      const line = st.partial === "" ? piece : st.partial + piece;
-      st.partial = "";
-      this.#data(line, step, stream, time);
+      if (st.partial === "") {
+        this.#data(piece, plain, step, stream, time);
+      } else {
+        this.#data(st.partial + piece, plain && st.partialPlain, step, stream, time);
+        st.partial = "";
+        st.partialPlain = true;
+      }
       from = nl + 1;
     }
-    if (from < text.length) st.partial += from === 0 ? text : text.slice(from);
+    if (from < text.length) {
+      st.partial += from === 0 ? text : text.slice(from);
+      st.partialPlain &&= plain;
+    }
     // A line with no end in sight goes out in pieces, so one endless line cannot fill memory.
     while (st.partial.length >= this.#maxLineChars) {
       let cut = this.#maxLineChars;
       const c = st.partial.charCodeAt(cut - 1);
       if (c >= 0xd800 && c <= 0xdbff) cut--; // never split a surrogate pair
-      this.#sink.write({ kind: "data", content: st.partial.slice(0, cut), time, step_id: step, stream });
+      const content = st.partial.slice(0, cut);
+      this.#sink.write({ kind: "data", content, time, step_id: step, stream }, st.partialPlain);
       st.partial = st.partial.slice(cut);
     }
   }
 
-  #data(line: string, step: number, stream: LogStream, time: string): void {
-    const content = line.charCodeAt(line.length - 1) === 13 ? line.replace(/\r+$/, "") : line;
-    this.#sink.write({ kind: "data", content, time, step_id: step, stream });
+  #data(line: string, plain: boolean, step: number, stream: LogStream, time: string): void {
+    // A trailing \r makes a text not plain, so a plain line never needs trimming.
+    const content = !plain && line.charCodeAt(line.length - 1) === 13 ? line.replace(/\r+$/, "") : line;
+    this.#sink.write({ kind: "data", content, time, step_id: step, stream }, plain);
   }
 
   #closeStream(key: number, time: string): void {
@@ -340,7 +353,7 @@ export class Relay {
     const step = Math.floor(key / 2);
     const stream: LogStream = key - step * 2 === 1 ? "stderr" : "stdout";
     this.#lines(st, st.masker.end(), step, stream, time);
-    if (st.partial !== "") this.#data(st.partial, step, stream, time);
+    if (st.partial !== "") this.#data(st.partial, st.partialPlain, step, stream, time);
   }
 
   #error(err: RelayError): void {

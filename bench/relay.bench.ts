@@ -1,0 +1,140 @@
+/**
+ * Relay throughput: a synthetic runner event stream (16 KiB output chunks of log-like text with
+ * secrets sprinkled in, as the runner emits them) through the relay's JSON parsing, the second
+ * masking pass with 50 secrets, line splitting and LogLine encoding — once into memory, once into
+ * a real log file. MB/s counts step output bytes. Target: at least 100 MB/s.
+ */
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { LogFile } from "../src/relay/logfile.ts";
+import { encodeLogLine, type LogLine } from "../src/relay/logline.ts";
+import { type LogSink, Relay } from "../src/relay/relay.ts";
+
+const SECRETS = Array.from(
+  { length: 50 },
+  (_, i) => `sk_live_${i.toString(36)}_${"Qx7Lp2Vm9Rt4".repeat(2)}${i}`,
+);
+const TOTAL = 256 << 20;
+const CHUNK = 16 << 10;
+/** Log-like lines of the kinds CI steps print (compilers, test runners, package managers). */
+const TEMPLATES: ((n: number) => string)[] = [
+  (n) =>
+    `   Compiling serde_derive v1.0.${n % 200} (/home/ci/.cargo/registry/src/index.crates.io-6f17d22bba15001f/serde_derive)`,
+  (n) =>
+    `ok  \tgithub.com/example/module/pkg/server${n % 9}\t0.${n % 1000}s\tcoverage: ${n % 100}.2% of statements`,
+  (n) =>
+    `npm warn deprecated inflight@1.0.${n % 10}: This module is not supported, and leaks memory → use lru-cache`,
+  (n) =>
+    `[2026-02-10T12:00:${n % 60}Z] INFO  request handled path=/api/v1/items/${n} status=200 dur=${n % 97}µs`,
+  (n) => `PASS src/relay/relay${n % 31}.test.ts (${n % 9}.${n % 7} s)`,
+  (n) => `go: downloading golang.org/x/sys v0.${n % 40}.0`,
+  () => "",
+];
+/** Newline-delimited runner events carrying about `bytes` of step output. */
+function eventStream(bytes: number): { buf: Buffer; output: number; lines: number } {
+  let seed = 42;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const events: string[] = [];
+  let output = 0;
+  let seq = 0;
+  let lines = 0;
+  while (output < bytes) {
+    let data = "";
+    while (data.length < CHUNK) {
+      const n = rand(1 << 20);
+      let line = TEMPLATES[n % TEMPLATES.length]!(n);
+      if (rand(50) === 0) line += ` token=${SECRETS[rand(SECRETS.length)]}`;
+      data += `${line}\n`;
+      lines++;
+    }
+    output += Buffer.byteLength(data);
+    const ev = {
+      type: "output",
+      time: "2026-02-10T12:00:00.123456789Z",
+      step: 1,
+      stream: "stdout",
+      seq: ++seq,
+      data,
+    };
+    events.push(JSON.stringify(ev));
+  }
+  return { buf: Buffer.from(`${events.join("\n")}\n`), output, lines };
+}
+
+const HEAD = `${JSON.stringify({ type: "hello", time: "2026-02-10T12:00:00Z", version: 1, pid: 1, shell: "bash" })}\n${JSON.stringify({ type: "step_start", time: "2026-02-10T12:00:00Z", step: 1, name: "build", kind: "user", command: "make" })}\n`;
+
+async function measure(
+  label: string,
+  sinkFor: () => Promise<{ sink: LogSink; done: () => Promise<number> }>,
+) {
+  const sample = eventStream(8 << 20);
+  const rounds = Math.ceil(TOTAL / sample.output);
+  const { sink, done } = await sinkFor();
+  const relay = new Relay({ sink, secrets: SECRETS });
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  relay.feed(HEAD);
+  for (let i = 0; i < rounds; i++) {
+    // Feed in pipe-sized pieces, as a child's stdout delivers them.
+    for (let off = 0; off < sample.buf.length; off += 64 << 10) {
+      relay.feed(sample.buf.subarray(off, off + (64 << 10)));
+      if (sink.backlog > 1 << 20) await sink.flush();
+    }
+  }
+  relay.end();
+  const written = await done();
+  const secs = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSecs = (cpu.user + cpu.system) / 1e6;
+  const mb = (sample.output * rounds) / 1e6;
+  if (relay.errorCount > 0) throw new Error(`relay errors: ${relay.errors[0]?.message}`);
+  console.log(
+    `${label}: ${(mb / secs).toFixed(0)} MB/s with ${SECRETS.length} secrets (${mb.toFixed(0)} MB in ${secs.toFixed(2)} s; ${(mb / cpuSecs).toFixed(0)} MB per CPU-second; ${(written / 1e6).toFixed(0)} MB of log lines, ${(sample.output / sample.lines).toFixed(0)} B/line; target ≥ 100 MB/s)`,
+  );
+}
+
+export async function main(): Promise<void> {
+  await measure("relay", async () => {
+    let bytes = 0;
+    let leaked = false;
+    const sink = {
+      backlog: 0,
+      flush: () => Promise.resolve(),
+      write(line: LogLine, plain?: boolean) {
+        const text = encodeLogLine(line, plain);
+        bytes += text.length + 1;
+        // Checking every line would measure String.includes; a prefix of the run is enough.
+        if (bytes < 4 << 20 && text.includes("sk_live_")) leaked = true;
+      },
+    };
+    return {
+      sink,
+      done: async () => {
+        if (leaked) throw new Error("a secret reached the log");
+        return bytes;
+      },
+    };
+  });
+  const dir = await mkdtemp(join(tmpdir(), "loom-relay-bench-"));
+  try {
+    await measure("relay to log file", async () => {
+      const file = await LogFile.open(dir, "bench.knot-3abc-build.yml");
+      return {
+        sink: file,
+        done: async () => {
+          await file.close();
+          return (await stat(file.path)).size;
+        },
+      };
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) await main();
