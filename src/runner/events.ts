@@ -16,22 +16,41 @@ export class EventWriter {
   readonly #clock: Clock;
   #seq = 0;
   #blocked = false;
+  #broken = false;
   #waiters: (() => void)[] = [];
 
-  constructor(sink: Writable, clock: Clock) {
+  /**
+   * `onBroken` is called once if the sink fails (EPIPE: the reader is gone). Nobody can see
+   * the run any more, so the runner cancels it; later events are dropped.
+   */
+  constructor(sink: Writable, clock: Clock, onBroken: (err: Error) => void = () => {}) {
     this.#sink = sink;
     this.#clock = clock;
-    sink.on("drain", () => {
-      this.#blocked = false;
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const w of waiters) w();
+    sink.on("drain", () => this.#release());
+    sink.on("error", (err) => {
+      if (this.#broken) return;
+      this.#broken = true;
+      this.#release();
+      onBroken(err);
     });
   }
 
+  #release(): void {
+    this.#blocked = false;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
   emit<T extends RunnerEvent["type"]>(type: T, payload: Payload<T>): void {
+    if (this.#broken) return;
     const line = `${JSON.stringify({ type, time: this.#clock(), ...payload })}\n`;
     if (!this.#sink.write(line)) this.#blocked = true;
+  }
+
+  /** The sink failed; events are being dropped. */
+  get broken(): boolean {
+    return this.#broken;
   }
 
   /** Emit `data` as output events of at most MAX_OUTPUT_UNITS each; seq runs across streams. */
@@ -48,12 +67,12 @@ export class EventWriter {
   }
 
   get blocked(): boolean {
-    return this.#blocked;
+    return this.#blocked && !this.#broken;
   }
 
   /** Call `fn` once the sink has drained (now, if it is not blocked). */
   whenDrained(fn: () => void): void {
-    if (this.#blocked) this.#waiters.push(fn);
+    if (this.blocked) this.#waiters.push(fn);
     else fn();
   }
 }

@@ -66,3 +66,14 @@ export function signalTree(pgid: number, sig: NodeJS.Signals): void {
   signal(-pgid, sig);
   for (const pid of pids) if (pid !== process.pid) signal(pid, sig);
 }
+
+/**
+ * End of run: SIGKILL what is left of every step's process group (background processes a step
+ * started). The leaders have exited, so their trees cannot be walked any more; as PID 1 of a
+ * container, everything else the runner started is its descendant and goes too. One /proc scan
+ * at most, whatever the number of steps.
+ */
+export function killLeftovers(pgids: number[]): void {
+  for (const pgid of pgids) signal(-pgid, "SIGKILL");
+  if (process.pid === 1) for (const pid of descendants(1)) signal(pid, "SIGKILL");
+}

@@ -8,7 +8,7 @@ import { rfc3339Nano } from "./clock.ts";
 import { baseEnv, type Env, missingSecrets, pickShell, secretsFromEnv, stepEnv } from "./env.ts";
 import { EventWriter } from "./events.ts";
 import { OutputPump } from "./output.ts";
-import { signalTree } from "./procs.ts";
+import { killLeftovers, signalTree } from "./procs.ts";
 import { RUNNER_PROTOCOL_VERSION, type RunnerSpec, type RunnerStep, type RunStatus } from "./protocol.ts";
 
 export interface RunResult {
@@ -61,7 +61,7 @@ export class Runner {
   readonly #pumps: OutputPump[] = [];
 
   constructor(opts: RunnerOptions) {
-    this.writer = new EventWriter(opts.out, opts.clock ?? (() => rfc3339Nano()));
+    this.writer = new EventWriter(opts.out, opts.clock ?? (() => rfc3339Nano()), () => this.cancel());
     this.#base = baseEnv(opts.env);
     this.#secrets = secretsFromEnv(opts.env);
     this.#masker = new Masker(this.#secrets.values());
@@ -231,7 +231,7 @@ export class Runner {
   }
 
   #cleanUp(): void {
-    for (const pgid of this.#groups) signalTree(pgid, "SIGKILL");
+    killLeftovers(this.#groups);
     for (const p of this.#pumps) p.destroy();
   }
 }
