@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 LOOM_CACHE ?= $(HOME)/.cache/loom
 export LOOM_CACHE
 
-.PHONY: all deps build run test test-unit lint format bench clean
+.PHONY: all deps test-deps build run test test-unit lint format bench clean
 
 all: build
 
@@ -17,13 +17,17 @@ node_modules/.installed: package.json package-lock.json
 deps: node_modules/.installed
 	@bash hack/install-system-deps.sh
 
+# Test-only servers, built or fetched into $(LOOM_CACHE) (never into the repository).
+test-deps: deps
+	@bash hack/openbao.sh
+
 build: deps
 	npm run build
 
 run: build
 	node dist/cli/main.js run .
 
-test: deps build
+test: test-deps build
 	npm test
 
 test-unit: node_modules/.installed
