@@ -199,6 +199,37 @@ describe("Relay: data lines (§4.3)", () => {
   });
 });
 
+describe("Relay: output for many steps at once (a runner bug)", () => {
+  it("flushes earlier streams instead of keeping a masker per step forever", () => {
+    const events: RunnerEvent[] = [];
+    for (let i = 0; i < 1000; i++) events.push(out(i, `p${i}`));
+    const { lines } = relayOf(events);
+    assert.equal(data(lines).length, 1000);
+    assert.deepEqual(data(lines).slice(0, 2), ["p0", "p1"]);
+  });
+
+  it("ends a step the runner never ended when the next one starts", () => {
+    const { lines } = relayOf([
+      start(0, "a", "x"),
+      out(0, "no newline"),
+      start(1, "b", "y"),
+      out(1, "b\n"),
+      end(1),
+    ]);
+    assert.deepEqual(
+      lines.map((l) => [l.step_id, l.kind, l.step_status ?? l.content]),
+      [
+        [0, "control", "start"],
+        [0, "data", "no newline"],
+        [0, "control", "end"],
+        [1, "control", "start"],
+        [1, "data", "b"],
+        [1, "control", "end"],
+      ],
+    );
+  });
+});
+
 describe("Relay: second masking pass (§5.3)", () => {
   const secret = "hunter2-s3cret";
   const b64 = Buffer.from(secret).toString("base64"); // has "=" padding

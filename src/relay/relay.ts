@@ -85,6 +85,7 @@ interface StreamState {
 }
 
 const KEEP_ERRORS = 20;
+const MAX_STREAMS = 8;
 const SINK_HIGH_WATER = 1 << 20;
 
 export class Relay {
@@ -271,6 +272,9 @@ export class Relay {
   }
 
   #stepStart(id: number, name: string, command: string, user: boolean, time: string): void {
+    // Steps run one at a time: an earlier step the runner never ended is over now.
+    for (const [other, step] of this.#steps) if (step.open && other !== id) this.#stepEnd(other, time);
+    for (const key of [...this.#streams.keys()]) this.#closeStream(key, time);
     this.#steps.set(id, { name, command, user, open: true });
     this.#control(id, "start", time);
   }
@@ -302,6 +306,9 @@ export class Relay {
     const key = step * 2 + (stream === "stderr" ? 1 : 0);
     let st = this.#streams.get(key);
     if (!st) {
+      // Output for many steps at once is a runner bug; flushing keeps the maskers bounded.
+      if (this.#streams.size >= MAX_STREAMS)
+        for (const k of [...this.#streams.keys()]) this.#closeStream(k, time);
       st = { masker: this.#masker.stream(), partial: "", partialPlain: true };
       this.#streams.set(key, st);
     }
