@@ -195,3 +195,31 @@ describe("compileDirectory: `.tangled/workflows/*` (spec §1.4)", () => {
     await rm(empty, { recursive: true });
   });
 });
+
+describe("Gen2 compile option", () => {
+  it("records clone.tags and defaults submodules and tags to true", () => {
+    const files = [
+      { name: "a.yml", content: "engine: nixery\n" },
+      { name: "b.yml", content: "engine: nixery\nclone:\n  submodules: false\n  tags: false\n" },
+    ];
+    const r = compileWorkflows(files, push, { gen2: true });
+    assert.deepEqual(
+      r.record?.workflows.map((w) => w.clone),
+      [
+        { depth: 0, skip: false, submodules: true, tags: true },
+        { depth: 0, skip: false, submodules: false, tags: false },
+      ],
+    );
+  });
+  it("passes changed files to matching", () => {
+    const content = "when:\n  - event: push\n    branch: main\n    paths: ['docs/**']\nengine: nixery\n";
+    assert.equal(
+      compileWorkflows([{ name: "d.yml", content }], push, { gen2: true, changedFiles: ["src/x"] }).record,
+      undefined,
+    );
+    assert.ok(
+      compileWorkflows([{ name: "d.yml", content }], push, { gen2: true, changedFiles: ["docs/x.md"] })
+        .record,
+    );
+  });
+});

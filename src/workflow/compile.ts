@@ -4,7 +4,7 @@
  */
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { workflowMatches } from "./match.ts";
+import { type MatchOptions, workflowMatches } from "./match.ts";
 import { parseWorkflow } from "./parse.ts";
 import { DEFAULT_LIMITS, parseError, type SourceLimits } from "./source.ts";
 import type {
@@ -30,6 +30,10 @@ export interface CompileResult {
 
 export const WORKFLOWS_DIR = ".tangled/workflows";
 
+export interface CompileOptions extends MatchOptions {
+  limits?: SourceLimits;
+}
+
 /**
  * Per file, in name order: a parse error drops it; a trigger mismatch skips it (warning); an
  * empty engine drops it (error); `clone.skip` with submodules or depth > 0 only warns.
@@ -38,8 +42,9 @@ export const WORKFLOWS_DIR = ".tangled/workflows";
 export function compileWorkflows(
   files: readonly WorkflowFile[],
   trigger: TriggerMetadata,
-  limits: SourceLimits = DEFAULT_LIMITS,
+  opts: CompileOptions = {},
 ): CompileResult {
+  const limits = opts.limits ?? DEFAULT_LIMITS;
   const diagnostics: Diagnostic[] = [];
   const workflows: PipelineWorkflow[] = [];
   for (const file of [...files].sort((a, b) => byName(a.name, b.name))) {
@@ -50,7 +55,7 @@ export function compileWorkflows(
     }
     const wf = parsed.workflow;
     const at = wf.positions.when ?? { line: 1, column: 1 };
-    if (!workflowMatches(wf.when, trigger)) {
+    if (!workflowMatches(wf.when, trigger, opts)) {
       diagnostics.push(
         diag("warning", "workflow skipped", `did not match trigger ${trigger.kind}`, file.name, at),
       );
@@ -62,7 +67,8 @@ export function compileWorkflows(
       continue;
     }
     diagnostics.push(...cloneWarnings(wf, file.name));
-    workflows.push({ clone: recordClone(wf), engine: wf.engine, name: file.name, raw: parsed.text });
+    const clone = opts.gen2 === true ? gen2RecordClone(wf) : recordClone(wf);
+    workflows.push({ clone, engine: wf.engine, name: file.name, raw: parsed.text });
   }
   if (workflows.length === 0) return { record: undefined, diagnostics };
   return { record: { $type: "", triggerMetadata: wireTrigger(trigger), workflows }, diagnostics };
@@ -74,6 +80,16 @@ export function recordClone(wf: Workflow): CloneOptions {
     depth: wf.clone.depth ?? 0,
     skip: wf.clone.skip ?? false,
     submodules: wf.clone.submodules ?? false,
+  };
+}
+
+/** Gen2 defaults (spec §9): `submodules` and `tags` are true when omitted. */
+export function gen2RecordClone(wf: Workflow): CloneOptions {
+  return {
+    depth: wf.clone.depth ?? 0,
+    skip: wf.clone.skip ?? false,
+    submodules: wf.clone.submodules ?? true,
+    tags: wf.clone.tags ?? true,
   };
 }
 
@@ -140,10 +156,10 @@ export async function readWorkflowFiles(
 export async function compileDirectory(
   repoDir: string,
   trigger: TriggerMetadata,
-  limits: SourceLimits = DEFAULT_LIMITS,
+  opts: CompileOptions = {},
 ): Promise<CompileResult> {
-  const { files, diagnostics } = await readWorkflowFiles(repoDir, limits);
-  const result = compileWorkflows(files, trigger, limits);
+  const { files, diagnostics } = await readWorkflowFiles(repoDir, opts.limits ?? DEFAULT_LIMITS);
+  const result = compileWorkflows(files, trigger, opts);
   // Files refused unread and files compiled report in one file-name order (sort is stable).
   const all = [...diagnostics, ...result.diagnostics].sort((a, b) => byName(a.file, b.file));
   return { record: result.record, diagnostics: all };

@@ -2,6 +2,7 @@
 export { CLONE_STEP_NAME, cloneStep } from "./clone.ts";
 export {
   byName,
+  type CompileOptions,
   type CompileResult,
   compileDirectory,
   compileWorkflows,
@@ -13,7 +14,13 @@ export {
 export { frameworkEnv, pipelineUri, repoUrl } from "./env.ts";
 export { anyGlob, globMatch, isValidGlob } from "./glob.ts";
 export { lintWorkflow } from "./lint.ts";
-export { constraintMatches, shortRefName, workflowMatches } from "./match.ts";
+export {
+  constraintMatches,
+  DEFAULT_PR_TYPES,
+  type MatchOptions,
+  shortRefName,
+  workflowMatches,
+} from "./match.ts";
 export { type Architecture, DEFAULT_NIXERY_HOST, nixeryImage } from "./nixery.ts";
 export { type ParsedWorkflow, parseWorkflow } from "./parse.ts";
 export { type PlanView, planView } from "./print.ts";

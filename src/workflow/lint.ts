@@ -10,6 +10,8 @@ import { DEFAULT_LIMITS, type SourceLimits } from "./source.ts";
 import type { Constraint, Diagnostic, Pos, Workflow } from "./types.ts";
 
 const EVENTS = new Set(["push", "pull_request", "manual"]);
+/** Gen2 pull-request actions (gen2 §2.11). */
+const PR_TYPES = new Set(["opened", "reopened", "closed", "merged", "synchronize"]);
 
 export function lintWorkflow(
   file: string,
@@ -107,7 +109,11 @@ function lintConstraint(c: Constraint, i: number, d: Report): void {
       `${where} has no branch or tag, so pushes and pull requests never match`,
     );
   }
-  for (const p of [...c.branch, ...c.tag]) {
+  for (const t of c.types ?? []) {
+    if (!PR_TYPES.has(t))
+      d("warning", "never matches", c.pos, `${where}: pull request type "${t}" is never sent`);
+  }
+  for (const p of [...c.branch, ...c.tag, ...(c.paths ?? [])]) {
     if (!isValidGlob(p))
       d("warning", "never matches", c.pos, `${where}: malformed glob "${p}" never matches`);
   }

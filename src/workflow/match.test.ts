@@ -84,3 +84,43 @@ describe("shortRefName", () => {
     assert.equal(shortRefName("refs/notes/x"), "refs/notes/x");
   });
 });
+
+describe("Gen2 matching (gen2 §2.11), behind an explicit option", () => {
+  const pr = (action: string) => ({
+    ...prTrigger("main"),
+    pullRequest: { ...prTrigger("main").pullRequest!, action },
+  });
+  const typed = (types?: string[], paths?: string[]): Constraint => ({
+    ...c(["pull_request", "push"], ["main"]),
+    types,
+    paths,
+  });
+
+  it("is off by default: types and paths change nothing", () => {
+    assert.equal(constraintMatches(typed(["closed"]), pr("opened")), true);
+    assert.equal(
+      constraintMatches(typed(undefined, ["docs/**"]), pushTrigger("refs/heads/main"), {
+        changedFiles: ["src/a.ts"],
+      }),
+      true,
+    );
+  });
+  it("types narrow pull requests; default opened, reopened, synchronize; empty action is opened", () => {
+    const on = { gen2: true };
+    assert.equal(constraintMatches(typed(), pr("opened"), on), true);
+    assert.equal(constraintMatches(typed(), pr("synchronize"), on), true);
+    assert.equal(constraintMatches(typed(), pr("closed"), on), false);
+    assert.equal(constraintMatches(typed(), pr(""), on), true);
+    assert.equal(constraintMatches(typed(["closed", "merged"]), pr("merged"), on), true);
+    assert.equal(constraintMatches(typed(["closed"]), pr("opened"), on), false);
+    assert.equal(constraintMatches(typed(["closed"]), pushTrigger("refs/heads/main"), on), true);
+  });
+  it("paths narrow by changed files when they are known", () => {
+    const on = (changedFiles?: string[]) => ({ gen2: true, changedFiles });
+    const t = pushTrigger("refs/heads/main");
+    assert.equal(constraintMatches(typed(undefined, ["src/**"]), t, on(["src/a/b.ts"])), true);
+    assert.equal(constraintMatches(typed(undefined, ["src/*"]), t, on(["src/a/b.ts"])), false);
+    assert.equal(constraintMatches(typed(undefined, ["src/**"]), t, on([])), false);
+    assert.equal(constraintMatches(typed(undefined, ["src/**"]), t, on(undefined)), true);
+  });
+});

@@ -82,9 +82,11 @@ export interface TriggerMetadata {
 }
 
 export interface CloneOptions {
-  skip: boolean;
   depth: number;
+  skip: boolean;
   submodules: boolean;
+  /** Gen2 records only (`cloneOpts.tags`). */
+  tags?: boolean;
 }
 
 /** One workflow of a pipeline record, keys in wire order (the knot emits sorted keys). */
