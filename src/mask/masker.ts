@@ -43,6 +43,14 @@ function tripleKey(a: number, b: number, c: number): number {
   return ((a & 0x3f) << 12) | ((b & 0x3f) << 6) | (c & 0x3f);
 }
 
+/** Whether text[at..] (all of it, shorter than `pat`) equals the start of `pat`; no allocation. */
+function isPrefixAt(pat: string, text: string, at: number): boolean {
+  for (let i = at, k = 0; i < text.length; i++, k++) {
+    if (text.charCodeAt(i) !== pat.charCodeAt(k)) return false;
+  }
+  return true;
+}
+
 /** Shortest window the skipping search is used for; shorter patterns are searched position by position. */
 const MIN_WINDOW = 4;
 
@@ -57,7 +65,7 @@ export class Masker {
   readonly #buckets: string[][] = [];
   /** Single-unit patterns by UTF-16 code (rare: a one-character secret). */
   readonly #singles = new Uint8Array(65536);
-  /** First UTF-16 unit of any pattern, for the stream tail check. */
+  /** First UTF-16 unit of any pattern of two or more units, for the stream tail check. */
   readonly #firsts = new Uint8Array(65536);
   /** Wu–Manber window: the shortest pattern's length, capped (longer windows gain little). */
   readonly #window: number;
@@ -71,11 +79,11 @@ export class Masker {
     this.maxLength = this.patterns[0]?.length ?? 0;
     for (const p of this.patterns) {
       const c0 = p.charCodeAt(0);
-      this.#firsts[c0] = 1;
       if (p.length === 1) {
         this.#singles[c0] = 1;
         continue;
       }
+      this.#firsts[c0] = 1;
       const key = pairKey(c0, p.charCodeAt(1));
       let slot = this.#pairs[key]!;
       if (slot === 0) {
@@ -202,23 +210,15 @@ export class Masker {
     for (let p = Math.max(from, n - this.maxLength + 1); p < n; p++) {
       const c0 = text.charCodeAt(p);
       if (this.#firsts[c0] === 0) continue;
-      if (p === n - 1) {
-        // One unit left: any longer pattern starting with it could follow.
-        if (this.#hasLongerStartingWith(c0)) return p;
-        continue;
-      }
+      // One unit left: a pattern of two or more units starts with it (that is what #firsts says).
+      if (p === n - 1) return p;
       const slot = this.#pairs[pairKey(c0, text.charCodeAt(p + 1))]!;
       if (slot === 0) continue;
       for (const pat of this.#buckets[slot - 1]!) {
-        if (pat.length > n - p && pat.startsWith(text.slice(p))) return p;
+        if (pat.length > n - p && isPrefixAt(pat, text, p)) return p;
       }
     }
     return n;
-  }
-
-  #hasLongerStartingWith(c0: number): boolean {
-    for (const p of this.patterns) if (p.length > 1 && p.charCodeAt(0) === c0) return true;
-    return false;
   }
 
   /**
