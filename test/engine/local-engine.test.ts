@@ -1,6 +1,7 @@
 /** Local-engine specifics beyond the shared suite: real git clones, bad runners, restarts. */
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -194,6 +195,39 @@ describe("local engine", () => {
     await e.start(run);
     assert.deepEqual(await e.recover(run), { state: "resumed" });
     await e.destroy(run.plan.wid);
+    await clean(dir);
+  });
+
+  it("relays binary output and a 1 MB line from a real step, as valid bounded log lines", async () => {
+    const logDir = join(base, "binlogs");
+    const run = makeRun([
+      "head -c 4000000 /dev/urandom; head -c 1000000 /dev/zero | tr '\\0' x; echo; echo done",
+    ]);
+    const file = await LogFile.open(logDir, run.plan.wid);
+    const { engine: e, dir } = engine();
+    const outcome = await finish(e, { ...run, log: file } as unknown as TestRun);
+    await file.close();
+    assert.equal(outcome.status, "success", outcome.error);
+    const lines = (await readFile(join(logDir, `${run.plan.wid}.log`), "utf8")).trimEnd().split("\n");
+    let xs = 0;
+    for (const text of lines) {
+      assert.ok(text.length < 2 * 65536 * 6, "a log line is not bounded");
+      const line = JSON.parse(text) as { content: string };
+      xs += line.content.split("").filter((c) => c === "x").length;
+    }
+    assert.ok(xs >= 1_000_000, `the 1 MB line lost characters (${xs})`);
+    assert.equal(JSON.parse(lines.at(-2)!).content, "done");
+    await clean(dir);
+  });
+
+  it("runs the bundled runner (dist/runner-bundle) when it has been built", async (t) => {
+    const bundle = join(import.meta.dirname, "../../dist/runner-bundle/loom-runner");
+    if (!existsSync(bundle)) return t.skip("run `make build` first");
+    const { engine: e, dir } = engine({ runnerCommand: [bundle] });
+    const run = makeRun(["echo from-bundle $K"], { secrets: { K: "bundle-secret" } });
+    const outcome = await finish(e, run);
+    assert.equal(outcome.status, "success", outcome.error);
+    assert.deepEqual(run.log.data(), ["from-bundle ***"]);
     await clean(dir);
   });
 
