@@ -248,7 +248,13 @@ class Reader {
     const entries = this.mapEntries(node, section, label);
     if (entries === undefined) return undefined;
     const out: EnvVar[] = [];
-    for (const { key, value } of entries) {
+    for (const { key, pos, value } of entries) {
+      if (key === "" || key.includes("=")) {
+        // Such a name cannot be passed to a process environment (`NAME=value`).
+        const message = `${label}: "${key}" is not a valid variable name`;
+        this.errors.push({ section, diagnostic: this.diag("error", "parse error", pos, message) });
+        return undefined;
+      }
       const v = this.string(value, section, `${label}.${key}`);
       if (v !== undefined) out.push({ name: key, value: v });
     }
@@ -339,7 +345,8 @@ class Reader {
           `${label}: mapping keys must be strings, found ${describe(keyNode)}`,
         );
       }
-      const key = keyNode === null ? "" : (keyNode.source ?? String(keyNode.value));
+      // A null key (`~:`) reads as "" like any null into a Go string.
+      const key = keyNode === null || keyNode.value === null ? "" : (keyNode.source ?? String(keyNode.value));
       const pos = keyNode === null ? this.pos(n) : this.pos(keyNode);
       if (key === "<<" && keyNode?.type === "PLAIN") {
         merges.push(pair.value as Maybe);

@@ -269,6 +269,16 @@ describe("YAML features", () => {
     assert.match(d.message, /mapping keys must be strings/);
     assert.deepEqual([d.line, d.column], [2, 5]);
   });
+  it("variable names that cannot enter an environment are errors", () => {
+    for (const text of [
+      'environment:\n  "A=B": 1\n',
+      'environment:\n  "": 1\n',
+      "steps:\n  - environment:\n      ~: 1\n",
+    ]) {
+      const d = only(parseWorkflow("w.yml", text), "engineErrors");
+      assert.match(d.message, /is not a valid variable name/, text);
+    }
+  });
   it("scalar keys read as source text", () => {
     assert.deepEqual(ok("environment:\n  1: a\n  true: b\n").environment, [
       { name: "1", value: "a" },

@@ -87,3 +87,20 @@ describe("trigger metadata validation (lexicon sh.tangled.pipeline#triggerMetada
     assert.match(r.ok ? "" : r.error, /not JSON/);
   });
 });
+
+describe("manual inputs must fit a process environment", () => {
+  const repo = { knot: "k", did: "did:plc:x", repo: "r" };
+  for (const [key, value] of [
+    ["a=b", "v"],
+    ["", "v"],
+    ["a\u0000", "v"],
+    ["a", "v\u0000"],
+  ]) {
+    it(`rejects ${JSON.stringify({ key, value })}`, () => {
+      assert.equal(
+        parseTriggerMetadata({ kind: "manual", repo, manual: { inputs: [{ key, value }] } }).ok,
+        false,
+      );
+    });
+  }
+});

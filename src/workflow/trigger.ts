@@ -25,7 +25,17 @@ export const triggerMetadataSchema = z.object({
     .object({ sourceBranch: z.string(), targetBranch: z.string(), sourceSha: sha, action: z.string() })
     .optional(),
   manual: z
-    .object({ inputs: z.array(z.object({ key: z.string(), value: z.string() })).optional() })
+    .object({
+      // Inputs become TANGLED_INPUT_<KEY>=<value> in a process environment.
+      inputs: z
+        .array(
+          z.object({
+            key: z.string().regex(/^[^=\0]+$/, "must be non-empty without = or NUL"),
+            value: z.string().regex(/^[^\0]*$/, "must not contain NUL"),
+          }),
+        )
+        .optional(),
+    })
     .optional(),
 });
 
