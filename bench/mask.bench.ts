@@ -1,7 +1,7 @@
 /**
  * Masking throughput with 50 secrets (150 patterns: value, base64, unpadded base64).
  *   mask:  the StreamMasker alone, 64 KiB writes of log-like text.
- *   relay: the runner's whole output path — a real child writing 200 MB through a pipe,
+ *   runner-output: the runner's whole output path — a real child writing 200 MB through a pipe,
  *          UTF-8 decode, masking, JSON-lines output events — into a sink that drops them.
  * Target: at least 100 MB/s.
  */
@@ -129,7 +129,7 @@ export async function main(): Promise<void> {
     `mask: ${show(maskerThroughput(values))} with ${SECRETS} secrets (${patterns} patterns; target ≥ 100 MB/s)`,
   );
   console.log(
-    `relay: ${show(await relayThroughput(values))} through the runner's output path ` +
+    `runner-output: ${show(await relayThroughput(values))} through the runner's output path ` +
       `(pipe → decode → mask → JSON events) with ${SECRETS} secrets (target ≥ 100 MB/s)`,
   );
 }
