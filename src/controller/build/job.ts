@@ -14,6 +14,10 @@
  * buildah's newuidmap is setuid). Secret values reach the main container alone, each through a
  * secretKeyRef to the run's Secret; the Job object itself holds no value.
  *
+ * Pod Security Standards (checked with k8s.io/pod-security-admission v0.37): these pods meet
+ * `baseline`, not `restricted` (the added SETUID/SETGID, and privilege escalation in buildah
+ * mode); with buildah.seccompUnconfined they need a `privileged` namespace.
+ *
  * The image's own /etc/passwd is replaced (subPath mounts) by one with root, runner (1000) and
  * nobody: the setup image cannot read the workflow image's file, and tools such as buildah, ssh
  * and git refuse to run for a UID with no passwd entry.
