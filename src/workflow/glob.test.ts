@@ -39,6 +39,13 @@ const table: [string, string, boolean][] = [
   ["a/**/z", "a/b/c/y", false],
   ["a/**/", "a/b/", true],
   ["a/**/", "a/b", false],
+  ["a/**/", "a", true],
+  ["a/**/", "a/", true],
+  ["a/**", "a/", true],
+  ["a/", "a", false],
+  ["a/b/c", "a/b//c", false],
+  ["abc**", "abc/b", false],
+  ["a/\\**", "a/b/c", false],
   // `**` inside a component is `*`
   ["rel**", "release", true],
   ["rel**", "rel/ease", false],
@@ -63,6 +70,20 @@ const table: [string, string, boolean][] = [
   ["[\\]]", "]", true],
   ["[\\-]", "-", true],
   ["[a\\-z]", "b", false],
+  // doublestar v4, like bash, reads a `-` at either end of a class, or after a range, literally
+  ["[-]", "-", true],
+  ["[x-]", "x", true],
+  ["[x-]", "-", true],
+  ["[x-]", "z", false],
+  ["[-x]", "-", true],
+  ["[-x]", "a", false],
+  ["[a-b-d]", "a", true],
+  ["[a-b-d]", "-", true],
+  ["[a-b-d]", "c", false],
+  ["[a-b-x]", "x", true],
+  ["[a-ζ]*", "α", true],
+  ["a[^a]b", "a☺b", true],
+  ["a???b", "a☺b", false],
   // alternatives
   ["{main,master}", "main", true],
   ["{main,master}", "master", true],
@@ -72,6 +93,12 @@ const table: [string, string, boolean][] = [
   ["{a,b{c,d}}", "b", false],
   ["{feat,fix}/**", "fix/a/b", true],
   ["x{}y", "xy", true],
+  ["a{,bc}", "a", true],
+  ["a{,bc}", "abc", true],
+  ["a/{b/c,c/b}", "a/c/b", true],
+  ["{a/{b,c},abc}", "a/c", true],
+  ["{a/{b,c},abc}", "a/b/c", false],
+  ["**/{a,b}", "a/b", true],
   // escapes
   ["\\*", "*", true],
   ["\\*", "a", false],
@@ -81,8 +108,10 @@ const table: [string, string, boolean][] = [
   // malformed patterns never match
   ["[", "[", false],
   ["[]", "x", false],
-  ["[a-]", "a", false],
-  ["[-a]", "a", false],
+  ["[]a]", "]", false],
+  ["[^bc", "a", false],
+  ["a[", "a", false],
+  ["ab{c,d}[", "abcd", false],
   ["{a,b", "a", false],
   ["a\\", "a", false],
 ];
@@ -98,7 +127,8 @@ describe("globMatch (doublestar v4 Match semantics)", () => {
 describe("isValidGlob", () => {
   it("accepts well-formed patterns and rejects malformed ones", () => {
     assert.equal(isValidGlob("release-{a,b}/**/[0-9]*"), true);
-    for (const bad of ["[", "[]", "{a", "x\\", "[z-]"]) assert.equal(isValidGlob(bad), false, bad);
+    assert.equal(isValidGlob("[z-]"), true);
+    for (const bad of ["[", "[]", "{a", "x\\", "[^"]) assert.equal(isValidGlob(bad), false, bad);
   });
   it("treats a brace bomb as malformed instead of expanding it", () => {
     assert.equal(isValidGlob("{a,b}".repeat(40)), false);

@@ -3,10 +3,10 @@
  * upstream uses for `when[].branch` and `when[].tag` (spec §2.4):
  *
  *   `*`        any run of characters except `/`
- *   `**`       as a whole path component: zero or more components (`a/**` matches `a`);
- *              anywhere else it is the same as `*`
+ *   `**`       as a whole path component: zero or more components (`a/**` and `a/**/` match
+ *              `a`); anywhere else it is the same as `*`
  *   `?`        one character except `/`
- *   `[abc]` `[a-z]` `[^…]` `[!…]`   a character class (non-empty; `-` and `]` must be escaped)
+ *   `[abc]` `[a-z]` `[^…]` `[!…]`   a character class (non-empty; `]` first must be escaped)
  *   `{a,b}`    alternatives, may nest
  *   `\c`       the character c
  *
@@ -71,6 +71,11 @@ function compileUncached(pattern: string): Glob | null {
     const components = splitComponents(alt).map(compileComponent);
     if (components.some((c) => c === undefined)) return null;
     alternatives.push(components as Component[]);
+    // doublestar v4: a trailing `/**/` also matches the bare parent (`a/**/` matches `a`).
+    const n = components.length;
+    if (n >= 2 && components[n - 2] === null && (components[n - 1] as Token[]).length === 0) {
+      alternatives.push(components.slice(0, n - 2) as Component[]);
+    }
   }
   return { alternatives };
 }
@@ -189,14 +194,17 @@ function compileComponent(text: string): Component | undefined {
   return tokens;
 }
 
+/**
+ * `[...]` as doublestar v4 reads it (like bash, looser than Go's path.Match): a `-` is literal at
+ * the start, before the closing `]` and right after a range (`[a-b-d]` is a, b, `-`, d).
+ */
 function parseClass(chars: string[], start: number): { token: Token; next: number } | undefined {
   let i = start + 1;
   const negate = chars[i] === "^" || chars[i] === "!";
   if (negate) i++;
   const ranges: [string, string][] = [];
-  const readChar = (): string | undefined => {
+  const read = (): string | undefined => {
     const c = chars[i];
-    if (c === undefined || c === "-" || c === "]") return undefined;
     if (c === "\\") {
       i += 2;
       return chars[i - 1];
@@ -204,19 +212,29 @@ function parseClass(chars: string[], start: number): { token: Token; next: numbe
     i++;
     return c;
   };
-  while (chars[i] !== "]") {
-    const lo = readChar();
-    if (lo === undefined) return undefined;
-    let hi = lo;
-    if (chars[i] === "-") {
-      i++;
-      const end = readChar();
-      if (end === undefined) return undefined;
-      hi = end;
+  for (;;) {
+    const c = chars[i];
+    if (c === undefined) return undefined;
+    if (c === "]") {
+      if (ranges.length === 0) return undefined; // `[]` and `[]a]` are malformed
+      break;
     }
-    ranges.push([lo, hi]);
+    const lo = read();
+    if (lo === undefined) return undefined;
+    if (chars[i] === "-" && chars[i + 1] !== "]" && chars[i + 1] !== undefined) {
+      i++;
+      const hi = read();
+      if (hi === undefined) return undefined;
+      ranges.push([lo, hi]);
+      // A `-` right after a range is a literal, not the start of another range.
+      if (chars[i] === "-" && chars[i + 1] !== "]") {
+        ranges.push(["-", "-"]);
+        i++;
+      }
+    } else {
+      ranges.push([lo, lo]);
+    }
   }
-  if (ranges.length === 0) return undefined;
   return { token: { t: "class", negate, ranges }, next: i + 1 };
 }
 
