@@ -42,7 +42,7 @@ export interface RunnerSpec {
   workspace: string;
   /** Budget for all steps together; 0 = none. Exceeding it ends the run with `timeout`. */
   timeoutSeconds: number;
-  /** Heartbeat period, so a watcher can tell a silent runner from a dead one. */
+  /** Heartbeat period, so a watcher can tell a silent runner from a dead one; 0 = none. */
   heartbeatSeconds: number;
   steps: RunnerStep[];
 }
@@ -63,13 +63,18 @@ export type RunnerEvent =
       stream: "stdout" | "stderr";
       /** Per-run sequence number of output events (shared by both streams), from 1. */
       seq: number;
-      /** Already masked; invalid UTF-8 is replaced by U+FFFD. */
+      /**
+       * Already masked; invalid UTF-8 is replaced by U+FFFD. At most 16 Ki UTF-16 units, never
+       * splitting a surrogate pair; one write of the step may arrive as several events, and a
+       * masker may hold back the tail of a write until it knows it does not start a secret.
+       */
       data: string;
     })
   | (EventBase & { type: "heartbeat"; step: number | null })
   | (EventBase & {
       type: "step_end";
       step: number;
+      /** The shell's exit status; 128 + n when killed by signal n; 127 when it could not start. */
       exitCode: number;
       durationMs: number;
       timedOut: boolean;
@@ -78,7 +83,10 @@ export type RunnerEvent =
   | (EventBase & {
       type: "result";
       status: RunStatus;
-      /** Exit code of the failing step (or 0 on success). */
+      /**
+       * Exit code of the failing (timed-out, cancelled) step, or 0 on success; 1 when the run
+       * ended without a step to blame (bad spec, missing secret, cancelled between steps).
+       */
       exitCode: number;
       failedStep: number | null;
       error?: string;

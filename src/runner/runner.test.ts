@@ -272,6 +272,14 @@ describe("Runner", () => {
     assert.match(result.error ?? "", /workspace/);
   });
 
+  it("fails a step whose command is too long to exec, without crashing", async () => {
+    const { result, sink } = await run(spec([step(`echo ${"x".repeat(300_000)}`)]));
+    assert.equal(result.status, "failed");
+    assert.equal(result.exitCode, 127);
+    assert.match(result.error ?? "", /E2BIG|too long/i);
+    assert.equal(sink.of("step_end").length, 1);
+  });
+
   it("does not wait for a background process that keeps the pipes open", async () => {
     const t0 = Date.now();
     const { result, sink } = await run(

@@ -102,7 +102,8 @@ export class Runner {
       spec.heartbeatSeconds > 0
         ? setInterval(
             () => this.writer.emit("heartbeat", { step: this.#current?.step ?? null }),
-            spec.heartbeatSeconds * 1000,
+            // A floor, so a tiny period cannot flood the event stream.
+            Math.max(100, spec.heartbeatSeconds * 1000),
           )
         : undefined;
     try {
@@ -160,14 +161,24 @@ export class Runner {
     const env = stepEnv(this.#base, step.env, this.#secrets);
     const shell = pickShell(env.PATH);
     const outcome: StepOutcome = { exitCode: 0, timedOut: false, cancelled: false };
-    return new Promise((resolve) => {
-      const child = spawn(shell, ["-c", step.command], {
+    let child: ChildProcess;
+    try {
+      child = spawn(shell, ["-c", step.command], {
         cwd: workspace,
         env,
         // Its own process group, so timeout and cancel reach everything the step started.
         detached: true,
         stdio: ["ignore", "pipe", "pipe"],
       });
+    } catch (err) {
+      // Some failures throw instead of emitting 'error' (E2BIG: a command too long for exec).
+      return Promise.resolve({
+        ...outcome,
+        exitCode: 127,
+        error: `cannot start ${shell}: ${(err as Error).message}`,
+      });
+    }
+    return new Promise((resolve) => {
       const pumps = [
         new OutputPump(child.stdout!, "stdout", step.id, this.#masker, this.writer),
         new OutputPump(child.stderr!, "stderr", step.id, this.#masker, this.writer),
