@@ -3,8 +3,8 @@
  * upstream uses for `when[].branch` and `when[].tag` (spec §2.4):
  *
  *   `*`        any run of characters except `/`
- *   `**`       as a whole path component: zero or more components (`a/**` and `a/**/` match
- *              `a`); anywhere else it is the same as `*`
+ *   `**`       as a whole path component: zero or more components (`a/**` matches `a`, and
+ *              so does `a/**` followed by a slash); anywhere else it is the same as `*`
  *   `?`        one character except `/`
  *   `[abc]` `[a-z]` `[^…]` `[!…]`   a character class (non-empty; `]` first must be escaped)
  *   `{a,b}`    alternatives, may nest
@@ -71,7 +71,7 @@ function compileUncached(pattern: string): Glob | null {
     const components = splitComponents(alt).map(compileComponent);
     if (components.some((c) => c === undefined)) return null;
     alternatives.push(components as Component[]);
-    // doublestar v4: a trailing `/**/` also matches the bare parent (`a/**/` matches `a`).
+    // doublestar v4: a trailing "/**/" also matches the bare parent ("a/**/" matches "a").
     const n = components.length;
     if (n >= 2 && components[n - 2] === null && (components[n - 1] as Token[]).length === 0) {
       alternatives.push(components.slice(0, n - 2) as Component[]);
