@@ -113,6 +113,47 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX rbac_repo_grants_repo ON rbac_repo_grants (repo);
     `,
   },
+  {
+    version: 5,
+    name: "durable pipeline queue, workflow runs and the /events log (accepted before acknowledged)",
+    sql: `
+      -- One row per accepted sh.tangled.pipeline event; (knot, rkey) is the dedupe key, so a
+      -- replayed or re-delivered envelope is never run twice. Queue order = id.
+      -- state: 'queued' (waiting for a worker) | 'running' (claimed) | 'done'.
+      CREATE TABLE pipelines (
+        id INTEGER PRIMARY KEY,
+        knot TEXT NOT NULL,
+        rkey TEXT NOT NULL,
+        record TEXT NOT NULL,
+        -- the secrets scope key of the repo (rbac/repo-ref.ts repoScopeKey)
+        scope TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done')),
+        created_at INTEGER NOT NULL,
+        UNIQUE (knot, rkey)
+      );
+      CREATE INDEX pipelines_state ON pipelines (state, id);
+      -- One row per workflow of a pipeline. plan = the frozen RunPlan JSON (NULL when the
+      -- workflow failed at acceptance). status is the latest status sent on /events.
+      CREATE TABLE workflow_runs (
+        wid TEXT PRIMARY KEY,
+        pipeline_id INTEGER NOT NULL REFERENCES pipelines (id),
+        name TEXT NOT NULL,
+        plan TEXT,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        error TEXT,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (pipeline_id, name)
+      );
+      -- The /events stream (§4.1): created = unix nanos, strictly increasing (the cursor).
+      CREATE TABLE events (
+        created INTEGER PRIMARY KEY,
+        rkey TEXT NOT NULL,
+        nsid TEXT NOT NULL,
+        event TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database's `user_version`, in order. */

@@ -1,0 +1,135 @@
+/**
+ * The `/events` log (spec §4.1): status events stored in SQLite with `created` = unix nanos,
+ * strictly increasing, which is the stream cursor. Nanos exceed 2^53, so they are BigInt here
+ * and read with `setReadBigInts`.
+ *
+ * Writers call `insert` inside the transaction that changes the run's state, then `publish` the
+ * returned events right after the commit (same synchronous block, so a reader never sees a
+ * committed row that is missing from the in-memory tail). The tail keeps the newest events so
+ * live subscribers — the common case, 200 at once in the bench — never touch the database;
+ * a cursor older than the tail is served from SQLite.
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { encodeEnvelope, encodeStatus, type PipelineStatus, STATUS_NSID } from "./status.ts";
+import { TidClock } from "./tid.ts";
+
+export interface StoredEvent {
+  created: bigint;
+  /** The whole envelope, ready to send as one text frame. */
+  frame: string;
+}
+
+export interface EventLogOptions {
+  /** Wall clock in unix nanos (injected by tests). */
+  nowNanos?: () => bigint;
+  tids?: TidClock;
+  /** Events kept in memory for live subscribers (default 4096). */
+  tailSize?: number;
+}
+
+const INT64_MAX = (1n << 63n) - 1n;
+
+/** Nanosecond wall clock: Date.now() anchored, hrtime for the sub-millisecond part. */
+export function wallClockNanos(): () => bigint {
+  const base = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+  return () => base + process.hrtime.bigint();
+}
+
+export class EventLog {
+  readonly #now: () => bigint;
+  readonly #tids: TidClock;
+  readonly #tailSize: number;
+  readonly #insert: StatementSync;
+  readonly #after: StatementSync;
+  readonly #listeners = new Set<() => void>();
+  /** Contiguous newest events; every event with created > #floor is in it. */
+  #tail: StoredEvent[] = [];
+  #floor: bigint;
+  #last: bigint;
+
+  constructor(db: DatabaseSync, opts: EventLogOptions = {}) {
+    this.#now = opts.nowNanos ?? wallClockNanos();
+    this.#tids = opts.tids ?? new TidClock();
+    this.#tailSize = opts.tailSize ?? 4096;
+    this.#insert = db.prepare("INSERT INTO events (created, rkey, nsid, event) VALUES (?, ?, ?, ?)");
+    this.#after = db.prepare(
+      "SELECT created, rkey, nsid, event FROM events WHERE created > ? ORDER BY created LIMIT ?",
+    );
+    this.#after.setReadBigInts(true);
+    const max = db.prepare("SELECT max(created) AS m FROM events");
+    max.setReadBigInts(true);
+    const m = (max.get() as { m: bigint | null }).m;
+    this.#last = m ?? 0n;
+    this.#floor = this.#last;
+  }
+
+  /** Newest `created` written so far (0 when none). */
+  get last(): bigint {
+    return this.#last;
+  }
+
+  /** Stores a status event. Call inside the caller's transaction; `publish` after commit. */
+  insert(status: PipelineStatus): StoredEvent {
+    const now = this.#now();
+    const created = now > this.#last ? now : this.#last + 1n;
+    const rkey = this.#tids.next();
+    const event = encodeStatus(status);
+    this.#insert.run(created, rkey, STATUS_NSID, event);
+    this.#last = created;
+    return { created, frame: encodeEnvelope(event, STATUS_NSID, rkey) };
+  }
+
+  /** Makes committed events visible to live subscribers and wakes them. */
+  publish(events: readonly StoredEvent[]): void {
+    if (events.length === 0) return;
+    this.#tail.push(...events);
+    const excess = this.#tail.length - this.#tailSize;
+    if (excess > 0) {
+      this.#floor = (this.#tail[excess - 1] as StoredEvent).created;
+      this.#tail = this.#tail.slice(excess);
+    }
+    for (const fn of this.#listeners) fn();
+  }
+
+  /** Up to `limit` events with created > cursor, oldest first. */
+  after(cursor: bigint, limit: number): StoredEvent[] {
+    if (cursor >= this.#floor) {
+      let lo = 0;
+      let hi = this.#tail.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if ((this.#tail[mid] as StoredEvent).created > cursor) hi = mid;
+        else lo = mid + 1;
+      }
+      return this.#tail.slice(lo, lo + limit);
+    }
+    return this.#after.all(cursor, limit).map((r) => ({
+      created: r.created as bigint,
+      frame: encodeEnvelope(String(r.event), String(r.nsid), String(r.rkey)),
+    }));
+  }
+
+  /** Calls `fn` after every publish; returns the unsubscribe function. */
+  subscribe(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  get subscribers(): number {
+    return this.#listeners.size;
+  }
+
+  /**
+   * A `?cursor=` value (§4.1): unix nanos; missing, zero or unparsable means "now" (no
+   * backfill), as Gen1 does.
+   */
+  cursorFrom(param: string | null): bigint {
+    const clock = this.#now();
+    // biome-ignore lint/complexity/useMathMinMax: BigInt operands (Math.max takes numbers)
+    const now = clock > this.#last ? clock : this.#last;
+    if (param === null || !/^-?[0-9]{1,19}$/.test(param)) return now;
+    const v = BigInt(param);
+    if (v === 0n || v > INT64_MAX || v < -INT64_MAX) return now;
+    return v;
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Prometheus metrics of the spindle (served on `/metrics`). One registry per server, so tests
+ * can run several servers in one process. Labels are closed sets (reasons, statuses) — never a
+ * DID, repo, workflow name or anything a secret could hide in.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export interface SpindleMetrics {
+  registry: Registry;
+  pipelines: Counter<"result" | "reason">;
+  statuses: Counter<"status">;
+  queueDepth: Gauge;
+  runningWorkflows: Gauge;
+  eventSubscribers: Gauge;
+  logSubscribers: Gauge;
+  slowClients: Counter<"stream">;
+  xrpc: Counter<"method" | "status">;
+  xrpcSeconds: Histogram<"method">;
+}
+
+export function createMetrics(): SpindleMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  return {
+    registry,
+    pipelines: new Counter({
+      name: "loom_pipelines_total",
+      help: "sh.tangled.pipeline events by result (accepted, duplicate, ignored, overflow) and reason",
+      labelNames: ["result", "reason"],
+      registers,
+    }),
+    statuses: new Counter({
+      name: "loom_workflow_status_total",
+      help: "Workflow status events emitted on /events",
+      labelNames: ["status"],
+      registers,
+    }),
+    queueDepth: new Gauge({ name: "loom_queue_depth", help: "Pipelines waiting for a worker", registers }),
+    runningWorkflows: new Gauge({
+      name: "loom_running_workflows",
+      help: "Workflows currently running on the engine",
+      registers,
+    }),
+    eventSubscribers: new Gauge({
+      name: "loom_event_subscribers",
+      help: "Open /events connections",
+      registers,
+    }),
+    logSubscribers: new Gauge({ name: "loom_log_subscribers", help: "Open /logs connections", registers }),
+    slowClients: new Counter({
+      name: "loom_slow_clients_total",
+      help: "Stream connections closed because the client did not keep up",
+      labelNames: ["stream"],
+      registers,
+    }),
+    xrpc: new Counter({
+      name: "loom_xrpc_requests_total",
+      help: "XRPC requests by method and HTTP status",
+      labelNames: ["method", "status"],
+      registers,
+    }),
+    xrpcSeconds: new Histogram({
+      name: "loom_xrpc_request_seconds",
+      help: "XRPC request duration",
+      labelNames: ["method"],
+      buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10],
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * The queue's workers (spec §6.3): at most `maxJobCount` pipelines run at once; all workflows
+ * of a pipeline run concurrently on the engine. Queue state lives in SQLite (`pipelines.state`),
+ * so `start()` after a crash picks up where the last process stopped:
+ *
+ * - pipelines still `running`: their `running` workflows are handed to `engine.recover` —
+ *   resumed, or `failed` with the engine's reason; their `pending` ones start now;
+ * - pipelines `queued`: claimed in order as workers free up.
+ *
+ * A workflow is marked `running` (row + event, one transaction) before `engine.start`, so a crash
+ * at any point never starts it twice: after a restart it is recovered, not started again.
+ */
+import type { Logger } from "pino";
+import type { Engine, WorkflowOutcome, WorkflowRun } from "../../engine/engine.ts";
+import { LogFile } from "../../relay/logfile.ts";
+import type { SecretsProvider } from "../secrets/index.ts";
+import type { Ledger, Transition } from "./ledger.ts";
+import type { SpindleMetrics } from "./metrics.ts";
+import { FINISHED } from "./status.ts";
+import type { PipelineRow, RunRow } from "./store.ts";
+
+export const USER_CANCELLED = "User canceled the workflow";
+
+export interface SchedulerOptions {
+  ledger: Ledger;
+  engine: Engine;
+  secrets: SecretsProvider;
+  metrics: SpindleMetrics;
+  logger: Logger;
+  logDir: string;
+  maxJobCount: number;
+}
+
+export type CancelResult = "cancelled" | "finished" | "not_found";
+
+export class Scheduler {
+  readonly #o: SchedulerOptions;
+  readonly #log: Logger;
+  readonly #active = new Map<number, Promise<void>>();
+  readonly #cancelRequested = new Set<string>();
+  readonly #startedWids = new Set<string>();
+  #stopping = false;
+
+  constructor(opts: SchedulerOptions) {
+    this.#o = opts;
+    this.#log = opts.logger;
+  }
+
+  /** Reconciles what a previous process left running, then starts queued pipelines. */
+  start(): void {
+    for (const p of this.#o.ledger.store.pipelinesIn("running")) this.#launch(p, true);
+    this.wake();
+  }
+
+  /** Claims queued pipelines while workers are free. */
+  wake(): void {
+    const { store } = this.#o.ledger;
+    while (!this.#stopping && !this.#o.ledger.closed && this.#active.size < this.#o.maxJobCount) {
+      const p = store.claimNext();
+      if (!p) break;
+      this.#launch(p, false);
+    }
+    this.#o.metrics.queueDepth.set(this.#o.ledger.closed ? 0 : store.queuedCount());
+  }
+
+  get activePipelines(): number {
+    return this.#active.size;
+  }
+
+  /**
+   * Cancels one workflow (XRPC cancelPipeline). A pending one is marked `cancelled` at once and
+   * never starts; a running one is cancelled on the engine and reported when it stops.
+   */
+  async cancel(knot: string, rkey: string, name: string): Promise<CancelResult> {
+    const run = this.#o.ledger.store.runByName(knot, rkey, name);
+    if (!run) return "not_found";
+    if (FINISHED.has(run.status)) return "finished";
+    if (run.status === "pending") {
+      this.#o.ledger.record([{ run, status: "cancelled", error: USER_CANCELLED, exitCode: -1 }]);
+      this.#log.info({ wid: run.wid }, "pending workflow cancelled");
+      return "cancelled";
+    }
+    this.#cancelRequested.add(run.wid);
+    if (this.#startedWids.has(run.wid)) await this.#o.engine.cancel(run.wid, USER_CANCELLED);
+    this.#log.info({ wid: run.wid }, "running workflow cancel requested");
+    return "cancelled";
+  }
+
+  /** Stops claiming work and waits (bounded) for in-flight bookkeeping after the engine closed. */
+  async stop(graceMs = 5000): Promise<void> {
+    this.#stopping = true;
+    const all = Promise.allSettled([...this.#active.values()]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+  }
+
+  #launch(p: PipelineRow, recovering: boolean): void {
+    const job = this.#runPipeline(p, recovering)
+      .catch((err: Error) => this.#log.error({ pipelineId: p.id, err }, "pipeline worker failed"))
+      .finally(() => {
+        this.#active.delete(p.id);
+        if (!this.#stopping) this.wake();
+      });
+    this.#active.set(p.id, job);
+  }
+
+  async #runPipeline(p: PipelineRow, recovering: boolean): Promise<void> {
+    const runs = this.#o.ledger.store.runsOf(p.id);
+    this.#log.info({ knot: p.knot, rkey: p.rkey, recovering, workflows: runs.length }, "pipeline started");
+    await Promise.all(runs.map((r) => this.#runWorkflow(p, r)));
+    if (this.#stopping || this.#o.ledger.closed) return;
+    this.#o.ledger.store.setPipelineState(p.id, "done");
+    this.#log.info({ knot: p.knot, rkey: p.rkey }, "pipeline finished");
+  }
+
+  async #runWorkflow(p: PipelineRow, initial: RunRow): Promise<void> {
+    const { ledger, engine } = this.#o;
+    if (initial.plan === null || FINISHED.has(initial.status)) return;
+    const plan = initial.plan;
+    const wid = initial.wid;
+    const log = this.#log.child({ wid, workflow: initial.name, knot: p.knot, rkey: p.rkey });
+    let sink: LogFile | undefined;
+    const runningGauge = this.#o.metrics.runningWorkflows;
+    try {
+      // Re-read: a cancel may have landed since the pipeline's rows were read.
+      const current = ledger.store.runByWid(wid);
+      if (!current || FINISHED.has(current.status)) return;
+      sink = await LogFile.open(this.#o.logDir, wid);
+      const secrets = await this.#secrets(p.scope, log);
+      const run: WorkflowRun = { plan, secrets, onStatus: () => {}, log: sink };
+      if (current.status === "running") {
+        const res = await engine.recover(run);
+        if (res.state === "lost") {
+          await sink.close().catch(() => {});
+          sink = undefined;
+          log.warn({ reason: res.reason }, "running workflow lost across restart");
+          ledger.record([{ run: current, status: "failed", error: res.reason, exitCode: -1 }]);
+          return;
+        }
+        log.info("running workflow resumed after restart");
+      } else {
+        if (ledger.store.runByWid(wid)?.status !== "pending") return;
+        ledger.record([{ run: current, status: "running" }]);
+        // Whatever an earlier process may have left under this wid goes first.
+        await engine.destroy(wid);
+        try {
+          await engine.start(run);
+        } catch (err) {
+          await sink.close().catch(() => {});
+          sink = undefined;
+          log.error({ err: (err as Error).message }, "engine refused the workflow");
+          ledger.record([{ run: current, status: "failed", error: (err as Error).message, exitCode: -1 }]);
+          return;
+        }
+      }
+      this.#startedWids.add(wid);
+      runningGauge.inc();
+      if (this.#cancelRequested.has(wid)) await engine.cancel(wid, USER_CANCELLED);
+      let outcome: WorkflowOutcome;
+      try {
+        outcome = await engine.wait(wid);
+      } finally {
+        runningGauge.dec();
+        this.#startedWids.delete(wid);
+      }
+      // The log is complete and durable before the final status says so (/logs relies on it).
+      await sink.close().catch((err: Error) => log.error({ err: err.message }, "log file write failed"));
+      sink = undefined;
+      const final = this.#finalTransition(current, outcome);
+      this.#cancelRequested.delete(wid);
+      if (!ledger.closed) ledger.record([final]);
+      log.info({ status: final.status, exitCode: final.exitCode }, "workflow finished");
+      await engine.destroy(wid);
+    } finally {
+      if (sink) await sink.close().catch(() => {});
+    }
+  }
+
+  #finalTransition(run: RunRow, o: WorkflowOutcome): Transition {
+    switch (o.status) {
+      case "success":
+        return { run, status: "success" };
+      case "timeout":
+        return { run, status: "timeout" };
+      case "cancelled":
+        return {
+          run,
+          status: "cancelled",
+          error: this.#cancelRequested.has(run.wid) ? USER_CANCELLED : (o.error ?? USER_CANCELLED),
+          exitCode: -1,
+        };
+      default:
+        return { run, status: "failed", error: o.error ?? "workflow failed", exitCode: o.exitCode ?? -1 };
+    }
+  }
+
+  async #secrets(scope: string, log: Logger): Promise<Map<string, string>> {
+    try {
+      const list = await this.#o.secrets.listUnlocked(scope);
+      return new Map(list.map((s) => [s.key, s.value]));
+    } catch (err) {
+      log.warn({ err: (err as Error).name }, "secrets unavailable; running without them");
+      return new Map();
+    }
+  }
+}
