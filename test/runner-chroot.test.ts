@@ -127,7 +127,10 @@ describe("runner bundle in a busybox-only chroot", { skip }, () => {
           kind: "user",
           command:
             'echo "pwd=$(pwd) image=$IMAGE_VAR mode=$MODE"; echo to-stderr >&2; ' +
-            'echo "token=$TOKEN"; printf %s "$TOKEN" | base64; echo "$TOKEN" | wc -c; ' +
+            // Spec §5.3: the value, base64 with and without padding, also split across writes.
+            'echo "token=$TOKEN"; printf %s "$TOKEN" | base64; printf %s "$TOKEN" | base64 | tr -d =; ' +
+            "printf 'split: chroot-sec'; sleep 0.1; printf 'ret-42\\n'; echo \"$TOKEN\" >&2; " +
+            'echo "$TOKEN" | wc -c; ' +
             'env | grep -c "^LOOM_" || true',
           env: [
             { name: "MODE", value: "debug" },
@@ -149,9 +152,9 @@ describe("runner bundle in a busybox-only chroot", { skip }, () => {
     assert.equal(hello?.shell, "/bin/sh", "no bash in the root: /bin/sh is used");
     assert.equal(
       text(run.events, 0, "stdout"),
-      "pwd=/tangled/workspace image=from-image mode=release\ntoken=***\n***\n17\n0\n",
+      "pwd=/tangled/workspace image=from-image mode=release\ntoken=***\n***\n***\nsplit: ***\n17\n0\n",
     );
-    assert.equal(text(run.events, 0, "stderr"), "to-stderr\n");
+    assert.equal(text(run.events, 0, "stderr"), "to-stderr\n***\n");
     assert.equal(text(run.events, 1, "stdout"), "failing\n");
     assert.deepEqual(
       ofType(run.events, "step_end").map((e) => [e.step, e.exitCode]),
