@@ -1,0 +1,215 @@
+/**
+ * The Jetstream consumer (spec §1.2): one WebSocket to
+ * `<endpoint>?wantedCollections=sh.tangled.spindle.member&wantedCollections=sh.tangled.repo&
+ * wantedCollections=sh.tangled.repo.collaborator&cursor=<µs>` in plain JSON (no zstd), the
+ * client-side DID filter, and the persisted cursor.
+ *
+ * Cursor rules:
+ * - after each handled event (past the DID filter): store `time_us + 1`, as upstream;
+ * - events dropped by the filter move the cursor in memory only; it is saved every
+ *   `cursorSaveMs` and on stop. DEVIATION: upstream saves *now()* on that timer, which skips
+ *   events whenever the consumer lags; Loom saves the last processed `time_us + 1` instead,
+ *   which is never ahead of what was actually processed (frames are processed in order);
+ * - on (re)connect the in-memory cursor (or, after a restart, the stored one) is sent; a missing
+ *   cursor or one older than two days is replaced by now, as upstream.
+ *
+ * Reconnects use capped exponential back-off with full jitter (upstream reconnects at once).
+ * Liveness: a ping every `pingMs`; nothing received for `livenessMs` → reconnect.
+ */
+import type { Logger } from "pino";
+import type { JetstreamCursor } from "../db/index.ts";
+import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
+import type { DidFilter } from "./did-filter.ts";
+import type { Outcome } from "./handlers.ts";
+import { WANTED_COLLECTIONS } from "./handlers.ts";
+import { decodeJetstreamFrame, type JetstreamEvent } from "./jetstream-event.ts";
+import { runSession } from "./ws-session.ts";
+
+const TWO_DAYS_US = 2 * 24 * 60 * 60 * 1_000_000;
+
+export interface JetstreamEventHandler {
+  handle(ev: JetstreamEvent & { commit: NonNullable<JetstreamEvent["commit"]> }): Promise<Outcome>;
+}
+
+export interface JetstreamConsumerOptions {
+  /** `config.server.jetstreamEndpoint`, e.g. `wss://jetstream1.us-west.bsky.network/subscribe`. */
+  endpoint: string;
+  filter: DidFilter;
+  cursor: JetstreamCursor;
+  handlers: JetstreamEventHandler;
+  log: Logger;
+  /** Microseconds since the epoch; default from Date.now. */
+  nowUs?: () => number;
+  /** Reconnect back-off; defaults: base 1 s, cap 2 min, min 250 ms, healthy after 60 s. */
+  backoff?: Partial<BackoffOptions>;
+  /** Default 60 s ([J]'s read deadline). */
+  livenessMs?: number;
+  /** Default 20 s. */
+  pingMs?: number;
+  /** Default 60 s (upstream's period). */
+  cursorSaveMs?: number;
+  /** Largest frame accepted at all; default 16 MiB. */
+  maxFrameBytes?: number;
+  /** Larger commit frames are skipped with a log line; default 2 MiB (atproto records are ≤ 1 MiB). */
+  maxRecordBytes?: number;
+  /** Default 10 s. */
+  handshakeTimeoutMs?: number;
+  /** Frames buffered before the socket is paused; default 1000. */
+  maxQueued?: number;
+}
+
+export class JetstreamConsumer {
+  readonly #o: JetstreamConsumerOptions;
+  readonly #log: Logger;
+  readonly #nowUs: () => number;
+  readonly #backoff: Backoff;
+  #abort: AbortController | null = null;
+  #loop: Promise<void> | null = null;
+  #saveTimer: NodeJS.Timeout | undefined;
+  /** Next cursor: `time_us + 1` of the last processed event (null before the first). */
+  #next: number | null = null;
+  #saved: number | null = null;
+  #connectedOnce = false;
+
+  constructor(opts: JetstreamConsumerOptions) {
+    this.#o = opts;
+    this.#log = opts.log.child({ component: "jetstream" });
+    this.#nowUs = opts.nowUs ?? (() => Date.now() * 1000);
+    this.#backoff = new Backoff({
+      baseMs: 1000,
+      capMs: 120_000,
+      minMs: 250,
+      healthyAfterMs: 60_000,
+      ...opts.backoff,
+    });
+  }
+
+  /** The URL the next connection will use (cursor chosen by the rules above). */
+  url(): string {
+    const u = new URL(this.#o.endpoint);
+    for (const c of WANTED_COLLECTIONS) u.searchParams.append("wantedCollections", c);
+    u.searchParams.set("cursor", String(this.#chooseCursor()));
+    return u.toString();
+  }
+
+  start(): void {
+    if (this.#loop) return;
+    this.#abort = new AbortController();
+    this.#next = null;
+    this.#saved = this.#o.cursor.get();
+    this.#saveTimer = setInterval(() => this.#save("periodic"), this.#o.cursorSaveMs ?? 60_000);
+    this.#saveTimer.unref();
+    this.#loop = this.#run(this.#abort.signal);
+  }
+
+  /** Closes the connection, waits for the event in hand, saves the cursor. */
+  async stop(): Promise<void> {
+    if (!this.#loop) return;
+    this.#abort?.abort();
+    await this.#loop;
+    clearInterval(this.#saveTimer);
+    this.#save("stop");
+    this.#loop = null;
+  }
+
+  #chooseCursor(): number {
+    const now = this.#nowUs();
+    const c = this.#next ?? this.#o.cursor.get();
+    if (c === null) {
+      this.#log.info({ cursor: now }, "no jetstream cursor stored; starting from now");
+      return now;
+    }
+    if (now - c > TWO_DAYS_US) {
+      this.#log.warn({ stored: c, cursor: now }, "jetstream cursor older than two days; starting from now");
+      return now;
+    }
+    return c;
+  }
+
+  #save(why: string): void {
+    if (this.#next === null || this.#next === this.#saved) return;
+    try {
+      this.#o.cursor.set(this.#next);
+      this.#saved = this.#next;
+      this.#log.debug({ cursor: this.#next, why }, "jetstream cursor saved");
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message, why }, "saving the jetstream cursor failed");
+    }
+  }
+
+  async #run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const url = this.url();
+      // A reconnect resumes exactly where processing stopped, even if nothing was handled yet.
+      if (this.#next === null) this.#next = Number(new URL(url).searchParams.get("cursor"));
+      this.#log.info({ url }, this.#connectedOnce ? "reconnecting to jetstream" : "connecting to jetstream");
+      const end = await runSession({
+        url,
+        log: this.#log,
+        signal,
+        maxPayload: this.#o.maxFrameBytes ?? 16 * 1024 * 1024,
+        livenessMs: this.#o.livenessMs ?? 60_000,
+        pingMs: this.#o.pingMs ?? 20_000,
+        handshakeTimeoutMs: this.#o.handshakeTimeoutMs ?? 10_000,
+        maxQueued: this.#o.maxQueued ?? 1000,
+        headers: { "user-agent": "loom-spindle (jetstream consumer)" },
+        onOpen: () => {
+          this.#connectedOnce = true;
+          this.#backoff.connected();
+          this.#log.info("connected to jetstream");
+        },
+        onText: (text) => this.#onFrame(text),
+      });
+      if (signal.aborted) break;
+      const delayMs = this.#backoff.next();
+      this.#log.warn(
+        { reason: end.reason, code: end.code, opened: end.opened, delayMs, attempt: this.#backoff.attempt },
+        end.opened ? "jetstream connection ended" : "jetstream connection failed",
+      );
+      await sleep(delayMs, signal);
+    }
+  }
+
+  async #onFrame(text: string): Promise<void> {
+    const d = decodeJetstreamFrame(text);
+    if (!d.ok) {
+      this.#log.warn({ reason: d.reason, bytes: Buffer.byteLength(text) }, "jetstream frame dropped");
+      if (d.timeUs !== null) this.#advance(d.timeUs);
+      return;
+    }
+    const ev = d.event;
+    const commit = ev.commit;
+    if (commit === null || !this.#o.filter.has(ev.did)) {
+      this.#advance(ev.timeUs);
+      return;
+    }
+    const fields = {
+      did: ev.did,
+      collection: commit.collection,
+      operation: commit.operation,
+      rkey: commit.rkey,
+    };
+    const bytes = Buffer.byteLength(text);
+    if (bytes > (this.#o.maxRecordBytes ?? 2 * 1024 * 1024)) {
+      this.#log.warn({ ...fields, bytes }, "jetstream event dropped: record too large");
+    } else {
+      try {
+        const outcome = await this.#o.handlers.handle({ ...ev, commit });
+        const level = outcome.result === "rejected" ? "warn" : "info";
+        this.#log[level](
+          { ...fields, result: outcome.result, reason: outcome.reason },
+          "jetstream event handled",
+        );
+      } catch (err) {
+        // As upstream: a failed handler is logged and the stream moves on.
+        this.#log.error({ ...fields, err: (err as Error).message }, "jetstream event handler failed");
+      }
+    }
+    this.#advance(ev.timeUs);
+    this.#save("handled");
+  }
+
+  #advance(timeUs: number): void {
+    if (this.#next === null || timeUs + 1 > this.#next) this.#next = timeUs + 1;
+  }
+}
