@@ -5,6 +5,7 @@ import { BuildError } from "./errors.ts";
 import { buildJob, type JobInput } from "./job.ts";
 import { shortHash } from "./names.ts";
 import { selectProfile } from "./profile.ts";
+import { cloneScript, setupScript } from "./scripts.ts";
 import { config, OWNER, spec } from "./testdata/fixtures.ts";
 
 function input(overrides: Partial<JobInput> = {}, cfg = config()): JobInput {
@@ -97,7 +98,7 @@ function expectedJob(): V1Job {
               name: "setup-user",
               image: "docker.io/library/busybox:1.37",
               imagePullPolicy: "IfNotPresent",
-              command: ["sh", "-c", container(buildJob(input()), "setup-user").command![2]!],
+              command: ["sh", "-c", setupScript()],
               volumeMounts: [
                 { name: "tangled", mountPath: "/tangled" },
                 { name: "setup", mountPath: "/loom/setup" },
@@ -108,7 +109,7 @@ function expectedJob(): V1Job {
               name: "clone-repo",
               image: "docker.io/alpine/git:v2.45.1",
               imagePullPolicy: "IfNotPresent",
-              command: ["sh", "-c", container(buildJob(input()), "clone-repo").command![2]!],
+              command: ["sh", "-c", cloneScript()],
               env: [
                 { name: "LOOM_CLONE_URL", value: "https://knot.example.com/did:plc:abc/hello" },
                 { name: "LOOM_CLONE_SHA", value: "9f2c3a1e0b7d4c6a8e5f1d2b3c4a5e6f7a8b9c0d" },
@@ -200,18 +201,11 @@ describe("buildJob", () => {
     assert.deepEqual(buildJob(input()), buildJob(input()));
   });
 
-  it("writes passwd/group for UID 1000 and creates home and workspace as that user", () => {
-    assert.equal(
-      container(buildJob(input()), "setup-user").command![2],
-      [
-        "set -eu",
-        "mkdir -p /tangled/home /tangled/workspace",
-        "printf '%s\\n' 'root:x:0:0:root:/root:/bin/sh' 'runner:x:1000:1000:Loom runner:/tangled/home:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' > /loom/setup/passwd",
-        "printf '%s\\n' 'root:x:0:' 'runner:x:1000:' 'nogroup:x:65534:' > /loom/setup/group",
-        "echo 'runner:100000:65536' > /loom/setup/subuid",
-        "echo 'runner:100000:65536' > /loom/setup/subgid",
-      ].join("\n"),
-    );
+  it("runs the setup and clone scripts (tested on their own in scripts.test.ts) at the pod's paths", () => {
+    const job = buildJob(input());
+    assert.deepEqual(container(job, "setup-user").command, ["sh", "-c", setupScript()]);
+    assert.deepEqual(container(job, "clone-repo").command, ["sh", "-c", cloneScript()]);
+    assert.match(setupScript(), /^mkdir -p \/tangled\/home \/tangled\/workspace$/m);
   });
 
   it("clones from the environment, never splicing the URL into the script", () => {

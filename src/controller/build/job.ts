@@ -36,9 +36,10 @@ import { workflowAnnotations, workflowLabels } from "./labels.ts";
 import { jobName, runnerSpecConfigMapName } from "./names.ts";
 import { ownerReference, type SpindleSetRef } from "./owner.ts";
 import { POD_PATHS, SPEC_KEY } from "./runner-spec.ts";
+import { cloneScript, RUNNER_UID, setupScript } from "./scripts.ts";
 import { secretEnvName } from "./secret.ts";
 
-export const RUNNER_UID = 1000;
+export { RUNNER_UID };
 export const CONTAINERS = {
   setupUser: "setup-user",
   cloneRepo: "clone-repo",
@@ -59,38 +60,6 @@ export interface JobInput {
   config: ControllerConfig;
 }
 
-const SETUP_SCRIPT = [
-  "set -eu",
-  `mkdir -p ${POD_PATHS.home} ${POD_PATHS.workspace}`,
-  `printf '%s\\n' 'root:x:0:0:root:/root:/bin/sh' 'runner:x:${RUNNER_UID}:${RUNNER_UID}:Loom runner:${POD_PATHS.home}:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' > ${POD_PATHS.setup}/passwd`,
-  `printf '%s\\n' 'root:x:0:' 'runner:x:${RUNNER_UID}:' 'nogroup:x:65534:' > ${POD_PATHS.setup}/group`,
-  // Rootless buildah maps a range of subordinate ids; only mounted in buildah mode.
-  `echo 'runner:100000:65536' > ${POD_PATHS.setup}/subuid`,
-  `echo 'runner:100000:65536' > ${POD_PATHS.setup}/subgid`,
-].join("\n");
-
-/**
- * Every git command chained with && because `set -e` does not apply inside an `if` condition.
- * URL and sha come in through the environment, never spliced into the script.
- */
-const CLONE_SCRIPT = [
-  "clone() {",
-  `  cd ${POD_PATHS.workspace} &&`,
-  "  git -c init.defaultBranch=main init -q &&",
-  '  git remote add origin "$LOOM_CLONE_URL" &&',
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, not a JS template
-  '  git fetch --no-tags --depth="$LOOM_CLONE_DEPTH" origin ${LOOM_CLONE_SHA:+"$LOOM_CLONE_SHA"} &&',
-  "  git -c advice.detachedHead=false checkout -q FETCH_HEAD &&",
-  '  if [ "$LOOM_CLONE_SUBMODULES" = true ]; then',
-  '    git submodule update --init --recursive --depth="$LOOM_CLONE_DEPTH"',
-  "  fi &&",
-  "  git log -1 --format='Checked out %H: %s'",
-  "}",
-  `if clone > ${POD_PATHS.cloneLog} 2>&1; then cat ${POD_PATHS.cloneLog}; else`,
-  `  status=$?; cat ${POD_PATHS.cloneLog}; exit $status`,
-  "fi",
-].join("\n");
-
 export function buildJob(input: JobInput): V1Job {
   const { owner, workflow, config } = input;
   const name = jobName(owner.name, workflow.name);
@@ -104,7 +73,7 @@ export function buildJob(input: JobInput): V1Job {
       name: CONTAINERS.setupUser,
       image: config.images.setup,
       imagePullPolicy: config.images.pullPolicy,
-      command: ["sh", "-c", SETUP_SCRIPT],
+      command: ["sh", "-c", setupScript()],
       volumeMounts: [mount(VOLUMES.tangled, POD_PATHS.tangled), mount(VOLUMES.setup, POD_PATHS.setup)],
       ...containerDefaults(resources),
     },
@@ -229,7 +198,7 @@ function cloneContainer(
     name: CONTAINERS.cloneRepo,
     image: config.images.git,
     imagePullPolicy: config.images.pullPolicy,
-    command: ["sh", "-c", CLONE_SCRIPT],
+    command: ["sh", "-c", cloneScript()],
     env,
     volumeMounts: [mount(VOLUMES.tangled, POD_PATHS.tangled), mount(VOLUMES.setup, POD_PATHS.setup)],
     ...containerDefaults(resources),
