@@ -38,10 +38,16 @@ const LOADER = "ld-linux-x86-64.so.2";
 const LAUNCHER = `#!/bin/sh
 # loom-runner: runs the bundled Node through the bundled dynamic loader and libraries, so the
 # image needs only /bin/sh. Works from wherever this directory is copied to.
-case "$0" in
-  */*) dir=\${0%/*} ;;
-  *) dir=$(command -v "$0") && dir=\${dir%/*} || dir=. ;;
-esac
+self=$0
+case "$self" in */*) ;; *) self=$(command -v "$self") || self=./loom-runner ;; esac
+# Follow symlinks (the launcher may be linked onto PATH); without readlink, take $0 as it is.
+n=0
+while [ -L "$self" ] && [ "$n" -lt 40 ]; do
+  n=$((n + 1))
+  link=$(readlink "$self") || break
+  case "$link" in /*) self=$link ;; *) self=\${self%/*}/$link ;; esac
+done
+dir=\${self%/*}
 # An image's NODE_OPTIONS is meant for its own Node, not ours: park it; steps get it back.
 if [ -n "\${NODE_OPTIONS+x}" ]; then
   LOOM_IMAGE_NODE_OPTIONS=$NODE_OPTIONS

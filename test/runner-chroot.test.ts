@@ -13,6 +13,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -98,7 +99,13 @@ function text(events: RunnerEvent[], step: number, stream: "stdout" | "stderr"):
 describe("runner bundle in a busybox-only chroot", { skip }, () => {
   let root = "";
   const launcher = "/opt/somewhere/loom/loom-runner";
-  const env = { PATH: "/bin", LOOM_SECRET_TOKEN: "chroot-secret-42", IMAGE_VAR: "from-image" };
+  // NODE_OPTIONS would break the runner's own Node if the launcher passed it on.
+  const env = {
+    PATH: "/bin",
+    LOOM_SECRET_TOKEN: "chroot-secret-42",
+    IMAGE_VAR: "from-image",
+    NODE_OPTIONS: "--require /image-only.js",
+  };
 
   before(async () => {
     const bundle = await buildRunnerBundle();
@@ -126,7 +133,7 @@ describe("runner bundle in a busybox-only chroot", { skip }, () => {
           name: "build",
           kind: "user",
           command:
-            'echo "pwd=$(pwd) image=$IMAGE_VAR mode=$MODE"; echo to-stderr >&2; ' +
+            'echo "pwd=$(pwd) image=$IMAGE_VAR mode=$MODE node=$NODE_OPTIONS"; echo to-stderr >&2; ' +
             // Spec §5.3: the value, base64 with and without padding, also split across writes.
             'echo "token=$TOKEN"; printf %s "$TOKEN" | base64; printf %s "$TOKEN" | base64 | tr -d =; ' +
             "printf 'split: chroot-sec'; sleep 0.1; printf 'ret-42\\n'; echo \"$TOKEN\" >&2; " +
@@ -152,7 +159,7 @@ describe("runner bundle in a busybox-only chroot", { skip }, () => {
     assert.equal(hello?.shell, "/bin/sh", "no bash in the root: /bin/sh is used");
     assert.equal(
       text(run.events, 0, "stdout"),
-      "pwd=/tangled/workspace image=from-image mode=release\ntoken=***\n***\n***\nsplit: ***\n17\n0\n",
+      "pwd=/tangled/workspace image=from-image mode=release node=--require /image-only.js\ntoken=***\n***\n***\nsplit: ***\n17\n0\n",
     );
     assert.equal(text(run.events, 0, "stderr"), "to-stderr\n***\n");
     assert.equal(text(run.events, 1, "stdout"), "failing\n");
@@ -172,6 +179,21 @@ describe("runner bundle in a busybox-only chroot", { skip }, () => {
     });
     assert.ok(!JSON.stringify(run.events).includes("chroot-secret-42"));
     console.log(`# bundle run in busybox chroot: ${ms.toFixed(0)} ms for 3 steps, including Node start-up`);
+  });
+
+  it("starts through a symlink on PATH (the launcher finds its real directory)", async () => {
+    const spec: RunnerSpec = {
+      version: 1,
+      workspace: "/w",
+      timeoutSeconds: 0,
+      heartbeatSeconds: 0,
+      steps: [],
+    };
+    writeFileSync(join(root, "empty.json"), JSON.stringify(spec));
+    symlinkSync("../opt/somewhere/loom/loom-runner", join(root, "bin", "loom-runner"));
+    const run = await chroot(root, ["loom-runner", "/empty.json"], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(ofType(run.events, "result")[0]?.status, "success");
   });
 
   it("is cancelled by SIGTERM without /proc: the step's group dies, result cancelled", async () => {
