@@ -1,0 +1,83 @@
+/**
+ * `GET /events` (spec §4.1): status envelopes with `created > cursor` in ascending order,
+ * batches of 100 (each batch queued before the next is read; unlike upstream, a backlog of more
+ * than 100 drains at once instead of waiting for new events), then live. Every connection has
+ * its own pump, so a slow client only delays itself.
+ */
+import type { Logger } from "pino";
+import type { WebSocket } from "ws";
+import type { EventLog } from "../pipelines/event-log.ts";
+import type { SpindleMetrics } from "../pipelines/metrics.ts";
+import {
+  type BoundedSendOptions,
+  ClosedError,
+  SilencePinger,
+  SlowConsumerError,
+  sendBounded,
+} from "./ws-send.ts";
+
+export const EVENTS_BATCH = 100;
+
+export interface StreamOptions extends BoundedSendOptions {
+  pingMs: number;
+}
+
+export function serveEvents(
+  ws: WebSocket,
+  cursorParam: string | null,
+  deps: { events: EventLog; metrics: SpindleMetrics; logger: Logger; opts: StreamOptions },
+): void {
+  const { events, metrics, opts } = deps;
+  let last = events.cursorFrom(cursorParam);
+  const log = deps.logger.child({ stream: "events" });
+  const pinger = new SilencePinger(ws, opts.pingMs);
+  let pumping = false;
+  let again = false;
+  let closed = false;
+  metrics.eventSubscribers.inc();
+
+  const pump = async (): Promise<void> => {
+    if (pumping) {
+      again = true;
+      return;
+    }
+    pumping = true;
+    try {
+      do {
+        again = false;
+        for (;;) {
+          const batch = events.after(last, EVENTS_BATCH);
+          if (batch.length === 0) break;
+          for (const e of batch) {
+            if (closed) return;
+            await sendBounded(ws, e.frame, opts);
+            last = e.created;
+          }
+          pinger.touch();
+        }
+      } while (again && !closed);
+    } catch (err) {
+      if (err instanceof SlowConsumerError) {
+        metrics.slowClients.inc({ stream: "events" });
+        log.warn({ reason: err.message }, "slow /events client closed");
+        ws.close(1008, "slow consumer");
+        setTimeout(() => ws.terminate(), 1000).unref();
+      } else if (!(err instanceof ClosedError)) {
+        log.error({ err }, "/events pump failed");
+        ws.terminate();
+      }
+    } finally {
+      pumping = false;
+    }
+  };
+
+  const unsubscribe = events.subscribe(() => void pump());
+  ws.on("close", () => {
+    closed = true;
+    unsubscribe();
+    pinger.stop();
+    metrics.eventSubscribers.dec();
+  });
+  ws.on("error", () => {});
+  void pump();
+}

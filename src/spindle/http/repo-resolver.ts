@@ -1,0 +1,93 @@
+/**
+ * Repo AT-URI → repo name (spec §3.1): the `sh.tangled.repo` record named by the XRPC `repo`
+ * parameter holds the name. The `repos` table usually knows it already (the Jetstream consumer
+ * stores the record key); otherwise it is read from the owner's PDS: DID document →
+ * `#atproto_pds` endpoint → `com.atproto.repo.getRecord`. Answers are cached briefly.
+ */
+
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { DidResolver, getPds } from "@atproto/identity";
+import { genericError } from "../errors.ts";
+
+export interface RepoName {
+  name: string;
+  repoDid: string | null;
+}
+
+export interface RepoResolverOptions {
+  db: DatabaseSync;
+  plcUrl: string;
+  /** did:web over http (dev stacks on loopback). */
+  dev: boolean;
+  timeoutMs?: number;
+}
+
+const CACHE_MS = 5 * 60_000;
+const CACHE_MAX = 1000;
+
+export class RepoResolver {
+  readonly #byRkey: StatementSync;
+  readonly #dids: DidResolver;
+  readonly #dev: boolean;
+  readonly #timeout: number;
+  readonly #cache = new Map<string, { at: number; value: RepoName }>();
+
+  constructor(opts: RepoResolverOptions) {
+    this.#byRkey = opts.db.prepare(
+      "SELECT name, repo_did FROM repos WHERE owner = ? AND rkey = ? AND name IS NOT NULL",
+    );
+    this.#timeout = opts.timeoutMs ?? 5000;
+    this.#dids = new DidResolver({ plcUrl: opts.plcUrl, timeout: this.#timeout });
+    this.#dev = opts.dev;
+  }
+
+  async resolve(did: string, rkey: string): Promise<RepoName> {
+    const row = this.#byRkey.get(did, rkey);
+    if (row) return { name: String(row.name), repoDid: row.repo_did === null ? null : String(row.repo_did) };
+    const key = `${did}/${rkey}`;
+    const hit = this.#cache.get(key);
+    if (hit && Date.now() - hit.at < CACHE_MS) return hit.value;
+    const value = { name: await this.#fromPds(did, rkey), repoDid: null };
+    if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value as string);
+    this.#cache.set(key, { at: Date.now(), value });
+    return value;
+  }
+
+  async #fromPds(did: string, rkey: string): Promise<string> {
+    let doc: unknown;
+    try {
+      doc = await this.#didDocument(did);
+    } catch (err) {
+      throw genericError(`failed to resolve ${did}`, { cause: err });
+    }
+    const pds = doc ? getPds(doc as Parameters<typeof getPds>[0]) : undefined;
+    if (!pds) throw genericError(`no PDS endpoint for ${did}`);
+    const url = new URL("/xrpc/com.atproto.repo.getRecord", pds);
+    url.searchParams.set("repo", did);
+    url.searchParams.set("collection", "sh.tangled.repo");
+    url.searchParams.set("rkey", rkey);
+    let body: unknown;
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(this.#timeout), redirect: "error" });
+      if (!res.ok) throw new Error(`getRecord answered ${res.status}`);
+      body = await res.json();
+    } catch (err) {
+      throw genericError("failed to fetch the repo record from its PDS", { cause: err });
+    }
+    const name = (body as { value?: { name?: unknown } } | null)?.value?.name;
+    if (typeof name !== "string" || name === "") throw genericError("the repo record has no name");
+    return name;
+  }
+
+  async #didDocument(did: string): Promise<unknown> {
+    if (this.#dev && did.startsWith("did:web:")) {
+      const host = decodeURIComponent(did.slice("did:web:".length));
+      const res = await fetch(`http://${host}/.well-known/did.json`, {
+        signal: AbortSignal.timeout(this.#timeout),
+        redirect: "error",
+      });
+      return res.ok ? res.json() : null;
+    }
+    return this.#dids.resolve(did);
+  }
+}

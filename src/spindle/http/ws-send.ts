@@ -1,0 +1,73 @@
+/**
+ * Bounded sending on a WebSocket shared by `/events` and `/logs`: below the high-water mark a
+ * frame is queued at once; above it the sender waits until the socket has drained that frame,
+ * so a slow client holds at most about `highWater` bytes in memory and only its own pump waits.
+ * A client that does not drain within `stallMs` is a slow consumer: closed with 1008.
+ */
+import type { WebSocket } from "ws";
+
+export interface BoundedSendOptions {
+  highWaterBytes: number;
+  stallMs: number;
+}
+
+export class SlowConsumerError extends Error {
+  override name = "SlowConsumerError";
+}
+
+export class ClosedError extends Error {
+  override name = "ClosedError";
+}
+
+export async function sendBounded(ws: WebSocket, frame: string, opts: BoundedSendOptions): Promise<void> {
+  if (ws.readyState !== ws.OPEN) throw new ClosedError("connection closed");
+  if (ws.bufferedAmount < opts.highWaterBytes) {
+    ws.send(frame);
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      new Promise<void>((resolve, reject) =>
+        ws.send(frame, (err) => (err ? reject(new ClosedError(err.message)) : resolve())),
+      ),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new SlowConsumerError(`client did not read ${opts.highWaterBytes} bytes in ${opts.stallMs} ms`),
+            ),
+          opts.stallMs,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Pings after `intervalMs` of silence (spec §4.1: every 30 s). Call `touch` on every send. */
+export class SilencePinger {
+  #last = Date.now();
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(ws: WebSocket, intervalMs: number) {
+    const tick = Math.max(10, Math.min(intervalMs, 1000));
+    this.#timer = setInterval(() => {
+      if (ws.readyState !== ws.OPEN) return;
+      if (Date.now() - this.#last >= intervalMs) {
+        ws.ping();
+        this.#last = Date.now();
+      }
+    }, tick);
+    this.#timer.unref();
+  }
+
+  touch(): void {
+    this.#last = Date.now();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}

@@ -1,0 +1,226 @@
+/**
+ * The spindle server: one class that wires storage, auth, the durable pipeline queue, the engine
+ * and the HTTP surface (style: "a library with a thin entry point"). `loom serve` and the tests
+ * both use it; tests boot it in-process on port 0.
+ *
+ * Start-up order: database (migrations) → owner role → secrets provider → engine → queue
+ * (reconcile what a previous process left: recover running workflows, start queued ones) →
+ * HTTP listener. Stop reverses it: stop accepting, close streams, close the engine (local runs
+ * stop and are recorded failed), let the queue record outcomes, close the database.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { type Logger, pino } from "pino";
+import type { Engine } from "../engine/engine.ts";
+import { LocalEngine } from "../engine/local/engine.ts";
+import {
+  createIdentityResolver,
+  JtiReplayCache,
+  ServiceJwtVerifier,
+  serviceAudiences,
+} from "./auth/index.ts";
+import { type Config, ConfigError } from "./config.ts";
+import { type DatabaseSync, openDatabase } from "./db/index.ts";
+import { SpindleApp } from "./http/app.ts";
+import type { StreamOptions } from "./http/events-ws.ts";
+import { RepoResolver } from "./http/repo-resolver.ts";
+import { xrpcMethods } from "./http/xrpc.ts";
+import {
+  createMetrics,
+  EventLog,
+  Ledger,
+  PipelineProcessor,
+  PipelineStore,
+  Scheduler,
+  type SpindleMetrics,
+} from "./pipelines/index.ts";
+import type { PipelineIntake } from "./pipelines/intake-contract.ts";
+import { Rbac } from "./rbac/index.ts";
+import { createSecretsProvider, type SecretsProvider } from "./secrets/index.ts";
+
+export interface SpindleServerOptions {
+  config: Config;
+  logger?: Logger;
+  /** Default: from `config.engine` (only `local` is available until the controller lands). */
+  engine?: Engine;
+  /** Environment of local runners (steps inherit it). Default: a standard PATH. */
+  runnerEnv?: Readonly<Record<string, string>>;
+  /** Stream tuning: ping after 30 s of silence, 4 MiB high-water, 30 s stall, 250 ms log poll. */
+  stream?: Partial<StreamOptions & { pollMs: number }>;
+  /** Clock for status `createdAt` (tests). */
+  now?: () => Date;
+  motd?: string;
+}
+
+export class SpindleServer {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly db: DatabaseSync;
+  readonly metrics: SpindleMetrics;
+  readonly events: EventLog;
+  readonly store: PipelineStore;
+  readonly scheduler: Scheduler;
+  /** What the knot consumers call for each `sh.tangled.pipeline` envelope. */
+  readonly pipelines: PipelineIntake;
+  readonly engine: Engine;
+  readonly #ledger: Ledger;
+  readonly #secrets: SecretsProvider;
+  readonly #app: SpindleApp;
+  readonly #http: Server;
+  #state: "created" | "running" | "stopping" | "stopped" = "created";
+
+  private constructor(p: {
+    opts: SpindleServerOptions;
+    logger: Logger;
+    db: DatabaseSync;
+    secrets: SecretsProvider;
+    engine: Engine;
+  }) {
+    const { config } = p.opts;
+    this.config = config;
+    this.logger = p.logger;
+    this.db = p.db;
+    this.#secrets = p.secrets;
+    this.engine = p.engine;
+    this.metrics = createMetrics();
+    this.events = new EventLog(this.db);
+    this.store = new PipelineStore(this.db);
+    this.#ledger = new Ledger({
+      db: this.db,
+      store: this.store,
+      events: this.events,
+      metrics: this.metrics,
+      ...(p.opts.now ? { now: p.opts.now } : {}),
+    });
+    this.scheduler = new Scheduler({
+      ledger: this.#ledger,
+      engine: this.engine,
+      secrets: this.#secrets,
+      metrics: this.metrics,
+      logger: this.logger.child({ component: "queue" }),
+      logDir: config.server.logDir,
+      maxJobCount: config.server.maxJobCount,
+    });
+    this.pipelines = new PipelineProcessor({
+      ledger: this.#ledger,
+      secrets: this.#secrets,
+      metrics: this.metrics,
+      logger: this.logger.child({ component: "pipelines" }),
+      queueSize: config.server.queueSize,
+      resolve: {
+        dev: config.server.dev,
+        nixeryHost: config.nixery.registry,
+        timeoutSeconds: Math.max(1, Math.ceil(config.nixery.workflowTimeoutMs / 1000)),
+      },
+      onQueued: () => this.scheduler.wake(),
+    });
+    const rbac = new Rbac(this.db);
+    const verifier = new ServiceJwtVerifier({
+      resolver: createIdentityResolver({ plcUrl: config.server.plcUrl, dev: config.server.dev }),
+      replay: new JtiReplayCache(this.db),
+    });
+    this.#app = new SpindleApp({
+      xrpc: xrpcMethods({
+        verifier,
+        audiences: serviceAudiences(config.server.hostname),
+        rbac,
+        secrets: this.#secrets,
+        repos: new RepoResolver({ db: this.db, plcUrl: config.server.plcUrl, dev: config.server.dev }),
+        store: this.store,
+        scheduler: this.scheduler,
+        logger: this.logger.child({ component: "xrpc" }),
+      }),
+      events: this.events,
+      store: this.store,
+      logDir: config.server.logDir,
+      metrics: this.metrics,
+      logger: this.logger.child({ component: "http" }),
+      stream: {
+        pingMs: 30_000,
+        highWaterBytes: 4 << 20,
+        stallMs: 30_000,
+        pollMs: 250,
+        ...p.opts.stream,
+      },
+      ...(p.opts.motd !== undefined ? { motd: p.opts.motd } : {}),
+      ready: () => this.#state === "running",
+    });
+    this.#http = createServer({ requestTimeout: 60_000, headersTimeout: 15_000 }, this.#app.onRequest);
+    this.#http.on("upgrade", this.#app.onUpgrade);
+    this.#http.on("clientError", (_err, socket) => {
+      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    });
+  }
+
+  static async create(opts: SpindleServerOptions): Promise<SpindleServer> {
+    const { config } = opts;
+    const logger = opts.logger ?? pino({ name: "loom-spindle" });
+    const db = openDatabase(config.server.dbPath);
+    try {
+      new Rbac(db).setOwner(config.server.owner);
+      const secrets = await createSecretsProvider(config, db);
+      const engine = opts.engine ?? createEngine(config, opts.runnerEnv);
+      return new SpindleServer({ opts, logger, db, secrets, engine });
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /** Reconciles the queue, then listens. Resolves with the base URL. */
+  async start(): Promise<string> {
+    if (this.#state !== "created") throw new Error(`cannot start a ${this.#state} server`);
+    this.scheduler.start();
+    const { host, port } = this.config.server.listen;
+    await new Promise<void>((res, rej) => {
+      this.#http.once("error", rej);
+      this.#http.listen(port, host, () => {
+        this.#http.off("error", rej);
+        res();
+      });
+    });
+    this.#state = "running";
+    this.logger.info(
+      { url: this.url, did: this.config.server.did, engine: this.engine.name },
+      "spindle listening",
+    );
+    return this.url;
+  }
+
+  /** `http://host:port` the server listens on. */
+  get url(): string {
+    const addr = this.#http.address() as AddressInfo | null;
+    if (!addr) throw new Error("not listening");
+    const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+    return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${addr.port}`;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state === "stopping" || this.#state === "stopped") return;
+    this.#state = "stopping";
+    const closed = new Promise<void>((res) => this.#http.close(() => res()));
+    this.#app.close();
+    this.#http.closeIdleConnections();
+    await this.engine.close();
+    await this.scheduler.stop();
+    this.#ledger.close();
+    this.#http.closeAllConnections();
+    await closed;
+    await this.#secrets.stop();
+    this.db.close();
+    this.#state = "stopped";
+    this.logger.info("spindle stopped");
+  }
+}
+
+function createEngine(config: Config, runnerEnv?: Readonly<Record<string, string>>): Engine {
+  if (config.engine !== "local") {
+    throw new ConfigError(
+      "SPINDLE_SERVER_ENGINE",
+      `the ${config.engine} engine is not available in this build yet; use "local"`,
+    );
+  }
+  const baseDir = join(dirname(resolve(config.server.dbPath)), "runs");
+  return new LocalEngine({ baseDir, ...(runnerEnv ? { env: runnerEnv } : {}) });
+}
