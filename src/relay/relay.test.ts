@@ -383,6 +383,29 @@ describe("Relay: bad runner output", () => {
   });
 });
 
+describe("Relay: idleMs (for the engine's heartbeat watchdog)", () => {
+  it("counts time since the runner last wrote, and not while the relay waits for its sink", async () => {
+    let release = () => {};
+    const sink = {
+      backlog: 2 << 20,
+      write: () => {},
+      flush: () => new Promise<void>((r) => (release = r)),
+    };
+    const relay = new Relay({ sink, secrets: [] });
+    relay.feed(jsonl([hello]));
+    const t = performance.now();
+    assert.ok(relay.idleMs(t + 5000) >= 4999);
+    const pumped = relay.pump([jsonl([start(0, "s", "c")])]);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(relay.idleMs(performance.now() + 5000), 0);
+    release();
+    await new Promise((r) => setTimeout(r, 0));
+    release();
+    await pumped;
+    assert.ok(relay.idleMs(performance.now() + 5000) >= 4999);
+  });
+});
+
 describe("LogFile", () => {
   it("appends encoded lines to <logDir>/<wid>.log across reopenings", async () => {
     const dir = await mkdtemp(join(tmpdir(), "loom-relay-"));

@@ -107,6 +107,8 @@ export class Relay {
   #result: RunnerResult | undefined;
   #lastTime = "";
   #errorCount = 0;
+  #lastInput = performance.now();
+  #waitingOnSink = false;
   readonly #errors: RelayError[] = [];
 
   constructor(opts: RelayOptions) {
@@ -133,12 +135,27 @@ export class Relay {
   get errorCount(): number {
     return this.#errorCount;
   }
+  /**
+   * Milliseconds since the runner last wrote anything, for a watchdog (the runner heartbeats).
+   * 0 while the relay itself is not reading because it waits for a slow sink.
+   */
+  idleMs(now = performance.now()): number {
+    return this.#waitingOnSink ? 0 : Math.max(0, now - this.#lastInput);
+  }
 
   /** Relays a whole readable (the runner's stdout), waiting on the sink when it falls behind. */
   async pump(source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void> {
     for await (const chunk of source) {
       this.feed(chunk);
-      if (this.#sink.backlog > SINK_HIGH_WATER) await this.#sink.flush();
+      if (this.#sink.backlog > SINK_HIGH_WATER) {
+        this.#waitingOnSink = true;
+        try {
+          await this.#sink.flush();
+        } finally {
+          this.#waitingOnSink = false;
+          this.#lastInput = performance.now();
+        }
+      }
     }
     this.end();
     await this.#sink.flush();
@@ -146,6 +163,7 @@ export class Relay {
 
   /** Feeds raw runner stdout. Splitting on the newline byte is safe in UTF-8. */
   feed(chunk: Buffer | string): void {
+    this.#lastInput = performance.now();
     const buf = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
     let from = 0;
     for (;;) {

@@ -152,6 +152,17 @@ describe("local engine", () => {
     await clean(dir);
   });
 
+  it("fails a run whose runner stops sending heartbeats", async () => {
+    const { engine: e, dir } = engine({
+      runnerCommand: fakeRunner(`echo '${HELLO}'; sleep 37`),
+      heartbeatSeconds: 0.25,
+    });
+    const outcome = await finish(e, makeRun(["true"], { timeoutSeconds: 0 }));
+    assert.equal(outcome.status, "failed");
+    assert.match(outcome.error ?? "", /runner stopped responding/);
+    await clean(dir);
+  });
+
   it("removes a workspace a step made read-only", async () => {
     const { engine: e, dir } = engine();
     const outcome = await finish(

@@ -25,6 +25,9 @@ export interface LocalRunConfig {
 type Exit = { code: number | null; signal: NodeJS.Signals | null } | { error: Error };
 
 const STDERR_TAIL = 4096;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Missed heartbeats after which a runner counts as hung. */
+const SILENT_HEARTBEATS = 4;
 /** How long to wait for the runner's stdout to drain after it exited. */
 const DRAIN_MS = 2000;
 
@@ -38,6 +41,7 @@ export class LocalRun {
   /** Set by stop(): the final status and reason a stop imposes. */
   #stop: { status: "cancelled" | "failed"; reason: string } | undefined;
   #timedOut = false;
+  #silent = false;
   #finished = false;
   #relay: Relay | undefined;
   #killTimer: NodeJS.Timeout | undefined;
@@ -142,14 +146,26 @@ export class LocalRun {
               this.#timedOut = true;
               this.#terminate();
             },
-            timeoutSeconds * 1000 + this.#cfg.timeoutGraceMs,
+            // setTimeout takes anything past 2^31-1 ms (24.8 days) as 1 ms: clamp.
+            Math.min(timeoutSeconds * 1000 + this.#cfg.timeoutGraceMs, MAX_TIMER_MS),
           )
+        : undefined;
+    // A runner that stops talking (hung, or stopped by a debugger) misses its heartbeats.
+    const silentMs = this.#cfg.heartbeatSeconds * 1000 * SILENT_HEARTBEATS;
+    const watchdog =
+      silentMs > 0
+        ? setInterval(() => {
+            if (relay.idleMs() < silentMs) return;
+            this.#silent = true;
+            this.#terminate();
+          }, silentMs / SILENT_HEARTBEATS)
         : undefined;
     // A stop requested while spawning is acted on now that there is a child to signal.
     if (this.#stop) this.#terminate();
 
     const exit = await exited;
     clearTimeout(backstop);
+    clearInterval(watchdog);
     clearTimeout(this.#killTimer);
     this.#child = undefined;
     // Step processes outlive the runner when it is killed; they may hold its stdout open.
@@ -174,6 +190,10 @@ export class LocalRun {
     if (this.#timedOut) {
       const error = `timed out after ${this.#run.plan.timeoutSeconds}s (the runner had to be killed)`;
       return { status: "timeout", exitCode: null, failedStep: result?.failedStep ?? null, error };
+    }
+    if (this.#silent) {
+      const error = `runner stopped responding (nothing for ${this.#cfg.heartbeatSeconds * SILENT_HEARTBEATS}s; it heartbeats every ${this.#cfg.heartbeatSeconds}s)`;
+      return { status: "failed", exitCode: null, failedStep: result?.failedStep ?? null, error };
     }
     if (relay.fatal)
       return { status: "failed", exitCode: null, failedStep: null, error: relay.fatal.message };
