@@ -45,6 +45,14 @@ describe("secretPatterns (spec §5.3)", () => {
   it("skips empty values and duplicates", () => {
     assert.deepEqual(secretPatterns(["", "abc", "abc"]), ["YWJj", "abc"]);
   });
+  it("also masks a value's trailing line breaks trimmed (beyond §5.3)", () => {
+    const key = "-----BEGIN KEY-----\nAAAA\n-----END KEY-----\n";
+    const trimmed = key.trimEnd();
+    assert.ok(secretPatterns([key]).includes(trimmed));
+    assert.ok(secretPatterns([key]).includes(b64(trimmed)));
+    assert.equal(maskSecrets(`k=${trimmed};`, [key]), "k=***;");
+    assert.deepEqual(secretPatterns(["\n"]).includes(""), false);
+  });
   it("encodes UTF-8 before base64", () => {
     assert.ok(secretPatterns(["pässwörd"]).includes(b64("pässwörd")));
   });

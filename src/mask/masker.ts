@@ -16,15 +16,25 @@
 
 export const MASK = "***";
 
-/** The strings to mask for these secret values: unique, non-empty, longest first. */
+/**
+ * The strings to mask for these secret values: unique, non-empty, longest first.
+ *
+ * Beyond §5.3: a value that ends in line breaks (a key file saved with its final newline) is also
+ * masked without them, base64 forms included, because `$(cat file)` and most tools that print
+ * it drop the trailing newline — the secret would otherwise leak whole but for one character.
+ */
 export function secretPatterns(values: Iterable<string>): string[] {
   const out = new Set<string>();
-  for (const value of values) {
-    if (value === "") continue;
+  const add = (value: string) => {
+    if (value === "") return;
     const b64 = Buffer.from(value, "utf8").toString("base64");
     out.add(value);
     out.add(b64);
     out.add(b64.replace(/=+$/, ""));
+  };
+  for (const value of values) {
+    add(value);
+    add(value.replace(/[\r\n]+$/, ""));
   }
   return [...out].sort((a, b) => b.length - a.length);
 }
