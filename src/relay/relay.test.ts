@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { RunnerEvent } from "../runner/protocol.ts";
+import { workflowId } from "../workflow/resolve.ts";
 import { LogFile, logFilePath, MemorySink } from "./logfile.ts";
 import type { LogLine } from "./logline.ts";
 import { Relay, type RelayError } from "./relay.ts";
@@ -428,6 +429,15 @@ describe("LogFile", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("names the file by the §4.3 workflow id rule", () => {
+    const wid = workflowId("localhost:3000", "3kxyz", "build & test.yml");
+    assert.equal(wid, "localhost-3000-3kxyz-build---test.yml");
+    assert.equal(
+      logFilePath("/var/log/spindle", wid),
+      "/var/log/spindle/localhost-3000-3kxyz-build---test.yml.log",
+    );
   });
 
   it("refuses workflow ids that would escape the log directory", () => {
