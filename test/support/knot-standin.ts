@@ -82,6 +82,8 @@ export interface KnotStandInOptions {
   now?: () => bigint;
   /** Ping interval of an idle connection (ms); default 30 s. */
   pingMs?: number;
+  /** Listen on this loopback port instead of a random one. */
+  port?: number;
 }
 
 export class KnotStandIn {
@@ -108,7 +110,7 @@ export class KnotStandIn {
   }
 
   static async start(opts: KnotStandInOptions): Promise<KnotStandIn> {
-    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, path: "/events" });
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: opts.port ?? 0, path: "/events" });
     await new Promise<void>((resolve) => wss.once("listening", resolve));
     const { port } = wss.address() as AddressInfo;
     return new KnotStandIn(wss, `127.0.0.1:${port}`, opts);
@@ -147,6 +149,14 @@ export class KnotStandIn {
     for (const c of this.#conns) {
       c.socket.write(Buffer.concat([Buffer.from([0x81, 126, 0x03, 0xe8]), Buffer.from('{"event":{')]));
       c.socket.destroy();
+    }
+  }
+
+  /** Stops reading from every connection (no pongs, no close handshake): a hung peer. */
+  freeze(): void {
+    for (const c of this.#conns) {
+      clearInterval(c.ping);
+      c.socket.pause();
     }
   }
 
