@@ -36,5 +36,11 @@ export {
   workflowId,
 } from "./resolve.ts";
 export { DEFAULT_LIMITS, type SourceLimits } from "./source.ts";
-export { parseTriggerJson, parseTriggerMetadata, triggerMetadataSchema } from "./trigger.ts";
+export {
+  parsePipelineRecord,
+  parseTriggerJson,
+  parseTriggerMetadata,
+  pipelineRecordSchema,
+  triggerMetadataSchema,
+} from "./trigger.ts";
 export type * from "./types.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { SHA_F } from "./testkit.ts";
-import { parseTriggerJson, parseTriggerMetadata } from "./trigger.ts";
+import { parsePipelineRecord, parseTriggerJson, parseTriggerMetadata } from "./trigger.ts";
 
 const envelope = (kind: string) =>
   JSON.parse(
@@ -103,4 +103,32 @@ describe("manual inputs must fit a process environment", () => {
       );
     });
   }
+});
+
+describe("pipeline record validation (lexicon sh.tangled.pipeline)", () => {
+  for (const kind of ["push", "pull_request"]) {
+    it(`accepts the ${kind} envelope's record unchanged`, () => {
+      const event = envelope(kind).event;
+      const r = parsePipelineRecord(event);
+      assert.ok(r.ok, r.ok ? "" : r.error);
+      assert.equal(JSON.stringify(r.record), JSON.stringify(event));
+    });
+  }
+  it("names the offending field", () => {
+    const event = envelope("push").event;
+    const bad = {
+      ...event,
+      workflows: [{ ...event.workflows[0], clone: { depth: "1", skip: false, submodules: false } }],
+    };
+    const r = parsePipelineRecord(bad);
+    assert.equal(r.ok, false);
+    assert.match(r.ok ? "" : r.error, /pipeline\.workflows\.0\.clone\.depth: /);
+  });
+  it("refuses workflow names that are paths", () => {
+    const event = envelope("push").event;
+    for (const name of ["../x.yml", "a/b.yml", "..", ""]) {
+      const r = parsePipelineRecord({ ...event, workflows: [{ ...event.workflows[0], name }] });
+      assert.equal(r.ok, false, name);
+    }
+  });
 });

@@ -4,7 +4,8 @@
  * SHAs are also required to be hex: they end up on a `git fetch` command line.
  */
 import { z } from "zod";
-import type { TriggerMetadata } from "./types.ts";
+import { wireTrigger } from "./compile.ts";
+import type { PipelineRecord, TriggerMetadata } from "./types.ts";
 
 const sha = z.string().regex(/^[0-9a-fA-F]{40}$/, "must be a 40-character hex SHA");
 
@@ -39,17 +40,59 @@ export const triggerMetadataSchema = z.object({
     .optional(),
 });
 
+const pipelineWorkflow = z.object({
+  clone: z.object({
+    depth: z.int(),
+    skip: z.boolean(),
+    submodules: z.boolean(),
+    tags: z.boolean().optional(),
+  }),
+  engine: z.string(),
+  // A file name: it becomes part of the workflow id, log file names and URLs.
+  name: z
+    .string()
+    .regex(/^[^/\0]+$/, "must be a file name")
+    .refine((n) => n !== "." && n !== "..", "must be a file name"),
+  raw: z.string(),
+});
+
+/** Lexicon `sh.tangled.pipeline` (Gen1), as a knot sends it in its `/events` stream. */
+export const pipelineRecordSchema = z.object({
+  $type: z.string().optional(),
+  triggerMetadata: triggerMetadataSchema,
+  workflows: z.array(pipelineWorkflow),
+});
+
 export type TriggerParseResult = { ok: true; trigger: TriggerMetadata } | { ok: false; error: string };
 
 /** Validates an already-decoded JSON value; the error names every offending field by its path. */
 export function parseTriggerMetadata(value: unknown): TriggerParseResult {
   const result = triggerMetadataSchema.safeParse(value);
   if (result.success) return { ok: true, trigger: result.data };
-  const lines = result.error.issues.map((issue) => {
-    const where = issue.path.length === 0 ? "triggerMetadata" : `triggerMetadata.${issue.path.join(".")}`;
+  return {
+    ok: false,
+    error: describeIssues("invalid trigger metadata", "triggerMetadata", result.error.issues),
+  };
+}
+
+export type RecordParseResult = { ok: true; record: PipelineRecord } | { ok: false; error: string };
+
+/** Validates a decoded `sh.tangled.pipeline` record; `$type` is "" and keys are in wire order. */
+export function parsePipelineRecord(value: unknown): RecordParseResult {
+  const result = pipelineRecordSchema.safeParse(value);
+  if (!result.success) {
+    return { ok: false, error: describeIssues("invalid pipeline record", "pipeline", result.error.issues) };
+  }
+  const { triggerMetadata, workflows } = result.data;
+  return { ok: true, record: { $type: "", triggerMetadata: wireTrigger(triggerMetadata), workflows } };
+}
+
+function describeIssues(title: string, root: string, issues: readonly z.core.$ZodIssue[]): string {
+  const lines = issues.map((issue) => {
+    const where = issue.path.length === 0 ? root : `${root}.${issue.path.map(String).join(".")}`;
     return `${where}: ${issue.message}`;
   });
-  return { ok: false, error: `invalid trigger metadata:\n  ${lines.join("\n  ")}` };
+  return `${title}:\n  ${lines.join("\n  ")}`;
 }
 
 /** Parses JSON text then validates it; bad JSON is reported, not thrown. */
