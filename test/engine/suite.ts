@@ -211,6 +211,18 @@ export function engineBehaviour(name: string, create: () => Promise<EngineHarnes
       assert.ok(!all.includes(Buffer.from(value).toString("base64").replace(/=+$/, "")));
     });
 
+    it("runs several workflows at once without mixing their logs or statuses", async () => {
+      const runs = [0, 1, 2].map((i) => makeRun([`echo run-${i}; sleep 0.${i + 2}; echo end-${i}`]));
+      await Promise.all(runs.map((r) => h.engine.start(r)));
+      const outcomes = await Promise.all(runs.map((r) => h.engine.wait(r.plan.wid)));
+      for (const [i, run] of runs.entries()) {
+        assert.equal(outcomes[i]!.status, "success");
+        assert.deepEqual(run.log.data(), [`run-${i}`, `end-${i}`]);
+        assert.deepEqual(await h.leftovers(run.plan.wid), []);
+        await h.engine.destroy(run.plan.wid);
+      }
+    });
+
     it("reports a run it never started as lost on recover", async () => {
       const run = makeRun(["true"]);
       const res = await h.engine.recover(run);
