@@ -24,8 +24,9 @@ test-deps: deps
 build: deps
 	npm run build
 
+# The spindle with the local engine and SQLite under ./.loom/; dev defaults need no configuration.
 run: build
-	node dist/cli/main.js run .
+	node dist/cli/main.js serve --dev
 
 test: test-deps build
 	npm test

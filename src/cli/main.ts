@@ -8,6 +8,7 @@ import type { TriggerKind } from "../workflow/index.ts";
 import { lintCommand } from "./lint.ts";
 import { planCommand } from "./plan.ts";
 import { runCommand } from "./run.ts";
+import { serveCommand } from "./serve.ts";
 
 const USAGE = `usage: loom <command> [options]
 
@@ -21,6 +22,9 @@ commands:
                --trigger FILE.json (a triggerMetadata object, required)
                --resolve (steps and environment)  --rkey RKEY  --dev  --json
   lint [DIR]   report every problem in .tangled/workflows/* as file:line:col  [--json]
+  serve        run the spindle server (configuration: SPINDLE_SERVER_* variables, LOOM_CONFIG)
+               --dev (dev defaults: ./.loom/, local engine, 127.0.0.1:6555; also used when
+               nothing is configured)
 `;
 
 class UsageError extends Error {}
@@ -96,6 +100,13 @@ async function main(argv: string[]): Promise<number> {
         options: { json: { type: "boolean", default: false } },
       });
       return lintCommand(oneDir(positionals), values.json);
+    }
+    case "serve": {
+      const { values } = parseArgs({
+        args: rest,
+        options: { dev: { type: "boolean", default: false } },
+      });
+      return serveCommand({ env: process.env, dev: values.dev, runnerEnv: stepEnvironment(process.env) });
     }
     case undefined:
     case "help":

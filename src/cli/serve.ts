@@ -1,0 +1,91 @@
+/**
+ * `loom serve`: runs the spindle server until SIGINT/SIGTERM. The environment comes in from
+ * main.ts (the one reader of process.env). With `--dev`, or when nothing is configured at all
+ * (no SPINDLE_SERVER_HOSTNAME, no LOOM_CONFIG, no /etc/loom/config.yaml), the dev defaults of
+ * `devDefaults` apply: everything under ./.loom/, the local engine, 127.0.0.1:6555, a generated
+ * secrets key. Explicit variables always win over dev defaults.
+ */
+import { existsSync } from "node:fs";
+import { type Logger, pino } from "pino";
+import { type Config, DEFAULT_CONFIG_PATH, devDefaults, loadConfig } from "../spindle/config.ts";
+import { ensureSecretsKeyFile } from "../spindle/secrets/index.ts";
+import { SpindleServer } from "../spindle/server.ts";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export interface ServeOptions {
+  env: Env;
+  dev: boolean;
+  /** Directory for dev state (default `.loom`). */
+  devDir?: string;
+  /** Environment local runners (and so the steps) inherit. */
+  runnerEnv: Record<string, string>;
+}
+
+/** True when the user configured nothing, so `make run` should just work. */
+export function nothingConfigured(env: Env): boolean {
+  const set = (k: string) => (env[k] ?? "").trim() !== "";
+  return !set("SPINDLE_SERVER_HOSTNAME") && !set("LOOM_CONFIG") && !existsSync(DEFAULT_CONFIG_PATH);
+}
+
+function banner(config: Config, url: string, devOwner: string | null): string {
+  const { hostname, did, owner, dbPath, logDir } = config.server;
+  const scheme = config.server.dev ? "ws" : "wss";
+  const lines = [
+    "",
+    `loom spindle listening on ${url}`,
+    `  DID            ${did}`,
+    `  owner          ${owner}${devOwner ? "   (placeholder: set SPINDLE_SERVER_OWNER to your DID)" : ""}`,
+    `  engine         ${config.engine}`,
+    `  database       ${dbPath}`,
+    `  workflow logs  ${logDir}`,
+    `  status stream  ${scheme}://${hostname}/events    logs: ${scheme}://${hostname}/logs/<knot>/<rkey>/<workflow>`,
+    "",
+    "To use it:",
+    `  1. In the appview, register the spindle "${hostname}" (Settings → Spindles) as its owner,`,
+    "     and add members; then choose it as the spindle of a repo (repo Settings → Pipelines).",
+    `  2. The repo's sh.tangled.repo record then names "${hostname}": the spindle follows that repo's`,
+    `     knot (${scheme}://<knot>/events) and runs the pipelines the knot emits on push.`,
+    "  The appview must reach this address by the name above; for a local stack keep",
+    "  SPINDLE_SERVER_DEV=true (plain ws/http towards knots and did:web).",
+    "",
+  ];
+  return lines.join("\n");
+}
+
+export async function serveCommand(opts: ServeOptions): Promise<number> {
+  let env: Env = opts.env;
+  let devOwner: string | null = null;
+  if (opts.dev || nothingConfigured(opts.env)) {
+    const dev = devDefaults(opts.env, opts.devDir ?? ".loom");
+    if (dev.keyFile) ensureSecretsKeyFile(dev.keyFile);
+    env = dev.env;
+    if (env.SPINDLE_SERVER_OWNER === dev.ownerPlaceholder) devOwner = dev.ownerPlaceholder;
+  }
+  const config = loadConfig(env);
+  const logger: Logger = pino({ name: "loom", level: env.LOOM_LOG_LEVEL?.trim() || "info" });
+  const server = await SpindleServer.create({ config, logger, runnerEnv: opts.runnerEnv });
+  const url = await server.start();
+  process.stderr.write(banner(config, url, devOwner));
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        process.stderr.write(`loom: ${signal} again, exiting now\n`);
+        process.exit(130);
+      }
+      stopping = true;
+      logger.info({ signal }, "shutting down");
+      server.stop().then(
+        () => resolve(0),
+        (err: Error) => {
+          logger.error({ err }, "shutdown failed");
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+}
