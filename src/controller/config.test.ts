@@ -32,6 +32,7 @@ describe("parseControllerConfig", () => {
       },
       ttl: { spindleSetSecondsAfterFinished: 86400, jobSecondsAfterFinished: 900 },
       timeouts: {
+        maxWorkflowSeconds: 21600,
         setupGraceSeconds: 600,
         imagePullGraceSeconds: 300,
         unschedulableSeconds: 900,

@@ -127,6 +127,8 @@ export const ControllerConfigSchema = z
       .prefault({}),
     timeouts: z
       .strictObject({
+        /** Cap on a workflow's step budget, and the budget of workflows that set none (0). */
+        maxWorkflowSeconds: seconds(1).default(21600),
         /** Added to the workflow timeout for the Job's activeDeadlineSeconds (pull, init containers). */
         setupGraceSeconds: seconds(0).default(600),
         /** How long ErrImagePull/ImagePullBackOff is tolerated before ImagePullFailed. */

@@ -152,7 +152,13 @@ export const WorkflowSpecSchema = z.strictObject({
   wid: z.string().min(1).max(1024).describe("workflow id normalize(knot)-rkey-normalize(name), spec §4.3"),
   image: z.string().min(1).max(1024),
   architecture: z.enum(ARCHITECTURES),
-  timeoutSeconds: z.number().int().min(1).describe("budget for the steps; setup grace is added for the Job"),
+  timeoutSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .describe(
+      "budget for the steps, 0 = none; capped by the controller's maxWorkflowSeconds, setup grace is added for the Job",
+    ),
   secretKeys: z
     .array(secretKey)
     .max(1024)

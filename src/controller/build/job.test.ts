@@ -338,3 +338,13 @@ describe("buildJob", () => {
     );
   });
 });
+
+describe("buildJob deadline", () => {
+  it("is the capped workflow timeout plus the setup grace", () => {
+    const cfg = config({ timeouts: { maxWorkflowSeconds: 1000, setupGraceSeconds: 60 } });
+    const s = spec((x) => {
+      x.workflows[0]!.timeoutSeconds = 0;
+    });
+    assert.equal(buildJob(input({ workflow: s.workflows[0]! }, cfg)).spec!.activeDeadlineSeconds, 1060);
+  });
+});

@@ -35,7 +35,7 @@ import { BuildError } from "./errors.ts";
 import { workflowAnnotations, workflowLabels } from "./labels.ts";
 import { jobName, runnerSpecConfigMapName } from "./names.ts";
 import { ownerReference, type SpindleSetRef } from "./owner.ts";
-import { POD_PATHS, SPEC_KEY } from "./runner-spec.ts";
+import { effectiveTimeoutSeconds, POD_PATHS, SPEC_KEY } from "./runner-spec.ts";
 import { cloneScript, RUNNER_UID, setupScript } from "./scripts.ts";
 import { secretEnvName } from "./secret.ts";
 
@@ -131,7 +131,7 @@ export function buildJob(input: JobInput): V1Job {
     spec: {
       // A workflow runs once: a retry would repeat side effects (deploys, pushes) unasked.
       backoffLimit: 0,
-      activeDeadlineSeconds: workflow.timeoutSeconds + config.timeouts.setupGraceSeconds,
+      activeDeadlineSeconds: effectiveTimeoutSeconds(workflow, config) + config.timeouts.setupGraceSeconds,
       ttlSecondsAfterFinished: config.ttl.jobSecondsAfterFinished,
       template: {
         metadata: { labels, annotations },

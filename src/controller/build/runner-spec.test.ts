@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { BuildError } from "./errors.ts";
-import { buildRunnerSpec, buildRunnerSpecConfigMap } from "./runner-spec.ts";
+import { buildRunnerSpec, buildRunnerSpecConfigMap, effectiveTimeoutSeconds } from "./runner-spec.ts";
 import { config, OWNER, spec } from "./testdata/fixtures.ts";
 
 describe("buildRunnerSpec", () => {
@@ -85,5 +85,17 @@ describe("buildRunnerSpecConfigMap", () => {
         }),
       (err: unknown) => err instanceof BuildError && err.reason === "InvalidSpec",
     );
+  });
+});
+
+describe("effectiveTimeoutSeconds", () => {
+  it("caps a workflow's timeout and gives the cap to workflows without one", () => {
+    const cfg = config({ timeouts: { maxWorkflowSeconds: 3600 } });
+    const wf = (timeoutSeconds: number) => ({ ...spec().workflows[0]!, timeoutSeconds });
+    assert.deepEqual(
+      [300, 3600, 7200, 0].map((t) => effectiveTimeoutSeconds(wf(t), cfg)),
+      [300, 3600, 3600, 3600],
+    );
+    assert.equal(buildRunnerSpec(wf(0), cfg).timeoutSeconds, 3600);
   });
 });

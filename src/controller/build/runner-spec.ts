@@ -46,12 +46,23 @@ export const SPEC_KEY = "spec.json";
 /** A ConfigMap's data is capped at 1 MiB; leave room for metadata. */
 const MAX_SPEC_BYTES = 1_000_000;
 
+/**
+ * The step budget a workflow really gets: its own timeout, capped by the operator's
+ * maxWorkflowSeconds, which is also the budget of a workflow that sets none (0). The runner
+ * enforces it (a clean `timeout` with the step that ran out); the Job's deadline adds the setup
+ * grace on top, as a backstop.
+ */
+export function effectiveTimeoutSeconds(workflow: WorkflowSpec, config: ControllerConfig): number {
+  const max = config.timeouts.maxWorkflowSeconds;
+  return workflow.timeoutSeconds > 0 ? Math.min(workflow.timeoutSeconds, max) : max;
+}
+
 export function buildRunnerSpec(workflow: WorkflowSpec, config: ControllerConfig): RunnerSpec {
   const replaceClone = !workflow.clone.skip && workflow.clone.stepId !== undefined;
   return {
     version: RUNNER_PROTOCOL_VERSION,
     workspace: POD_PATHS.workspace,
-    timeoutSeconds: workflow.timeoutSeconds,
+    timeoutSeconds: effectiveTimeoutSeconds(workflow, config),
     heartbeatSeconds: config.timeouts.heartbeatSeconds,
     steps: workflow.steps.map((step) => ({
       id: step.id,
