@@ -204,6 +204,8 @@ export class Runner {
       }
       const onCancel = () => {
         outcome.cancelled = true;
+        // Already exited (its pipes are draining): nothing to signal, no SIGKILL timer to leave.
+        if (!running()) return;
         kill("SIGTERM");
         timers.push(setTimeout(() => kill("SIGKILL"), this.#killGraceMs));
       };
