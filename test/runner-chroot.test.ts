@@ -96,6 +96,21 @@ function text(events: RunnerEvent[], step: number, stream: "stdout" | "stderr"):
     .join("");
 }
 
+/** The chroot shares the host's pid namespace, so the host's /proc shows if a process survived. */
+async function assertGone(pid: number): Promise<void> {
+  assert.ok(pid > 0, "the step printed its background pid");
+  const gone = () => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+      return stat.slice(stat.lastIndexOf(")") + 2)[0] === "Z";
+    } catch {
+      return true;
+    }
+  };
+  for (let i = 0; i < 100 && !gone(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(gone(), `background process ${pid} still alive`);
+}
+
 describe("runner bundle in a busybox-only chroot", { skip }, () => {
   let root = "";
   const launcher = "/opt/somewhere/loom/loom-runner";
@@ -196,6 +211,22 @@ describe("runner bundle in a busybox-only chroot", { skip }, () => {
     assert.equal(ofType(run.events, "result")[0]?.status, "success");
   });
 
+  it("times out without /proc: the step's group is killed, result timeout", async () => {
+    const spec: RunnerSpec = {
+      version: 1,
+      workspace: "/w",
+      timeoutSeconds: 0.5,
+      heartbeatSeconds: 0,
+      steps: [{ id: 0, name: "slow", kind: "user", command: "sleep 60 & echo $!; wait", env: [] }],
+    };
+    writeFileSync(join(root, "timeout.json"), JSON.stringify(spec));
+    const run = await chroot(root, [launcher, "/timeout.json"], env);
+    assert.equal(run.code, 124, run.stderr);
+    assert.equal(ofType(run.events, "result")[0]?.status, "timeout");
+    assert.equal(ofType(run.events, "step_end")[0]?.timedOut, true);
+    await assertGone(Number(text(run.events, 0, "stdout").trim()));
+  });
+
   it("is cancelled by SIGTERM without /proc: the step's group dies, result cancelled", async () => {
     const spec: RunnerSpec = {
       version: 1,
@@ -216,18 +247,6 @@ describe("runner bundle in a busybox-only chroot", { skip }, () => {
     assert.equal(run.code, 143, run.stderr);
     assert.equal(ofType(run.events, "result")[0]?.status, "cancelled");
     assert.equal(ofType(run.events, "step_end")[0]?.cancelled, true);
-    // Same pid namespace as the host: the host's /proc shows whether the grandchild survived.
-    const sleeper = Number(text(run.events, 0, "stdout").trim());
-    assert.ok(sleeper > 0);
-    const gone = () => {
-      try {
-        const stat = readFileSync(`/proc/${sleeper}/stat`, "latin1");
-        return stat.slice(stat.lastIndexOf(")") + 2)[0] === "Z";
-      } catch {
-        return true;
-      }
-    };
-    for (let i = 0; i < 100 && !gone(); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(gone(), `background sleep ${sleeper} still alive`);
+    await assertGone(Number(text(run.events, 0, "stdout").trim()));
   });
 });
