@@ -5,8 +5,9 @@
  *
  * Start-up order: database (migrations) → owner role → secrets provider → engine → queue
  * (reconcile what a previous process left: recover running workflows, start queued ones) →
- * HTTP listener. Stop reverses it: stop accepting, close streams, close the engine (local runs
- * stop and are recorded failed), let the queue record outcomes, close the database.
+ * intake (knot streams of known repos, Jetstream) → HTTP listener. Stop reverses it: stop
+ * accepting, close streams and intake, close the engine (local runs stop and are recorded
+ * failed), let the queue record outcomes, close the database.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -26,6 +27,7 @@ import { SpindleApp } from "./http/app.ts";
 import type { StreamOptions } from "./http/events-ws.ts";
 import { RepoResolver } from "./http/repo-resolver.ts";
 import { xrpcMethods } from "./http/xrpc.ts";
+import { type CreateIntakeOptions, createIntake, type Intake } from "./intake/index.ts";
 import {
   createMetrics,
   EventLog,
@@ -51,6 +53,11 @@ export interface SpindleServerOptions {
   /** Clock for status `createdAt` (tests). */
   now?: () => Date;
   motd?: string;
+  /**
+   * Jetstream and knot consumers (spec §1.2–§1.3). Default on; `false` leaves intake to the
+   * caller (tests that feed `pipelines` directly). An object passes test knobs through.
+   */
+  intake?: false | Pick<CreateIntakeOptions, "jetstream" | "knots" | "identity" | "xrpc">;
 }
 
 export class SpindleServer {
@@ -64,6 +71,8 @@ export class SpindleServer {
   /** What the knot consumers call for each `sh.tangled.pipeline` envelope. */
   readonly pipelines: PipelineIntake;
   readonly engine: Engine;
+  /** Null when constructed with `intake: false`. */
+  readonly intake: Intake | null;
   readonly #ledger: Ledger;
   readonly #secrets: SecretsProvider;
   readonly #app: SpindleApp;
@@ -115,6 +124,16 @@ export class SpindleServer {
       },
       onQueued: () => this.scheduler.wake(),
     });
+    this.intake =
+      p.opts.intake === false
+        ? null
+        : createIntake({
+            config,
+            db: this.db,
+            pipelines: this.pipelines,
+            log: this.logger,
+            ...(p.opts.intake ?? {}),
+          });
     const rbac = new Rbac(this.db);
     const verifier = new ServiceJwtVerifier({
       resolver: createIdentityResolver({ plcUrl: config.server.plcUrl, dev: config.server.dev }),
@@ -172,6 +191,7 @@ export class SpindleServer {
   async start(): Promise<string> {
     if (this.#state !== "created") throw new Error(`cannot start a ${this.#state} server`);
     this.scheduler.start();
+    this.intake?.start();
     const { host, port } = this.config.server.listen;
     await new Promise<void>((res, rej) => {
       this.#http.once("error", rej);
@@ -202,6 +222,7 @@ export class SpindleServer {
     const closed = new Promise<void>((res) => this.#http.close(() => res()));
     this.#app.close();
     this.#http.closeIdleConnections();
+    await this.intake?.stop();
     await this.engine.close();
     await this.scheduler.stop();
     this.#ledger.close();

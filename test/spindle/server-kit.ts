@@ -54,6 +54,7 @@ export async function bootServer(
   const server = await SpindleServer.create({
     config,
     logger: pino({ level: process.env.LOOM_TEST_LOG ?? "silent" }),
+    intake: false,
     ...opts.server,
   });
   const url = await server.start();
