@@ -431,6 +431,27 @@ describe("LogFile", () => {
     }
   });
 
+  it("writes lines larger than its batch buffer, and many lines across batches, intact", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "loom-relay-"));
+    try {
+      const file = await LogFile.open(dir, "big");
+      const huge = "\u0001é<".repeat(100_000);
+      const lines: LogLine[] = [];
+      for (let i = 0; i < 5000; i++)
+        lines.push({ kind: "data", content: `line ${i} ✓`, time: T, step_id: 0, stream: "stdout" });
+      lines.splice(2500, 0, { kind: "data", content: huge, time: T, step_id: 0, stream: "stderr" });
+      for (const l of lines) file.write(l);
+      await file.close();
+      const back = (await readFile(file.path, "utf8"))
+        .trimEnd()
+        .split("\n")
+        .map((t) => JSON.parse(t) as LogLine);
+      assert.deepEqual(back, lines);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("names the file by the §4.3 workflow id rule", () => {
     const wid = workflowId("localhost:3000", "3kxyz", "build & test.yml");
     assert.equal(wid, "localhost-3000-3kxyz-build---test.yml");
