@@ -102,3 +102,18 @@ describe("shellWord", () => {
     assert.equal(shellWord(""), "''");
   });
 });
+
+describe("Gen2 clone (opt-in)", () => {
+  it("clones by repo DID and fetches a manual trigger's sha", () => {
+    const t: TriggerMetadata = {
+      ...manualTrigger(),
+      repo: { ...REPO, repoDid: "did:plc:r" },
+      manual: { sha: SHA_A },
+    };
+    assert.deepEqual(lines(cloneStep(t, clone, { dev: false, gen2: true }).command).slice(1, 3), [
+      "git remote add origin https://knot1.tangled.sh/did:plc:r",
+      `git fetch --depth=1 origin ${SHA_A}`,
+    ]);
+    assert.equal(lines(cloneStep(t, clone, { dev: false }).command)[2], "git fetch --depth=1 origin");
+  });
+});

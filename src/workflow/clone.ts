@@ -1,7 +1,7 @@
 /**
  * The "Clone repository into workspace" system step (spec §2.3).
  */
-import { repoUrl } from "./env.ts";
+import { gen2RepoUrl, repoUrl } from "./env.ts";
 import type { CloneOptions, TriggerMetadata } from "./types.ts";
 
 export const CLONE_STEP_NAME = "Clone repository into workspace";
@@ -13,6 +13,8 @@ export interface CloneStep {
 
 export interface CloneStepOptions {
   dev: boolean;
+  /** Gen2: clone `https://<knot>/<repoDid>` and fetch a manual trigger's `sha`. */
+  gen2?: boolean;
   /** Replaces the knot URL (e.g. a local path for `loom run`). */
   cloneUrl?: string;
 }
@@ -35,12 +37,13 @@ export function cloneStep(trigger: TriggerMetadata, clone: CloneOptions, opts: C
       sha = trigger.pullRequest.sourceSha;
       break;
     case "manual":
-      sha = undefined;
+      sha = opts.gen2 === true ? trigger.manual?.sha : undefined;
       break;
     default:
       return errorStep(`unknown trigger kind ${String(trigger.kind)}`);
   }
-  const url = opts.cloneUrl ?? repoUrl(trigger.repo, opts.dev);
+  const gen2Url = opts.gen2 === true ? gen2RepoUrl(trigger.repo, opts.dev) : undefined;
+  const url = opts.cloneUrl ?? gen2Url ?? repoUrl(trigger.repo, opts.dev);
   const depth = clone.depth > 0 ? clone.depth : 1;
   const fetch = ["git fetch", `--depth=${depth}`];
   if (clone.submodules) fetch.push("--recurse-submodules=yes");

@@ -152,3 +152,36 @@ describe("composition order (spec §7.2)", () => {
     assert.deepEqual(env, [{ name: "HOME", value: "/h" }]);
   });
 });
+
+describe("Gen2 variables (spec §9), behind an explicit option", () => {
+  const repo = { ...REPO, repoDid: "did:plc:repo" };
+  it("off by default", () => {
+    const env = asMap(frameworkEnv(pushTrigger("refs/heads/main", repo), pipeline, false));
+    assert.equal(env.TANGLED_PIPELINE_KIND, undefined);
+    assert.equal(env.TANGLED_REPO_URL, `https://knot1.tangled.sh/${REPO.did}/core`);
+  });
+  it("kind, repo DID and the repo-DID URL (dev: http, no localhost rewrite)", () => {
+    const env = asMap(frameworkEnv(pushTrigger("refs/heads/main", repo), pipeline, false, true));
+    assert.equal(env.TANGLED_PIPELINE_KIND, "push");
+    assert.equal(env.TANGLED_REPO_REPO_DID, "did:plc:repo");
+    assert.equal(env.TANGLED_REPO_URL, "https://knot1.tangled.sh/did:plc:repo");
+    const dev = asMap(
+      frameworkEnv(pushTrigger("refs/heads/main", { ...repo, knot: "localhost:1" }), pipeline, true, true),
+    );
+    assert.equal(dev.TANGLED_REPO_URL, "http://localhost:1/did:plc:repo");
+  });
+  it("a Gen1 trigger without repo DID keeps the Gen1 URL", () => {
+    const env = asMap(frameworkEnv(pushTrigger("refs/heads/main"), pipeline, false, true));
+    assert.equal(env.TANGLED_REPO_URL, `https://knot1.tangled.sh/${REPO.did}/core`);
+    assert.equal(env.TANGLED_REPO_REPO_DID, undefined);
+  });
+  it("manual runs get SHA variables, and ref variables when a ref is given", () => {
+    const t = { ...manualTrigger(), manual: { sha: SHA_A, ref: "refs/tags/v2" } };
+    const env = asMap(frameworkEnv(t, pipeline, false, true));
+    assert.deepEqual(
+      [env.TANGLED_SHA, env.TANGLED_COMMIT_SHA, env.TANGLED_REF, env.TANGLED_REF_NAME, env.TANGLED_REF_TYPE],
+      [SHA_A, SHA_A, "refs/tags/v2", "v2", "tag"],
+    );
+    assert.equal(asMap(frameworkEnv(t, pipeline, false)).TANGLED_SHA, undefined);
+  });
+});

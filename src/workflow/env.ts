@@ -27,19 +27,36 @@ export function repoUrl(repo: TriggerMetadata["repo"], dev: boolean): string {
   return `http://${host}/${repo.did}/${repo.repo}`;
 }
 
-/** Spec §7.1, in the order listed there. */
-export function frameworkEnv(trigger: TriggerMetadata, pipeline: PipelineRef, dev: boolean): EnvVar[] {
+/**
+ * Gen2 (spec §9): the repo is addressed by its DID, `https://<knot>/<repoDid>`, and dev mode does
+ * not rewrite localhost. Undefined without a repo DID (Gen1 triggers).
+ */
+export function gen2RepoUrl(repo: TriggerMetadata["repo"], dev: boolean): string | undefined {
+  if (repo.repoDid === undefined) return undefined;
+  return `${dev ? "http" : "https"}://${repo.knot}/${repo.repoDid}`;
+}
+
+/** Spec §7.1, in the order listed there; `gen2` adds the variables of spec §9. */
+export function frameworkEnv(
+  trigger: TriggerMetadata,
+  pipeline: PipelineRef,
+  dev: boolean,
+  gen2 = false,
+): EnvVar[] {
   const env: EnvVar[] = [];
   const set = (name: string, value: string) => env.push({ name, value });
   set("CI", "true");
   set("TANGLED_PIPELINE_ID", pipelineUri(pipeline));
   const repo = trigger.repo;
+  if (gen2) set("TANGLED_PIPELINE_KIND", trigger.kind);
   if (repo !== undefined) {
     set("TANGLED_REPO_KNOT", repo.knot);
     set("TANGLED_REPO_DID", repo.did);
     set("TANGLED_REPO_NAME", repo.repo);
     set("TANGLED_REPO_DEFAULT_BRANCH", repo.defaultBranch);
-    set("TANGLED_REPO_URL", repoUrl(repo, dev));
+    const gen2Url = gen2 ? gen2RepoUrl(repo, dev) : undefined;
+    if (gen2Url !== undefined) set("TANGLED_REPO_REPO_DID", repo.repoDid ?? "");
+    set("TANGLED_REPO_URL", gen2Url ?? repoUrl(repo, dev));
   }
   if (trigger.push !== undefined) {
     const { ref, newSha } = trigger.push;
@@ -61,7 +78,17 @@ export function frameworkEnv(trigger: TriggerMetadata, pipeline: PipelineRef, de
     set("TANGLED_PR_SOURCE_SHA", pr.sourceSha);
     set("TANGLED_PR_ACTION", pr.action);
   }
-  for (const input of trigger.manual?.inputs ?? []) {
+  const manual = trigger.manual;
+  if (gen2 && manual?.sha !== undefined) {
+    if (manual.ref !== undefined) {
+      set("TANGLED_REF", manual.ref);
+      set("TANGLED_REF_NAME", shortRefName(manual.ref));
+      set("TANGLED_REF_TYPE", manual.ref.startsWith("refs/tags/") ? "tag" : "branch");
+    }
+    set("TANGLED_SHA", manual.sha);
+    set("TANGLED_COMMIT_SHA", manual.sha);
+  }
+  for (const input of manual?.inputs ?? []) {
     set(`TANGLED_INPUT_${input.key.toUpperCase()}`, input.value);
   }
   return env;

@@ -235,3 +235,12 @@ describe("planView", () => {
     JSON.stringify(view); // JSON-able
   });
 });
+
+describe("resolve with gen2", () => {
+  it("passes the option to the environment and the clone step", () => {
+    const trigger: TriggerMetadata = { ...push, repo: { ...push.repo, repoDid: "did:plc:r" } };
+    const p = plan("engine: kubernetes\nimage: a\n", { gen2: true }, trigger);
+    assert.equal(seen(p.steps[0]!.env, "TANGLED_PIPELINE_KIND"), "push");
+    assert.match(p.steps[0]!.command, /^git remote add origin https:\/\/knot1\.tangled\.sh\/did:plc:r$/m);
+  });
+});

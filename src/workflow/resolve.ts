@@ -35,6 +35,8 @@ export interface ResolveOptions {
   dev?: boolean;
   /** Replaces the clone URL, e.g. a local path for `loom run`. */
   cloneUrl?: string;
+  /** Gen2 variables and repo-DID clone URL (spec §9). Default off. */
+  gen2?: boolean;
   /** Budget for all steps. Default 300 s (upstream's 5m). */
   timeoutSeconds?: number;
   limits?: SourceLimits;
@@ -95,7 +97,7 @@ export function resolveWorkflow(
   }
   const workflowEnv = mergeWorkflowEnv(
     wf.environment,
-    frameworkEnv(trigger, opts.pipeline, opts.dev ?? false),
+    frameworkEnv(trigger, opts.pipeline, opts.dev ?? false, opts.gen2),
   );
   const secretKeys = [...(opts.secretKeys ?? [])];
   const path = engine === "nixery" ? nixeryPath(homeDir) : undefined;
@@ -106,7 +108,11 @@ export function resolveWorkflow(
   const add = (name: string, command: string, kind: RunnerStep["kind"], stepEnv: readonly EnvVar[]) =>
     steps.push({ id: steps.length, name, command, kind, env: env(stepEnv) });
   if (engine === "nixery") add(CONFIGURE_NIX_STEP.name, CONFIGURE_NIX_STEP.command, "system", []);
-  const clone = cloneStep(trigger, workflow.clone, { dev: opts.dev ?? false, cloneUrl: opts.cloneUrl });
+  const clone = cloneStep(trigger, workflow.clone, {
+    dev: opts.dev ?? false,
+    gen2: opts.gen2,
+    cloneUrl: opts.cloneUrl,
+  });
   add(clone.name, clone.command, "system", []);
   if (engine === "nixery" && wf.dependencies.form === "map") {
     const install = installStep(wf.dependencies.registries);

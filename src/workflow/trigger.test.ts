@@ -132,3 +132,13 @@ describe("pipeline record validation (lexicon sh.tangled.pipeline)", () => {
     }
   });
 });
+
+describe("Gen2 manual fields", () => {
+  const repo = { knot: "k", did: "did:plc:x", repo: "r", repoDid: "did:plc:repo" };
+  it("accepts sha and ref, and checks the sha", () => {
+    assert.ok(
+      parseTriggerMetadata({ kind: "manual", repo, manual: { sha: SHA_F, ref: "refs/heads/main" } }).ok,
+    );
+    assert.equal(parseTriggerMetadata({ kind: "manual", repo, manual: { sha: "main" } }).ok, false);
+  });
+});

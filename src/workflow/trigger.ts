@@ -36,6 +36,8 @@ export const triggerMetadataSchema = z.object({
           }),
         )
         .optional(),
+      sha: sha.optional(),
+      ref: z.string().min(1, "must not be empty").optional(),
     })
     .optional(),
 });

@@ -71,6 +71,10 @@ export interface ManualInput {
 
 export interface ManualTrigger {
   inputs?: ManualInput[];
+  /** Gen2 (`ci.trigger#manual`): the commit to run. */
+  sha?: string;
+  /** Gen2: the ref the commit was picked from. */
+  ref?: string;
 }
 
 export interface TriggerMetadata {
