@@ -18,7 +18,8 @@
  *   never reported by an engine. The final call comes after every log line of the run has been
  *   written to (and flushed from) the log sink, and after the run's processes, workspaces and
  *   other resources are gone, so a server that sees the final status may delete anything.
- * - `wait(wid)` resolves with the same final outcome.
+ * - `wait(wid)` resolves with the same final outcome, for as long as the engine knows the wid
+ *   (until destroy); for an unknown wid it rejects with EngineError `not_found`.
  * - `cancel(wid)` asks a run to stop; its final status is `cancelled` unless it had already
  *   finished. Cancelling a finished or unknown run does nothing.
  * - `destroy(wid)` cancels the run if needed, waits for its cleanup and forgets it. It is

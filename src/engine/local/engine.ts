@@ -35,7 +35,10 @@ export interface LocalEngineOptions {
   killGraceMs?: number;
   /** Added to a workflow's timeout before the engine kills a runner that missed it (default 30 s). */
   timeoutGraceMs?: number;
-  /** Runner heartbeat period (default 15 s). */
+  /**
+   * Runner heartbeat period (default 15 s). A runner silent for four periods counts as hung:
+   * it is killed and the run fails. 0 turns the watchdog off.
+   */
   heartbeatSeconds?: number;
 }
 
