@@ -87,13 +87,25 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
       resolve({ opened: false, reason: "stopped", code: null, handlerFailed: false });
       return;
     }
-    const ws = new WebSocket(opts.url, {
-      maxPayload: opts.maxPayload,
-      handshakeTimeout: opts.handshakeTimeoutMs,
-      perMessageDeflate: false,
-      followRedirects: false,
-      ...(opts.headers ? { headers: opts.headers } : {}),
-    });
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(opts.url, {
+        maxPayload: opts.maxPayload,
+        handshakeTimeout: opts.handshakeTimeoutMs,
+        perMessageDeflate: false,
+        followRedirects: false,
+        ...(opts.headers ? { headers: opts.headers } : {}),
+      });
+    } catch (err) {
+      // An unusable URL throws synchronously; report it like any other failed dial.
+      resolve({
+        opened: false,
+        reason: `cannot connect: ${(err as Error).message}`,
+        code: null,
+        handlerFailed: false,
+      });
+      return;
+    }
 
     const fail = (reason: string) => {
       failure ??= reason;
