@@ -250,6 +250,12 @@ describe("JetstreamConsumer", () => {
         rkey: "3lsr",
         record: { name: "x", knot: "k.example", spindle: HOST },
       }),
+      commitEvent({
+        did: STRANGER,
+        collection: "sh.tangled.repo.collaborator",
+        rkey: "3lsc",
+        record: { subject: STRANGER, repo: `at://${OWNER}/sh.tangled.repo/3lor` },
+      }),
       { did: OWNER, time_us: 0, kind: "identity", identity: { did: OWNER, handle: "owner.test" } },
       commitEvent({
         did: OWNER,
@@ -262,6 +268,8 @@ describe("JetstreamConsumer", () => {
     assert.equal(new Repos(h.db).byName(STRANGER, "x"), null);
     assert.equal(new Repos(h.db).byName(OWNER, "mine")?.knot, "k.example");
     assert.equal(h.handled()[0]?.did, OWNER);
+    assert.equal(h.handled().length, 1, "the stranger's collaborator record was never handled");
+    assert.equal(h.rbac.hasRepoPermission(STRANGER, { ownerDid: OWNER, name: "mine" }, "repo:push"), false);
   });
 
   const rejections: [string, () => ReturnType<typeof commitEvent>, RegExp, (h: Harness) => void][] = [
