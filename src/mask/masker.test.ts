@@ -78,6 +78,33 @@ describe("maskSecrets", () => {
     assert.equal(maskSecrets("nothing", []), "nothing");
     assert.equal(maskSecrets("nothing", [""]), "nothing");
   });
+  it("matches the reference on random text with long secrets (the skipping search)", () => {
+    const r = rng(99);
+    const alphabet = "abAB=+/\n";
+    const pick = (n: number) =>
+      Array.from({ length: n }, () => alphabet[Math.floor(r() * alphabet.length)]).join("");
+    for (let round = 0; round < 100; round++) {
+      const values = Array.from({ length: 1 + Math.floor(r() * 6) }, () => pick(4 + Math.floor(r() * 26)));
+      // Text made of pieces of the secrets and their encodings, so near-misses abound.
+      const pool = [...values, ...values.map(b64)];
+      let text = "";
+      while (text.length < 400) {
+        const src = pool[Math.floor(r() * pool.length)]!;
+        const from = Math.floor(r() * src.length);
+        text += r() < 0.3 ? src : src.slice(from, from + 1 + Math.floor(r() * 12));
+        if (r() < 0.3) text += pick(3);
+      }
+      assert.equal(maskSecrets(text, values), reference(text, values), JSON.stringify({ text, values }));
+      const m = new Masker(values);
+      const pieces: string[] = [];
+      for (let i = 0; i < text.length; ) {
+        const n = 1 + Math.floor(r() * 40);
+        pieces.push(text.slice(i, i + n));
+        i += n;
+      }
+      assert.equal(streamed(m, pieces), reference(text, values), JSON.stringify({ text, values, pieces }));
+    }
+  });
   it("matches the reference on random text", () => {
     const r = rng(42);
     const alphabet = "ab=\nxyzé😀";
