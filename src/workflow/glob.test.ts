@@ -153,4 +153,9 @@ describe("glob performance", () => {
     assert.equal(globMatch(`**/${"*a".repeat(20)}/**/b`, Array(300).fill("aaaa").join("/")), false);
     assert.ok(performance.now() - started < 2000);
   });
+  it("handles names with thousands of segments without recursion", () => {
+    const deep = Array(50_000).fill("a").join("/");
+    assert.equal(globMatch("**/a/**/b", deep), false);
+    assert.equal(globMatch("a/**", deep), true);
+  });
 });

@@ -35,12 +35,15 @@ export interface Glob {
 const MAX_ALTERNATIVES = 1024;
 const cache = new Map<string, Glob | null>();
 const CACHE_LIMIT = 4096;
+const CACHEABLE_LENGTH = 256;
 
 /** Compiles a pattern, or returns null when it is malformed. */
 export function compileGlob(pattern: string): Glob | null {
   const hit = cache.get(pattern);
   if (hit !== undefined || cache.has(pattern)) return hit ?? null;
   const glob = compileUncached(pattern);
+  // Only short patterns are cached, so hostile workflows cannot grow the cache without bound.
+  if (pattern.length > CACHEABLE_LENGTH) return glob;
   if (cache.size >= CACHE_LIMIT) cache.clear();
   cache.set(pattern, glob);
   return glob;
@@ -283,22 +286,23 @@ function matchSegment(tokens: Token[], chars: string[]): boolean {
   return ti === tokens.length;
 }
 
-/** Components against path segments; `**` spans zero or more segments. Memoised: O(P·N). */
+/**
+ * Components against path segments; `**` spans zero or more segments. Bottom-up table over
+ * (component, segment), two rows at a time: O(P·N) time, no recursion (a ref name may hold
+ * thousands of `/`).
+ */
 function matchComponents(components: Component[], segments: string[][]): boolean {
-  const width = segments.length + 1;
-  const memo = new Uint8Array((components.length + 1) * width); // 0 unknown, 1 no, 2 yes
-  const go = (pi: number, ni: number): boolean => {
-    const key = pi * width + ni;
-    if (memo[key] !== 0) return memo[key] === 2;
-    let ok: boolean;
-    if (pi === components.length) ok = ni === segments.length;
-    else {
-      const component = components[pi]!;
-      if (component === null) ok = go(pi + 1, ni) || (ni < segments.length && go(pi, ni + 1));
-      else ok = ni < segments.length && matchSegment(component, segments[ni]!) && go(pi + 1, ni + 1);
+  const n = segments.length;
+  let next = new Uint8Array(n + 1);
+  next[n] = 1; // no components left matches no segments left
+  for (let pi = components.length - 1; pi >= 0; pi--) {
+    const component = components[pi]!;
+    const row = new Uint8Array(n + 1);
+    for (let ni = n; ni >= 0; ni--) {
+      if (component === null) row[ni] = next[ni] === 1 || (ni < n && row[ni + 1] === 1) ? 1 : 0;
+      else row[ni] = ni < n && next[ni + 1] === 1 && matchSegment(component, segments[ni]!) ? 1 : 0;
     }
-    memo[key] = ok ? 2 : 1;
-    return ok;
-  };
-  return go(0, 0);
+    next = row;
+  }
+  return next[0] === 1;
 }
