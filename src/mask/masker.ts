@@ -237,8 +237,10 @@ export class Masker {
    */
   maskUntil(text: string, from: number, out: string[]): number {
     let at = from;
+    // The hold point is the first pending position at or after `at`; it only moves when a
+    // match ends beyond it, so it is computed once per write, not once per match.
+    let hold = this.pendingFrom(text, at);
     for (;;) {
-      const hold = this.pendingFrom(text, at);
       const m = this.#find(text, at);
       if (m < 0 || m >= hold) {
         out.push(text.slice(at, hold));
@@ -246,6 +248,7 @@ export class Masker {
       }
       out.push(text.slice(at, m), MASK);
       at = m + this.#lastLength;
+      if (at > hold) hold = this.pendingFrom(text, at);
     }
   }
 }
