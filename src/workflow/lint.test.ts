@@ -77,6 +77,15 @@ describe("lint", () => {
     ]);
   });
 
+  it("checks Gen2 pull request types and path globs", () => {
+    const text =
+      "engine: nixery\nwhen:\n  - event: pull_request\n    branch: main\n    types: [opened, edited]\n    paths: ['{src']\n";
+    assert.deepEqual(found(text), [
+      ["warning", "never matches", 3, 5, 'when[0]: pull request type "edited" is never sent'],
+      ["warning", "never matches", 3, 5, 'when[0]: malformed glob "{src" never matches'],
+    ]);
+  });
+
   it("a manual-only constraint needs no branch", () => {
     assert.deepEqual(found("engine: nixery\nwhen:\n  - event: manual\n"), []);
   });
