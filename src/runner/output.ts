@@ -13,7 +13,8 @@ export class OutputPump {
   readonly #name: "stdout" | "stderr";
   readonly #step: number;
   readonly #writer: EventWriter;
-  readonly #decoder = new TextDecoder("utf-8", { fatal: false });
+  // ignoreBOM: keep a leading BOM as U+FEFF, relaying the output as written.
+  readonly #decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
   readonly #masker: StreamMasker;
   #relaying = true;
   /** Resolves when the stream has ended (EOF, error or destroyed). */

@@ -207,9 +207,11 @@ describe("Runner", () => {
   });
 
   it("relays binary and invalid UTF-8 as replacement characters", async () => {
-    const { result, sink } = await run(spec([step("printf 'ok \\377\\376 \\000\\001 \\303'")]));
+    const { result, sink } = await run(
+      spec([step("printf '\\357\\273\\277ok \\377\\376 \\000\\001 \\303'")]),
+    );
     assert.equal(result.status, "success");
-    assert.equal(sink.text("stdout"), "ok \uFFFD\uFFFD \u0000\u0001 \uFFFD");
+    assert.equal(sink.text("stdout"), "\uFEFFok \uFFFD\uFFFD \u0000\u0001 \uFFFD");
   });
 
   it("streams a 1 MB line in bounded events", async () => {
