@@ -103,6 +103,22 @@ describe("loom-runner CLI", { concurrency: true }, () => {
     assert.equal(result(c).status, "cancelled");
   });
 
+  it("is cancelled by SIGTERM while still waiting for the spec on stdin", async () => {
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, [MAIN, "-"], { stdio: ["pipe", "pipe", "ignore"] });
+      let out = "";
+      child.stdout.setEncoding("utf8").on("data", (d: string) => {
+        if (out === "") child.kill("SIGTERM"); // after hello: the handlers are installed
+        out += d;
+      });
+      child.on("close", (c) => {
+        assert.match(out, /"status":"cancelled"/);
+        resolve(c);
+      });
+    });
+    assert.equal(code, 143);
+  });
+
   // The timeout is the assertion: a runner that ignored EPIPE would spam forever.
   it("stops when nobody reads its events any more (EPIPE)", { timeout: 30_000 }, async () => {
     const code = await new Promise<number | null>((resolve) => {

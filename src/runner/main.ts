@@ -5,15 +5,16 @@
  * (SIGTERM/SIGINT), 2 when the spec cannot be read.
  */
 import { readFileSync } from "node:fs";
-import type { Readable, Writable } from "node:stream";
+import { addAbortSignal, type Readable, type Writable } from "node:stream";
 import { Runner, type RunResult } from "./runner.ts";
 import { parseRunnerSpec } from "./spec.ts";
 
 const USAGE = "usage: loom-runner <spec.json | ->";
 
-async function readAll(stream: Readable): Promise<string> {
+/** Read a whole stream; a cancel (SIGTERM while the spec is still arriving) ends the wait. */
+async function readAll(stream: Readable, signal: AbortSignal): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  for await (const chunk of addAbortSignal(signal, stream)) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString("utf8");
 }
 
@@ -41,7 +42,11 @@ export interface MainIo {
 
 export async function main(io: MainIo): Promise<number> {
   const runner = new Runner({ env: io.env, out: io.stdout });
-  const onSignal = () => runner.cancel();
+  const stop = new AbortController();
+  const onSignal = () => {
+    runner.cancel();
+    stop.abort();
+  };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
@@ -54,9 +59,13 @@ export async function main(io: MainIo): Promise<number> {
     }
     let spec: ReturnType<typeof parseRunnerSpec>;
     try {
-      const text = arg === "-" ? await readAll(io.stdin) : readFileSync(arg, "utf8");
+      const text = arg === "-" ? await readAll(io.stdin, stop.signal) : readFileSync(arg, "utf8");
       spec = parseRunnerSpec(text);
     } catch (err) {
+      if (stop.signal.aborted) {
+        runner.fail("cancelled before the spec was read", "cancelled");
+        return 143;
+      }
       runner.fail((err as Error).message);
       return 2;
     }

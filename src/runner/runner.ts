@@ -78,9 +78,9 @@ export class Runner {
     this.writer.emit("hello", { version: RUNNER_PROTOCOL_VERSION, pid: process.pid, shell });
   }
 
-  /** End the run without running anything (e.g. the spec could not be read). */
-  fail(error: string): RunResult {
-    return this.#result({ status: "failed", exitCode: NO_STEP_EXIT, failedStep: null, error });
+  /** End the run without running anything (the spec could not be read, or was cancelled first). */
+  fail(error: string, status: "failed" | "cancelled" = "failed"): RunResult {
+    return this.#result({ status, exitCode: NO_STEP_EXIT, failedStep: null, error });
   }
 
   cancel(): void {
