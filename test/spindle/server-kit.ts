@@ -169,9 +169,16 @@ export function statuses(frames: string[], workflowName?: string): Record<string
     .filter((e) => workflowName === undefined || e.workflow === workflowName);
 }
 
-export async function waitFor(pred: () => boolean, timeoutMs = 20_000, what = "condition"): Promise<void> {
+export async function waitFor(
+  pred: () => boolean,
+  timeoutMs = 20_000,
+  what = "condition",
+  refresh?: () => Promise<void>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
+  for (;;) {
+    await refresh?.();
+    if (pred()) return;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }

@@ -18,6 +18,8 @@ import {
 
 export const EVENTS_BATCH = 100;
 
+let connections = 0;
+
 export interface StreamOptions extends BoundedSendOptions {
   pingMs: number;
 }
@@ -29,7 +31,7 @@ export function serveEvents(
 ): void {
   const { events, metrics, opts } = deps;
   let last = events.cursorFrom(cursorParam);
-  const log = deps.logger.child({ stream: "events" });
+  const log = deps.logger.child({ stream: "events", conn: ++connections });
   const pinger = new SilencePinger(ws, opts.pingMs);
   let pumping = false;
   let again = false;
@@ -59,7 +61,7 @@ export function serveEvents(
     } catch (err) {
       if (err instanceof SlowConsumerError) {
         metrics.slowClients.inc({ stream: "events" });
-        log.warn({ reason: err.message }, "slow /events client closed");
+        log.warn({ reason: err.message, cursor: last.toString() }, "slow /events client closed");
         ws.close(1008, "slow consumer");
         setTimeout(() => ws.terminate(), 1000).unref();
       } else if (!(err instanceof ClosedError)) {
@@ -72,6 +74,7 @@ export function serveEvents(
   };
 
   const unsubscribe = events.subscribe(() => void pump());
+  log.debug({ cursor: last.toString() }, "/events client connected");
   ws.on("close", () => {
     closed = true;
     unsubscribe();

@@ -15,6 +15,7 @@ import type { Engine, WorkflowOutcome, WorkflowRun } from "../../engine/engine.t
 import { LogFile } from "../../relay/logfile.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
 import type { Ledger, Transition } from "./ledger.ts";
+import { LiveLogSink } from "./live-sink.ts";
 import type { SpindleMetrics } from "./metrics.ts";
 import { FINISHED } from "./status.ts";
 import type { PipelineRow, RunRow } from "./store.ts";
@@ -120,13 +121,13 @@ export class Scheduler {
     const plan = initial.plan;
     const wid = initial.wid;
     const log = this.#log.child({ wid, workflow: initial.name, knot: p.knot, rkey: p.rkey });
-    let sink: LogFile | undefined;
+    let sink: LiveLogSink | undefined;
     const runningGauge = this.#o.metrics.runningWorkflows;
     try {
       // Re-read: a cancel may have landed since the pipeline's rows were read.
       const current = ledger.store.runByWid(wid);
       if (!current || FINISHED.has(current.status)) return;
-      sink = await LogFile.open(this.#o.logDir, wid);
+      sink = new LiveLogSink(await LogFile.open(this.#o.logDir, wid));
       const secrets = await this.#secrets(p.scope, log);
       const run: WorkflowRun = { plan, secrets, onStatus: () => {}, log: sink };
       if (current.status === "running") {

@@ -1,0 +1,82 @@
+/**
+ * The durable queue's limits: SPINDLE_SERVER_QUEUE_SIZE overflow fails the pipeline with a
+ * clear error (never a silent drop), SPINDLE_SERVER_MAX_JOB_COUNT bounds concurrency, and
+ * cancelling a queued workflow means it never starts.
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import {
+  ALICE,
+  addRepo,
+  type Booted,
+  bootServer,
+  Collector,
+  KNOT,
+  pipelineRecord,
+  statuses,
+  workflow,
+} from "./server-kit.ts";
+
+describe("spindle server: queue bounds and cancel", () => {
+  let b: Booted;
+  before(async () => {
+    b = await bootServer({ env: { SPINDLE_SERVER_QUEUE_SIZE: "1", SPINDLE_SERVER_MAX_JOB_COUNT: "1" } });
+    addRepo(b.server, ALICE, "loom");
+  });
+  after(() => b.stop());
+
+  it("overflow fails with a clear error; a cancelled queued workflow never runs; one job at a time", async () => {
+    const events = new Collector(`${b.wsUrl}/events`);
+    await events.opened;
+    const mark = (n: string) => join(b.dir, `m-${n}`);
+    const p = (name: string, command: string) => pipelineRecord([workflow(name, [{ name: "s", command }])]);
+    await b.server.pipelines.acceptPipeline(
+      KNOT,
+      "3lxyz2queue01",
+      p("one.yml", `touch ${mark("one")}; sleep 30`),
+    );
+    await events.until((f) => statuses(f, "one.yml").some((e) => e.status === "running"));
+    await b.server.pipelines.acceptPipeline(KNOT, "3lxyz2queue02", p("two.yml", `touch ${mark("two")}`));
+    await b.server.pipelines.acceptPipeline(KNOT, "3lxyz2queue03", p("three.yml", `touch ${mark("three")}`));
+    await events.until((f) => statuses(f, "three.yml").length === 1 && statuses(f, "two.yml").length === 1);
+    assert.deepEqual(
+      statuses(events.frames, "two.yml").map((e) => e.status),
+      ["pending"],
+    );
+    const overflow = statuses(events.frames, "three.yml")[0];
+    assert.equal(overflow?.status, "failed");
+    assert.equal(overflow?.exitCode, -1);
+    assert.equal(
+      overflow?.error,
+      "the spindle's queue is full (SPINDLE_SERVER_QUEUE_SIZE=1); the pipeline was not run",
+    );
+    const metrics = await b.server.metrics.registry.getSingleMetricAsString("loom_pipelines_total");
+    assert.match(metrics, /result="overflow",reason="queue_full"\} 1/);
+
+    // Cancel the queued one, then the running one: the queued one never starts.
+    assert.equal(await b.server.scheduler.cancel(KNOT, "3lxyz2queue02", "two.yml"), "cancelled");
+    assert.equal(await b.server.scheduler.cancel(KNOT, "3lxyz2queue01", "one.yml"), "cancelled");
+    await events.until((f) => statuses(f, "one.yml").some((e) => e.status === "cancelled"));
+    assert.equal(await b.server.scheduler.cancel(KNOT, "3lxyz2queue01", "one.yml"), "finished");
+    assert.equal(await b.server.scheduler.cancel(KNOT, "3lxyz2queue01", "nope.yml"), "not_found");
+    await b.server.pipelines.acceptPipeline(KNOT, "3lxyz2queue04", p("four.yml", `touch ${mark("four")}`));
+    await events.until((f) => statuses(f, "four.yml").some((e) => e.status === "success"));
+    assert.deepEqual(
+      statuses(events.frames, "two.yml").map((e) => e.status),
+      ["pending", "cancelled"],
+    );
+    assert.ok(!existsSync(mark("two")), "a cancelled queued workflow ran");
+    assert.ok(existsSync(mark("four")));
+
+    // Never more than one workflow running at once (MAX_JOB_COUNT=1).
+    let running = 0;
+    for (const e of statuses(events.frames)) {
+      if (e.status === "running") running++;
+      if (["success", "failed", "cancelled", "timeout"].includes(String(e.status)) && running > 0) running--;
+      assert.ok(running <= 1, "two workflows ran at once");
+    }
+    events.close();
+  });
+});
