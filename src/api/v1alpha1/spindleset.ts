@@ -211,6 +211,12 @@ const SpindleSetSpecObject = z.strictObject({
     .optional()
     .describe("the per-run Secret holding repo secret values; absent when the run has no secrets"),
   cancel: z.boolean().default(false).describe("set to true to cancel every unfinished workflow"),
+  cancelWorkflows: z
+    .array(z.string().min(1).max(255))
+    .max(64)
+    .default([])
+    .meta({ "x-kubernetes-list-type": "set" })
+    .describe("names of single workflows to cancel (Tangled's cancelPipeline names one workflow)"),
   workflows: z
     .array(WorkflowSpecSchema)
     .min(1)

@@ -30,6 +30,7 @@ describe("buildSpindleSet", () => {
         trigger: spec.trigger,
         secretRef: { name: `${NAME}-secrets` },
         cancel: false,
+        cancelWorkflows: [],
         workflows: [
           {
             ...wf,
