@@ -53,12 +53,16 @@ describe("WorkflowFetcher against git http-backend", () => {
 
   it("reads .tangled/workflows at a SHA without downloading other blobs", async () => {
     const fetcher = new WorkflowFetcher({ cacheDir, maxFileBytes: 1000 });
+    const posts = () => knot.requests.filter((r) => r === `POST /${REPO}/git-upload-pack`).length;
     const got = await fetcher.fetchWorkflows({
       knot: knot.host,
       repoDid: REPO,
       sha: shas[0] ?? "",
       dev: true,
     });
+    // One fetch for the commit and its trees, one for all workflow blobs at once (git's lazy
+    // fetch would have made one round trip per blob).
+    assert.equal(posts(), 2);
     assert.equal(got.sha, shas[0]);
     assert.deepEqual(
       got.files.map((f) => [f.name, text(f.content)]),
