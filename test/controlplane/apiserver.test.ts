@@ -119,12 +119,21 @@ test("RBAC: a user without bindings is forbidden until a RoleBinding grants acce
   // The API server names the user from her client certificate: authentication is x509.
   assert.match(forbidden, /User \\?"alice\\?" cannot list resource \\?"configmaps\\?"/);
 
+  // An explicit Role: the built-in "view"/"edit" ClusterRoles are aggregated by a controller
+  // that the plain control plane does not run.
   const rbac = cluster.kubeConfig().makeApiClient(RbacAuthorizationV1Api);
+  await rbac.createNamespacedRole({
+    namespace: ns,
+    body: {
+      metadata: { name: "configmap-reader" },
+      rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch"] }],
+    },
+  });
   await rbac.createNamespacedRoleBinding({
     namespace: ns,
     body: {
-      metadata: { name: "alice-view" },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
+      metadata: { name: "alice-reads-configmaps" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "configmap-reader" },
       subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "alice" }],
     },
   });
@@ -132,7 +141,7 @@ test("RBAC: a user without bindings is forbidden until a RoleBinding grants acce
     await alice.listNamespacedConfigMap({ namespace: ns });
     return true;
   });
-  // "view" does not include writes.
+  // Reading does not include writing.
   await rejected(403, () =>
     alice.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "x" }, data: {} } }),
   );

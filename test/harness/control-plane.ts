@@ -2,6 +2,7 @@
 // loopback ports, client-certificate authentication, RBAC authorization. "Full" mode adds
 // kube-controller-manager (Jobs, TTL, garbage collection, namespaces), kube-scheduler and kwok
 // with fake nodes, so Jobs really get pods that are scheduled, run and finish.
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -151,8 +152,11 @@ export class ControlPlane {
         `--service-account-signing-key-file=${pki.saPrivateKey}`,
         // `kubectl logs` is proxied to the node's kubelet endpoint: kwok's server on 127.0.0.1.
         "--kubelet-preferred-address-types=InternalIP",
+        // kwok's serving certificate comes from the run's CA, so the apiserver can verify it.
+        `--kubelet-certificate-authority=${pki.caCert}`,
         `--kubelet-client-certificate=${pki.adminCert}`,
         `--kubelet-client-key=${pki.adminKey}`,
+        ...advertiseAddressArgs(),
       ]);
       const adminTls = {
         ca: await readFile(pki.caCert, "utf8"),
@@ -191,8 +195,7 @@ export class ControlPlane {
         const scheduler = spawn("kube-scheduler", bins.kubeScheduler, componentArgs(sched, "kube-scheduler"));
 
         await installKwokCrds(kubeconfigPath, bins.kwokCrds);
-        // kwok serves the kubelet API (logs); the apiserver does not verify kubelet serving
-        // certificates unless --kubelet-certificate-authority is set, but a real one costs nothing.
+        // kwok serves the kubelet API (logs) with a certificate from the run's CA.
         const kwokCert = await issueServingCert(pki.dir, "kwok");
         const kwok = spawn(
           "kwok",
@@ -323,6 +326,25 @@ export async function writeUserKubeconfig(
   const path = join(state.runDir, `${stem}.kubeconfig`);
   await writeKubeconfig(path, state.server, join(state.pkiDir, "ca.crt"), c.certPath, c.keyPath);
   return path;
+}
+
+/**
+ * With --bind-address=127.0.0.1 the apiserver advertises the default-route interface's address
+ * and refuses to start on a machine that has none ("Unable to find suitable network address").
+ * Only then advertise loopback: the `kubernetes` Service's endpoints are then rejected and merely
+ * logged, which no test depends on.
+ */
+function advertiseAddressArgs(): string[] {
+  let routes = "";
+  try {
+    routes = readFileSync("/proc/net/route", "utf8");
+  } catch {
+    // Not Linux: let the apiserver choose.
+    return [];
+  }
+  // Columns: Iface Destination Gateway ...; a default route has destination 00000000.
+  const hasDefault = routes.split("\n").some((line) => line.split(/\s+/)[1] === "00000000");
+  return hasDefault ? [] : ["--advertise-address=127.0.0.1"];
 }
 
 /** Free loopback ports, one per name: all listeners are open at once, so the ports are distinct. */

@@ -119,6 +119,8 @@ export class TestCluster {
         stderr += d;
       });
       child.once("error", reject);
+      // kubectl may exit without reading stdin (bad arguments); its exit code tells the story.
+      child.stdin.on("error", () => {});
       child.once("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
       child.stdin.end(input ?? "");
     });
