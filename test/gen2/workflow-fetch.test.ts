@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -107,6 +107,20 @@ describe("WorkflowFetcher against git http-backend", () => {
       knot.requests.filter((r) => r.includes("upload-pack")).length,
       before,
       "served from the cache",
+    );
+  });
+
+  it("recovers from lock files a killed git left behind", async () => {
+    const fetcher = new WorkflowFetcher({ cacheDir });
+    await fetcher.fetchWorkflows({ knot: knot.host, repoDid: REPO, sha: shas[0] ?? "", dev: true });
+    const newer = await knot.pushCommit(REPO, { "src/later.ts": "3\n" });
+    const dir = join(cacheDir, cacheKey(knot.host, REPO));
+    await writeFile(join(dir, "shallow.lock"), "");
+    const got = await fetcher.fetchWorkflows({ knot: knot.host, repoDid: REPO, sha: newer, dev: true });
+    assert.equal(got.sha, newer);
+    assert.deepEqual(
+      got.files.map((f) => f.name),
+      ["build.yaml", "ci.yml", "huge.yml"],
     );
   });
 
@@ -233,6 +247,8 @@ describe("WorkflowFetcher against git http-backend", () => {
         (err: unknown) => err instanceof KnotError && err.code === "Timeout",
       );
       assert.ok(Date.now() - t0 < 5000);
+      const key = cacheKey(`127.0.0.1:${port}`, REPO);
+      assert.equal((await readdir(cacheDir)).includes(key), false, "a timed-out cache is dropped");
     } finally {
       silent.closeAllConnections();
       await new Promise<void>((r) => silent.close(() => r()));

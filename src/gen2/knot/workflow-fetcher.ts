@@ -99,7 +99,20 @@ export class WorkflowFetcher {
     if (!SHA.test(req.sha))
       throw new KnotError("InvalidInput", `not a 40-character hex SHA: ${JSON.stringify(req.sha)}`);
     const key = cacheKey(req.knot, req.repoDid);
-    const result = await this.#withRepo(key, () => this.#fetch(key, req));
+    const result = await this.#withRepo(key, async () => {
+      try {
+        return await this.#fetch(key, req);
+      } catch (err) {
+        // A killed git (timeout) leaves lock files and half-written shallow state behind, and
+        // an unexplained git failure may be a damaged cache: start that repo afresh next time.
+        // Answers about the remote (no such repo or commit, unreachable) say nothing about it.
+        const code = err instanceof KnotError ? err.code : "GitFailed";
+        if (code === "Timeout" || code === "GitFailed") {
+          await rm(join(this.#cacheDir, key), { recursive: true, force: true });
+        }
+        throw err;
+      }
+    });
     await this.#evict();
     return result;
   }
@@ -220,6 +233,11 @@ export class WorkflowFetcher {
       () => false,
     );
     if (exists) {
+      // Fetches of one repo never overlap in this process and the directory is ours alone, so
+      // a lock file here is left over from a killed git: remove it rather than fail on it.
+      for (const lock of ["shallow.lock", "config.lock", "packed-refs.lock", "index.lock", "HEAD.lock"]) {
+        await rm(join(dir, lock), { force: true });
+      }
       // The scheme follows the request's dev flag; keep the remote in step with it.
       const r = await this.#run(dir, ["config", "remote.origin.url", url], dev);
       if (r.code !== 0)
