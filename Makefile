@@ -43,6 +43,21 @@ format: node_modules/.installed
 bench: build
 	node bench/run.ts
 
+# Kubebuilder-style targets. The CRD is generated from the TypeScript schema (src/api) and committed;
+# `make lint` fails when the committed file drifts from the schema.
+.PHONY: manifests install uninstall deploy
+manifests: node_modules/.installed
+	npm run manifests
+
+install: manifests
+	kubectl apply --server-side -k config/crd
+
+uninstall:
+	kubectl delete -k config/crd --ignore-not-found
+
+deploy: install
+	kubectl apply --server-side -k config/rbac
+
 clean:
 	rm -rf dist node_modules .loom
 
