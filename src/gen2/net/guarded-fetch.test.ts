@@ -49,6 +49,8 @@ describe("guardedFetch", () => {
         res.write("y".repeat(3000));
         res.end("y".repeat(3000));
       } else if (req.url === "/redirect") res.writeHead(302, { location: "/ok" }).end();
+      else if (req.url === "/to-metadata")
+        res.writeHead(302, { location: "http://169.254.169.254/latest/meta-data/" }).end();
       else if (req.url === "/loop") res.writeHead(302, { location: "/loop" }).end();
       else if (req.url === "/slow") setTimeout(() => res.end("late"), 2000);
       else res.writeHead(404).end();
@@ -89,6 +91,12 @@ describe("guardedFetch", () => {
     assert.equal(res.body.toString(), "hello");
     assert.equal(res.url, `${base}/ok`);
     await assert.rejects(guardedFetch(`${base}/loop`, { allowPrivate: true }), code("TooManyRedirects"));
+  });
+
+  it("re-checks every redirect target", async () => {
+    const only = { allowAddresses: ["127.0.0.1"] };
+    assert.equal((await guardedFetch(`${base}/redirect`, only)).body.toString(), "hello");
+    await assert.rejects(guardedFetch(`${base}/to-metadata`, only), code("ForbiddenAddress"));
   });
 
   it("caps the body, declared or streamed", async () => {

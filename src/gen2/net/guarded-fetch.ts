@@ -39,6 +39,8 @@ export interface GuardedFetchOptions {
   timeoutMs?: number;
   /** Response body cap. Default 10 MiB. */
   maxBytes?: number;
+  /** Non-public addresses allowed anyway (e.g. one known in-cluster PDS); exact match. */
+  allowAddresses?: readonly string[];
   /** Default 3. */
   maxRedirects?: number;
   headers?: Record<string, string>;
@@ -169,7 +171,8 @@ async function pickAddress(u: URL, opts: GuardedFetchOptions): Promise<LookupAdd
   if (opts.allowPrivate === true) return addresses[0] as LookupAddress;
   // Any forbidden answer refuses the host: a name that mixes public and internal addresses is
   // not one we want to talk to, and picking "the public one" invites games.
-  const bad = addresses.find((a) => isForbiddenAddress(a.address));
+  const allowed = opts.allowAddresses ?? [];
+  const bad = addresses.find((a) => isForbiddenAddress(a.address) && !allowed.includes(a.address));
   if (bad !== undefined) {
     throw new GuardedFetchError(
       "ForbiddenAddress",
