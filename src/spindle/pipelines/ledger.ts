@@ -68,6 +68,18 @@ export class Ledger {
     return this.#apply(t, this.#now());
   }
 
+  /** The event of a transition whose row was written by the caller (inside its transaction). */
+  event(t: Transition): StoredEvent {
+    return this.events.insert({
+      pipeline: pipelineAtUri(t.run.knot, t.run.rkey),
+      workflow: t.run.name,
+      status: t.status,
+      createdAt: this.#now(),
+      error: t.error,
+      exitCode: t.exitCode,
+    });
+  }
+
   publish(events: readonly StoredEvent[], transitions: readonly Transition[]): void {
     for (const t of transitions) this.#metrics.statuses.inc({ status: t.status });
     this.events.publish(events);

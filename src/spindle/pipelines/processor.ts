@@ -11,11 +11,11 @@
  * - a workflow that cannot be resolved fails alone (upstream aborts the rest of the pipeline
  *   and leaves earlier workflows `pending` forever).
  */
+import type { StatementSync } from "node:sqlite";
 import { isValidRecordKey } from "@atproto/syntax";
 import type { Logger } from "pino";
 import { type RunPlan, resolveWorkflow, workflowId } from "../../workflow/resolve.ts";
 import type { PipelineWorkflow, TriggerMetadata } from "../../workflow/types.ts";
-import { Repos } from "../db/index.ts";
 import { repoScopeKey } from "../rbac/index.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
 import type { PipelineIntake } from "./intake-contract.ts";
@@ -44,12 +44,14 @@ const KNOT_RE = /^[a-zA-Z0-9.-]{1,253}(:[0-9]{1,5})?$/;
 
 export class PipelineProcessor implements PipelineIntake {
   readonly #o: PipelineProcessorOptions;
-  readonly #repos: Repos;
+  readonly #repoByName: StatementSync;
   readonly #log: Logger;
 
   constructor(opts: PipelineProcessorOptions) {
     this.#o = opts;
-    this.#repos = new Repos(opts.ledger.db);
+    this.#repoByName = opts.ledger.db.prepare(
+      "SELECT knot, owner, name, repo_did FROM repos WHERE owner = ? AND name = ?",
+    );
     this.#log = opts.logger;
   }
 
@@ -88,7 +90,15 @@ export class PipelineProcessor implements PipelineIntake {
         `triggerMetadata.repo.knot ${JSON.stringify(trigger.repo.knot)} is not the stream's knot`,
       );
     }
-    const repo = this.#repos.byName(trigger.repo.did, trigger.repo.repo);
+    const row = this.#repoByName.get(trigger.repo.did, trigger.repo.repo);
+    const repo = row
+      ? {
+          knot: String(row.knot),
+          owner: String(row.owner),
+          name: String(row.name),
+          repoDid: row.repo_did === null ? null : String(row.repo_did),
+        }
+      : null;
     if (!repo || repo.knot !== knot) {
       return this.#ignore(
         ctx,
@@ -133,18 +143,20 @@ export class PipelineProcessor implements PipelineIntake {
             { wid: p.wid, pipelineId: id, name: p.name, plan: p.plan, status, error: error ?? null },
             now.getTime(),
           );
+          // The row already holds the status: only the event is added.
           const t: Transition = {
             run: { wid: p.wid, knot, rkey, name: p.name },
             status,
             ...(status === "failed" ? { error, exitCode: -1 } : {}),
           };
           transitions.push(t);
-          out.push(ledger.apply(t));
+          out.push(ledger.event(t));
         }
         ledger.db.exec("COMMIT");
         return out;
       } catch (err) {
         if (ledger.db.isTransaction) ledger.db.exec("ROLLBACK");
+        ledger.store.recount();
         throw err;
       }
     })();

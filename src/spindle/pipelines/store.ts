@@ -36,6 +36,8 @@ const RUN_SELECT = `SELECT r.wid, r.pipeline_id, r.name, r.plan, r.status, r.exi
 export class PipelineStore {
   readonly #db: DatabaseSync;
   readonly #s: Record<string, StatementSync>;
+  /** Queued pipelines, kept in memory: a count(*) per accepted pipeline grows with the queue. */
+  #queued: number;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -63,6 +65,7 @@ export class PipelineStore {
       runByWid: p(`${RUN_SELECT} WHERE r.wid = ?`),
       existsWid: p("SELECT 1 FROM workflow_runs WHERE wid = ?"),
     };
+    this.#queued = Number((this.#s.queued!.get() as { n: number }).n);
   }
 
   get db(): DatabaseSync {
@@ -75,7 +78,9 @@ export class PipelineStore {
     nowMs: number,
   ): number | null {
     const res = this.#s.insertPipeline!.run(p.knot, p.rkey, p.recordJson, p.scope, p.state, nowMs);
-    return Number(res.changes) === 1 ? Number(res.lastInsertRowid) : null;
+    if (Number(res.changes) !== 1) return null;
+    if (p.state === "queued") this.#queued++;
+    return Number(res.lastInsertRowid);
   }
 
   insertRun(
@@ -132,11 +137,21 @@ export class PipelineStore {
   /** Moves the oldest queued pipeline to `running` and returns it. */
   claimNext(): PipelineRow | null {
     const row = this.#s.claim!.get();
-    return row ? toPipeline(row) : null;
+    if (!row) return null;
+    this.#queued--;
+    return toPipeline(row);
   }
 
+  /**
+   * Pipelines waiting for a worker. Counted in memory; callers that roll back a transaction in
+   * which they inserted a queued pipeline call `recount()`.
+   */
   queuedCount(): number {
-    return Number((this.#s.queued!.get() as { n: number }).n);
+    return this.#queued;
+  }
+
+  recount(): void {
+    this.#queued = Number((this.#s.queued!.get() as { n: number }).n);
   }
 
   pipelinesIn(state: PipelineState): PipelineRow[] {
