@@ -255,11 +255,39 @@ describe("WorkflowFetcher against git http-backend", () => {
     }
   });
 
+  it("pins git to the address it checked, and refuses private knots outside dev mode", async () => {
+    const fresh = await mkdtemp(join(tmpdir(), "wf-cache-"));
+    try {
+      // `knot.invalid` does not resolve through DNS: git can only reach it through the pin.
+      const resolve = async () => [{ address: "127.0.0.1", family: 4 }];
+      const pinned = new WorkflowFetcher({ cacheDir: fresh, guard: { resolve } });
+      const name = `knot.invalid:${knot.port}`;
+      const got = await pinned.fetchWorkflows({ knot: name, repoDid: REPO, sha: shas[0] ?? "", dev: true });
+      assert.equal(got.files.length, 3);
+      const strict = new WorkflowFetcher({ cacheDir: fresh, guard: { resolve, allowPrivate: false } });
+      await assert.rejects(
+        strict.fetchWorkflows({ knot: name, repoDid: REPO, sha: shas[1] ?? "", dev: true }),
+        (err: unknown) =>
+          err instanceof KnotError && err.code === "InvalidInput" && /non-public/.test(err.message),
+      );
+      await assert.rejects(
+        new WorkflowFetcher({ cacheDir: fresh }).fetchWorkflows({
+          knot: knot.host,
+          repoDid: REPO,
+          sha: shas[1] ?? "",
+        }),
+        (err: unknown) => err instanceof KnotError && err.code === "InvalidInput",
+      );
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  });
+
   it("refuses http:// outside dev mode and bad inputs before running git", async () => {
     const fresh = await mkdtemp(join(tmpdir(), "wf-cache-"));
     // Not dev: https:// against a plain-http server fails (TLS), it is never downgraded.
     await assert.rejects(
-      new WorkflowFetcher({ cacheDir: fresh }).fetchWorkflows({
+      new WorkflowFetcher({ cacheDir: fresh, guard: { allowPrivate: true } }).fetchWorkflows({
         knot: knot.host,
         repoDid: REPO,
         sha: shas[0] ?? "",

@@ -15,6 +15,8 @@ export interface GitRunOptions {
   /** Stdout beyond this is an error (the caller asked for something small). */
   maxStdoutBytes?: number;
   gitBinary?: string;
+  /** More `name=value` settings, each passed as `-c name=value`. */
+  config?: readonly string[];
 }
 
 export interface GitResult {
@@ -38,6 +40,7 @@ export function runGit(args: readonly string[], opts: GitRunOptions): Promise<Gi
     "credential.helper=",
     "-c",
     "core.askPass=",
+    ...(opts.config ?? []).flatMap((c) => ["-c", c]),
   ];
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",

@@ -23,6 +23,7 @@ import { join } from "node:path";
 import { isValidDid } from "@atproto/syntax";
 import { byName, WORKFLOWS_DIR, type WorkflowFile } from "../../workflow/compile.ts";
 import { DEFAULT_LIMITS } from "../../workflow/source.ts";
+import { checkedAddress, type GuardedFetchOptions } from "../net/guarded-fetch.ts";
 import { classifyGitFailure, KnotError } from "./errors.ts";
 import { type GitResult, runGit } from "./git.ts";
 
@@ -56,6 +57,12 @@ export interface WorkflowFetcherOptions {
   /** Files past this many (in name order) are skipped. Default 64. */
   maxFiles?: number;
   gitBinary?: string;
+  /**
+   * The SSRF guard for the knot host (a repo record names it). Private addresses are refused
+   * unless the request is `dev` or `allowPrivate` is set; the checked address is pinned for git
+   * with `http.curloptResolve` (git ≥ 2.37), so DNS cannot answer differently for git.
+   */
+  guard?: Pick<GuardedFetchOptions, "allowPrivate" | "allowAddresses" | "resolve">;
 }
 
 // A DNS name or IPv4 with an optional port: all a knot host may be (it ends up in a URL).
@@ -71,6 +78,7 @@ export class WorkflowFetcher {
   readonly #maxFileBytes: number;
   readonly #maxFiles: number;
   readonly #git: string | undefined;
+  readonly #guard: WorkflowFetcherOptions["guard"];
   /** Per cache key: the tail of its queue of fetches (one at a time per repo). */
   readonly #locks = new Map<string, Promise<unknown>>();
   /** Keys with a fetch in flight: never evicted. */
@@ -84,6 +92,7 @@ export class WorkflowFetcher {
     this.#maxFileBytes = opts.maxFileBytes ?? DEFAULT_LIMITS.maxBytes;
     this.#maxFiles = opts.maxFiles ?? 64;
     this.#git = opts.gitBinary;
+    this.#guard = opts.guard;
   }
 
   /** The remote a request reads from. */
@@ -139,10 +148,17 @@ export class WorkflowFetcher {
     const what = `fetching ${req.sha} from ${url}`;
     await this.#ensureRepo(dir, url, req.dev === true);
     await utimes(dir, new Date(), new Date());
-    const git = (args: string[], input?: string) => this.#run(dir, args, req.dev === true, input);
+    // Commands that talk to the knot resolve and check its address first and pin it; local
+    // commands carry the pin too once it exists, should git ever fetch lazily.
+    let pin: string[] | undefined;
+    const git = (args: string[], input?: string) => this.#run(dir, args, req.dev === true, input, pin);
+    const fetch = async (args: string[], input?: string) => {
+      pin ??= await this.#pin(req);
+      return this.#run(dir, args, req.dev === true, input, pin);
+    };
 
     if (!(await this.#hasCommit(dir, req.sha, req.dev === true))) {
-      const r = await git([
+      const r = await fetch([
         "fetch",
         "--quiet",
         "--depth=1",
@@ -187,7 +203,7 @@ export class WorkflowFetcher {
       req.dev === true,
     );
     if (missing.length > 0) {
-      const r = await git(
+      const r = await fetch(
         [
           "fetch",
           "--quiet",
@@ -325,14 +341,42 @@ export class WorkflowFetcher {
     return out;
   }
 
-  #run(dir: string, args: string[], dev: boolean, input?: string): Promise<GitResult> {
+  #run(dir: string, args: string[], dev: boolean, input?: string, config?: string[]): Promise<GitResult> {
     return runGit(args, {
       cwd: dir,
       timeoutMs: this.#timeoutMs,
       allowHttp: dev,
       ...(input !== undefined && { input }),
+      ...(config !== undefined && { config }),
       ...(this.#git !== undefined && { gitBinary: this.#git }),
     });
+  }
+
+  /**
+   * `http.curloptResolve=<host>:<port>:<address>` for the knot, after the SSRF check. Private
+   * addresses pass only in dev mode or when the guard allows them.
+   */
+  async #pin(req: FetchRequest): Promise<string[]> {
+    const m = /^(.*?)(?::([0-9]{1,5}))?$/.exec(req.knot);
+    const host = (m?.[1] ?? req.knot).toLowerCase();
+    const port = m?.[2] ?? (req.dev === true ? "80" : "443");
+    let address: string;
+    try {
+      const picked = await checkedAddress(host, {
+        allowPrivate: this.#guard?.allowPrivate ?? req.dev === true,
+        ...(this.#guard?.allowAddresses !== undefined && { allowAddresses: this.#guard.allowAddresses }),
+        ...(this.#guard?.resolve !== undefined && { resolve: this.#guard.resolve }),
+      });
+      address = picked.family === 6 ? `[${picked.address}]` : picked.address;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      throw new KnotError(
+        code === "ForbiddenAddress" ? "InvalidInput" : "KnotUnreachable",
+        `knot ${req.knot}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    return [`http.curloptResolve=${host}:${port}:${address}`];
   }
 
   /** Evictions run one at a time; a run sees every fetch finished before it started. */

@@ -153,7 +153,19 @@ function parseUrl(url: string | URL): URL {
 
 /** Resolves and checks the host; returns the one address to connect to. */
 async function pickAddress(u: URL, opts: GuardedFetchOptions): Promise<LookupAddress> {
-  const host = u.hostname.replace(/^\[|\]$/g, "");
+  return checkedAddress(u.hostname, opts);
+}
+
+/**
+ * Resolves `hostname` once and applies the guard: the address to connect to, or a
+ * GuardedFetchError (`DnsFailed`, `ForbiddenAddress`). For clients other than guardedFetch
+ * (e.g. git, pinned with `http.curloptResolve`).
+ */
+export async function checkedAddress(
+  hostname: string,
+  opts: Pick<GuardedFetchOptions, "allowPrivate" | "allowAddresses" | "resolve"> = {},
+): Promise<LookupAddress> {
+  const host = hostname.replace(/^\[|\]$/g, "");
   let addresses: LookupAddress[];
   const literal = isIP(host);
   if (literal !== 0) {
