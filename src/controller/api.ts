@@ -1,0 +1,182 @@
+/**
+ * The controller's writes and live reads, in the words the reconciler uses. Creates report an
+ * AlreadyExists (409) as "exists" (deterministic names: a repeated create is an adoption, not an
+ * error); deletes treat 404 as done. Every other API error is thrown to the work queue, which
+ * retries the key with backoff.
+ */
+import {
+  ApiException,
+  BatchV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1ConfigMap,
+  type V1Job,
+  type V1Node,
+  type V1Pod,
+  type V1Secret,
+} from "@kubernetes/client-node";
+import { GROUP, SPINDLESET, VERSION } from "../api/v1alpha1/group.ts";
+import type { SpindleSet, SpindleSetStatus } from "../api/v1alpha1/spindleset.ts";
+import { managedSelector, selectorString } from "./build/labels.ts";
+import type { ListResult } from "./informer.ts";
+
+const CR = { group: GROUP, version: VERSION, plural: SPINDLESET.plural };
+const MERGE = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+export function statusCode(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  return (err as { code?: unknown; statusCode?: unknown })?.statusCode as number | undefined;
+}
+
+export class ClusterApi {
+  readonly namespace: string;
+  readonly batch: BatchV1Api;
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+
+  constructor(kc: KubeConfig, namespace: string) {
+    this.namespace = namespace;
+    this.batch = kc.makeApiClient(BatchV1Api);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  // --- informer lists ------------------------------------------------------------------------
+
+  paths() {
+    const ns = this.namespace;
+    return {
+      spindleSets: `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${SPINDLESET.plural}`,
+      jobs: `/apis/batch/v1/namespaces/${ns}/jobs`,
+      pods: `/api/v1/namespaces/${ns}/pods`,
+      nodes: "/api/v1/nodes",
+    };
+  }
+
+  managedSelector(): string {
+    return selectorString(managedSelector());
+  }
+
+  async listSpindleSets(): Promise<ListResult<SpindleSet>> {
+    return (await this.custom.listNamespacedCustomObject({
+      ...CR,
+      namespace: this.namespace,
+    })) as ListResult<SpindleSet>;
+  }
+
+  async listJobs(): Promise<ListResult<V1Job>> {
+    return (await this.batch.listNamespacedJob({
+      namespace: this.namespace,
+      labelSelector: this.managedSelector(),
+    })) as ListResult<V1Job>;
+  }
+
+  async listPods(): Promise<ListResult<V1Pod>> {
+    return (await this.core.listNamespacedPod({
+      namespace: this.namespace,
+      labelSelector: this.managedSelector(),
+    })) as ListResult<V1Pod>;
+  }
+
+  async listNodes(): Promise<ListResult<V1Node>> {
+    return (await this.core.listNode({})) as ListResult<V1Node>;
+  }
+
+  // --- reads -----------------------------------------------------------------------------------
+
+  getJob(name: string): Promise<V1Job | undefined> {
+    return orNotFound(this.batch.readNamespacedJob({ name, namespace: this.namespace }));
+  }
+
+  getSecret(name: string): Promise<V1Secret | undefined> {
+    return orNotFound(this.core.readNamespacedSecret({ name, namespace: this.namespace }));
+  }
+
+  getSpindleSet(name: string): Promise<SpindleSet | undefined> {
+    return orNotFound(this.custom.getNamespacedCustomObject({ ...CR, namespace: this.namespace, name }));
+  }
+
+  // --- writes ----------------------------------------------------------------------------------
+
+  createJob(job: V1Job): Promise<"created" | "exists"> {
+    return orExists(this.batch.createNamespacedJob({ namespace: this.namespace, body: job }));
+  }
+
+  createConfigMap(configMap: V1ConfigMap): Promise<"created" | "exists"> {
+    return orExists(this.core.createNamespacedConfigMap({ namespace: this.namespace, body: configMap }));
+  }
+
+  /** Background propagation: the Job goes at once, the garbage collector takes its pods. */
+  async deleteJob(name: string, uid?: string): Promise<void> {
+    await gone(
+      this.batch.deleteNamespacedJob({
+        name,
+        namespace: this.namespace,
+        body: { propagationPolicy: "Background", ...(uid && { preconditions: { uid } }) },
+      }),
+    );
+  }
+
+  async deleteKind(kind: "Pod" | "Secret" | "ConfigMap" | "Job", name: string, uid: string): Promise<void> {
+    const args = { name, namespace: this.namespace, body: { preconditions: { uid } } };
+    if (kind === "Pod") await gone(this.core.deleteNamespacedPod(args));
+    else if (kind === "Secret") await gone(this.core.deleteNamespacedSecret(args));
+    else if (kind === "ConfigMap") await gone(this.core.deleteNamespacedConfigMap(args));
+    else await this.deleteJob(name, uid);
+  }
+
+  async deleteSpindleSet(name: string, uid: string): Promise<void> {
+    await gone(
+      this.custom.deleteNamespacedCustomObject({
+        ...CR,
+        namespace: this.namespace,
+        name,
+        propagationPolicy: "Background",
+        body: { preconditions: { uid } },
+      }),
+    );
+  }
+
+  /**
+   * Replaces the status, guarded by the resourceVersion the status was computed from: a 409
+   * means someone wrote in between, and the reconcile runs again on a fresh read.
+   */
+  async patchStatus(name: string, resourceVersion: string, status: SpindleSetStatus): Promise<SpindleSet> {
+    return (await this.custom.patchNamespacedCustomObjectStatus(
+      { ...CR, namespace: this.namespace, name, body: { metadata: { resourceVersion }, status } },
+      MERGE,
+    )) as SpindleSet;
+  }
+}
+
+async function orNotFound<T>(call: Promise<T>): Promise<T | undefined> {
+  try {
+    return await call;
+  } catch (err) {
+    if (statusCode(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+async function orExists(call: Promise<unknown>): Promise<"created" | "exists"> {
+  try {
+    await call;
+    return "created";
+  } catch (err) {
+    if (statusCode(err) === 409) return "exists";
+    throw err;
+  }
+}
+
+/** A delete whose object is already gone (404), or was replaced (409 precondition), is done. */
+async function gone(call: Promise<unknown>): Promise<void> {
+  try {
+    await call;
+  } catch (err) {
+    const code = statusCode(err);
+    if (code !== 404 && code !== 409) throw err;
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Cleanup. Two parts:
+ *
+ * - expireRun: a finished SpindleSet is deleted `ttl.spindleSetSecondsAfterFinished` after its
+ *   completionTime (owner references take its Jobs, pods, Secret and ConfigMaps with it);
+ *   called by the reconciler, which requeues the key for the moment the TTL runs out.
+ * - sweepOrphans: at start and periodically, objects with Loom's labels whose SpindleSet is gone
+ *   (or is a newer SpindleSet of the same name), and SpindleSets the spindle no longer knows
+ *   (when an `isKnown` callback is given). Every "gone" is confirmed with a live read, never
+ *   the cache alone, and deletes carry a uid precondition, so a sweep racing a new run cannot
+ *   delete the wrong object.
+ */
+import type { KubernetesObject } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { type SpindleSet, TERMINAL_PHASES } from "../api/v1alpha1/spindleset.ts";
+import type { ClusterApi } from "./api.ts";
+import { LABELS } from "./build/labels.ts";
+import type { ReconcileContext } from "./context.ts";
+import { jobActive, ms } from "./observe.ts";
+import type { ProcessResult } from "./queue.ts";
+
+export async function expireRun(
+  ctx: ReconcileContext,
+  ss: SpindleSet,
+  now: Date,
+): Promise<ProcessResult | undefined> {
+  // Jobs the controller stopped stay stopped (a delete may have failed before the run finished).
+  for (const w of ss.status?.workflows ?? []) {
+    if (!w.jobName || !TERMINAL_PHASES.includes(w.phase) || w.reason === "Succeeded") continue;
+    const job = ctx.jobs.get(`${ss.metadata.namespace}/${w.jobName}`);
+    const owned = job?.metadata?.ownerReferences?.some((o) => o.uid === ss.metadata.uid);
+    if (job && owned && jobActive(job)) await ctx.api.deleteJob(w.jobName, job.metadata!.uid!);
+  }
+  const ttlMs = ctx.config.ttl.spindleSetSecondsAfterFinished * 1000;
+  const left = ms(ss.status?.completionTime, now) + ttlMs - now.getTime();
+  if (left > 0) return { requeueAfterMs: left };
+  await ctx.api.deleteSpindleSet(ss.metadata.name!, ss.metadata.uid!);
+  ctx.log.info({ spindleset: ss.metadata.name }, "finished spindleset deleted after its ttl");
+  return undefined;
+}
+
+/** Answers whether the spindle still knows a pipeline run; absent = skip that part. */
+export type IsKnown = (knot: string, rkey: string) => boolean | Promise<boolean>;
+
+export interface SweepResult {
+  deleted: { kind: string; name: string }[];
+}
+
+/** SpindleSets younger than this are never swept as unknown (the engine records, then creates). */
+const UNKNOWN_MIN_AGE_MS = 60_000;
+
+export async function sweepOrphans(
+  api: ClusterApi,
+  log: Logger,
+  isKnown: IsKnown | undefined,
+  now: Date = new Date(),
+): Promise<SweepResult> {
+  const deleted: SweepResult["deleted"] = [];
+  const selector = api.managedSelector();
+  const ns = api.namespace;
+  const [jobs, pods, secrets, configMaps] = await Promise.all([
+    api.batch.listNamespacedJob({ namespace: ns, labelSelector: selector }),
+    api.core.listNamespacedPod({ namespace: ns, labelSelector: selector }),
+    api.core.listNamespacedSecret({ namespace: ns, labelSelector: selector }),
+    api.core.listNamespacedConfigMap({ namespace: ns, labelSelector: selector }),
+  ]);
+  const owners = new Map<string, Promise<SpindleSet | undefined>>();
+  const owner = (name: string) => {
+    let found = owners.get(name);
+    if (!found) {
+      found = api.getSpindleSet(name);
+      owners.set(name, found);
+    }
+    return found;
+  };
+  const lists: [kind: "Job" | "Pod" | "Secret" | "ConfigMap", items: KubernetesObject[]][] = [
+    ["Job", jobs.items],
+    ["Pod", pods.items],
+    ["Secret", secrets.items],
+    ["ConfigMap", configMaps.items],
+  ];
+  for (const [kind, items] of lists) {
+    for (const obj of items) {
+      const run = obj.metadata?.labels?.[LABELS.spindleSet];
+      if (!run || obj.metadata?.deletionTimestamp) continue;
+      const ss = await owner(run);
+      if (ss && ownedBy(obj, ss)) continue;
+      await api.deleteKind(kind, obj.metadata!.name!, obj.metadata!.uid!);
+      deleted.push({ kind, name: obj.metadata!.name! });
+      log.info({ kind, name: obj.metadata!.name, spindleset: run }, "orphan deleted");
+    }
+  }
+  if (isKnown) {
+    const list = (await api.listSpindleSets()).items;
+    for (const ss of list) {
+      const age = now.getTime() - ms(ss.metadata.creationTimestamp, now);
+      const pipeline = ss.spec?.pipeline;
+      if (age < UNKNOWN_MIN_AGE_MS || !pipeline || ss.metadata.deletionTimestamp) continue;
+      if (await isKnown(pipeline.knot, pipeline.rkey)) continue;
+      await api.deleteSpindleSet(ss.metadata.name!, ss.metadata.uid!);
+      deleted.push({ kind: "SpindleSet", name: ss.metadata.name! });
+      log.info(
+        { spindleset: ss.metadata.name, knot: pipeline.knot, rkey: pipeline.rkey },
+        "unknown spindleset deleted",
+      );
+    }
+  }
+  return { deleted };
+}
+
+/**
+ * Whether `obj` belongs to the live SpindleSet `ss`: Jobs, Secrets and ConfigMaps carry its uid;
+ * a pod is owned by its Job (the garbage collector's business), so it counts as owned while a
+ * SpindleSet of its run's name exists.
+ */
+function ownedBy(obj: KubernetesObject, ss: SpindleSet): boolean {
+  const refs = obj.metadata?.ownerReferences ?? [];
+  if (refs.some((r) => r.kind === "Job")) return true;
+  return refs.some((r) => r.uid === ss.metadata.uid);
+}

@@ -1,0 +1,34 @@
+/** What a reconcile reads and writes through: caches, the API, the clock, the limits. */
+import type { V1Job, V1Node, V1Pod } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import type { SpindleSet } from "../api/v1alpha1/spindleset.ts";
+import type { ClusterApi } from "./api.ts";
+import type { NodeLabels } from "./build/profile.ts";
+import type { Capacity } from "./capacity.ts";
+import type { ControllerConfig } from "./config.ts";
+
+export interface Cache<T> {
+  get(key: string): T | undefined;
+  list(): T[];
+}
+
+export interface ReconcileContext {
+  config: ControllerConfig;
+  log: Logger;
+  now(): Date;
+  api: ClusterApi;
+  spindleSets: Cache<SpindleSet>;
+  jobs: Cache<V1Job>;
+  pods: Cache<V1Pod>;
+  /** Undefined: the node check of resource profiles is skipped. */
+  nodes: Cache<V1Node> | undefined;
+  capacity: Capacity;
+  /** How long a run may wait for its Secret (the engine creates it right after the run). */
+  secretWaitMs: number;
+  /** How long a waiting workflow sleeps before it asks for capacity again. */
+  capacityRetryMs: number;
+}
+
+export function nodeLabels(nodes: Cache<V1Node> | undefined): NodeLabels[] | undefined {
+  return nodes?.list().map((n) => ({ name: n.metadata?.name ?? "", labels: n.metadata?.labels ?? {} }));
+}

@@ -1,0 +1,270 @@
+/**
+ * The SpindleSet controller: one controller for the one root kind. Informers (SpindleSets; Jobs
+ * and pods with Loom's labels; nodes for the profile check) feed one keyed work queue with
+ * SpindleSet keys; `reconcile(key)` does the rest. Only the Lease holder runs the queue, the
+ * periodic resync and the orphan sweep; every replica keeps its caches warm, so a new leader
+ * starts from a full picture. After a restart nothing is remembered but the cluster: existing
+ * Jobs are found in the cache under their deterministic names and adopted.
+ *
+ *   SpindleSet add / spec, annotation or deletion change ─┐
+ *   Job, pod add/update/delete (label → owner run) ───────┼─▶ queue ─▶ reconcile(ns/name)
+ *   a Job finishes → runs waiting for capacity ───────────┤
+ *   resync every resyncMs → every run ────────────────────┘
+ */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { KubeConfig, KubernetesObject, V1Job, V1Node, V1Pod } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import type { SpindleSet } from "../api/v1alpha1/spindleset.ts";
+import { ClusterApi, statusCode } from "./api.ts";
+import { LABELS } from "./build/labels.ts";
+import { Capacity } from "./capacity.ts";
+import { type IsKnown, sweepOrphans } from "./cleanup.ts";
+import type { ControllerConfig } from "./config.ts";
+import type { ReconcileContext } from "./context.ts";
+import { errorText, Informer, objectKey } from "./informer.ts";
+import { LeaderElector } from "./leader.ts";
+import { type ControllerMetrics, createControllerMetrics } from "./metrics.ts";
+import { jobActive } from "./observe.ts";
+import { WorkQueue } from "./queue.ts";
+import { reconcile } from "./reconcile.ts";
+
+export interface ControllerOptions {
+  kubeConfig: KubeConfig;
+  config: ControllerConfig;
+  log: Logger;
+  /** The spindle's answer to "do you still know this run?"; absent = never sweep runs. */
+  isKnown?: IsKnown;
+  /** Lease settings; `false` acts at once without a Lease (a single replica, tests). */
+  leaderElection?:
+    | false
+    | { identity?: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  workers?: number;
+  /** Every run is reconciled this often even without events (default 60 s). */
+  resyncMs?: number;
+  /** Orphan sweep period (default 10 min); it also runs when leadership starts. */
+  sweepMs?: number;
+  /** Informers relist this often (default 5 min). */
+  relistMs?: number;
+  /** Check resource profiles against the cluster's nodes (needs `list nodes`; default true). */
+  checkNodes?: boolean;
+  secretWaitMs?: number;
+  capacityRetryMs?: number;
+  now?: () => Date;
+}
+
+export class SpindleSetController {
+  readonly metrics: ControllerMetrics;
+  readonly #opts: ControllerOptions;
+  readonly #log: Logger;
+  readonly #api: ClusterApi;
+  readonly #spindleSets: Informer<SpindleSet>;
+  readonly #jobs: Informer<V1Job>;
+  readonly #pods: Informer<V1Pod>;
+  readonly #nodes: Informer<V1Node> | undefined;
+  readonly #capacity: Capacity;
+  readonly #elector: LeaderElector | undefined;
+  #queue: WorkQueue | undefined;
+  #timers: NodeJS.Timeout[] = [];
+  #sweeping: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
+
+  static create(opts: ControllerOptions): SpindleSetController {
+    return new SpindleSetController(opts);
+  }
+
+  private constructor(opts: ControllerOptions) {
+    this.#opts = opts;
+    this.#log = opts.log.child({ component: "controller" });
+    this.metrics = createControllerMetrics();
+    const { kubeConfig, config } = opts;
+    this.#api = new ClusterApi(kubeConfig, config.namespace);
+    const paths = this.#api.paths();
+    const common = {
+      kubeConfig,
+      log: this.#log,
+      ...(opts.relistMs !== undefined && { relistMs: opts.relistMs }),
+    };
+    const enqueueOwner = (obj: KubernetesObject) => {
+      const run = obj.metadata?.labels?.[LABELS.spindleSet];
+      if (run) this.#queue?.add(`${config.namespace}/${run}`);
+    };
+    this.#spindleSets = new Informer<SpindleSet>({
+      ...common,
+      path: paths.spindleSets,
+      list: () => this.#api.listSpindleSets(),
+      handlers: {
+        add: (ss) => this.#queue?.add(objectKey(ss)),
+        update: (old, ss) => {
+          if (specChanged(old, ss)) this.#queue?.add(objectKey(ss));
+        },
+      },
+    });
+    this.#jobs = new Informer<V1Job>({
+      ...common,
+      path: paths.jobs,
+      labelSelector: this.#api.managedSelector(),
+      list: () => this.#api.listJobs(),
+      handlers: {
+        add: (job) => this.#jobEvent(job, undefined, enqueueOwner),
+        update: (old, job) => this.#jobEvent(job, old, enqueueOwner),
+        delete: (job) => this.#jobEvent(job, job, enqueueOwner, true),
+      },
+    });
+    this.#pods = new Informer<V1Pod>({
+      ...common,
+      path: paths.pods,
+      labelSelector: this.#api.managedSelector(),
+      list: () => this.#api.listPods(),
+      handlers: { add: enqueueOwner, update: (_old, pod) => enqueueOwner(pod), delete: enqueueOwner },
+    });
+    this.#nodes =
+      opts.checkNodes === false
+        ? undefined
+        : new Informer<V1Node>({ ...common, path: paths.nodes, list: () => this.#api.listNodes() });
+    this.#capacity = new Capacity(config.maxConcurrentJobs, () => this.#jobs.list());
+    if (opts.leaderElection !== false) {
+      const le = opts.leaderElection ?? {};
+      this.#elector = new LeaderElector({
+        kubeConfig,
+        namespace: config.namespace,
+        identity: le.identity ?? `${hostname()}-${randomBytes(4).toString("hex")}`,
+        log: this.#log,
+        ...(le.leaseDurationMs !== undefined && { leaseDurationMs: le.leaseDurationMs }),
+        ...(le.renewDeadlineMs !== undefined && { renewDeadlineMs: le.renewDeadlineMs }),
+        ...(le.retryPeriodMs !== undefined && { retryPeriodMs: le.retryPeriodMs }),
+        onStartedLeading: () => this.#lead(),
+        onStoppedLeading: () => void this.#follow(),
+      });
+    }
+  }
+
+  /** True while this replica acts (holds the Lease, or runs without election). */
+  get active(): boolean {
+    return this.#queue !== undefined && !this.#queue.stopped;
+  }
+
+  /** Starts the informers (resolves once their caches are filled) and the leader election. */
+  async start(): Promise<void> {
+    await Promise.all([this.#spindleSets, this.#jobs, this.#pods, this.#nodes].map((i) => i?.start()));
+    this.#log.info({ namespace: this.#opts.config.namespace }, "controller caches synced");
+    if (this.#elector) this.#elector.start();
+    else this.#lead();
+  }
+
+  /**
+   * Stops acting, then the informers. `release: false` keeps the Lease as a crashed process
+   * would (tests of adoption after a kill); Jobs are never touched either way.
+   */
+  async stop(opts: { release?: boolean } = {}): Promise<void> {
+    // Stop acting (in-flight reconciles finish) before the Lease is released to a successor.
+    await this.#follow();
+    if (this.#elector && opts.release !== false) await this.#elector.stop();
+    else if (this.#elector) await this.#elector.abandon();
+    await Promise.all([this.#spindleSets, this.#jobs, this.#pods, this.#nodes].map((i) => i?.stop()));
+  }
+
+  /** Runs the orphan sweep now (it also runs periodically while leading). */
+  async sweep(): Promise<void> {
+    const result = await sweepOrphans(this.#api, this.#log, this.#opts.isKnown, this.#now());
+    for (const d of result.deleted) this.metrics.orphansDeleted.inc({ kind: d.kind });
+  }
+
+  #now(): Date {
+    return this.#opts.now?.() ?? new Date();
+  }
+
+  #lead(): void {
+    if (this.active) return;
+    this.metrics.leader.set(1);
+    const ctx: ReconcileContext = {
+      config: this.#opts.config,
+      log: this.#log,
+      now: () => this.#now(),
+      api: this.#api,
+      spindleSets: this.#spindleSets,
+      jobs: this.#jobs,
+      pods: this.#pods,
+      nodes: this.#nodes,
+      capacity: this.#capacity,
+      secretWaitMs: this.#opts.secretWaitMs ?? 60_000,
+      capacityRetryMs: this.#opts.capacityRetryMs ?? 10_000,
+    };
+    const queue = new WorkQueue({
+      workers: this.#opts.workers ?? 4,
+      process: (key) => this.#process(ctx, key),
+      onError: (key, err, retryInMs) =>
+        this.#log.warn({ spindleset: key, err: errorText(err), retryInMs }, "reconcile failed"),
+    });
+    this.#queue = queue;
+    this.#resync();
+    const sweep = () => {
+      this.#sweeping ??= this.sweep()
+        .catch((err: unknown) => this.#log.warn({ err: errorText(err) }, "orphan sweep failed"))
+        .finally(() => {
+          this.#sweeping = undefined;
+        });
+    };
+    sweep();
+    this.#timers = [
+      setInterval(() => this.#resync(), this.#opts.resyncMs ?? 60_000),
+      setInterval(sweep, this.#opts.sweepMs ?? 600_000),
+    ];
+    for (const t of this.#timers) t.unref();
+  }
+
+  #follow(): Promise<void> {
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    const queue = this.#queue;
+    this.#queue = undefined;
+    this.metrics.leader.set(0);
+    if (queue) this.#stopping = Promise.all([queue.shutdown(), this.#sweeping]).then(() => undefined);
+    return this.#stopping ?? Promise.resolve();
+  }
+
+  async #process(ctx: ReconcileContext, key: string) {
+    this.metrics.queueDepth.set(this.#queue?.depth ?? 0);
+    try {
+      const result = await reconcile(ctx, key);
+      this.metrics.reconciles.inc({ result: result?.requeueAfterMs !== undefined ? "requeue" : "ok" });
+      return result;
+    } catch (err) {
+      // A status write raced another write: read again soon, no backoff, no alarm.
+      if (statusCode(err) === 409) {
+        this.metrics.reconciles.inc({ result: "conflict" });
+        return { requeueAfterMs: 250 };
+      }
+      this.metrics.reconciles.inc({ result: "error" });
+      throw err;
+    }
+  }
+
+  #resync(): void {
+    for (const ss of this.#spindleSets.list()) this.#queue?.add(objectKey(ss));
+  }
+
+  #jobEvent(job: V1Job, old: V1Job | undefined, enqueueOwner: (o: V1Job) => void, deleted = false): void {
+    enqueueOwner(job);
+    this.metrics.activeJobs.set(this.#capacity.activeNames().size);
+    const freed = deleted || (old !== undefined && jobActive(old) && !jobActive(job));
+    if (!freed) return;
+    // A slot is free: runs waiting for capacity try again, oldest first.
+    const waiting = this.#spindleSets
+      .list()
+      .filter((ss) => ss.status?.workflows?.some((w) => w.reason === "WaitingForCapacity"))
+      .sort((a, b) =>
+        String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)),
+      );
+    for (const ss of waiting) this.#queue?.add(objectKey(ss));
+  }
+}
+
+/** Status-only updates (our own writes) do not need a reconcile. */
+function specChanged(old: SpindleSet, ss: SpindleSet): boolean {
+  return (
+    old.metadata.generation !== ss.metadata.generation ||
+    old.metadata.deletionTimestamp !== ss.metadata.deletionTimestamp ||
+    JSON.stringify(old.metadata.annotations ?? {}) !== JSON.stringify(ss.metadata.annotations ?? {})
+  );
+}

@@ -1,0 +1,188 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { V1ContainerStatus, V1Job, V1Pod } from "@kubernetes/client-node";
+import { parseControllerConfig } from "./config.ts";
+import { type ObserveInput, observeJob } from "./observe.ts";
+import { RUNNER_SILENT_ANNOTATION } from "./signals.ts";
+
+const config = parseControllerConfig({
+  images: { runner: "loom-runner:1" },
+  timeouts: { imagePullGraceSeconds: 60, unschedulableSeconds: 300 },
+});
+const NOW = new Date("2026-11-27T12:10:00Z");
+const T0 = "2026-11-27T12:00:00Z";
+
+function job(extra: Partial<V1Job["status"]> = {}, annotations?: Record<string, string>): V1Job {
+  return {
+    metadata: {
+      name: "j",
+      uid: "job-uid",
+      creationTimestamp: T0 as never,
+      ...(annotations && { annotations }),
+    },
+    spec: { activeDeadlineSeconds: 900, template: {} },
+    status: { startTime: T0 as never, ...extra },
+  };
+}
+
+function pod(status: V1Pod["status"]): V1Pod {
+  return {
+    metadata: { name: "p", creationTimestamp: T0 as never },
+    status: { startTime: T0 as never, ...status },
+  };
+}
+
+const waiting = (name: string, reason: string, message = ""): V1ContainerStatus => ({
+  name,
+  image: `${name}:img`,
+  imageID: "",
+  ready: false,
+  restartCount: 0,
+  state: { waiting: { reason, message } },
+});
+const terminated = (
+  name: string,
+  exitCode: number,
+  reason = "Error",
+  message?: string,
+): V1ContainerStatus => ({
+  name,
+  image: `${name}:img`,
+  imageID: "",
+  ready: false,
+  restartCount: 0,
+  state: {
+    terminated: {
+      exitCode,
+      reason,
+      finishedAt: "2026-11-27T12:05:00Z" as never,
+      ...(message && { message }),
+    },
+  },
+});
+
+const observe = (j: V1Job, pods: V1Pod[], now = NOW) =>
+  observeJob({ job: j, pods, now, timeouts: config.timeouts } satisfies ObserveInput);
+
+describe("observeJob", () => {
+  it("a complete Job is a success with exit code 0", () => {
+    const obs = observe(job({ conditions: [{ type: "Complete", status: "True" }], completionTime: NOW }), []);
+    assert.deepEqual(
+      { phase: obs.phase, reason: obs.reason, exitCode: obs.exitCode },
+      { phase: "success", reason: "Succeeded", exitCode: 0 },
+    );
+  });
+
+  it("a Job past its deadline is a timeout", () => {
+    const obs = observe(
+      job({ conditions: [{ type: "Failed", status: "True", reason: "DeadlineExceeded" }] }),
+      [],
+    );
+    assert.equal(obs.phase, "timeout");
+    assert.equal(obs.reason, "DeadlineExceeded");
+  });
+
+  it("a failed Job reports the runner's exit code; 124 is the runner's own timeout", () => {
+    const failed = job({ conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded" }] });
+    const step = observe(failed, [pod({ phase: "Failed", containerStatuses: [terminated("runner", 3)] })]);
+    assert.deepEqual([step.phase, step.reason, step.exitCode], ["failed", "StepFailed", 3]);
+    const budget = observe(failed, [
+      pod({ phase: "Failed", containerStatuses: [terminated("runner", 124)] }),
+    ]);
+    assert.deepEqual([budget.phase, budget.reason], ["timeout", "TimedOut"]);
+    const oom = observe(failed, [
+      pod({ phase: "Failed", containerStatuses: [terminated("runner", 137, "OOMKilled")] }),
+    ]);
+    assert.equal(oom.reason, "OOMKilled");
+    const gone = observe(failed, []);
+    assert.deepEqual([gone.phase, gone.reason], ["failed", "RunnerFailed"]);
+  });
+
+  it("a failed clone-repo is CloneFailed with git's message; another init container is InitContainerFailed", () => {
+    const clone = observe(job(), [
+      pod({
+        phase: "Failed",
+        initContainerStatuses: [
+          terminated("setup-user", 0, "Completed"),
+          terminated("clone-repo", 128, "Error", "fatal: repository not found"),
+        ],
+      }),
+    ]);
+    assert.equal(clone.reason, "CloneFailed");
+    assert.match(clone.message!, /repository not found/);
+    const setup = observe(job(), [
+      pod({ phase: "Pending", initContainerStatuses: [terminated("setup-user", 1)] }),
+    ]);
+    assert.equal(setup.reason, "InitContainerFailed");
+  });
+
+  it("evicted and node-lost pods say so", () => {
+    assert.equal(
+      observe(job(), [pod({ phase: "Failed", reason: "Evicted", message: "low memory" })]).reason,
+      "Evicted",
+    );
+    const lost = pod({
+      phase: "Failed",
+      conditions: [{ type: "DisruptionTarget", status: "True", reason: "DeletionByPodGC" }],
+    });
+    assert.equal(observe(job(), [lost]).reason, "NodeLost");
+  });
+
+  it("an image that does not pull is tolerated for the grace period, then killed", () => {
+    const p = pod({
+      phase: "Pending",
+      initContainerStatuses: [terminated("setup-user", 0, "Completed")],
+      containerStatuses: [waiting("runner", "ImagePullBackOff", "back-off pulling image")],
+    });
+    // setup-user finished at 12:05, so the runner's image has been pulling for 30 s at 12:05:30.
+    const early = observe(job(), [p], new Date("2026-11-27T12:05:30Z"));
+    assert.deepEqual([early.phase, early.kill, early.recheckAfterMs], ["pending", undefined, 30_000]);
+    const late = observe(job(), [p], new Date("2026-11-27T12:06:01Z"));
+    assert.deepEqual([late.phase, late.reason, late.kill], ["failed", "ImagePullFailed", true]);
+    const invalid = pod({ phase: "Pending", containerStatuses: [waiting("runner", "InvalidImageName")] });
+    assert.equal(observe(job(), [invalid]).kill, true);
+  });
+
+  it("an unschedulable pod waits for the limit, then is killed with the scheduler's message", () => {
+    const unschedulable = (since: string) =>
+      pod({
+        phase: "Pending",
+        conditions: [
+          {
+            type: "PodScheduled",
+            status: "False",
+            reason: "Unschedulable",
+            message: "0/3 nodes are available",
+            lastTransitionTime: since as never,
+          },
+        ],
+      });
+    const early = observe(job(), [unschedulable("2026-11-27T12:09:00Z")]);
+    assert.deepEqual([early.phase, early.reason, early.recheckAfterMs], ["pending", "Scheduled", 240_000]);
+    const late = observe(job(), [unschedulable("2026-11-27T12:00:00Z")]);
+    assert.deepEqual([late.reason, late.kill], ["Unschedulable", true]);
+    assert.match(late.message!, /0\/3 nodes/);
+  });
+
+  it("a missing secret key ends the run at once", () => {
+    const p = pod({
+      phase: "Pending",
+      containerStatuses: [
+        waiting("runner", "CreateContainerConfigError", "couldn't find key TOKEN in Secret loom/x"),
+      ],
+    });
+    assert.deepEqual([observe(job(), [p]).reason, observe(job(), [p]).kill], ["SecretMissing", true]);
+  });
+
+  it("a running runner is running; a silent one (the engine's annotation) is killed", () => {
+    const running = pod({
+      phase: "Running",
+      containerStatuses: [
+        { name: "runner", image: "x", imageID: "", ready: true, restartCount: 0, state: { running: {} } },
+      ],
+    });
+    assert.equal(observe(job(), [running]).phase, "running");
+    const silent = observe(job({}, { [RUNNER_SILENT_ANNOTATION]: "no event for 120s" }), [running]);
+    assert.deepEqual([silent.phase, silent.reason, silent.kill], ["failed", "RunnerSilent", true]);
+  });
+});

@@ -1,0 +1,247 @@
+/**
+ * One workflow of a run, one step further: keep a finished status, cancel, observe the Job, or
+ * start it (profile, Secret, capacity, then ConfigMap + Job). Returns the workflow's next status
+ * and what must happen after the status is written (delete a Job, look again later).
+ */
+import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import {
+  type Reason,
+  type SpindleSet,
+  type SpindleSetSpec,
+  TERMINAL_PHASES,
+  type WorkflowSpec,
+  type WorkflowStatus,
+} from "../api/v1alpha1/spindleset.ts";
+import { LABELS } from "./build/labels.ts";
+import { jobName as buildJobName, shortHash } from "./build/names.ts";
+import type { SpindleSetRef } from "./build/owner.ts";
+import { planWorkflow } from "./build/plan.ts";
+import { nodeLabels, type ReconcileContext } from "./context.ts";
+import { iso, jobActive, type Observation, observeJob } from "./observe.ts";
+
+export interface WorkflowStep {
+  status: WorkflowStatus;
+  /** Delete this Job once the status is written. */
+  kill?: { name: string; uid: string };
+  requeueAfterMs?: number;
+}
+
+/** Reasons for which the controller itself stopped the Job. */
+const KILL_REASONS: ReadonlySet<Reason> = new Set([
+  "Cancelled",
+  "ImagePullFailed",
+  "Unschedulable",
+  "SecretMissing",
+  "RunnerSilent",
+]);
+
+export async function stepWorkflow(
+  ctx: ReconcileContext,
+  ss: SpindleSet,
+  spec: SpindleSetSpec,
+  wf: WorkflowSpec,
+  now: Date,
+): Promise<WorkflowStep> {
+  const prev = ss.status?.workflows.find((w) => w.name === wf.name);
+  const name = buildJobName(ss.metadata.name!, wf.name);
+  const job = ctx.jobs.get(`${ss.metadata.namespace}/${name}`);
+  const ours = job && ownerUid(job) === ss.metadata.uid ? job : undefined;
+
+  if (prev && TERMINAL_PHASES.includes(prev.phase)) {
+    // A Job we stopped stays stopped (its delete may have failed last time).
+    const kill = ours && jobActive(ours) && KILL_REASONS.has(prev.reason) ? ref(ours) : undefined;
+    return { status: prev, ...(kill && { kill }) };
+  }
+  if (job && !ours) {
+    return {
+      status: waiting(prev, wf, "Pending", `waiting for Job ${name} of an earlier run of this name to go`),
+      requeueAfterMs: 2000,
+    };
+  }
+  // A Job that already finished on its own keeps its outcome over a late cancel.
+  const cancel = spec.cancel || spec.cancelWorkflows.includes(wf.name);
+  if (cancel && !(ours && !jobActive(ours))) {
+    const status = finished(prev, wf, { phase: "cancelled", reason: "Cancelled", message: "cancelled" }, now);
+    return { status, ...(ours && jobActive(ours) && { kill: ref(ours) }) };
+  }
+  if (ours) {
+    const obs = observeJob({
+      job: ours,
+      pods: podsOf(ctx, ss, wf, ours),
+      now,
+      timeouts: ctx.config.timeouts,
+    });
+    return {
+      status: observed(prev, wf, name, obs),
+      ...(obs.kill && { kill: ref(ours) }),
+      ...(obs.recheckAfterMs !== undefined && { requeueAfterMs: obs.recheckAfterMs }),
+    };
+  }
+  if (prev?.jobName) {
+    // Created before, but not in the cache: the cache may trail our create, or the Job is gone.
+    const live = await ctx.api.getJob(name);
+    if (live && ownerUid(live) === ss.metadata.uid) return { status: prev, requeueAfterMs: 1000 };
+    const lost = {
+      phase: "failed",
+      reason: "JobLost",
+      message: `Job ${name} disappeared before it finished`,
+    } as const;
+    return { status: finished(prev, wf, lost, now) };
+  }
+  return startWorkflow(ctx, ss, spec, wf, prev, now);
+}
+
+async function startWorkflow(
+  ctx: ReconcileContext,
+  ss: SpindleSet,
+  spec: SpindleSetSpec,
+  wf: WorkflowSpec,
+  prev: WorkflowStatus | undefined,
+  now: Date,
+): Promise<WorkflowStep> {
+  const owner: SpindleSetRef = {
+    name: ss.metadata.name!,
+    namespace: ss.metadata.namespace!,
+    uid: ss.metadata.uid!,
+  };
+  const plan = planWorkflow({
+    owner,
+    spec,
+    workflowName: wf.name,
+    nodes: nodeLabels(ctx.nodes),
+    config: ctx.config,
+  });
+  if (!plan.ok) {
+    return {
+      status: finished(prev, wf, { phase: "failed", reason: plan.reason, message: plan.message }, now),
+    };
+  }
+  const secret = await checkSecret(ctx, ss, spec, wf, prev, now);
+  if (secret) return secret;
+  if (!ctx.capacity.tryReserve(plan.jobName)) {
+    const max = ctx.config.maxConcurrentJobs;
+    return {
+      status: waiting(
+        prev,
+        wf,
+        "WaitingForCapacity",
+        `${max} of maxConcurrentJobs ${max} workflows are running`,
+      ),
+      requeueAfterMs: ctx.capacityRetryMs,
+    };
+  }
+  let created: "created" | "exists";
+  try {
+    await ctx.api.createConfigMap(plan.configMap);
+    created = await ctx.api.createJob(plan.job);
+  } catch (err) {
+    ctx.capacity.release(plan.jobName);
+    throw err;
+  }
+  ctx.log.info(
+    { spindleset: ss.metadata.name, workflow: wf.name, job: plan.jobName, profile: plan.profile },
+    created === "created" ? "job created" : "job adopted",
+  );
+  return {
+    status: {
+      name: wf.name,
+      phase: "pending",
+      reason: "Scheduled",
+      message: "Job created",
+      jobName: plan.jobName,
+      profile: plan.profile,
+      startTime: iso(now)!,
+    },
+  };
+}
+
+/** The run's Secret must exist with every key the workflow reads before its Job is created. */
+async function checkSecret(
+  ctx: ReconcileContext,
+  ss: SpindleSet,
+  spec: SpindleSetSpec,
+  wf: WorkflowSpec,
+  prev: WorkflowStatus | undefined,
+  now: Date,
+): Promise<WorkflowStep | undefined> {
+  if (wf.secretKeys.length === 0 || !spec.secretRef) return undefined;
+  const name = spec.secretRef.name;
+  const secret = await ctx.api.getSecret(name);
+  if (!secret) {
+    const age = now.getTime() - new Date(ss.metadata.creationTimestamp ?? now).getTime();
+    if (age < ctx.secretWaitMs) {
+      return { status: waiting(prev, wf, "Pending", `waiting for Secret ${name}`), requeueAfterMs: 1000 };
+    }
+    const message = `Secret ${name} does not exist`;
+    return { status: finished(prev, wf, { phase: "failed", reason: "SecretMissing", message }, now) };
+  }
+  const data = { ...secret.data, ...secret.stringData };
+  const missing = wf.secretKeys.filter((key) => !(key in data));
+  if (missing.length === 0) return undefined;
+  const message = `Secret ${name} lacks the keys ${missing.join(", ")}`;
+  return { status: finished(prev, wf, { phase: "failed", reason: "SecretMissing", message }, now) };
+}
+
+function podsOf(ctx: ReconcileContext, ss: SpindleSet, wf: WorkflowSpec, job: V1Job): V1Pod[] {
+  const hash = shortHash(wf.wid);
+  return ctx.pods.list().filter((pod) => {
+    const labels = pod.metadata?.labels ?? {};
+    return (
+      labels[LABELS.spindleSet] === ss.metadata.name &&
+      labels[LABELS.workflow] === hash &&
+      (pod.metadata?.ownerReferences ?? []).some((o) => o.uid === job.metadata?.uid)
+    );
+  });
+}
+
+function observed(
+  prev: WorkflowStatus | undefined,
+  wf: WorkflowSpec,
+  jobName: string,
+  obs: Observation,
+): WorkflowStatus {
+  const startTime = prev?.startTime ?? obs.startTime;
+  return {
+    name: wf.name,
+    phase: obs.phase,
+    reason: obs.reason,
+    ...(obs.message !== undefined && { message: obs.message.slice(0, 32768) }),
+    jobName,
+    ...(prev?.profile && { profile: prev.profile }),
+    ...(startTime && { startTime }),
+    ...(obs.finishTime && TERMINAL_PHASES.includes(obs.phase) && { finishTime: obs.finishTime }),
+    ...(obs.exitCode !== undefined && { exitCode: obs.exitCode }),
+  };
+}
+
+function waiting(
+  prev: WorkflowStatus | undefined,
+  wf: WorkflowSpec,
+  reason: "Pending" | "WaitingForCapacity",
+  message: string,
+): WorkflowStatus {
+  return { ...(prev ?? {}), name: wf.name, phase: "pending", reason, message };
+}
+
+function finished(
+  prev: WorkflowStatus | undefined,
+  wf: WorkflowSpec,
+  end: Pick<WorkflowStatus, "phase" | "reason" | "message">,
+  now: Date,
+): WorkflowStatus {
+  return {
+    ...(prev ?? {}),
+    name: wf.name,
+    ...end,
+    finishTime: iso(now)!,
+    ...(prev?.exitCode === undefined && { exitCode: -1 }),
+  };
+}
+
+function ownerUid(job: V1Job): string | undefined {
+  return job.metadata?.ownerReferences?.find((o) => o.controller)?.uid;
+}
+
+function ref(job: V1Job): { name: string; uid: string } {
+  return { name: job.metadata!.name!, uid: job.metadata!.uid! };
+}
