@@ -354,7 +354,8 @@ export class WorkflowFetcher {
 
   /**
    * `http.curloptResolve=<host>:<port>:<address>` for the knot, after the SSRF check. Private
-   * addresses pass only in dev mode or when the guard allows them.
+   * addresses pass only in dev mode or when the guard allows them. Behind an HTTP(S) proxy
+   * (HTTPS_PROXY is passed on to git) the proxy resolves the knot, and the pin does not apply.
    */
   async #pin(req: FetchRequest): Promise<string[]> {
     const m = /^(.*?)(?::([0-9]{1,5}))?$/.exec(req.knot);
