@@ -1,0 +1,249 @@
+/**
+ * The Job a SpindleSet produces, read back from a real apiserver, and the reasons a workflow
+ * fails before any Job exists. Runs on a plain control plane too (no Job ever runs here).
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { BatchV1Api, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
+import { getTestCluster } from "../harness/index.ts";
+import {
+  createRun,
+  ensureNodes,
+  getRun,
+  installCrd,
+  listJobs,
+  patchRunSpec,
+  startController,
+  testConfig,
+  waitForWorkflow,
+  workflow,
+} from "./support.ts";
+
+const cluster = await getTestCluster();
+if (!cluster.skip) {
+  await installCrd(cluster);
+  await ensureNodes(cluster);
+}
+
+const SECRET = "s3cr3t-value-that-must-not-leak";
+
+test("a SpindleSet produces exactly the expected Job", { skip: cluster.skip }, async (t) => {
+  const ns = await cluster.namespace(t);
+  const { logs } = await startController(t, cluster, testConfig(ns));
+  const run = await createRun(
+    cluster,
+    ns,
+    [
+      workflow("build.yml", {
+        secretKeys: ["TOKEN"],
+        clone: {
+          skip: false,
+          url: "https://knot.test/did:plc:test/hello",
+          depth: 1,
+          submodules: false,
+          stepId: 0,
+        },
+        steps: [
+          { id: 0, name: "clone", kind: "system", command: "git clone", env: [] },
+          {
+            id: 1,
+            name: "test",
+            kind: "user",
+            command: "make test",
+            env: [{ name: "TOKEN", secret: "TOKEN" }],
+          },
+        ],
+      }),
+    ],
+    { secrets: { TOKEN: SECRET } },
+  );
+  const name = run.metadata.name!;
+  const status = await waitForWorkflow(
+    cluster,
+    ns,
+    name,
+    "build.yml",
+    (_p, reason) => reason === "Scheduled",
+  );
+  const wf = status.status!.workflows[0]!;
+  assert.equal(wf.profile, "small");
+  const jobs = await listJobs(cluster, ns);
+  assert.equal(jobs.length, 1);
+  const job = jobs[0]!;
+  assert.equal(job.metadata!.name, wf.jobName);
+
+  // Ownership and labels: every lookup is by label, deletion follows the owner.
+  assert.deepEqual(
+    job.metadata!.ownerReferences!.map((o) => [o.kind, o.name, o.uid, o.controller]),
+    [["SpindleSet", name, run.metadata.uid, true]],
+  );
+  assert.equal(job.metadata!.labels!["loom.tangled.sh/spindleset"], name);
+  assert.equal(job.metadata!.labels!["app.kubernetes.io/managed-by"], "loom");
+  assert.equal(job.spec!.backoffLimit, 0);
+  assert.equal(job.spec!.activeDeadlineSeconds, 300 + 600);
+
+  const pod = job.spec!.template.spec!;
+  assert.deepEqual(
+    pod.initContainers!.map((c) => c.name),
+    ["setup-user", "clone-repo", "install-runner"],
+  );
+  assert.deepEqual(
+    pod.containers.map((c) => c.name),
+    ["runner"],
+  );
+  assert.equal(pod.automountServiceAccountToken, false);
+  assert.equal(pod.enableServiceLinks, false);
+  assert.equal(pod.restartPolicy, "Never");
+  assert.deepEqual(pod.securityContext, {
+    runAsNonRoot: true,
+    runAsUser: 1000,
+    runAsGroup: 1000,
+    fsGroup: 1000,
+    seccompProfile: { type: "RuntimeDefault" },
+  });
+  assert.deepEqual(pod.nodeSelector, { "kubernetes.io/arch": "amd64" });
+  assert.deepEqual(pod.tolerations, [{ key: "ci", operator: "Exists", effect: "NoSchedule" }]);
+  const runner = pod.containers[0]!;
+  assert.equal(runner.image, "docker.io/library/alpine:3.20");
+  assert.deepEqual(runner.securityContext, {
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ["ALL"], add: ["SETUID", "SETGID"] },
+  });
+  assert.deepEqual(runner.resources, {
+    requests: { cpu: "100m", memory: "128Mi" },
+    limits: { memory: "256Mi" },
+  });
+  const secretEnv = runner.env!.filter((e) => e.valueFrom);
+  assert.deepEqual(
+    secretEnv.map((e) => [e.name, e.valueFrom!.secretKeyRef!.name, e.valueFrom!.secretKeyRef!.key]),
+    [["LOOM_SECRET_TOKEN", `${name}-secrets`, "TOKEN"]],
+  );
+  for (const c of pod.initContainers!) {
+    assert.equal(c.securityContext!.allowPrivilegeEscalation, false, c.name);
+    assert.ok(!c.env?.some((e) => e.valueFrom?.secretKeyRef), `${c.name} sees no secret`);
+  }
+  assert.deepEqual(
+    pod.volumes!.map((v) => [v.name, v.emptyDir ? "emptyDir" : v.configMap ? `cm:${v.configMap.name}` : "?"]),
+    [
+      ["tangled", "emptyDir"],
+      ["tmp", "emptyDir"],
+      ["runner", "emptyDir"],
+      ["setup", "emptyDir"],
+      ["spec", `cm:${job.metadata!.name}-spec`],
+    ],
+  );
+  const cm = await cluster
+    .kubeConfig()
+    .makeApiClient(CoreV1Api)
+    .readNamespacedConfigMap({ name: `${job.metadata!.name}-spec`, namespace: ns });
+  const spec = JSON.parse(cm.data!["spec.json"]!) as { steps: { id: number; command: string }[] };
+  assert.equal(
+    spec.steps[0]!.command,
+    "cat /loom/setup/clone.log",
+    "the clone step prints the init container's log",
+  );
+  assert.equal(cm.metadata!.ownerReferences![0]!.uid, run.metadata.uid);
+
+  // The secret value is in the Secret alone: not in the Job, the ConfigMap, the run or the log.
+  for (const obj of [job, cm, await getRun(cluster, ns, name)])
+    assert.ok(!JSON.stringify(obj).includes(SECRET));
+  assert.ok(!logs.text().includes(SECRET));
+  assert.match(logs.text(), /"msg":"job created"/);
+});
+
+test("workflows that can never run fail at once with a clear reason", { skip: cluster.skip }, async (t) => {
+  const ns = await cluster.namespace(t);
+  await startController(t, cluster, testConfig(ns), { secretWaitMs: 500 });
+  // The run names a Secret that never comes.
+  const run = await createRun(
+    cluster,
+    ns,
+    [workflow("riscv.yml", { architecture: "riscv64" }), workflow("nosecret.yml", { secretKeys: ["TOKEN"] })],
+    { withoutSecret: true },
+  );
+  const name = run.metadata.name!;
+  await waitForWorkflow(cluster, ns, name, "riscv.yml", "failed");
+  const done = await waitForWorkflow(cluster, ns, name, "nosecret.yml", "failed");
+  const riscv = done.status!.workflows.find((w) => w.name === "riscv.yml")!;
+  assert.equal(riscv.reason, "NoMatchingProfile");
+  assert.match(riscv.message!, /riscv64/);
+  const nosecret = done.status!.workflows.find((w) => w.name === "nosecret.yml")!;
+  assert.equal(nosecret.reason, "SecretMissing");
+  assert.match(nosecret.message!, /does not exist/);
+  assert.equal(done.status!.phase, "failed");
+  assert.equal((await listJobs(cluster, ns)).length, 0);
+});
+
+test("a spec the CRD accepts but the rules refuse is InvalidSpec", { skip: cluster.skip }, async (t) => {
+  const ns = await cluster.namespace(t);
+  await startController(t, cluster, testConfig(ns));
+  const custom = cluster.kubeConfig().makeApiClient(CustomObjectsApi);
+  const wf = workflow("dup.yml", {
+    steps: [
+      { id: 0, name: "a", kind: "user", command: "true", env: [] },
+      { id: 0, name: "b", kind: "user", command: "true", env: [] },
+    ],
+  });
+  await custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: SPINDLESET.plural,
+    namespace: ns,
+    body: {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: "SpindleSet",
+      metadata: { name: "invalid-run" },
+      spec: {
+        pipeline: { knot: "knot.test", rkey: "bad" },
+        trigger: { kind: "manual", repo: { knot: "knot.test", did: "did:plc:x", repo: "r" } },
+        workflows: [wf],
+      },
+    },
+  });
+  const run = await waitForWorkflow(cluster, ns, "invalid-run", "dup.yml", "failed");
+  assert.equal(run.status!.workflows[0]!.reason, "InvalidSpec");
+  assert.match(run.status!.workflows[0]!.message!, /duplicate step id/);
+  assert.equal(run.status!.phase, "failed");
+  assert.equal(run.status!.conditions.find((c) => c.type === "Succeeded")?.status, "False");
+  assert.equal((await listJobs(cluster, ns)).length, 0);
+});
+
+test("a missing Secret fails the workflow after the wait; cancel of one workflow deletes its Job", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  await startController(t, cluster, testConfig(ns), { secretWaitMs: 1000 });
+  const run = await createRun(
+    cluster,
+    ns,
+    [workflow("a.yml", { secretKeys: ["TOKEN"] }), workflow("b.yml")],
+    {
+      secrets: {},
+    },
+  );
+  const name = run.metadata.name!;
+  // The run's Secret exists but lacks TOKEN: SecretMissing, no Job for a.yml.
+  const failed = await waitForWorkflow(cluster, ns, name, "a.yml", "failed");
+  const a = failed.status!.workflows.find((w) => w.name === "a.yml")!;
+  assert.equal(a.reason, "SecretMissing");
+  assert.match(a.message!, /TOKEN/);
+  const withJob = await waitForWorkflow(cluster, ns, name, "b.yml", (_p, r) => r === "Scheduled");
+  const jobName = withJob.status!.workflows.find((w) => w.name === "b.yml")!.jobName!;
+  assert.deepEqual(
+    (await listJobs(cluster, ns)).map((j) => j.metadata!.name),
+    [jobName],
+  );
+  await patchRunSpec(cluster, ns, name, { cancelWorkflows: ["b.yml"] });
+  const cancelled = await waitForWorkflow(cluster, ns, name, "b.yml", "cancelled");
+  assert.equal(cancelled.status!.workflows.find((w) => w.name === "b.yml")!.reason, "Cancelled");
+  const batch = cluster.kubeConfig().makeApiClient(BatchV1Api);
+  await assert.rejects(
+    batch.readNamespacedJob({ name: jobName, namespace: ns }),
+    (err: { code?: number }) => {
+      return err.code === 404;
+    },
+  );
+  assert.equal(cancelled.status!.phase, "failed", "the worst outcome names the run: a.yml failed");
+  assert.equal(cancelled.status!.progress, "2/2");
+});
