@@ -166,6 +166,7 @@ async function fanOut(): Promise<void> {
       const result = new Promise<WorkerResult>((r) => worker.on("message", (m) => m.received && r(m)));
       await ready;
       const sent: number[] = [];
+      const cpu0 = process.threadCpuUsage();
       for (let i = 0; i < count; i++) {
         const ev = transaction(server.db, () =>
           server.events.insert({
@@ -181,6 +182,7 @@ async function fanOut(): Promise<void> {
         else if (i % 200 === 199) await new Promise((r) => setImmediate(r));
       }
       const { received } = await result;
+      const cpu = process.threadCpuUsage(cpu0);
       await worker.terminate();
       const lat: number[] = [];
       let complete = 0;
@@ -194,7 +196,8 @@ async function fanOut(): Promise<void> {
       const lastAll = Math.max(...received.map((s) => Math.max(...s))) - (sent[0] as number);
       console.log(
         `  fan-out (${label}) to ${SUBS} subscribers: ${complete}/${SUBS} got every event; ` +
-          `latency p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${q(1 - 1e-9)} ms; all delivered ${lastAll.toFixed(0)} ms after the first`,
+          `latency p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${q(1 - 1e-9)} ms; all delivered ${lastAll.toFixed(0)} ms after the first; ` +
+          `server thread ${((cpu.user + cpu.system) / (count * SUBS)) | 0} µs CPU per delivered frame; load average ${loadavg()[0]?.toFixed(1)}`,
       );
     }
   } finally {

@@ -52,7 +52,8 @@ export function serveEvents(
           if (batch.length === 0) break;
           for (const e of batch) {
             if (closed) return;
-            await sendBounded(ws, e.frame, opts);
+            const wait = sendBounded(ws, e.bytes, opts);
+            if (wait) await wait;
             last = e.created;
           }
           pinger.touch();

@@ -61,7 +61,8 @@ export function serveLogs(ws: WebSocket, knot: string, rkey: string, workflow: s
     });
 
   const send = async (frame: string) => {
-    await sendBounded(ws, frame, deps.opts);
+    const wait = sendBounded(ws, frame, deps.opts);
+    if (wait) await wait;
     pinger.touch();
   };
 

@@ -19,17 +19,30 @@ export class ClosedError extends Error {
   override name = "ClosedError";
 }
 
-export async function sendBounded(ws: WebSocket, frame: string, opts: BoundedSendOptions): Promise<void> {
+/**
+ * Sends `frame` (a text frame; a Buffer must hold UTF-8). Returns undefined when the frame was
+ * queued at once — the common case, kept free of promise overhead for fan-out — or a promise
+ * that settles once the socket drained it (rejecting with SlowConsumerError after `stallMs`).
+ */
+export function sendBounded(
+  ws: WebSocket,
+  frame: string | Buffer,
+  opts: BoundedSendOptions,
+): Promise<void> | undefined {
   if (ws.readyState !== ws.OPEN) throw new ClosedError("connection closed");
   if (ws.bufferedAmount < opts.highWaterBytes) {
-    ws.send(frame);
-    return;
+    ws.send(frame, { binary: false });
+    return undefined;
   }
+  return sendDrained(ws, frame, opts);
+}
+
+async function sendDrained(ws: WebSocket, frame: string | Buffer, opts: BoundedSendOptions): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
       new Promise<void>((resolve, reject) =>
-        ws.send(frame, (err) => (err ? reject(new ClosedError(err.message)) : resolve())),
+        ws.send(frame, { binary: false }, (err) => (err ? reject(new ClosedError(err.message)) : resolve())),
       ),
       new Promise<never>((_, reject) => {
         timer = setTimeout(

@@ -17,6 +17,12 @@ export interface StoredEvent {
   created: bigint;
   /** The whole envelope, ready to send as one text frame. */
   frame: string;
+  /** `frame` as UTF-8, encoded once for every subscriber. */
+  bytes: Buffer;
+}
+
+function stored(created: bigint, frame: string): StoredEvent {
+  return { created, frame, bytes: Buffer.from(frame, "utf8") };
 }
 
 export interface EventLogOptions {
@@ -76,7 +82,7 @@ export class EventLog {
     const event = encodeStatus(status);
     this.#insert.run(created, rkey, STATUS_NSID, event);
     this.#last = created;
-    return { created, frame: encodeEnvelope(event, STATUS_NSID, rkey) };
+    return stored(created, encodeEnvelope(event, STATUS_NSID, rkey));
   }
 
   /** Makes committed events visible to live subscribers and wakes them. */
@@ -103,10 +109,11 @@ export class EventLog {
       }
       return this.#tail.slice(lo, lo + limit);
     }
-    return this.#after.all(cursor, limit).map((r) => ({
-      created: r.created as bigint,
-      frame: encodeEnvelope(String(r.event), String(r.nsid), String(r.rkey)),
-    }));
+    return this.#after
+      .all(cursor, limit)
+      .map((r) =>
+        stored(r.created as bigint, encodeEnvelope(String(r.event), String(r.nsid), String(r.rkey))),
+      );
   }
 
   /** Calls `fn` after every publish; returns the unsubscribe function. */
