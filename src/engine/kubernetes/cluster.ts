@@ -6,6 +6,7 @@
  */
 import {
   ApiException,
+  BatchV1Api,
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
@@ -37,11 +38,26 @@ export class SpindleSetStore {
   readonly namespace: string;
   readonly #custom: CustomObjectsApi;
   readonly #core: CoreV1Api;
+  readonly #batch: BatchV1Api;
 
   constructor(kc: KubeConfig, namespace: string) {
     this.namespace = namespace;
     this.#custom = kc.makeApiClient(CustomObjectsApi);
     this.#core = kc.makeApiClient(CoreV1Api);
+    this.#batch = kc.makeApiClient(BatchV1Api);
+  }
+
+  /** Sets one annotation on a workflow's Job (the controller's signals, src/controller/signals.ts). */
+  async annotateJob(name: string, key: string, value: string): Promise<void> {
+    try {
+      await this.#batch.patchNamespacedJob(
+        { name, namespace: this.namespace, body: { metadata: { annotations: { [key]: value } } } },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      if (statusOf(err) === 404) return;
+      throw new ClusterError(`annotating Job ${name}`, err);
+    }
   }
 
   #ref(name: string) {

@@ -18,14 +18,13 @@
  * SpindleSet go through one promise chain, so starts that arrive while a write is in flight
  * queue behind it rather than conflict.
  *
- * Cancel: the API has one switch for the whole run (`spec.cancel`). It is set when every
- * unfinished workflow of the run this engine knows has been cancelled (one-workflow pipelines,
- * and a whole-pipeline cancel). A cancel of one workflow among several running ones is written
- * as the annotation CANCEL_ANNOTATION (comma-separated workflow names) for the controller.
+ * Cancel: the workflow's name goes into `spec.cancelWorkflows` (the controller records
+ * `cancelled` and deletes the Job; the runner gets SIGTERM and ends its step).
  *
- * Runner silence: a runner silent (no line, heartbeats included) for `runnerSilentSeconds`
- * while its container runs is reported with the annotation RUNNER_SILENT_ANNOTATION (names),
- * for the controller to end the workflow with RunnerSilent.
+ * Runner silence: only the engine reads the runner's heartbeats. A runner silent (no line,
+ * heartbeats included) for `runnerSilentSeconds` while its container runs gets its Job annotated
+ * with RUNNER_SILENT_ANNOTATION (src/controller/signals.ts); the controller then ends the
+ * workflow with RunnerSilent.
  *
  * Recovery: `recover` finds the run's SpindleSet by its deterministic name, re-reads the pod
  * log from the start and, because the relay turns the same runner output into the same lines,
@@ -54,7 +53,7 @@ import { runSpecFromPlan, workflowSpecFromPlan } from "./spec.ts";
 import { isFinal, outcomeFrom } from "./status.ts";
 import { SpindleSetWatch } from "./watch.ts";
 
-export const CANCEL_ANNOTATION = `${LABEL_PREFIX}/cancel-workflows`;
+/** Same value as src/controller/signals.ts: the controller ends a workflow whose Job has it. */
 export const RUNNER_SILENT_ANNOTATION = `${LABEL_PREFIX}/runner-silent`;
 
 export interface KubernetesEngineOptions {
@@ -449,40 +448,39 @@ export class KubernetesEngine implements Engine {
 
   // --- cancel, silence, destroy ---------------------------------------------------------------
 
-  /** spec.cancel when every unfinished workflow of the run is cancelled, else the annotation. */
-  async #writeCancel(ss: string): Promise<void> {
-    const open = [...this.#runs.values()].filter((r) => r.ss === ss && !r.final && !r.finishing);
-    const cancelled = open.filter((r) => r.cancelReason !== undefined);
-    if (cancelled.length === 0) return;
-    if (cancelled.length === open.length) {
-      await this.#store.patch(ss, { spec: { cancel: true } });
-    } else {
-      const names = cancelled.map((r) => r.name).sort();
-      await this.#store.patch(ss, { metadata: { annotations: { [CANCEL_ANNOTATION]: names.join(",") } } });
-    }
-    this.#log.info({ spindleSet: ss, workflows: cancelled.map((r) => r.name) }, "cancel written");
+  /** Adds every cancelled, unfinished workflow of the run to spec.cancelWorkflows. */
+  async #writeCancel(name: string): Promise<void> {
+    const wanted = [...this.#runs.values()]
+      .filter((r) => r.ss === name && r.cancelReason !== undefined && !r.final && !r.finishing)
+      .map((r) => r.name);
+    if (wanted.length === 0) return;
+    const ss = await this.#store.get(name);
+    if (!ss || ss.spec.cancel) return;
+    const current = ss.spec.cancelWorkflows ?? [];
+    const next = [...new Set([...current, ...wanted])].sort();
+    if (next.length === current.length) return;
+    await this.#store.patch(name, { spec: { cancelWorkflows: next } });
+    this.#log.info({ spindleSet: name, workflows: wanted }, "cancel written");
   }
 
   #checkSilence(): void {
     const limit = this.#o.runnerSilentSeconds * 1000;
     if (limit <= 0 || this.#closed) return;
-    const bySet = new Map<string, string[]>();
     for (const t of this.#runs.values()) {
       if (t.final || t.finishing || t.silentReported) continue;
-      if (t.follower.silentMs() < limit) continue;
+      const silentMs = t.follower.silentMs();
+      if (silentMs < limit) continue;
+      const job = this.#cache.get(t.ss)?.status?.workflows?.find((w) => w.name === t.name)?.jobName;
+      if (!job) continue;
       t.silentReported = true;
-      bySet.set(t.ss, [...(bySet.get(t.ss) ?? []), t.name]);
-    }
-    for (const [ss, names] of bySet) {
-      void this.#serial(ss, async () => {
-        const all = [...this.#runs.values()]
-          .filter((r) => r.ss === ss && r.silentReported)
-          .map((r) => r.name);
-        this.#log.warn({ spindleSet: ss, workflows: names }, "runner silent");
-        await this.#store.patch(ss, {
-          metadata: { annotations: { [RUNNER_SILENT_ANNOTATION]: [...new Set(all)].sort().join(",") } },
+      const since = new Date(Date.now() - silentMs).toISOString().replace(/\.\d+Z$/, "Z");
+      this.#log.warn({ wid: t.wid, job, silentMs: Math.round(silentMs) }, "runner silent");
+      void this.#store
+        .annotateJob(job, RUNNER_SILENT_ANNOTATION, `no runner event since ${since}`)
+        .catch((err: unknown) => {
+          t.silentReported = false;
+          this.#log.error({ wid: t.wid, err: describe(err) }, "runner silence not reported");
         });
-      }).catch((err: unknown) => this.#log.error({ err: describe(err) }, "runner silence not reported"));
     }
   }
 

@@ -39,7 +39,7 @@ export interface FollowerOptions {
   pollMs?: number;
   /** How long to wait for the first line of a terminated container before calling it empty (default 5 s). */
   emptyGraceMs?: number;
-  /** How long to look for a pod after finalSeen() (default 5 s). */
+  /** How long to look for a pod after finalSeen() (default 1 s: the controller has seen the end, so a pod that is not there is gone). */
   noPodGraceMs?: number;
 }
 
@@ -70,7 +70,7 @@ export class PodLogFollower {
       onLines: opts.onLines,
       pollMs: opts.pollMs ?? 1000,
       emptyGraceMs: opts.emptyGraceMs ?? 5000,
-      noPodGraceMs: opts.noPodGraceMs ?? 5000,
+      noPodGraceMs: opts.noPodGraceMs ?? 1000,
     };
     this.#log = opts.logger;
     this.#core = opts.kubeConfig.makeApiClient(CoreV1Api);

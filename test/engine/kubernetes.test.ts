@@ -1,0 +1,476 @@
+/**
+ * The Kubernetes engine against a real control plane (full mode: apiserver, etcd,
+ * kube-controller-manager, scheduler, kwok) and the real SpindleSet controller.
+ *
+ * kwok runs no containers: a Job's pod goes Running → Succeeded (exit 0) at once. So the runner's
+ * output is recorded by running the real runner on this machine with the exact RunnerSpec the
+ * controller mounts, and kwok serves it as the pod's log through the real pods/log endpoint
+ * (a kwok Logs object pointing at a CRI-format file the test writes and appends to). What kwok
+ * cannot do, and so what is not tested here: a step that fails or times out inside the pod
+ * (kwok decides the exit code, always 0 for our pods), and a cancel while the runner runs (the
+ * pod finishes before a cancel can land); cancel is tested on a pod that never gets scheduled.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type TestContext, test } from "node:test";
+import {
+  ApiException,
+  ApiextensionsV1Api,
+  BatchV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type V1CustomResourceDefinition,
+  type V1Pod,
+  Watch,
+} from "@kubernetes/client-node";
+import pino from "pino";
+import { parse } from "yaml";
+import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
+import type { SpindleSet } from "../../src/api/v1alpha1/spindleset.ts";
+import { parseSpindleSetSpec } from "../../src/api/v1alpha1/spindleset.ts";
+import { selectorString, workflowLabels } from "../../src/controller/build/labels.ts";
+import { secretName, spindleSetName } from "../../src/controller/build/names.ts";
+import { buildRunnerSpec } from "../../src/controller/build/runner-spec.ts";
+import { type ControllerConfig, parseControllerConfig } from "../../src/controller/config.ts";
+import { SpindleSetController } from "../../src/controller/controller.ts";
+import type { EngineRunPlan } from "../../src/engine/engine.ts";
+import { EngineError, type StatusUpdate } from "../../src/engine/engine.ts";
+import { KubernetesEngine } from "../../src/engine/kubernetes/engine.ts";
+import { PodLogFollower } from "../../src/engine/kubernetes/logs.ts";
+import { runSpecFromPlan } from "../../src/engine/kubernetes/spec.ts";
+import { LogFile } from "../../src/relay/logfile.ts";
+import { encodeLogLine } from "../../src/relay/logline.ts";
+import { Relay } from "../../src/relay/relay.ts";
+import type { TestCluster } from "../harness/index.ts";
+import { eventually, getTestCluster } from "../harness/index.ts";
+import { makeRun, RecordingSink, type TestRun } from "./suite.ts";
+
+const cluster = await getTestCluster({ full: true });
+const quiet = pino({ level: process.env.LOOM_TEST_LOG ?? "silent" });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function engineFor(kc: ReturnType<typeof cluster.kubeConfig>, ns: string): KubernetesEngine {
+  return new KubernetesEngine({ kubeConfig: kc, namespace: ns, logger: quiet, pollMs: 200 });
+}
+
+async function readSpindleSet(kc: ReturnType<typeof cluster.kubeConfig>, ns: string, name: string) {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  try {
+    return (await api.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: ns,
+      plural: SPINDLESET.plural,
+      name,
+    })) as SpindleSet;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A second workflow of the same pipeline as `of`. */
+function sibling(of: TestRun, name: string, commands: string[]): TestRun {
+  const r = makeRun(commands, { secrets: Object.fromEntries(of.secrets), wid: `${of.plan.wid}-${name}` });
+  r.plan = { ...r.plan, pipeline: of.plan.pipeline, workflowName: name };
+  return r;
+}
+
+test("the log follower resumes a broken pod log stream without losing or repeating a line", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  const kc = cluster.kubeConfig();
+  const core = kc.makeApiClient(CoreV1Api);
+  // A bare pod on a kwok node: no Job owns it, so kwok keeps it Running until it is deleted.
+  await core.createNamespacedPod({
+    namespace: ns,
+    body: {
+      metadata: { name: "runner-pod", labels: { app: "follow" } },
+      spec: { nodeName: "kwok-amd64-0", containers: [{ name: "runner", image: "example.invalid/x" }] },
+    },
+  });
+  const log = await fakeLog(cluster, ns, ["l0", "l1"]);
+  await log.serve("runner-pod");
+  await eventually("pod Running", async () => {
+    const pod = await core.readNamespacedPod({ name: "runner-pod", namespace: ns });
+    return pod.status?.phase === "Running" || `phase ${pod.status?.phase}`;
+  });
+  const got: string[] = [];
+  const follower = new PodLogFollower({
+    kubeConfig: kc,
+    namespace: ns,
+    selector: "app=follow",
+    container: "runner",
+    logger: quiet,
+    pollMs: 200,
+    onLines: (lines) => {
+      got.push(...lines);
+    },
+  });
+  follower.kick();
+  const done = follower.run();
+  const until = (n: number) =>
+    eventually(`${n} lines`, async () => got.length >= n || `${got.join(",")}`, 20_000);
+  await until(2);
+  follower.interrupt();
+  await log.append(["l2", "l3"]);
+  await log.append(["l4", "l5", "l6"], { sameTimestamp: true });
+  await until(7);
+  follower.interrupt();
+  await log.append(["l7"], { sameTimestamp: true });
+  await log.append(["l8"]);
+  await until(9);
+  follower.interrupt();
+  await sleep(1500); // a reconnect that brings nothing new
+  await core.deleteNamespacedPod({ name: "runner-pod", namespace: ns, gracePeriodSeconds: 0 });
+  assert.equal(await done, "pod_gone");
+  assert.deepEqual(got, ["l0", "l1", "l2", "l3", "l4", "l5", "l6", "l7", "l8"]);
+});
+
+test("a pipeline's workflows share one SpindleSet; each log file holds exactly the runner's lines; secrets stay in the Secret", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  const kc = cluster.kubeConfig();
+  await installCrd(kc);
+  const config = controllerConfig(ns);
+  await startController(t, kc, config);
+  const value = "s3cr3t-V4lue!";
+  const a = makeRun(['echo "token=$TOKEN"; printf %s "$TOKEN" | base64', "echo two >&2"], {
+    secrets: { TOKEN: value },
+  });
+  const b = sibling(a, "second.yml", ["echo from-b", 'echo "$TOKEN" >&2']);
+  const ssName = spindleSetName(a.plan.pipeline);
+  const dir = await mkdtemp(join(tmpdir(), "loom-k8s-logs-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+
+  const runs: { run: TestRun; file: LogFile; expected: string[] }[] = [];
+  for (const run of [a, b]) {
+    const recorded = await recordRunnerOutput(run.plan, run.secrets, config);
+    const log = await fakeLog(cluster, ns, recorded);
+    void firstPod(kc, ns, selectorString(workflowLabels(ssName, run.plan.wid))).then((pod) => log.serve(pod));
+    runs.push({
+      run,
+      file: await LogFile.open(dir, run.plan.wid),
+      expected: expectedLogFile(recorded, [value]),
+    });
+  }
+  const engine = engineFor(kc, ns);
+  t.after(() => engine.close());
+  await Promise.all(runs.map(({ run, file }) => engine.start({ ...run, log: file })));
+  await assert.rejects(
+    engine.start({ ...a, log: new RecordingSink() }),
+    (e: unknown) => e instanceof EngineError && e.code === "duplicate",
+  );
+  for (const { run, file, expected } of runs) {
+    const outcome = await engine.wait(run.plan.wid);
+    assert.deepEqual(outcome, { status: "success", exitCode: 0, failedStep: null });
+    assert.deepEqual(run.statuses, [{ status: "running" }, outcome]);
+    await file.close();
+    const lines = (await readFile(file.path, "utf8")).split("\n").filter(Boolean);
+    assert.deepEqual(lines, expected, `log file of ${run.plan.workflowName}`);
+    assert.ok(
+      lines.some((l) => l.includes("***")),
+      "the secret was printed, masked",
+    );
+  }
+
+  // One SpindleSet for the pipeline, its Secret owned by it and the only holder of the value.
+  const ss = (await readSpindleSet(kc, ns, ssName))!;
+  assert.deepEqual(ss.spec.workflows.map((w) => w.name).sort(), ["second.yml", "test.yml"]);
+  const core = kc.makeApiClient(CoreV1Api);
+  const secret = await core.readNamespacedSecret({ name: secretName(ssName), namespace: ns });
+  assert.equal(Buffer.from(secret.data!.TOKEN!, "base64").toString(), value);
+  assert.equal(secret.metadata?.ownerReferences?.[0]?.uid, ss.metadata.uid);
+  const batch = kc.makeApiClient(BatchV1Api);
+  const stored = JSON.stringify([
+    ss,
+    (await batch.listNamespacedJob({ namespace: ns })).items,
+    (await core.listNamespacedConfigMap({ namespace: ns })).items,
+    (await core.listNamespacedPod({ namespace: ns })).items,
+    (await core.listNamespacedEvent({ namespace: ns })).items,
+    runs.map((r) => r.run.statuses),
+    await Promise.all(runs.map((r) => readFile(r.file.path, "utf8"))),
+  ]);
+  const b64 = Buffer.from(value).toString("base64").replace(/=+$/, "");
+  assert.ok(!stored.includes(value) && !stored.includes(b64), "a secret value outside the Secret");
+
+  // The SpindleSet goes with the pipeline's last workflow; its Secret with it.
+  await engine.destroy(a.plan.wid);
+  await engine.destroy(a.plan.wid);
+  assert.ok(await readSpindleSet(kc, ns, ssName), "deleted while a workflow of the run was still known");
+  await engine.destroy(b.plan.wid);
+  assert.equal(await readSpindleSet(kc, ns, ssName), undefined);
+  await assert.rejects(
+    engine.wait(a.plan.wid),
+    (e: unknown) => e instanceof EngineError && e.code === "not_found",
+  );
+  await eventually("Secret garbage-collected", async () => {
+    const left = (await core.listNamespacedSecret({ namespace: ns })).items.map((s) => s.metadata?.name);
+    return !left.includes(secretName(ssName)) || "still there";
+  });
+});
+
+test("after a restart, recover re-reads the pod log and appends only what the log file lacks", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  const kc = cluster.kubeConfig();
+  await installCrd(kc);
+  const config = controllerConfig(ns);
+  await startController(t, kc, config);
+  const run = makeRun(["echo one; echo two", "echo three >&2"]);
+  const recorded = await recordRunnerOutput(run.plan, run.secrets, config);
+  const expected = expectedLogFile(recorded, []);
+  const log = await fakeLog(cluster, ns, recorded);
+  const pod = firstPod(
+    kc,
+    ns,
+    selectorString(workflowLabels(spindleSetName(run.plan.pipeline), run.plan.wid)),
+  );
+  const dir = await mkdtemp(join(tmpdir(), "loom-k8s-logs-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+
+  // The first process starts the run and goes away before it relayed anything ...
+  const first = engineFor(kc, ns);
+  const file1 = await LogFile.open(dir, run.plan.wid);
+  await first.start({ ...run, log: file1 });
+  await first.close();
+  await file1.close();
+  // ... except the first lines, which it had written to the log file before it died.
+  await writeFile(file1.path, `${expected.slice(0, 3).join("\n")}\n`);
+  await log.serve(await pod);
+
+  const second = engineFor(kc, ns);
+  t.after(() => second.close());
+  const file2 = await LogFile.open(dir, run.plan.wid);
+  assert.deepEqual(await second.recover({ ...run, log: file2 }), { state: "resumed" });
+  const outcome = await second.wait(run.plan.wid);
+  assert.equal(outcome.status, "success");
+  await file2.close();
+  assert.deepEqual((await readFile(file2.path, "utf8")).split("\n").filter(Boolean), expected);
+
+  const never = makeRun(["true"]);
+  assert.equal((await second.recover(never)).state, "lost");
+  await second.destroy(run.plan.wid);
+});
+
+test("cancel names the workflow in spec.cancelWorkflows; the controller stops it; the engine reports cancelled", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  const kc = cluster.kubeConfig();
+  await installCrd(kc);
+  // A profile no node matches: the pod stays Pending, so the cancel lands before it finishes.
+  const config = controllerConfig(ns, {
+    template: { resourceProfiles: [{ architecture: "amd64", nodeSelector: { "loom.test/never": "true" } }] },
+  });
+  await startController(t, kc, config, { checkNodes: false });
+  const run = makeRun(["sleep 300"]);
+  const ssName = spindleSetName(run.plan.pipeline);
+  const engine = engineFor(kc, ns);
+  t.after(() => engine.close());
+  await engine.start(run);
+  await eventually("Job created", async () => {
+    const ws = (await readSpindleSet(kc, ns, ssName))?.status?.workflows?.[0];
+    return Boolean(ws?.jobName) || `status ${JSON.stringify(ws)}`;
+  });
+  await engine.cancel(run.plan.wid, "User canceled the workflow");
+  const outcome = await engine.wait(run.plan.wid);
+  assert.equal(outcome.status, "cancelled");
+  assert.equal(outcome.error, "User canceled the workflow");
+  assert.deepEqual(
+    run.statuses.map((s: StatusUpdate) => s.status),
+    ["running", "cancelled"],
+  );
+  assert.deepEqual((await readSpindleSet(kc, ns, ssName))?.spec.cancelWorkflows, ["test.yml"]);
+  await engine.cancel(run.plan.wid); // finished: nothing happens
+  await engine.destroy(run.plan.wid);
+  assert.equal(await readSpindleSet(kc, ns, ssName), undefined);
+});
+
+// --- helpers ---------------------------------------------------------------------------------
+
+const ROOT = new URL("../../", import.meta.url);
+
+export async function installCrd(kc: KubeConfig): Promise<void> {
+  const ext = kc.makeApiClient(ApiextensionsV1Api);
+  const crd = parse(
+    await readFile(new URL("config/crd/loom.tangled.sh_spindlesets.yaml", ROOT), "utf8"),
+  ) as V1CustomResourceDefinition;
+  try {
+    await ext.createCustomResourceDefinition({ body: crd });
+  } catch (err) {
+    if (!(err instanceof ApiException && err.code === 409)) throw err;
+  }
+  for (let i = 0; i < 100; i++) {
+    const got = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
+    if (got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("SpindleSet CRD not Established");
+}
+
+export function controllerConfig(namespace: string, extra: Record<string, unknown> = {}): ControllerConfig {
+  return parseControllerConfig({
+    namespace,
+    images: { runner: "example.invalid/loom-runner:test" },
+    ttl: { jobSecondsAfterFinished: 600 },
+    ...extra,
+  });
+}
+
+/** The real controller for one namespace, stopped after the test. */
+export async function startController(
+  t: TestContext,
+  kc: KubeConfig,
+  config: ControllerConfig,
+  opts: { checkNodes?: boolean } = {},
+): Promise<SpindleSetController> {
+  const controller = SpindleSetController.create({
+    kubeConfig: kc,
+    config,
+    log: pino({ level: process.env.LOOM_TEST_LOG ?? "silent" }),
+    leaderElection: false,
+    checkNodes: opts.checkNodes ?? true,
+    secretWaitMs: 15_000,
+    resyncMs: 2000,
+  });
+  await controller.start();
+  t.after(() => controller.stop());
+  return controller;
+}
+
+/**
+ * What the runner prints for this plan: the RunnerSpec the controller will mount (built by the
+ * same builder), run by the real runner on this machine in a temporary workspace.
+ */
+export async function recordRunnerOutput(
+  plan: EngineRunPlan,
+  secrets: ReadonlyMap<string, string>,
+  config: ControllerConfig,
+): Promise<string[]> {
+  const checked = runSpecFromPlan(plan, plan.secretKeys.length > 0);
+  if (!checked.ok) throw new Error(checked.error);
+  const spec = parseSpindleSetSpec({
+    ...checked.spec,
+    ...(plan.secretKeys.length > 0 && { secretRef: { name: "s" } }),
+  });
+  if (!spec.ok) throw new Error(spec.issues.join("; "));
+  const dir = await mkdtemp(join(tmpdir(), "loom-record-"));
+  try {
+    const runnerSpec = { ...buildRunnerSpec(spec.value.workflows[0]!, config), workspace: join(dir, "ws") };
+    await writeFile(join(dir, "spec.json"), JSON.stringify(runnerSpec));
+    const env: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin" };
+    for (const [k, v] of secrets) env[`LOOM_SECRET_${k}`] = v;
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(
+        process.execPath,
+        [new URL("src/runner/main.ts", ROOT).pathname, join(dir, "spec.json")],
+        {
+          env,
+          stdio: ["ignore", "pipe", "inherit"],
+        },
+      );
+      let text = "";
+      child.stdout.setEncoding("utf8").on("data", (d: string) => {
+        text += d;
+      });
+      child.once("error", reject);
+      child.once("close", () => resolve(text));
+    });
+    return out.split("\n").filter((l) => l !== "");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The log file the relay makes of `lines` (what the spindle's log file must hold exactly). */
+export function expectedLogFile(lines: readonly string[], secrets: Iterable<string>): string[] {
+  const sink = new RecordingSink();
+  const relay = new Relay({ sink, secrets });
+  for (const l of lines) relay.handleLine(l);
+  relay.end();
+  return sink.lines.map((l) => encodeLogLine(l));
+}
+
+let tick = 0n;
+/** CRI log lines, each with a later timestamp than the last (or the same, when `same`). */
+function criLines(lines: readonly string[], same = false): string {
+  const base = BigInt(Date.now()) * 1_000_000n;
+  return lines
+    .map((l) => {
+      if (!same) tick += 1000n;
+      const ns = base + tick;
+      const secs = ns / 1_000_000_000n;
+      const frac = String(ns % 1_000_000_000n).padStart(9, "0");
+      const iso = new Date(Number(secs) * 1000).toISOString().replace(/\.\d{3}Z$/, `.${frac}Z`);
+      return `${iso} stdout F ${l}\n`;
+    })
+    .join("");
+}
+
+export interface FakeLog {
+  readonly file: string;
+  /** Serves the file as the pod's log (kwok's Logs object). */
+  serve(pod: string): Promise<void>;
+  append(lines: readonly string[], opts?: { sameTimestamp?: boolean }): Promise<void>;
+}
+
+export async function fakeLog(
+  cluster: TestCluster,
+  namespace: string,
+  lines: readonly string[] = [],
+): Promise<FakeLog> {
+  const file = join(cluster.state.runDir, `engine-log-${randomBytes(4).toString("hex")}.log`);
+  await writeFile(file, criLines(lines));
+  return {
+    file,
+    async serve(pod) {
+      await cluster.objects().create({
+        apiVersion: "kwok.x-k8s.io/v1alpha1",
+        kind: "Logs",
+        metadata: { name: pod, namespace },
+        spec: { logs: [{ logsFile: file, follow: true }] },
+      } as never);
+    },
+    async append(more, opts = {}) {
+      await appendFile(file, criLines(more, opts.sameTimestamp));
+    },
+  };
+}
+
+/** Resolves with the name of the first pod matching `selector` (watching from now). */
+export async function firstPod(kc: KubeConfig, namespace: string, selector: string): Promise<string> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const existing = await core.listNamespacedPod({ namespace, labelSelector: selector });
+  if (existing.items[0]) return existing.items[0].metadata!.name!;
+  return new Promise((resolve, reject) => {
+    let ctl: AbortController | undefined;
+    let done = false;
+    void new Watch(kc)
+      .watch(
+        `/api/v1/namespaces/${namespace}/pods`,
+        { labelSelector: selector, resourceVersion: existing.metadata?.resourceVersion },
+        (_type, pod: V1Pod) => {
+          if (done) return;
+          done = true;
+          ctl?.abort();
+          resolve(pod.metadata!.name!);
+        },
+        (err) => {
+          if (!done) reject(err ?? new Error("pod watch ended"));
+        },
+      )
+      .then((c) => {
+        ctl = c;
+        if (done) c.abort();
+      }, reject);
+  });
+}
