@@ -223,6 +223,7 @@ export class SpindleServer {
     this.#app.close();
     this.#http.closeIdleConnections();
     await this.intake?.stop();
+    this.scheduler.pause();
     await this.engine.close();
     await this.scheduler.stop();
     this.#ledger.close();

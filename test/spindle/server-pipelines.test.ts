@@ -171,6 +171,26 @@ describe("spindle server: pipelines", () => {
     events.close();
   });
 
+  it("odd but valid text (lone surrogates, NUL, <>&) is accepted and encoded without breaking the stream", async () => {
+    const events = new Collector(`${b.wsUrl}/events`);
+    await events.opened;
+    const name = "we\ud800ird<&>.yml";
+    await b.server.pipelines.acceptPipeline(
+      KNOT,
+      "3lxyz2weird02",
+      pipelineRecord([
+        { ...workflow(name, [{ name: "x", command: "true" }]), raw: "engine: kubernetes\u0000\n" },
+      ]),
+    );
+    await events.until((f) => f.length >= 1);
+    const first = events.frames[0] as string;
+    assert.ok(first.includes("\\u003c\\u0026\\u003e"), first);
+    assert.doesNotThrow(() => JSON.parse(first));
+    const res = await fetch(`${b.url}/healthz`);
+    assert.equal(res.status, 200);
+    events.close();
+  });
+
   it("a workflow whose YAML does not resolve fails alone with the parse error", async () => {
     const events = new Collector(`${b.wsUrl}/events`);
     await events.opened;

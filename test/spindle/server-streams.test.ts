@@ -101,6 +101,20 @@ describe("spindle server: streams", () => {
     slow.terminate();
   });
 
+  it("/events pings after silence", async () => {
+    const quiet = await bootServer({ server: { stream: { pingMs: 100 } } });
+    try {
+      const ws = new WebSocket(`${quiet.wsUrl}/events`);
+      let pings = 0;
+      ws.on("ping", () => pings++);
+      await new Promise((r) => ws.once("open", r));
+      await waitFor(() => pings >= 2, 5000, "two pings");
+      ws.close();
+    } finally {
+      await quiet.stop();
+    }
+  });
+
   it("/logs follows a running workflow and closes once it finished", async () => {
     const rkey = "3lxyz2follow2";
     const events = new Collector(`${b.wsUrl}/events`);

@@ -142,6 +142,18 @@ describe("spindle server: XRPC", () => {
     });
   });
 
+  it("sh.tangled.owner without an owner on record is 500 OwnerNotFound", async () => {
+    b.server.db.exec("DELETE FROM rbac_server_roles WHERE role = 'server:owner'");
+    try {
+      assert.deepEqual(
+        await call("sh.tangled.owner"),
+        err(500, "OwnerNotFound", "owner not set for this service"),
+      );
+    } finally {
+      new Rbac(b.server.db).setOwner(OWNER);
+    }
+  });
+
   it("secrets: add, list, duplicate, remove, remove again, empty list (owner)", async () => {
     const add = "sh.tangled.repo.addSecret";
     assert.deepEqual(

@@ -87,6 +87,11 @@ export class Scheduler {
     return "cancelled";
   }
 
+  /** Stops claiming queued pipelines (they stay queued for the next start). Call before closing the engine. */
+  pause(): void {
+    this.#stopping = true;
+  }
+
   /** Stops claiming work and waits (bounded) for in-flight bookkeeping after the engine closed. */
   async stop(graceMs = 5000): Promise<void> {
     this.#stopping = true;
