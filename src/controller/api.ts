@@ -110,8 +110,8 @@ export class ClusterApi {
   }
 
   /** Background propagation: the Job goes at once, the garbage collector takes its pods. */
-  async deleteJob(name: string, uid?: string): Promise<void> {
-    await gone(
+  async deleteJob(name: string, uid?: string): Promise<boolean> {
+    return gone(
       this.batch.deleteNamespacedJob({
         name,
         namespace: this.namespace,
@@ -120,16 +120,17 @@ export class ClusterApi {
     );
   }
 
-  async deleteKind(kind: "Pod" | "Secret" | "ConfigMap" | "Job", name: string, uid: string): Promise<void> {
+  /** True if this call deleted it, false if it was already gone or replaced. */
+  deleteKind(kind: "Pod" | "Secret" | "ConfigMap" | "Job", name: string, uid: string): Promise<boolean> {
     const args = { name, namespace: this.namespace, body: { preconditions: { uid } } };
-    if (kind === "Pod") await gone(this.core.deleteNamespacedPod(args));
-    else if (kind === "Secret") await gone(this.core.deleteNamespacedSecret(args));
-    else if (kind === "ConfigMap") await gone(this.core.deleteNamespacedConfigMap(args));
-    else await this.deleteJob(name, uid);
+    if (kind === "Pod") return gone(this.core.deleteNamespacedPod(args));
+    if (kind === "Secret") return gone(this.core.deleteNamespacedSecret(args));
+    if (kind === "ConfigMap") return gone(this.core.deleteNamespacedConfigMap(args));
+    return this.deleteJob(name, uid);
   }
 
-  async deleteSpindleSet(name: string, uid: string): Promise<void> {
-    await gone(
+  deleteSpindleSet(name: string, uid: string): Promise<boolean> {
+    return gone(
       this.custom.deleteNamespacedCustomObject({
         ...CR,
         namespace: this.namespace,
@@ -172,11 +173,13 @@ async function orExists(call: Promise<unknown>): Promise<"created" | "exists"> {
 }
 
 /** A delete whose object is already gone (404), or was replaced (409 precondition), is done. */
-async function gone(call: Promise<unknown>): Promise<void> {
+async function gone(call: Promise<unknown>): Promise<boolean> {
   try {
     await call;
+    return true;
   } catch (err) {
     const code = statusCode(err);
     if (code !== 404 && code !== 409) throw err;
+    return false;
   }
 }

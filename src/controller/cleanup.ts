@@ -46,15 +46,22 @@ export interface SweepResult {
   deleted: { kind: string; name: string }[];
 }
 
-/** SpindleSets younger than this are never swept as unknown (the engine records, then creates). */
-const UNKNOWN_MIN_AGE_MS = 60_000;
+export interface SweepOptions {
+  isKnown?: IsKnown | undefined;
+  /** SpindleSets younger than this are never swept as unknown (default 60 s): the engine
+   * records a run in its database before it creates the SpindleSet, but give it slack. */
+  unknownMinAgeMs?: number | undefined;
+  now?: Date;
+}
 
 export async function sweepOrphans(
   api: ClusterApi,
   log: Logger,
-  isKnown: IsKnown | undefined,
-  now: Date = new Date(),
+  opts: SweepOptions = {},
 ): Promise<SweepResult> {
+  const { isKnown } = opts;
+  const now = opts.now ?? new Date();
+  const minAge = opts.unknownMinAgeMs ?? 60_000;
   const deleted: SweepResult["deleted"] = [];
   const selector = api.managedSelector();
   const ns = api.namespace;
@@ -85,7 +92,7 @@ export async function sweepOrphans(
       if (!run || obj.metadata?.deletionTimestamp) continue;
       const ss = await owner(run);
       if (ss && ownedBy(obj, ss)) continue;
-      await api.deleteKind(kind, obj.metadata!.name!, obj.metadata!.uid!);
+      if (!(await api.deleteKind(kind, obj.metadata!.name!, obj.metadata!.uid!))) continue;
       deleted.push({ kind, name: obj.metadata!.name! });
       log.info({ kind, name: obj.metadata!.name, spindleset: run }, "orphan deleted");
     }
@@ -95,9 +102,9 @@ export async function sweepOrphans(
     for (const ss of list) {
       const age = now.getTime() - ms(ss.metadata.creationTimestamp, now);
       const pipeline = ss.spec?.pipeline;
-      if (age < UNKNOWN_MIN_AGE_MS || !pipeline || ss.metadata.deletionTimestamp) continue;
+      if (age < minAge || !pipeline || ss.metadata.deletionTimestamp) continue;
       if (await isKnown(pipeline.knot, pipeline.rkey)) continue;
-      await api.deleteSpindleSet(ss.metadata.name!, ss.metadata.uid!);
+      if (!(await api.deleteSpindleSet(ss.metadata.name!, ss.metadata.uid!))) continue;
       deleted.push({ kind: "SpindleSet", name: ss.metadata.name! });
       log.info(
         { spindleset: ss.metadata.name, knot: pipeline.knot, rkey: pipeline.rkey },

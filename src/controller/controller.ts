@@ -50,6 +50,8 @@ export interface ControllerOptions {
   checkNodes?: boolean;
   secretWaitMs?: number;
   capacityRetryMs?: number;
+  /** Runs younger than this are never swept as unknown to the spindle (default 60 s). */
+  unknownMinAgeMs?: number;
   now?: () => Date;
 }
 
@@ -164,9 +166,22 @@ export class SpindleSetController {
     await Promise.all([this.#spindleSets, this.#jobs, this.#pods, this.#nodes].map((i) => i?.stop()));
   }
 
-  /** Runs the orphan sweep now (it also runs periodically while leading). */
-  async sweep(): Promise<void> {
-    const result = await sweepOrphans(this.#api, this.#log, this.#opts.isKnown, this.#now());
+  /** Runs the orphan sweep now, or joins the one in flight (it also runs while leading). */
+  sweep(): Promise<void> {
+    this.#sweeping ??= this.#sweepOnce()
+      .catch((err: unknown) => this.#log.warn({ err: errorText(err) }, "orphan sweep failed"))
+      .finally(() => {
+        this.#sweeping = undefined;
+      });
+    return this.#sweeping;
+  }
+
+  async #sweepOnce(): Promise<void> {
+    const result = await sweepOrphans(this.#api, this.#log, {
+      isKnown: this.#opts.isKnown,
+      unknownMinAgeMs: this.#opts.unknownMinAgeMs,
+      now: this.#now(),
+    });
     for (const d of result.deleted) this.metrics.orphansDeleted.inc({ kind: d.kind });
   }
 
@@ -198,13 +213,7 @@ export class SpindleSetController {
     });
     this.#queue = queue;
     this.#resync();
-    const sweep = () => {
-      this.#sweeping ??= this.sweep()
-        .catch((err: unknown) => this.#log.warn({ err: errorText(err) }, "orphan sweep failed"))
-        .finally(() => {
-          this.#sweeping = undefined;
-        });
-    };
+    const sweep = () => void this.sweep();
     sweep();
     this.#timers = [
       setInterval(() => this.#resync(), this.#opts.resyncMs ?? 60_000),
