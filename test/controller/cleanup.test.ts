@@ -110,9 +110,9 @@ test("the orphan sweep removes strays and runs the spindle does not know, and ke
   await core.readNamespacedSecret({ name: `${kept.metadata.name}-secrets`, namespace: ns });
   await core.readNamespacedConfigMap({ name: "someone-else", namespace: ns });
   const keptJob = (await listJobs(cluster, ns)).find(
-    (j) => j.metadata!.labels?.["loom.tangled.sh/spindleset"],
+    (j) => j.metadata?.labels?.["loom.tangled.sh/spindleset"] === kept.metadata.name,
   );
-  assert.equal(keptJob?.metadata!.ownerReferences![0]!.uid, kept.metadata.uid, "the live run's Job stays");
+  assert.equal(keptJob?.metadata?.ownerReferences?.[0]?.uid, kept.metadata.uid, "the live run's Job stays");
   assert.ok(controller.metrics.registry);
   const metrics = await controller.metrics.registry.metrics();
   assert.match(metrics, /loom_controller_orphans_deleted_total\{kind="Secret"\} 2/);
