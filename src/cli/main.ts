@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import type { TriggerKind } from "../workflow/index.ts";
+import { controllerCommand } from "./controller.ts";
 import { lintCommand } from "./lint.ts";
 import { planCommand } from "./plan.ts";
 import { runCommand } from "./run.ts";
@@ -25,6 +26,8 @@ commands:
   serve        run the spindle server (configuration: SPINDLE_SERVER_* variables, LOOM_CONFIG)
                --dev (dev defaults: ./.loom/, local engine, 127.0.0.1:6555; also used when
                nothing is configured)
+  controller   run the SpindleSet controller (config: LOOM_CONFIG's kubernetes section;
+               cluster: KUBECONFIG or in-cluster)  --metrics-port PORT  --identity NAME
 `;
 
 class UsageError extends Error {}
@@ -107,6 +110,21 @@ async function main(argv: string[]): Promise<number> {
         options: { dev: { type: "boolean", default: false } },
       });
       return serveCommand({ env: process.env, dev: values.dev, runnerEnv: stepEnvironment(process.env) });
+    }
+    case "controller": {
+      const { values } = parseArgs({
+        args: rest,
+        options: { "metrics-port": { type: "string" }, identity: { type: "string" } },
+      });
+      const port = values["metrics-port"] === undefined ? undefined : Number(values["metrics-port"]);
+      if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) {
+        throw new UsageError("--metrics-port takes a port number");
+      }
+      return controllerCommand({
+        env: process.env,
+        ...(port !== undefined && { metricsPort: port }),
+        ...(values.identity !== undefined && { identity: values.identity }),
+      });
     }
     case undefined:
     case "help":

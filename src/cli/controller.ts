@@ -1,0 +1,76 @@
+/**
+ * `loom controller`: runs the SpindleSet controller until SIGINT/SIGTERM. Configuration: the
+ * `kubernetes:` section of the config file (LOOM_CONFIG, default /etc/loom/config.yaml);
+ * cluster access: KUBECONFIG, ~/.kube/config or the in-cluster service account. Serves
+ * `/metrics` and `/healthz` on --metrics-port when given (0 = any free port).
+ */
+import { readFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import { KubeConfig } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { parse } from "yaml";
+import { parseControllerConfig } from "../controller/config.ts";
+import { SpindleSetController } from "../controller/controller.ts";
+import { DEFAULT_CONFIG_PATH } from "../spindle/config.ts";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export interface ControllerCommandOptions {
+  env: Env;
+  metricsPort?: number;
+  /** Replica identity for the Lease (default: host name + random suffix). */
+  identity?: string;
+}
+
+export async function controllerCommand(opts: ControllerCommandOptions): Promise<number> {
+  const log = pino({ name: "loom-controller" });
+  const path = opts.env.LOOM_CONFIG || DEFAULT_CONFIG_PATH;
+  const file = (parse(await readFile(path, "utf8")) ?? {}) as { kubernetes?: unknown };
+  const config = parseControllerConfig(file.kubernetes);
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  const controller = SpindleSetController.create({
+    kubeConfig,
+    config,
+    log,
+    leaderElection: opts.identity ? { identity: opts.identity } : {},
+  });
+  const server =
+    opts.metricsPort !== undefined ? await serveMetrics(controller, opts.metricsPort) : undefined;
+  await controller.start();
+  log.info({ namespace: config.namespace, config: path }, "controller started");
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
+  log.info({}, "controller stopping");
+  await controller.stop();
+  server?.close();
+  return 0;
+}
+
+async function serveMetrics(controller: SpindleSetController, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url === "/healthz") {
+      res.end("ok");
+      return;
+    }
+    if (req.url !== "/metrics") {
+      res.statusCode = 404;
+      res.end();
+      return;
+    }
+    controller.metrics.registry.metrics().then(
+      (text) => {
+        res.setHeader("Content-Type", controller.metrics.registry.contentType);
+        res.end(text);
+      },
+      () => {
+        res.statusCode = 500;
+        res.end();
+      },
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(port, resolve));
+  return server;
+}
