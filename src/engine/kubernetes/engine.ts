@@ -277,9 +277,17 @@ export class KubernetesEngine implements Engine {
     });
   }
 
+  /**
+   * Starts the SpindleSet watch; waits for its first list, but not forever: placement and
+   * recovery read what they need directly, the watch only brings later status changes.
+   */
   #ensureWatch(): Promise<void> {
     this.#watching ??= this.#watch.start();
-    return this.#watching;
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((r) => {
+      timer = setTimeout(r, 10_000);
+    });
+    return Promise.race([this.#watching, limit]).finally(() => clearTimeout(timer));
   }
 
   /** Runs writes to one SpindleSet one after another. */
