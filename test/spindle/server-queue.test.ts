@@ -4,7 +4,8 @@
  * cancelling a queued workflow means it never starts.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
@@ -16,6 +17,7 @@ import {
   KNOT,
   pipelineRecord,
   statuses,
+  waitFor,
   workflow,
 } from "./server-kit.ts";
 
@@ -78,5 +80,55 @@ describe("spindle server: queue bounds and cancel", () => {
       assert.ok(running <= 1, "two workflows ran at once");
     }
     events.close();
+  });
+});
+
+describe("spindle server: graceful stop and start on the same database", () => {
+  it("a stop fails the running local workflow with a reason, keeps queued ones, and the next start runs them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "loom-stop-"));
+    const env = { SPINDLE_SERVER_MAX_JOB_COUNT: "1" };
+    const mark = (n: string) => join(dir, `m-${n}`);
+    const p = (name: string, command: string) => pipelineRecord([workflow(name, [{ name: "s", command }])]);
+    let b = await bootServer({ dir, env });
+    try {
+      addRepo(b.server, ALICE, "loom");
+      const events = new Collector(`${b.wsUrl}/events`);
+      await events.opened;
+      await b.server.pipelines.acceptPipeline(
+        KNOT,
+        "3lxyz2stop001",
+        p("run.yml", `echo x >> ${mark("run")}; sleep 30`),
+      );
+      await events.until((f) => statuses(f, "run.yml").some((e) => e.status === "running"));
+      await b.server.pipelines.acceptPipeline(
+        KNOT,
+        "3lxyz2stop002",
+        p("wait.yml", `echo x >> ${mark("wait")}`),
+      );
+      await events.until((f) => statuses(f, "wait.yml").some((e) => e.status === "pending"));
+      await waitFor(() => existsSync(mark("run")), 10_000, "the step started");
+      await b.stop();
+      b = await bootServer({ dir, env });
+      const all = new Collector(`${b.wsUrl}/events?cursor=1`);
+      await all.until((f) => statuses(f, "wait.yml").some((e) => e.status === "success"));
+      assert.deepEqual(
+        statuses(all.frames, "run.yml").map((e) => [e.status, e.error]),
+        [
+          ["pending", undefined],
+          ["running", undefined],
+          ["failed", "the spindle shut down while the workflow was running"],
+        ],
+      );
+      assert.deepEqual(
+        statuses(all.frames, "wait.yml").map((e) => e.status),
+        ["pending", "running", "success"],
+      );
+      assert.equal(readFileSync(mark("run"), "utf8"), "x\n");
+      assert.equal(readFileSync(mark("wait"), "utf8"), "x\n");
+      all.close();
+    } finally {
+      await b.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
