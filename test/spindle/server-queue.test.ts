@@ -4,7 +4,7 @@
  * cancelling a queued workflow means it never starts.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -126,6 +126,31 @@ describe("spindle server: graceful stop and start on the same database", () => {
       assert.equal(readFileSync(mark("run"), "utf8"), "x\n");
       assert.equal(readFileSync(mark("wait"), "utf8"), "x\n");
       all.close();
+    } finally {
+      await b.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("spindle server: an unusable log directory", () => {
+  it("fails the workflow with a reason instead of leaving it pending", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "loom-logdir-"));
+    const notADir = join(dir, "logs-is-a-file");
+    writeFileSync(notADir, "");
+    const b = await bootServer({ dir, env: { SPINDLE_SERVER_LOG_DIR: notADir } });
+    try {
+      addRepo(b.server, ALICE, "loom");
+      const events = new Collector(`${b.wsUrl}/events`);
+      await events.opened;
+      await b.server.pipelines.acceptPipeline(
+        KNOT,
+        "3lxyz2nolog02",
+        pipelineRecord([workflow("n.yml", [{ name: "s", command: "true" }])]),
+      );
+      await events.until((f) => statuses(f, "n.yml").some((e) => e.status === "failed"));
+      assert.equal(statuses(events.frames, "n.yml").at(-1)?.error, "cannot open the workflow log file");
+      events.close();
     } finally {
       await b.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -132,7 +132,16 @@ export class Scheduler {
       // Re-read: a cancel may have landed since the pipeline's rows were read.
       const current = ledger.store.runByWid(wid);
       if (!current || FINISHED.has(current.status)) return;
-      sink = new LiveLogSink(await LogFile.open(this.#o.logDir, wid));
+      try {
+        sink = new LiveLogSink(await LogFile.open(this.#o.logDir, wid));
+      } catch (err) {
+        // Without a log the run cannot be observed; fail it rather than leave it pending.
+        log.error({ err: (err as Error).message }, "cannot open the workflow log file");
+        ledger.record([
+          { run: current, status: "failed", error: "cannot open the workflow log file", exitCode: -1 },
+        ]);
+        return;
+      }
       const secrets = await this.#secrets(p.scope, log);
       const run: WorkflowRun = { plan, secrets, onStatus: () => {}, log: sink };
       if (current.status === "running") {
