@@ -23,6 +23,7 @@ import {
 } from "./auth/index.ts";
 import { type Config, ConfigError } from "./config.ts";
 import { type DatabaseSync, openDatabase } from "./db/index.ts";
+import { Gen2Service, type Gen2ServiceOptions } from "./gen2/service.ts";
 import { SpindleApp } from "./http/app.ts";
 import type { StreamOptions } from "./http/events-ws.ts";
 import { RepoResolver } from "./http/repo-resolver.ts";
@@ -58,6 +59,8 @@ export interface SpindleServerOptions {
    * caller (tests that feed `pipelines` directly). An object passes test knobs through.
    */
   intake?: false | Pick<CreateIntakeOptions, "jetstream" | "knots" | "identity" | "xrpc">;
+  /** Gen2 test knobs (workflow fetcher, fetch retry delays, TID clock). */
+  gen2?: Partial<Pick<Gen2ServiceOptions, "fetcher" | "fetchRetryDelaysMs" | "tids">>;
 }
 
 export class SpindleServer {
@@ -73,6 +76,8 @@ export class SpindleServer {
   readonly engine: Engine;
   /** Null when constructed with `intake: false`. */
   readonly intake: Intake | null;
+  /** Generation 2: ci.* XRPC, subscribePipelineLogs, refUpdate intake, did.json. */
+  readonly gen2: Gen2Service;
   readonly #ledger: Ledger;
   readonly #secrets: SecretsProvider;
   readonly #app: SpindleApp;
@@ -124,6 +129,34 @@ export class SpindleServer {
       },
       onQueued: () => this.scheduler.wake(),
     });
+    const rbac = new Rbac(this.db);
+    const verifier = new ServiceJwtVerifier({
+      resolver: createIdentityResolver({ plcUrl: config.server.plcUrl, dev: config.server.dev }),
+      replay: new JtiReplayCache(this.db),
+    });
+    const stream = {
+      pingMs: 30_000,
+      highWaterBytes: 4 << 20,
+      stallMs: 30_000,
+      pollMs: 250,
+      ...p.opts.stream,
+    };
+    this.gen2 = new Gen2Service({
+      config,
+      ledger: this.#ledger,
+      store: this.store,
+      events: this.events,
+      scheduler: this.scheduler,
+      secrets: this.#secrets,
+      metrics: this.metrics,
+      rbac,
+      verifier,
+      audiences: serviceAudiences(config.server.hostname),
+      logger: this.logger.child({ component: "gen2" }),
+      gen1: this.pipelines,
+      stream,
+      ...p.opts.gen2,
+    });
     this.intake =
       p.opts.intake === false
         ? null
@@ -132,41 +165,38 @@ export class SpindleServer {
             db: this.db,
             pipelines: this.pipelines,
             log: this.logger,
+            knotHandlers: this.gen2.knotHandlers(),
             ...(p.opts.intake ?? {}),
           });
-    const rbac = new Rbac(this.db);
-    const verifier = new ServiceJwtVerifier({
-      resolver: createIdentityResolver({ plcUrl: config.server.plcUrl, dev: config.server.dev }),
-      replay: new JtiReplayCache(this.db),
-    });
     this.#app = new SpindleApp({
-      xrpc: xrpcMethods({
-        verifier,
-        audiences: serviceAudiences(config.server.hostname),
-        rbac,
-        secrets: this.#secrets,
-        repos: new RepoResolver({ db: this.db, plcUrl: config.server.plcUrl, dev: config.server.dev }),
-        store: this.store,
-        scheduler: this.scheduler,
-        logger: this.logger.child({ component: "xrpc" }),
-      }),
+      xrpc: {
+        ...xrpcMethods({
+          verifier,
+          audiences: serviceAudiences(config.server.hostname),
+          rbac,
+          secrets: this.#secrets,
+          repos: new RepoResolver({ db: this.db, plcUrl: config.server.plcUrl, dev: config.server.dev }),
+          store: this.store,
+          scheduler: this.scheduler,
+          logger: this.logger.child({ component: "xrpc" }),
+        }),
+        ...this.gen2.xrpcMethods(),
+      },
       events: this.events,
       store: this.store,
       logDir: config.server.logDir,
       metrics: this.metrics,
       logger: this.logger.child({ component: "http" }),
-      stream: {
-        pingMs: 30_000,
-        highWaterBytes: 4 << 20,
-        stallMs: 30_000,
-        pollMs: 250,
-        ...p.opts.stream,
-      },
+      stream,
       ...(p.opts.motd !== undefined ? { motd: p.opts.motd } : {}),
       ready: () => this.#state === "running",
     });
-    this.#http = createServer({ requestTimeout: 60_000, headersTimeout: 15_000 }, this.#app.onRequest);
-    this.#http.on("upgrade", this.#app.onUpgrade);
+    this.#http = createServer({ requestTimeout: 60_000, headersTimeout: 15_000 }, (req, res) => {
+      if (!this.gen2.handleRequest(req, res)) this.#app.onRequest(req, res);
+    });
+    this.#http.on("upgrade", (req, socket, head) => {
+      if (!this.gen2.handleUpgrade(req, socket, head)) this.#app.onUpgrade(req, socket, head);
+    });
     this.#http.on("clientError", (_err, socket) => {
       if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
     });
@@ -221,6 +251,7 @@ export class SpindleServer {
     this.#state = "stopping";
     const closed = new Promise<void>((res) => this.#http.close(() => res()));
     this.#app.close();
+    this.gen2.close();
     this.#http.closeIdleConnections();
     await this.intake?.stop();
     this.scheduler.pause();

@@ -154,6 +154,87 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: "Gen2 ci index (queryPipelines by repo DID, commit, kind; created-nanos cursor) and workflow start/finish times, kept by triggers so every insert path fills them",
+    sql: `
+      -- One row per pipeline, Gen1 (knot) and Gen2 (spindle-built) alike (gen2 §2.6). repo_did
+      -- from the trigger, else from the repos row of (owner, name); commit_sha = push.newSha |
+      -- pullRequest.sourceSha | manual.sha; created_ns = created_at in nanos, bumped to be
+      -- strictly increasing, so it is a unique, stable page cursor.
+      CREATE TABLE ci_pipelines (
+        pipeline_id INTEGER PRIMARY KEY REFERENCES pipelines (id),
+        tid TEXT NOT NULL,
+        repo_did TEXT,
+        commit_sha TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        ref TEXT,
+        created_ns INTEGER NOT NULL UNIQUE
+      );
+      CREATE INDEX ci_pipelines_repo ON ci_pipelines (repo_did, created_ns);
+      CREATE INDEX ci_pipelines_commit ON ci_pipelines (repo_did, commit_sha, created_ns);
+      CREATE INDEX ci_pipelines_tid ON ci_pipelines (tid);
+      CREATE TRIGGER ci_pipelines_index AFTER INSERT ON pipelines WHEN json_valid(new.record)
+      BEGIN
+        INSERT INTO ci_pipelines (pipeline_id, tid, repo_did, commit_sha, kind, ref, created_ns)
+        VALUES (
+          new.id,
+          new.rkey,
+          COALESCE(
+            NULLIF(json_extract(new.record, '$.triggerMetadata.repo.repoDid'), ''),
+            (SELECT repo_did FROM repos
+              WHERE owner = json_extract(new.record, '$.triggerMetadata.repo.did')
+                AND name = json_extract(new.record, '$.triggerMetadata.repo.repo'))
+          ),
+          COALESCE(
+            json_extract(new.record, '$.triggerMetadata.push.newSha'),
+            json_extract(new.record, '$.triggerMetadata.pullRequest.sourceSha'),
+            json_extract(new.record, '$.triggerMetadata.manual.sha'),
+            ''
+          ),
+          COALESCE(json_extract(new.record, '$.triggerMetadata.kind'), ''),
+          COALESCE(
+            json_extract(new.record, '$.triggerMetadata.push.ref'),
+            json_extract(new.record, '$.triggerMetadata.manual.ref')
+          ),
+          max(new.created_at * 1000000, COALESCE((SELECT max(created_ns) FROM ci_pipelines), 0) + 1)
+        );
+      END;
+      -- Pipelines stored before this migration (ms * 1e6 + id keeps them distinct).
+      INSERT INTO ci_pipelines (pipeline_id, tid, repo_did, commit_sha, kind, ref, created_ns)
+      SELECT p.id, p.rkey,
+        COALESCE(NULLIF(json_extract(p.record, '$.triggerMetadata.repo.repoDid'), ''),
+          (SELECT r.repo_did FROM repos r
+            WHERE r.owner = json_extract(p.record, '$.triggerMetadata.repo.did')
+              AND r.name = json_extract(p.record, '$.triggerMetadata.repo.repo'))),
+        COALESCE(json_extract(p.record, '$.triggerMetadata.push.newSha'),
+          json_extract(p.record, '$.triggerMetadata.pullRequest.sourceSha'),
+          json_extract(p.record, '$.triggerMetadata.manual.sha'), ''),
+        COALESCE(json_extract(p.record, '$.triggerMetadata.kind'), ''),
+        COALESCE(json_extract(p.record, '$.triggerMetadata.push.ref'),
+          json_extract(p.record, '$.triggerMetadata.manual.ref')),
+        p.created_at * 1000000 + (p.id % 1000000)
+      FROM pipelines p WHERE json_valid(p.record);
+      -- ci.pipeline startedAt (first running) and finishedAt (last terminal status), gen2 §2.7.
+      ALTER TABLE workflow_runs ADD COLUMN started_at INTEGER;
+      ALTER TABLE workflow_runs ADD COLUMN finished_at INTEGER;
+      CREATE TRIGGER ci_run_started AFTER UPDATE OF status ON workflow_runs
+        WHEN new.status = 'running' AND new.started_at IS NULL
+      BEGIN
+        UPDATE workflow_runs SET started_at = new.updated_at WHERE wid = new.wid;
+      END;
+      CREATE TRIGGER ci_run_finished AFTER UPDATE OF status ON workflow_runs
+        WHEN new.status IN ('success', 'failed', 'timeout', 'cancelled')
+      BEGIN
+        UPDATE workflow_runs SET finished_at = new.updated_at WHERE wid = new.wid;
+      END;
+      CREATE TRIGGER ci_run_finished_at_insert AFTER INSERT ON workflow_runs
+        WHEN new.status IN ('success', 'failed', 'timeout', 'cancelled')
+      BEGIN
+        UPDATE workflow_runs SET finished_at = new.updated_at WHERE wid = new.wid;
+      END;
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database's `user_version`, in order. */

@@ -1,0 +1,183 @@
+/**
+ * Storing and queueing a pipeline the spindle built itself (gen2 §2.4, §2.7): the Gen2 twin of
+ * `PipelineProcessor.acceptPipeline`, writing the same tables through the same Ledger, so the
+ * scheduler, `/events`, `/logs` and the ci.* reads treat both generations alike.
+ *
+ * Keys: the pipeline row's `knot` column is the spindle's own hostname and `rkey` a TID from the
+ * spindle's clock, so status events name `at://did:web:<spindle host>/sh.tangled.pipeline/<tid>`
+ * — the same AT-URI triggerPipeline answers with (gen2 §2.7 recommendation [I]) — and
+ * `/logs/<spindle host>/<tid>/<workflow>` works too. Knot pipelines keep (knot, knot TID).
+ *
+ * Trust: a run whose code comes from another repo (`sourceRepo` ≠ repo, a fork PR) gets no
+ * secrets at all: no secret names in its plan, and a secrets scope (`untrusted:<tid>`) that no
+ * `addSecret` can ever write to (scopes there are repo DIDs or `<did>/<name>`), so the scheduler
+ * finds nothing to inject even after a restart.
+ */
+import type { Logger } from "pino";
+import type { Gen2PipelineRecord } from "../../gen2/index.ts";
+import type { Gen2TriggerMetadata } from "../../gen2/wire/v2026/trigger-metadata.ts";
+import { type RunPlan, resolveWorkflow, workflowId } from "../../workflow/resolve.ts";
+import type { TriggerMetadata } from "../../workflow/types.ts";
+import type { StoredEvent } from "../pipelines/event-log.ts";
+import type { Ledger, Transition } from "../pipelines/ledger.ts";
+import type { SpindleMetrics } from "../pipelines/metrics.ts";
+import type { SecretsProvider } from "../secrets/index.ts";
+
+export interface Gen2AcceptorOptions {
+  ledger: Ledger;
+  secrets: SecretsProvider;
+  metrics: SpindleMetrics;
+  logger: Logger;
+  /** The spindle's hostname: the `knot` column of every Gen2 pipeline. */
+  hostname: string;
+  queueSize: number;
+  dev: boolean;
+  nixeryHost: string;
+  timeoutSeconds: number;
+  onQueued: () => void;
+}
+
+export interface Gen2Accept {
+  tid: string;
+  record: Gen2PipelineRecord;
+  /** Secrets scope key of the repo (ignored when untrusted). */
+  scope: string;
+  /** Code from another repo: no secrets. */
+  untrusted: boolean;
+  /** Clone from here instead of the repo (fork PRs: the fork). */
+  cloneUrl?: string;
+  /** Workflows that failed before compile (e.g. the knot was unreachable), with the reason. */
+  failed?: Array<{ name: string; error: string }>;
+}
+
+export class Gen2Acceptor {
+  readonly #o: Gen2AcceptorOptions;
+
+  constructor(o: Gen2AcceptorOptions) {
+    this.#o = o;
+  }
+
+  get hostname(): string {
+    return this.#o.hostname;
+  }
+
+  /** Stores the pipeline, its runs and their first status events in one transaction, then queues it. */
+  async accept(a: Gen2Accept): Promise<{ state: "queued" | "done" }> {
+    const { ledger } = this.#o;
+    const knot = this.#o.hostname;
+    const rkey = a.tid;
+    const secretKeys = a.untrusted ? [] : await this.#secretKeys(a.scope);
+    const trigger = matchTrigger(a.record.triggerMetadata);
+    const plans: Array<{ name: string; wid: string; plan: RunPlan | null; error?: string }> = [];
+    for (const f of a.failed ?? []) {
+      plans.push({ name: f.name, wid: workflowId(knot, rkey, f.name), plan: null, error: f.error });
+    }
+    for (const wf of a.record.workflows) {
+      const r = resolveWorkflow(wf, trigger, {
+        pipeline: { knot, rkey },
+        secretKeys,
+        gen2: true,
+        dev: this.#o.dev,
+        nixeryHost: this.#o.nixeryHost,
+        timeoutSeconds: this.#o.timeoutSeconds,
+        ...(a.cloneUrl !== undefined && { cloneUrl: a.cloneUrl }),
+      });
+      const wid = workflowId(knot, rkey, wf.name);
+      plans.push(
+        r.ok ? { name: wf.name, wid, plan: r.plan } : { name: wf.name, wid, plan: null, error: r.error },
+      );
+    }
+    if (ledger.closed) throw new Error("the spindle is shutting down");
+    const scope = a.untrusted ? `untrusted:${rkey}` : a.scope;
+    const full = ledger.store.queuedCount() >= this.#o.queueSize;
+    const runnable = plans.some((p) => p.plan !== null);
+    const overflow = full && runnable;
+    const state = runnable && !overflow ? "queued" : "done";
+    const now = ledger.now();
+    const transitions: Transition[] = [];
+    const recordJson = JSON.stringify(a.record);
+    ledger.db.exec("BEGIN IMMEDIATE");
+    let stored: StoredEvent[];
+    try {
+      const id = ledger.store.insertPipeline({ knot, rkey, recordJson, scope, state }, now.getTime());
+      if (id === null) throw new Error(`pipeline ${rkey} already exists`);
+      stored = plans.map((p) => {
+        const status = p.plan === null || overflow ? "failed" : "pending";
+        const error =
+          p.plan === null
+            ? p.error
+            : overflow
+              ? `the spindle's queue is full (SPINDLE_SERVER_QUEUE_SIZE=${this.#o.queueSize}); the pipeline was not run`
+              : undefined;
+        ledger.store.insertRun(
+          { wid: p.wid, pipelineId: id, name: p.name, plan: p.plan, status, error: error ?? null },
+          now.getTime(),
+        );
+        const t: Transition = {
+          run: { wid: p.wid, knot, rkey, name: p.name },
+          status,
+          ...(status === "failed" ? { error, exitCode: -1 } : {}),
+        };
+        transitions.push(t);
+        return ledger.event(t);
+      });
+      ledger.db.exec("COMMIT");
+    } catch (err) {
+      if (ledger.db.isTransaction) ledger.db.exec("ROLLBACK");
+      ledger.store.recount();
+      throw err;
+    }
+    ledger.publish(stored, transitions);
+    this.#o.metrics.pipelines.inc({
+      result: overflow ? "overflow" : "accepted",
+      reason: overflow ? "queue_full" : "",
+    });
+    this.#o.logger.info(
+      { tid: rkey, workflows: plans.length, untrusted: a.untrusted, state },
+      "gen2 pipeline accepted",
+    );
+    if (state === "queued") this.#o.onQueued();
+    return { state };
+  }
+
+  async #secretKeys(scope: string): Promise<string[]> {
+    try {
+      return (await this.#o.secrets.listLocked(scope)).map((s) => s.key);
+    } catch (err) {
+      this.#o.logger.warn({ err: (err as Error).name }, "secret keys unavailable; planning without secrets");
+      return [];
+    }
+  }
+}
+
+/** The Gen1-shaped trigger `resolveWorkflow` reads (with the Gen2 fields it knows: repoDid, manual sha/ref). */
+export function matchTrigger(t: Gen2TriggerMetadata): TriggerMetadata {
+  const out: TriggerMetadata = {
+    kind: t.kind,
+    repo: {
+      knot: t.repo.knot,
+      did: t.repo.did,
+      repo: t.repo.repo ?? "",
+      defaultBranch: t.repo.defaultBranch,
+      repoDid: t.repo.repoDid,
+    },
+  };
+  if (t.push !== undefined) out.push = { ...t.push };
+  if (t.pullRequest !== undefined) {
+    const pr = t.pullRequest;
+    out.pullRequest = {
+      sourceBranch: pr.sourceBranch,
+      targetBranch: pr.targetBranch,
+      sourceSha: pr.sourceSha,
+      action: pr.action ?? "",
+    };
+  }
+  if (t.manual !== undefined) {
+    out.manual = {
+      sha: t.manual.sha,
+      ...(t.manual.ref !== undefined && { ref: t.manual.ref }),
+      ...(t.manual.inputs !== undefined && { inputs: t.manual.inputs }),
+    };
+  }
+  return out;
+}
