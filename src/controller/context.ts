@@ -6,6 +6,7 @@ import type { ClusterApi } from "./api.ts";
 import type { NodeLabels } from "./build/profile.ts";
 import type { Capacity } from "./capacity.ts";
 import type { ControllerConfig } from "./config.ts";
+import type { EventRecorder } from "./events.ts";
 
 export interface Cache<T> {
   get(key: string): T | undefined;
@@ -23,6 +24,8 @@ export interface ReconcileContext {
   /** Undefined: the node check of resource profiles is skipped. */
   nodes: Cache<V1Node> | undefined;
   capacity: Capacity;
+  /** Kubernetes Events on the SpindleSet; absent = none. */
+  events?: EventRecorder;
   /** How long a run may wait for its Secret (the engine creates it right after the run). */
   secretWaitMs: number;
   /** How long a waiting workflow sleeps before it asks for capacity again. */

@@ -22,6 +22,7 @@ import { Capacity } from "./capacity.ts";
 import { type IsKnown, sweepOrphans } from "./cleanup.ts";
 import type { ControllerConfig } from "./config.ts";
 import type { ReconcileContext } from "./context.ts";
+import { EventRecorder } from "./events.ts";
 import { errorText, Informer, objectKey } from "./informer.ts";
 import { LeaderElector } from "./leader.ts";
 import { type ControllerMetrics, createControllerMetrics } from "./metrics.ts";
@@ -66,6 +67,7 @@ export class SpindleSetController {
   readonly #nodes: Informer<V1Node> | undefined;
   readonly #capacity: Capacity;
   readonly #elector: LeaderElector | undefined;
+  readonly #events: EventRecorder;
   #queue: WorkQueue | undefined;
   #timers: NodeJS.Timeout[] = [];
   #sweeping: Promise<void> | undefined;
@@ -125,12 +127,14 @@ export class SpindleSetController {
         ? undefined
         : new Informer<V1Node>({ ...common, path: paths.nodes, list: () => this.#api.listNodes() });
     this.#capacity = new Capacity(config.maxConcurrentJobs, () => this.#jobs.list());
+    const le = opts.leaderElection === false ? {} : (opts.leaderElection ?? {});
+    const identity = le.identity ?? `${hostname()}-${randomBytes(4).toString("hex")}`;
+    this.#events = new EventRecorder(kubeConfig, identity, this.#log);
     if (opts.leaderElection !== false) {
-      const le = opts.leaderElection ?? {};
       this.#elector = new LeaderElector({
         kubeConfig,
         namespace: config.namespace,
-        identity: le.identity ?? `${hostname()}-${randomBytes(4).toString("hex")}`,
+        identity,
         log: this.#log,
         ...(le.leaseDurationMs !== undefined && { leaseDurationMs: le.leaseDurationMs }),
         ...(le.renewDeadlineMs !== undefined && { renewDeadlineMs: le.renewDeadlineMs }),
@@ -202,6 +206,7 @@ export class SpindleSetController {
       pods: this.#pods,
       nodes: this.#nodes,
       capacity: this.#capacity,
+      events: this.#events,
       secretWaitMs: this.#opts.secretWaitMs ?? 60_000,
       capacityRetryMs: this.#opts.capacityRetryMs ?? 10_000,
     };

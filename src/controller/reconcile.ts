@@ -83,6 +83,13 @@ async function writeStatus(ctx: ReconcileContext, ss: SpindleSet, next: SpindleS
       },
       "workflow status changed",
     );
+    const bad = w.phase === "failed" || w.phase === "timeout";
+    ctx.events?.record(ss, {
+      type: bad ? "Warning" : "Normal",
+      reason: w.reason,
+      action: w.phase,
+      note: `${w.name}: ${w.message ?? w.phase}`,
+    });
   }
 }
 

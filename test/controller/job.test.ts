@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BatchV1Api, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import { BatchV1Api, CoreV1Api, CustomObjectsApi, EventsV1Api } from "@kubernetes/client-node";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
-import { getTestCluster } from "../harness/index.ts";
+import { eventually, getTestCluster } from "../harness/index.ts";
 import {
   createRun,
   ensureNodes,
@@ -207,6 +207,13 @@ test("a spec the CRD accepts but the rules refuse is InvalidSpec", { skip: clust
   assert.equal(run.status!.phase, "failed");
   assert.equal(run.status!.conditions.find((c) => c.type === "Succeeded")?.status, "False");
   assert.equal((await listJobs(cluster, ns)).length, 0);
+  const events = cluster.kubeConfig().makeApiClient(EventsV1Api);
+  await eventually("a Warning event on the run", async () => {
+    const list = (await events.listNamespacedEvent({ namespace: ns })).items;
+    return list.some(
+      (e) => e.regarding?.name === "invalid-run" && e.reason === "InvalidSpec" && e.type === "Warning",
+    );
+  });
 });
 
 test("a missing Secret fails the workflow after the wait; cancel of one workflow deletes its Job", {
