@@ -276,6 +276,16 @@ describe("spindle server: XRPC", () => {
     );
   });
 
+  it("a body over 64 KiB is 400 Generic", async () => {
+    const res = await call("sh.tangled.repo.addSecret", {
+      as: ALICE,
+      body: { repo: REPO_URI, key: "BIG", value: "v".repeat(100 * 1024) },
+    });
+    assert.equal(res.status, 400);
+    assert.equal(JSON.parse(res.text).error, "Generic");
+    assert.ok(!res.text.includes("vvvv"));
+  });
+
   it("wrong HTTP method → 405, unknown method → 404", async () => {
     assert.equal((await call("sh.tangled.owner", { httpMethod: "POST", body: {} })).status, 405);
     assert.equal((await call("sh.tangled.repo.addSecret", { httpMethod: "GET" })).status, 405);
