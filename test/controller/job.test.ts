@@ -4,8 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BatchV1Api, CoreV1Api, CustomObjectsApi, EventsV1Api } from "@kubernetes/client-node";
+import {
+  BatchV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+} from "@kubernetes/client-node";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
+import { RUNNER_SILENT_ANNOTATION } from "../../src/controller/signals.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import {
   createRun,
@@ -253,4 +261,28 @@ test("a missing Secret fails the workflow after the wait; cancel of one workflow
   );
   assert.equal(cancelled.status!.phase, "failed", "the worst outcome names the run: a.yml failed");
   assert.equal(cancelled.status!.progress, "2/2");
+});
+
+test("a Job the engine marks runner-silent ends with RunnerSilent and is deleted", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  await startController(t, cluster, testConfig(ns));
+  const run = await createRun(cluster, ns, [workflow("quiet.yml")]);
+  const name = run.metadata.name!;
+  const scheduled = await waitForWorkflow(cluster, ns, name, "quiet.yml", (_p, r) => r === "Scheduled");
+  const jobName = scheduled.status!.workflows[0]!.jobName!;
+  const batch = cluster.kubeConfig().makeApiClient(BatchV1Api);
+  await batch.patchNamespacedJob(
+    {
+      name: jobName,
+      namespace: ns,
+      body: { metadata: { annotations: { [RUNNER_SILENT_ANNOTATION]: "no runner event for 120s" } } },
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+  const failed = await waitForWorkflow(cluster, ns, name, "quiet.yml", "failed");
+  assert.equal(failed.status!.workflows[0]!.reason, "RunnerSilent");
+  assert.match(failed.status!.workflows[0]!.message!, /no runner event for 120s/);
+  await eventually("the silent Job is deleted", async () => (await listJobs(cluster, ns)).length === 0);
 });
