@@ -35,7 +35,7 @@ describe("config/rbac", () => {
       [GROUP, SPINDLESET.plural, ["get", "list", "watch", "create", "delete"]],
       [GROUP, `${SPINDLESET.plural}/status`, ["update", "patch"]],
       [GROUP, `${SPINDLESET.plural}/finalizers`, ["update"]],
-      ["batch", "jobs", ["get", "list", "watch", "create", "delete"]],
+      ["batch", "jobs", ["get", "list", "watch", "create", "delete", "patch"]],
       ["", "pods", ["get", "list", "watch"]],
       ["", "pods/log", ["get"]],
       ["", "secrets", ["get", "create"]],

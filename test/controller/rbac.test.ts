@@ -1,0 +1,93 @@
+/**
+ * The controller with nothing but the shipped RBAC (config/rbac: the Role in its namespace and
+ * the nodes ClusterRole), as a client-certificate user of the real apiserver: leader election,
+ * caches, Job and ConfigMap creation, status, events, cancel and the orphan sweep all work.
+ */
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { test } from "node:test";
+import { RbacAuthorizationV1Api, type V1ClusterRole, type V1Role } from "@kubernetes/client-node";
+import { parseAllDocuments } from "yaml";
+import { getTestCluster } from "../harness/index.ts";
+import {
+  createRun,
+  ensureNodes,
+  installCrd,
+  LogCapture,
+  listJobs,
+  patchRunSpec,
+  startController,
+  testConfig,
+  waitForWorkflow,
+  workflow,
+} from "./support.ts";
+
+const cluster = await getTestCluster();
+if (!cluster.skip) {
+  await installCrd(cluster);
+  await ensureNodes(cluster);
+}
+
+async function manifest<T>(file: string): Promise<T> {
+  const text = await readFile(new URL(`../../config/rbac/${file}`, import.meta.url), "utf8");
+  return parseAllDocuments(text)[0]!.toJS() as T;
+}
+
+test("the shipped RBAC is enough for the controller", { skip: cluster.skip }, async (t) => {
+  const ns = await cluster.namespace(t);
+  const user = `loom-${ns.slice(-6)}`;
+  const rbac = cluster.kubeConfig().makeApiClient(RbacAuthorizationV1Api);
+  const role = await manifest<V1Role>("role.yaml");
+  role.metadata!.namespace = ns;
+  await rbac.createNamespacedRole({ namespace: ns, body: role });
+  await rbac.createNamespacedRoleBinding({
+    namespace: ns,
+    body: {
+      metadata: { name: "loom-controller" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata!.name! },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
+    },
+  });
+  const nodesRole = await manifest<V1ClusterRole>("cluster_role.yaml");
+  await rbac.createClusterRole({ body: nodesRole }).catch((err: { code?: number }) => {
+    if (err.code !== 409) throw err;
+  });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: user },
+      roleRef: {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "ClusterRole",
+        name: nodesRole.metadata!.name!,
+      },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
+    },
+  });
+  t.after(() => rbac.deleteClusterRoleBinding({ name: user }).catch(() => {}));
+
+  const logs = new LogCapture();
+  const kubeConfig = await cluster.userKubeConfig(user);
+  const { controller } = await startController(
+    t,
+    cluster,
+    testConfig(ns),
+    {
+      kubeConfig,
+      leaderElection: { identity: "rbac", leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 300 },
+    },
+    logs,
+  );
+  const run = await createRun(cluster, ns, [workflow("a.yml", { secretKeys: ["K"] }), workflow("b.yml")], {
+    secrets: { K: "v" },
+  });
+  const name = run.metadata.name!;
+  await waitForWorkflow(cluster, ns, name, "a.yml", (_p, r) => r === "Scheduled");
+  await waitForWorkflow(cluster, ns, name, "b.yml", (_p, r) => r === "Scheduled");
+  await patchRunSpec(cluster, ns, name, { cancel: true });
+  await waitForWorkflow(cluster, ns, name, "a.yml", "cancelled");
+  await waitForWorkflow(cluster, ns, name, "b.yml", "cancelled");
+  assert.equal((await listJobs(cluster, ns)).length, 0);
+  await controller.sweep();
+  assert.ok(controller.active);
+  assert.doesNotMatch(logs.text(), /forbidden|Forbidden/, "no call was refused");
+});
