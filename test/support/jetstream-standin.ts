@@ -63,7 +63,7 @@ export function commitEvent(input: CommitInput): JetstreamWireEvent {
 }
 
 const EXAMPLES = fileURLToPath(
-  new URL("../../../shared/spec/examples/events/jetstream/spindle-inputs.jsonl", import.meta.url),
+  new URL("../fixtures/spec/examples/events/jetstream/spindle-inputs.jsonl", import.meta.url),
 );
 
 /**

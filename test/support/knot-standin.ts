@@ -25,7 +25,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { type WebSocket, WebSocketServer } from "ws";
 
-const EXAMPLES = new URL("../../../shared/spec/examples/events/knot-stream/", import.meta.url);
+const EXAMPLES = new URL("../fixtures/spec/examples/events/knot-stream/", import.meta.url);
 
 export interface ExampleEnvelope {
   event: Record<string, unknown>;
