@@ -4,6 +4,7 @@
  * than 100 drains at once instead of waiting for new events), then live. Every connection has
  * its own pump, so a slow client only delays itself.
  */
+import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import type { WebSocket } from "ws";
 import type { EventLog } from "../pipelines/event-log.ts";
@@ -19,6 +20,17 @@ import {
 export const EVENTS_BATCH = 100;
 
 let connections = 0;
+
+/**
+ * The TCP socket under a `ws` WebSocket, corked. `ws` has no public cork; its `_socket` field
+ * has been stable across ws 8 (the version is pinned). Without it each frame is its own write
+ * system call, which is most of the cost of fanning one burst out to hundreds of subscribers.
+ */
+function corkedSocket(ws: WebSocket): Socket | undefined {
+  const socket = (ws as unknown as { _socket?: Socket })._socket;
+  socket?.cork();
+  return socket;
+}
 
 export interface StreamOptions extends BoundedSendOptions {
   pingMs: number;
@@ -50,11 +62,21 @@ export function serveEvents(
         for (;;) {
           const batch = events.after(last, EVENTS_BATCH);
           if (batch.length === 0) break;
-          for (const e of batch) {
-            if (closed) return;
-            const wait = sendBounded(ws, e.bytes, opts);
-            if (wait) await wait;
-            last = e.created;
+          // One write for the whole batch while the socket keeps up (see corkedSocket).
+          const socket = batch.length > 1 ? corkedSocket(ws) : undefined;
+          try {
+            for (const e of batch) {
+              if (closed) return;
+              const wait = sendBounded(ws, e.bytes, opts);
+              if (wait) {
+                socket?.uncork();
+                await wait;
+                socket?.cork();
+              }
+              last = e.created;
+            }
+          } finally {
+            socket?.uncork();
           }
           pinger.touch();
         }
