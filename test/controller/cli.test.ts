@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { stringify } from "yaml";
 import { eventually, getTestCluster } from "../harness/index.ts";
-import { createRun, ensureNodes, installCrd, waitForWorkflow, workflow } from "./support.ts";
+import { createRun, ensureNodes, installCrd, PARKED_RESOURCE, waitForWorkflow, workflow } from "./support.ts";
 
 const cluster = await getTestCluster();
 if (!cluster.skip) {
@@ -25,7 +25,18 @@ test("loom controller runs until SIGTERM", { skip: cluster.skip }, async (t) => 
   const configPath = join(dir, "config.yaml");
   await writeFile(
     configPath,
-    stringify({ kubernetes: { namespace: ns, images: { runner: "ghcr.io/example/loom-runner:0.1.0" } } }),
+    stringify({
+      kubernetes: {
+        namespace: ns,
+        images: { runner: "ghcr.io/example/loom-runner:0.1.0" },
+        // Parked (see support.ts): the Job stays unfinished on a full control plane too.
+        template: {
+          resourceProfiles: [
+            { resources: { requests: { [PARKED_RESOURCE]: "1" }, limits: { [PARKED_RESOURCE]: "1" } } },
+          ],
+        },
+      },
+    }),
   );
   const child = spawn(
     process.execPath,

@@ -21,9 +21,10 @@ import {
   getRun,
   installCrd,
   listJobs,
+  PARKED_RESOURCE,
+  parkedConfig,
   patchRunSpec,
   startController,
-  testConfig,
   waitForWorkflow,
   workflow,
 } from "./support.ts";
@@ -38,7 +39,7 @@ const SECRET = "s3cr3t-value-that-must-not-leak";
 
 test("a SpindleSet produces exactly the expected Job", { skip: cluster.skip }, async (t) => {
   const ns = await cluster.namespace(t);
-  const { logs } = await startController(t, cluster, testConfig(ns));
+  const { logs } = await startController(t, cluster, parkedConfig(ns));
   const run = await createRun(
     cluster,
     ns,
@@ -119,8 +120,8 @@ test("a SpindleSet produces exactly the expected Job", { skip: cluster.skip }, a
     capabilities: { drop: ["ALL"], add: ["SETUID", "SETGID"] },
   });
   assert.deepEqual(runner.resources, {
-    requests: { cpu: "100m", memory: "128Mi" },
-    limits: { memory: "256Mi" },
+    requests: { cpu: "100m", memory: "128Mi", [PARKED_RESOURCE]: "1" },
+    limits: { memory: "256Mi", [PARKED_RESOURCE]: "1" },
   });
   const secretEnv = runner.env!.filter((e) => e.valueFrom);
   assert.deepEqual(
@@ -162,7 +163,7 @@ test("a SpindleSet produces exactly the expected Job", { skip: cluster.skip }, a
 
 test("workflows that can never run fail at once with a clear reason", { skip: cluster.skip }, async (t) => {
   const ns = await cluster.namespace(t);
-  await startController(t, cluster, testConfig(ns), { secretWaitMs: 500 });
+  await startController(t, cluster, parkedConfig(ns), { secretWaitMs: 500 });
   // The run names a Secret that never comes.
   const run = await createRun(
     cluster,
@@ -185,7 +186,7 @@ test("workflows that can never run fail at once with a clear reason", { skip: cl
 
 test("a spec the CRD accepts but the rules refuse is InvalidSpec", { skip: cluster.skip }, async (t) => {
   const ns = await cluster.namespace(t);
-  await startController(t, cluster, testConfig(ns));
+  await startController(t, cluster, parkedConfig(ns));
   const custom = cluster.kubeConfig().makeApiClient(CustomObjectsApi);
   const wf = workflow("dup.yml", {
     steps: [
@@ -228,7 +229,7 @@ test("a missing Secret fails the workflow after the wait; cancel of one workflow
   skip: cluster.skip,
 }, async (t) => {
   const ns = await cluster.namespace(t);
-  await startController(t, cluster, testConfig(ns), { secretWaitMs: 1000 });
+  await startController(t, cluster, parkedConfig(ns), { secretWaitMs: 1000 });
   const run = await createRun(
     cluster,
     ns,
@@ -267,7 +268,7 @@ test("a Job the engine marks runner-silent ends with RunnerSilent and is deleted
   skip: cluster.skip,
 }, async (t) => {
   const ns = await cluster.namespace(t);
-  await startController(t, cluster, testConfig(ns));
+  await startController(t, cluster, parkedConfig(ns));
   const run = await createRun(cluster, ns, [workflow("quiet.yml")]);
   const name = run.metadata.name!;
   const scheduled = await waitForWorkflow(cluster, ns, name, "quiet.yml", (_p, r) => r === "Scheduled");

@@ -10,8 +10,8 @@ import {
   installCrd,
   LogCapture,
   listJobs,
+  parkedConfig,
   startController,
-  testConfig,
   waitForWorkflow,
   workflow,
 } from "./support.ts";
@@ -28,7 +28,7 @@ test("two controllers: exactly one acts; a successor takes over on release, cras
   skip: cluster.skip,
 }, async (t) => {
   const ns = await cluster.namespace(t);
-  const config = testConfig(ns);
+  const config = parkedConfig(ns);
   const logsA = new LogCapture();
   const logsB = new LogCapture();
   const a = await startController(t, cluster, config, { leaderElection: { identity: "a", ...FAST } }, logsA);

@@ -15,9 +15,9 @@ import {
   installCrd,
   LogCapture,
   listJobs,
+  parkedConfig,
   patchRunSpec,
   startController,
-  testConfig,
   waitForWorkflow,
   workflow,
 } from "./support.ts";
@@ -70,7 +70,7 @@ test("the shipped RBAC is enough for the controller", { skip: cluster.skip }, as
   const { controller } = await startController(
     t,
     cluster,
-    testConfig(ns),
+    parkedConfig(ns),
     {
       kubeConfig,
       leaderElection: { identity: "rbac", leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 300 },

@@ -72,6 +72,31 @@ export function testConfig(namespace: string, extra: Record<string, unknown> = {
   });
 }
 
+/**
+ * testConfig whose pods also ask for an extended resource no node offers: on a full control
+ * plane they wait unschedulable (the Job stays unfinished, as on a plain one), so a test can
+ * look at a created Job, cancel it or restart the controller without racing kwok.
+ */
+export const PARKED_RESOURCE = "loom.test/parked";
+
+export function parkedConfig(namespace: string, extra: Record<string, unknown> = {}): ControllerConfig {
+  return testConfig(namespace, {
+    template: {
+      resourceProfiles: [
+        {
+          name: "small",
+          resources: {
+            requests: { cpu: "100m", memory: "128Mi", [PARKED_RESOURCE]: "1" },
+            limits: { memory: "256Mi", [PARKED_RESOURCE]: "1" },
+          },
+          tolerations: [{ key: "ci", operator: "Exists", effect: "NoSchedule" }],
+        },
+      ],
+    },
+    ...extra,
+  });
+}
+
 /** Captures every log line of a controller, for "no secret in any log" checks. */
 export class LogCapture {
   readonly lines: string[] = [];
