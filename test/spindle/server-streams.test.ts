@@ -26,7 +26,7 @@ import {
 describe("spindle server: streams", () => {
   let b: Booted;
   before(async () => {
-    b = await bootServer({ server: { stream: { highWaterBytes: 64 * 1024, stallMs: 1000, pollMs: 50 } } });
+    b = await bootServer({ server: { stream: { highWaterBytes: 64 * 1024, stallMs: 3000, pollMs: 50 } } });
     addRepo(b.server, ALICE, "loom");
   });
   after(() => b.stop());
@@ -50,7 +50,7 @@ describe("spindle server: streams", () => {
       ),
     );
     events.publish(batch);
-    await fast.until((f) => f.length === N, 30_000);
+    await fast.until((f) => f.length === N, 90_000);
     await waitFor(
       () => /loom_slow_clients_total\{stream="events"\} 1/.test(metricsText),
       10_000,
