@@ -67,7 +67,10 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Pro
 /** Writes `next` unless it says nothing new; logs every workflow whose phase or reason moved. */
 async function writeStatus(ctx: ReconcileContext, ss: SpindleSet, next: SpindleSetStatus): Promise<void> {
   if (stable(ss.status ?? {}) === stable(next)) return;
-  await ctx.api.patchStatus(ss.metadata.name!, ss.metadata.resourceVersion!, next);
+  // A merge patch keeps what it does not mention: a run that is unfinished again drops its time.
+  const reopened = ss.status?.completionTime && !next.completionTime;
+  const body = reopened ? ({ ...next, completionTime: null } as unknown as SpindleSetStatus) : next;
+  await ctx.api.patchStatus(ss.metadata.name!, ss.metadata.resourceVersion!, body);
   const before = new Map((ss.status?.workflows ?? []).map((w) => [w.name, w]));
   for (const w of next.workflows) {
     const old = before.get(w.name);

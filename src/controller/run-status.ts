@@ -42,7 +42,10 @@ export function runStatus(
     reason: summary.reason,
     progress: summary.progress,
     ...(startTime && { startTime }),
-    ...(finished && { completionTime: previous?.completionTime ?? iso(now)! }),
+    // A run that grew (the engine adds workflows one at a time) finishes anew.
+    ...(finished && {
+      completionTime: (previous?.progress === summary.progress && previous.completionTime) || iso(now)!,
+    }),
     workflows: [...workflows],
     conditions,
   };

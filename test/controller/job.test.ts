@@ -287,3 +287,22 @@ test("a Job the engine marks runner-silent ends with RunnerSilent and is deleted
   assert.match(failed.status!.workflows[0]!.message!, /no runner event for 120s/);
   await eventually("the silent Job is deleted", async () => (await listJobs(cluster, ns)).length === 0);
 });
+
+test("a finished run that gets another workflow (the engine adds them one by one) runs it", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  await startController(t, cluster, parkedConfig(ns));
+  const run = await createRun(cluster, ns, [workflow("first.yml", { architecture: "riscv64" })]);
+  const name = run.metadata.name!;
+  const finished = await waitForWorkflow(cluster, ns, name, "first.yml", "failed");
+  assert.ok(finished.status!.completionTime);
+  assert.equal(finished.status!.progress, "1/1");
+  const second = { ...workflow("second.yml"), wid: `knot.test-${run.spec.pipeline.rkey}-second.yml` };
+  await patchRunSpec(cluster, ns, name, { workflows: [...finished.spec.workflows, second] });
+  const grown = await waitForWorkflow(cluster, ns, name, "second.yml", (_p, r) => r === "Scheduled");
+  assert.equal(grown.status!.progress, "1/2");
+  assert.equal(grown.status!.completionTime, undefined, "unfinished again");
+  assert.equal(grown.status!.conditions.find((c) => c.type === "Succeeded")!.status, "Unknown");
+  assert.equal((await listJobs(cluster, ns)).length, 1);
+});
