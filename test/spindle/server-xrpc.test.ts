@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type Keypair, P256Keypair, Secp256k1Keypair } from "@atproto/crypto";
+import { Repos } from "../../src/spindle/db/index.ts";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { workflowId } from "../../src/workflow/resolve.ts";
 import { didDocument, serviceClaims, signJwt } from "../support/atproto.ts";
@@ -37,10 +38,14 @@ const PDS_ONLY_RKEY = "3repo0000000b";
 const PDS_ONLY_URI = `at://${ALICE}/sh.tangled.repo/${PDS_ONLY_RKEY}`;
 const SECRET_VALUE = "hunter2-very-secret-value";
 
+interface Pds {
+  url: string;
+  putRecord(did: string, collection: string, rkey: string, value: Record<string, unknown>): void;
+  stop(): Promise<void>;
+}
+
 /** A PDS that serves `com.atproto.repo.getRecord` for sh.tangled.repo records. */
-async function startPds(
-  records: Map<string, Record<string, unknown>>,
-): Promise<{ url: string; stop(): Promise<void> }> {
+async function startPds(records: Map<string, Record<string, unknown>>): Promise<Pds> {
   const server: Server = createServer((req, res) => {
     const u = new URL(req.url ?? "/", "http://pds");
     const key = `${u.searchParams.get("repo")}/${u.searchParams.get("collection")}/${u.searchParams.get("rkey")}`;
@@ -56,6 +61,7 @@ async function startPds(
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    putRecord: (did, collection, rkey, value) => records.set(`${did}/${collection}/${rkey}`, value),
     stop: () => new Promise((r) => server.close(() => r())),
   };
 }
@@ -63,7 +69,7 @@ async function startPds(
 describe("spindle server: XRPC", () => {
   let b: Booted;
   let plc: PlcServer;
-  let pds: { url: string; stop(): Promise<void> };
+  let pds: Pds;
   const keys = new Map<string, Keypair>();
 
   before(async () => {
@@ -274,6 +280,46 @@ describe("spindle server: XRPC", () => {
       }),
       err(400, "InvalidRepo", "supplied at-uri is not a repo: at://did:plc:x/app.bsky.feed.post/1"),
     );
+  });
+
+  it("a secret added through a PDS-resolved repo reaches runs of a repo known by DID", async () => {
+    const rkey = "3repo0000000d";
+    new Repos(b.server.db).upsert({
+      knot: KNOT,
+      owner: ALICE,
+      name: "withdid",
+      repoDid: "did:plc:repodidrepodid",
+    });
+    new Rbac(b.server.db).grantRepoOwner(ALICE, {
+      ownerDid: ALICE,
+      name: "withdid",
+      repoDid: "did:plc:repodidrepodid",
+    });
+    pds.putRecord(ALICE, "sh.tangled.repo", rkey, { name: "withdid", knot: KNOT });
+    const uri = `at://${ALICE}/sh.tangled.repo/${rkey}`;
+    assert.deepEqual(
+      await call("sh.tangled.repo.addSecret", {
+        as: ALICE,
+        body: { repo: uri, key: "DID_SCOPED", value: "scoped-value-123" },
+      }),
+      ok,
+    );
+    const events = new Collector(`${b.wsUrl}/events`);
+    await events.opened;
+    const prkey = "3lxyz2didscp2";
+    await b.server.pipelines.acceptPipeline(
+      KNOT,
+      prkey,
+      pipelineRecord([workflow("d.yml", [{ name: "s", command: 'test "$DID_SCOPED" = scoped-value-123' }])], {
+        did: ALICE,
+        repo: "withdid",
+      }),
+    );
+    await events.until((f) =>
+      statuses(f, "d.yml").some((e) => ["success", "failed"].includes(String(e.status))),
+    );
+    assert.equal(statuses(events.frames, "d.yml").at(-1)?.status, "success");
+    events.close();
   });
 
   it("a body over 64 KiB is 400 Generic", async () => {

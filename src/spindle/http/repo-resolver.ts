@@ -27,6 +27,7 @@ const CACHE_MAX = 1000;
 
 export class RepoResolver {
   readonly #byRkey: StatementSync;
+  readonly #byName: StatementSync;
   readonly #dids: DidResolver;
   readonly #dev: boolean;
   readonly #timeout: number;
@@ -36,6 +37,7 @@ export class RepoResolver {
     this.#byRkey = opts.db.prepare(
       "SELECT name, repo_did FROM repos WHERE owner = ? AND rkey = ? AND name IS NOT NULL",
     );
+    this.#byName = opts.db.prepare("SELECT repo_did FROM repos WHERE owner = ? AND name = ?");
     this.#timeout = opts.timeoutMs ?? 5000;
     this.#dids = new DidResolver({ plcUrl: opts.plcUrl, timeout: this.#timeout });
     this.#dev = opts.dev;
@@ -46,11 +48,17 @@ export class RepoResolver {
     if (row) return { name: String(row.name), repoDid: row.repo_did === null ? null : String(row.repo_did) };
     const key = `${did}/${rkey}`;
     const hit = this.#cache.get(key);
-    if (hit && Date.now() - hit.at < CACHE_MS) return hit.value;
-    const value = { name: await this.#fromPds(did, rkey), repoDid: null };
+    if (hit && Date.now() - hit.at < CACHE_MS) return this.#withDid(did, hit.value.name);
+    const value = this.#withDid(did, await this.#fromPds(did, rkey));
     if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value as string);
     this.#cache.set(key, { at: Date.now(), value });
     return value;
+  }
+
+  /** The repo DID the repos table knows for (owner, name), so secrets land in the same scope runs read. */
+  #withDid(did: string, name: string): RepoName {
+    const row = this.#byName.get(did, name);
+    return { name, repoDid: row?.repo_did == null ? null : String(row.repo_did) };
   }
 
   async #fromPds(did: string, rkey: string): Promise<string> {
