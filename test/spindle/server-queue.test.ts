@@ -8,6 +8,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import type { Engine } from "../../src/engine/engine.ts";
+import { LocalEngine } from "../../src/engine/local/engine.ts";
 import {
   ALICE,
   addRepo,
@@ -153,6 +155,56 @@ describe("spindle server: an unusable log directory", () => {
       events.close();
     } finally {
       await b.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("spindle server: a run that outlives the process is resumed", () => {
+  it("the next process recovers a running workflow as resumed and records its real outcome", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "loom-resume-"));
+    // Like the Kubernetes engine: runs survive close(); the next process re-attaches.
+    const local = new LocalEngine({ baseDir: join(dir, "runs"), killGraceMs: 1000 });
+    const surviving: Engine = {
+      name: "surviving",
+      start: (run) => local.start(run),
+      wait: (wid) => local.wait(wid),
+      cancel: (wid, reason) => local.cancel(wid, reason),
+      destroy: (wid) => local.destroy(wid),
+      recover: (run) => local.recover(run),
+      close: async () => {},
+    };
+    const mark = join(dir, "m-resume");
+    let b = await bootServer({ dir, server: { engine: surviving } });
+    try {
+      addRepo(b.server, ALICE, "loom");
+      const events = new Collector(`${b.wsUrl}/events`);
+      await events.opened;
+      await b.server.pipelines.acceptPipeline(
+        KNOT,
+        "3lxyz2resume2",
+        pipelineRecord([workflow("r.yml", [{ name: "s", command: `echo x >> ${mark}; sleep 7; exit 5` }])]),
+      );
+      await events.until((f) => statuses(f, "r.yml").some((e) => e.status === "running"));
+      await waitFor(() => existsSync(mark), 10_000, "the step started");
+      events.close();
+      await b.stop(); // the run keeps going
+      b = await bootServer({ dir, server: { engine: surviving } });
+      const all = new Collector(`${b.wsUrl}/events?cursor=1`);
+      await all.until((f) => statuses(f, "r.yml").some((e) => e.status === "failed"), 30_000);
+      assert.deepEqual(
+        statuses(all.frames, "r.yml").map((e) => [e.status, e.exitCode]),
+        [
+          ["pending", undefined],
+          ["running", undefined],
+          ["failed", 5],
+        ],
+      );
+      assert.equal(readFileSync(mark, "utf8"), "x\n");
+      all.close();
+    } finally {
+      await b.stop();
+      await local.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
