@@ -1,7 +1,8 @@
 /**
- * The Kubernetes engine on a bare control plane (etcd + kube-apiserver, no Job controller, no
- * nodes) with the real SpindleSet controller: everything up to the pod. Jobs are created but no
- * pod ever runs, which is exactly what placement and cancel need.
+ * The Kubernetes engine with the real SpindleSet controller, everything up to the pod: Jobs are
+ * created but no pod ever runs (a bare control plane has no Job controller; on the full one the
+ * resource profile matches no node), which is exactly what placement and cancel need. Runs on
+ * the plain control plane (etcd + kube-apiserver) as well as the full one.
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -67,7 +68,12 @@ test("workflows of one pipeline go into one SpindleSet with an owned Secret; can
   await installCrd(kc);
   const controller = SpindleSetController.create({
     kubeConfig: kc,
-    config: parseControllerConfig({ namespace: ns, images: { runner: "example.invalid/runner:test" } }),
+    // A profile no node matches: with the full control plane too (kwok), no pod ever runs.
+    config: parseControllerConfig({
+      namespace: ns,
+      images: { runner: "example.invalid/runner:test" },
+      template: { resourceProfiles: [{ nodeSelector: { "loom.test/never": "true" } }] },
+    }),
     log: quiet,
     leaderElection: false,
     checkNodes: false,

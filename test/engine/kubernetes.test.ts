@@ -243,8 +243,9 @@ test("after a restart, recover re-reads the pod log and appends only what the lo
   await first.start({ ...run, log: file1 });
   await first.close();
   await file1.close();
-  // ... except the first lines, which it had written to the log file before it died.
-  await writeFile(file1.path, `${expected.slice(0, 3).join("\n")}\n`);
+  // ... except the first lines, which it had written to the log file before it died (the
+  // last one only half).
+  await writeFile(file1.path, `${expected.slice(0, 3).join("\n")}\n${expected[3]!.slice(0, 12)}`);
   await log.serve(await pod);
 
   const second = engineFor(kc, ns);

@@ -30,7 +30,7 @@
  * log from the start and, because the relay turns the same runner output into the same lines,
  * drops as many lines as the log file already holds (see SkipSink).
  */
-import { readFile } from "node:fs/promises";
+import { readFile, truncate } from "node:fs/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
 import pino, { type Logger } from "pino";
 import { LABEL_PREFIX } from "../../api/v1alpha1/group.ts";
@@ -570,7 +570,11 @@ export class SkipSink implements LogSink {
   }
 }
 
-/** Complete lines already in a recovered run's log file (a LogFile has a `path`), else 0. */
+/**
+ * Complete lines already in a recovered run's log file (a LogFile has a `path`), else 0. A
+ * line the previous process left half-written (it died mid-write) is cut off: the replay writes
+ * it again, whole.
+ */
 async function existingLines(sink: LogSink): Promise<number> {
   const path = (sink as { path?: unknown }).path;
   if (typeof path !== "string") return 0;
@@ -579,6 +583,8 @@ async function existingLines(sink: LogSink): Promise<number> {
     const buf = await readFile(path);
     let n = 0;
     for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) n++;
+    const end = buf.lastIndexOf(10) + 1;
+    if (end < buf.length) await truncate(path, end);
     return n;
   } catch {
     return 0;
