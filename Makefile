@@ -20,6 +20,7 @@ deps: node_modules/.installed
 # Test-only servers, built or fetched into $(LOOM_CACHE) (never into the repository).
 test-deps: deps
 	@bash hack/openbao.sh
+	@bash hack/control-plane.sh
 
 build: deps
 	npm run build
