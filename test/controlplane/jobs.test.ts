@@ -60,6 +60,14 @@ test("the fake nodes are Ready with the expected architectures", { skip: cluster
   assert.deepEqual(arch, Object.fromEntries(FAKE_NODES.map((n) => [n.name, n.arch])));
   const amd64 = nodes.filter((n) => n.metadata!.labels!["kubernetes.io/arch"] === "amd64");
   assert.equal(amd64.length, 2);
+  for (const n of nodes) {
+    assert.equal(
+      n.status?.nodeInfo?.architecture,
+      n.metadata!.labels!["kubernetes.io/arch"],
+      n.metadata!.name,
+    );
+    assert.match(n.status?.nodeInfo?.kubeletVersion ?? "", /^kwok-/, "kwok filled in the rest of nodeInfo");
+  }
 });
 
 test("a Job asking for arm64 runs on the arm64 node and reaches Complete", {

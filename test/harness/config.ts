@@ -2,7 +2,7 @@
 // frozen HarnessConfig, so what a run depends on is visible in one place.
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 
 /** Kubernetes release the binaries are built from; must match hack/control-plane.sh. */
 export const K8S_VERSION = "v1.37.2";
@@ -82,7 +82,9 @@ export function locateBinaries(cacheDir: string): Binaries {
     kwokStages: join(cacheDir, "share", "kwok-stages.yaml"),
     kwokCrds: join(cacheDir, "share", "kwok-crds.yaml"),
   };
-  const missing = Object.values(paths).filter((p) => !existsSync(p));
+  const missing = Object.values(paths)
+    .filter((p) => !existsSync(p))
+    .map((p) => relative(cacheDir, p));
   if (missing.length > 0) throw new MissingBinariesError(cacheDir, missing);
   return Object.freeze({ dir: cacheDir, ...paths, versions: readVersions(join(cacheDir, "versions.env")) });
 }

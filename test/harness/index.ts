@@ -178,7 +178,7 @@ export async function getTestCluster(opts: { full?: boolean } = {}): Promise<Tes
       binaries = locateBinaries(config.cacheDir);
     } catch (err) {
       if (err instanceof MissingBinariesError && config.skipIfMissing) {
-        return new TestCluster(undefined, `LOOM_SKIP_K8S=1 and ${err.message}`);
+        return new TestCluster(undefined, `LOOM_SKIP_K8S=1 and no Kubernetes binaries in ${config.cacheDir}`);
       }
       throw err;
     }

@@ -110,6 +110,23 @@ export async function registerFakeNodes(kubeconfigPath: string): Promise<void> {
           "kubernetes.io/arch": n.arch,
         },
       },
+      // The apiserver accepts a Node's status on create; kwok's node-initialize stage keeps the
+      // fields set here and fills in the empty ones (kubelet version, ...). Without this every
+      // node would report architecture amd64 in `kubectl get nodes -o wide`.
+      status: {
+        nodeInfo: {
+          architecture: n.arch,
+          operatingSystem: "linux",
+          bootID: "",
+          containerRuntimeVersion: "",
+          kernelVersion: "",
+          kubeProxyVersion: "",
+          kubeletVersion: "",
+          machineID: "",
+          osImage: "",
+          systemUUID: "",
+        },
+      },
     };
     await core.createNode({ body });
   }
