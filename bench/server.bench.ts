@@ -145,6 +145,33 @@ async function intake(): Promise<void> {
   }
 }
 
+/** The processor alone: `acceptPipeline` called directly, no knot stand-in or consumer. */
+async function processorOnly(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "loom-bench-accept-"));
+  const { server } = await boot(dir, null);
+  try {
+    new Repos(server.db).upsert({ knot: "knot.bench", owner: ALICE, name: "loom", rkey: "3lrepo0000001" });
+    const N = 5000;
+    const t0 = performance.now();
+    const cpu0 = process.threadCpuUsage();
+    for (let i = 0; i < N; i++) {
+      await server.pipelines.acceptPipeline(
+        "knot.bench",
+        `3lbench${i.toString(36).padStart(6, "0")}`,
+        record("knot.bench", i),
+      );
+    }
+    const s = (performance.now() - t0) / 1000;
+    const cpu = process.threadCpuUsage(cpu0);
+    console.log(
+      `  processor alone: ${Math.round(N / s)} pipelines/s accepted and durably recorded (${((cpu.user + cpu.system) / N) | 0} µs CPU each); load average ${loadavg()[0]?.toFixed(1)}`,
+    );
+  } finally {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 interface WorkerResult {
   /** receive time (epoch ms) per subscriber per event index */
   received: number[][];
@@ -232,6 +259,7 @@ export async function main(): Promise<void> {
   console.log(`  (${cpus().length} CPUs; server, knot stand-in and intake in one process)`);
   const only = process.env.LOOM_BENCH_SERVER;
   if (only !== "fanout") await intake();
+  if (only !== "fanout") await processorOnly();
   if (only !== "intake") await fanOut();
 }
 
