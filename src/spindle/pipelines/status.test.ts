@@ -3,7 +3,8 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { encodeEnvelope, encodeStatus, type PipelineStatus, STATUS_NSID } from "./status.ts";
 
-const EXAMPLES = "/work/shared/spec/examples/events/spindle-stream";
+// The spec's wire examples, copied into the repository (test/fixtures/spec).
+const EXAMPLES = new URL("../../../test/fixtures/spec/examples/events/spindle-stream", import.meta.url).pathname;
 
 function fromWire(line: string): { status: PipelineStatus; rkey: string } {
   const env = JSON.parse(line);
