@@ -49,6 +49,9 @@ GO=(nice -n 10 go)
 TOTAL_START=$SECONDS
 BUILT=()
 
+# A top-level string field of `go mod download -json` output (no jq on a bare machine).
+json_field() { sed -n "s/^[[:space:]]*\"$1\": \"\(.*\)\",*\$/\1/p"; }
+
 stamp_ok() { # name version
   [[ -x "$BIN/$1" && -f "$BIN/.$1.version" && "$(cat "$BIN/.$1.version")" == "$2" ]]
 }
@@ -78,9 +81,10 @@ build_kubernetes() {
   (
     cd "$w"
     [[ -f go.mod ]] || go mod init example.invalid/loom-k8s-bins >/dev/null 2>&1
-    local kgomod
-    kgomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
-      sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
+    local dl kgomod
+    dl=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION") ||
+      die "k8s.io/kubernetes@$K8S_VERSION: $(json_field Error <<<"$dl")"
+    kgomod=$(json_field GoMod <<<"$dl")
     [[ -f "$kgomod" ]] || die "could not download k8s.io/kubernetes@$K8S_VERSION's go.mod"
     local m mods
     mods=$(grep -o 'k8s.io/[A-Za-z0-9._-]* => ./staging/src/' "$kgomod" | cut -d' ' -f1)
@@ -147,7 +151,10 @@ build_kwok() {
   # stock ones. Take them, and the CRDs of the Logs/ClusterLogs kinds (fake container logs served
   # through kwok's kubelet API), from the same module version so they match the binary.
   if [[ "$(cat "$SHARE/.kwok.version" 2>/dev/null)" != "$KWOK_VERSION" ]]; then
-    kw=$(cd "$SRC" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+    local dl
+    dl=$(cd "$SRC" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION") ||
+      die "sigs.k8s.io/kwok@$KWOK_VERSION: $(json_field Error <<<"$dl")"
+    kw=$(json_field Dir <<<"$dl")
     [[ -d "$kw/kustomize/stage" ]] || die "kwok stage files not found under $kw/kustomize/stage"
     concat_from_module "$kw/kustomize/stage" "$SHARE/kwok-stages.yaml" \
       node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml \
