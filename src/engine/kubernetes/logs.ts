@@ -60,6 +60,8 @@ export class PodLogFollower {
   #lastLineAt = performance.now();
   #runningSince: number | undefined;
   #pod: string | undefined;
+  #lastConnectedAt = Number.NEGATIVE_INFINITY;
+  #ended = false;
 
   constructor(opts: FollowerOptions) {
     this.#o = {
@@ -87,11 +89,14 @@ export class PodLogFollower {
   }
 
   /**
-   * Milliseconds the runner has been silent while its container runs (0 when it does not run
-   * or no connection is open), for the heartbeat watchdog.
+   * Milliseconds the runner has been silent while its container runs, for the heartbeat
+   * watchdog: 0 before the container runs, after it ended, and when the log could not be read
+   * for the last 10 s (a broken API is not a silent runner).
    */
   silentMs(now = performance.now()): number {
-    if (this.#runningSince === undefined || this.#current === undefined) return 0;
+    if (this.#runningSince === undefined || this.#ended) return 0;
+    const connected = this.#current !== undefined || now - this.#lastConnectedAt < 10_000;
+    if (!connected) return 0;
     return now - Math.max(this.#lastLineAt, this.#runningSince);
   }
 
@@ -163,10 +168,13 @@ export class PodLogFollower {
         if (this.#stopped) break;
         failures++;
         this.#log.debug({ err: describe(err), pod: pod.metadata?.name }, "pod log stream broke");
-        await this.#sleep(backoff(failures, 250));
+        // Short cap: a log that is not there yet (container starting, runtime late) usually
+        // comes within seconds, and the final status waits on it.
+        await this.#sleep(backoff(failures, 250, 3000));
         continue;
       }
       if (terminated) {
+        this.#ended = true;
         // A runner always writes its hello first: an empty log of a finished container means the
         // runtime has not published it yet (or lost it). Retry a little, then accept it.
         if (this.#lines === 0) {
@@ -235,9 +243,15 @@ export class PodLogFollower {
     };
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      // A follow does not always end when its container does (a deleted pod's stream can stay
+      // open until a server timeout): look at the pod now and then, and hang up when the
+      // container is gone or finished; the caller reconnects or drains from the cursor.
+      const check = follow ? setInterval(() => void this.#checkAlive(pod), 5 * this.#o.pollMs) : undefined;
       const done = (err?: unknown) => {
         if (settled) return;
         settled = true;
+        clearInterval(check);
+        if (this.#current) this.#lastConnectedAt = performance.now();
         this.#current = undefined;
         if (err) reject(err);
         else resolve();
@@ -269,11 +283,23 @@ export class PodLogFollower {
           (ctl) => {
             if (settled) return;
             this.#current = ctl;
+            this.#lastConnectedAt = performance.now();
             if (this.#stopped) ctl.abort();
           },
           (err: unknown) => done(err),
         );
     });
+  }
+
+  async #checkAlive(pod: string): Promise<void> {
+    try {
+      const found = await this.#findPod();
+      if (!found || found.metadata?.name !== pod || this.#containerState(found) === "terminated") {
+        this.#current?.abort();
+      }
+    } catch {
+      // The API is unreachable: the stream will tell.
+    }
   }
 
   #sleep(ms: number): Promise<void> {
@@ -292,8 +318,8 @@ export class PodLogFollower {
   }
 }
 
-function backoff(failures: number, base: number): number {
-  const ms = Math.min(10_000, base * 2 ** Math.min(failures, 6));
+function backoff(failures: number, base: number, max = 10_000): number {
+  const ms = Math.min(max, base * 2 ** Math.min(failures, 6));
   return ms / 2 + Math.random() * (ms / 2);
 }
 

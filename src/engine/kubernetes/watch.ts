@@ -93,7 +93,9 @@ export class SpindleSetWatch {
       if (ended) return;
       ended = true;
       this.#abort = undefined;
-      if (err && !this.#stopped) this.#retry(err);
+      // client-node ends a watch that was quiet for 30 s with a TimeoutError: a normal end.
+      const quiet = err instanceof Error && err.name === "TimeoutError";
+      if (err && !quiet && !this.#stopped) this.#retry(err);
       else this.#schedule(0);
     };
     try {
