@@ -235,6 +235,30 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 7,
+    name: "Gen2 ci index: per-repo totals by kind (queryPipelines' first page without a count scan) and a (repo, kind, created) index",
+    sql: `
+      CREATE TABLE ci_repo_totals (
+        repo_did TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (repo_did, kind)
+      ) WITHOUT ROWID;
+      INSERT INTO ci_repo_totals (repo_did, kind, n)
+        SELECT repo_did, kind, count(*) FROM ci_pipelines WHERE repo_did IS NOT NULL GROUP BY repo_did, kind;
+      CREATE TRIGGER ci_repo_totals_insert AFTER INSERT ON ci_pipelines WHEN new.repo_did IS NOT NULL
+      BEGIN
+        INSERT INTO ci_repo_totals (repo_did, kind, n) VALUES (new.repo_did, new.kind, 1)
+          ON CONFLICT (repo_did, kind) DO UPDATE SET n = n + 1;
+      END;
+      CREATE TRIGGER ci_repo_totals_delete AFTER DELETE ON ci_pipelines WHEN old.repo_did IS NOT NULL
+      BEGIN
+        UPDATE ci_repo_totals SET n = n - 1 WHERE repo_did = old.repo_did AND kind = old.kind;
+      END;
+      CREATE INDEX ci_pipelines_kind ON ci_pipelines (repo_did, kind, created_ns);
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database's `user_version`, in order. */

@@ -47,6 +47,7 @@ export class CiQuery {
   readonly #byTid: StatementSync;
   readonly #runs = new Map<number, StatementSync>();
   readonly #pages = new Map<string, { rows: StatementSync; total: StatementSync }>();
+  readonly #totals = new Map<number, StatementSync>();
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -84,7 +85,12 @@ export class CiQuery {
     }
     const args: Array<string | bigint> = [p.repo, ...commits, ...kinds];
     if (cursor !== null) args.push(cursor);
-    const total = Number((st.total.get(...args) as { n: number }).n);
+    // The first page of a repo (or of some kinds) is the common call: its total comes from the
+    // per-repo counters (migration 7) instead of a count over every pipeline of the repo.
+    const total =
+      commits.length === 0 && cursor === null
+        ? this.#repoTotal(p.repo, kinds)
+        : Number((st.total.get(...args) as { n: number }).n);
     const rows = st.rows.all(...args, p.limit).map(toRow);
     const pipelines = this.#build(rows);
     const last = rows.at(-1);
@@ -93,6 +99,16 @@ export class CiQuery {
       total,
       ...(rows.length === p.limit && last !== undefined && { cursor: last.createdNs.toString() }),
     };
+  }
+
+  #repoTotal(repoDid: string, kinds: readonly string[]): number {
+    let st = this.#totals.get(kinds.length);
+    if (!st) {
+      const k = kinds.length === 0 ? "" : ` AND kind IN (${kinds.map(() => "?").join(", ")})`;
+      st = this.#db.prepare(`SELECT COALESCE(sum(n), 0) AS n FROM ci_repo_totals WHERE repo_did = ?${k}`);
+      this.#totals.set(kinds.length, st);
+    }
+    return Number((st.get(repoDid, ...kinds) as { n: number }).n);
   }
 
   /** The pipeline whose id (record key) is `tid`, newest when a Gen1 knot TID repeats one. */
