@@ -476,6 +476,23 @@ describe("spindle gen2: push → refUpdate → run → ci.* reads", () => {
     assert.equal((await pipelinesOf("&kinds=pull_request")).total, 1);
   });
 
+  it("a pull request action outside the workflows' types builds nothing (400)", async () => {
+    // ci.yml names no `types`: the default (opened, reopened, synchronize) excludes closed.
+    const r = await post("sh.tangled.ci.triggerPipeline", ALICE, {
+      repo: REPO,
+      trigger: {
+        $type: "sh.tangled.ci.trigger#pullRequest",
+        action: "closed",
+        sourceSha: pushSha,
+        sourceBranch: "feature",
+        targetBranch: "main",
+      },
+    });
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.equal(r.body.error, "InvalidRequest");
+    assert.match(String(r.body.message), /no workflow to run/);
+  });
+
   it("cancelPipeline cancels a running pipeline's workflows", async () => {
     const r = await post("sh.tangled.ci.triggerPipeline", ALICE, {
       repo: REPO,
