@@ -77,7 +77,13 @@ export class CiQuery {
       if (kinds.length > 0) where.push(`c.kind IN (${kinds.map(() => "?").join(", ")})`);
       if (cursor !== null) where.push("c.created_ns < ?");
       const w = where.join(" AND ");
-      const rows = this.#db.prepare(`${PIPELINE_SELECT} WHERE ${w} ORDER BY c.created_ns DESC LIMIT ?`);
+      // With a commit list, look the commits up: without ANALYZE statistics SQLite prefers the
+      // (repo, created) index to skip the sort and scans every pipeline of the repo (6 ms at 10k).
+      const select =
+        commits.length > 0
+          ? PIPELINE_SELECT.replace("ci_pipelines c", "ci_pipelines c INDEXED BY ci_pipelines_commit")
+          : PIPELINE_SELECT;
+      const rows = this.#db.prepare(`${select} WHERE ${w} ORDER BY c.created_ns DESC LIMIT ?`);
       rows.setReadBigInts(true);
       const total = this.#db.prepare(`SELECT count(*) AS n FROM ci_pipelines c WHERE ${w}`);
       st = { rows, total };
