@@ -53,7 +53,13 @@ describe("spindle gen2 intake: failures and collaborators", () => {
 
   before(async () => {
     b = await bootServer({ server: { gen2: { fetchRetryDelaysMs: [10] } } });
-    new Repos(b.server.db).upsert({ knot: DEAD_KNOT, owner: ALICE, rkey: "3repoint0000a", repoDid: REPO });
+    new Repos(b.server.db).upsert({
+      knot: DEAD_KNOT,
+      owner: ALICE,
+      name: "intake",
+      rkey: "3repoint0000a",
+      repoDid: REPO,
+    });
     new Rbac(b.server.db).grantRepoOwner(ALICE, { ownerDid: ALICE, repoDid: REPO });
   });
   after(async () => {
@@ -99,6 +105,36 @@ describe("spindle gen2 intake: failures and collaborators", () => {
     // A replay of the same refUpdate does not add a second pipeline.
     await b.server.gen2.onRefUpdate(DEAD_KNOT, refUpdate());
     assert.equal(await total(), 1);
+  });
+
+  it("a push whose Gen1 event came first is not built again from its refUpdate", async () => {
+    const before = await total();
+    const sha = "c".repeat(40);
+    const gen1 = b.server.gen2.knotHandlers()["sh.tangled.pipeline"];
+    assert.ok(gen1);
+    await gen1(
+      DEAD_KNOT,
+      env("sh.tangled.pipeline", {
+        $type: "",
+        triggerMetadata: {
+          kind: "push",
+          push: { newSha: sha, oldSha: SHA_B, ref: "refs/heads/main" },
+          // No repoDid: the push is matched to the repo through its (owner, name).
+          repo: { defaultBranch: "", did: ALICE, knot: DEAD_KNOT, repo: "intake" },
+        },
+        workflows: [
+          {
+            clone: { depth: 1, skip: true, submodules: false },
+            engine: "kubernetes",
+            name: "ci.yml",
+            raw: "engine: kubernetes\nimage: alpine:3\nsteps:\n  - name: a\n    command: 'true'\n",
+          },
+        ],
+      }),
+    );
+    assert.equal(await total(), before + 1);
+    await b.server.gen2.onRefUpdate(DEAD_KNOT, refUpdate({ oldSha: SHA_B, newSha: sha }));
+    assert.equal(await total(), before + 1, "the refUpdate of the same push builds nothing");
   });
 
   it("collaboratorUpdate from the repo's knot grants and revokes push rights", async () => {
