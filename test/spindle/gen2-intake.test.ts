@@ -204,6 +204,23 @@ describe("migrations 6 and 7 index pipelines stored before them", () => {
         { ...db.prepare("SELECT n FROM ci_repo_totals WHERE repo_did = ?").get(REPO) },
         { n: 2 },
       );
+      // A Gen1 repo known by name only gains its DID later: its pipelines follow (migration 8).
+      const LATER = "did:plc:gen2laterdid00000000";
+      db.prepare("INSERT INTO repos (knot, owner, name) VALUES ('k', ?, 'old')").run(ALICE);
+      const oldRecord = record(SHA_A).replace('"repo":"loom"', '"repo":"old"');
+      db.prepare(
+        "INSERT INTO pipelines (knot, rkey, record, scope, state, created_at) VALUES ('k', '3m22222222224', ?, 's', 'done', 2000)",
+      ).run(oldRecord);
+      const didOf = () => ({
+        ...db.prepare("SELECT repo_did FROM ci_pipelines WHERE tid = '3m22222222224'").get(),
+      });
+      assert.deepEqual(didOf(), { repo_did: null });
+      new Repos(db).upsert({ knot: "k", owner: ALICE, name: "old", repoDid: LATER });
+      assert.deepEqual(didOf(), { repo_did: LATER });
+      assert.deepEqual(
+        { ...db.prepare("SELECT n FROM ci_repo_totals WHERE repo_did = ?").get(LATER) },
+        { n: 1 },
+      );
       db.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

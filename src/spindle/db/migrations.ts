@@ -259,6 +259,29 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX ci_pipelines_kind ON ci_pipelines (repo_did, kind, created_ns);
     `,
   },
+  {
+    version: 8,
+    name: "Gen2 ci index: a name-keyed (Gen1) repo that gains its DID brings its earlier pipelines into queryPipelines",
+    sql: `
+      CREATE TRIGGER ci_pipelines_repo_did AFTER UPDATE OF repo_did ON repos
+        WHEN new.repo_did IS NOT NULL AND new.name IS NOT NULL
+      BEGIN
+        UPDATE ci_pipelines SET repo_did = new.repo_did
+          WHERE repo_did IS NULL AND pipeline_id IN (
+            SELECT id FROM pipelines WHERE json_valid(record)
+              AND json_extract(record, '$.triggerMetadata.repo.did') = new.owner
+              AND json_extract(record, '$.triggerMetadata.repo.repo') = new.name);
+      END;
+      CREATE TRIGGER ci_repo_totals_update AFTER UPDATE OF repo_did ON ci_pipelines
+        WHEN old.repo_did IS NOT new.repo_did
+      BEGIN
+        UPDATE ci_repo_totals SET n = n - 1 WHERE repo_did = old.repo_did AND kind = old.kind;
+        INSERT INTO ci_repo_totals (repo_did, kind, n) SELECT new.repo_did, new.kind, 1
+          WHERE new.repo_did IS NOT NULL
+          ON CONFLICT (repo_did, kind) DO UPDATE SET n = n + 1;
+      END;
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database's `user_version`, in order. */
