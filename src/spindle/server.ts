@@ -12,8 +12,12 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
 import { type Logger, pino } from "pino";
+import { parseControllerConfig } from "../controller/config.ts";
+import { SpindleSetController } from "../controller/controller.ts";
 import type { Engine } from "../engine/engine.ts";
+import { KubernetesEngine } from "../engine/kubernetes/engine.ts";
 import { LocalEngine } from "../engine/local/engine.ts";
 import {
   createIdentityResolver,
@@ -45,8 +49,14 @@ import { createSecretsProvider, type SecretsProvider } from "./secrets/index.ts"
 export interface SpindleServerOptions {
   config: Config;
   logger?: Logger;
-  /** Default: from `config.engine` (only `local` is available until the controller lands). */
+  /**
+   * Default: from `config.engine`. For `kubernetes` the server builds a KubernetesEngine and
+   * embeds the SpindleSet controller (leader-elected), configured by the config file's
+   * `kubernetes` section, with cluster access from KUBECONFIG or the in-cluster account.
+   */
   engine?: Engine;
+  /** The embedded controller to run beside a caller-supplied engine (tests). */
+  controller?: SpindleSetController;
   /** Environment of local runners (steps inherit it). Default: a standard PATH. */
   runnerEnv?: Readonly<Record<string, string>>;
   /** Stream tuning: ping after 30 s of silence, 4 MiB high-water, 30 s stall, 250 ms log poll. */
@@ -74,6 +84,8 @@ export class SpindleServer {
   /** What the knot consumers call for each `sh.tangled.pipeline` envelope. */
   readonly pipelines: PipelineIntake;
   readonly engine: Engine;
+  /** The embedded SpindleSet controller, with the Kubernetes engine. */
+  readonly controller: SpindleSetController | undefined;
   /** Null when constructed with `intake: false`. */
   readonly intake: Intake | null;
   /** Generation 2: ci.* XRPC, subscribePipelineLogs, refUpdate intake, did.json. */
@@ -90,6 +102,7 @@ export class SpindleServer {
     db: DatabaseSync;
     secrets: SecretsProvider;
     engine: Engine;
+    controller: SpindleSetController | undefined;
   }) {
     const { config } = p.opts;
     this.config = config;
@@ -97,6 +110,7 @@ export class SpindleServer {
     this.db = p.db;
     this.#secrets = p.secrets;
     this.engine = p.engine;
+    this.controller = p.controller;
     this.metrics = createMetrics();
     this.events = new EventLog(this.db);
     this.store = new PipelineStore(this.db);
@@ -209,8 +223,16 @@ export class SpindleServer {
     try {
       new Rbac(db).setOwner(config.server.owner);
       const secrets = await createSecretsProvider(config, db);
-      const engine = opts.engine ?? createEngine(config, opts.runnerEnv);
-      return new SpindleServer({ opts, logger, db, secrets, engine });
+      const built = opts.engine
+        ? { engine: opts.engine, controller: opts.controller }
+        : createEngine(
+            config,
+            logger,
+            opts.runnerEnv,
+            (knot, rkey) => server?.store.pipelineExists(knot, rkey) ?? true,
+          );
+      const server: SpindleServer = new SpindleServer({ opts, logger, db, secrets, ...built });
+      return server;
     } catch (err) {
       db.close();
       throw err;
@@ -220,6 +242,12 @@ export class SpindleServer {
   /** Reconciles the queue, then listens. Resolves with the base URL. */
   async start(): Promise<string> {
     if (this.#state !== "created") throw new Error(`cannot start a ${this.#state} server`);
+    if (this.controller) {
+      // In the background: its caches sync and its Lease is won while the server already
+      // serves; until then SpindleSets simply wait. A failure to start is logged, not fatal,
+      // so the spindle keeps answering and its readiness tells the operator.
+      this.controller.start().catch((err: Error) => this.logger.error({ err }, "controller failed to start"));
+    }
     this.scheduler.start();
     this.intake?.start();
     const { host, port } = this.config.server.listen;
@@ -256,6 +284,7 @@ export class SpindleServer {
     await this.intake?.stop();
     this.scheduler.pause();
     await this.engine.close();
+    await this.controller?.stop();
     await this.scheduler.stop();
     this.#ledger.close();
     this.#http.closeAllConnections();
@@ -267,13 +296,39 @@ export class SpindleServer {
   }
 }
 
-function createEngine(config: Config, runnerEnv?: Readonly<Record<string, string>>): Engine {
-  if (config.engine !== "local") {
-    throw new ConfigError(
-      "SPINDLE_SERVER_ENGINE",
-      `the ${config.engine} engine is not available in this build yet; use "local"`,
-    );
+function createEngine(
+  config: Config,
+  logger: Logger,
+  runnerEnv: Readonly<Record<string, string>> | undefined,
+  isKnown: (knot: string, rkey: string) => boolean,
+): { engine: Engine; controller: SpindleSetController | undefined } {
+  if (config.engine === "kubernetes") {
+    let k8s: ReturnType<typeof parseControllerConfig>;
+    try {
+      k8s = parseControllerConfig(config.kubernetes);
+    } catch (err) {
+      throw new ConfigError("LOOM_CONFIG", (err as Error).message);
+    }
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromDefault();
+    const engine = new KubernetesEngine({
+      kubeConfig,
+      namespace: k8s.namespace,
+      logger: logger.child({ component: "engine" }),
+      runnerSilentSeconds: k8s.timeouts.runnerSilentSeconds,
+    });
+    const controller = SpindleSetController.create({
+      kubeConfig,
+      config: k8s,
+      log: logger.child({ component: "controller" }),
+      isKnown,
+      leaderElection: {},
+    });
+    return { engine, controller };
   }
   const baseDir = join(dirname(resolve(config.server.dbPath)), "runs");
-  return new LocalEngine({ baseDir, ...(runnerEnv ? { env: runnerEnv } : {}) });
+  return {
+    engine: new LocalEngine({ baseDir, ...(runnerEnv ? { env: runnerEnv } : {}) }),
+    controller: undefined,
+  };
 }

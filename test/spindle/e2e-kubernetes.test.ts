@@ -1,0 +1,127 @@
+/**
+ * The spindle with `SPINDLE_SERVER_ENGINE=kubernetes` on a real control plane: a pipeline from a
+ * knot becomes a SpindleSet that the embedded controller (leader-elected) reconciles, and the
+ * workflow's status flows back to `/events` — here through a profile no node matches, so the
+ * controller ends the workflow at once with a specific reason and no pod ever runs (kwok's pods
+ * run no containers; the log path is proven in test/engine/kubernetes.test.ts).
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import {
+  ApiException,
+  ApiextensionsV1Api,
+  CustomObjectsApi,
+  type V1CustomResourceDefinition,
+} from "@kubernetes/client-node";
+import { parse } from "yaml";
+import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
+import type { SpindleSet } from "../../src/api/v1alpha1/spindleset.ts";
+import { spindleSetName } from "../../src/controller/build/names.ts";
+import { eventually, getTestCluster } from "../harness/index.ts";
+import {
+  ALICE,
+  addRepo,
+  bootServer,
+  Collector,
+  KNOT,
+  pipelineRecord,
+  statuses,
+  workflow,
+} from "./server-kit.ts";
+
+const cluster = await getTestCluster({ full: true });
+
+test("a pipeline runs through a SpindleSet and the embedded controller, and its status reaches /events", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  const kc = cluster.kubeConfig();
+  const ext = kc.makeApiClient(ApiextensionsV1Api);
+  const crd = parse(
+    readFileSync(new URL("../../config/crd/loom.tangled.sh_spindlesets.yaml", import.meta.url), "utf8"),
+  ) as V1CustomResourceDefinition;
+  await ext.createCustomResourceDefinition({ body: crd }).catch((err) => {
+    if (!(err instanceof ApiException && err.code === 409)) throw err;
+  });
+  await eventually("CRD established", async () => {
+    const got = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
+    return got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True") || "not yet";
+  });
+
+  const dir = mkdtempSync(join(tmpdir(), "loom-k8s-server-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const configFile = join(dir, "config.yaml");
+  writeFileSync(
+    configFile,
+    [
+      "kubernetes:",
+      `  namespace: ${ns}`,
+      "  images:",
+      "    runner: example.invalid/loom-runner:test",
+      "  template:",
+      "    resourceProfiles:",
+      "      - name: nowhere",
+      "        nodeSelector:",
+      '          loom.test/never: "true"',
+      "",
+    ].join("\n"),
+  );
+  // The server takes cluster access the way it does in production: KUBECONFIG.
+  const previous = process.env.KUBECONFIG;
+  process.env.KUBECONFIG = cluster.kubeconfigPath;
+  t.after(() => {
+    if (previous === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = previous;
+  });
+  const booted = await bootServer({
+    dir,
+    env: { SPINDLE_SERVER_ENGINE: "kubernetes", LOOM_CONFIG: configFile },
+  });
+  t.after(() => booted.stop());
+  assert.equal(booted.server.engine.name, "kubernetes");
+  assert.ok(booted.server.controller, "the controller runs inside the spindle");
+
+  addRepo(booted.server, ALICE, "loom");
+  const events = new Collector(`${booted.wsUrl}/events?cursor=1`);
+  t.after(() => events.close());
+  await events.opened;
+  const rkey = "3k8sserver0001";
+  await booted.server.pipelines.acceptPipeline(
+    KNOT,
+    rkey,
+    pipelineRecord([workflow("build.yml", [{ name: "hello", command: "echo hi" }])]),
+  );
+
+  const name = spindleSetName({ knot: KNOT, rkey });
+  const api = kc.makeApiClient(CustomObjectsApi);
+  await eventually(
+    "the SpindleSet and its final status",
+    async () => {
+      const ss = (await api
+        .getNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace: ns,
+          plural: SPINDLESET.plural,
+          name,
+        })
+        .catch(() => undefined)) as SpindleSet | undefined;
+      if (!ss) return "no SpindleSet yet";
+      assert.deepEqual(
+        ss.spec.workflows.map((w) => w.name),
+        ["build.yml"],
+      );
+      const wf = ss.status?.workflows?.find((w) => w.name === "build.yml");
+      return wf?.reason === "NoMatchingProfile" || `status ${JSON.stringify(ss.status?.workflows)}`;
+    },
+    60_000,
+  );
+
+  await events.until((f) => statuses(f, "build.yml").some((e) => e.status === "failed"), 60_000);
+  const failed = statuses(events.frames, "build.yml").find((e) => e.status === "failed")!;
+  assert.match(String(failed.error), /profile/i, "the controller's reason reaches the appview");
+  assert.equal(failed.pipeline, `at://did:web:${KNOT}/sh.tangled.pipeline/${rkey}`);
+});
