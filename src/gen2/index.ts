@@ -1,6 +1,6 @@
 /**
- * Generation 2 building blocks (spec `spindle-protocol-gen2.md`), self-contained and not yet
- * wired into the server. How each is meant to be wired:
+ * Generation 2 building blocks (spec `spindle-protocol-gen2.md`), self-contained; the server glue
+ * that uses them lives in src/spindle/gen2/. How each is wired:
  *
  * Knot intake (gen2 §2.3, §2.4) — per knot `/events` message:
  *   env = parseEnvelope(text)                      // exact `created` → cursor (formatCursor)
