@@ -475,3 +475,72 @@ export async function firstPod(kc: KubeConfig, namespace: string, selector: stri
       }, reject);
   });
 }
+
+test("a runner silent past the limit gets its Job annotated; the controller ends the workflow RunnerSilent", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  const kc = cluster.kubeConfig();
+  await installCrd(kc);
+  // The Job's own pod never schedules (no node matches) ...
+  const config = controllerConfig(ns, {
+    template: { resourceProfiles: [{ architecture: "amd64", nodeSelector: { "loom.test/never": "true" } }] },
+  });
+  await startController(t, kc, config, { checkNodes: false });
+  const run = makeRun(["sleep 300"]);
+  const ssName = spindleSetName(run.plan.pipeline);
+  const engine = new KubernetesEngine({
+    kubeConfig: kc,
+    namespace: ns,
+    logger: quiet,
+    pollMs: 200,
+    runnerSilentSeconds: 2,
+  });
+  t.after(() => engine.close());
+  await engine.start(run);
+  const jobName = await (async () => {
+    let name: string | undefined;
+    await eventually("Job created", async () => {
+      name = (await readSpindleSet(kc, ns, ssName))?.status?.workflows?.[0]?.jobName;
+      return Boolean(name) || "no jobName yet";
+    });
+    return name!;
+  })();
+  // ... so a pod with the workflow's labels stands in for it on a kwok node: no Job owns it,
+  // so kwok keeps it Running, and its log holds the runner's hello and then nothing.
+  const hello = (await recordRunnerOutput(makeRun(["true"]).plan, new Map(), config))[0]!;
+  assert.match(hello, /"type":"hello"/);
+  const log = await fakeLog(cluster, ns, [hello]);
+  await kc.makeApiClient(CoreV1Api).createNamespacedPod({
+    namespace: ns,
+    body: {
+      metadata: { name: "silent-runner", labels: workflowLabels(ssName, run.plan.wid) },
+      spec: { nodeName: "kwok-amd64-0", containers: [{ name: "runner", image: "example.invalid/x" }] },
+    },
+  });
+  await log.serve("silent-runner");
+  await eventually("RunnerSilent", async () => {
+    const ws = (await readSpindleSet(kc, ns, ssName))?.status?.workflows?.[0];
+    return ws?.reason === "RunnerSilent" || `${ws?.phase}/${ws?.reason}`;
+  });
+  // Deleting the Job takes its pod; the stand-in has no owner, so it goes by hand.
+  await kc
+    .makeApiClient(CoreV1Api)
+    .deleteNamespacedPod({ name: "silent-runner", namespace: ns, gracePeriodSeconds: 0 });
+  const outcome = await engine.wait(run.plan.wid);
+  assert.equal(outcome.status, "failed");
+  assert.match(outcome.error ?? "", /the runner sent nothing for too long/);
+  const job = await kc
+    .makeApiClient(BatchV1Api)
+    .readNamespacedJob({ name: jobName, namespace: ns })
+    .catch(() => undefined);
+  // The controller deletes the Job of a silent runner; if it is still there, it carries the note.
+  if (job)
+    assert.match(
+      job.metadata?.annotations?.["loom.tangled.sh/runner-silent"] ?? "",
+      /^no runner event since /,
+    );
+  const ws = (await readSpindleSet(kc, ns, ssName))?.status?.workflows?.[0];
+  assert.equal(ws?.reason, "RunnerSilent");
+  await engine.destroy(run.plan.wid);
+});

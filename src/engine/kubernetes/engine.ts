@@ -266,7 +266,10 @@ export class KubernetesEngine implements Engine {
       reject,
     };
     this.#runs.set(plan.wid, t);
-    this.#watchdog ??= setInterval(() => this.#checkSilence(), 5000).unref();
+    this.#watchdog ??= setInterval(
+      () => this.#checkSilence(),
+      Math.max(250, Math.min(5000, (this.#o.runnerSilentSeconds * 1000) / 4)),
+    ).unref();
     return t;
   }
 

@@ -197,11 +197,13 @@ export class PodLogFollower {
       namespace: this.#o.namespace,
       labelSelector: this.#o.selector,
     });
-    // backoffLimit 0: one pod per Job. Prefer the one already followed, else the newest.
+    // backoffLimit 0: one pod per Job. Should there be more, the one whose runner started has
+    // the log: the one already followed, else a started one, else the newest.
     const pods = list.items.sort((a, b) =>
       String(b.metadata?.creationTimestamp ?? "").localeCompare(String(a.metadata?.creationTimestamp ?? "")),
     );
-    return pods.find((p) => p.metadata?.name === this.#pod) ?? pods[0];
+    const started = pods.filter((p) => this.#containerState(p) !== "waiting");
+    return started.find((p) => p.metadata?.name === this.#pod) ?? started[0] ?? pods[0];
   }
 
   #containerState(pod: V1Pod): ContainerState {
