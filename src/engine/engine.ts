@@ -77,6 +77,12 @@ export interface EngineRunPlan {
   secretKeys: string[];
   /** Budget for all steps; 0 = none. */
   timeoutSeconds: number;
+  /**
+   * The clone the system step `stepId` performs, as data (absent: no clone, or an error step).
+   * An engine may clone outside the image instead (Kubernetes: the clone-repo init container,
+   * which never sees secrets) and let that step only report it.
+   */
+  clone?: { url: string; sha?: string; depth: number; submodules: boolean; stepId: number };
 }
 
 export interface WorkflowRun {

@@ -9,6 +9,17 @@ export const CLONE_STEP_NAME = "Clone repository into workspace";
 export interface CloneStep {
   name: string;
   command: string;
+  /** What the step fetches, when it is a real clone (not skipped, not the error step). */
+  fetch?: CloneFetch;
+}
+
+/** The clone as data, for engines that clone outside the steps (Kubernetes' clone-repo init container). */
+export interface CloneFetch {
+  url: string;
+  /** Absent for a Gen1 manual run: the remote's HEAD. */
+  sha?: string;
+  depth: number;
+  submodules: boolean;
 }
 
 export interface CloneStepOptions {
@@ -55,7 +66,11 @@ export function cloneStep(trigger: TriggerMetadata, clone: CloneOptions, opts: C
     fetch.join(" "),
     "git checkout FETCH_HEAD",
   ];
-  return { name: CLONE_STEP_NAME, command: command.join("\n") };
+  return {
+    name: CLONE_STEP_NAME,
+    command: command.join("\n"),
+    fetch: { url, depth, submodules: clone.submodules, ...(sha !== undefined ? { sha } : {}) },
+  };
 }
 
 function errorStep(reason: string): CloneStep {

@@ -244,3 +244,32 @@ describe("resolve with gen2", () => {
     assert.match(p.steps[0]!.command, /^git remote add origin https:\/\/knot1\.tangled\.sh\/did:plc:r$/m);
   });
 });
+
+describe("clone data in the plan", () => {
+  const k8s =
+    "engine: kubernetes\nimage: alpine:3\nclone:\n  depth: 3\n  submodules: true\nsteps:\n  - name: t\n    command: true\n";
+  it("records what the clone step fetches, with its step id", () => {
+    const p = plan(k8s);
+    const step = p.steps.find((s) => s.id === p.clone?.stepId);
+    assert.equal(step?.name, "Clone repository into workspace");
+    assert.deepEqual(p.clone, {
+      url: "https://knot1.tangled.sh/did:plc:abcdefghijklmnopqrstuvwx/core",
+      sha: SHA_F,
+      depth: 3,
+      submodules: true,
+      stepId: 0,
+    });
+    assert.ok(step?.command.includes(`--depth=3 --recurse-submodules=yes origin ${SHA_F}`));
+  });
+  it("has none when the workflow skips cloning or the clone step is the error step", () => {
+    assert.equal(plan("engine: kubernetes\nimage: alpine:3\nclone:\n  skip: true\n").clone, undefined);
+    const broken = { ...push, push: undefined } as TriggerMetadata;
+    const r = resolveWorkflow(workflow(k8s), broken, opts);
+    assert.ok(r.ok);
+    assert.equal(r.plan.clone, undefined);
+  });
+  it("puts the nixery clone after Configure Nix", () => {
+    const p = plan(nixery);
+    assert.equal(p.clone?.stepId, 1);
+  });
+});

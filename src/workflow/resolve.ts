@@ -3,7 +3,7 @@
  * exact environment of each (spec §2.3, §7). Pure: the same inputs give the same plan.
  */
 import type { RunnerStep } from "../runner/protocol.ts";
-import { cloneStep } from "./clone.ts";
+import { type CloneFetch, cloneStep } from "./clone.ts";
 import { composeStepEnv, frameworkEnv, mergeWorkflowEnv, nixeryPath, type PipelineRef } from "./env.ts";
 import {
   type Architecture,
@@ -53,6 +53,12 @@ export interface RunPlan {
   steps: RunnerStep[];
   secretKeys: string[];
   timeoutSeconds: number;
+  /**
+   * The clone the system clone step performs, as data, with that step's id; absent when the
+   * workflow skips cloning or its clone step is the error step. Engines that clone outside the
+   * image (Kubernetes' clone-repo init container) use it; others just run the step.
+   */
+  clone?: CloneFetch & { stepId: number };
 }
 
 export type ResolveResult = { ok: true; plan: RunPlan } | { ok: false; error: string };
@@ -113,6 +119,7 @@ export function resolveWorkflow(
     gen2: opts.gen2,
     cloneUrl: opts.cloneUrl,
   });
+  const cloneStepId = steps.length;
   add(clone.name, clone.command, "system", []);
   if (engine === "nixery" && wf.dependencies.form === "map") {
     const install = installStep(wf.dependencies.registries);
@@ -132,6 +139,7 @@ export function resolveWorkflow(
       steps,
       secretKeys,
       timeoutSeconds: opts.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
+      ...(clone.fetch ? { clone: { ...clone.fetch, stepId: cloneStepId } } : {}),
     },
   };
 }

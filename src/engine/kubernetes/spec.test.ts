@@ -53,6 +53,23 @@ describe("runSpecFromPlan", () => {
     });
   });
 
+  it("hands the plan's clone to the clone-repo init container, keeping the clone step's id", () => {
+    const clone = {
+      url: "https://knot.example.com/did:plc:abc/repo",
+      sha: "b".repeat(40),
+      depth: 0,
+      submodules: true,
+      stepId: 0,
+    };
+    const r = runSpecFromPlan(plan({}, { clone }), true);
+    assert.ok(r.ok, r.ok ? "" : r.error);
+    // depth 0 (Gen1's "absent") fetches one commit, as the clone step's --depth=1 would.
+    assert.deepEqual(r.spec.workflows[0]!.clone, { ...clone, skip: false, depth: 1 });
+    const manual = runSpecFromPlan(plan({}, { clone: { ...clone, sha: undefined } }), true);
+    assert.ok(manual.ok, manual.ok ? "" : manual.error);
+    assert.equal("sha" in manual.spec.workflows[0]!.clone, false, "no sha: the remote's HEAD");
+  });
+
   it("refuses a plan the API would call InvalidSpec", () => {
     const r = runSpecFromPlan(plan({}, { architecture: "mips" }), true);
     assert.equal(r.ok, false);

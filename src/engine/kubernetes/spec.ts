@@ -1,14 +1,14 @@
 /**
  * EngineRunPlan → the SpindleSet's pieces, pure. The engine sees one workflow at a time, and a
- * plan carries neither the trigger record nor the clone options, so:
+ * plan does not carry the trigger record, so:
  *
  * - `trigger` (a copy for people and audits, spec §1.5) is rebuilt from the TANGLED_* variables
  *   resolve put into every step's environment. Fields the environment does not carry (a push's
  *   old SHA) are empty strings.
- * - `clone.skip` is true: the plan's own clone step (a system step with the full git command)
- *   runs in the workflow image, as it does under the local engine and upstream spindle. The
- *   clone-repo init container needs url/sha/depth/submodules, which a RunPlan does not carry
- *   yet; once it does, this is the one place to fill `clone` in.
+ * - `clone` comes from the plan's clone data: the clone-repo init container fetches the repo
+ *   (secrets never visible to it, no git needed in the workflow image) and the plan's clone step
+ *   (`clone.stepId`) only shows its log. A plan without clone data (skip, or the error step)
+ *   gets `clone.skip`, and its steps run as they are.
  */
 import type { SpindleSetSpecInput, Trigger, WorkflowSpec } from "../../api/v1alpha1/spindleset.ts";
 import { ARCHITECTURES, parseSpindleSetSpec } from "../../api/v1alpha1/spindleset.ts";
@@ -76,7 +76,16 @@ export function workflowSpecFromPlan(plan: EngineRunPlan): WorkflowSpecInput {
     architecture: plan.architecture as WorkflowSpec["architecture"],
     timeoutSeconds: plan.timeoutSeconds,
     secretKeys: [...new Set(plan.secretKeys)].sort(),
-    clone: { skip: true },
+    clone: plan.clone
+      ? {
+          skip: false,
+          url: plan.clone.url,
+          depth: Math.max(1, plan.clone.depth),
+          submodules: plan.clone.submodules,
+          stepId: plan.clone.stepId,
+          ...(plan.clone.sha !== undefined ? { sha: plan.clone.sha } : {}),
+        }
+      : { skip: true },
     steps: plan.steps.map((s) => ({
       id: s.id,
       name: s.name,
