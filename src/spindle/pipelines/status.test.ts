@@ -4,7 +4,8 @@ import { test } from "node:test";
 import { encodeEnvelope, encodeStatus, type PipelineStatus, STATUS_NSID } from "./status.ts";
 
 // The spec's wire examples, copied into the repository (test/fixtures/spec).
-const EXAMPLES = new URL("../../../test/fixtures/spec/examples/events/spindle-stream", import.meta.url).pathname;
+const EXAMPLES = new URL("../../../test/fixtures/spec/examples/events/spindle-stream", import.meta.url)
+  .pathname;
 
 function fromWire(line: string): { status: PipelineStatus; rkey: string } {
   const env = JSON.parse(line);
