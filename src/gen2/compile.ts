@@ -38,7 +38,7 @@ export function compileGen2(
   trigger: Gen2TriggerMetadata,
   opts: Gen2CompileOptions = {},
 ): Gen2CompileResult {
-  const result = compileWorkflows(files, toMatchTrigger(trigger), {
+  const result = compileWorkflows(files, matchTrigger(trigger), {
     gen2: true,
     ...(opts.changedFiles !== undefined && { changedFiles: opts.changedFiles }),
     ...(opts.limits !== undefined && { limits: opts.limits }),
@@ -58,8 +58,11 @@ export function compileGen2(
   return { record: { $type: "", triggerMetadata: trigger, workflows }, diagnostics: result.diagnostics };
 }
 
-/** The Gen1-shaped view `src/workflow` matches on: a missing PR action is "" (= opened there). */
-function toMatchTrigger(t: Gen2TriggerMetadata): TriggerMetadata {
+/**
+ * The Gen1-shaped trigger `src/workflow` matches on and resolves with, carrying the Gen2 fields
+ * it knows (repoDid, manual sha/ref). A missing PR action is "" (= opened there).
+ */
+export function matchTrigger(t: Gen2TriggerMetadata): TriggerMetadata {
   const out: TriggerMetadata = {
     kind: t.kind,
     repo: {
@@ -80,6 +83,12 @@ function toMatchTrigger(t: Gen2TriggerMetadata): TriggerMetadata {
       action: pr.action ?? "",
     };
   }
-  if (t.manual !== undefined) out.manual = t.manual.inputs === undefined ? {} : { inputs: t.manual.inputs };
+  if (t.manual !== undefined) {
+    out.manual = {
+      sha: t.manual.sha,
+      ...(t.manual.ref !== undefined && { ref: t.manual.ref }),
+      ...(t.manual.inputs !== undefined && { inputs: t.manual.inputs }),
+    };
+  }
   return out;
 }

@@ -14,10 +14,8 @@
  * finds nothing to inject even after a restart.
  */
 import type { Logger } from "pino";
-import type { Gen2PipelineRecord } from "../../gen2/index.ts";
-import type { Gen2TriggerMetadata } from "../../gen2/wire/v2026/trigger-metadata.ts";
+import { type Gen2PipelineRecord, matchTrigger } from "../../gen2/compile.ts";
 import { type RunPlan, resolveWorkflow, workflowId } from "../../workflow/resolve.ts";
-import type { TriggerMetadata } from "../../workflow/types.ts";
 import type { StoredEvent } from "../pipelines/event-log.ts";
 import type { Ledger, Transition } from "../pipelines/ledger.ts";
 import type { SpindleMetrics } from "../pipelines/metrics.ts";
@@ -148,36 +146,4 @@ export class Gen2Acceptor {
       return [];
     }
   }
-}
-
-/** The Gen1-shaped trigger `resolveWorkflow` reads (with the Gen2 fields it knows: repoDid, manual sha/ref). */
-export function matchTrigger(t: Gen2TriggerMetadata): TriggerMetadata {
-  const out: TriggerMetadata = {
-    kind: t.kind,
-    repo: {
-      knot: t.repo.knot,
-      did: t.repo.did,
-      repo: t.repo.repo ?? "",
-      defaultBranch: t.repo.defaultBranch,
-      repoDid: t.repo.repoDid,
-    },
-  };
-  if (t.push !== undefined) out.push = { ...t.push };
-  if (t.pullRequest !== undefined) {
-    const pr = t.pullRequest;
-    out.pullRequest = {
-      sourceBranch: pr.sourceBranch,
-      targetBranch: pr.targetBranch,
-      sourceSha: pr.sourceSha,
-      action: pr.action ?? "",
-    };
-  }
-  if (t.manual !== undefined) {
-    out.manual = {
-      sha: t.manual.sha,
-      ...(t.manual.ref !== undefined && { ref: t.manual.ref }),
-      ...(t.manual.inputs !== undefined && { inputs: t.manual.inputs }),
-    };
-  }
-  return out;
 }
