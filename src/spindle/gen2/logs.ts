@@ -14,8 +14,6 @@
  * known); a workflow that failed before it had a log (bad workflow file, knot unreachable) is
  * answered with the two synthetic lines `/logs` sends, so its error is visible.
  */
-import { constants } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { isValidTid } from "@atproto/syntax";
@@ -24,8 +22,8 @@ import type { WebSocket, WebSocketServer } from "ws";
 import { encodeLogFrame, LexiconValidationError, validate } from "../../gen2/index.ts";
 import { logFilePath } from "../../relay/logfile.ts";
 import { failedWithoutLogLines, type LogLine } from "../../relay/logline.ts";
+import { followLogFile } from "../http/follow-log.ts";
 import { ClosedError, SilencePinger, SlowConsumerError } from "../http/ws-send.ts";
-import { FINISHED } from "../pipelines/status.ts";
 import type { PipelineStore, RunRow } from "../pipelines/store.ts";
 import type { CiQuery } from "./query.ts";
 
@@ -41,9 +39,6 @@ export interface LogStreamDeps {
   highWaterBytes: number;
   stallMs: number;
 }
-
-const CHUNK = 64 * 1024;
-const MAX_LINE = 4 * 1024 * 1024;
 
 /** Writes a JSON error answer on a socket that was about to be upgraded. */
 function refuse(socket: Duplex, status: 400 | 404, error: string, message: string): void {
@@ -189,60 +184,18 @@ export function serveCiLogs(ws: WebSocket, runs: RunRow[], deps: LogStreamDeps):
     await send(encodeLogFrame(line, workflow));
   };
 
-  const follow = async (run: RunRow): Promise<void> => {
-    const path = logFilePath(deps.logDir, run.wid);
-    let fh: FileHandle | undefined;
-    try {
-      let offset = 0;
-      let pending = Buffer.alloc(0);
-      const buf = Buffer.allocUnsafe(CHUNK);
-      for (;;) {
-        if (closed) return;
-        // Status first, then read to EOF: the scheduler closes the file before it records the
-        // final status, so "finished" here means EOF below is the true end.
-        const status = deps.store.runByWid(run.wid);
-        const finished = status !== null && FINISHED.has(status.status);
-        if (!fh) {
-          fh = await open(path, constants.O_RDONLY).catch(() => undefined);
-          if (!fh) {
-            if (finished) {
-              if (status?.error) {
-                for (const line of failedWithoutLogLines(status.error))
-                  await send(encodeLogFrame(line, run.name));
-              }
-              return;
-            }
-            await waitForChange();
-            continue;
-          }
-        }
-        for (;;) {
-          const { bytesRead } = await fh.read(buf, 0, CHUNK, offset);
-          if (bytesRead === 0) break;
-          offset += bytesRead;
-          let data =
-            pending.length > 0
-              ? Buffer.concat([pending, buf.subarray(0, bytesRead)])
-              : buf.subarray(0, bytesRead);
-          let nl = data.indexOf(10);
-          while (nl !== -1) {
-            await sendLine(data.toString("utf8", 0, nl), run.name);
-            data = data.subarray(nl + 1);
-            nl = data.indexOf(10);
-          }
-          pending = Buffer.from(data.length > MAX_LINE ? data.subarray(0, MAX_LINE) : data);
-          if (closed) return;
-        }
-        if (finished) {
-          if (pending.length > 0) await sendLine(pending.toString("utf8"), run.name);
-          return;
-        }
-        await waitForChange();
-      }
-    } finally {
-      await fh?.close().catch(() => {});
-    }
-  };
+  const follow = (run: RunRow): Promise<void> =>
+    followLogFile({
+      path: logFilePath(deps.logDir, run.wid),
+      run: () => deps.store.runByWid(run.wid),
+      closed: () => closed,
+      waitForChange,
+      onLine: (text) => sendLine(text, run.name),
+      onNoLog: async (r) => {
+        if (!r.error) return;
+        for (const line of failedWithoutLogLines(r.error)) await send(encodeLogFrame(line, run.name));
+      },
+    });
 
   Promise.all(runs.map(follow))
     .then(() => {
