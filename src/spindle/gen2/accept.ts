@@ -15,9 +15,8 @@
  */
 import type { Logger } from "pino";
 import { type Gen2PipelineRecord, matchTrigger } from "../../gen2/compile.ts";
-import { type RunPlan, resolveWorkflow, workflowId } from "../../workflow/resolve.ts";
-import type { StoredEvent } from "../pipelines/event-log.ts";
-import type { Ledger, Transition } from "../pipelines/ledger.ts";
+import { resolveWorkflow, workflowId } from "../../workflow/resolve.ts";
+import type { AdmittedWorkflow, Ledger } from "../pipelines/ledger.ts";
 import type { SpindleMetrics } from "../pipelines/metrics.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
 
@@ -66,7 +65,7 @@ export class Gen2Acceptor {
     const rkey = a.tid;
     const secretKeys = a.untrusted ? [] : await this.#secretKeys(a.scope);
     const trigger = matchTrigger(a.record.triggerMetadata);
-    const plans: Array<{ name: string; wid: string; plan: RunPlan | null; error?: string }> = [];
+    const plans: AdmittedWorkflow[] = [];
     for (const f of a.failed ?? []) {
       plans.push({ name: f.name, wid: workflowId(knot, rkey, f.name), plan: null, error: f.error });
     }
@@ -87,45 +86,16 @@ export class Gen2Acceptor {
     }
     if (ledger.closed) throw new Error("the spindle is shutting down");
     const scope = a.untrusted ? `untrusted:${rkey}` : a.scope;
-    const full = ledger.store.queuedCount() >= this.#o.queueSize;
-    const runnable = plans.some((p) => p.plan !== null);
-    const overflow = full && runnable;
-    const state = runnable && !overflow ? "queued" : "done";
-    const now = ledger.now();
-    const transitions: Transition[] = [];
-    const recordJson = JSON.stringify(a.record);
-    ledger.db.exec("BEGIN IMMEDIATE");
-    let stored: StoredEvent[];
-    try {
-      const id = ledger.store.insertPipeline({ knot, rkey, recordJson, scope, state }, now.getTime());
-      if (id === null) throw new Error(`pipeline ${rkey} already exists`);
-      stored = plans.map((p) => {
-        const status = p.plan === null || overflow ? "failed" : "pending";
-        const error =
-          p.plan === null
-            ? p.error
-            : overflow
-              ? `the spindle's queue is full (SPINDLE_SERVER_QUEUE_SIZE=${this.#o.queueSize}); the pipeline was not run`
-              : undefined;
-        ledger.store.insertRun(
-          { wid: p.wid, pipelineId: id, name: p.name, plan: p.plan, status, error: error ?? null },
-          now.getTime(),
-        );
-        const t: Transition = {
-          run: { wid: p.wid, knot, rkey, name: p.name },
-          status,
-          ...(status === "failed" ? { error, exitCode: -1 } : {}),
-        };
-        transitions.push(t);
-        return ledger.event(t);
-      });
-      ledger.db.exec("COMMIT");
-    } catch (err) {
-      if (ledger.db.isTransaction) ledger.db.exec("ROLLBACK");
-      ledger.store.recount();
-      throw err;
-    }
-    ledger.publish(stored, transitions);
+    const admitted = ledger.admit({
+      knot,
+      rkey,
+      recordJson: JSON.stringify(a.record),
+      scope,
+      workflows: plans,
+      queueSize: this.#o.queueSize,
+    });
+    if (!admitted) throw new Error(`pipeline ${rkey} already exists`);
+    const { state, overflow } = admitted;
     this.#o.metrics.pipelines.inc({
       result: overflow ? "overflow" : "accepted",
       reason: overflow ? "queue_full" : "",

@@ -4,17 +4,34 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import type { WorkflowStatus } from "../../engine/engine.ts";
+import type { RunPlan } from "../../workflow/resolve.ts";
 import { transaction } from "../db/index.ts";
 import type { EventLog, StoredEvent } from "./event-log.ts";
 import type { SpindleMetrics } from "./metrics.ts";
 import { pipelineAtUri } from "./status.ts";
-import type { PipelineStore, RunRow } from "./store.ts";
+import type { PipelineState, PipelineStore, RunRow } from "./store.ts";
 
 export interface Transition {
   run: Pick<RunRow, "wid" | "knot" | "rkey" | "name">;
   status: WorkflowStatus;
   exitCode?: number | undefined;
   error?: string | undefined;
+}
+
+/** A workflow of a pipeline being admitted: its frozen plan, or why it cannot run. */
+export interface AdmittedWorkflow {
+  name: string;
+  wid: string;
+  plan: RunPlan | null;
+  error?: string;
+}
+
+export interface Admission {
+  /** `queued` when something will run, else `done`. */
+  state: Extract<PipelineState, "queued" | "done">;
+  /** The queue was full: every workflow was recorded failed and nothing will run. */
+  overflow: boolean;
+  transitions: Transition[];
 }
 
 export class Ledger {
@@ -78,6 +95,69 @@ export class Ledger {
       error: t.error,
       exitCode: t.exitCode,
     });
+  }
+
+  /**
+   * Stores a new pipeline, its workflow runs and their first status events in one transaction,
+   * then publishes the events: `pending` for a runnable workflow, `failed` (exit code -1) for one
+   * that cannot run, and `failed` for all of them when `queueSize` pipelines already wait (a full
+   * queue is said, never a silent drop). Null when (knot, rkey) is already stored: nothing written.
+   */
+  admit(p: {
+    knot: string;
+    rkey: string;
+    recordJson: string;
+    scope: string;
+    workflows: readonly AdmittedWorkflow[];
+    queueSize: number;
+  }): Admission | null {
+    const { knot, rkey } = p;
+    const full = this.store.queuedCount() >= p.queueSize;
+    const runnable = p.workflows.some((w) => w.plan !== null);
+    const overflow = full && runnable;
+    const state: Admission["state"] = runnable && !overflow ? "queued" : "done";
+    const at = this.#now().getTime();
+    const transitions: Transition[] = [];
+    const events: StoredEvent[] = [];
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      const id = this.store.insertPipeline(
+        { knot, rkey, recordJson: p.recordJson, scope: p.scope, state },
+        at,
+      );
+      if (id === null) {
+        this.db.exec("ROLLBACK");
+        return null;
+      }
+      for (const w of p.workflows) {
+        const status = w.plan === null || overflow ? "failed" : "pending";
+        const error =
+          w.plan === null
+            ? w.error
+            : overflow
+              ? `the spindle's queue is full (SPINDLE_SERVER_QUEUE_SIZE=${p.queueSize}); the pipeline was not run`
+              : undefined;
+        this.store.insertRun(
+          { wid: w.wid, pipelineId: id, name: w.name, plan: w.plan, status, error: error ?? null },
+          at,
+        );
+        // The row already holds the status: only the event is added.
+        const t: Transition = {
+          run: { wid: w.wid, knot, rkey, name: w.name },
+          status,
+          ...(status === "failed" ? { error, exitCode: -1 } : {}),
+        };
+        transitions.push(t);
+        events.push(this.event(t));
+      }
+      this.db.exec("COMMIT");
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec("ROLLBACK");
+      this.store.recount();
+      throw err;
+    }
+    this.publish(events, transitions);
+    return { state, overflow, transitions };
   }
 
   publish(events: readonly StoredEvent[], transitions: readonly Transition[]): void {

@@ -14,12 +14,12 @@
 import type { StatementSync } from "node:sqlite";
 import { isValidRecordKey } from "@atproto/syntax";
 import type { Logger } from "pino";
-import { type RunPlan, resolveWorkflow, workflowId } from "../../workflow/resolve.ts";
+import { resolveWorkflow, workflowId } from "../../workflow/resolve.ts";
 import type { PipelineWorkflow, TriggerMetadata } from "../../workflow/types.ts";
 import { repoScopeKey } from "../rbac/index.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
 import type { PipelineIntake } from "./intake-contract.ts";
-import type { Ledger, Transition } from "./ledger.ts";
+import type { AdmittedWorkflow, Ledger } from "./ledger.ts";
 import type { SpindleMetrics } from "./metrics.ts";
 import { checkPipelineRecord, MAX_RECORD_BYTES } from "./record.ts";
 
@@ -114,54 +114,16 @@ export class PipelineProcessor implements PipelineIntake {
     const plans = this.#plan(knot, rkey, workflows, trigger, secretKeys);
     if (ledger.closed) throw new Error("the spindle is shutting down");
 
-    const full = ledger.store.queuedCount() >= this.#o.queueSize;
-    const runnable = plans.some((p) => p.plan !== null);
-    const overflow = full && runnable;
-    const state = runnable && !overflow ? "queued" : "done";
-    const now = ledger.now();
-    const transitions: Transition[] = [];
-    let inserted = false;
-    const stored = (() => {
-      ledger.db.exec("BEGIN IMMEDIATE");
-      try {
-        const id = ledger.store.insertPipeline({ knot, rkey, recordJson, scope, state }, now.getTime());
-        if (id === null) {
-          ledger.db.exec("ROLLBACK");
-          return [];
-        }
-        inserted = true;
-        const out = [];
-        for (const p of plans) {
-          const status = p.plan === null ? "failed" : overflow ? "failed" : "pending";
-          const error =
-            p.plan === null
-              ? p.error
-              : overflow
-                ? `the spindle's queue is full (SPINDLE_SERVER_QUEUE_SIZE=${this.#o.queueSize}); the pipeline was not run`
-                : undefined;
-          ledger.store.insertRun(
-            { wid: p.wid, pipelineId: id, name: p.name, plan: p.plan, status, error: error ?? null },
-            now.getTime(),
-          );
-          // The row already holds the status: only the event is added.
-          const t: Transition = {
-            run: { wid: p.wid, knot, rkey, name: p.name },
-            status,
-            ...(status === "failed" ? { error, exitCode: -1 } : {}),
-          };
-          transitions.push(t);
-          out.push(ledger.event(t));
-        }
-        ledger.db.exec("COMMIT");
-        return out;
-      } catch (err) {
-        if (ledger.db.isTransaction) ledger.db.exec("ROLLBACK");
-        ledger.store.recount();
-        throw err;
-      }
-    })();
-    if (!inserted) return this.#duplicate(ctx);
-    ledger.publish(stored, transitions);
+    const admitted = ledger.admit({
+      knot,
+      rkey,
+      recordJson,
+      scope,
+      workflows: plans,
+      queueSize: this.#o.queueSize,
+    });
+    if (!admitted) return this.#duplicate(ctx);
+    const { state, overflow, transitions } = admitted;
     const result = overflow ? "overflow" : "accepted";
     this.#o.metrics.pipelines.inc({ result, reason: overflow ? "queue_full" : "" });
     const failed = transitions.filter((t) => t.status === "failed").length;
@@ -179,8 +141,8 @@ export class PipelineProcessor implements PipelineIntake {
     workflows: readonly PipelineWorkflow[],
     trigger: TriggerMetadata,
     secretKeys: string[],
-  ): { name: string; wid: string; plan: RunPlan | null; error?: string }[] {
-    const out: { name: string; wid: string; plan: RunPlan | null; error?: string }[] = [];
+  ): AdmittedWorkflow[] {
+    const out: AdmittedWorkflow[] = [];
     const names = new Set<string>();
     const wids = new Set<string>();
     for (const [i, wf] of workflows.entries()) {
