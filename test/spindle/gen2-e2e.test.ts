@@ -17,7 +17,7 @@ import { createSecretsProvider } from "../../src/spindle/secrets/index.ts";
 import { didDocument, serviceClaims, signJwt } from "../support/atproto.ts";
 import { FIRST_CREATED, KnotGitServer } from "../support/knot-git-server.ts";
 import { type PlcServer, startPlcServer } from "../support/plc-server.ts";
-import { ALICE, type Booted, bootServer, HOSTNAME, waitFor } from "./server-kit.ts";
+import { ALICE, type Booted, bootServer, Collector, HOSTNAME, waitFor } from "./server-kit.ts";
 
 const REPO = "did:plc:gen2repo0000000000000";
 const FORK = "did:plc:gen2fork0000000000000";
@@ -243,6 +243,49 @@ describe("spindle gen2: push → refUpdate → run → ci.* reads", () => {
     validate.pipeline(done);
     // The knot cursor is the exact `created` of the last event, not a rounded double.
     assert.equal(new KnotCursors(b.server.db).get(knot.host), ev.created.toString());
+  });
+
+  it("/events carries the spindle's own pipeline record, then its statuses (gen2 §2.9)", async () => {
+    const events = new Collector(`${b.wsUrl}/events?cursor=1`);
+    try {
+      const isFinal = (f: string) => {
+        const e = JSON.parse(f) as { nsid: string; event: { pipeline?: string; status?: string } };
+        return (
+          e.nsid === "sh.tangled.pipeline.status" &&
+          e.event.pipeline?.endsWith(`/${pushId}`) === true &&
+          e.event.status === "success"
+        );
+      };
+      await events.until((frames) => frames.some(isFinal));
+      const mine = events.json.filter(
+        (e) => e.rkey === pushId || (e.event as { pipeline?: string }).pipeline?.endsWith(`/${pushId}`),
+      );
+      assert.equal(mine[0]?.nsid, "sh.tangled.pipeline", JSON.stringify(mine));
+      const record = mine[0]?.event as {
+        triggerMetadata: { kind: string; repo: { repoDid: string } };
+        workflows: { name: string }[];
+      };
+      assert.equal(record.triggerMetadata.kind, "push");
+      assert.equal(record.triggerMetadata.repo.repoDid, REPO);
+      assert.deepEqual(
+        record.workflows.map((w) => w.name),
+        ["ci.yml"],
+      );
+      assert.deepEqual(
+        mine.slice(1).map((e) => [e.nsid, (e.event as { status: string }).status]),
+        [
+          ["sh.tangled.pipeline.status", "pending"],
+          ["sh.tangled.pipeline.status", "running"],
+          ["sh.tangled.pipeline.status", "success"],
+        ],
+      );
+      assert.equal(
+        (mine[1]?.event as { pipeline?: string } | undefined)?.pipeline,
+        `at://did:web:${HOSTNAME}/sh.tangled.pipeline/${pushId}`,
+      );
+    } finally {
+      events.close();
+    }
   });
 
   it("the same push as a Gen1 sh.tangled.pipeline event does not run again", async () => {

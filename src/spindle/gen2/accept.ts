@@ -18,6 +18,7 @@ import { type Gen2PipelineRecord, matchTrigger } from "../../gen2/compile.ts";
 import { resolveWorkflow, workflowId } from "../../workflow/resolve.ts";
 import type { AdmittedWorkflow, Ledger } from "../pipelines/ledger.ts";
 import type { SpindleMetrics } from "../pipelines/metrics.ts";
+import { PIPELINE_NSID } from "../pipelines/status.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
 
 export interface Gen2AcceptorOptions {
@@ -93,6 +94,7 @@ export class Gen2Acceptor {
       scope,
       workflows: plans,
       queueSize: this.#o.queueSize,
+      announce: { nsid: PIPELINE_NSID },
     });
     if (!admitted) throw new Error(`pipeline ${rkey} already exists`);
     const { state, overflow } = admitted;

@@ -85,13 +85,20 @@ export class EventLog {
 
   /** Stores a status event. Call inside the caller's transaction; `publish` after commit. */
   insert(status: PipelineStatus): StoredEvent {
+    return this.insertRecord(STATUS_NSID, this.#tids.next(), encodeStatus(status));
+  }
+
+  /**
+   * Stores any record event (`event` is its JSON, sent verbatim): the spindle's own
+   * `sh.tangled.pipeline` records (gen2 §2.9) go out on `/events` this way, keyed by their TID.
+   * Same transaction rule as `insert`.
+   */
+  insertRecord(nsid: string, rkey: string, event: string): StoredEvent {
     const now = this.#now();
     const created = now > this.#last ? now : this.#last + 1n;
-    const rkey = this.#tids.next();
-    const event = encodeStatus(status);
-    this.#insert.run(created, rkey, STATUS_NSID, event);
+    this.#insert.run(created, rkey, nsid, event);
     this.#last = created;
-    return stored(created, encodeEnvelope(event, STATUS_NSID, rkey));
+    return stored(created, encodeEnvelope(event, nsid, rkey));
   }
 
   /** Makes committed events visible to live subscribers and wakes them (on the next turn). */

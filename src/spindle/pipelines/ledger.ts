@@ -110,6 +110,11 @@ export class Ledger {
     scope: string;
     workflows: readonly AdmittedWorkflow[];
     queueSize: number;
+    /**
+     * Publish the record itself on `/events` before its statuses (gen2 §2.9): set for pipelines
+     * the spindle built (Gen2), whose record no knot announces; Gen1 records came from a knot.
+     */
+    announce?: { nsid: string };
   }): Admission | null {
     const { knot, rkey } = p;
     const full = this.store.queuedCount() >= p.queueSize;
@@ -129,6 +134,7 @@ export class Ledger {
         this.db.exec("ROLLBACK");
         return null;
       }
+      if (p.announce) events.push(this.events.insertRecord(p.announce.nsid, rkey, p.recordJson));
       for (const w of p.workflows) {
         const status = w.plan === null || overflow ? "failed" : "pending";
         const error =
