@@ -56,15 +56,27 @@ export class LogFile implements LogSink {
   write(line: LogLine, plainContent = false): void {
     if (this.#error || this.#closed) return;
     const text = encodeLogLine(line, plainContent);
-    // A UTF-16 unit takes at most 3 UTF-8 bytes; plus the newline.
-    const worst = text.length * 3 + 1;
+    this.#reserve(text.length + 1);
+    this.#used += this.#buf.write(text, this.#used, "utf8");
+    this.#buf[this.#used++] = 10;
+    if (this.#used >= BATCH_BYTES) void this.#writeBatch();
+  }
+
+  /** Whole encoded lines, each ending in "\n" (see LogSink.writeEncoded). */
+  writeEncoded(lines: string): void {
+    if (this.#error || this.#closed) return;
+    this.#reserve(lines.length);
+    this.#used += this.#buf.write(lines, this.#used, "utf8");
+    if (this.#used >= BATCH_BYTES) void this.#writeBatch();
+  }
+
+  /** Makes room for `units` UTF-16 units of text: each takes at most 3 UTF-8 bytes. */
+  #reserve(units: number): void {
+    const worst = units * 3;
     if (this.#used + worst > this.#buf.length) {
       void this.#writeBatch();
       if (worst > this.#buf.length) this.#buf = Buffer.allocUnsafe(worst);
     }
-    this.#used += this.#buf.write(text, this.#used, "utf8");
-    this.#buf[this.#used++] = 10;
-    if (this.#used >= BATCH_BYTES) void this.#writeBatch();
   }
 
   /** Resolves when every line accepted so far is written (or writing has failed). */

@@ -91,6 +91,40 @@ export function encodeLogLine(line: LogLine, plainContent = false): string {
   return `${out}}`;
 }
 
+const LONE_SURROGATE_ESCAPE = /\\ud[89a-f][0-9a-f]{2}/g;
+
+/**
+ * Data lines for each line of `text` (split on "\n"; one more line than it has newlines), each
+ * followed by "\n": exactly what encodeLogLine writes for `{kind: "data", content, time,
+ * step_id, stream}` one line at a time, built for a whole output chunk at once. Undefined when
+ * the text holds a backslash or a carriage return (the caller then goes line by line): without
+ * them, JSON.stringify of the whole text differs from Go only by the fix-ups below, and each
+ * `\n` in it is a line break.
+ */
+export function encodeDataLines(
+  text: string,
+  time: string,
+  step: number,
+  stream: LogStream,
+): string | undefined {
+  // indexOf is a vectorised scan, far cheaper than a regex over the text.
+  if (text.indexOf("\\") >= 0 || text.indexOf("\r") >= 0) return undefined;
+  // Quotes and control characters come out as Go writes them; lone surrogates as `\udXXX`.
+  let json = JSON.stringify(text);
+  if (text.indexOf("<") >= 0) json = json.replaceAll("<", "\\u003c");
+  if (text.indexOf(">") >= 0) json = json.replaceAll(">", "\\u003e");
+  if (text.indexOf("&") >= 0) json = json.replaceAll("&", "\\u0026");
+  if (text.indexOf("\u2028") >= 0) json = json.replaceAll("\u2028", "\\u2028");
+  if (text.indexOf("\u2029") >= 0) json = json.replaceAll("\u2029", "\\u2029");
+  // With no backslash in the text, every `\ud…` in the JSON is an escaped lone surrogate.
+  if (json.indexOf("\\ud") >= 0) json = json.replace(LONE_SURROGATE_ESCAPE, "\\ufffd");
+  const end = `,"time":${timeJson(time)},"step_id":${intText(step)},"stream":"${stream}"}\n`;
+  const between = `"${end}{"kind":"data","content":"`;
+  // A `$` would be a substitution pattern in replaceAll's replacement (a time never has one).
+  const lines = between.includes("$") ? json.split("\\n").join(between) : json.replaceAll("\\n", between);
+  return `{"kind":"data","content":${lines}${end}`;
+}
+
 // Consecutive lines mostly share a time (all lines of one output event do): encode it once.
 let lastTime = "";
 let lastTimeJson = '""';

@@ -18,12 +18,26 @@
 import { Masker, type StreamMasker } from "../mask/masker.ts";
 import { RUNNER_PROTOCOL_VERSION, type RunnerEvent, type RunStatus } from "../runner/protocol.ts";
 import { checkRunnerEvent } from "./events.ts";
-import { formatTime, type LogLine, type LogStream, linesArePlain, normalizeTime } from "./logline.ts";
+import {
+  encodeDataLines,
+  formatTime,
+  type LogLine,
+  type LogStream,
+  linesArePlain,
+  normalizeTime,
+} from "./logline.ts";
 
 /** Where relayed lines go (a LogFile, or a test's array). `write` must not throw. */
 export interface LogSink {
   /** `plainContent`: the relay checked that the content needs no JSON escaping (a speed hint). */
   write(line: LogLine, plainContent?: boolean): void;
+  /**
+   * Optional, for sinks that store encoded lines: `lines` is one or more whole LogLines as
+   * encodeLogLine writes them, each followed by "\n". The relay then hands over most data lines
+   * a chunk of output at a time this way and the rest through `write`, in order; a sink that has
+   * both must keep the order of the two. Must not throw.
+   */
+  writeEncoded?(lines: string): void;
   /** Bytes accepted but not yet written; the relay waits on `flush` when it grows large. */
   readonly backlog: number;
   flush(): Promise<void>;
@@ -334,8 +348,10 @@ export class Relay {
   }
 
   #lines(st: StreamState, text: string, step: number, stream: LogStream, time: string): void {
-    const plain = linesArePlain(text);
     let from = 0;
+    if (this.#sink.writeEncoded !== undefined) from = this.#encodedLines(st, text, step, stream, time);
+    if (from === text.length) return;
+    const plain = linesArePlain(from === 0 ? text : text.slice(from));
     for (;;) {
       const nl = text.indexOf("\n", from);
       if (nl < 0) break;
@@ -362,6 +378,24 @@ export class Relay {
       this.#sink.write({ kind: "data", content, time, step_id: step, stream }, st.partialPlain);
       st.partial = st.partial.slice(cut);
     }
+  }
+
+  /**
+   * For sinks that take encoded lines: the whole lines of `text` (with the partial line before
+   * them) in one piece when encodeDataLines can, returning where the rest of `text` starts (0 when
+   * it could not: the caller goes line by line).
+   */
+  #encodedLines(st: StreamState, text: string, step: number, stream: LogStream, time: string): number {
+    const last = text.lastIndexOf("\n");
+    if (last < 0) return 0;
+    // The partial line held from earlier output is the start of the first line.
+    const lines = st.partial + text.slice(0, last);
+    const encoded = encodeDataLines(lines, time, step, stream);
+    if (encoded === undefined) return 0;
+    this.#sink.writeEncoded?.(encoded);
+    st.partial = "";
+    st.partialPlain = true;
+    return last + 1;
   }
 
   #data(line: string, plain: boolean, step: number, stream: LogStream, time: string): void {
