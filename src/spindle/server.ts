@@ -180,6 +180,7 @@ export class SpindleServer {
             pipelines: this.pipelines,
             log: this.logger,
             knotHandlers: this.gen2.knotHandlers(),
+            pulls: this.gen2.pullHandler(),
             ...(p.opts.intake ?? {}),
           });
     this.#app = new SpindleApp({

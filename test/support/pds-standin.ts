@@ -11,8 +11,12 @@
  *   pds.registerIdentity(plc, "did:plc:…", "alice.test");   // DID doc with #atproto_pds = pds.url
  *   pds.putRecord("did:plc:…", "sh.tangled.repo", "3lrepo", { name: "core", … });
  *
+ * `com.atproto.sync.getBlob?did=…&cid=…` serves blobs stored with `putBlob` (real CIDv1 raw
+ * sha-256 CIDs), answering `400 {"error":"BlobNotFound"}` like a PDS for unknown ones.
+ *
  * `behaviour` makes it misbehave for timeout / size-cap tests.
  */
+import { createHash } from "node:crypto";
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { PlcServer } from "./plc-server.ts";
@@ -34,6 +38,8 @@ export class PdsStandIn {
   readonly #server: Server;
   /** did → collection → rkey → value */
   readonly #records = new Map<string, Map<string, Map<string, unknown>>>();
+  /** `${did} ${cid}` → bytes and mime type */
+  readonly #blobs = new Map<string, { bytes: Buffer; mimeType: string }>();
 
   private constructor(server: Server, url: string) {
     this.#server = server;
@@ -75,6 +81,20 @@ export class PdsStandIn {
     return `at://${did}/${collection}/${rkey}`;
   }
 
+  /**
+   * Stores a blob of `did`; returns its blob ref as a record holds it in JSON
+   * (`{$type:"blob", ref:{$link}, mimeType, size}`).
+   */
+  putBlob(
+    did: string,
+    bytes: Uint8Array,
+    mimeType = "application/gzip",
+  ): { $type: "blob"; ref: { $link: string }; mimeType: string; size: number } {
+    const cid = rawCid(bytes);
+    this.#blobs.set(`${did} ${cid}`, { bytes: Buffer.from(bytes), mimeType });
+    return { $type: "blob", ref: { $link: cid }, mimeType, size: bytes.byteLength };
+  }
+
   deleteRecord(did: string, collection: string, rkey: string): void {
     this.#records.get(did)?.get(collection)?.delete(rkey);
   }
@@ -93,6 +113,20 @@ export class PdsStandIn {
       res.writeHead(200, { "content-type": "application/json" });
       res.end(`{"pad":"${"x".repeat(this.behaviour.oversizeBytes)}"}`);
       return;
+    }
+    if (this.behaviour.status === undefined) {
+      const u = new URL(path, this.url);
+      if (u.pathname === "/xrpc/com.atproto.sync.getBlob") {
+        const blob = this.#blobs.get(`${u.searchParams.get("did")} ${u.searchParams.get("cid")}`);
+        if (blob !== undefined) {
+          res.writeHead(200, { "content-type": blob.mimeType, "content-length": blob.bytes.byteLength });
+          res.end(blob.bytes);
+          return;
+        }
+        res.writeHead(400, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: "BlobNotFound", message: "Blob not found" }));
+        return;
+      }
     }
     const [status, body] = this.#route(path);
     res.writeHead(status, { "content-type": "application/json" });
@@ -129,4 +163,24 @@ export class PdsStandIn {
     }
     return [501, { error: "MethodNotImplemented", message: `stand-in does not implement ${u.pathname}` }];
   }
+}
+
+/** CIDv1, raw codec (0x55), sha2-256 multihash, base32 lower-case multibase ("b…"). */
+function rawCid(bytes: Uint8Array): string {
+  const digest = createHash("sha256").update(bytes).digest();
+  const raw = Buffer.concat([Buffer.from([0x01, 0x55, 0x12, 0x20]), digest]);
+  const alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+  let out = "b";
+  let bits = 0;
+  let value = 0;
+  for (const byte of raw) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += alphabet[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += alphabet[(value << (5 - bits)) & 31];
+  return out;
 }

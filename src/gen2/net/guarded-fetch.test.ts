@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { GuardedFetchError, guardedFetch, isForbiddenAddress } from "./guarded-fetch.ts";
+import {
+  GuardedFetchError,
+  guardedFetch,
+  guardedFetchFunction,
+  isForbiddenAddress,
+} from "./guarded-fetch.ts";
 
 describe("isForbiddenAddress", () => {
   it("refuses internal ranges and accepts public ones", () => {
@@ -121,5 +126,17 @@ describe("guardedFetch", () => {
     await assert.rejects(guardedFetch("file:///etc/passwd"), code("InvalidUrl"));
     await assert.rejects(guardedFetch("http://u:p@example.com/"), code("InvalidUrl"));
     await assert.rejects(guardedFetch("not a url"), code("InvalidUrl"));
+  });
+  it("guardedFetchFunction: the guard behind fetch's signature (for XrpcClient)", async () => {
+    const f = guardedFetchFunction({ allowPrivate: true });
+    const res = await f(`${base}/redirect`);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "hello");
+    assert.equal((await f(new URL(`${base}/nope`))).status, 404);
+    await assert.rejects(
+      guardedFetchFunction()(`${base}/ok`),
+      (e: unknown) => e instanceof GuardedFetchError && e.code === "ForbiddenAddress",
+    );
+    await assert.rejects(f(`${base}/ok`, { method: "POST" }), /only GET/);
   });
 });

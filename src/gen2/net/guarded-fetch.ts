@@ -273,3 +273,24 @@ async function requestOnce(
     req.end();
   });
 }
+
+/**
+ * `guardedFetch` behind the `fetch` signature, for clients that take one (e.g. the intake's
+ * XrpcClient reading a pull record from its author's PDS). GET only; the request's own signal
+ * and redirect mode are replaced by the guard's deadline and re-checked redirects.
+ */
+export function guardedFetchFunction(opts: GuardedFetchOptions = {}): typeof fetch {
+  return async (input, init) => {
+    const method = init?.method ?? (input instanceof Request ? input.method : "GET");
+    if (method !== "GET") throw new GuardedFetchError("InvalidUrl", `only GET is supported, not ${method}`);
+    const url = input instanceof Request ? input.url : input;
+    const res = await guardedFetch(url, opts);
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(res.headers)) {
+      if (v === undefined) continue;
+      for (const one of Array.isArray(v) ? v : [v]) headers.append(k, one);
+    }
+    const empty = res.status === 204 || res.status === 304;
+    return new Response(empty ? null : new Uint8Array(res.body), { status: res.status, headers });
+  };
+}

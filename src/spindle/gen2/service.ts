@@ -9,6 +9,8 @@
  * - `knotHandlers()`: `sh.tangled.git.refUpdate` → build a pipeline (gen2 §2.4),
  *   `sh.tangled.repo.collaboratorUpdate` → push grants, and a wrapper around the Gen1
  *   `sh.tangled.pipeline` handler for the Gen1/Gen2 dedupe below;
+ * - `pullHandler()`: Jetstream `sh.tangled.repo.pull{,.status}` → a pull_request pipeline
+ *   (gen2 §2.5, pulls.ts), sharing the trusted build with refUpdate;
  * - `handleRequest()`: `/.well-known/did.json` (gen2 §2.1);
  * - `handleUpgrade()`: the subscribePipelineLogs WebSocket (gen2 §2.8).
  *
@@ -53,6 +55,7 @@ import {
   WireError,
   WorkflowFetcher,
 } from "../../gen2/index.ts";
+import { guardedFetchFunction } from "../../gen2/net/guarded-fetch.ts";
 import type { ServiceJwtVerifier } from "../auth/index.ts";
 import { bearerToken } from "../auth/index.ts";
 import type { Config } from "../config.ts";
@@ -61,7 +64,10 @@ import { AccessControlError, missingActorDidError, XrpcError } from "../errors.t
 import { readJsonObject } from "../http/body.ts";
 import type { XrpcMethod } from "../http/xrpc.ts";
 import type { KnotEnvelope } from "../intake/envelope.ts";
+import { createDidDocumentLookup, type IdentityLookup } from "../intake/identity.ts";
 import type { KnotEventHandler } from "../intake/knot-consumer.ts";
+import type { PullEventHandler } from "../intake/pulls.ts";
+import { XrpcClient } from "../intake/xrpc.ts";
 import type { EventLog } from "../pipelines/event-log.ts";
 import type { PipelineIntake } from "../pipelines/intake-contract.ts";
 import type { Ledger } from "../pipelines/ledger.ts";
@@ -72,6 +78,7 @@ import { type Rbac, type RepoRef, repoScopeKey } from "../rbac/index.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
 import { Gen2Acceptor } from "./accept.ts";
 import { handleLogsUpgrade, resolveLogRequest } from "./logs.ts";
+import { PullIntake, type TrustedBuild, type TrustedBuildResult } from "./pulls.ts";
 import { CiQuery } from "./query.ts";
 import { ValidatedPipelines } from "./validated.ts";
 
@@ -100,6 +107,10 @@ export interface Gen2ServiceOptions {
   /** Knot fetch retries before a pipeline is recorded failed (delays in ms). Default [1000, 3000]. */
   fetchRetryDelaysMs?: readonly number[];
   tids?: TidGenerator;
+  /** Pull authors' DID documents (gen2 §2.5). Default: from `config.server.plcUrl`. */
+  identity?: IdentityLookup;
+  /** Reads pull records from authors' PDSes. Default: through the SSRF guard (private in dev). */
+  pullXrpc?: XrpcClient;
 }
 
 const invalid = (message: string, cause?: unknown) =>
@@ -303,13 +314,7 @@ export class Gen2Service {
           const repo = this.#repoByDid(input.repo);
           const ref = repoRef(repo);
           if (!this.#o.rbac.canPush(who, ref)) throw new AccessControlError(who, 400);
-          const known: KnownRepo = {
-            knot: repo.knot,
-            ownerDid: repo.owner,
-            repoDid: input.repo,
-            rkey: repo.rkey ?? "",
-            defaultBranch: await this.#defaultBranch(repo.knot, input.repo),
-          };
+          const known = await this.#knownRepo(repo, input.repo);
           let trigger: ReturnType<typeof triggerFromCiInput>;
           try {
             trigger = triggerFromCiInput(input, known);
@@ -416,6 +421,17 @@ export class Gen2Service {
     }
   }
 
+  /** What a trigger says about the repo, the default branch asked of its knot. */
+  async #knownRepo(repo: RepoRecord, repoDid: string): Promise<KnownRepo> {
+    return {
+      knot: repo.knot,
+      ownerDid: repo.owner,
+      repoDid,
+      rkey: repo.rkey ?? "",
+      defaultBranch: await this.#defaultBranch(repo.knot, repoDid),
+    };
+  }
+
   async #defaultBranch(knot: string, repoDid: string): Promise<string> {
     try {
       return (await getDefaultBranch(knot, repoDid, { dev: this.#dev })).name;
@@ -424,6 +440,27 @@ export class Gen2Service {
       this.#log.warn({ knot, repoDid, err: (err as Error).message }, "default branch unknown");
       return "";
     }
+  }
+
+  // ---- Jetstream pulls (gen2 §2.5) -----------------------------------------------------------
+
+  /** What intake hands `sh.tangled.repo.pull{,.status}` commits to (see pulls.ts). */
+  pullHandler(): PullEventHandler {
+    const { server } = this.#o.config;
+    const guard = { allowPrivate: this.#dev };
+    return new PullIntake({
+      db: this.#o.ledger.db,
+      repos: this.#repos,
+      rbac: this.#o.rbac,
+      identity: this.#o.identity ?? createDidDocumentLookup({ plcUrl: server.plcUrl, dev: this.#dev }),
+      xrpc:
+        this.#o.pullXrpc ?? new XrpcClient({ fetch: guardedFetchFunction({ ...guard, timeoutMs: 5000 }) }),
+      blobFetch: guard,
+      hostname: this.#hostname,
+      knownRepo: (repo, repoDid) => this.#knownRepo(repo, repoDid),
+      build: (b) => this.#buildTrusted(b),
+      log: this.#log,
+    });
   }
 
   // ---- knot intake ---------------------------------------------------------------------------
@@ -487,36 +524,52 @@ export class Gen2Service {
     known.defaultBranch = await this.#defaultBranch(knot, ev.repo);
     const d = decidePush(ev, known);
     if (!d.build) return;
+    await this.#buildTrusted({
+      repo,
+      trigger: d.trigger,
+      sha: d.sha,
+      ...(d.changedFiles !== undefined && { changedFiles: d.changedFiles }),
+      ctx: { ...ctx, what: "refUpdate" },
+    });
+  }
+
+  /**
+   * The trusted (same-repo) path shared by refUpdate (gen2 §2.4) and Jetstream pulls (§2.5):
+   * `.tangled/workflows` at `sha` from the repo's knot (with retries) → compile for `trigger` →
+   * store and queue. Workflows the knot would not give are recorded as a failed pipeline (one
+   * workflow named FETCH_FAILED_WORKFLOW) so the commit shows why nothing ran (GUESS: upstream
+   * only logs). No matching workflow → nothing stored.
+   */
+  async #buildTrusted(b: TrustedBuild): Promise<TrustedBuildResult> {
+    const { repo, trigger, sha, ctx } = b;
+    const repoDid = trigger.repo.repoDid;
     const tid = this.#tids.next();
     const scope = repoScopeKey(repoRef(repo));
     let fetched: FetchedWorkflows;
     try {
-      fetched = await this.#fetchWithRetry(knot, ev.repo, d.sha);
+      fetched = await this.#fetchWithRetry(repo.knot, repoDid, sha);
     } catch (err) {
       if (!(err instanceof KnotError)) throw err;
-      // Recorded as a failed pipeline so the push shows why nothing ran (GUESS: upstream only logs).
-      const error = `could not read .tangled/workflows at ${d.sha} from ${knot}: ${err.message}`;
-      this.#log.warn({ ...ctx, code: err.code, err: err.message }, "refUpdate: workflows unreadable");
+      const error = `could not read .tangled/workflows at ${sha} from ${repo.knot}: ${err.message}`;
+      this.#log.warn({ ...ctx, sha, code: err.code, err: err.message }, `${ctx.what}: workflows unreadable`);
       await this.acceptor.accept({
         tid,
-        record: { $type: "", triggerMetadata: d.trigger, workflows: [] },
+        record: { $type: "", triggerMetadata: trigger, workflows: [] },
         scope,
         untrusted: false,
         failed: [{ name: FETCH_FAILED_WORKFLOW, error }],
       });
-      return;
+      return { built: true, tid, failed: true };
     }
-    const { record, diagnostics } = compileGen2(fetched.files, d.trigger, {
-      ...(d.changedFiles !== undefined && { changedFiles: d.changedFiles }),
+    const { record, diagnostics } = compileGen2(fetched.files, trigger, {
+      ...(b.changedFiles !== undefined && { changedFiles: b.changedFiles }),
     });
     if (record === undefined) {
-      this.#log.info(
-        { ...ctx, sha: d.sha, diagnostics: diagnostics.length },
-        "refUpdate: no workflow matches",
-      );
-      return;
+      this.#log.info({ ...ctx, sha, diagnostics: diagnostics.length }, `${ctx.what}: no workflow matches`);
+      return { built: false, reason: `no workflow matches at ${sha}` };
     }
     await this.acceptor.accept({ tid, record, scope, untrusted: false });
+    return { built: true, tid, failed: false };
   }
 
   async #fetchWithRetry(knot: string, repoDid: string, sha: string): Promise<FetchedWorkflows> {

@@ -29,6 +29,7 @@ import type { DidFilter } from "./did-filter.ts";
 import type { IdentityLookup } from "./identity.ts";
 import type { JetstreamEvent } from "./jetstream-event.ts";
 import { isValidKnotHost } from "./knot-host.ts";
+import { PULL_NSID, PULL_STATUS_NSID, type PullEventHandler } from "./pulls.ts";
 import type { XrpcClient } from "./xrpc.ts";
 
 export const MEMBER_NSID = "sh.tangled.spindle.member";
@@ -60,6 +61,8 @@ export interface JetstreamHandlersOptions {
   log: Logger;
   /** Pages of 50 collaborator records read per repo event; default 10. */
   maxCollaboratorPages?: number;
+  /** Gen2 pull requests (gen2 §2.5); without it pull events are ignored. */
+  pulls?: PullEventHandler;
 }
 
 type CommitEvent = JetstreamEvent & { commit: NonNullable<JetstreamEvent["commit"]> };
@@ -73,7 +76,7 @@ export class JetstreamHandlers {
     this.#o = opts;
   }
 
-  /** Dispatches one commit event (already past the DID filter). */
+  /** Dispatches one commit event (past the DID filter, or of a collection exempt from it). */
   async handle(ev: CommitEvent): Promise<Outcome> {
     const { collection, operation } = ev.commit;
     switch (collection) {
@@ -85,6 +88,9 @@ export class JetstreamHandlers {
         return operation === "delete"
           ? ignored("collaborator deletes are ignored (§1.2)")
           : this.#collaboratorPut(ev);
+      case PULL_NSID:
+      case PULL_STATUS_NSID:
+        return this.#o.pulls ? this.#o.pulls.handle(ev) : ignored("pull requests are not handled here");
       default:
         return ignored(`collection ${collection} is not handled`);
     }

@@ -3,7 +3,9 @@
  *
  * - `JetstreamConsumer` (jetstream.ts) reads `sh.tangled.spindle.member`, `sh.tangled.repo` and
  *   `sh.tangled.repo.collaborator` commits, filters them by author (`DidFilter`), and applies
- *   them with `JetstreamHandlers` (handlers.ts): members, repos, RBAC grants, new knots.
+ *   them with `JetstreamHandlers` (handlers.ts): members, repos, RBAC grants, new knots. Given
+ *   a `pulls` handler (Gen2), also `sh.tangled.repo.pull{,.status}`, exempt from the filter
+ *   (pulls.ts).
  * - `KnotConsumers` (knots.ts) keeps one `KnotConsumer` per knot and hands every
  *   `sh.tangled.pipeline` envelope to the `PipelineIntake`.
  *
@@ -29,11 +31,12 @@ import {
 import type { PipelineIntake } from "../pipelines/intake-contract.ts";
 import { Rbac } from "../rbac/index.ts";
 import { DidFilter } from "./did-filter.ts";
-import { JetstreamHandlers } from "./handlers.ts";
+import { JetstreamHandlers, WANTED_COLLECTIONS } from "./handlers.ts";
 import { createDidDocumentLookup, type IdentityLookup } from "./identity.ts";
 import { JetstreamConsumer, type JetstreamConsumerOptions } from "./jetstream.ts";
 import type { KnotConsumerTuning, KnotEventHandler } from "./knot-consumer.ts";
 import { KnotConsumers } from "./knots.ts";
+import { FILTER_EXEMPT_COLLECTIONS, PULL_COLLECTIONS, type PullEventHandler } from "./pulls.ts";
 import { XrpcClient } from "./xrpc.ts";
 
 export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
@@ -59,6 +62,14 @@ export { decodeJetstreamFrame, type JetstreamEvent } from "./jetstream-event.ts"
 export { KnotConsumer, type KnotConsumerTuning, type KnotEventHandler } from "./knot-consumer.ts";
 export { isValidKnotHost, knotEventsUrl } from "./knot-host.ts";
 export { KnotConsumers, type KnotConsumersOptions, PIPELINE_NSID } from "./knots.ts";
+export {
+  type CommitEvent,
+  FILTER_EXEMPT_COLLECTIONS,
+  PULL_COLLECTIONS,
+  PULL_NSID,
+  PULL_STATUS_NSID,
+  type PullEventHandler,
+} from "./pulls.ts";
 export { XrpcClient, XrpcError } from "./xrpc.ts";
 
 export interface CreateIntakeOptions {
@@ -76,6 +87,11 @@ export interface CreateIntakeOptions {
   knots?: KnotConsumerTuning;
   /** Extra knot-stream handlers by NSID (Gen2: refUpdate, collaboratorUpdate). */
   knotHandlers?: Record<string, KnotEventHandler>;
+  /**
+   * Gen2 pull requests (gen2 §2.5). When given, Jetstream also delivers `sh.tangled.repo.pull`
+   * and `sh.tangled.repo.pull.status`, exempt from the DID filter, to this handler.
+   */
+  pulls?: PullEventHandler;
 }
 
 export interface Intake {
@@ -113,11 +129,16 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
     xrpc: opts.xrpc ?? new XrpcClient(),
     knots,
     log,
+    ...(opts.pulls !== undefined && { pulls: opts.pulls }),
   });
   const jetstream = new JetstreamConsumer({
     ...opts.jetstream,
     endpoint: server.jetstreamEndpoint,
     filter,
+    ...(opts.pulls !== undefined && {
+      wantedCollections: [...WANTED_COLLECTIONS, ...PULL_COLLECTIONS],
+      filterExempt: FILTER_EXEMPT_COLLECTIONS,
+    }),
     cursor: new JetstreamCursor(opts.db),
     handlers,
     log,

@@ -2,10 +2,13 @@
  * The Jetstream consumer (spec §1.2): one WebSocket to
  * `<endpoint>?wantedCollections=sh.tangled.spindle.member&wantedCollections=sh.tangled.repo&
  * wantedCollections=sh.tangled.repo.collaborator&cursor=<µs>` in plain JSON (no zstd), the
- * client-side DID filter, and the persisted cursor.
+ * client-side DID filter, and the persisted cursor. With Gen2 pulls (gen2 §2.2) the wanted
+ * collections also name `sh.tangled.repo.pull` and `sh.tangled.repo.pull.status`, which are
+ * exempt from the DID filter (`filterExempt`): pulls come from arbitrary users.
  *
  * Cursor rules:
- * - after each handled event (past the DID filter): store `time_us + 1`, as upstream;
+ * - after each handled event (past the DID filter, or exempt from it): store `time_us + 1`, as
+ *   upstream;
  * - events dropped by the filter move the cursor in memory only; it is saved every
  *   `cursorSaveMs` and on stop. DEVIATION: upstream saves *now()* on that timer, which skips
  *   events whenever the consumer lags; Loom saves the last processed `time_us + 1` instead,
@@ -35,6 +38,10 @@ export interface JetstreamConsumerOptions {
   /** `config.server.jetstreamEndpoint`, e.g. `wss://jetstream1.us-west.bsky.network/subscribe`. */
   endpoint: string;
   filter: DidFilter;
+  /** Default `WANTED_COLLECTIONS` (members, repos, collaborators). */
+  wantedCollections?: readonly string[];
+  /** Collections handled whatever the author (default none). */
+  filterExempt?: ReadonlySet<string>;
   cursor: JetstreamCursor;
   handlers: JetstreamEventHandler;
   log: Logger;
@@ -87,7 +94,8 @@ export class JetstreamConsumer {
   /** The URL the next connection will use (cursor chosen by the rules above). */
   url(): string {
     const u = new URL(this.#o.endpoint);
-    for (const c of WANTED_COLLECTIONS) u.searchParams.append("wantedCollections", c);
+    for (const c of this.#o.wantedCollections ?? WANTED_COLLECTIONS)
+      u.searchParams.append("wantedCollections", c);
     u.searchParams.set("cursor", String(this.#chooseCursor()));
     return u.toString();
   }
@@ -179,7 +187,8 @@ export class JetstreamConsumer {
     }
     const ev = d.event;
     const commit = ev.commit;
-    if (commit === null || !this.#o.filter.has(ev.did)) {
+    const exempt = commit !== null && this.#o.filterExempt?.has(commit.collection) === true;
+    if (commit === null || !(exempt || this.#o.filter.has(ev.did))) {
       this.#advance(ev.timeUs);
       return;
     }
