@@ -121,9 +121,9 @@ export async function main(): Promise<void> {
         // Checking every line would measure String.includes; a prefix of the run is enough.
         if (bytes < 4 << 20 && text.includes("sk_live_")) leaked = true;
       },
-      writeEncoded(lines: string) {
-        bytes += lines.length;
-        if (bytes < 4 << 20 && lines.includes("sk_live_")) leaked = true;
+      writeEncoded(utf8: string) {
+        bytes += utf8.length;
+        if (bytes < 4 << 20 && utf8.includes("sk_live_")) leaked = true;
       },
     };
     return {

@@ -271,9 +271,9 @@ function batched(c: Case): { text: string; batches: number } {
     backlog: 0,
     flush: () => Promise.resolve(),
     write: (l, plain) => (text += `${encodeLogLine(l, plain)}\n`),
-    writeEncoded: (lines) => {
-      assert.ok(lines.endsWith("\n"));
-      text += lines;
+    writeEncoded: (utf8) => {
+      assert.ok(utf8.endsWith("\n"));
+      text += Buffer.from(utf8, "latin1").toString("utf8");
       batches++;
     },
   });

@@ -56,26 +56,27 @@ export class LogFile implements LogSink {
   write(line: LogLine, plainContent = false): void {
     if (this.#error || this.#closed) return;
     const text = encodeLogLine(line, plainContent);
-    this.#reserve(text.length + 1);
+    // A UTF-16 unit takes at most 3 UTF-8 bytes; plus the newline.
+    this.#reserve(text.length * 3 + 1);
     this.#used += this.#buf.write(text, this.#used, "utf8");
     this.#buf[this.#used++] = 10;
     if (this.#used >= BATCH_BYTES) void this.#writeBatch();
   }
 
-  /** Whole encoded lines, each ending in "\n" (see LogSink.writeEncoded). */
-  writeEncoded(lines: string): void {
+  /** Whole encoded lines, each ending in "\n", as UTF-8 bytes (see LogSink.writeEncoded). */
+  writeEncoded(utf8: string): void {
     if (this.#error || this.#closed) return;
-    this.#reserve(lines.length);
-    this.#used += this.#buf.write(lines, this.#used, "utf8");
+    this.#reserve(utf8.length);
+    // One character per byte: a copy, where UTF-8-encoding text costs several times more.
+    this.#used += this.#buf.write(utf8, this.#used, "latin1");
     if (this.#used >= BATCH_BYTES) void this.#writeBatch();
   }
 
-  /** Makes room for `units` UTF-16 units of text: each takes at most 3 UTF-8 bytes. */
-  #reserve(units: number): void {
-    const worst = units * 3;
-    if (this.#used + worst > this.#buf.length) {
+  /** Makes room for `bytes` more bytes. */
+  #reserve(bytes: number): void {
+    if (this.#used + bytes > this.#buf.length) {
       void this.#writeBatch();
-      if (worst > this.#buf.length) this.#buf = Buffer.allocUnsafe(worst);
+      if (bytes > this.#buf.length) this.#buf = Buffer.allocUnsafe(bytes);
     }
   }
 

@@ -91,33 +91,43 @@ export function encodeLogLine(line: LogLine, plainContent = false): string {
   return `${out}}`;
 }
 
-const LONE_SURROGATE_ESCAPE = /\\ud[89a-f][0-9a-f]{2}/g;
+/** Scratch space for the UTF-8 form of an output chunk (grown as needed, never shrunk). */
+let scratch = Buffer.allocUnsafe(64 << 10);
 
 /**
  * Data lines for each line of `text` (split on "\n"; one more line than it has newlines), each
- * followed by "\n": exactly what encodeLogLine writes for `{kind: "data", content, time,
- * step_id, stream}` one line at a time, built for a whole output chunk at once. Undefined when
- * the text holds a backslash or a carriage return (the caller then goes line by line): without
- * them, JSON.stringify of the whole text differs from Go only by the fix-ups below, and each
- * `\n` in it is a line break.
+ * followed by "\n": exactly the UTF-8 bytes of what encodeLogLine writes for `{kind: "data",
+ * content, time, step_id, stream}` one line at a time, built for a whole output chunk at once and
+ * returned as a latin1 ("binary") string, one character per byte.
+ *
+ * Bytes, not text, because a log file wants bytes and UTF-8-encoding the 2-3 times longer
+ * encoded lines was the largest cost; the chunk is encoded once, and the rest of the work is on
+ * one-byte strings. Without a backslash or carriage return in the text, JSON.stringify of those
+ * bytes differs from Go only by the fix-ups below, and each `\n` in it is a line break. Returns
+ * undefined (the caller then goes line by line) for text with a backslash, a carriage return
+ * (trailing ones are trimmed per line), or U+FFFD (which would hide the lone surrogates that Go
+ * writes as an escaped U+FFFD).
  */
-export function encodeDataLines(
+export function encodeDataLinesUtf8(
   text: string,
   time: string,
   step: number,
   stream: LogStream,
 ): string | undefined {
   // indexOf is a vectorised scan, far cheaper than a regex over the text.
-  if (text.indexOf("\\") >= 0 || text.indexOf("\r") >= 0) return undefined;
-  // Quotes and control characters come out as Go writes them; lone surrogates as `\udXXX`.
-  let json = JSON.stringify(text);
-  if (text.indexOf("<") >= 0) json = json.replaceAll("<", "\\u003c");
-  if (text.indexOf(">") >= 0) json = json.replaceAll(">", "\\u003e");
-  if (text.indexOf("&") >= 0) json = json.replaceAll("&", "\\u0026");
-  if (text.indexOf("\u2028") >= 0) json = json.replaceAll("\u2028", "\\u2028");
-  if (text.indexOf("\u2029") >= 0) json = json.replaceAll("\u2029", "\\u2029");
-  // With no backslash in the text, every `\ud…` in the JSON is an escaped lone surrogate.
-  if (json.indexOf("\\ud") >= 0) json = json.replace(LONE_SURROGATE_ESCAPE, "\\ufffd");
+  if (text.indexOf("\\") >= 0 || text.indexOf("\r") >= 0 || text.indexOf("\ufffd") >= 0) return undefined;
+  if (scratch.length < text.length * 3) scratch = Buffer.allocUnsafe(text.length * 3);
+  // Lone surrogates become the bytes of U+FFFD, which the text has none of (checked above).
+  const bytes = scratch.toString("latin1", 0, scratch.write(text, "utf8"));
+  // Quotes and control characters come out as Go writes them; bytes ≥ 0x80 stay as they are.
+  let json = JSON.stringify(bytes);
+  if (bytes.indexOf("<") >= 0) json = json.replaceAll("<", "\\u003c");
+  if (bytes.indexOf(">") >= 0) json = json.replaceAll(">", "\\u003e");
+  if (bytes.indexOf("&") >= 0) json = json.replaceAll("&", "\\u0026");
+  if (bytes.indexOf("\xe2\x80\xa8") >= 0) json = json.replaceAll("\xe2\x80\xa8", "\\u2028");
+  if (bytes.indexOf("\xe2\x80\xa9") >= 0) json = json.replaceAll("\xe2\x80\xa9", "\\u2029");
+  if (bytes.indexOf("\xef\xbf\xbd") >= 0) json = json.replaceAll("\xef\xbf\xbd", "\\ufffd");
+  // The time is ASCII (see normalizeTime), so these are bytes too.
   const end = `,"time":${timeJson(time)},"step_id":${intText(step)},"stream":"${stream}"}\n`;
   const between = `"${end}{"kind":"data","content":"`;
   // A `$` would be a substitution pattern in replaceAll's replacement (a time never has one).

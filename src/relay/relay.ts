@@ -19,7 +19,7 @@ import { Masker, type StreamMasker } from "../mask/masker.ts";
 import { RUNNER_PROTOCOL_VERSION, type RunnerEvent, type RunStatus } from "../runner/protocol.ts";
 import { checkRunnerEvent } from "./events.ts";
 import {
-  encodeDataLines,
+  encodeDataLinesUtf8,
   formatTime,
   type LogLine,
   type LogStream,
@@ -32,12 +32,13 @@ export interface LogSink {
   /** `plainContent`: the relay checked that the content needs no JSON escaping (a speed hint). */
   write(line: LogLine, plainContent?: boolean): void;
   /**
-   * Optional, for sinks that store encoded lines: `lines` is one or more whole LogLines as
-   * encodeLogLine writes them, each followed by "\n". The relay then hands over most data lines
-   * a chunk of output at a time this way and the rest through `write`, in order; a sink that has
-   * both must keep the order of the two. Must not throw.
+   * Optional, for sinks that store encoded lines: `utf8` holds the UTF-8 bytes of one or more
+   * whole LogLines as encodeLogLine writes them, each followed by "\n", as a latin1 ("binary")
+   * string: one character per byte (write it with the "latin1" encoding). The relay then hands
+   * over most data lines a chunk of output at a time this way and the rest through `write`, in
+   * order; a sink that has both must keep the order of the two. Must not throw.
    */
-  writeEncoded?(lines: string): void;
+  writeEncoded?(utf8: string): void;
   /** Bytes accepted but not yet written; the relay waits on `flush` when it grows large. */
   readonly backlog: number;
   flush(): Promise<void>;
@@ -382,7 +383,7 @@ export class Relay {
 
   /**
    * For sinks that take encoded lines: the whole lines of `text` (with the partial line before
-   * them) in one piece when encodeDataLines can, returning where the rest of `text` starts (0 when
+   * them) in one piece when encodeDataLinesUtf8 can, returning where the rest of `text` starts (0 when
    * it could not: the caller goes line by line).
    */
   #encodedLines(st: StreamState, text: string, step: number, stream: LogStream, time: string): number {
@@ -390,7 +391,7 @@ export class Relay {
     if (last < 0) return 0;
     // The partial line held from earlier output is the start of the first line.
     const lines = st.partial + text.slice(0, last);
-    const encoded = encodeDataLines(lines, time, step, stream);
+    const encoded = encodeDataLinesUtf8(lines, time, step, stream);
     if (encoded === undefined) return 0;
     this.#sink.writeEncoded?.(encoded);
     st.partial = "";
