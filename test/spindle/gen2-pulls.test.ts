@@ -126,6 +126,7 @@ describe("spindle gen2: pull requests from Jetstream", () => {
   const pullUri = `at://${BOB}/${PULL_NSID}/${PULL_RKEY}`;
   const rounds: ReturnType<PdsStandIn["putBlob"]>[] = [];
   const tips: string[] = [];
+  const patches: Buffer[] = [];
   let statusN = 0;
 
   const xrpc = async (method: string, query = "") => {
@@ -243,6 +244,7 @@ describe("spindle gen2: pull requests from Jetstream", () => {
     for (const n of [1, 2]) {
       const { tip, patch } = await branch.commit(`f${n}.txt`, `${n}\n`);
       tips.push(tip);
+      patches.push(patch);
       rounds.push(pds.putBlob(BOB, patch));
     }
     pds.putRecord(BOB, PULL_NSID, PULL_RKEY, pullRecord());
@@ -283,6 +285,7 @@ describe("spindle gen2: pull requests from Jetstream", () => {
   it("an update with a new round → synchronize at the new tip; an edit without one builds nothing", async () => {
     const { tip, patch } = await branch.commit("f3.txt", "3\n");
     tips.push(tip);
+    patches.push(patch);
     rounds.push(pds.putBlob(BOB, patch));
     pds.putRecord(BOB, PULL_NSID, PULL_RKEY, pullRecord());
     pullEvent("update", pullRecord());
@@ -354,6 +357,37 @@ describe("spindle gen2: pull requests from Jetstream", () => {
     );
   });
 
+  it("a repo whose knot is unreachable gets a failed pipeline saying why (as refUpdate does)", async () => {
+    const DOWN = "did:plc:knotdownknotdownknotdownk";
+    new Repos(b.server.db).upsert({
+      knot: "127.0.0.1:9",
+      owner: ALICE,
+      name: "down",
+      rkey: "3repodown000a",
+      repoDid: DOWN,
+    });
+    new Rbac(b.server.db).grantRepoOwner(ALICE, { ownerDid: ALICE, repoDid: DOWN });
+    const patchBlob = pds.putBlob(ALICE, patches.at(-1) as Buffer);
+    const record = { ...pullRecord(), target: { repo: DOWN, branch: "main" }, rounds: [{ patchBlob }] };
+    pullEvent("create", record, ALICE, "3lpulldown001");
+    let page = { pipelines: [] as CiP[] };
+    await waitFor(
+      () => page.pipelines.length === 1,
+      30_000,
+      "failed pipeline",
+      async () => {
+        page = (await xrpc("sh.tangled.ci.queryPipelines", `repo=${DOWN}`)).body as unknown as typeof page;
+      },
+    );
+    const p = page.pipelines[0] as CiP & { workflows: Array<Wf & { error?: string }> };
+    assert.equal(p.trigger.action, "opened");
+    assert.deepEqual(
+      p.workflows.map((w) => [w.name, w.status]),
+      [["fetch-workflows", "failed"]],
+    );
+    assert.match(p.workflows[0]?.error ?? "", /could not read \.tangled\/workflows/);
+  });
+
   it("a restart from an older cursor replays everything and builds nothing new", async () => {
     const intake = b.server.intake;
     assert.ok(intake);
@@ -372,61 +406,115 @@ describe("spindle gen2: pull requests from Jetstream", () => {
   });
 });
 
-describe("PullIntake outside dev mode", () => {
-  it("refuses to download a patch blob from a loopback PDS; nothing is built", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "loom-pulls-"));
-    const plc = await startPlcServer();
-    const pds = await PdsStandIn.start();
-    const db = openDatabase(join(dir, "spindle.db"));
-    try {
-      pds.registerIdentity(plc, BOB);
-      new Repos(db).upsert({
-        knot: "knot.example.com",
-        owner: ALICE,
-        name: "r",
-        rkey: "3repo",
-        repoDid: REPO,
-      });
-      const rbac = new Rbac(db);
-      rbac.grantRepoOwner(BOB, { ownerDid: ALICE, repoDid: REPO });
-      const builds: unknown[] = [];
-      const intake = new PullIntake({
-        db,
-        repos: new Repos(db),
-        rbac,
-        identity: createDidDocumentLookup({ plcUrl: plc.url }),
-        xrpc: new XrpcClient(),
-        blobFetch: {},
-        hostname: HOSTNAME,
-        knownRepo: async () => {
-          throw new Error("not reached");
-        },
-        build: async (x) => {
-          builds.push(x);
-          return { built: false, reason: "test" };
-        },
-        log: pino({ level: "silent" }),
-      });
-      const record = {
-        target: { repo: REPO, branch: "main" },
-        source: { branch: "feature" },
-        rounds: [{ patchBlob: pds.putBlob(BOB, gzipSync("From x\n")), createdAt: "2026-08-01T00:00:00Z" }],
-      };
-      const out = await intake.handle({
-        did: BOB,
-        timeUs: Date.now() * 1000,
-        kind: "commit",
-        commit: { operation: "create", collection: PULL_NSID, rkey: "3lpull", record, cid: null, rev: null },
-      });
-      assert.equal(out.result, "rejected");
-      assert.match(out.reason, /non-public address/);
-      assert.deepEqual(builds, []);
-      assert.ok(!pds.requests.some((r) => r.includes("getBlob")), "no request reached the PDS");
-    } finally {
-      db.close();
-      await pds.stop();
-      await plc.stop();
-      rmSync(dir, { recursive: true, force: true });
+describe("PullIntake failures: logged, rejected, nothing built", () => {
+  let dir: string;
+  let plc: PlcServer;
+  let pds: PdsStandIn;
+  let db: ReturnType<typeof openDatabase>;
+  const builds: unknown[] = [];
+  const GONE = "did:plc:gonegonegonegonegonegone";
+  const DEAD_PDS = "did:plc:deadpdsdeadpdsdeadpdsdea";
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "loom-pulls-"));
+    plc = await startPlcServer();
+    pds = await PdsStandIn.start();
+    db = openDatabase(join(dir, "spindle.db"));
+    pds.registerIdentity(plc, BOB);
+    plc.setDocument(DEAD_PDS, {
+      ...pds.didDocument(DEAD_PDS),
+      service: [
+        { id: "#atproto_pds", type: "AtprotoPersonalDataServer", serviceEndpoint: "http://127.0.0.1:9" },
+      ],
+    });
+    new Repos(db).upsert({ knot: "knot.example.com", owner: ALICE, name: "r", rkey: "3repo", repoDid: REPO });
+    const rbac = new Rbac(db);
+    for (const did of [BOB, GONE, DEAD_PDS]) rbac.grantRepoOwner(did, { ownerDid: ALICE, repoDid: REPO });
+  });
+  after(async () => {
+    db.close();
+    await pds.stop();
+    await plc.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const intake = (dev: boolean) =>
+    new PullIntake({
+      db,
+      repos: new Repos(db),
+      rbac: new Rbac(db),
+      identity: createDidDocumentLookup({ plcUrl: plc.url, timeoutMs: 1000 }),
+      xrpc: new XrpcClient({ timeoutMs: 1000 }),
+      blobFetch: { allowPrivate: dev, timeoutMs: 1000 },
+      hostname: HOSTNAME,
+      knownRepo: async () => {
+        throw new Error("not reached");
+      },
+      build: async (x) => {
+        builds.push(x);
+        return { built: false, reason: "test" };
+      },
+      log: pino({ level: "silent" }),
+    });
+  const handle = (i: PullIntake, did: string, collection: string, record: unknown) =>
+    i.handle({
+      did,
+      timeUs: Date.now() * 1000,
+      kind: "commit",
+      commit: {
+        operation: "create",
+        collection,
+        rkey: "3lpull",
+        record: record as Record<string, unknown>,
+        cid: null,
+        rev: null,
+      },
+    });
+  const pullWith = (patchBlob: unknown) => ({
+    target: { repo: REPO, branch: "main" },
+    source: { branch: "feature" },
+    rounds: [{ patchBlob, createdAt: "2026-08-01T00:00:00Z" }],
+  });
+
+  it("outside dev mode a loopback PDS is refused before any request reaches it", async () => {
+    const out = await handle(intake(false), BOB, PULL_NSID, pullWith(pds.putBlob(BOB, gzipSync("From x\n"))));
+    assert.equal(out.result, "rejected");
+    assert.match(out.reason, /non-public address/);
+    assert.ok(!pds.requests.some((r) => r.includes("getBlob")), "no request reached the PDS");
+  });
+
+  it("blob not found, not a patch, unreachable PDS, unresolvable author, unreadable pull", async () => {
+    const dev = intake(true);
+    const missing = {
+      ...pds.putBlob(BOB, Buffer.from("x")),
+      ref: { $link: "bafkreiaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" },
+    };
+    const cases: Array<[string, unknown, RegExp, string?, string?]> = [
+      ["missing blob", pullWith(missing), /not found/],
+      ["plain diff", pullWith(pds.putBlob(BOB, gzipSync("diff --git a/x b/x\n"))), /no `From <sha>` line/],
+      ["bad gzip", pullWith(pds.putBlob(BOB, Buffer.from([0x1f, 0x8b, 1, 2]))), /not valid gzip/],
+      ["dead PDS", pullWith(pds.putBlob(BOB, gzipSync("x"))), /ECONNREFUSED|connecting/, DEAD_PDS],
+      ["unknown DID", pullWith(pds.putBlob(BOB, gzipSync("x"))), /not found|cannot resolve/, GONE],
+      [
+        "status of an unreadable pull",
+        { pull: `at://${BOB}/${PULL_NSID}/3lnosuchpull`, status: "sh.tangled.repo.pull.status.closed" },
+        /could not be read.*RecordNotFound/,
+        BOB,
+        PULL_STATUS_NSID,
+      ],
+      [
+        "status of a pull on a dead PDS",
+        { pull: `at://${DEAD_PDS}/${PULL_NSID}/3lpull`, status: "sh.tangled.repo.pull.status.merged" },
+        /could not be read/,
+        BOB,
+        PULL_STATUS_NSID,
+      ],
+    ];
+    for (const [what, record, reason, did = BOB, collection = PULL_NSID] of cases) {
+      const out = await handle(dev, did, collection, record);
+      assert.equal(out.result, "rejected", what);
+      assert.match(out.reason, reason, what);
     }
+    assert.deepEqual(builds, []);
   });
 });
