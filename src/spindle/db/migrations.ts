@@ -282,6 +282,42 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 9,
+    name: "Gen2 ci index: runs_seq, a spindle-wide sequence number set on every change of a pipeline's workflow runs, so queryPipelines can reuse pipelines it built when nothing changed",
+    sql: `
+      -- runs_seq values are never reused (one counter for every pipeline), so an equal runs_seq
+      -- means the same workflow_runs rows as when it was read. Rows indexed before this
+      -- migration keep 0 until their runs next change.
+      CREATE TABLE ci_runs_seq (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+      INSERT INTO ci_runs_seq (id, n) VALUES (1, 0);
+      ALTER TABLE ci_pipelines ADD COLUMN runs_seq INTEGER NOT NULL DEFAULT 0;
+      CREATE TRIGGER ci_runs_seq_pipeline AFTER INSERT ON ci_pipelines
+      BEGIN
+        UPDATE ci_runs_seq SET n = n + 1 WHERE id = 1;
+        UPDATE ci_pipelines SET runs_seq = (SELECT n FROM ci_runs_seq WHERE id = 1)
+          WHERE pipeline_id = new.pipeline_id;
+      END;
+      CREATE TRIGGER ci_runs_seq_insert AFTER INSERT ON workflow_runs
+      BEGIN
+        UPDATE ci_runs_seq SET n = n + 1 WHERE id = 1;
+        UPDATE ci_pipelines SET runs_seq = (SELECT n FROM ci_runs_seq WHERE id = 1)
+          WHERE pipeline_id = new.pipeline_id;
+      END;
+      CREATE TRIGGER ci_runs_seq_update AFTER UPDATE ON workflow_runs
+      BEGIN
+        UPDATE ci_runs_seq SET n = n + 1 WHERE id = 1;
+        UPDATE ci_pipelines SET runs_seq = (SELECT n FROM ci_runs_seq WHERE id = 1)
+          WHERE pipeline_id IN (old.pipeline_id, new.pipeline_id);
+      END;
+      CREATE TRIGGER ci_runs_seq_delete AFTER DELETE ON workflow_runs
+      BEGIN
+        UPDATE ci_runs_seq SET n = n + 1 WHERE id = 1;
+        UPDATE ci_pipelines SET runs_seq = (SELECT n FROM ci_runs_seq WHERE id = 1)
+          WHERE pipeline_id = old.pipeline_id;
+      END;
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database's `user_version`, in order. */

@@ -3,8 +3,20 @@
  * and Gen2 ones this spindle built) as `sh.tangled.ci.pipeline` objects.
  *
  * Reads the `ci_pipelines` index (migration 6, filled by a trigger on every pipeline insert)
- * joined with `pipelines` for the record and `workflow_runs` for statuses, so a page costs two
- * indexed queries plus one for its workflows, whatever the number of stored pipelines.
+ * joined with `pipelines`, so a page costs one indexed query (plus a total) whatever the number
+ * of stored pipelines.
+ *
+ * Built pipelines are remembered per pipeline id (deep-frozen, so `ValidatedPipelines` keeps
+ * their validated JSON by identity) with what they were built from: the index row (tid, repo
+ * DID, created times) and its `runs_seq` (migration 9: a number from one spindle-wide sequence,
+ * set by triggers on every insert, update or delete of the pipeline's workflow_runs rows, so an
+ * equal number means unchanged runs). A page reuses a remembered pipeline only when all of these
+ * are equal, so a new status, a new run or a repo that gains its DID builds it again; the
+ * stored record is not compared, as records are written once (Ledger.admit) and never updated.
+ * Only the pipelines that changed are read further (their record and runs, in one query).
+ * A pipeline built inside an open transaction is not remembered (a rollback would reuse its
+ * runs_seq). runs_seq is read before the runs it stands for, so a write by another connection
+ * in between can only make the remembered pipeline newer than its number: rebuilt next time.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { WorkflowStatus } from "../../engine/engine.ts";
@@ -27,6 +39,30 @@ export interface CiPipelineRow {
   record: string;
 }
 
+/**
+ * A page row, as an array (cheaper than objects for 250 rows): the index row and its runs'
+ * state number, without the record. created_ns as decimal text (it exceeds 2^53).
+ */
+type PageRow = [
+  pipelineId: number,
+  tid: string,
+  repoDid: string | null,
+  createdNs: string,
+  runsSeq: number,
+  knot: string,
+  createdAtMs: number,
+];
+
+/** A built pipeline and what it was built from (null: the record has no usable trigger). */
+interface Built {
+  tid: string;
+  repoDid: string | null;
+  createdNs: string;
+  createdAtMs: number;
+  runsSeq: number;
+  pipeline: CiPipeline | null;
+}
+
 interface RunTimes {
   name: string;
   status: WorkflowStatus;
@@ -36,23 +72,41 @@ interface RunTimes {
   error: string | null;
 }
 
-const PIPELINE_SELECT = `SELECT c.pipeline_id, c.tid, c.repo_did, c.created_ns, p.knot, p.record, p.created_at
-  FROM ci_pipelines c JOIN pipelines p ON p.id = c.pipeline_id`;
+const PAGE_COLUMNS =
+  "c.pipeline_id, c.tid, c.repo_did, CAST(c.created_ns AS TEXT), c.runs_seq, p.knot, p.created_at";
+const JOIN = "JOIN pipelines p ON p.id = c.pipeline_id";
 
 /** SQLite's bound-parameter limit is 32766; far more commits than any page needs. */
 export const MAX_COMMITS = 1000;
 
+/** Pipelines remembered (~1 KB each); beyond this the least recently built are dropped. */
+const DEFAULT_MAX_BUILT = 20_000;
+
 export class CiQuery {
   readonly #db: DatabaseSync;
   readonly #byTid: StatementSync;
+  readonly #record: StatementSync;
   readonly #runs = new Map<number, StatementSync>();
   readonly #pages = new Map<string, { rows: StatementSync; total: StatementSync }>();
   readonly #totals = new Map<number, StatementSync>();
+  /** pipeline id → the pipeline last built for it; Map order = build order (oldest first). */
+  readonly #built = new Map<number, Built>();
+  readonly #maxBuilt: number;
+  #builds = 0;
 
-  constructor(db: DatabaseSync) {
+  constructor(db: DatabaseSync, opts: { maxBuilt?: number } = {}) {
     this.#db = db;
-    this.#byTid = db.prepare(`${PIPELINE_SELECT} WHERE c.tid = ? ORDER BY c.created_ns DESC LIMIT 1`);
-    this.#byTid.setReadBigInts(true);
+    this.#maxBuilt = opts.maxBuilt ?? DEFAULT_MAX_BUILT;
+    this.#byTid = db.prepare(
+      `SELECT ${PAGE_COLUMNS}, p.record FROM ci_pipelines c ${JOIN} WHERE c.tid = ? ORDER BY c.created_ns DESC LIMIT 1`,
+    );
+    this.#byTid.setReturnArrays(true);
+    this.#record = db.prepare("SELECT record FROM pipelines WHERE id = ?");
+  }
+
+  /** Pipelines built (not reused from an earlier answer) so far. */
+  get builds(): number {
+    return this.#builds;
   }
 
   /**
@@ -60,6 +114,7 @@ export class CiQuery {
    * `total` counts the matches after the cursor filter; a cursor is returned only for a full
    * page (all as upstream's `db/pipelines.go`, gen2 §2.6). GUESS: like upstream, several
    * pipelines of one commit may be returned even though the lexicon says at most one.
+   * The pipelines returned are deep-frozen and may be shared with later answers.
    */
   query(p: QueryPipelinesParams & { limit: number }): {
     pipelines: CiPipeline[];
@@ -79,12 +134,11 @@ export class CiQuery {
       const w = where.join(" AND ");
       // With a commit list, look the commits up: without ANALYZE statistics SQLite prefers the
       // (repo, created) index to skip the sort and scans every pipeline of the repo (6 ms at 10k).
-      const select =
-        commits.length > 0
-          ? PIPELINE_SELECT.replace("ci_pipelines c", "ci_pipelines c INDEXED BY ci_pipelines_commit")
-          : PIPELINE_SELECT;
-      const rows = this.#db.prepare(`${select} WHERE ${w} ORDER BY c.created_ns DESC LIMIT ?`);
-      rows.setReadBigInts(true);
+      const from = commits.length > 0 ? "ci_pipelines c INDEXED BY ci_pipelines_commit" : "ci_pipelines c";
+      const rows = this.#db.prepare(
+        `SELECT ${PAGE_COLUMNS} FROM ${from} ${JOIN} WHERE ${w} ORDER BY c.created_ns DESC LIMIT ?`,
+      );
+      rows.setReturnArrays(true);
       const total = this.#db.prepare(`SELECT count(*) AS n FROM ci_pipelines c WHERE ${w}`);
       st = { rows, total };
       this.#pages.set(shape, st);
@@ -97,13 +151,13 @@ export class CiQuery {
       commits.length === 0 && cursor === null
         ? this.#repoTotal(p.repo, kinds)
         : Number((st.total.get(...args) as { n: number }).n);
-    const rows = st.rows.all(...args, p.limit).map(toRow);
-    const pipelines = this.#build(rows);
+    const rows = st.rows.all(...args, p.limit) as unknown as PageRow[];
+    const pipelines = this.#pipelines(rows);
     const last = rows.at(-1);
     return {
       pipelines,
       total,
-      ...(rows.length === p.limit && last !== undefined && { cursor: last.createdNs.toString() }),
+      ...(rows.length === p.limit && last !== undefined && { cursor: last[3] }),
     };
   }
 
@@ -119,29 +173,82 @@ export class CiQuery {
 
   /** The pipeline whose id (record key) is `tid`, newest when a Gen1 knot TID repeats one. */
   get(tid: string): CiPipeline | null {
-    const row = this.#byTid.get(tid);
+    const row = this.#byTid.get(tid) as unknown as PageRow | undefined;
     if (!row) return null;
-    return this.#build([toRow(row)])[0] ?? null;
+    return this.#pipelines([row])[0] ?? null;
   }
 
   /** The stored row of `tid` (for the log stream and cancel). */
   row(tid: string): CiPipelineRow | null {
-    const row = this.#byTid.get(tid);
-    return row ? toRow(row) : null;
+    const row = this.#byTid.get(tid) as unknown as [...PageRow, record: string] | undefined;
+    if (!row) return null;
+    const [pipelineId, t, repoDid, createdNs, , knot, createdAtMs, record] = row;
+    return { pipelineId, tid: t, knot, repoDid, createdNs: BigInt(createdNs), createdAtMs, record };
   }
 
-  #build(rows: CiPipelineRow[]): CiPipeline[] {
-    if (rows.length === 0) return [];
-    let st = this.#runs.get(rows.length);
+  /** The pipelines of `rows` (in order, leaving out unusable records): remembered or built. */
+  #pipelines(rows: readonly PageRow[]): CiPipeline[] {
+    const found: Array<CiPipeline | null | undefined> = new Array(rows.length);
+    const stale: PageRow[] = [];
+    for (const [i, row] of rows.entries()) {
+      const seen = this.#built.get(row[0]);
+      if (
+        seen !== undefined &&
+        seen.runsSeq === row[4] &&
+        seen.tid === row[1] &&
+        seen.repoDid === row[2] &&
+        seen.createdNs === row[3] &&
+        seen.createdAtMs === row[6]
+      ) {
+        found[i] = seen.pipeline;
+      } else {
+        stale.push(row);
+      }
+    }
+    if (stale.length > 0) {
+      // Some changed (or were never built): build those.
+      const runs = this.#runsOf(stale.map((row) => row[0]));
+      const remember = !this.#db.isTransaction;
+      for (const [i, row] of rows.entries()) {
+        if (found[i] !== undefined) continue;
+        const record = this.#record.get(row[0]) as { record: string } | undefined;
+        const pipeline = build(row, record?.record ?? "", runs.get(row[0]) ?? []);
+        this.#builds++;
+        found[i] = pipeline;
+        if (remember) this.#remember(row, pipeline);
+      }
+    }
+    const out: CiPipeline[] = [];
+    for (const p of found) if (p !== null && p !== undefined) out.push(p);
+    return out;
+  }
+
+  #remember(row: PageRow, pipeline: CiPipeline | null): void {
+    const [id, tid, repoDid, createdNs, runsSeq, , createdAtMs] = row;
+    this.#built.delete(id);
+    this.#built.set(id, { tid, repoDid, createdNs, createdAtMs, runsSeq, pipeline });
+    if (this.#built.size > this.#maxBuilt) {
+      // Drop the least recently built eighth (a Map iterates in insertion order).
+      let drop = Math.max(1, this.#maxBuilt >> 3);
+      for (const key of this.#built.keys()) {
+        if (drop-- <= 0) break;
+        this.#built.delete(key);
+      }
+    }
+  }
+
+  /** The workflow runs of some pipelines, each pipeline's in insertion order. */
+  #runsOf(ids: number[]): Map<number, RunTimes[]> {
+    let st = this.#runs.get(ids.length);
     if (!st) {
       st = this.#db.prepare(
         `SELECT pipeline_id, name, status, started_at, finished_at, updated_at, error FROM workflow_runs
-          WHERE pipeline_id IN (${rows.map(() => "?").join(", ")}) ORDER BY rowid`,
+          WHERE pipeline_id IN (${ids.map(() => "?").join(", ")}) ORDER BY rowid`,
       );
-      this.#runs.set(rows.length, st);
+      this.#runs.set(ids.length, st);
     }
     const runs = new Map<number, RunTimes[]>();
-    for (const r of st.all(...rows.map((x) => x.pipelineId))) {
+    for (const r of st.all(...ids)) {
       const id = Number(r.pipeline_id);
       const list = runs.get(id) ?? [];
       list.push({
@@ -154,23 +261,32 @@ export class CiQuery {
       });
       runs.set(id, list);
     }
-    const out: CiPipeline[] = [];
-    for (const row of rows) {
-      const trigger = gen2Trigger(row);
-      if (trigger === null) continue;
-      const mine = runs.get(row.pipelineId) ?? [];
-      out.push(
-        buildCiPipeline({
-          id: row.tid,
-          createdAt: new Date(row.createdAtMs),
-          trigger,
-          workflows: mine.map((r) => r.name),
-          statuses: mine.flatMap(statusesOf),
-        }),
-      );
-    }
-    return out;
+    return runs;
   }
+}
+
+/** The ci.pipeline of one stored pipeline, deep-frozen; null when its record has no usable trigger. */
+function build(row: PageRow, record: string, runs: readonly RunTimes[]): CiPipeline | null {
+  const [, tid, repoDid, , , , createdAtMs] = row;
+  const trigger = gen2Trigger(repoDid, record);
+  if (trigger === null) return null;
+  return deepFreeze(
+    buildCiPipeline({
+      id: tid,
+      createdAt: new Date(createdAtMs),
+      trigger,
+      workflows: runs.map((r) => r.name),
+      statuses: runs.flatMap(statusesOf),
+    }),
+  );
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 /** The status history buildCiPipeline wants, from the run's latest status and its two times. */
@@ -193,18 +309,6 @@ function statusesOf(r: RunTimes): StoredStatus[] {
   return out;
 }
 
-function toRow(r: Record<string, unknown>): CiPipelineRow {
-  return {
-    pipelineId: Number(r.pipeline_id),
-    tid: String(r.tid),
-    knot: String(r.knot),
-    repoDid: r.repo_did === null ? null : String(r.repo_did),
-    createdNs: BigInt(r.created_ns as bigint),
-    createdAtMs: Number(r.created_at),
-    record: String(r.record),
-  };
-}
-
 const PULL_ACTIONS: ReadonlySet<string> = new Set(["opened", "reopened", "closed", "merged", "synchronize"]);
 
 /**
@@ -213,10 +317,10 @@ const PULL_ACTIONS: ReadonlySet<string> = new Set(["opened", "reopened", "closed
  * manual trigger has no commit, so it is answered with `sha: ""` (knots never send one).
  * Null for a record that has no usable trigger (never stored by the processor; defensive).
  */
-function gen2Trigger(row: CiPipelineRow): Gen2TriggerMetadata | null {
+function gen2Trigger(repoDid: string | null, record: string): Gen2TriggerMetadata | null {
   let t: Record<string, unknown> | undefined;
   try {
-    t = (JSON.parse(row.record) as { triggerMetadata?: Record<string, unknown> }).triggerMetadata;
+    t = (JSON.parse(record) as { triggerMetadata?: Record<string, unknown> }).triggerMetadata;
   } catch {
     return null;
   }
@@ -227,7 +331,7 @@ function gen2Trigger(row: CiPipelineRow): Gen2TriggerMetadata | null {
     repo: {
       knot: String(repo.knot ?? ""),
       did: String(repo.did ?? ""),
-      repoDid: row.repoDid ?? String(repo.repoDid ?? ""),
+      repoDid: repoDid ?? String(repo.repoDid ?? ""),
       ...(typeof repo.repo === "string" && repo.repo !== "" && { repo: repo.repo }),
       defaultBranch: String(repo.defaultBranch ?? ""),
     },
