@@ -46,7 +46,7 @@ bench: build
 
 # Kubebuilder-style targets. The CRD is generated from the TypeScript schema (src/api) and committed;
 # `make lint` fails when the committed file drifts from the schema.
-.PHONY: manifests install uninstall deploy
+.PHONY: manifests install uninstall deploy undeploy
 manifests: node_modules/.installed
 	npm run manifests
 
@@ -56,8 +56,16 @@ install: manifests
 uninstall:
 	kubectl delete -k config/crd --ignore-not-found
 
-deploy: install
-	kubectl apply --server-side -k config/rbac
+# CRD + RBAC + the Loom Deployment (config/default). IMG=registry/loom:tag sets the image.
+# First: set server.hostname and server.owner in config/manager/config.yaml and create the
+# secrets key (README "Install on a cluster").
+IMG ?=
+deploy: manifests
+	kubectl apply --server-side -k config/default
+	$(if $(IMG),kubectl -n loom set image deployment/loom loom=$(IMG))
+
+undeploy:
+	kubectl delete -k config/default --ignore-not-found --wait=false
 
 clean:
 	rm -rf dist node_modules .loom

@@ -189,8 +189,9 @@ export class ControlPlane {
           ...componentArgs(kcm, "kube-controller-manager"),
           // Only what a Job's life needs: pods and status (job), deletion after
           // ttlSecondsAfterFinished (ttl-after-finished), the cascade that deletion starts
-          // (garbage-collector), and namespace deletion finishing (namespace).
-          "--controllers=job-controller,ttl-after-finished-controller,garbage-collector-controller,namespace-controller",
+          // (garbage-collector), and namespace deletion finishing (namespace); plus what Loom's
+          // own Deployment needs (deployment, replicaset, PV binding) for the install test.
+          "--controllers=job-controller,ttl-after-finished-controller,garbage-collector-controller,namespace-controller,deployment-controller,replicaset-controller,persistentvolume-binder-controller",
         ]);
         const scheduler = spawn("kube-scheduler", bins.kubeScheduler, componentArgs(sched, "kube-scheduler"));
 
