@@ -84,8 +84,18 @@ export class Masker {
   /** tripleKey of the units ending a pattern's first #window → those patterns, longest first. */
   readonly #ends = new Map<number, string[]>();
 
-  constructor(values: Iterable<string>) {
-    this.patterns = secretPatterns(values);
+  /**
+   * `encode` rewrites every pattern (value and base64 forms) before compiling, for callers that
+   * mask a representation of the text rather than the text itself: the relay masks UTF-8 bytes
+   * held one per character ("byte text", src/relay/byte-text.ts).
+   */
+  constructor(values: Iterable<string>, opts: { encode?: (pattern: string) => string } = {}) {
+    const patterns = secretPatterns(values);
+    const { encode } = opts;
+    this.patterns =
+      encode === undefined
+        ? patterns
+        : [...new Set(patterns.map(encode))].filter((p) => p !== "").sort((a, b) => b.length - a.length);
     this.maxLength = this.patterns[0]?.length ?? 0;
     for (const p of this.patterns) {
       const c0 = p.charCodeAt(0);

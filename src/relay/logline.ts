@@ -91,48 +91,67 @@ export function encodeLogLine(line: LogLine, plainContent = false): string {
   return `${out}}`;
 }
 
-/** Scratch space for the UTF-8 form of an output chunk (grown as needed, never shrunk). */
-let scratch = Buffer.allocUnsafe(64 << 10);
-
 /**
- * Data lines for each line of `text` (split on "\n"; one more line than it has newlines), each
- * followed by "\n": exactly the UTF-8 bytes of what encodeLogLine writes for `{kind: "data",
- * content, time, step_id, stream}` one line at a time, built for a whole output chunk at once and
- * returned as a latin1 ("binary") string, one character per byte.
+ * Data lines for each line of `bytes` (byte text, see byte-text.ts; split on "\n", one more line
+ * than it has newlines), each followed by "\n": exactly the UTF-8 bytes of what encodeLogLine
+ * writes for `{kind: "data", content, time, step_id, stream}` one line at a time, built for a
+ * whole output chunk at once and returned as byte text.
  *
- * Bytes, not text, because a log file wants bytes and UTF-8-encoding the 2-3 times longer
- * encoded lines was the largest cost; the chunk is encoded once, and the rest of the work is on
- * one-byte strings. Without a backslash or carriage return in the text, JSON.stringify of those
- * bytes differs from Go only by the fix-ups below, and each `\n` in it is a line break. Returns
- * undefined (the caller then goes line by line) for text with a backslash, a carriage return
- * (trailing ones are trimmed per line), or U+FFFD (which would hide the lone surrogates that Go
- * writes as an escaped U+FFFD).
+ * Without a backslash or carriage return in the text, JSON.stringify of byte text differs from
+ * Go only by the fix-ups below (bytes ≥ 0x80 stay as they are, as Go leaves valid UTF-8), and
+ * each `\n` in it is a line break. Returns undefined (the caller then goes line by line) for
+ * text with a backslash or a carriage return (trailing ones are trimmed per line).
  */
-export function encodeDataLinesUtf8(
-  text: string,
+export function encodeByteTextLines(
+  bytes: string,
   time: string,
   step: number,
   stream: LogStream,
 ): string | undefined {
   // indexOf is a vectorised scan, far cheaper than a regex over the text.
-  if (text.indexOf("\\") >= 0 || text.indexOf("\r") >= 0 || text.indexOf("\ufffd") >= 0) return undefined;
-  if (scratch.length < text.length * 3) scratch = Buffer.allocUnsafe(text.length * 3);
-  // Lone surrogates become the bytes of U+FFFD, which the text has none of (checked above).
-  const bytes = scratch.toString("latin1", 0, scratch.write(text, "utf8"));
-  // Quotes and control characters come out as Go writes them; bytes ≥ 0x80 stay as they are.
-  let json = JSON.stringify(bytes);
+  if (bytes.indexOf("\\") >= 0 || bytes.indexOf("\r") >= 0) return undefined;
+  // The time is ASCII (see normalizeTime), so these are bytes too.
+  const end = `,"time":${timeJson(time)},"step_id":${intText(step)},"stream":"${stream}"}\n`;
+  const between = `"${end}{"kind":"data","content":"`;
+  // A `$` would be a substitution pattern in replaceAll's replacement (a time never has one).
+  const breakLines = (text: string, nl: string) =>
+    between.includes("$") ? text.split(nl).join(between) : text.replaceAll(nl, between);
+  if (RARE_CONTROLS.test(bytes)) {
+    // Quotes and control characters come out of JSON.stringify as Go writes them.
+    const json = goFixups(JSON.stringify(bytes), bytes).replace(LONE_ESCAPE, "\\ufffd");
+    return `{"kind":"data","content":${breakLines(json, "\\n")}${end}`;
+  }
+  // Only quotes, tabs and ESC (colours) to escape, by hand: JSON.stringify of a text with any
+  // escape in it costs several times more than these replacements.
+  let text = bytes;
+  if (text.indexOf('"') >= 0) text = text.replaceAll('"', '\\"');
+  if (text.indexOf("\t") >= 0) text = text.replaceAll("\t", "\\t");
+  if (text.indexOf("\x1b") >= 0) text = text.replaceAll("\x1b", "\\u001b");
+  return `{"kind":"data","content":"${breakLines(goFixups(text, bytes), "\n")}"${end}`;
+}
+
+/** Control characters other than \n, \t and ESC, and lone surrogates: JSON.stringify's work. */
+const RARE_CONTROLS = /[\x00-\x08\x0b-\x1a\x1c-\x1f\u0100-\uffff]/;
+/** JSON.stringify's escape of a lone surrogate (with no backslash in the text, every `\u` is one). */
+const LONE_ESCAPE = /\\ud[89a-f][0-9a-f]{2}/g;
+
+/** What Go's HTML-safe encoder escapes beyond JSON.stringify: `<>&` and U+2028/2029 (as bytes). */
+function goFixups(json: string, bytes: string): string {
   if (bytes.indexOf("<") >= 0) json = json.replaceAll("<", "\\u003c");
   if (bytes.indexOf(">") >= 0) json = json.replaceAll(">", "\\u003e");
   if (bytes.indexOf("&") >= 0) json = json.replaceAll("&", "\\u0026");
   if (bytes.indexOf("\xe2\x80\xa8") >= 0) json = json.replaceAll("\xe2\x80\xa8", "\\u2028");
   if (bytes.indexOf("\xe2\x80\xa9") >= 0) json = json.replaceAll("\xe2\x80\xa9", "\\u2029");
-  if (bytes.indexOf("\xef\xbf\xbd") >= 0) json = json.replaceAll("\xef\xbf\xbd", "\\ufffd");
-  // The time is ASCII (see normalizeTime), so these are bytes too.
-  const end = `,"time":${timeJson(time)},"step_id":${intText(step)},"stream":"${stream}"}\n`;
-  const between = `"${end}{"kind":"data","content":"`;
-  // A `$` would be a substitution pattern in replaceAll's replacement (a time never has one).
-  const lines = between.includes("$") ? json.split("\\n").join(between) : json.replaceAll("\\n", between);
-  return `{"kind":"data","content":${lines}${end}`;
+  return json;
+}
+
+// linesArePlain for byte text: conservative on 0xe2 (the lead byte of U+2028/2029) and on lone
+// surrogates (the only characters above 0xff byte text holds).
+const BYTES_NEED_ESCAPE_BUT_NL = /["\\\x00-\x09\x0b-\x1f<>&\xe2\u0100-\uffff]/;
+
+/** linesArePlain for byte text: no line of it, decoded, needs JSON escaping. */
+export function byteLinesArePlain(bytes: string): boolean {
+  return !BYTES_NEED_ESCAPE_BUT_NL.test(bytes);
 }
 
 // Consecutive lines mostly share a time (all lines of one output event do): encode it once.

@@ -200,6 +200,56 @@ describe("Relay: data lines (§4.3)", () => {
   });
 });
 
+describe("Relay: event lines as bytes", () => {
+  const relayBytes = (lines: string[], secrets: string[] = []) => {
+    const sink = new MemorySink();
+    const relay = new Relay({ sink, secrets });
+    relay.feed(jsonl([hello, start(1, "build", "make")]));
+    for (const l of lines) relay.feed(Buffer.from(`${l}\n`, "utf8"));
+    relay.end();
+    assert.equal(relay.errorCount, 0, relay.errors[0]?.message);
+    return sink.lines;
+  };
+  const outLine = (data: string) =>
+    `{"type":"output","time":"${T}","step":1,"stream":"stdout","seq":1,"data":${data}}`;
+
+  it("reads non-ASCII output raw, escaped (\\u00e9) or mixed the same", () => {
+    const lines = relayBytes([
+      outLine('"é → ✓\\n"'),
+      outLine('"\\u00e9 \\u2192 \\u2713\\n"'),
+      outLine('"é \\u2192 ✓\\n"'),
+    ]);
+    assert.deepEqual(data(lines), ["é → ✓", "é → ✓", "é → ✓"]);
+  });
+
+  it("joins a surrogate pair split across two output events", () => {
+    assert.deepEqual(data(relayBytes([outLine('"a \\ud83d"'), outLine('"\\ude00 b\\n"')])), ["a 😀 b"]);
+  });
+
+  it("keeps a step name outside ASCII as text", () => {
+    const sink = new MemorySink();
+    const relay = new Relay({ sink, secrets: [] });
+    relay.feed(jsonl([hello]));
+    relay.feed(Buffer.from(`${JSON.stringify(start(1, "Bauen ✓ 😀", "make ✓"))}\n`, "utf8"));
+    relay.end();
+    assert.equal(sink.lines[0]?.content, "Bauen ✓ 😀");
+    assert.equal(sink.lines[0]?.step_command, "make ✓");
+  });
+
+  it("masks secrets outside ASCII, raw and as base64, in raw and in escaped output", () => {
+    const secret = "pässwörd→😀";
+    const b64 = Buffer.from(secret).toString("base64");
+    const lines = relayBytes(
+      [
+        outLine(JSON.stringify(`x ${secret} y ${b64}\n`)),
+        outLine(`"\\u00e9 ${"p\\u00e4ssw\\u00f6rd\\u2192\\ud83d\\ude00"}\\n"`),
+      ],
+      [secret],
+    );
+    assert.deepEqual(data(lines), ["x *** y ***", "é ***"]);
+  });
+});
+
 describe("Relay: output for many steps at once (a runner bug)", () => {
   it("flushes earlier streams instead of keeping a masker per step forever", () => {
     const events: RunnerEvent[] = [];

@@ -8,6 +8,10 @@
  *   the secret values, so a runner bug or an old runner image cannot leak them. Output is split
  *   into one LogLine per line, trailing `\r` trimmed; partial lines wait for the rest (per step
  *   and stream) and are flushed at step end, or in pieces once they reach `maxLineChars`.
+ * - Step output travels as byte text (byte-text.ts): event lines are parsed from their bytes
+ *   held one per character, masked and encoded as bytes, and only lines that need escaping are
+ *   decoded to text. Lines that are not valid UTF-8, or with `\u` escapes of non-ASCII
+ *   characters, are decoded first and their output converted: same result, slower.
  * - Memory is bounded whatever the step prints: runner event lines longer than `maxEventBytes`
  *   are dropped (with an error), partial lines are capped, the maskers hold back at most one
  *   secret's length.
@@ -15,15 +19,17 @@
  *   an unknown protocol version (or no hello first) is fatal: the relay stops relaying and
  *   reports it through `onFatal` so the engine can stop the runner.
  */
+import { isAscii, isUtf8 } from "node:buffer";
 import { Masker, type StreamMasker } from "../mask/masker.ts";
 import { RUNNER_PROTOCOL_VERSION, type RunnerEvent, type RunStatus } from "../runner/protocol.ts";
+import { fromByteText, toByteText } from "./byte-text.ts";
 import { checkRunnerEvent } from "./events.ts";
 import {
-  encodeDataLinesUtf8,
+  byteLinesArePlain,
+  encodeByteTextLines,
   formatTime,
   type LogLine,
   type LogStream,
-  linesArePlain,
   normalizeTime,
 } from "./logline.ts";
 
@@ -93,10 +99,14 @@ interface StepInfo {
 }
 
 interface StreamState {
+  /** Masks byte text. */
   masker: StreamMasker;
+  /** The unfinished last line, byte text. */
   partial: string;
-  /** Whether every piece of `partial` passed linesArePlain. */
+  /** Whether every piece of `partial` passed byteLinesArePlain. */
   partialPlain: boolean;
+  /** A high surrogate that ended the last output: its pair may start the next one. */
+  high: string;
 }
 
 const KEEP_ERRORS = 20;
@@ -128,7 +138,7 @@ export class Relay {
 
   constructor(opts: RelayOptions) {
     this.#sink = opts.sink;
-    this.#masker = new Masker(opts.secrets);
+    this.#masker = new Masker(opts.secrets, { encode: toByteText });
     this.#onFatal = opts.onFatal;
     this.#now = opts.now ?? (() => new Date());
     this.#maxEventBytes = opts.maxEventBytes ?? 4 << 20;
@@ -204,8 +214,27 @@ export class Relay {
         this.#pending = [];
         this.#pendingBytes = 0;
       }
-      this.handleLine(line.toString("utf8"));
+      this.#handleLineBytes(line);
     }
+  }
+
+  /**
+   * One event line as bytes. Valid UTF-8 whose `\u` escapes (if any) name ASCII characters parses
+   * from its bytes held one per character, which leaves every string in it as byte text: output
+   * data stays so; the rare non-ASCII line of another event is parsed again as text.
+   */
+  #handleLineBytes(line: Buffer): void {
+    if (this.#fatal) return;
+    const ascii = isAscii(line);
+    if (!(ascii || isUtf8(line)) || !escapesAreAscii(line)) {
+      this.handleLine(line.toString("utf8"));
+      return;
+    }
+    const ev = this.#parse(line.toString("latin1"));
+    if (ev === undefined) return;
+    if (ev.type === "output") this.#event(ev, true);
+    else if (ascii) this.#event(ev, false);
+    else this.handleLine(line.toString("utf8"));
   }
 
   #hold(rest: Buffer): void {
@@ -231,7 +260,12 @@ export class Relay {
   /** Handles one line of runner output (without its newline). Never throws. */
   handleLine(text: string): void {
     if (this.#fatal) return;
-    if (text.trim() === "") return;
+    const ev = this.#parse(text);
+    if (ev !== undefined) this.#event(ev, false);
+  }
+
+  #parse(text: string): RunnerEvent | undefined {
+    if (text.trim() === "") return undefined;
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -240,18 +274,23 @@ export class Relay {
       this.#error(
         new RelayError("malformed_event", `runner wrote a line that is not JSON (${text.length} chars)`),
       );
-      return;
+      return undefined;
     }
     const ev = checkRunnerEvent(value);
     if (typeof ev === "string") {
       this.#error(new RelayError("invalid_event", `invalid runner event: ${ev}`));
-      return;
+      return undefined;
     }
-    this.handleEvent(ev);
+    return ev;
   }
 
   /** Handles one validated runner event. */
   handleEvent(ev: RunnerEvent): void {
+    this.#event(ev, false);
+  }
+
+  /** `bytes`: an output event's data is byte text (else text). */
+  #event(ev: RunnerEvent, bytes: boolean): void {
     if (this.#fatal) return;
     const time = this.#time(ev.time);
     if (!this.#hello) {
@@ -269,7 +308,7 @@ export class Relay {
     }
     switch (ev.type) {
       case "output":
-        this.#output(ev.step, ev.stream, ev.data, time);
+        this.#output(ev.step, ev.stream, ev.data, bytes, time);
         return;
       case "step_start":
         this.#stepStart(ev.step, ev.name, ev.command, ev.kind === "user", time);
@@ -335,24 +374,35 @@ export class Relay {
     this.#sink.write(line);
   }
 
-  #output(step: number, stream: LogStream, data: string, time: string): void {
+  #output(step: number, stream: LogStream, data: string, bytes: boolean, time: string): void {
     const key = step * 2 + (stream === "stderr" ? 1 : 0);
     let st = this.#streams.get(key);
     if (!st) {
       // Output for many steps at once is a runner bug; flushing keeps the maskers bounded.
       if (this.#streams.size >= MAX_STREAMS)
         for (const k of [...this.#streams.keys()]) this.#closeStream(k, time);
-      st = { masker: this.#masker.stream(), partial: "", partialPlain: true };
+      st = { masker: this.#masker.stream(), partial: "", partialPlain: true, high: "" };
       this.#streams.set(key, st);
     }
-    this.#lines(st, st.masker.write(data), step, stream, time);
+    let text = st.high + data;
+    st.high = "";
+    if (!bytes) {
+      // A surrogate pair the runner split across two events is joined again (as text would be).
+      const last = text.charCodeAt(text.length - 1);
+      if (last >= 0xd800 && last <= 0xdbff) {
+        st.high = text.slice(-1);
+        text = text.slice(0, -1);
+      }
+      text = toByteText(text);
+    }
+    this.#lines(st, st.masker.write(text), step, stream, time);
   }
 
   #lines(st: StreamState, text: string, step: number, stream: LogStream, time: string): void {
     let from = 0;
     if (this.#sink.writeEncoded !== undefined) from = this.#encodedLines(st, text, step, stream, time);
     if (from === text.length) return;
-    const plain = linesArePlain(from === 0 ? text : text.slice(from));
+    const plain = byteLinesArePlain(from === 0 ? text : text.slice(from));
     for (;;) {
       const nl = text.indexOf("\n", from);
       if (nl < 0) break;
@@ -371,27 +421,33 @@ export class Relay {
       st.partialPlain &&= plain;
     }
     // A line with no end in sight goes out in pieces, so one endless line cannot fill memory.
-    while (st.partial.length >= this.#maxLineChars) {
-      let cut = this.#maxLineChars;
-      const c = st.partial.charCodeAt(cut - 1);
-      if (c >= 0xd800 && c <= 0xdbff) cut--; // never split a surrogate pair
-      const content = st.partial.slice(0, cut);
-      this.#sink.write({ kind: "data", content, time, step_id: step, stream }, st.partialPlain);
-      st.partial = st.partial.slice(cut);
+    // (Measured in UTF-16 units of the text: a byte text is at least as long, so the check on
+    // its length only decides whether to look.)
+    if (st.partial.length >= this.#maxLineChars) {
+      let partial = fromByteText(st.partial);
+      while (partial.length >= this.#maxLineChars) {
+        let cut = this.#maxLineChars;
+        const c = partial.charCodeAt(cut - 1);
+        if (c >= 0xd800 && c <= 0xdbff) cut--; // never split a surrogate pair
+        const content = partial.slice(0, cut);
+        this.#sink.write({ kind: "data", content, time, step_id: step, stream }, st.partialPlain);
+        partial = partial.slice(cut);
+      }
+      st.partial = toByteText(partial);
     }
   }
 
   /**
    * For sinks that take encoded lines: the whole lines of `text` (with the partial line before
-   * them) in one piece when encodeDataLinesUtf8 can, returning where the rest of `text` starts (0 when
-   * it could not: the caller goes line by line).
+   * them) in one piece when encodeByteTextLines can, returning where the rest of `text` starts (0
+   * when it could not: the caller goes line by line).
    */
   #encodedLines(st: StreamState, text: string, step: number, stream: LogStream, time: string): number {
     const last = text.lastIndexOf("\n");
     if (last < 0) return 0;
     // The partial line held from earlier output is the start of the first line.
     const lines = st.partial + text.slice(0, last);
-    const encoded = encodeDataLinesUtf8(lines, time, step, stream);
+    const encoded = encodeByteTextLines(lines, time, step, stream);
     if (encoded === undefined) return 0;
     this.#sink.writeEncoded?.(encoded);
     st.partial = "";
@@ -399,10 +455,11 @@ export class Relay {
     return last + 1;
   }
 
+  /** One line of byte text. */
   #data(line: string, plain: boolean, step: number, stream: LogStream, time: string): void {
     // A trailing \r makes a text not plain, so a plain line never needs trimming.
-    const content = !plain && line.charCodeAt(line.length - 1) === 13 ? line.replace(/\r+$/, "") : line;
-    this.#sink.write({ kind: "data", content, time, step_id: step, stream }, plain);
+    const bytes = !plain && line.charCodeAt(line.length - 1) === 13 ? line.replace(/\r+$/, "") : line;
+    this.#sink.write({ kind: "data", content: fromByteText(bytes), time, step_id: step, stream }, plain);
   }
 
   #closeStream(key: number, time: string): void {
@@ -412,6 +469,7 @@ export class Relay {
     // Written so the setup pseudo-step -1 (keys -2 and -1) decodes right too.
     const step = Math.floor(key / 2);
     const stream: LogStream = key - step * 2 === 1 ? "stderr" : "stdout";
+    if (st.high !== "") this.#lines(st, st.masker.write(st.high), step, stream, time);
     this.#lines(st, st.masker.end(), step, stream, time);
     if (st.partial !== "") this.#data(st.partial, st.partialPlain, step, stream, time);
   }
@@ -426,4 +484,20 @@ export class Relay {
     this.#fatal = err;
     this.#onFatal?.(err);
   }
+}
+
+const BACKSLASH_U = Buffer.from("\\u");
+
+/**
+ * Whether every `\u` escape in a JSON line names an ASCII character (`\u0000`-`\u007f`: what a
+ * JSON encoder writes for control characters), so that parsing the line's bytes as latin1 gives
+ * byte text. An escaped backslash before a `u` looks like an escape here too: that only costs
+ * the slower path.
+ */
+function escapesAreAscii(line: Buffer): boolean {
+  for (let i = line.indexOf(BACKSLASH_U); i >= 0; i = line.indexOf(BACKSLASH_U, i + 2)) {
+    const c = line[i + 4] ?? 0;
+    if (line[i + 2] !== 0x30 || line[i + 3] !== 0x30 || c < 0x30 || c > 0x37) return false;
+  }
+  return true;
 }
