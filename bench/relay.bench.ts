@@ -78,15 +78,18 @@ async function measure(
   const relay = new Relay({ sink, secrets: SECRETS });
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
-  relay.feed(HEAD);
-  for (let i = 0; i < rounds; i++) {
-    // Feed in pipe-sized pieces, as a child's stdout delivers them.
-    for (let off = 0; off < sample.buf.length; off += 64 << 10) {
-      relay.feed(sample.buf.subarray(off, off + (64 << 10)));
-      if (sink.backlog > 1 << 20) await sink.flush();
+  // Pipe-sized pieces, one per turn of the event loop, as a child's stdout delivers them; through
+  // Relay.pump, which waits for the sink as the engines do.
+  async function* stdout(): AsyncGenerator<Buffer> {
+    yield Buffer.from(HEAD);
+    for (let i = 0; i < rounds; i++) {
+      for (let off = 0; off < sample.buf.length; off += 64 << 10) {
+        await new Promise(setImmediate);
+        yield sample.buf.subarray(off, off + (64 << 10));
+      }
     }
   }
-  relay.end();
+  await relay.pump(stdout());
   const written = await done();
   const secs = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);

@@ -35,6 +35,8 @@ export class LogFile implements LogSink {
   #used = 0;
   #inFlight = 0;
   #chain: Promise<void> = Promise.resolve();
+  /** Pending batch writes, oldest first, with their sizes (see waitBelow). */
+  #pending: { size: number; done: Promise<void> }[] = [];
   #error: Error | undefined;
   #closed: Promise<void> | undefined;
 
@@ -85,6 +87,15 @@ export class LogFile implements LogSink {
     return this.#writeBatch();
   }
 
+  /**
+   * Resolves once the backlog is below `bytes`: a producer that waits for this instead of
+   * `flush` keeps the disk busy while it makes the next lines (writes run on libuv's threads).
+   */
+  async waitBelow(bytes: number): Promise<void> {
+    if (this.backlog >= bytes && this.#used > 0) void this.#writeBatch();
+    while (this.backlog >= bytes && this.#pending.length > 0) await this.#pending[0]?.done;
+  }
+
   /** Flushes, fsyncs and closes. Idempotent; rejects with the first write error, if any. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
@@ -107,6 +118,7 @@ export class LogFile implements LogSink {
       this.#buf = Buffer.allocUnsafe(BATCH_BYTES);
       this.#used = 0;
       this.#inFlight += size;
+      const entry = { size, done: Promise.resolve() };
       this.#chain = this.#chain.then(async () => {
         try {
           if (!this.#error) await this.#fh.appendFile(data);
@@ -114,8 +126,11 @@ export class LogFile implements LogSink {
           this.#error = err instanceof Error ? err : new Error(String(err));
         } finally {
           this.#inFlight -= size;
+          this.#pending.shift();
         }
       });
+      entry.done = this.#chain;
+      this.#pending.push(entry);
     }
     return this.#chain;
   }

@@ -107,6 +107,8 @@ export function encodeByteTextLines(
   time: string,
   step: number,
   stream: LogStream,
+  /** False when the caller knows there is no control character but "\n", "\t" and ESC. */
+  mayHaveControls = true,
 ): string | undefined {
   // indexOf is a vectorised scan, far cheaper than a regex over the text.
   if (bytes.indexOf("\\") >= 0 || bytes.indexOf("\r") >= 0) return undefined;
@@ -116,7 +118,7 @@ export function encodeByteTextLines(
   // A `$` would be a substitution pattern in replaceAll's replacement (a time never has one).
   const breakLines = (text: string, nl: string) =>
     between.includes("$") ? text.split(nl).join(between) : text.replaceAll(nl, between);
-  if (RARE_CONTROLS.test(bytes)) {
+  if (mayHaveControls && RARE_CONTROLS.test(bytes)) {
     // Quotes and control characters come out of JSON.stringify as Go writes them.
     const json = goFixups(JSON.stringify(bytes), bytes).replace(LONE_ESCAPE, "\\ufffd");
     return `{"kind":"data","content":${breakLines(json, "\\n")}${end}`;

@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import type { RunnerEvent } from "../runner/protocol.ts";
 import { workflowId } from "../workflow/resolve.ts";
 import { LogFile, logFilePath, MemorySink } from "./logfile.ts";
-import type { LogLine } from "./logline.ts";
+import { encodeLogLine, type LogLine } from "./logline.ts";
 import { Relay, type RelayError } from "./relay.ts";
 
 const T = "2026-02-10T12:00:00.000000001Z";
@@ -247,6 +247,52 @@ describe("Relay: event lines as bytes", () => {
       [secret],
     );
     assert.deepEqual(data(lines), ["x *** y ***", "é ***"]);
+  });
+});
+
+describe("Relay: control characters held from earlier output", () => {
+  // Output arrives in events; a control character can sit in a partial line or in text the
+  // masker holds back, and the next event's escapes say nothing about it.
+  const encodedBoth = (datas: string[], secrets: string[]) => {
+    let batched = "";
+    let perLine = "";
+    for (const [mode, events] of [
+      ["batched", datas],
+      ["perLine", datas],
+    ] as const) {
+      const relay = new Relay({
+        secrets,
+        sink: {
+          backlog: 0,
+          flush: () => Promise.resolve(),
+          write: (l, plain) => {
+            const text = `${encodeLogLine(l, plain)}\n`;
+            if (mode === "batched") batched += text;
+            else perLine += text;
+          },
+          ...(mode === "batched" && {
+            writeEncoded: (utf8: string) => {
+              batched += Buffer.from(utf8, "latin1").toString("utf8");
+            },
+          }),
+        },
+      });
+      relay.feed(jsonl([hello, start(1, "build", "make"), ...events.map((d) => out(1, d))]));
+      relay.end();
+    }
+    return { batched, perLine };
+  };
+
+  it("in a partial line", () => {
+    const { batched, perLine } = encodedBoth(["abc\x01", "def\n", "\x02x\n"], []);
+    assert.equal(batched, perLine);
+    assert.match(batched, /"content":"abc\\u0001def"/);
+  });
+
+  it("in a secret's possible start held by the masker", () => {
+    const { batched, perLine } = encodedBoth(["a\x02", "c\n"], ["a\x02b"]);
+    assert.equal(batched, perLine);
+    assert.match(batched, /"content":"a\\u0002c"/);
   });
 });
 

@@ -45,9 +45,22 @@ export interface LogSink {
    * order; a sink that has both must keep the order of the two. Must not throw.
    */
   writeEncoded?(utf8: string): void;
-  /** Bytes accepted but not yet written; the relay waits on `flush` when it grows large. */
+  /** Bytes accepted but not yet written; the relay waits when it grows large. */
   readonly backlog: number;
   flush(): Promise<void>;
+  /** Optional: resolves once the backlog is below `bytes` (else the relay waits on `flush`). */
+  waitBelow?(bytes: number): Promise<void>;
+}
+
+/** The backlog above which a producer should wait for its sink (see waitForSink). */
+export const SINK_HIGH_WATER = 1 << 20;
+
+/**
+ * Waits until `sink` has room again: down to half its high water when it can say so (the disk
+ * keeps writing while the producer works), else until it is empty.
+ */
+export function waitForSink(sink: LogSink): Promise<void> {
+  return sink.waitBelow?.(SINK_HIGH_WATER / 2) ?? sink.flush();
 }
 
 export type RelayErrorCode =
@@ -107,11 +120,12 @@ interface StreamState {
   partialPlain: boolean;
   /** A high surrogate that ended the last output: its pair may start the next one. */
   high: string;
+  /** Whether `partial` may hold control characters other than tab and ESC (see #output). */
+  controls: boolean;
 }
 
 const KEEP_ERRORS = 20;
 const MAX_STREAMS = 8;
-const SINK_HIGH_WATER = 1 << 20;
 
 export class Relay {
   readonly #sink: LogSink;
@@ -175,7 +189,7 @@ export class Relay {
       if (this.#sink.backlog > SINK_HIGH_WATER) {
         this.#waitingOnSink = true;
         try {
-          await this.#sink.flush();
+          await waitForSink(this.#sink);
         } finally {
           this.#waitingOnSink = false;
           this.#lastInput = performance.now();
@@ -226,13 +240,14 @@ export class Relay {
   #handleLineBytes(line: Buffer): void {
     if (this.#fatal) return;
     const ascii = isAscii(line);
-    if (!(ascii || isUtf8(line)) || !escapesAreAscii(line)) {
+    const escapes = ascii || isUtf8(line) ? escapesIn(line) : "non-ascii";
+    if (escapes === "non-ascii") {
       this.handleLine(line.toString("utf8"));
       return;
     }
     const ev = this.#parse(line.toString("latin1"));
     if (ev === undefined) return;
-    if (ev.type === "output") this.#event(ev, true);
+    if (ev.type === "output") this.#event(ev, true, escapes === "controls");
     else if (ascii) this.#event(ev, false);
     else this.handleLine(line.toString("utf8"));
   }
@@ -289,8 +304,11 @@ export class Relay {
     this.#event(ev, false);
   }
 
-  /** `bytes`: an output event's data is byte text (else text). */
-  #event(ev: RunnerEvent, bytes: boolean): void {
+  /**
+   * `bytes`: an output event's data is byte text (else text); `controls`: it may hold control
+   * characters other than "\n", "\t" and ESC (known from the line's escapes; text: unknown).
+   */
+  #event(ev: RunnerEvent, bytes: boolean, controls = true): void {
     if (this.#fatal) return;
     const time = this.#time(ev.time);
     if (!this.#hello) {
@@ -308,7 +326,7 @@ export class Relay {
     }
     switch (ev.type) {
       case "output":
-        this.#output(ev.step, ev.stream, ev.data, bytes, time);
+        this.#output(ev.step, ev.stream, ev.data, bytes, controls || !bytes, time);
         return;
       case "step_start":
         this.#stepStart(ev.step, ev.name, ev.command, ev.kind === "user", time);
@@ -374,14 +392,21 @@ export class Relay {
     this.#sink.write(line);
   }
 
-  #output(step: number, stream: LogStream, data: string, bytes: boolean, time: string): void {
+  #output(
+    step: number,
+    stream: LogStream,
+    data: string,
+    bytes: boolean,
+    controls: boolean,
+    time: string,
+  ): void {
     const key = step * 2 + (stream === "stderr" ? 1 : 0);
     let st = this.#streams.get(key);
     if (!st) {
       // Output for many steps at once is a runner bug; flushing keeps the maskers bounded.
       if (this.#streams.size >= MAX_STREAMS)
         for (const k of [...this.#streams.keys()]) this.#closeStream(k, time);
-      st = { masker: this.#masker.stream(), partial: "", partialPlain: true, high: "" };
+      st = { masker: this.#masker.stream(), partial: "", partialPlain: true, high: "", controls: false };
       this.#streams.set(key, st);
     }
     let text = st.high + data;
@@ -395,12 +420,24 @@ export class Relay {
       }
       text = toByteText(text);
     }
-    this.#lines(st, st.masker.write(text), step, stream, time);
+    // Text held back by the masker (a secret's possible start) or as the partial line came from
+    // earlier output, which may have had control characters.
+    const mayHaveControls = controls || st.controls || st.masker.pendingLength > 0 || st.high !== "";
+    this.#lines(st, st.masker.write(text), step, stream, time, mayHaveControls);
+    st.controls = st.partial !== "" && mayHaveControls;
   }
 
-  #lines(st: StreamState, text: string, step: number, stream: LogStream, time: string): void {
+  #lines(
+    st: StreamState,
+    text: string,
+    step: number,
+    stream: LogStream,
+    time: string,
+    mayHaveControls = true,
+  ): void {
     let from = 0;
-    if (this.#sink.writeEncoded !== undefined) from = this.#encodedLines(st, text, step, stream, time);
+    if (this.#sink.writeEncoded !== undefined)
+      from = this.#encodedLines(st, text, step, stream, time, mayHaveControls);
     if (from === text.length) return;
     const plain = byteLinesArePlain(from === 0 ? text : text.slice(from));
     for (;;) {
@@ -442,12 +479,19 @@ export class Relay {
    * them) in one piece when encodeByteTextLines can, returning where the rest of `text` starts (0
    * when it could not: the caller goes line by line).
    */
-  #encodedLines(st: StreamState, text: string, step: number, stream: LogStream, time: string): number {
+  #encodedLines(
+    st: StreamState,
+    text: string,
+    step: number,
+    stream: LogStream,
+    time: string,
+    mayHaveControls: boolean,
+  ): number {
     const last = text.lastIndexOf("\n");
     if (last < 0) return 0;
     // The partial line held from earlier output is the start of the first line.
     const lines = st.partial + text.slice(0, last);
-    const encoded = encodeByteTextLines(lines, time, step, stream);
+    const encoded = encodeByteTextLines(lines, time, step, stream, mayHaveControls);
     if (encoded === undefined) return 0;
     this.#sink.writeEncoded?.(encoded);
     st.partial = "";
@@ -487,17 +531,24 @@ export class Relay {
 }
 
 const BACKSLASH_U = Buffer.from("\\u");
+const BACKSLASH_B = Buffer.from("\\b");
+const BACKSLASH_F = Buffer.from("\\f");
 
 /**
- * Whether every `\u` escape in a JSON line names an ASCII character (`\u0000`-`\u007f`: what a
- * JSON encoder writes for control characters), so that parsing the line's bytes as latin1 gives
- * byte text. An escaped backslash before a `u` looks like an escape here too: that only costs
- * the slower path.
+ * What the escapes of a JSON line say about its strings: "non-ascii" when a `\u` escape names a
+ * character outside ASCII (parsing the line's bytes as latin1 would then not give byte text);
+ * "controls" when one names a control character other than ESC, or there is a `\b` or `\f`;
+ * else "plain" (only "\n", "\t", ESC, quotes and backslashes can be escaped). An escaped
+ * backslash before a `u`, `b` or `f` looks like an escape here too: that only costs the slower
+ * path.
  */
-function escapesAreAscii(line: Buffer): boolean {
+function escapesIn(line: Buffer): "non-ascii" | "controls" | "plain" {
+  let controls = line.indexOf(BACKSLASH_B) >= 0 || line.indexOf(BACKSLASH_F) >= 0;
   for (let i = line.indexOf(BACKSLASH_U); i >= 0; i = line.indexOf(BACKSLASH_U, i + 2)) {
     const c = line[i + 4] ?? 0;
-    if (line[i + 2] !== 0x30 || line[i + 3] !== 0x30 || c < 0x30 || c > 0x37) return false;
+    if (line[i + 2] !== 0x30 || line[i + 3] !== 0x30 || c < 0x30 || c > 0x37) return "non-ascii";
+    // \u001b (ESC, colours) is escaped by hand; any other is a job for JSON.stringify.
+    if (!(c === 0x31 && line[i + 5] === 0x62)) controls = true;
   }
-  return true;
+  return controls ? "controls" : "plain";
 }

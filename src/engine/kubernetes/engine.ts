@@ -39,7 +39,7 @@ import { CONTAINERS } from "../../controller/build/job.ts";
 import { managedSelector, selectorString, workflowLabels } from "../../controller/build/labels.ts";
 import { secretName, spindleSetName } from "../../controller/build/names.ts";
 import type { LogLine } from "../../relay/logline.ts";
-import { type LogSink, Relay } from "../../relay/relay.ts";
+import { type LogSink, Relay, SINK_HIGH_WATER, waitForSink } from "../../relay/relay.ts";
 import {
   type Engine,
   EngineError,
@@ -93,8 +93,6 @@ interface Tracked {
   resolve(o: WorkflowOutcome): void;
   reject(e: Error): void;
 }
-
-const SINK_HIGH_WATER = 1 << 20;
 
 export class KubernetesEngine implements Engine {
   readonly name = "kubernetes";
@@ -241,7 +239,7 @@ export class KubernetesEngine implements Engine {
       pollMs: this.#o.pollMs,
       onLines: (lines) => {
         for (const line of lines) relay.handleLine(line);
-        if (run.log.backlog > SINK_HIGH_WATER) return run.log.flush();
+        if (run.log.backlog > SINK_HIGH_WATER) return waitForSink(run.log);
       },
     });
     const t: Tracked = {
@@ -554,9 +552,27 @@ export class KubernetesEngine implements Engine {
 export class SkipSink implements LogSink {
   readonly #inner: LogSink;
   #skip: number;
+  /** Offered only when the inner sink takes encoded lines (the relay asks by its presence). */
+  readonly writeEncoded?: (utf8: string) => void;
+  readonly waitBelow?: (bytes: number) => Promise<void>;
+
   constructor(inner: LogSink, skip: number) {
     this.#inner = inner;
     this.#skip = skip;
+    const encoded = inner.writeEncoded?.bind(inner);
+    if (encoded !== undefined) {
+      // Encoded lines each end in "\n": whole lines of the batch are skipped while any are due.
+      this.writeEncoded = (utf8) => {
+        let text = utf8;
+        while (this.#skip > 0 && text !== "") {
+          text = text.slice(text.indexOf("\n") + 1);
+          this.#skip--;
+        }
+        if (text !== "") encoded(text);
+      };
+    }
+    const waitBelow = inner.waitBelow?.bind(inner);
+    if (waitBelow !== undefined) this.waitBelow = waitBelow;
   }
   get backlog(): number {
     return this.#inner.backlog;

@@ -24,6 +24,19 @@ export class LiveLogSink implements LogSink {
 
   write(line: LogLine, plainContent?: boolean): void {
     this.#file.write(line, plainContent);
+    this.#schedule();
+  }
+
+  writeEncoded(utf8: string): void {
+    this.#file.writeEncoded(utf8);
+    this.#schedule();
+  }
+
+  waitBelow(bytes: number): Promise<void> {
+    return this.#file.waitBelow(bytes);
+  }
+
+  #schedule(): void {
     if (this.#timer === undefined) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
