@@ -145,6 +145,8 @@ export class Relay {
   #fatal: RelayError | undefined;
   #result: RunnerResult | undefined;
   #lastTime = "";
+  /** The runner's text of #lastTime, when it was a valid time. */
+  #lastRawTime = "";
   #errorCount = 0;
   #lastInput = performance.now();
   #waitingOnSink = false;
@@ -356,7 +358,11 @@ export class Relay {
   }
 
   #time(text: string): string {
-    const t = normalizeTime(text) ?? formatTime(this.#now());
+    // The runner stamps events of a burst alike: normalise each distinct time once.
+    if (text === this.#lastRawTime && this.#lastTime !== "") return this.#lastTime;
+    const normal = normalizeTime(text);
+    const t = normal ?? formatTime(this.#now());
+    this.#lastRawTime = normal === undefined ? "" : text;
     this.#lastTime = t;
     return t;
   }
