@@ -320,6 +320,7 @@ describe("spindle gen2: pull requests from Jetstream", () => {
   });
 
   it("no push rights, fork-based and patch-only pulls build nothing; a repo record from outside the filter is filtered", async () => {
+    const requestsBefore = pds.requests.length;
     const mallorys = await branch.commit("m.txt", "evil\n");
     const malloryRecord = {
       ...pullRecord(),
@@ -355,6 +356,9 @@ describe("spindle gen2: pull requests from Jetstream", () => {
       !pds.requests.some((r) => r.includes(`did=${encodeURIComponent(MALLORY)}`)),
       pds.requests.join("\n"),
     );
+    // Nor was Bob's pull read for Mallory's status: she can push nowhere here.
+    const getRecords = pds.requests.slice(requestsBefore).filter((r) => r.includes("getRecord"));
+    assert.deepEqual(getRecords, []);
   });
 
   it("a repo whose knot is unreachable gets a failed pipeline saying why (as refUpdate does)", async () => {

@@ -151,6 +151,10 @@ export class PullIntake implements PullEventHandler {
       throw err;
     }
     if (status.action === null) return ignored(`unknown pull status ${JSON.stringify(status.status)}`);
+    // The actor needs push rights on the pull's repo, which only the pull record (on a PDS) names:
+    // an actor who can push nowhere here is turned away before any network call.
+    if (!this.#o.rbac.canPushAnywhere(ev.did))
+      return ignored(`${ev.did} has no push rights on any repo of this spindle`);
     let record: unknown;
     try {
       const { pds } = await this.#o.identity.lookup(status.author);

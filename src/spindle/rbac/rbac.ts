@@ -171,6 +171,18 @@ export class Rbac {
     return this.hasRepoPermission(actor, repo, "repo:push");
   }
 
+  /**
+   * Whether `actor` may push to any repo of this spindle: a check that needs no repo, for events
+   * that name theirs only behind a network call (a pull status names its pull, whose record on
+   * some PDS names the repo) — most such events on the firehose concern nobody here.
+   */
+  canPushAnywhere(actor: string): boolean {
+    const q = this.#db.prepare(
+      "SELECT 1 FROM rbac_repo_grants WHERE did = ? AND permission = 'repo:push' LIMIT 1",
+    );
+    return q.get(actor) !== undefined;
+  }
+
   #grant(did: string, repo: RepoRef, permissions: readonly RepoPermission[]): void {
     const ins = this.#db.prepare(
       "INSERT OR IGNORE INTO rbac_repo_grants (did, repo, permission) VALUES (?, ?, ?)",
