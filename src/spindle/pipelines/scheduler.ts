@@ -40,6 +40,8 @@ export class Scheduler {
   readonly #active = new Map<number, Promise<void>>();
   readonly #cancelRequested = new Set<string>();
   readonly #startedWids = new Set<string>();
+  /** Log files of runs in flight, closed by stop() if their runs outlive its grace. */
+  readonly #openLogs = new Set<LiveLogSink>();
   #stopping = false;
 
   constructor(opts: SchedulerOptions) {
@@ -99,6 +101,9 @@ export class Scheduler {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
+    // Runs still in flight after the grace keep their status (a restart resumes or fails them);
+    // their log files are closed now, with what they hold, instead of left to the GC.
+    await Promise.allSettled([...this.#openLogs].map((l) => l.close()));
   }
 
   #launch(p: PipelineRow, recovering: boolean): void {
@@ -127,6 +132,8 @@ export class Scheduler {
     const wid = initial.wid;
     const log = this.#log.child({ wid, workflow: initial.name, knot: p.knot, rkey: p.rkey });
     let sink: LiveLogSink | undefined;
+    /** The same sink, kept after `sink` is cleared, to forget it in #openLogs at the end. */
+    let opened: LiveLogSink | undefined;
     const runningGauge = this.#o.metrics.runningWorkflows;
     try {
       // Re-read: a cancel may have landed since the pipeline's rows were read.
@@ -134,6 +141,8 @@ export class Scheduler {
       if (!current || FINISHED.has(current.status)) return;
       try {
         sink = new LiveLogSink(await LogFile.open(this.#o.logDir, wid));
+        opened = sink;
+        this.#openLogs.add(sink);
       } catch (err) {
         // Without a log the run cannot be observed; fail it rather than leave it pending.
         log.error({ err: (err as Error).message }, "cannot open the workflow log file");
@@ -189,6 +198,7 @@ export class Scheduler {
       await engine.destroy(wid);
     } finally {
       if (sink) await sink.close().catch(() => {});
+      if (opened) this.#openLogs.delete(opened);
     }
   }
 
