@@ -35,6 +35,7 @@ export async function controllerCommand(opts: ControllerCommandOptions): Promise
     log,
     leaderElection: opts.identity ? { identity: opts.identity } : {},
   });
+  await controller.preflight();
   const server =
     opts.metricsPort !== undefined ? await serveMetrics(controller, opts.metricsPort) : undefined;
   await controller.start();

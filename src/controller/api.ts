@@ -31,6 +31,32 @@ export function statusCode(err: unknown): number | undefined {
   return (err as { code?: unknown; statusCode?: unknown })?.statusCode as number | undefined;
 }
 
+/** Why the cluster cannot host Loom's runs yet, said so that an operator knows what to do. */
+export class PreflightError extends Error {
+  override readonly name = "PreflightError";
+}
+
+/**
+ * The message for an error of the preflight's SpindleSet list: 404 = the CRD is not installed,
+ * 403 = the service account lacks the Role, anything else = the API cannot be used at all.
+ */
+export function preflightError(err: unknown, namespace: string): PreflightError {
+  const code = statusCode(err);
+  const crd = `${SPINDLESET.plural}.${GROUP}`;
+  if (code === 404)
+    return new PreflightError(
+      `the SpindleSet CRD (${crd}, ${VERSION}) is not installed in this cluster: run \`make install\` (kubectl apply --server-side -k config/crd)`,
+      { cause: err },
+    );
+  if (code === 403 || code === 401)
+    return new PreflightError(
+      `not allowed to list ${crd} in namespace ${namespace} (HTTP ${code}): apply Loom's RBAC (\`make deploy\`, config/rbac) and run as its service account`,
+      { cause: err },
+    );
+  const why = err instanceof Error ? err.message.split("\n")[0] : String(err);
+  return new PreflightError(`the Kubernetes API cannot be used: ${why}`, { cause: err });
+}
+
 export class ClusterApi {
   readonly namespace: string;
   readonly batch: BatchV1Api;
@@ -58,6 +84,15 @@ export class ClusterApi {
 
   managedSelector(): string {
     return selectorString(managedSelector());
+  }
+
+  /** One cheap call that fails the way every later one would (see preflightError). */
+  async preflight(): Promise<void> {
+    try {
+      await this.custom.listNamespacedCustomObject({ ...CR, namespace: this.namespace, limit: 1 });
+    } catch (err) {
+      throw preflightError(err, this.namespace);
+    }
   }
 
   async listSpindleSets(): Promise<ListResult<SpindleSet>> {

@@ -150,6 +150,14 @@ export class SpindleSetController {
     return this.#queue !== undefined && !this.#queue.stopped;
   }
 
+  /**
+   * Fails with a PreflightError saying what to do when the CRD is missing, the service account
+   * may not use it, or the API is out of reach — instead of informers retrying forever.
+   */
+  preflight(): Promise<void> {
+    return this.#api.preflight();
+  }
+
   /** Starts the informers (resolves once their caches are filled) and the leader election. */
   async start(): Promise<void> {
     await Promise.all([this.#spindleSets, this.#jobs, this.#pods, this.#nodes].map((i) => i?.start()));

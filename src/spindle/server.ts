@@ -243,6 +243,9 @@ export class SpindleServer {
   /** Reconciles the queue, then listens. Resolves with the base URL. */
   async start(): Promise<string> {
     if (this.#state !== "created") throw new Error(`cannot start a ${this.#state} server`);
+    // A missing CRD or RBAC is an installation mistake: say so and refuse to start, rather than
+    // serve while every run waits on a controller that retries forever.
+    await this.controller?.preflight();
     if (this.controller) {
       // In the background: its caches sync and its Lease is won while the server already
       // serves; until then SpindleSets simply wait. A failure to start is logged, not fatal,

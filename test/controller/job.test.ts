@@ -253,12 +253,13 @@ test("a missing Secret fails the workflow after the wait; cancel of one workflow
   await patchRunSpec(cluster, ns, name, { cancelWorkflows: ["b.yml"] });
   const cancelled = await waitForWorkflow(cluster, ns, name, "b.yml", "cancelled");
   assert.equal(cancelled.status!.workflows.find((w) => w.name === "b.yml")!.reason, "Cancelled");
+  // The status may be written before the delete lands (or while it is processed): wait for it.
   const batch = cluster.kubeConfig().makeApiClient(BatchV1Api);
-  await assert.rejects(
-    batch.readNamespacedJob({ name: jobName, namespace: ns }),
-    (err: { code?: number }) => {
-      return err.code === 404;
-    },
+  await eventually("the cancelled workflow's Job is deleted", () =>
+    batch.readNamespacedJob({ name: jobName, namespace: ns }).then(
+      (j) => `still there (deletionTimestamp ${j.metadata?.deletionTimestamp ?? "unset"})`,
+      (err: { code?: number }) => err.code === 404 || `read failed: ${err.code}`,
+    ),
   );
   assert.equal(cancelled.status!.phase, "failed", "the worst outcome names the run: a.yml failed");
   assert.equal(cancelled.status!.progress, "2/2");
