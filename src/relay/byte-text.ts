@@ -25,23 +25,22 @@ const ABOVE_BYTE_G = /[^\x00-\xff]+/g;
 /** Text → byte text. */
 export function toByteText(text: string): string {
   if (!LONE_SURROGATE.test(text)) return Buffer.from(text, "utf8").toString("latin1");
-  let out = "";
-  let from = 0;
-  for (const m of text.matchAll(LONE_SURROGATE_G)) {
-    out += Buffer.from(text.slice(from, m.index), "utf8").toString("latin1") + m[0];
-    from = m.index + m[0].length;
-  }
-  return out + Buffer.from(text.slice(from), "utf8").toString("latin1");
+  return convertAround(text, LONE_SURROGATE_G, (part) => Buffer.from(part, "utf8").toString("latin1"));
 }
 
 /** Byte text → text. Bytes that are not valid UTF-8 become U+FFFD (as any UTF-8 decoder does). */
 export function fromByteText(bytes: string): string {
   if (!ABOVE_BYTE.test(bytes)) return Buffer.from(bytes, "latin1").toString("utf8");
+  return convertAround(bytes, ABOVE_BYTE_G, (part) => Buffer.from(part, "latin1").toString("utf8"));
+}
+
+/** `convert` applied to the text between the matches of `kept`, which stay as they are. */
+function convertAround(text: string, kept: RegExp, convert: (part: string) => string): string {
   let out = "";
   let from = 0;
-  for (const m of bytes.matchAll(ABOVE_BYTE_G)) {
-    out += Buffer.from(bytes.slice(from, m.index), "latin1").toString("utf8") + m[0];
+  for (const m of text.matchAll(kept)) {
+    out += convert(text.slice(from, m.index)) + m[0];
     from = m.index + m[0].length;
   }
-  return out + Buffer.from(bytes.slice(from), "latin1").toString("utf8");
+  return out + convert(text.slice(from));
 }
