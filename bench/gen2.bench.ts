@@ -17,42 +17,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import type { Engine, WorkflowOutcome, WorkflowRun } from "../src/engine/engine.ts";
 import { encodeTid, type FetchedWorkflows, type FetchRequest, WorkflowFetcher } from "../src/gen2/index.ts";
 import { loadConfig } from "../src/spindle/config.ts";
 import { KnotCursors, Repos } from "../src/spindle/db/index.ts";
 import { SpindleServer } from "../src/spindle/server.ts";
 import { KnotGitServer } from "../test/support/knot-git-server.ts";
+import { HoldingEngine } from "./holding-engine.ts";
 
 const OWNER = "did:plc:benchowner";
 const ALICE = "did:plc:benchalice";
 const REPO = "did:plc:benchrepo000000000000";
-
-/** Holds runs until closed: the bench measures the spindle, not execution. */
-class HoldingEngine implements Engine {
-  readonly name = "hold";
-  readonly #runs = new Map<string, (o: WorkflowOutcome) => void>();
-  readonly #done = new Map<string, Promise<WorkflowOutcome>>();
-  async start(run: WorkflowRun): Promise<void> {
-    this.#done.set(run.plan.wid, new Promise((r) => this.#runs.set(run.plan.wid, r)));
-  }
-  wait(wid: string): Promise<WorkflowOutcome> {
-    return this.#done.get(wid) ?? Promise.resolve({ status: "failed", exitCode: null, failedStep: null });
-  }
-  async cancel(wid: string): Promise<void> {
-    this.#runs.get(wid)?.({ status: "cancelled", exitCode: null, failedStep: null });
-  }
-  async destroy(wid: string): Promise<void> {
-    await this.cancel(wid);
-  }
-  async recover(): Promise<{ state: "lost"; reason: string }> {
-    return { state: "lost", reason: "bench" };
-  }
-  async close(): Promise<void> {
-    for (const r of this.#runs.values())
-      r({ status: "failed", exitCode: null, failedStep: null, error: "closed" });
-  }
-}
 
 /** Times every fetch the server makes. */
 class TimedFetcher extends WorkflowFetcher {

@@ -16,41 +16,15 @@ import { join } from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { pino } from "pino";
 import { WebSocket } from "ws";
-import type { Engine, WorkflowOutcome, WorkflowRun } from "../src/engine/engine.ts";
 import { loadConfig } from "../src/spindle/config.ts";
 import { Repos, transaction } from "../src/spindle/db/index.ts";
 import { SpindleServer } from "../src/spindle/server.ts";
 import { KnotStandIn } from "../test/support/knot-standin.ts";
+import { HoldingEngine } from "./holding-engine.ts";
 
 const OWNER = "did:plc:benchowner";
 const ALICE = "did:plc:benchalice";
 const now = () => performance.timeOrigin + performance.now();
-
-/** Takes runs and holds them until closed: the bench measures intake, not execution. */
-class HoldingEngine implements Engine {
-  readonly name = "hold";
-  readonly #runs = new Map<string, (o: WorkflowOutcome) => void>();
-  readonly #done = new Map<string, Promise<WorkflowOutcome>>();
-  async start(run: WorkflowRun): Promise<void> {
-    this.#done.set(run.plan.wid, new Promise((r) => this.#runs.set(run.plan.wid, r)));
-  }
-  wait(wid: string): Promise<WorkflowOutcome> {
-    return this.#done.get(wid) ?? Promise.resolve({ status: "failed", exitCode: null, failedStep: null });
-  }
-  async cancel(wid: string): Promise<void> {
-    this.#runs.get(wid)?.({ status: "cancelled", exitCode: null, failedStep: null });
-  }
-  async destroy(wid: string): Promise<void> {
-    await this.cancel(wid);
-  }
-  async recover(): Promise<{ state: "lost"; reason: string }> {
-    return { state: "lost", reason: "bench" };
-  }
-  async close(): Promise<void> {
-    for (const r of this.#runs.values())
-      r({ status: "failed", exitCode: null, failedStep: null, error: "closed" });
-  }
-}
 
 async function boot(dir: string, knot: KnotStandIn | null) {
   const config = loadConfig(
