@@ -45,13 +45,6 @@ export {
   type WorkflowFetcherOptions,
 } from "./knot/workflow-fetcher.ts";
 export { BlobError, getBlob, MAX_PATCH_BYTES, sourceRevFromPatch } from "./net/blob.ts";
-export {
-  GuardedFetchError,
-  type GuardedFetchOptions,
-  type GuardedResponse,
-  guardedFetch,
-  isForbiddenAddress,
-} from "./net/guarded-fetch.ts";
 export { decidePush, type KnownRepo, type PushDecision } from "./push.ts";
 export { decodeTid, encodeTid, TidGenerator, type TidGeneratorOptions } from "./tid.ts";
 export {

@@ -81,7 +81,15 @@ describe("service JWT: accepted", () => {
   it("ES256K from a did:plc, ES256 from a did:plc, ES256 from a did:web", async () => {
     assert.equal((await verify(await signJwt(aliceKey, serviceClaims(ALICE, AUD, METHOD)))).iss, ALICE);
     assert.equal((await verify(await signJwt(bobKey, serviceClaims(BOB, AUD, METHOD)))).iss, BOB);
-    const carol = await verify(await signJwt(carolKey, serviceClaims(web.did, AUD, METHOD)));
+    // A did:web on this machine resolves in dev mode only (see "did:web over http").
+    const devVerifier = new ServiceJwtVerifier({
+      resolver: createIdentityResolver({ plcUrl: plc.url, dev: true }),
+      replay: new JtiReplayCache(db),
+    });
+    const carol = await devVerifier.verify(await signJwt(carolKey, serviceClaims(web.did, AUD, METHOD)), {
+      audiences,
+      method: METHOD,
+    });
     assert.deepEqual([carol.iss, carol.aud, carol.lxm], [web.did, AUD, METHOD]);
   });
 
@@ -259,9 +267,17 @@ describe("service JWT: rejected", () => {
 });
 
 describe("did:web over http", () => {
-  it("127.0.0.1 hosts resolve only in dev mode", async () => {
+  it("127.0.0.1 and localhost hosts resolve only in dev mode (an issuer must not reach our network)", async () => {
     const token = () => signJwt(carolKey, serviceClaims(web127.did, AUD, METHOD));
     await rejectsAuth(verify(await token()), /could not resolve/);
+    // Stricter than @atproto/identity, which fetches did:web:localhost over http: a token's
+    // issuer is unchecked until its document is read, so that read goes through the SSRF guard.
+    const before = web.fetches();
+    await rejectsAuth(
+      verify(await signJwt(carolKey, serviceClaims(web.did, AUD, METHOD))),
+      /could not resolve/,
+    );
+    assert.equal(web.fetches(), before, "no request reached the loopback did:web server");
     const dev = new ServiceJwtVerifier({
       resolver: createIdentityResolver({ plcUrl: plc.url, dev: true }),
       replay: new JtiReplayCache(db),

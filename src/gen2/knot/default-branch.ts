@@ -4,7 +4,7 @@
  * SSRF-guarded client (private addresses only in dev).
  */
 import { isValidDid } from "@atproto/syntax";
-import { type GuardedFetchOptions, guardedFetch } from "../net/guarded-fetch.ts";
+import { type GuardedFetchOptions, guardedFetch } from "../../net/guarded-fetch.ts";
 import { lexicons } from "../wire/v2026/lexicons.ts";
 import { KnotError } from "./errors.ts";
 

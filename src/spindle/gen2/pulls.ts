@@ -35,7 +35,6 @@ import type { StatementSync } from "node:sqlite";
 import type { Logger } from "pino";
 import { triggerFromCiInput } from "../../gen2/dispatch.ts";
 import { BlobError, getBlob, sourceRevFromPatch } from "../../gen2/net/blob.ts";
-import { GuardedFetchError, type GuardedFetchOptions } from "../../gen2/net/guarded-fetch.ts";
 import type { KnownRepo } from "../../gen2/push.ts";
 import {
   classifyPull,
@@ -48,6 +47,7 @@ import {
 } from "../../gen2/wire/v2026/pull.ts";
 import type { Gen2TriggerMetadata, PullAction } from "../../gen2/wire/v2026/trigger-metadata.ts";
 import { WireError } from "../../gen2/wire/v2026/zod-util.ts";
+import { GuardedFetchError, type GuardedFetchOptions } from "../../net/guarded-fetch.ts";
 import type { DatabaseSync, RepoRecord, Repos } from "../db/index.ts";
 import type { Outcome } from "../intake/handlers.ts";
 import { IdentityError, type IdentityLookup } from "../intake/identity.ts";

@@ -55,7 +55,7 @@ import {
   WireError,
   WorkflowFetcher,
 } from "../../gen2/index.ts";
-import { guardedFetchFunction } from "../../gen2/net/guarded-fetch.ts";
+import { guardedFetchFunction } from "../../net/guarded-fetch.ts";
 import type { ServiceJwtVerifier } from "../auth/index.ts";
 import { bearerToken } from "../auth/index.ts";
 import type { Config } from "../config.ts";

@@ -6,7 +6,9 @@
  */
 
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { DidResolver, getPds } from "@atproto/identity";
+import { type DidResolver, getPds } from "@atproto/identity";
+import { createDidResolver } from "../../net/did-resolver.ts";
+import { guardedFetch } from "../../net/guarded-fetch.ts";
 import { genericError } from "../errors.ts";
 
 export interface RepoName {
@@ -39,7 +41,7 @@ export class RepoResolver {
     );
     this.#byName = opts.db.prepare("SELECT repo_did FROM repos WHERE owner = ? AND name = ?");
     this.#timeout = opts.timeoutMs ?? 5000;
-    this.#dids = new DidResolver({ plcUrl: opts.plcUrl, timeout: this.#timeout });
+    this.#dids = createDidResolver({ plcUrl: opts.plcUrl, dev: opts.dev, timeoutMs: this.#timeout });
     this.#dev = opts.dev;
   }
 
@@ -64,7 +66,7 @@ export class RepoResolver {
   async #fromPds(did: string, rkey: string): Promise<string> {
     let doc: unknown;
     try {
-      doc = await this.#didDocument(did);
+      doc = await this.#dids.resolve(did);
     } catch (err) {
       throw genericError(`failed to resolve ${did}`, { cause: err });
     }
@@ -76,26 +78,20 @@ export class RepoResolver {
     url.searchParams.set("rkey", rkey);
     let body: unknown;
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(this.#timeout), redirect: "error" });
-      if (!res.ok) throw new Error(`getRecord answered ${res.status}`);
-      body = await res.json();
+      // The PDS is named by a DID document the caller chose: SSRF-guarded (private hosts in dev only).
+      const res = await guardedFetch(url, {
+        allowPrivate: this.#dev,
+        timeoutMs: this.#timeout,
+        maxBytes: 1 << 20,
+        maxRedirects: 0,
+      });
+      if (res.status !== 200) throw new Error(`getRecord answered ${res.status}`);
+      body = JSON.parse(res.body.toString("utf8"));
     } catch (err) {
       throw genericError("failed to fetch the repo record from its PDS", { cause: err });
     }
     const name = (body as { value?: { name?: unknown } } | null)?.value?.name;
     if (typeof name !== "string" || name === "") throw genericError("the repo record has no name");
     return name;
-  }
-
-  async #didDocument(did: string): Promise<unknown> {
-    if (this.#dev && did.startsWith("did:web:")) {
-      const host = decodeURIComponent(did.slice("did:web:".length));
-      const res = await fetch(`http://${host}/.well-known/did.json`, {
-        signal: AbortSignal.timeout(this.#timeout),
-        redirect: "error",
-      });
-      return res.ok ? res.json() : null;
-    }
-    return this.#dids.resolve(did);
   }
 }

@@ -8,7 +8,8 @@
  * enough. A broken handle says nothing about who owns a repo, and upstream's early stop left the
  * repo's knot unsubscribed until the next restart.
  */
-import { DidResolver, DidWebResolver, getHandle, getPds, MemoryCache } from "@atproto/identity";
+import { type DidResolver, getHandle, getPds, MemoryCache } from "@atproto/identity";
+import { createDidResolver } from "../../net/did-resolver.ts";
 
 export interface ResolvedIdentity {
   did: string;
@@ -34,29 +35,14 @@ export interface DidDocumentLookupOptions {
   timeoutMs?: number;
 }
 
-// The same dev-mode rule as auth/identity.ts: did:web documents over http, so a local stack on
-// 127.0.0.1 works (`@atproto/identity` alone uses http only for `localhost`).
-class HttpDidWebResolver extends DidWebResolver {
-  override async resolveNoCheck(did: string): Promise<unknown> {
-    const parts = did.split(":").slice(2).map(decodeURIComponent);
-    if (parts.length !== 1) return super.resolveNoCheck(did);
-    const res = await fetch(`http://${parts[0]}/.well-known/did.json`, {
-      redirect: "error",
-      headers: { accept: "application/did+ld+json,application/json" },
-      signal: AbortSignal.timeout(this.timeout),
-    });
-    return res.ok ? res.json() : null;
-  }
-}
-
 export function createDidDocumentLookup(opts: DidDocumentLookupOptions): IdentityLookup {
   const timeout = opts.timeoutMs ?? 5000;
-  const resolver = new DidResolver({
+  const resolver = createDidResolver({
     plcUrl: opts.plcUrl,
-    timeout,
-    didCache: new MemoryCache(10 * 60_000, 60 * 60_000),
+    dev: opts.dev ?? false,
+    timeoutMs: timeout,
+    cache: new MemoryCache(10 * 60_000, 60 * 60_000),
   });
-  if (opts.dev) resolver.methods.set("web", new HttpDidWebResolver(timeout));
   return {
     async lookup(did) {
       let doc: Awaited<ReturnType<DidResolver["resolve"]>>;

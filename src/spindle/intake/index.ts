@@ -19,6 +19,7 @@
  * Each part is also usable alone (tests construct them directly with tighter timings).
  */
 import type { Logger } from "pino";
+import { guardedFetchFunction } from "../../net/guarded-fetch.ts";
 import type { Config } from "../config.ts";
 import {
   type DatabaseSync,
@@ -126,7 +127,10 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
     repos,
     filter,
     identity: opts.identity ?? createDidDocumentLookup({ plcUrl: server.plcUrl, dev: server.dev }),
-    xrpc: opts.xrpc ?? new XrpcClient(),
+    // PDS endpoints come from DID documents that record authors control: SSRF-guarded.
+    xrpc:
+      opts.xrpc ??
+      new XrpcClient({ fetch: guardedFetchFunction({ allowPrivate: server.dev, timeoutMs: 5000 }) }),
     knots,
     log,
     ...(opts.pulls !== undefined && { pulls: opts.pulls }),
