@@ -194,6 +194,21 @@ export async function checkedAddress(
   return addresses[0] as LookupAddress;
 }
 
+/**
+ * A `lookup` hook for `http.request` (and clients built on it, e.g. `ws`): whatever name Node asks
+ * about, it gets the address checkedAddress vetted, so a second DNS answer cannot swap in an
+ * internal one (DNS rebinding).
+ */
+export function pinnedLookup(picked: LookupAddress): LookupFunction {
+  return (_host, options, cb) => {
+    if ((options as { all?: boolean }).all === true) {
+      (cb as unknown as (e: null, a: LookupAddress[]) => void)(null, [picked]);
+    } else {
+      cb(null, picked.address, picked.family);
+    }
+  };
+}
+
 async function requestOnce(
   u: URL,
   opts: GuardedFetchOptions,
@@ -205,14 +220,7 @@ async function requestOnce(
   if (remaining <= 0)
     throw new GuardedFetchError("Timeout", `no answer from ${u.origin} within ${timeoutMs} ms`);
   const maxBytes = opts.maxBytes ?? 10 * 1024 * 1024;
-  // The pinned lookup: whatever name Node asks about, it gets the address we checked.
-  const lookup: LookupFunction = (_host, options, cb) => {
-    if ((options as { all?: boolean }).all === true) {
-      (cb as unknown as (e: null, a: LookupAddress[]) => void)(null, [picked]);
-    } else {
-      cb(null, picked.address, picked.family);
-    }
-  };
+  const lookup = pinnedLookup(picked);
   const reqOpts: RequestOptions = {
     method: "GET",
     headers: { "user-agent": "loom-spindle", ...opts.headers },

@@ -162,6 +162,29 @@ describe("KnotConsumers", () => {
     assert.deepEqual(consumers.knots(), [knot.host]);
   });
 
+  it("outside dev mode, never dials a knot on a private address (SSRF guard), and says why", async () => {
+    const knot = await KnotStandIn.start({ gen: 2 });
+    cleanups.push(() => knot.stop());
+    const db = openDatabase(join(dir, `k${dbN++}`, "spindle.db"));
+    cleanups.push(() => db.close());
+    const { log, lines } = captureLog();
+    const consumers = new KnotConsumers({
+      ...FAST,
+      cursors: new KnotCursors(db),
+      intake: new RecordingIntake(),
+      dev: false,
+      log,
+    });
+    cleanups.push(() => consumers.stop());
+    consumers.start();
+    consumers.addKnot(knot.host);
+    await waitFor(
+      () => lines.some((l) => /resolves to 127\.0\.0\.1, a non-public address/.test(String(l.reason))),
+      "the refusal in the log",
+    );
+    assert.deepEqual(knot.cursors, [], "no connection reached the knot");
+  });
+
   it("refuses knot names that are not bare hosts", async () => {
     const { consumers, lines } = await setup({ gen: 1 });
     for (const bad of ["evil.example/x?y=", "user@host", "ws://knot", "", "host:99999"])

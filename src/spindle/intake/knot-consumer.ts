@@ -15,12 +15,14 @@
  * The cursor only advances after the handler resolved; a rejecting handler (storage failure)
  * ends the session, and the reconnect asks for the same events again.
  */
+import type { LookupAddress } from "node:dns";
 import type { Logger } from "pino";
+import { checkedAddress, pinnedLookup } from "../../net/guarded-fetch.ts";
 import type { KnotCursors } from "../db/index.ts";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 import { type KnotEnvelope, parseKnotEnvelope } from "./envelope.ts";
 import { knotEventsUrl } from "./knot-host.ts";
-import { runSession } from "./ws-session.ts";
+import { runSession, type SessionEnd } from "./ws-session.ts";
 
 /** Handles one envelope of a given NSID. Rejects only when it must be retried (storage failure). */
 export type KnotEventHandler = (knot: string, envelope: KnotEnvelope) => Promise<void>;
@@ -95,24 +97,7 @@ export class KnotConsumer {
       const url = this.url();
       this.#pendingGen1 = null;
       this.#log.info({ url }, "connecting to knot event stream");
-      const end = await runSession({
-        url,
-        log: this.#log,
-        signal,
-        maxPayload: this.#o.maxFrameBytes ?? 16 * 1024 * 1024,
-        livenessMs: this.#o.livenessMs ?? 90_000,
-        pingMs: this.#o.pingMs ?? 30_000,
-        handshakeTimeoutMs: this.#o.handshakeTimeoutMs ?? 10_000,
-        maxQueued: this.#o.maxQueued ?? 100,
-        headers: { "user-agent": "loom-spindle (knot consumer)" },
-        ...(this.#o.nowMs ? { now: this.#o.nowMs } : {}),
-        onOpen: () => {
-          this.#backoff.connected();
-          this.#log.info("connected to knot event stream");
-        },
-        onText: (text, receivedAt) => this.#onFrame(text, receivedAt),
-        onIdle: () => this.#storeGen1(),
-      });
+      const end = await this.#session(url, signal);
       if (signal.aborted) break;
       const delayMs = this.#backoff.next();
       this.#log.warn(
@@ -121,6 +106,43 @@ export class KnotConsumer {
       );
       await sleep(delayMs, signal);
     }
+  }
+
+  /**
+   * One connection. The knot host comes from a member's repo record: outside dev mode it must
+   * resolve to a public address (SSRF guard), and the dial is pinned to the address checked.
+   */
+  async #session(url: string, signal: AbortSignal): Promise<SessionEnd> {
+    let picked: LookupAddress;
+    try {
+      picked = await checkedAddress(new URL(url).hostname, { allowPrivate: this.#o.dev });
+    } catch (err) {
+      return {
+        opened: false,
+        reason: `cannot connect: ${(err as Error).message}`,
+        code: null,
+        handlerFailed: false,
+      };
+    }
+    return runSession({
+      lookup: pinnedLookup(picked),
+      url,
+      log: this.#log,
+      signal,
+      maxPayload: this.#o.maxFrameBytes ?? 16 * 1024 * 1024,
+      livenessMs: this.#o.livenessMs ?? 90_000,
+      pingMs: this.#o.pingMs ?? 30_000,
+      handshakeTimeoutMs: this.#o.handshakeTimeoutMs ?? 10_000,
+      maxQueued: this.#o.maxQueued ?? 100,
+      headers: { "user-agent": "loom-spindle (knot consumer)" },
+      ...(this.#o.nowMs ? { now: this.#o.nowMs } : {}),
+      onOpen: () => {
+        this.#backoff.connected();
+        this.#log.info("connected to knot event stream");
+      },
+      onText: (text, receivedAt) => this.#onFrame(text, receivedAt),
+      onIdle: () => this.#storeGen1(),
+    });
   }
 
   async #onFrame(text: string, receivedAtMs: number): Promise<void> {

@@ -14,6 +14,7 @@
  * If `onText` rejects, the session ends at once and the rest of the queue is dropped: the caller
  * did not advance its cursor, so a reconnect asks for those events again.
  */
+import type { LookupFunction } from "node:net";
 import type { Logger } from "pino";
 import WebSocket from "ws";
 
@@ -35,6 +36,8 @@ export interface SessionOptions {
   /** Milliseconds clock for receive stamps; default Date.now. */
   now?: () => number;
   headers?: Record<string, string>;
+  /** DNS hook for the dial (e.g. pinned to an address the SSRF guard checked). */
+  lookup?: LookupFunction;
   onOpen?: () => void;
   /** One text frame; `receivedAt` is `now()` when it arrived. Rejecting ends the session. */
   onText: (text: string, receivedAt: number) => Promise<void>;
@@ -95,6 +98,7 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
         perMessageDeflate: false,
         followRedirects: false,
         ...(opts.headers ? { headers: opts.headers } : {}),
+        ...(opts.lookup ? { lookup: opts.lookup } : {}),
       });
     } catch (err) {
       // An unusable URL throws synchronously; report it like any other failed dial.
