@@ -34,16 +34,6 @@ export const ZERO_TIME = "0001-01-01T00:00:00Z";
 // be UTF-8, and writes `\ufffd` for the invalid bytes they would be). Escaped backslashes are
 // matched as a pair so a literal `\` followed by text like `ud800` is never mistaken for one.
 const NEEDS_ESCAPE = /["\\\x00-\x1f<>&\u2028\u2029\ud800-\udfff]/;
-// The same set without the newline: a text that passes splits into lines that need no escaping.
-const NEEDS_ESCAPE_BUT_NL = /["\\\x00-\x09\x0b-\x1f<>&\u2028\u2029\ud800-\udfff]/;
-
-/**
- * True when no line of `text` (split on "\n") needs JSON escaping. The relay checks each output
- * chunk once and passes the answer to encodeLogLine, instead of a regex scan per line.
- */
-export function linesArePlain(text: string): boolean {
-  return !NEEDS_ESCAPE_BUT_NL.test(text);
-}
 const NEEDS_FIXUP = /[<>&\u2028\u2029\ud800-\udfff]/;
 const FIXUP = /\\\\|\\ud[89a-f][0-9a-f]{2}|[<>&\u2028\u2029]/g;
 const FIXUP_MAP: Record<string, string> = {
@@ -72,7 +62,7 @@ export function goJsonString(s: string): string {
 
 /**
  * One LogLine as Go encodes it, without the trailing newline. `plainContent` promises that the
- * content needs no escaping (see linesArePlain); a wrong promise yields invalid JSON.
+ * content needs no escaping (see byteLinesArePlain); a wrong promise yields invalid JSON.
  */
 export function encodeLogLine(line: LogLine, plainContent = false): string {
   // The common case, a data line as the relay makes it, in one template (this is hot).
@@ -147,11 +137,15 @@ function goFixups(json: string, bytes: string): string {
   return json;
 }
 
-// linesArePlain for byte text: conservative on 0xe2 (the lead byte of U+2028/2029) and on lone
-// surrogates (the only characters above 0xff byte text holds).
+// What JSON needs escaped, but the newline, as byte text: conservative on 0xe2 (the lead byte of
+// U+2028/2029) and on lone surrogates (the only characters above 0xff byte text holds).
 const BYTES_NEED_ESCAPE_BUT_NL = /["\\\x00-\x09\x0b-\x1f<>&\xe2\u0100-\uffff]/;
 
-/** linesArePlain for byte text: no line of it, decoded, needs JSON escaping. */
+/**
+ * True when no line of `bytes` (byte text, split on "\n"), decoded, needs JSON escaping. The relay
+ * checks each output chunk once and passes the answer to encodeLogLine, instead of a regex scan
+ * per line.
+ */
 export function byteLinesArePlain(bytes: string): boolean {
   return !BYTES_NEED_ESCAPE_BUT_NL.test(bytes);
 }

@@ -301,11 +301,6 @@ export class Relay {
     return ev;
   }
 
-  /** Handles one validated runner event. */
-  handleEvent(ev: RunnerEvent): void {
-    this.#event(ev, false);
-  }
-
   /**
    * `bytes`: an output event's data is byte text (else text); `controls`: it may hold control
    * characters other than "\n", "\t" and ESC (known from the line's escapes; text: unknown).
@@ -328,7 +323,7 @@ export class Relay {
     }
     switch (ev.type) {
       case "output":
-        this.#output(ev.step, ev.stream, ev.data, bytes, controls || !bytes, time);
+        this.#output(ev.step, ev.stream, ev.data, bytes, controls, time);
         return;
       case "step_start":
         this.#stepStart(ev.step, ev.name, ev.command, ev.kind === "user", time);
@@ -428,7 +423,7 @@ export class Relay {
     }
     // Text held back by the masker (a secret's possible start) or as the partial line came from
     // earlier output, which may have had control characters.
-    const mayHaveControls = controls || st.controls || st.masker.pendingLength > 0 || st.high !== "";
+    const mayHaveControls = controls || st.controls || st.masker.pendingLength > 0;
     this.#lines(st, st.masker.write(text), step, stream, time, mayHaveControls);
     st.controls = st.partial !== "" && mayHaveControls;
   }
