@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import { RbacAuthorizationV1Api, type V1ClusterRole, type V1Role } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
-import { getTestCluster } from "../harness/index.ts";
+import { eventually, getTestCluster } from "../harness/index.ts";
 import {
   createRun,
   ensureNodes,
@@ -86,7 +86,11 @@ test("the shipped RBAC is enough for the controller", { skip: cluster.skip }, as
   await patchRunSpec(cluster, ns, name, { cancel: true });
   await waitForWorkflow(cluster, ns, name, "a.yml", "cancelled");
   await waitForWorkflow(cluster, ns, name, "b.yml", "cancelled");
-  assert.equal((await listJobs(cluster, ns)).length, 0);
+  // The status is written before the Job's delete lands: wait for the delete, not for a race.
+  await eventually("the cancelled workflows' Jobs are deleted", async () => {
+    const left = await listJobs(cluster, ns);
+    return left.length === 0 || `${left.length} Job(s) left`;
+  });
   await controller.sweep();
   assert.ok(controller.active);
   assert.doesNotMatch(logs.text(), /forbidden|Forbidden/, "no call was refused");
