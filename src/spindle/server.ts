@@ -14,6 +14,7 @@ import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { type Logger, pino } from "pino";
+import { Registry } from "prom-client";
 import { parseControllerConfig } from "../controller/config.ts";
 import { SpindleSetController } from "../controller/controller.ts";
 import type { Engine } from "../engine/engine.ts";
@@ -95,6 +96,8 @@ export class SpindleServer {
   readonly #app: SpindleApp;
   readonly #http: Server;
   #state: "created" | "running" | "stopping" | "stopped" = "created";
+  /** The embedded controller's start: its informers list until they succeed (or it throws). */
+  #controllerState: "starting" | "synced" | "failed" = "starting";
 
   private constructor(p: {
     opts: SpindleServerOptions;
@@ -201,10 +204,21 @@ export class SpindleServer {
       store: this.store,
       logDir: config.server.logDir,
       metrics: this.metrics,
+      // Registry.merge keeps the metric objects, so the merged registry reads live values.
+      exposition: this.controller
+        ? Registry.merge([this.metrics.registry, this.controller.metrics.registry])
+        : this.metrics.registry,
       logger: this.logger.child({ component: "http" }),
       stream,
       ...(p.opts.motd !== undefined ? { motd: p.opts.motd } : {}),
-      ready: () => this.#state === "running",
+      notReady: () => {
+        if (this.#state !== "running") return `the server is ${this.#state}`;
+        if (this.controller && this.#controllerState !== "synced")
+          return this.#controllerState === "starting"
+            ? "the SpindleSet controller's caches are not synced yet"
+            : "the SpindleSet controller failed to start (see the log)";
+        return null;
+      },
     });
     this.#http = createServer({ requestTimeout: 60_000, headersTimeout: 15_000 }, (req, res) => {
       if (!this.gen2.handleRequest(req, res)) this.#app.onRequest(req, res);
@@ -249,8 +263,16 @@ export class SpindleServer {
     if (this.controller) {
       // In the background: its caches sync and its Lease is won while the server already
       // serves; until then SpindleSets simply wait. A failure to start is logged, not fatal,
-      // so the spindle keeps answering and its readiness tells the operator.
-      this.controller.start().catch((err: Error) => this.logger.error({ err }, "controller failed to start"));
+      // so the spindle keeps answering and its readiness (/readyz) tells the operator.
+      this.controller.start().then(
+        () => {
+          this.#controllerState = "synced";
+        },
+        (err: Error) => {
+          this.#controllerState = "failed";
+          this.logger.error({ err }, "controller failed to start");
+        },
+      );
     }
     this.scheduler.start();
     this.intake?.start();

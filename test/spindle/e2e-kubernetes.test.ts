@@ -124,4 +124,18 @@ test("a pipeline runs through a SpindleSet and the embedded controller, and its 
   const failed = statuses(events.frames, "build.yml").find((e) => e.status === "failed")!;
   assert.match(String(failed.error), /profile/i, "the controller's reason reaches the appview");
   assert.equal(failed.pipeline, `at://did:web:${KNOT}/sh.tangled.pipeline/${rkey}`);
+
+  // Ready once the controller's caches are synced; one /metrics serves the controller's too.
+  await eventually("/readyz", async () => {
+    const res = await fetch(`${booted.url}/readyz`);
+    return res.status === 200 || `${res.status} ${await res.text()}`;
+  });
+  const metrics = await (await fetch(`${booted.url}/metrics`)).text();
+  assert.match(metrics, /^loom_controller_leader 1$/m);
+  assert.match(metrics, /^loom_controller_reconciles_total\{result="\w+"\} [1-9]/m);
+  assert.match(
+    metrics,
+    /^# TYPE loom_pipelines_total counter$/m,
+    "the spindle's own metrics are still there",
+  );
 });

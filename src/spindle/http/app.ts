@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
+import type { Registry } from "prom-client";
 import { WebSocketServer } from "ws";
 import { toXrpcErrorResponse } from "../errors.ts";
 import type { EventLog } from "../pipelines/event-log.ts";
@@ -32,11 +33,13 @@ export interface AppDeps {
   store: PipelineStore;
   logDir: string;
   metrics: SpindleMetrics;
+  /** What `/metrics` serves: the spindle's registry, merged with the embedded controller's. */
+  exposition: Registry;
   logger: Logger;
   stream: StreamOptions & { pollMs: number };
   motd?: string;
-  /** Readiness: true once started and not stopping. */
-  ready: () => boolean;
+  /** Readiness: null when ready, else why not (one line, shown to whoever asks). */
+  notReady: () => string | null;
 }
 
 function text(res: ServerResponse, status: number, body: string, type = "text/plain; charset=utf-8"): void {
@@ -74,11 +77,13 @@ export class SpindleApp {
         return text(res, 200, this.#d.motd ?? MOTD);
       case "/healthz":
         return text(res, 200, "ok\n");
-      case "/readyz":
-        return this.#d.ready() ? text(res, 200, "ready\n") : text(res, 503, "not ready\n");
+      case "/readyz": {
+        const why = this.#d.notReady();
+        return why === null ? text(res, 200, "ready\n") : text(res, 503, `not ready: ${why}\n`);
+      }
       case "/metrics": {
-        const body = await this.#d.metrics.registry.metrics();
-        return text(res, 200, body, this.#d.metrics.registry.contentType);
+        const body = await this.#d.exposition.metrics();
+        return text(res, 200, body, this.#d.exposition.contentType);
       }
       case "/events":
         return text(res, 400, "Bad Request: /events is a WebSocket endpoint\n");
