@@ -3,7 +3,7 @@
  * main.ts (the one reader of process.env). With `--dev`, or when nothing is configured at all
  * (no SPINDLE_SERVER_HOSTNAME, no LOOM_CONFIG, no /etc/loom/config.yaml), the dev defaults of
  * `devDefaults` apply: everything under ./.loom/, the local engine, 127.0.0.1:6555, a generated
- * secrets key. Explicit variables always win over dev defaults.
+ * secrets key. Explicit variables and the config file always win over dev defaults.
  */
 import { existsSync } from "node:fs";
 import { type Logger, pino } from "pino";
@@ -54,15 +54,17 @@ function banner(config: Config, url: string, devOwner: string | null): string {
 }
 
 export async function serveCommand(opts: ServeOptions): Promise<number> {
-  let env: Env = opts.env;
+  const env: Env = opts.env;
   let devOwner: string | null = null;
+  let fallbacks: Record<string, string> = {};
   if (opts.dev || nothingConfigured(opts.env)) {
     const dev = devDefaults(opts.env, opts.devDir ?? ".loom");
     if (dev.keyFile) ensureSecretsKeyFile(dev.keyFile);
-    env = dev.env;
-    if (env.SPINDLE_SERVER_OWNER === dev.ownerPlaceholder) devOwner = dev.ownerPlaceholder;
+    fallbacks = dev.fallbacks;
+    devOwner = dev.ownerPlaceholder;
   }
-  const config = loadConfig(env);
+  const config = loadConfig(env, { fallbacks });
+  if (config.server.owner !== devOwner) devOwner = null;
   const logger: Logger = pino({ name: "loom", level: env.LOOM_LOG_LEVEL?.trim() || "info" });
   const server = await SpindleServer.create({ config, logger, runnerEnv: opts.runnerEnv });
   const url = await server.start();

@@ -256,7 +256,7 @@ describe("devDefaults", () => {
     assert.equal(ensureSecretsKeyFile(d.keyFile), true);
     assert.equal(ensureSecretsKeyFile(d.keyFile), false, "an existing key is kept");
     assert.equal(statSync(d.keyFile).mode & 0o777, 0o600);
-    const c = load(d.env);
+    const c = loadConfig({}, { defaultConfigPath: noFile, fallbacks: d.fallbacks });
     assert.equal(c.server.hostname, "localhost:6555");
     assert.equal(c.server.owner, d.ownerPlaceholder);
     assert.equal(c.server.dev, true);
@@ -268,7 +268,27 @@ describe("devDefaults", () => {
   it("keeps explicit values and drops the dev key file when an inline key is set", () => {
     const d = devDefaults({ SPINDLE_SERVER_OWNER: "did:plc:me", SPINDLE_SERVER_SECRETS_KEY: KEY_B64 }, dir);
     assert.equal(d.keyFile, null);
-    assert.equal(d.env.SPINDLE_SERVER_SECRETS_KEY_FILE, undefined);
-    assert.equal(load(d.env).server.owner, "did:plc:me");
+    assert.equal(d.fallbacks.SPINDLE_SERVER_SECRETS_KEY_FILE, undefined);
+    const env = { SPINDLE_SERVER_OWNER: "did:plc:me", SPINDLE_SERVER_SECRETS_KEY: KEY_B64 };
+    assert.equal(
+      loadConfig(env, { defaultConfigPath: noFile, fallbacks: d.fallbacks }).server.owner,
+      "did:plc:me",
+    );
+  });
+
+  it("sit under the config file: a file's settings beat the dev defaults, the environment beats both", () => {
+    const d = devDefaults({}, join(dir, ".loom-file"));
+    ensureSecretsKeyFile(d.keyFile!);
+    const file = join(dir, "dev-over-file.yaml");
+    writeFileSync(
+      file,
+      "server:\n  hostname: ci.example.com\n  owner: did:plc:fromfile\nengine: kubernetes\n",
+    );
+    const c = loadConfig({ LOOM_CONFIG: file, SPINDLE_SERVER_ENGINE: "local" }, { fallbacks: d.fallbacks });
+    assert.equal(c.server.hostname, "ci.example.com");
+    assert.equal(c.server.owner, "did:plc:fromfile");
+    assert.equal(c.engine, "local", "the environment still wins");
+    assert.equal(c.server.dev, true, "what the file leaves unset comes from the dev defaults");
+    assert.ok(c.server.dbPath.startsWith(join(dir, ".loom-file")));
   });
 });

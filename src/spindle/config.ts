@@ -77,6 +77,11 @@ export const DEFAULT_CONFIG_PATH = "/etc/loom/config.yaml";
 export interface LoadConfigOptions {
   /** Where the config file is looked for when `LOOM_CONFIG` is unset (tests point elsewhere). */
   defaultConfigPath?: string;
+  /**
+   * Values by environment name that sit under the environment AND the config file, above the
+   * built-in defaults: `loom serve --dev`'s defaults (`devDefaults`), so a config file still wins.
+   */
+  fallbacks?: Readonly<Record<string, string>>;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -304,7 +309,14 @@ function leafKeys(obj: unknown, prefix: string): string[] {
   );
 }
 
-function readConfigFile(env: Env, opts: LoadConfigOptions): { path: string | null; data: unknown } {
+/** What sits under the environment: the config file, then the fallbacks. */
+interface Layers {
+  path: string | null;
+  data: unknown;
+  fallbacks: Readonly<Record<string, string>>;
+}
+
+function readConfigFile(env: Env, opts: LoadConfigOptions): Omit<Layers, "fallbacks"> {
   const explicit = env.LOOM_CONFIG?.trim() || undefined;
   const path = explicit ?? opts.defaultConfigPath ?? DEFAULT_CONFIG_PATH;
   let source: string;
@@ -338,7 +350,7 @@ function readConfigFile(env: Env, opts: LoadConfigOptions): { path: string | nul
   return { path, data: shape.data };
 }
 
-function resolve<T>(field: Field<T>, env: Env, file: { path: string | null; data: unknown }): T | undefined {
+function resolve<T>(field: Field<T>, env: Env, file: Layers): T | undefined {
   const fromEnv = env[field.env];
   let raw: unknown;
   let source = field.env;
@@ -347,6 +359,8 @@ function resolve<T>(field: Field<T>, env: Env, file: { path: string | null; data
   } else if (field.file !== null && lookup(file.data, field.file) !== undefined) {
     raw = lookup(file.data, field.file);
     source = `${field.env} (${file.path}: ${field.file})`;
+  } else if (file.fallbacks[field.env] !== undefined) {
+    raw = file.fallbacks[field.env];
   } else if (field.default !== undefined) {
     raw = field.default;
   } else {
@@ -360,7 +374,7 @@ function resolve<T>(field: Field<T>, env: Env, file: { path: string | null; data
   }
 }
 
-function required<T>(field: Field<T>, env: Env, file: { path: string | null; data: unknown }): T {
+function required<T>(field: Field<T>, env: Env, file: Layers): T {
   const v = resolve(field, env, file);
   if (v === undefined) {
     const alt = field.file ? ` (or ${field.file} in the config file)` : "";
@@ -383,7 +397,7 @@ export function decodeSecretsKey(text: string): Uint8Array | null {
 const KEY_EXPECTED =
   "expected a 32-byte AES-256 key as 64 hex digits or base64 (generate one with `openssl rand -base64 32`)";
 
-function loadSecretsKey(env: Env, file: { path: string | null; data: unknown }): Uint8Array {
+function loadSecretsKey(env: Env, file: Layers): Uint8Array {
   const inline = resolve(FIELDS.secretsKey, env, file);
   const keyFile = resolve(FIELDS.secretsKeyFile, env, file);
   if (inline !== undefined && keyFile !== undefined) {
@@ -418,7 +432,7 @@ function loadSecretsKey(env: Env, file: { path: string | null; data: unknown }):
   return key;
 }
 
-function loadOpenbaoToken(env: Env, file: { path: string | null; data: unknown }): string | null {
+function loadOpenbaoToken(env: Env, file: Layers): string | null {
   const tokenFile = resolve(FIELDS.openbaoTokenFile, env, file);
   if (tokenFile === undefined) return null;
   try {
@@ -450,7 +464,7 @@ function deepFreeze<T>(value: T): T {
  * @param env the process environment, passed in by the CLI entry (the only `process.env` reader)
  */
 export function loadConfig(env: Env, opts: LoadConfigOptions = {}): Config {
-  const file = readConfigFile(env, opts);
+  const file: Layers = { ...readConfigFile(env, opts), fallbacks: opts.fallbacks ?? {} };
   const host = required(FIELDS.hostname, env, file);
   const provider = required(FIELDS.secretsProvider, env, file);
   const config: Config = {
@@ -492,18 +506,19 @@ export function loadConfig(env: Env, opts: LoadConfigOptions = {}): Config {
 export const DEV_OWNER_PLACEHOLDER = "did:plc:loomdevownerplaceholder";
 
 /**
- * The environment for local development (`make run` with no configuration): `env` with dev
- * defaults filled in UNDER it, so anything set explicitly wins. Everything lives under `baseDir`
- * (default `./.loom`). When the result names a secrets key file (`keyFile`), the CLI creates it
- * first with `ensureSecretsKeyFile` from `./secrets/key-file.ts`, then calls `loadConfig`.
+ * The defaults for local development (`make run` with no configuration, or `loom serve --dev`),
+ * as `LoadConfigOptions.fallbacks`: they sit under the environment and the config file, so
+ * anything set explicitly wins. Everything lives under `baseDir` (default `./.loom`). When the
+ * result names a secrets key file (`keyFile`), the CLI creates it first with
+ * `ensureSecretsKeyFile` from `./secrets/key-file.ts`, then calls `loadConfig`.
  */
 export function devDefaults(
   env: Env,
   baseDir = ".loom",
-): { env: Record<string, string | undefined>; ownerPlaceholder: string; keyFile: string | null } {
+): { fallbacks: Record<string, string>; ownerPlaceholder: string; keyFile: string | null } {
   const dir = baseDir.replace(/\/+$/, "");
   const set = (name: string) => (env[name] ?? "").trim() !== "";
-  const defaults: Record<string, string> = {
+  const fallbacks: Record<string, string> = {
     SPINDLE_SERVER_HOSTNAME: "localhost:6555",
     SPINDLE_SERVER_LISTEN_ADDR: "127.0.0.1:6555",
     SPINDLE_SERVER_OWNER: DEV_OWNER_PLACEHOLDER,
@@ -517,8 +532,6 @@ export function devDefaults(
   const keyFile = set("SPINDLE_SERVER_SECRETS_KEY")
     ? null
     : env.SPINDLE_SERVER_SECRETS_KEY_FILE?.trim() || `${dir}/secrets.key`;
-  if (keyFile !== null) defaults.SPINDLE_SERVER_SECRETS_KEY_FILE = keyFile;
-  const merged: Record<string, string | undefined> = { ...env };
-  for (const [k, v] of Object.entries(defaults)) if (!set(k)) merged[k] = v;
-  return { env: merged, ownerPlaceholder: DEV_OWNER_PLACEHOLDER, keyFile };
+  if (keyFile !== null) fallbacks.SPINDLE_SERVER_SECRETS_KEY_FILE = keyFile;
+  return { fallbacks, ownerPlaceholder: DEV_OWNER_PLACEHOLDER, keyFile };
 }
