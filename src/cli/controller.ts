@@ -4,14 +4,12 @@
  * cluster access: KUBECONFIG, ~/.kube/config or the in-cluster service account. Serves
  * `/metrics` and `/healthz` on --metrics-port when given (0 = any free port).
  */
-import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { parse } from "yaml";
 import { parseControllerConfig } from "../controller/config.ts";
 import { SpindleSetController } from "../controller/controller.ts";
-import { DEFAULT_CONFIG_PATH } from "../spindle/config.ts";
+import { loadKubernetesSection } from "../spindle/config.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -23,10 +21,10 @@ export interface ControllerCommandOptions {
 }
 
 export async function controllerCommand(opts: ControllerCommandOptions): Promise<number> {
-  const log = pino({ name: "loom-controller" });
-  const path = opts.env.LOOM_CONFIG || DEFAULT_CONFIG_PATH;
-  const file = (parse(await readFile(path, "utf8")) ?? {}) as { kubernetes?: unknown };
-  const config = parseControllerConfig(file.kubernetes);
+  const log = pino({ name: "loom-controller", level: opts.env.LOOM_LOG_LEVEL?.trim() || "info" });
+  const { configFile, kubernetes } = loadKubernetesSection(opts.env);
+  const config = parseControllerConfig(kubernetes);
+  const path = configFile ?? "(no config file)";
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
   const controller = SpindleSetController.create({

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { ConfigError, devDefaults, loadConfig, parseGoDuration } from "./config.ts";
+import { ConfigError, devDefaults, loadConfig, loadKubernetesSection, parseGoDuration } from "./config.ts";
 import { ensureSecretsKeyFile } from "./secrets/key-file.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "loom-config-"));
@@ -290,5 +290,22 @@ describe("devDefaults", () => {
     assert.equal(c.engine, "local", "the environment still wins");
     assert.equal(c.server.dev, true, "what the file leaves unset comes from the dev defaults");
     assert.ok(c.server.dbPath.startsWith(join(dir, ".loom-file")));
+  });
+});
+
+describe("loadKubernetesSection (loom controller)", () => {
+  it("reads the section through the same checks as loadConfig, and needs no spindle settings", () => {
+    const file = join(dir, "controller-only.yaml");
+    writeFileSync(file, "kubernetes:\n  namespace: ci\n");
+    const got = loadKubernetesSection({ LOOM_CONFIG: ` ${file} ` });
+    assert.equal(got.configFile, file);
+    assert.deepEqual(got.kubernetes, { namespace: "ci" });
+    assert.deepEqual(loadKubernetesSection({}, { defaultConfigPath: noFile }), {
+      configFile: null,
+      kubernetes: null,
+    });
+    const typo = join(dir, "controller-typo.yaml");
+    writeFileSync(typo, "kubernetes: {}\nkubernetess: {}\n");
+    assertConfigError(() => loadKubernetesSection({ LOOM_CONFIG: typo }), `${typo}: kubernetess`);
   });
 });

@@ -383,6 +383,18 @@ function required<T>(field: Field<T>, env: Env, file: Layers): T {
   return v;
 }
 
+/**
+ * The config file's `kubernetes` section alone, for `loom controller` (which needs no spindle
+ * settings): the same file lookup and checks as `loadConfig` (LOOM_CONFIG, unknown keys refused).
+ */
+export function loadKubernetesSection(
+  env: Env,
+  opts: LoadConfigOptions = {},
+): { configFile: string | null; kubernetes: unknown } {
+  const file = readConfigFile(env, opts);
+  return { configFile: file.path, kubernetes: lookup(file.data, "kubernetes") ?? null };
+}
+
 /** Decodes a 32-byte AES key written as 64 hex digits or base64 (with or without padding). */
 export function decodeSecretsKey(text: string): Uint8Array | null {
   const s = text.trim();
