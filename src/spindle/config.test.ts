@@ -249,6 +249,27 @@ describe("loadConfig", () => {
   });
 });
 
+describe("log retention", () => {
+  it("is off by default, takes 0 or a Go duration of at least an hour", () => {
+    assert.equal(load(base).server.logRetentionMs, 0);
+    assert.equal(
+      load({ ...base, SPINDLE_SERVER_LOG_RETENTION: "720h" }).server.logRetentionMs,
+      720 * 3_600_000,
+    );
+    assert.equal(load({ ...base, SPINDLE_SERVER_LOG_RETENTION: "0" }).server.logRetentionMs, 0);
+    assertConfigError(
+      () => load({ ...base, SPINDLE_SERVER_LOG_RETENTION: "30m" }),
+      "SPINDLE_SERVER_LOG_RETENTION",
+      /at least 1h/,
+    );
+    assertConfigError(
+      () => load({ ...base, SPINDLE_SERVER_LOG_RETENTION: "30d" }),
+      "SPINDLE_SERVER_LOG_RETENTION",
+      /Go duration/,
+    );
+  });
+});
+
 describe("devDefaults", () => {
   it("gives a working configuration with nothing set, under the base dir", () => {
     const d = devDefaults({}, join(dir, ".loom"));

@@ -46,6 +46,8 @@ export interface Config {
     /** ws/http instead of wss/https towards knots and did:web, `localhost` clone-URL rewriting. */
     readonly dev: boolean;
     readonly logDir: string;
+    /** Workflow log files older than this are removed; 0 keeps them forever. */
+    readonly logRetentionMs: number;
     readonly queueSize: number;
     readonly maxJobCount: number;
     /** Gen2: where sparse clones of repos live. */
@@ -207,6 +209,16 @@ export function parseGoDuration(s: string): number {
 
 const duration: Parser<number> = (raw) => parseGoDuration(text("a Go duration such as 5m")(raw));
 
+const HOUR_MS = 3_600_000;
+/** `0` (keep forever) or a Go duration of at least an hour (`720h` is 30 days). */
+const retention: Parser<number> = (raw) => {
+  const s = text("0 or a Go duration such as 720h")(raw);
+  if (s.trim() === "0") return 0;
+  const ms = parseGoDuration(s);
+  if (ms < HOUR_MS) throw new Expected(`expected 0 (keep forever) or at least 1h, got ${JSON.stringify(s)}`);
+  return ms;
+};
+
 // --- the settings table --------------------------------------------------------------------
 
 interface Field<T> {
@@ -235,6 +247,7 @@ export const FIELDS = {
   plcUrl: f("SPINDLE_SERVER_PLC_URL", "server.plcUrl", url(["http", "https"]), "https://plc.directory"),
   dev: f("SPINDLE_SERVER_DEV", "server.dev", boolean, "false"),
   logDir: f("SPINDLE_SERVER_LOG_DIR", "server.logDir", text("a directory path"), "/var/log/spindle"),
+  logRetention: f("SPINDLE_SERVER_LOG_RETENTION", "server.logRetention", retention, "0"),
   queueSize: f("SPINDLE_SERVER_QUEUE_SIZE", "server.queueSize", integer(1, 1_000_000), "100"),
   maxJobCount: f("SPINDLE_SERVER_MAX_JOB_COUNT", "server.maxJobCount", integer(1, 10_000), "2"),
   repoDir: f("SPINDLE_SERVER_REPO_DIR", "server.repoDir", text("a directory path"), "repos"),
@@ -491,6 +504,7 @@ export function loadConfig(env: Env, opts: LoadConfigOptions = {}): Config {
       plcUrl: required(FIELDS.plcUrl, env, file),
       dev: required(FIELDS.dev, env, file),
       logDir: required(FIELDS.logDir, env, file),
+      logRetentionMs: required(FIELDS.logRetention, env, file),
       queueSize: required(FIELDS.queueSize, env, file),
       maxJobCount: required(FIELDS.maxJobCount, env, file),
       repoDir: required(FIELDS.repoDir, env, file),

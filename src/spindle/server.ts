@@ -44,6 +44,8 @@ import {
   type SpindleMetrics,
 } from "./pipelines/index.ts";
 import type { PipelineIntake } from "./pipelines/intake-contract.ts";
+import { LogRetention } from "./pipelines/log-retention.ts";
+import { FINISHED } from "./pipelines/status.ts";
 import { Rbac } from "./rbac/index.ts";
 import { createSecretsProvider, type SecretsProvider } from "./secrets/index.ts";
 
@@ -96,6 +98,7 @@ export class SpindleServer {
   readonly #app: SpindleApp;
   readonly #http: Server;
   #state: "created" | "running" | "stopping" | "stopped" = "created";
+  readonly #logRetention: LogRetention | undefined;
   /** The embedded controller's start: its informers list until they succeed (or it throws). */
   #controllerState: "starting" | "synced" | "failed" = "starting";
 
@@ -133,6 +136,19 @@ export class SpindleServer {
       logDir: config.server.logDir,
       maxJobCount: config.server.maxJobCount,
     });
+    this.#logRetention =
+      config.server.logRetentionMs > 0
+        ? new LogRetention({
+            logDir: config.server.logDir,
+            retentionMs: config.server.logRetentionMs,
+            isUnfinished: (wid) => {
+              const run = this.store.runByWid(wid);
+              return run !== null && !FINISHED.has(run.status);
+            },
+            removed: this.metrics.logFilesRemoved,
+            logger: this.logger.child({ component: "log-retention" }),
+          })
+        : undefined;
     this.pipelines = new PipelineProcessor({
       ledger: this.#ledger,
       secrets: this.#secrets,
@@ -275,6 +291,7 @@ export class SpindleServer {
       );
     }
     this.scheduler.start();
+    this.#logRetention?.start();
     this.intake?.start();
     const { host, port } = this.config.server.listen;
     await new Promise<void>((res, rej) => {
@@ -312,6 +329,7 @@ export class SpindleServer {
     await this.engine.close();
     await this.controller?.stop();
     await this.scheduler.stop();
+    await this.#logRetention?.stop();
     this.#ledger.close();
     this.#http.closeAllConnections();
     await closed;

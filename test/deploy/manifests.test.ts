@@ -48,6 +48,7 @@ describe("config/manager: the shipped config file", () => {
     assert.equal(config.engine, "kubernetes");
     assert.match(config.server.dbPath, /^\/var\/lib\/loom\//);
     assert.match(config.server.logDir, /^\/var\/lib\/loom\//);
+    assert.equal(config.server.logRetentionMs, 90 * 24 * 3_600_000, "logs do not fill the volume forever");
     const section = (parse(configMap.data["config.yaml"] as string) as { kubernetes: unknown }).kubernetes;
     const k8s = parseControllerConfig(section);
     assert.equal(k8s.namespace, NS);

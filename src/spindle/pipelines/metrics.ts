@@ -14,6 +14,7 @@ export interface SpindleMetrics {
   eventSubscribers: Gauge;
   logSubscribers: Gauge;
   slowClients: Counter<"stream">;
+  logFilesRemoved: Counter;
   xrpc: Counter<"method" | "status">;
   xrpcSeconds: Histogram<"method">;
 }
@@ -51,6 +52,11 @@ export function createMetrics(): SpindleMetrics {
       name: "loom_slow_clients_total",
       help: "Stream connections closed because the client did not keep up",
       labelNames: ["stream"],
+      registers,
+    }),
+    logFilesRemoved: new Counter({
+      name: "loom_log_files_removed_total",
+      help: "Workflow log files removed by the log retention (SPINDLE_SERVER_LOG_RETENTION)",
       registers,
     }),
     xrpc: new Counter({
