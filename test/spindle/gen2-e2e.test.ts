@@ -555,6 +555,11 @@ describe("spindle gen2: push → refUpdate → run → ci.* reads", () => {
     );
     // A live subscriber sees the stream end when the workflow is cancelled.
     const live = subscribe(b.wsUrl, `pipeline=${id}&workflows=slow.yml`);
+    let metrics = "";
+    const scrape = async () => {
+      metrics = await (await fetch(`${b.url}/metrics`)).text();
+    };
+    await waitFor(() => /^loom_log_subscribers 1$/m.test(metrics), 5000, "the log stream counted", scrape);
     const denied = await post("sh.tangled.ci.cancelPipeline", MALLORY, { repo: REPO, pipeline: id });
     assert.equal(denied.status, 400);
     const c = await post("sh.tangled.ci.cancelPipeline", ALICE, { repo: REPO, pipeline: id });
@@ -562,6 +567,7 @@ describe("spindle gen2: push → refUpdate → run → ci.* reads", () => {
     const done = await waitDone(id);
     assert.equal(done.workflows[0]?.status, "cancelled");
     assert.equal((await live).code, 1000);
+    await waitFor(() => /^loom_log_subscribers 0$/m.test(metrics), 5000, "the log stream uncounted", scrape);
     const unknown = await post("sh.tangled.ci.cancelPipeline", ALICE, {
       repo: REPO,
       pipeline: "3zzzzzzzzzzzz",

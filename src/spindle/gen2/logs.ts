@@ -24,11 +24,14 @@ import { logFilePath } from "../../relay/logfile.ts";
 import { failedWithoutLogLines, type LogLine } from "../../relay/logline.ts";
 import { followLogFile } from "../http/follow-log.ts";
 import { ClosedError, SilencePinger, SlowConsumerError } from "../http/ws-send.ts";
+import type { SpindleMetrics } from "../pipelines/metrics.ts";
 import type { PipelineStore, RunRow } from "../pipelines/store.ts";
 import type { CiQuery } from "./query.ts";
 
 export interface LogStreamDeps {
   query: CiQuery;
+  /** Counts the stream in `loom_log_subscribers` and its slow clients as `stream="ci-logs"`. */
+  metrics: SpindleMetrics;
   store: PipelineStore;
   logDir: string;
   logger: Logger;
@@ -119,6 +122,7 @@ export function handleLogsUpgrade(
 export function serveCiLogs(ws: WebSocket, runs: RunRow[], deps: LogStreamDeps): void {
   const log = deps.logger.child({ stream: "ci-logs", rkey: runs[0]?.rkey });
   const pinger = new SilencePinger(ws, deps.pingMs);
+  deps.metrics.logSubscribers.inc();
   let closed = false;
   const wakers = new Set<() => void>();
   const unsubscribe = deps.subscribe(() => {
@@ -129,6 +133,7 @@ export function serveCiLogs(ws: WebSocket, runs: RunRow[], deps: LogStreamDeps):
     for (const w of wakers) w();
     unsubscribe();
     pinger.stop();
+    deps.metrics.logSubscribers.dec();
   });
   ws.on("error", () => {});
 
@@ -203,6 +208,7 @@ export function serveCiLogs(ws: WebSocket, runs: RunRow[], deps: LogStreamDeps):
     })
     .catch((err: Error) => {
       if (err instanceof SlowConsumerError) {
+        deps.metrics.slowClients.inc({ stream: "ci-logs" });
         log.warn({ reason: err.message }, "slow subscribePipelineLogs client closed");
         ws.close(1008, "slow consumer");
         setTimeout(() => ws.terminate(), 1000).unref();

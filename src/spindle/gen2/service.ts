@@ -191,6 +191,7 @@ export class Gen2Service {
     handleLogsUpgrade(req, socket, head, url, this.#wss, {
       query: this.query,
       store: this.#o.store,
+      metrics: this.#o.metrics,
       logDir: this.#o.config.server.logDir,
       logger: this.#log,
       subscribe: (fn) => this.#o.events.subscribe(fn),

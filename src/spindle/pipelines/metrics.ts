@@ -47,7 +47,11 @@ export function createMetrics(): SpindleMetrics {
       help: "Open /events connections",
       registers,
     }),
-    logSubscribers: new Gauge({ name: "loom_log_subscribers", help: "Open /logs connections", registers }),
+    logSubscribers: new Gauge({
+      name: "loom_log_subscribers",
+      help: "Open log streams (/logs and sh.tangled.ci.subscribePipelineLogs)",
+      registers,
+    }),
     slowClients: new Counter({
       name: "loom_slow_clients_total",
       help: "Stream connections closed because the client did not keep up",
