@@ -249,6 +249,20 @@ describe("loadConfig", () => {
   });
 });
 
+describe("metrics address", () => {
+  it("is unset by default (metrics on the public port) and takes host:port", () => {
+    assert.equal(load(base).server.metricsListen, null);
+    assert.deepEqual(load({ ...base, SPINDLE_SERVER_METRICS_ADDR: ":9090" }).server.metricsListen, {
+      host: "0.0.0.0",
+      port: 9090,
+    });
+    assertConfigError(
+      () => load({ ...base, SPINDLE_SERVER_METRICS_ADDR: "9090" }),
+      "SPINDLE_SERVER_METRICS_ADDR",
+    );
+  });
+});
+
 describe("log retention", () => {
   it("is off by default, takes 0 or a Go duration of at least an hour", () => {
     assert.equal(load(base).server.logRetentionMs, 0);

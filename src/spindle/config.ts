@@ -35,6 +35,11 @@ export interface Config {
   readonly server: {
     /** `SPINDLE_SERVER_LISTEN_ADDR` split into host and port. */
     readonly listen: { readonly host: string; readonly port: number };
+    /**
+     * Where `/metrics` (with `/healthz` and `/readyz`) is served instead of the public port;
+     * null serves it on the public port.
+     */
+    readonly metricsListen: { readonly host: string; readonly port: number } | null;
     readonly dbPath: string;
     /** `host[:port]`, as compared with `sh.tangled.repo.spindle` and `spindle.member.instance`. */
     readonly hostname: string;
@@ -235,6 +240,7 @@ const f = <T>(env: string, file: string | null, parse: Parser<T>, def?: string):
 /** Every setting: environment name, config-file key, §6.4 default, parser. */
 export const FIELDS = {
   listen: f("SPINDLE_SERVER_LISTEN_ADDR", "server.listenAddr", listenAddr, "0.0.0.0:6555"),
+  metricsListen: f("SPINDLE_SERVER_METRICS_ADDR", "server.metricsAddr", listenAddr),
   dbPath: f("SPINDLE_SERVER_DB_PATH", "server.dbPath", text("a file path"), "spindle.db"),
   hostname: f("SPINDLE_SERVER_HOSTNAME", "server.hostname", hostname),
   owner: f("SPINDLE_SERVER_OWNER", "server.owner", did),
@@ -496,6 +502,7 @@ export function loadConfig(env: Env, opts: LoadConfigOptions = {}): Config {
     configFile: file.path,
     server: {
       listen: required(FIELDS.listen, env, file),
+      metricsListen: resolve(FIELDS.metricsListen, env, file) ?? null,
       dbPath: required(FIELDS.dbPath, env, file),
       hostname: host,
       did: `did:web:${host}`,

@@ -97,6 +97,8 @@ export class SpindleServer {
   readonly #secrets: SecretsProvider;
   readonly #app: SpindleApp;
   readonly #http: Server;
+  /** `/metrics`, `/healthz`, `/readyz` on `server.metricsAddr`, when that is set. */
+  readonly #operations: Server | undefined;
   #state: "created" | "running" | "stopping" | "stopped" = "created";
   readonly #logRetention: LogRetention | undefined;
   /** The embedded controller's start: its informers list until they succeed (or it throws). */
@@ -224,6 +226,7 @@ export class SpindleServer {
       exposition: this.controller
         ? Registry.merge([this.metrics.registry, this.controller.metrics.registry])
         : this.metrics.registry,
+      metricsElsewhere: config.server.metricsListen !== null,
       logger: this.logger.child({ component: "http" }),
       stream,
       ...(p.opts.motd !== undefined ? { motd: p.opts.motd } : {}),
@@ -242,6 +245,9 @@ export class SpindleServer {
     this.#http.on("upgrade", (req, socket, head) => {
       if (!this.gen2.handleUpgrade(req, socket, head)) this.#app.onUpgrade(req, socket, head);
     });
+    this.#operations = config.server.metricsListen
+      ? createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, this.#app.onOperationsRequest)
+      : undefined;
     this.#http.on("clientError", (_err, socket) => {
       if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
     });
@@ -293,17 +299,21 @@ export class SpindleServer {
     this.scheduler.start();
     this.#logRetention?.start();
     this.intake?.start();
-    const { host, port } = this.config.server.listen;
-    await new Promise<void>((res, rej) => {
-      this.#http.once("error", rej);
-      this.#http.listen(port, host, () => {
-        this.#http.off("error", rej);
-        res();
+    await listen(this.#http, this.config.server.listen);
+    if (this.#operations && this.config.server.metricsListen) {
+      await listen(this.#operations, this.config.server.metricsListen).catch((err: Error) => {
+        this.#http.close();
+        throw new Error(`cannot listen on SPINDLE_SERVER_METRICS_ADDR: ${err.message}`, { cause: err });
       });
-    });
+    }
     this.#state = "running";
     this.logger.info(
-      { url: this.url, did: this.config.server.did, engine: this.engine.name },
+      {
+        url: this.url,
+        did: this.config.server.did,
+        engine: this.engine.name,
+        ...(this.metricsUrl && { metrics: `${this.metricsUrl}/metrics` }),
+      },
       "spindle listening",
     );
     return this.url;
@@ -311,10 +321,12 @@ export class SpindleServer {
 
   /** `http://host:port` the server listens on. */
   get url(): string {
-    const addr = this.#http.address() as AddressInfo | null;
-    if (!addr) throw new Error("not listening");
-    const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
-    return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${addr.port}`;
+    return urlOf(this.#http);
+  }
+
+  /** `http://host:port` of the operations listener, or null when `/metrics` is on `url`. */
+  get metricsUrl(): string | null {
+    return this.#operations?.listening ? urlOf(this.#operations) : null;
   }
 
   async stop(): Promise<void> {
@@ -332,12 +344,31 @@ export class SpindleServer {
     await this.#logRetention?.stop();
     this.#ledger.close();
     this.#http.closeAllConnections();
+    this.#operations?.close();
+    this.#operations?.closeAllConnections();
     await closed;
     await this.#secrets.stop();
     this.db.close();
     this.#state = "stopped";
     this.logger.info("spindle stopped");
   }
+}
+
+function listen(server: Server, at: { host: string; port: number }): Promise<void> {
+  return new Promise<void>((res, rej) => {
+    server.once("error", rej);
+    server.listen(at.port, at.host, () => {
+      server.off("error", rej);
+      res();
+    });
+  });
+}
+
+function urlOf(server: Server): string {
+  const addr = server.address() as AddressInfo | null;
+  if (!addr) throw new Error("not listening");
+  const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${addr.port}`;
 }
 
 function createEngine(

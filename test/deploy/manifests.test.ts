@@ -49,6 +49,18 @@ describe("config/manager: the shipped config file", () => {
     assert.match(config.server.dbPath, /^\/var\/lib\/loom\//);
     assert.match(config.server.logDir, /^\/var\/lib\/loom\//);
     assert.equal(config.server.logRetentionMs, 90 * 24 * 3_600_000, "logs do not fill the volume forever");
+    // /metrics on its own port, which the container and the Service name "metrics".
+    const ports = manifest("config/manager/deployment.yaml").spec.template.spec.containers[0].ports as {
+      name: string;
+      containerPort: number;
+    }[];
+    assert.equal(ports.find((p) => p.name === "http")?.containerPort, config.server.listen.port);
+    assert.equal(ports.find((p) => p.name === "metrics")?.containerPort, config.server.metricsListen?.port);
+    const service = manifest("config/manager/service.yaml") as { spec: { ports: { targetPort: string }[] } };
+    assert.deepEqual(
+      service.spec.ports.map((p) => p.targetPort),
+      ["http", "metrics"],
+    );
     const section = (parse(configMap.data["config.yaml"] as string) as { kubernetes: unknown }).kubernetes;
     const k8s = parseControllerConfig(section);
     assert.equal(k8s.namespace, NS);

@@ -35,6 +35,8 @@ export interface AppDeps {
   metrics: SpindleMetrics;
   /** What `/metrics` serves: the spindle's registry, merged with the embedded controller's. */
   exposition: Registry;
+  /** True when `/metrics` has its own listener (`server.metricsAddr`): the public port hides it. */
+  metricsElsewhere: boolean;
   logger: Logger;
   stream: StreamOptions & { pollMs: number };
   motd?: string;
@@ -76,15 +78,11 @@ export class SpindleApp {
       case "/":
         return text(res, 200, this.#d.motd ?? MOTD);
       case "/healthz":
-        return text(res, 200, "ok\n");
-      case "/readyz": {
-        const why = this.#d.notReady();
-        return why === null ? text(res, 200, "ready\n") : text(res, 503, `not ready: ${why}\n`);
-      }
-      case "/metrics": {
-        const body = await this.#d.exposition.metrics();
-        return text(res, 200, body, this.#d.exposition.contentType);
-      }
+      case "/readyz":
+        return this.#operations(path, res);
+      case "/metrics":
+        if (this.#d.metricsElsewhere) break;
+        return this.#operations(path, res);
       case "/events":
         return text(res, 400, "Bad Request: /events is a WebSocket endpoint\n");
     }
@@ -92,6 +90,32 @@ export class SpindleApp {
       return text(res, 400, "Bad Request: /logs is a WebSocket endpoint\n");
     }
     return text(res, 404, "404 page not found\n");
+  }
+
+  /**
+   * The operations listener (`server.metricsAddr`): `/metrics`, `/healthz` and `/readyz` only,
+   * on a port that is not published to the internet.
+   */
+  onOperationsRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = new URL(req.url ?? "/", "http://spindle.invalid").pathname;
+    if (path !== "/metrics" && path !== "/healthz" && path !== "/readyz") {
+      text(res, 404, "404 page not found\n");
+      return;
+    }
+    void this.#operations(path, res).catch((err: Error) => {
+      this.#d.logger.error({ err }, "metrics request failed");
+      if (!res.headersSent) text(res, 500, "Internal Server Error\n");
+    });
+  };
+
+  async #operations(path: "/metrics" | "/healthz" | "/readyz", res: ServerResponse): Promise<void> {
+    if (path === "/healthz") return text(res, 200, "ok\n");
+    if (path === "/readyz") {
+      const why = this.#d.notReady();
+      return why === null ? text(res, 200, "ready\n") : text(res, 503, `not ready: ${why}\n`);
+    }
+    const body = await this.#d.exposition.metrics();
+    return text(res, 200, body, this.#d.exposition.contentType);
   }
 
   async #xrpc(req: IncomingMessage, res: ServerResponse, url: URL, nsid: string): Promise<void> {
