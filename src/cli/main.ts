@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
  * The `loom` command. This file only parses arguments, wires signals and turns results into exit
- * codes; each command lives in its own module. It is also the one place that reads process.env.
+ * codes; each command lives in its own module. It is also the one place that reads Loom's
+ * settings from process.env (the git child process of src/gen2/knot/git.ts inherits only PATH
+ * and the proxy variables, read where it is spawned).
  */
 import { parseArgs } from "node:util";
 import type { TriggerKind } from "../workflow/index.ts";
