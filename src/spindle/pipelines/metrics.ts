@@ -26,7 +26,7 @@ export function createMetrics(): SpindleMetrics {
     registry,
     pipelines: new Counter({
       name: "loom_pipelines_total",
-      help: "sh.tangled.pipeline events by result (accepted, duplicate, ignored, overflow) and reason",
+      help: "Pipelines received (knot sh.tangled.pipeline events and Gen2 builds) by result (accepted, duplicate, ignored, overflow) and reason",
       labelNames: ["result", "reason"],
       registers,
     }),
