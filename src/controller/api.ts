@@ -57,6 +57,19 @@ export function preflightError(err: unknown, namespace: string): PreflightError 
   return new PreflightError(`the Kubernetes API cannot be used: ${why}`, { cause: err });
 }
 
+export interface PodCreateFailure {
+  /** When the first attempt failed. */
+  since: Date;
+  /** The latest failure's message, e.g. `Error creating: pods "…" is forbidden: …`. */
+  message: string;
+}
+
+function time(t: Date | string | undefined | null): number | undefined {
+  if (t === undefined || t === null) return undefined;
+  const ms = new Date(t).getTime();
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
 export class ClusterApi {
   readonly namespace: string;
   readonly batch: BatchV1Api;
@@ -128,6 +141,29 @@ export class ClusterApi {
 
   getSecret(name: string): Promise<V1Secret | undefined> {
     return orNotFound(this.core.readNamespacedSecret({ name, namespace: this.namespace }));
+  }
+
+  /**
+   * Why the job controller cannot create this Job's pod, from its FailedCreate events (the Job
+   * itself records nothing): the first time it happened and the latest message; undefined if
+   * it has not happened.
+   */
+  async podCreateFailure(job: { name: string; uid: string }): Promise<PodCreateFailure | undefined> {
+    const list = await this.core.listNamespacedEvent({
+      namespace: this.namespace,
+      fieldSelector: `involvedObject.uid=${job.uid},reason=FailedCreate`,
+    });
+    let first: number | undefined;
+    let latest: { at: number; message: string } | undefined;
+    for (const e of list.items) {
+      const from = time(e.firstTimestamp ?? e.eventTime ?? e.lastTimestamp);
+      const to = time(e.lastTimestamp ?? e.series?.lastObservedTime ?? e.eventTime ?? e.firstTimestamp);
+      if (from !== undefined && (first === undefined || from < first)) first = from;
+      if (to !== undefined && (latest === undefined || to >= latest.at))
+        latest = { at: to, message: e.message ?? "" };
+    }
+    if (first === undefined || latest === undefined) return undefined;
+    return { since: new Date(first), message: latest.message };
   }
 
   getSpindleSet(name: string): Promise<SpindleSet | undefined> {

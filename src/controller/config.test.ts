@@ -36,6 +36,7 @@ describe("parseControllerConfig", () => {
         setupGraceSeconds: 600,
         imagePullGraceSeconds: 300,
         unschedulableSeconds: 900,
+        podCreateFailedSeconds: 300,
         heartbeatSeconds: 10,
         runnerSilentSeconds: 120,
         terminationGraceSeconds: 30,

@@ -135,6 +135,8 @@ export const ControllerConfigSchema = z
         imagePullGraceSeconds: seconds(1).default(300),
         /** How long a pod may stay unschedulable (node autoscaling takes minutes). */
         unschedulableSeconds: seconds(1).default(900),
+        /** How long a Job's pod may fail to be created (quota, Pod Security) before PodCreateFailed. */
+        podCreateFailedSeconds: seconds(1).default(300),
         /** The runner's heartbeat period (RunnerSpec.heartbeatSeconds). */
         heartbeatSeconds: seconds(1).default(10),
         /** No runner event for this long ends the workflow with RunnerSilent. */

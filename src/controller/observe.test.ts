@@ -65,6 +65,34 @@ const observe = (j: V1Job, pods: V1Pod[], now = NOW) =>
   observeJob({ job: j, pods, now, timeouts: config.timeouts } satisfies ObserveInput);
 
 describe("observeJob", () => {
+  it("a Job without a pod waits, looking again; refused pods end it as PodCreateFailed after the limit", () => {
+    const young = observe(job(), [], new Date(Date.parse(T0) + 4000));
+    assert.deepEqual(
+      { phase: young.phase, reason: young.reason, recheckAfterMs: young.recheckAfterMs },
+      { phase: "pending", reason: "Scheduled", recheckAfterMs: 6000 },
+    );
+    const refused = 'Error creating: pods "j-abc" is forbidden: violates PodSecurity "restricted:latest"';
+    const at = (seconds: number, since = T0) =>
+      observeJob({
+        job: job(),
+        pods: [],
+        now: new Date(Date.parse(since) + seconds * 1000),
+        timeouts: config.timeouts,
+        podCreateFailure: { since: new Date(since), message: refused },
+      });
+    const waitingNow = at(100);
+    assert.equal(waitingNow.phase, "pending");
+    assert.equal(waitingNow.message, `the Job's pod cannot be created: ${refused}`);
+    assert.equal(waitingNow.recheckAfterMs, (config.timeouts.podCreateFailedSeconds - 100) * 1000);
+    assert.equal(waitingNow.kill, undefined);
+    const over = at(config.timeouts.podCreateFailedSeconds);
+    assert.deepEqual(
+      { phase: over.phase, reason: over.reason, kill: over.kill },
+      { phase: "failed", reason: "PodCreateFailed", kill: true },
+    );
+    assert.match(over.message ?? "", /could not be created for 300s: Error creating: .*violates PodSecurity/);
+  });
+
   it("a complete Job is a success with exit code 0", () => {
     const obs = observe(job({ conditions: [{ type: "Complete", status: "True" }], completionTime: NOW }), []);
     assert.deepEqual(

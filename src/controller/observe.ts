@@ -8,6 +8,7 @@
  */
 import type { V1ContainerStatus, V1Job, V1Pod } from "@kubernetes/client-node";
 import type { Phase, Reason } from "../api/v1alpha1/spindleset.ts";
+import type { PodCreateFailure } from "./api.ts";
 import { CONTAINERS } from "./build/job.ts";
 import type { ControllerConfig } from "./config.ts";
 import { RUNNER_SILENT_ANNOTATION } from "./signals.ts";
@@ -31,7 +32,12 @@ export interface ObserveInput {
   pods: readonly V1Pod[];
   now: Date;
   timeouts: ControllerConfig["timeouts"];
+  /** The job controller's FailedCreate events for this Job, when it has no pod (see ClusterApi). */
+  podCreateFailure?: PodCreateFailure | undefined;
 }
+
+/** A Job without a pod this long gets its FailedCreate events read (creation takes milliseconds). */
+export const NO_POD_CHECK_MS = 10_000;
 
 const PULL_ERRORS = new Set(["ErrImagePull", "ImagePullBackOff"]);
 const PULL_FATAL = new Set(["InvalidImageName", "ErrImageNeverPull"]);
@@ -48,9 +54,33 @@ export function observeJob(input: ObserveInput): Observation {
   if (silent !== undefined) {
     return end("RunnerSilent", `the runner sent nothing for too long: ${silent}`, now, { kill: true });
   }
-  if (!pod) return { phase: "pending", reason: "Scheduled", message: "waiting for the Job's pod" };
+  if (!pod) return noPod(input);
   const fromPod = observePod(pod, input);
   return startTime && !fromPod.startTime ? { ...fromPod, startTime } : fromPod;
+}
+
+/**
+ * No pod yet. Normally a moment's wait; but a pod the API refuses (Pod Security, a quota, a
+ * webhook) never appears and no watched object changes, so look again until it does and end the
+ * run once the refusals outlast `podCreateFailedSeconds`.
+ */
+function noPod(input: ObserveInput): Observation {
+  const { job, now, timeouts } = input;
+  const failure = input.podCreateFailure;
+  if (failure) {
+    const waited = now.getTime() - failure.since.getTime();
+    const limit = timeouts.podCreateFailedSeconds * 1000;
+    if (waited >= limit) {
+      const message = `the Job's pod could not be created for ${Math.round(waited / 1000)}s: ${failure.message}`;
+      return end("PodCreateFailed", message, now, { kill: true });
+    }
+    return pending(`the Job's pod cannot be created: ${failure.message}`, limit - waited);
+  }
+  const age = now.getTime() - ms(job.metadata?.creationTimestamp, now);
+  return pending(
+    "waiting for the Job's pod",
+    Math.max(age < NO_POD_CHECK_MS ? NO_POD_CHECK_MS - age : 5000, 1000),
+  );
 }
 
 /** A Job the job controller has finished: Complete or Failed. */

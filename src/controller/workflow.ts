@@ -12,12 +12,13 @@ import {
   type WorkflowSpec,
   type WorkflowStatus,
 } from "../api/v1alpha1/spindleset.ts";
+import type { PodCreateFailure } from "./api.ts";
 import { LABELS } from "./build/labels.ts";
 import { jobName as buildJobName, shortHash } from "./build/names.ts";
 import type { SpindleSetRef } from "./build/owner.ts";
 import { planWorkflow } from "./build/plan.ts";
 import { nodeLabels, type ReconcileContext } from "./context.ts";
-import { iso, jobActive, type Observation, observeJob } from "./observe.ts";
+import { iso, jobActive, NO_POD_CHECK_MS, type Observation, observeJob } from "./observe.ts";
 
 export interface WorkflowStep {
   status: WorkflowStatus;
@@ -31,6 +32,7 @@ const KILL_REASONS: ReadonlySet<Reason> = new Set([
   "Cancelled",
   "ImagePullFailed",
   "Unschedulable",
+  "PodCreateFailed",
   "SecretMissing",
   "RunnerSilent",
 ]);
@@ -65,11 +67,13 @@ export async function stepWorkflow(
     return { status, ...(ours && jobActive(ours) && { kill: ref(ours) }) };
   }
   if (ours) {
+    const pods = podsOf(ctx, ss, wf, ours);
     const obs = observeJob({
       job: ours,
-      pods: podsOf(ctx, ss, wf, ours),
+      pods,
       now,
       timeouts: ctx.config.timeouts,
+      podCreateFailure: await podCreateFailure(ctx, ours, pods, now),
     });
     return {
       status: observed(prev, wf, name, obs),
@@ -180,6 +184,19 @@ async function checkSecret(
   if (missing.length === 0) return undefined;
   const message = `Secret ${name} lacks the keys ${missing.join(", ")}`;
   return { status: finished(prev, wf, { phase: "failed", reason: "SecretMissing", message }, now) };
+}
+
+/** Reads the Job's FailedCreate events when it has had no pod for a while (else no API call). */
+async function podCreateFailure(
+  ctx: ReconcileContext,
+  job: V1Job,
+  pods: readonly V1Pod[],
+  now: Date,
+): Promise<PodCreateFailure | undefined> {
+  if (pods.length > 0 || !jobActive(job) || !job.metadata?.uid) return undefined;
+  const created = new Date(job.metadata.creationTimestamp ?? now).getTime();
+  if (now.getTime() - created < NO_POD_CHECK_MS) return undefined;
+  return ctx.api.podCreateFailure({ name: job.metadata.name!, uid: job.metadata.uid });
 }
 
 function podsOf(ctx: ReconcileContext, ss: SpindleSet, wf: WorkflowSpec, job: V1Job): V1Pod[] {

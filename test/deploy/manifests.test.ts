@@ -186,6 +186,7 @@ describe("make deploy on a real cluster", { skip: cluster.skip }, () => {
       ["get", "pods/log"],
       ["create", "secrets"],
       ["create", "leases.coordination.k8s.io"],
+      ["list", "events"],
     ] as const) {
       assert.equal(await can(verb, resource, "-n", NS), "yes", `${verb} ${resource}`);
     }

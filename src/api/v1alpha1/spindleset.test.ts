@@ -93,6 +93,7 @@ describe("SpindleSet spec", () => {
       DeadlineExceeded: "timeout",
       ImagePullFailed: "failed",
       Unschedulable: "failed",
+      PodCreateFailed: "failed",
       NoMatchingProfile: "failed",
       InitContainerFailed: "failed",
       CloneFailed: "failed",

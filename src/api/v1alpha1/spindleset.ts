@@ -47,6 +47,11 @@ export const REASONS = [
   "ImagePullFailed",
   /** The pod stayed unschedulable past the configured limit. */
   "Unschedulable",
+  /**
+   * The Job's pod could not be created past the configured limit (refused by Pod Security
+   * admission, a ResourceQuota, an admission webhook): the Job's FailedCreate events say why.
+   */
+  "PodCreateFailed",
   /** No resource profile matches the workflow's architecture and the cluster's nodes. */
   "NoMatchingProfile",
   /** setup-user or install-runner failed. */
