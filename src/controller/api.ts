@@ -31,6 +31,21 @@ export function statusCode(err: unknown): number | undefined {
   return (err as { code?: unknown; statusCode?: unknown })?.statusCode as number | undefined;
 }
 
+/** The API server's own words for a failed call (its Status message), else the error's text. */
+export function apiMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body: unknown = err.body;
+    try {
+      const status = (typeof body === "string" ? JSON.parse(body) : body) as { message?: unknown } | null;
+      if (typeof status?.message === "string") return status.message;
+    } catch {
+      // not a Status object: fall through
+    }
+    return `HTTP ${err.code}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** Why the cluster cannot host Loom's runs yet, said so that an operator knows what to do. */
 export class PreflightError extends Error {
   override readonly name = "PreflightError";

@@ -12,7 +12,7 @@ import {
   type WorkflowSpec,
   type WorkflowStatus,
 } from "../api/v1alpha1/spindleset.ts";
-import type { PodCreateFailure } from "./api.ts";
+import { apiMessage, type PodCreateFailure, statusCode } from "./api.ts";
 import { LABELS } from "./build/labels.ts";
 import { jobName as buildJobName, shortHash } from "./build/names.ts";
 import type { SpindleSetRef } from "./build/owner.ts";
@@ -135,11 +135,22 @@ async function startWorkflow(
     };
   }
   let created: "created" | "exists";
+  let creating = "ConfigMap";
   try {
     await ctx.api.createConfigMap(plan.configMap);
+    creating = "Job";
     created = await ctx.api.createJob(plan.job);
   } catch (err) {
     ctx.capacity.release(plan.jobName);
+    // 400/422 will not change on retry (an admission policy, or a Job this controller should
+    // never have built): end the workflow saying so, rather than retry it for ever. Other errors
+    // (conflicts, throttling, an API server away) are retried by the queue.
+    const code = statusCode(err);
+    if (code === 400 || code === 422) {
+      const message = `the API refused the workflow's ${creating}: ${apiMessage(err)}`;
+      ctx.log.warn({ spindleset: ss.metadata.name, workflow: wf.name, job: plan.jobName, code }, message);
+      return { status: finished(prev, wf, { phase: "failed", reason: "InternalError", message }, now) };
+    }
     throw err;
   }
   ctx.log.info(

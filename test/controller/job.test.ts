@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
+  AdmissionregistrationV1Api,
   BatchV1Api,
   CoreV1Api,
   CustomObjectsApi,
@@ -306,4 +307,66 @@ test("a finished run that gets another workflow (the engine adds them one by one
   assert.equal(grown.status!.completionTime, undefined, "unfinished again");
   assert.equal(grown.status!.conditions.find((c) => c.type === "Succeeded")!.status, "Unknown");
   assert.equal((await listJobs(cluster, ns)).length, 1);
+});
+
+test("a Job an admission policy refuses (422) ends the workflow with the policy's words, not retries for ever", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  const admission = cluster.kubeConfig().makeApiClient(AdmissionregistrationV1Api);
+  const name = `loom-test-deny-jobs-${ns.slice(-6)}`;
+  // A ValidatingAdmissionPolicy (CEL, in the API server): what a cluster's own rules look like.
+  await admission.createValidatingAdmissionPolicy({
+    body: {
+      metadata: { name },
+      spec: {
+        failurePolicy: "Fail",
+        matchConstraints: {
+          resourceRules: [
+            { apiGroups: ["batch"], apiVersions: ["v1"], operations: ["CREATE"], resources: ["jobs"] },
+          ],
+        },
+        validations: [{ expression: "false", message: "jobs here need the team label" }],
+      },
+    },
+  });
+  t.after(() => admission.deleteValidatingAdmissionPolicy({ name }).catch(() => {}));
+  await admission.createValidatingAdmissionPolicyBinding({
+    body: {
+      metadata: { name },
+      spec: {
+        policyName: name,
+        validationActions: ["Deny"],
+        matchResources: { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": ns } } },
+      },
+    },
+  });
+  t.after(() => admission.deleteValidatingAdmissionPolicyBinding({ name }).catch(() => {}));
+  // The policy takes effect once the API server's informers have it: probe with a dry run.
+  const batch = cluster.kubeConfig().makeApiClient(BatchV1Api);
+  await eventually("the policy denies Jobs", () =>
+    batch
+      .createNamespacedJob({
+        namespace: ns,
+        dryRun: "All",
+        body: {
+          metadata: { name: "probe" },
+          spec: {
+            template: { spec: { restartPolicy: "Never", containers: [{ name: "c", image: "busybox" }] } },
+          },
+        },
+      })
+      .then(
+        () => "still admitted",
+        (err: { code?: number }) => err.code === 422 || `refused with ${err.code}`,
+      ),
+  );
+
+  await startController(t, cluster, parkedConfig(ns));
+  const run = await createRun(cluster, ns, [workflow("denied.yml")]);
+  const done = await waitForWorkflow(cluster, ns, run.metadata.name!, "denied.yml", "failed");
+  const w = done.status!.workflows.find((x) => x.name === "denied.yml")!;
+  assert.equal(w.reason, "InternalError");
+  assert.match(w.message!, /^the API refused the workflow's Job: .*jobs here need the team label/);
+  assert.equal((await listJobs(cluster, ns)).length, 0);
 });

@@ -73,7 +73,7 @@ export const REASONS = [
   "InvalidSpec",
   /** The Job vanished before reporting a result (deleted by hand, TTL, ...). */
   "JobLost",
-  /** A controller bug or an API error that outlived its retries. */
+  /** The API refused the workflow's objects for good (400/422: an admission policy, or a bug). */
   "InternalError",
 ] as const;
 export type Reason = (typeof REASONS)[number];
