@@ -230,7 +230,9 @@ test("a missing Secret fails the workflow after the wait; cancel of one workflow
   skip: cluster.skip,
 }, async (t) => {
   const ns = await cluster.namespace(t);
-  await startController(t, cluster, parkedConfig(ns), { secretWaitMs: 1000 });
+  // The wait is counted from the SpindleSet's creationTimestamp, which has whole seconds, and
+  // createRun writes the Secret just after the SpindleSet: 1 s could run out before it exists.
+  await startController(t, cluster, parkedConfig(ns), { secretWaitMs: 4000 });
   const run = await createRun(
     cluster,
     ns,
