@@ -235,7 +235,9 @@ test("cancel deletes the Job and its pod; an unschedulable pod ends with Unsched
   skip: cluster.skip,
 }, async (t) => {
   const ns = await cluster.namespace(t);
-  const config = heldConfig(ns, slot(), { timeouts: { unschedulableSeconds: 3 } });
+  // cancel.yml's pod is unschedulable too: the limit must leave time to cancel it first (times
+  // have whole seconds, so up to a second less than this on a loaded machine).
+  const config = heldConfig(ns, slot(), { timeouts: { unschedulableSeconds: 6 } });
   await startController(t, cluster, config);
   const run = await createRun(cluster, ns, [workflow("cancel.yml"), workflow("stuck.yml")]);
   const name = run.metadata.name!;
