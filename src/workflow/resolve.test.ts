@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { EnvEntry } from "../runner/protocol.ts";
 import { compileWorkflows } from "./compile.ts";
@@ -208,6 +212,43 @@ describe("resolve: general rules", () => {
   it("opts.cloneUrl and dev mode reach the clone step", () => {
     const p = plan("engine: kubernetes\nimage: a\n", { cloneUrl: "/src/repo" });
     assert.match(p.steps[0]!.command, /^git remote add origin \/src\/repo$/m);
+  });
+
+  it("the clone step runs upstream's commands with git's hints silenced, on a real repo", () => {
+    const dir = mkdtempSync(join(tmpdir(), "loom-clone-quiet-"));
+    try {
+      const git = (cwd: string, ...args: string[]) =>
+        execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@t", ...args], {
+          cwd,
+          encoding: "utf8",
+        });
+      mkdirSync(join(dir, "src"));
+      git(join(dir, "src"), "init", "-q");
+      writeFileSync(join(dir, "src", "f"), "x");
+      git(join(dir, "src"), "add", "f");
+      git(join(dir, "src"), "commit", "-qm", "c");
+      const sha = git(join(dir, "src"), "rev-parse", "HEAD").trim();
+      const p = plan(
+        "engine: kubernetes\nimage: a\n",
+        { cloneUrl: join(dir, "src") },
+        { ...push, push: { ...push.push!, newSha: sha } },
+      );
+      const clone = p.steps[0]!;
+      assert.equal(clone.command.split("\n")[0], "git init", "the commands stay upstream's");
+      mkdirSync(join(dir, "ws"));
+      const env = Object.fromEntries(clone.env.flatMap((e) => ("value" in e ? [[e.name, e.value]] : [])));
+      const run = spawnSync("sh", ["-c", clone.command], {
+        cwd: join(dir, "ws"),
+        env: { PATH: process.env.PATH, HOME: dir, GIT_CONFIG_NOSYSTEM: "1", ...env },
+        encoding: "utf8",
+      });
+      assert.equal(run.status, 0, run.stderr);
+      const out = run.stdout + run.stderr;
+      assert.doesNotMatch(out, /hint:|detached HEAD/);
+      assert.match(out, /HEAD is now at/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("PR and manual triggers resolve with their variables", () => {

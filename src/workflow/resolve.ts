@@ -120,7 +120,7 @@ export function resolveWorkflow(
     cloneUrl: opts.cloneUrl,
   });
   const cloneStepId = steps.length;
-  add(clone.name, clone.command, "system", []);
+  add(clone.name, clone.command, "system", clone.command === "" ? [] : QUIET_GIT);
   if (engine === "nixery" && wf.dependencies.form === "map") {
     const install = installStep(wf.dependencies.registries);
     if (install !== undefined) add(install.name, install.command, "system", install.environment);
@@ -143,6 +143,20 @@ export function resolveWorkflow(
     },
   };
 }
+
+/**
+ * The clone step's commands are upstream's, word for word (spec §2.3); these variables only
+ * silence git's hints (initial branch name, detached HEAD), about 25 lines in every run's log.
+ * GIT_ADVICE needs git 2.46+, GIT_CONFIG_COUNT 2.31+; older git ignores both.
+ */
+const QUIET_GIT: readonly EnvVar[] = [
+  { name: "GIT_ADVICE", value: "0" },
+  { name: "GIT_CONFIG_COUNT", value: "2" },
+  { name: "GIT_CONFIG_KEY_0", value: "advice.detachedHead" },
+  { name: "GIT_CONFIG_VALUE_0", value: "false" },
+  { name: "GIT_CONFIG_KEY_1", value: "init.defaultBranch" },
+  { name: "GIT_CONFIG_VALUE_1", value: "main" },
+];
 
 function nixeryEngineImage(wf: Workflow, opts: ResolveOptions, arch: Architecture): string {
   const registries = wf.dependencies.form === "map" ? wf.dependencies.registries : [];
