@@ -26,6 +26,8 @@ export class HumanRenderer {
   readonly #colour: boolean;
   readonly #prefix: boolean;
   readonly #starts = new Map<string, number>();
+  /** Per workflow, the step that ended last: where a failed run stopped. */
+  readonly #lastStep = new Map<string, string>();
 
   /** `prefix`: put the workflow name before every line (when several workflows interleave). */
   constructor(out: Output, opts: { colour?: boolean; prefix?: boolean } = {}) {
@@ -56,6 +58,7 @@ export class HumanRenderer {
         this.#starts.delete(key);
         const took = started === undefined ? "" : ` ${formatDuration(Date.parse(line.time) - started)}`;
         this.#out.write(`${lead}${this.#paint("dim", `  ⏹ ${line.content || "(unnamed step)"}${took}`)}\n`);
+        this.#lastStep.set(workflow, line.content || "(unnamed step)");
       }
       return;
     }
@@ -73,9 +76,14 @@ export class HumanRenderer {
     for (const r of results) {
       const ok = r.status === "success";
       const mark = ok ? this.#paint("green", "✔") : this.#paint("red", "✘");
+      const step = this.#lastStep.get(r.workflow);
       const detail = ok
         ? ""
-        : ` ${[r.error, r.exitCode !== undefined && r.exitCode !== 0 ? `exit code ${r.exitCode}` : ""]
+        : ` ${[
+            r.error,
+            r.exitCode !== undefined && r.exitCode !== 0 ? `exit code ${r.exitCode}` : "",
+            step !== undefined && r.status === "failed" ? `at step "${step}"` : "",
+          ]
             .filter(Boolean)
             .join(", ")}`;
       this.#out.write(
