@@ -16,7 +16,7 @@ import { hostname } from "node:os";
 import type { KubeConfig, KubernetesObject, V1Job, V1Node, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { SpindleSet } from "../api/v1alpha1/spindleset.ts";
-import { ClusterApi, statusCode } from "./api.ts";
+import { apiMessage, ClusterApi, statusCode } from "./api.ts";
 import { LABELS } from "./build/labels.ts";
 import { Capacity } from "./capacity.ts";
 import { type IsKnown, sweepOrphans } from "./cleanup.ts";
@@ -221,8 +221,19 @@ export class SpindleSetController {
     const queue = new WorkQueue({
       workers: this.#opts.workers ?? 4,
       process: (key) => this.#process(ctx, key),
-      onError: (key, err, retryInMs) =>
-        this.#log.warn({ spindleset: key, err: errorText(err), retryInMs }, "reconcile failed"),
+      onError: (key, err, retryInMs) => {
+        this.#log.warn({ spindleset: key, err: errorText(err), retryInMs }, "reconcile failed");
+        // Also on the run itself, so `kubectl describe ss` shows why it does not move (a Role
+        // missing a verb, a quota on Jobs); one Event per retry, and retries back off.
+        const ss = this.#spindleSets.get(key);
+        if (ss)
+          this.#events.record(ss, {
+            type: "Warning",
+            reason: "ReconcileFailed",
+            action: "Reconcile",
+            note: `${apiMessage(err)} (retrying in ${Math.round(retryInMs / 1000)}s)`,
+          });
+      },
     });
     this.#queue = queue;
     this.#resync();

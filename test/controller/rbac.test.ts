@@ -6,7 +6,12 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
-import { RbacAuthorizationV1Api, type V1ClusterRole, type V1Role } from "@kubernetes/client-node";
+import {
+  EventsV1Api,
+  RbacAuthorizationV1Api,
+  type V1ClusterRole,
+  type V1Role,
+} from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import {
@@ -94,4 +99,57 @@ test("the shipped RBAC is enough for the controller", { skip: cluster.skip }, as
   await controller.sweep();
   assert.ok(controller.active);
   assert.doesNotMatch(logs.text(), /forbidden|Forbidden/, "no call was refused");
+});
+
+test("a Role missing a verb: the run says why on its Events (ReconcileFailed) instead of staying silent", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  const user = `loom-${ns.slice(-6)}`;
+  const rbac = cluster.kubeConfig().makeApiClient(RbacAuthorizationV1Api);
+  const role = await manifest<V1Role>("role.yaml");
+  role.metadata!.namespace = ns;
+  // An older Role, say: ConfigMaps may be read but not created.
+  role.rules = role.rules!.map((r) =>
+    r.resources?.includes("configmaps") ? { ...r, verbs: r.verbs.filter((v) => v !== "create") } : r,
+  );
+  await rbac.createNamespacedRole({ namespace: ns, body: role });
+  await rbac.createNamespacedRoleBinding({
+    namespace: ns,
+    body: {
+      metadata: { name: "loom-controller" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata!.name! },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
+    },
+  });
+  const nodesRole = await manifest<V1ClusterRole>("cluster_role.yaml");
+  await rbac.createClusterRole({ body: nodesRole }).catch((err: { code?: number }) => {
+    if (err.code !== 409) throw err;
+  });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: user },
+      roleRef: {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "ClusterRole",
+        name: nodesRole.metadata!.name!,
+      },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
+    },
+  });
+  t.after(() => rbac.deleteClusterRoleBinding({ name: user }).catch(() => {}));
+
+  await startController(t, cluster, parkedConfig(ns), { kubeConfig: await cluster.userKubeConfig(user) });
+  const run = await createRun(cluster, ns, [workflow("a.yml")]);
+  const events = cluster.kubeConfig().makeApiClient(EventsV1Api);
+  let note = "";
+  await eventually("a ReconcileFailed Warning on the run", async () => {
+    const list = (await events.listNamespacedEvent({ namespace: ns })).items;
+    const e = list.find((x) => x.reason === "ReconcileFailed" && x.regarding?.name === run.metadata.name);
+    note = e?.note ?? "";
+    return e?.type === "Warning" || `${list.length} events`;
+  });
+  assert.match(note, /configmaps is forbidden: User "loom-\w+" cannot create resource "configmaps"/);
+  assert.match(note, /\(retrying in \d+s\)$/);
+  assert.equal((await listJobs(cluster, ns)).length, 0);
 });
