@@ -60,6 +60,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       pipeline: { knot: LOCAL_KNOT, rkey },
       secretKeys: [...secrets.keys()],
       cloneUrl: pathToFileURL(repo.root).href,
+      // Only Gen2 fetches a manual trigger's commit (Gen1 has no manual producer, spec §1.4).
+      gen2: opts.event === "manual",
       ...(opts.timeoutSeconds !== undefined ? { timeoutSeconds: opts.timeoutSeconds } : {}),
     });
     if (!resolved.ok) {

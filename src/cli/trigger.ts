@@ -29,6 +29,12 @@ export function localTrigger(
         },
       };
     case "manual":
-      return { kind, repo: base, manual: { inputs: [] } };
+      // The commit, as a Gen2 manual trigger names it: without one the clone step fetches every
+      // branch and checks out whichever git lists first, not HEAD (or --ref).
+      return {
+        kind,
+        repo: base,
+        manual: { inputs: [], sha: repo.sha, ...(repo.ref !== "" ? { ref: repo.ref } : {}) },
+      };
   }
 }
