@@ -447,9 +447,9 @@ describe("PullIntake failures: logged, rejected, nothing built", () => {
       db,
       repos: new Repos(db),
       rbac: new Rbac(db),
-      identity: createDidDocumentLookup({ plcUrl: plc.url, timeoutMs: 1000 }),
-      xrpc: new XrpcClient({ timeoutMs: 1000 }),
-      blobFetch: { allowPrivate: dev, timeoutMs: 1000 },
+      identity: createDidDocumentLookup({ plcUrl: plc.url, timeoutMs: 5000 }),
+      xrpc: new XrpcClient({ timeoutMs: 5000 }),
+      blobFetch: { allowPrivate: dev, timeoutMs: 5000 },
       hostname: HOSTNAME,
       knownRepo: async () => {
         throw new Error("not reached");

@@ -106,8 +106,8 @@ async function setup(
       knownDids,
       repos: new Repos(db),
       filter,
-      identity: createDidDocumentLookup({ plcUrl: plc.url, dev: true, timeoutMs: 1000 }),
-      xrpc: new XrpcClient({ timeoutMs: 500 }),
+      identity: createDidDocumentLookup({ plcUrl: plc.url, dev: true, timeoutMs: 5000 }),
+      xrpc: new XrpcClient({ timeoutMs: 2000 }),
       knots: { addKnot: (k) => knots.push(k) },
       log,
     });
@@ -476,14 +476,14 @@ describe("JetstreamConsumer", () => {
         record: { name: "hung", knot: "k.example", spindle: HOST },
       }),
     );
-    await waitFor(() => h.handled().length === 1, "the repo", 3000);
+    await waitFor(() => h.handled().length === 1, "the repo", 8000);
     assert.deepEqual(h.knots, ["k.example"]);
     assert.equal(h.rbac.hasRepoPermission(OWNER, { ownerDid: OWNER, name: "hung" }, "repo:owner"), true);
     assert.match(String(h.handled()[0]?.reason), /collaborators not read/);
     assert.ok(
       h.lines.some(
         (l) =>
-          l.msg === "listing collaborator records failed" && /took longer than 500 ms/.test(String(l.err)),
+          l.msg === "listing collaborator records failed" && /took longer than 2000 ms/.test(String(l.err)),
       ),
     );
   });

@@ -40,7 +40,8 @@ async function rejectsWith(p: Promise<unknown>, reason: string, message: RegExp)
 }
 
 describe("XrpcClient", () => {
-  const xrpc = new XrpcClient({ timeoutMs: 300, maxResponseBytes: 64 * 1024 });
+  // A deadline no answer on a loaded machine comes near; the hang test has its own short one.
+  const xrpc = new XrpcClient({ timeoutMs: 10_000, maxResponseBytes: 64 * 1024 });
 
   it("reads a record and pages through listRecords", async () => {
     pds.putRecord(ALICE, "sh.tangled.repo", "3lrepo", { name: "core" });
@@ -81,13 +82,14 @@ describe("XrpcClient", () => {
   it("gives up after the deadline when the PDS hangs", async () => {
     pds.behaviour = { hang: true };
     try {
+      const impatient = new XrpcClient({ timeoutMs: 300, maxResponseBytes: 64 * 1024 });
       const t0 = Date.now();
       await rejectsWith(
-        xrpc.query(pds.url, "com.atproto.repo.getRecord", {}),
+        impatient.query(pds.url, "com.atproto.repo.getRecord", {}),
         "timeout",
         /longer than 300 ms/,
       );
-      assert.ok(Date.now() - t0 < 2000);
+      assert.ok(Date.now() - t0 < 5000, "it gave up instead of waiting for the hung PDS");
     } finally {
       pds.behaviour = {};
     }
@@ -129,7 +131,7 @@ describe("XrpcClient", () => {
 describe("createDidDocumentLookup", () => {
   it("finds the PDS endpoint and handle in a PLC document; unknown DIDs and PDS-less documents fail", async () => {
     pds.registerIdentity(plc, ALICE, "alice.test");
-    const lookup = createDidDocumentLookup({ plcUrl: plc.url, timeoutMs: 1000 });
+    const lookup = createDidDocumentLookup({ plcUrl: plc.url, timeoutMs: 10_000 });
     assert.deepEqual(await lookup.lookup(ALICE), { did: ALICE, handle: "alice.test", pds: pds.url });
     await assert.rejects(
       lookup.lookup("did:plc:nobodynobodynobodynobody"),
