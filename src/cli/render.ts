@@ -82,7 +82,7 @@ export class HumanRenderer {
         : ` ${[
             r.error,
             r.exitCode !== undefined && r.exitCode !== 0 ? `exit code ${r.exitCode}` : "",
-            step !== undefined && r.status === "failed" ? `at step "${step}"` : "",
+            step !== undefined ? `at step "${step}"` : "",
           ]
             .filter(Boolean)
             .join(", ")}`;
