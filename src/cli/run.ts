@@ -2,7 +2,7 @@
  * `loom run`: compile the repository's workflows for a local trigger and run the matching ones
  * with the local engine, one after another, showing live output (or Tangled LogLine JSON).
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -16,6 +16,7 @@ import {
   type RunPlan,
   resolveWorkflow,
   type TriggerKind,
+  WORKFLOWS_DIR,
 } from "../workflow/index.ts";
 import { openRepo, workflowFilesAt } from "./git.ts";
 import { HumanRenderer, type WorkflowSummary } from "./render.ts";
@@ -40,7 +41,17 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const repo = await openRepo(opts.dir, opts.ref);
   const trigger = localTrigger(repo, opts.event, opts.targetBranch);
   const secrets = await collectSecrets(opts.secrets, opts.secretsFile);
-  const { record, diagnostics } = compileWorkflows(await workflowFilesAt(repo), trigger);
+  const files = await workflowFilesAt(repo);
+  if (files.length === 0) {
+    // loom run runs what is committed; say so when the only workflows are uncommitted ones.
+    const local = await readdir(join(repo.root, WORKFLOWS_DIR)).catch(() => [] as string[]);
+    const where =
+      local.length > 0 ? ` (${WORKFLOWS_DIR}/ has files, but none committed: loom run runs the commit)` : "";
+    process.stderr.write(
+      `warning: no workflow files in ${WORKFLOWS_DIR}/ at ${repo.sha.slice(0, 12)}${where}\n`,
+    );
+  }
+  const { record, diagnostics } = compileWorkflows(files, trigger);
   for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
   if (diagnostics.some((d) => d.severity === "error")) return 1;
 

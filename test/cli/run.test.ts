@@ -3,7 +3,7 @@
  * of the local engine; only stdout, stderr and the exit code are looked at.
  */
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it, test } from "node:test";
 import { lines, type Sandbox, sandbox, shown } from "./support.ts";
@@ -344,3 +344,24 @@ function assertNoSecret(text: string): void {
     }
   }
 }
+
+describe("loom run with workflows that are not committed", () => {
+  it("warns that it runs the commit, not the working tree", async (t) => {
+    const fresh = await sandbox();
+    t.after(() => fresh.remove());
+    await fresh.commit({ "README.md": "x\n" }, "first");
+    await mkdir(join(fresh.repo, ".tangled", "workflows"), { recursive: true });
+    await writeFile(
+      join(fresh.repo, ".tangled", "workflows", "ci.yml"),
+      WORKFLOWS[".tangled/workflows/pass.yml"],
+    );
+    const r = await fresh.loom(["run"]);
+    assert.equal(r.code, 0, shown(r));
+    assert.equal(r.stdout, "no workflow matched this trigger\n");
+    const sha = (await fresh.git("rev-parse", "HEAD")).trim().slice(0, 12);
+    assert.equal(
+      r.stderr,
+      `warning: no workflow files in .tangled/workflows/ at ${sha} (.tangled/workflows/ has files, but none committed: loom run runs the commit)\n`,
+    );
+  });
+});
