@@ -62,6 +62,9 @@ async function main(argv: string[]): Promise<number> {
           throw new UsageError("--timeout takes a whole number of seconds");
         }
       }
+      // Never echo the argument: its value is a secret.
+      if (values.secret.some((pair) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(pair)))
+        throw new UsageError("--secret takes KEY=VALUE, KEY made of letters, digits and _");
       const { runCommand } = await import("./run.ts");
       return runCommand({
         dir: oneDir(positionals),

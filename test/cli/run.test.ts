@@ -320,12 +320,14 @@ describe("loom usage errors", { concurrency: true }, () => {
     [["frob"], 'loom: unknown command "frob"'],
     [["run", "--frob"], "loom: Unknown option '--frob'."],
     [["run", "--event", "tag"], "loom: --event must be one of push, pull_request, manual"],
+    [["run", "--secret", "hunter2"], "loom: --secret takes KEY=VALUE, KEY made of letters, digits and _\n"],
   ] as const) {
     it(`loom ${args.join(" ")}: exit 2, the reason and the usage on stderr`, async () => {
       const r = await box.loom(args);
       assert.equal(r.code, 2, shown(r));
       assert.equal(r.stdout, "");
       assert.ok(r.stderr.startsWith(message), r.stderr);
+      assert.ok(!r.stderr.includes("hunter2"), "a malformed --secret is not echoed");
       assert.ok(r.stderr.includes(usage), r.stderr);
       assert.match(r.stderr, /^ {2}run \[DIR\]/m);
     });
