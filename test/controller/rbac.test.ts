@@ -5,11 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import {
   EventsV1Api,
   RbacAuthorizationV1Api,
   type V1ClusterRole,
+  type V1PolicyRule,
   type V1Role,
 } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
@@ -38,19 +39,28 @@ async function manifest<T>(file: string): Promise<T> {
   return parseAllDocuments(text)[0]!.toJS() as T;
 }
 
-test("the shipped RBAC is enough for the controller", { skip: cluster.skip }, async (t) => {
-  const ns = await cluster.namespace(t);
+/**
+ * A client-certificate user bound to the shipped Role in `ns` (its rules passed through `edit`)
+ * and to the shipped nodes ClusterRole.
+ */
+async function controllerUser(
+  t: TestContext,
+  ns: string,
+  edit: (rules: V1PolicyRule[]) => V1PolicyRule[] = (rules) => rules,
+): Promise<string> {
   const user = `loom-${ns.slice(-6)}`;
   const rbac = cluster.kubeConfig().makeApiClient(RbacAuthorizationV1Api);
   const role = await manifest<V1Role>("role.yaml");
   role.metadata!.namespace = ns;
+  role.rules = edit(role.rules ?? []);
   await rbac.createNamespacedRole({ namespace: ns, body: role });
+  const subjects = [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }];
   await rbac.createNamespacedRoleBinding({
     namespace: ns,
     body: {
       metadata: { name: "loom-controller" },
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata!.name! },
-      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
+      subjects,
     },
   });
   const nodesRole = await manifest<V1ClusterRole>("cluster_role.yaml");
@@ -65,10 +75,16 @@ test("the shipped RBAC is enough for the controller", { skip: cluster.skip }, as
         kind: "ClusterRole",
         name: nodesRole.metadata!.name!,
       },
-      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
+      subjects,
     },
   });
   t.after(() => rbac.deleteClusterRoleBinding({ name: user }).catch(() => {}));
+  return user;
+}
+
+test("the shipped RBAC is enough for the controller", { skip: cluster.skip }, async (t) => {
+  const ns = await cluster.namespace(t);
+  const user = await controllerUser(t, ns);
 
   const logs = new LogCapture();
   const kubeConfig = await cluster.userKubeConfig(user);
@@ -105,39 +121,12 @@ test("a Role missing a verb: the run says why on its Events (ReconcileFailed) in
   skip: cluster.skip,
 }, async (t) => {
   const ns = await cluster.namespace(t);
-  const user = `loom-${ns.slice(-6)}`;
-  const rbac = cluster.kubeConfig().makeApiClient(RbacAuthorizationV1Api);
-  const role = await manifest<V1Role>("role.yaml");
-  role.metadata!.namespace = ns;
   // An older Role, say: ConfigMaps may be read but not created.
-  role.rules = role.rules!.map((r) =>
-    r.resources?.includes("configmaps") ? { ...r, verbs: r.verbs.filter((v) => v !== "create") } : r,
+  const user = await controllerUser(t, ns, (rules) =>
+    rules.map((r) =>
+      r.resources?.includes("configmaps") ? { ...r, verbs: r.verbs.filter((v) => v !== "create") } : r,
+    ),
   );
-  await rbac.createNamespacedRole({ namespace: ns, body: role });
-  await rbac.createNamespacedRoleBinding({
-    namespace: ns,
-    body: {
-      metadata: { name: "loom-controller" },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata!.name! },
-      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
-    },
-  });
-  const nodesRole = await manifest<V1ClusterRole>("cluster_role.yaml");
-  await rbac.createClusterRole({ body: nodesRole }).catch((err: { code?: number }) => {
-    if (err.code !== 409) throw err;
-  });
-  await rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: user },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: nodesRole.metadata!.name!,
-      },
-      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
-    },
-  });
-  t.after(() => rbac.deleteClusterRoleBinding({ name: user }).catch(() => {}));
 
   await startController(t, cluster, parkedConfig(ns), { kubeConfig: await cluster.userKubeConfig(user) });
   const run = await createRun(cluster, ns, [workflow("a.yml")]);
