@@ -11,6 +11,7 @@
 import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { TriggerKind } from "../workflow/index.ts";
+import { isSecretPair } from "./secrets.ts";
 
 const USAGE = `usage: loom <command> [options]
 
@@ -63,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
         }
       }
       // Never echo the argument: its value is a secret.
-      if (values.secret.some((pair) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(pair)))
+      if (!values.secret.every(isSecretPair))
         throw new UsageError("--secret takes KEY=VALUE, KEY made of letters, digits and _");
       const { runCommand } = await import("./run.ts");
       return runCommand({

@@ -4,6 +4,12 @@ import { parseEnv } from "node:util";
 
 const KEY = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
+/** A `--secret` argument of the form KEY=VALUE with a valid KEY (checked before anything runs). */
+export function isSecretPair(pair: string): boolean {
+  const eq = pair.indexOf("=");
+  return eq > 0 && KEY.test(pair.slice(0, eq));
+}
+
 export async function collectSecrets(
   pairs: readonly string[],
   file: string | undefined,

@@ -7,7 +7,13 @@
  */
 import { existsSync } from "node:fs";
 import { type Logger, pino } from "pino";
-import { type Config, DEFAULT_CONFIG_PATH, devDefaults, loadConfig } from "../spindle/config.ts";
+import {
+  type Config,
+  DEFAULT_CONFIG_PATH,
+  DEV_OWNER_PLACEHOLDER,
+  devDefaults,
+  loadConfig,
+} from "../spindle/config.ts";
 import { ensureSecretsKeyFile } from "../spindle/secrets/index.ts";
 import { SpindleServer } from "../spindle/server.ts";
 
@@ -28,14 +34,14 @@ export function nothingConfigured(env: Env): boolean {
   return !set("SPINDLE_SERVER_HOSTNAME") && !set("LOOM_CONFIG") && !existsSync(DEFAULT_CONFIG_PATH);
 }
 
-function banner(config: Config, url: string, devOwner: string | null): string {
+function banner(config: Config, url: string): string {
   const { hostname, did, owner, dbPath, logDir } = config.server;
   const scheme = config.server.dev ? "ws" : "wss";
   const lines = [
     "",
     `loom spindle listening on ${url}`,
     `  DID            ${did}`,
-    `  owner          ${owner}${devOwner ? "   (placeholder: set SPINDLE_SERVER_OWNER to your DID)" : ""}`,
+    `  owner          ${owner}${owner === DEV_OWNER_PLACEHOLDER ? "   (placeholder: set SPINDLE_SERVER_OWNER to your DID)" : ""}`,
     `  engine         ${config.engine}`,
     `  database       ${dbPath}`,
     `  workflow logs  ${logDir}`,
@@ -55,20 +61,17 @@ function banner(config: Config, url: string, devOwner: string | null): string {
 
 export async function serveCommand(opts: ServeOptions): Promise<number> {
   const env: Env = opts.env;
-  let devOwner: string | null = null;
   let fallbacks: Record<string, string> = {};
   if (opts.dev || nothingConfigured(opts.env)) {
     const dev = devDefaults(opts.env, opts.devDir ?? ".loom");
     if (dev.keyFile) ensureSecretsKeyFile(dev.keyFile);
     fallbacks = dev.fallbacks;
-    devOwner = dev.ownerPlaceholder;
   }
   const config = loadConfig(env, { fallbacks });
-  if (config.server.owner !== devOwner) devOwner = null;
   const logger: Logger = pino({ name: "loom", level: env.LOOM_LOG_LEVEL?.trim() || "info" });
   const server = await SpindleServer.create({ config, logger, runnerEnv: opts.runnerEnv });
   const url = await server.start();
-  process.stderr.write(banner(config, url, devOwner));
+  process.stderr.write(banner(config, url));
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -21,7 +21,8 @@ import {
 import { GROUP, SPINDLESET, VERSION } from "../api/v1alpha1/group.ts";
 import type { SpindleSet, SpindleSetStatus } from "../api/v1alpha1/spindleset.ts";
 import { managedSelector, selectorString } from "./build/labels.ts";
-import type { ListResult } from "./informer.ts";
+import { errorText, type ListResult } from "./informer.ts";
+import { ms } from "./observe.ts";
 
 const CR = { group: GROUP, version: VERSION, plural: SPINDLESET.plural };
 const MERGE = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
@@ -43,7 +44,7 @@ export function apiMessage(err: unknown): string {
     }
     return `HTTP ${err.code}`;
   }
-  return err instanceof Error ? err.message : String(err);
+  return errorText(err);
 }
 
 /** Why the cluster cannot host Loom's runs yet, said so that an operator knows what to do. */
@@ -77,12 +78,6 @@ export interface PodCreateFailure {
   since: Date;
   /** The latest failure's message, e.g. `Error creating: pods "…" is forbidden: …`. */
   message: string;
-}
-
-function time(t: Date | string | undefined | null): number | undefined {
-  if (t === undefined || t === null) return undefined;
-  const ms = new Date(t).getTime();
-  return Number.isNaN(ms) ? undefined : ms;
 }
 
 export class ClusterApi {
@@ -163,18 +158,21 @@ export class ClusterApi {
    * itself records nothing): the first time it happened and the latest message; undefined if
    * it has not happened.
    */
-  async podCreateFailure(job: { name: string; uid: string }): Promise<PodCreateFailure | undefined> {
+  async podCreateFailure(jobUid: string): Promise<PodCreateFailure | undefined> {
     const list = await this.core.listNamespacedEvent({
       namespace: this.namespace,
-      fieldSelector: `involvedObject.uid=${job.uid},reason=FailedCreate`,
+      fieldSelector: `involvedObject.uid=${jobUid},reason=FailedCreate`,
     });
     let first: number | undefined;
     let latest: { at: number; message: string } | undefined;
     for (const e of list.items) {
-      const from = time(e.firstTimestamp ?? e.eventTime ?? e.lastTimestamp);
-      const to = time(e.lastTimestamp ?? e.series?.lastObservedTime ?? e.eventTime ?? e.firstTimestamp);
-      if (from !== undefined && (first === undefined || from < first)) first = from;
-      if (to !== undefined && (latest === undefined || to >= latest.at))
+      const from = ms(e.firstTimestamp ?? e.eventTime ?? e.lastTimestamp, Number.NaN);
+      const to = ms(
+        e.lastTimestamp ?? e.series?.lastObservedTime ?? e.eventTime ?? e.firstTimestamp,
+        Number.NaN,
+      );
+      if (!Number.isNaN(from) && (first === undefined || from < first)) first = from;
+      if (!Number.isNaN(to) && (latest === undefined || to >= latest.at))
         latest = { at: to, message: e.message ?? "" };
     }
     if (first === undefined || latest === undefined) return undefined;

@@ -18,7 +18,7 @@ import { jobName as buildJobName, shortHash } from "./build/names.ts";
 import type { SpindleSetRef } from "./build/owner.ts";
 import { planWorkflow } from "./build/plan.ts";
 import { nodeLabels, type ReconcileContext } from "./context.ts";
-import { iso, jobActive, NO_POD_CHECK_MS, type Observation, observeJob } from "./observe.ts";
+import { iso, jobActive, ms, NO_POD_CHECK_MS, type Observation, observeJob } from "./observe.ts";
 
 export interface WorkflowStep {
   status: WorkflowStatus;
@@ -205,9 +205,8 @@ async function podCreateFailure(
   now: Date,
 ): Promise<PodCreateFailure | undefined> {
   if (pods.length > 0 || !jobActive(job) || !job.metadata?.uid) return undefined;
-  const created = new Date(job.metadata.creationTimestamp ?? now).getTime();
-  if (now.getTime() - created < NO_POD_CHECK_MS) return undefined;
-  return ctx.api.podCreateFailure({ name: job.metadata.name!, uid: job.metadata.uid });
+  if (now.getTime() - ms(job.metadata.creationTimestamp, now) < NO_POD_CHECK_MS) return undefined;
+  return ctx.api.podCreateFailure(job.metadata.uid);
 }
 
 function podsOf(ctx: ReconcileContext, ss: SpindleSet, wf: WorkflowSpec, job: V1Job): V1Pod[] {
