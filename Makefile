@@ -21,6 +21,7 @@ deps: node_modules/.installed
 test-deps: deps
 	@bash hack/openbao.sh
 	@bash hack/control-plane.sh
+	@$(MAKE) --no-print-directory runner-cross-deps
 
 build: deps
 	npm run build
@@ -77,3 +78,16 @@ control-plane:
 
 dev-cluster: build control-plane
 	node hack/dev-cluster.ts
+
+# --- Runner bundles (linux/amd64 + linux/arm64) and images -------------------------------------
+# Both bundles build on either machine: the other architecture's Node (npm `node-linux-*`) and
+# Debian libraries are fetched into $(LOOM_CACHE) by hack/runner-cross.sh; qemu-user-static in
+# binfmt_misc (hack/qemu-binfmt.sh) lets test/runner-chroot.test.ts run that bundle here.
+.PHONY: runner-cross-deps runner-bundles
+runner-cross-deps: deps
+	@bash hack/runner-cross.sh arm64
+	@bash hack/runner-cross.sh amd64
+	@bash hack/qemu-binfmt.sh
+
+runner-bundles: build runner-cross-deps ## Build dist/runner-bundle-{amd64,arm64}.
+	node scripts/build-runner-bundle.ts --arch all

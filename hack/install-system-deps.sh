@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Debian packages the tests need: git (clones), busybox-static (the runner's chroot test).
+# Debian packages the tests need: git (clones), busybox-static (the runner's chroot test),
+# qemu-user-static (the other architecture's runner bundle in that test; its files come from
+# hack/runner-cross.sh), binutils for the other architecture (strips that bundle's Node).
 # Installs only what is missing, so it is cheap on a warm machine.
 set -euo pipefail
 need=()
 command -v git >/dev/null || need+=(git)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+dpkg -s qemu-user-static >/dev/null 2>&1 || need+=(qemu-user-static)
+case "$(dpkg --print-architecture)" in
+  amd64) cross=binutils-aarch64-linux-gnu ;;
+  arm64) cross=binutils-x86-64-linux-gnu ;;
+  *) cross= ;;
+esac
+[ -z "$cross" ] || dpkg -s "$cross" >/dev/null 2>&1 || need+=("$cross")
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${need[*]}"

@@ -1,11 +1,17 @@
 /**
  * The runner bundle inside a root that holds nothing but Debian's busybox-static, /dev/null and
  * the bundle: no Node, no libc, no bash, no /proc. This is the "any image with /bin/sh" promise.
+ *
+ * Both bundles, linux/amd64 and linux/arm64, each in a root of its own architecture's busybox.
+ * The other architecture's root runs under qemu-user-static through binfmt_misc (make test-deps:
+ * hack/install-system-deps.sh, hack/runner-cross.sh, hack/qemu-binfmt.sh): the launcher, the
+ * loader, Node and every step's busybox are that architecture's binaries.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import {
   copyFileSync,
+  existsSync,
   linkSync,
   mkdirSync,
   mkdtempSync,
@@ -16,10 +22,16 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { buildRunnerBundle } from "../scripts/build-runner-bundle.ts";
+import {
+  ARCH_INFO,
+  ARCHES,
+  type BundleArch,
+  buildRunnerBundle,
+  hostArch,
+} from "../scripts/build-runner-bundle.ts";
 import type { RunnerEvent, RunnerSpec } from "../src/runner/protocol.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -42,11 +54,29 @@ function linkTree(src: string, dest: string): void {
   }
 }
 
-function makeRoot(bundleDir: string): string {
-  const root = mkdtempSync(join(tmpdir(), "loom-chroot-"));
+/** Debian's busybox-static for `arch`: the machine's own, or the one hack/runner-cross.sh unpacked. */
+export function busyboxFor(arch: BundleArch): string {
+  if (arch === hostArch()) return "/bin/busybox";
+  const cache = process.env.LOOM_CACHE || join(homedir(), ".cache", "loom");
+  return join(cache, `debian-${arch}`, "root", "bin", "busybox");
+}
+
+/** Why the other architecture cannot run here, or undefined when it can. */
+export function crossMissing(arch: BundleArch): string | undefined {
+  if (arch === hostArch()) return undefined;
+  const emulator = `/proc/sys/fs/binfmt_misc/qemu-${ARCH_INFO[arch].uname.replace("amd64", "x86_64")}`;
+  if (!existsSync(busyboxFor(arch)))
+    return `no ${busyboxFor(arch)}: run make test-deps (hack/runner-cross.sh ${arch})`;
+  if (!existsSync(emulator))
+    return `no ${emulator}: run make test-deps (qemu-user-static, hack/qemu-binfmt.sh)`;
+  return undefined;
+}
+
+function makeRoot(bundleDir: string, arch: BundleArch): string {
+  const root = mkdtempSync(join(tmpdir(), `loom-chroot-${arch}-`));
   mkdirSync(join(root, "bin"));
   mkdirSync(join(root, "dev"));
-  copyFileSync("/bin/busybox", join(root, "bin", "busybox"));
+  copyFileSync(busyboxFor(arch), join(root, "bin", "busybox"));
   linkTree(bundleDir, join(root, "opt", "somewhere", "loom"));
   return root;
 }
@@ -85,6 +115,8 @@ function chroot(
   });
 }
 
+const EMPTY: RunnerSpec = { version: 1, workspace: "/w", timeoutSeconds: 0, heartbeatSeconds: 0, steps: [] };
+
 function ofType<T extends RunnerEvent["type"]>(events: RunnerEvent[], type: T) {
   return events.filter((e): e is Extract<RunnerEvent, { type: T }> => e.type === type);
 }
@@ -111,142 +143,166 @@ async function assertGone(pid: number): Promise<void> {
   assert.ok(gone(), `background process ${pid} still alive`);
 }
 
-describe("runner bundle in a busybox-only chroot", { skip }, () => {
-  let root = "";
-  const launcher = "/opt/somewhere/loom/loom-runner";
-  // NODE_OPTIONS would break the runner's own Node if the launcher passed it on.
-  const env = {
-    PATH: "/bin",
-    LOOM_SECRET_TOKEN: "chroot-secret-42",
-    IMAGE_VAR: "from-image",
-    NODE_OPTIONS: "--require /image-only.js",
-  };
+for (const arch of ARCHES) describeChroot(arch);
 
-  before(async () => {
-    const bundle = await buildRunnerBundle();
-    root = makeRoot(bundle.dir);
-    // mknod through busybox inside the root: nothing else is needed to make /dev/null.
-    const mk = await chroot(root, ["/bin/busybox", "mknod", "-m", "666", "/dev/null", "c", "1", "3"], {});
-    assert.equal(mk.code, 0, mk.stderr);
-    const install = await chroot(root, ["/bin/busybox", "--install", "-s", "/bin"], {});
-    assert.equal(install.code, 0, install.stderr);
-    assert.deepEqual(readdirSync(root).sort(), ["bin", "dev", "opt"]);
-  });
-  after(() => {
-    if (root !== "") rmSync(root, { recursive: true, force: true });
-  });
-
-  it("runs a real workflow: env, streams, masking, a failing step", async () => {
-    const spec: RunnerSpec = {
-      version: 1,
-      workspace: "/tangled/workspace",
-      timeoutSeconds: 30,
-      heartbeatSeconds: 0,
-      steps: [
-        {
-          id: 0,
-          name: "build",
-          kind: "user",
-          command:
-            'echo "pwd=$(pwd) image=$IMAGE_VAR mode=$MODE node=$NODE_OPTIONS"; echo to-stderr >&2; ' +
-            // Spec §5.3: the value, base64 with and without padding, also split across writes.
-            'echo "token=$TOKEN"; printf %s "$TOKEN" | base64; printf %s "$TOKEN" | base64 | tr -d =; ' +
-            "printf 'split: chroot-sec'; sleep 0.1; printf 'ret-42\\n'; echo \"$TOKEN\" >&2; " +
-            'echo "$TOKEN" | wc -c; ' +
-            'env | grep -c "^LOOM_" || true',
-          env: [
-            { name: "MODE", value: "debug" },
-            { name: "MODE", value: "release" },
-            { name: "TOKEN", secret: "TOKEN" },
-          ],
-        },
-        { id: 1, name: "fails", kind: "user", command: "echo failing; exit 4", env: [] },
-        { id: 2, name: "never", kind: "user", command: "echo never", env: [] },
-      ],
+function describeChroot(arch: BundleArch): void {
+  describe(`runner bundle linux/${arch} in a busybox-only linux/${arch} chroot`, { skip }, () => {
+    let root = "";
+    const launcher = "/opt/somewhere/loom/loom-runner";
+    // NODE_OPTIONS would break the runner's own Node if the launcher passed it on.
+    const env = {
+      PATH: "/bin",
+      LOOM_SECRET_TOKEN: "chroot-secret-42",
+      IMAGE_VAR: "from-image",
+      NODE_OPTIONS: "--require /image-only.js",
     };
-    writeFileSync(join(root, "spec.json"), JSON.stringify(spec));
-    const t0 = performance.now();
-    const run = await chroot(root, [launcher, "/spec.json"], env);
-    const ms = performance.now() - t0;
-    assert.equal(run.code, 4, run.stderr);
-    const hello = ofType(run.events, "hello")[0];
-    assert.equal(run.events[0]?.type, "hello");
-    assert.equal(hello?.shell, "/bin/sh", "no bash in the root: /bin/sh is used");
-    assert.equal(
-      text(run.events, 0, "stdout"),
-      "pwd=/tangled/workspace image=from-image mode=release node=--require /image-only.js\ntoken=***\n***\n***\nsplit: ***\n17\n0\n",
-    );
-    assert.equal(text(run.events, 0, "stderr"), "to-stderr\n***\n");
-    assert.equal(text(run.events, 1, "stdout"), "failing\n");
-    assert.deepEqual(
-      ofType(run.events, "step_end").map((e) => [e.step, e.exitCode]),
-      [
-        [0, 0],
-        [1, 4],
-      ],
-    );
-    assert.deepEqual(ofType(run.events, "result")[0] && { ...ofType(run.events, "result")[0], time: "" }, {
-      type: "result",
-      time: "",
-      status: "failed",
-      exitCode: 4,
-      failedStep: 1,
+
+    before(async () => {
+      // Not a skip: CI must prove the other architecture too, so a missing emulator is a failure.
+      const missing = crossMissing(arch);
+      if (missing) throw new Error(`linux/${arch} cannot run on this ${hostArch()} machine: ${missing}`);
+      const bundle = await buildRunnerBundle({ arch });
+      root = makeRoot(bundle.dir, arch);
+      // mknod through busybox inside the root: nothing else is needed to make /dev/null.
+      const mk = await chroot(root, ["/bin/busybox", "mknod", "-m", "666", "/dev/null", "c", "1", "3"], {});
+      assert.equal(mk.code, 0, mk.stderr);
+      const install = await chroot(root, ["/bin/busybox", "--install", "-s", "/bin"], {});
+      assert.equal(install.code, 0, install.stderr);
+      assert.deepEqual(readdirSync(root).sort(), ["bin", "dev", "opt"]);
     });
-    assert.ok(!JSON.stringify(run.events).includes("chroot-secret-42"));
-    console.log(`# bundle run in busybox chroot: ${ms.toFixed(0)} ms for 3 steps, including Node start-up`);
-  });
-
-  it("starts through a symlink on PATH (the launcher finds its real directory)", async () => {
-    const spec: RunnerSpec = {
-      version: 1,
-      workspace: "/w",
-      timeoutSeconds: 0,
-      heartbeatSeconds: 0,
-      steps: [],
-    };
-    writeFileSync(join(root, "empty.json"), JSON.stringify(spec));
-    symlinkSync("../opt/somewhere/loom/loom-runner", join(root, "bin", "loom-runner"));
-    const run = await chroot(root, ["loom-runner", "/empty.json"], env);
-    assert.equal(run.code, 0, run.stderr);
-    assert.equal(ofType(run.events, "result")[0]?.status, "success");
-  });
-
-  it("times out without /proc: the step's group is killed, result timeout", async () => {
-    const spec: RunnerSpec = {
-      version: 1,
-      workspace: "/w",
-      timeoutSeconds: 0.5,
-      heartbeatSeconds: 0,
-      steps: [{ id: 0, name: "slow", kind: "user", command: "sleep 60 & echo $!; wait", env: [] }],
-    };
-    writeFileSync(join(root, "timeout.json"), JSON.stringify(spec));
-    const run = await chroot(root, [launcher, "/timeout.json"], env);
-    assert.equal(run.code, 124, run.stderr);
-    assert.equal(ofType(run.events, "result")[0]?.status, "timeout");
-    assert.equal(ofType(run.events, "step_end")[0]?.timedOut, true);
-    await assertGone(Number(text(run.events, 0, "stdout").trim()));
-  });
-
-  it("is cancelled by SIGTERM without /proc: the step's group dies, result cancelled", async () => {
-    const spec: RunnerSpec = {
-      version: 1,
-      workspace: "/w",
-      timeoutSeconds: 0,
-      heartbeatSeconds: 0,
-      steps: [{ id: 0, name: "hang", kind: "user", command: "sleep 60 & echo $!; wait", env: [] }],
-    };
-    writeFileSync(join(root, "cancel.json"), JSON.stringify(spec));
-    let signalled = false;
-    // Once the step has printed its child's pid, cancel as Kubernetes would.
-    const run = await chroot(root, [launcher, "/cancel.json"], env, (pid, soFar) => {
-      if (!signalled && soFar.includes('"type":"output"')) {
-        signalled = true;
-        process.kill(pid, "SIGTERM");
-      }
+    after(() => {
+      if (root !== "") rmSync(root, { recursive: true, force: true });
     });
-    assert.equal(run.code, 143, run.stderr);
-    assert.equal(ofType(run.events, "result")[0]?.status, "cancelled");
-    assert.equal(ofType(run.events, "step_end")[0]?.cancelled, true);
-    await assertGone(Number(text(run.events, 0, "stdout").trim()));
+
+    it("runs a real workflow: env, streams, masking, a failing step", async () => {
+      const spec: RunnerSpec = {
+        version: 1,
+        workspace: "/tangled/workspace",
+        timeoutSeconds: 30,
+        heartbeatSeconds: 0,
+        steps: [
+          {
+            id: 0,
+            name: "build",
+            kind: "user",
+            command:
+              'echo "pwd=$(pwd) image=$IMAGE_VAR mode=$MODE node=$NODE_OPTIONS"; echo to-stderr >&2; ' +
+              "uname -m; " +
+              // Spec §5.3: the value, base64 with and without padding, also split across writes.
+              'echo "token=$TOKEN"; printf %s "$TOKEN" | base64; printf %s "$TOKEN" | base64 | tr -d =; ' +
+              "printf 'split: chroot-sec'; sleep 0.1; printf 'ret-42\\n'; echo \"$TOKEN\" >&2; " +
+              'echo "$TOKEN" | wc -c; ' +
+              'env | grep -c "^LOOM_" || true',
+            env: [
+              { name: "MODE", value: "debug" },
+              { name: "MODE", value: "release" },
+              { name: "TOKEN", secret: "TOKEN" },
+            ],
+          },
+          { id: 1, name: "fails", kind: "user", command: "echo failing; exit 4", env: [] },
+          { id: 2, name: "never", kind: "user", command: "echo never", env: [] },
+        ],
+      };
+      writeFileSync(join(root, "spec.json"), JSON.stringify(spec));
+      const t0 = performance.now();
+      const run = await chroot(root, [launcher, "/spec.json"], env);
+      const ms = performance.now() - t0;
+      assert.equal(run.code, 4, run.stderr);
+      const hello = ofType(run.events, "hello")[0];
+      assert.equal(run.events[0]?.type, "hello");
+      assert.equal(hello?.shell, "/bin/sh", "no bash in the root: /bin/sh is used");
+      assert.equal(
+        text(run.events, 0, "stdout"),
+        `pwd=/tangled/workspace image=from-image mode=release node=--require /image-only.js\n${ARCH_INFO[arch].uname}\ntoken=***\n***\n***\nsplit: ***\n17\n0\n`,
+      );
+      assert.equal(text(run.events, 0, "stderr"), "to-stderr\n***\n");
+      assert.equal(text(run.events, 1, "stdout"), "failing\n");
+      assert.deepEqual(
+        ofType(run.events, "step_end").map((e) => [e.step, e.exitCode]),
+        [
+          [0, 0],
+          [1, 4],
+        ],
+      );
+      assert.deepEqual(ofType(run.events, "result")[0] && { ...ofType(run.events, "result")[0], time: "" }, {
+        type: "result",
+        time: "",
+        status: "failed",
+        exitCode: 4,
+        failedStep: 1,
+      });
+      assert.ok(!JSON.stringify(run.events).includes("chroot-secret-42"));
+      console.log(
+        `# linux/${arch} bundle run in busybox chroot: ${ms.toFixed(0)} ms for 3 steps, with Node start-up`,
+      );
+    });
+
+    it("starts through a symlink on PATH (the launcher finds its real directory)", async () => {
+      const spec: RunnerSpec = {
+        version: 1,
+        workspace: "/w",
+        timeoutSeconds: 0,
+        heartbeatSeconds: 0,
+        steps: [],
+      };
+      writeFileSync(join(root, "empty.json"), JSON.stringify(spec));
+      symlinkSync("../opt/somewhere/loom/loom-runner", join(root, "bin", "loom-runner"));
+      const run = await chroot(root, ["loom-runner", "/empty.json"], env);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(ofType(run.events, "result")[0]?.status, "success");
+    });
+
+    it("refuses to start a bundle of the other architecture, in words the controller recognises", async () => {
+      const other = ARCHES.find((a) => a !== arch)!;
+      const bundle = await buildRunnerBundle({ arch: other });
+      linkTree(bundle.dir, join(root, "opt", "other"));
+      writeFileSync(join(root, "none.json"), JSON.stringify({ ...EMPTY, workspace: "/w" }));
+      const run = await chroot(root, ["/opt/other/loom-runner", "/none.json"], env);
+      assert.equal(run.code, 125);
+      assert.deepEqual(run.events, [], "the runner never started");
+      assert.equal(
+        run.stderr,
+        `loom-runner: cannot start: this runner bundle is for linux/${other}, the machine is ${ARCH_INFO[arch].uname}\n`,
+      );
+    });
+
+    it("times out without /proc: the step's group is killed, result timeout", async () => {
+      const spec: RunnerSpec = {
+        version: 1,
+        workspace: "/w",
+        timeoutSeconds: 0.5,
+        heartbeatSeconds: 0,
+        steps: [{ id: 0, name: "slow", kind: "user", command: "sleep 60 & echo $!; wait", env: [] }],
+      };
+      writeFileSync(join(root, "timeout.json"), JSON.stringify(spec));
+      const run = await chroot(root, [launcher, "/timeout.json"], env);
+      assert.equal(run.code, 124, run.stderr);
+      assert.equal(ofType(run.events, "result")[0]?.status, "timeout");
+      assert.equal(ofType(run.events, "step_end")[0]?.timedOut, true);
+      await assertGone(Number(text(run.events, 0, "stdout").trim()));
+    });
+
+    it("is cancelled by SIGTERM without /proc: the step's group dies, result cancelled", async () => {
+      const spec: RunnerSpec = {
+        version: 1,
+        workspace: "/w",
+        timeoutSeconds: 0,
+        heartbeatSeconds: 0,
+        steps: [{ id: 0, name: "hang", kind: "user", command: "sleep 60 & echo $!; wait", env: [] }],
+      };
+      writeFileSync(join(root, "cancel.json"), JSON.stringify(spec));
+      let signalled = false;
+      // Once the step has printed its child's pid, cancel as Kubernetes would.
+      const run = await chroot(root, [launcher, "/cancel.json"], env, (pid, soFar) => {
+        if (!signalled && soFar.includes('"type":"output"')) {
+          signalled = true;
+          process.kill(pid, "SIGTERM");
+        }
+      });
+      assert.equal(run.code, 143, run.stderr);
+      assert.equal(ofType(run.events, "result")[0]?.status, "cancelled");
+      assert.equal(ofType(run.events, "step_end")[0]?.cancelled, true);
+      await assertGone(Number(text(run.events, 0, "stdout").trim()));
+    });
   });
-});
+}
