@@ -44,6 +44,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
+import { RUNNER_CANNOT_START } from "../src/controller/build/runner-image.ts";
 import { elfInfo } from "./elf.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -108,12 +109,12 @@ machine=$(uname -m 2>/dev/null) || machine=
 case "$machine" in
   "" | ${uname}${arch === "arm64" ? " | arm64" : ""}) ;;
   *)
-    echo "loom-runner: cannot start: this runner bundle is for linux/${arch}, the machine is $machine" >&2
+    echo "${RUNNER_CANNOT_START} this runner bundle is for linux/${arch}, the machine is $machine" >&2
     exit 125
     ;;
 esac
 if ! "$dir/lib/${loader}" --version >/dev/null 2>&1; then
-  echo "loom-runner: cannot start: $dir/lib/${loader} does not run here (linux/${arch} bundle, machine \${machine:-unknown})" >&2
+  echo "${RUNNER_CANNOT_START} $dir/lib/${loader} does not run here (linux/${arch} bundle, machine \${machine:-unknown})" >&2
   exit 125
 fi
 # An image's NODE_OPTIONS is meant for its own Node, not ours: park it; steps get it back.

@@ -8,125 +8,14 @@
  * loader, Node and every step's busybox are that architecture's binaries.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import {
-  copyFileSync,
-  existsSync,
-  linkSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import {
-  ARCH_INFO,
-  ARCHES,
-  type BundleArch,
-  buildRunnerBundle,
-  hostArch,
-} from "../scripts/build-runner-bundle.ts";
-import type { RunnerEvent, RunnerSpec } from "../src/runner/protocol.ts";
-
-const isRoot = process.getuid?.() === 0;
-const skip = isRoot ? false : "chroot and mknod need root (run the suite as root, e.g. in CI's container)";
-
-/** Hard-link a tree (the bundle holds a 100 MB Node binary); copy across file systems. */
-function linkTree(src: string, dest: string): void {
-  mkdirSync(dest, { recursive: true });
-  for (const name of readdirSync(src)) {
-    const from = join(src, name);
-    const to = join(dest, name);
-    if (statSync(from).isDirectory()) linkTree(from, to);
-    else {
-      try {
-        linkSync(from, to);
-      } catch {
-        copyFileSync(from, to);
-      }
-    }
-  }
-}
-
-/** Debian's busybox-static for `arch`: the machine's own, or the one hack/runner-cross.sh unpacked. */
-export function busyboxFor(arch: BundleArch): string {
-  if (arch === hostArch()) return "/bin/busybox";
-  const cache = process.env.LOOM_CACHE || join(homedir(), ".cache", "loom");
-  return join(cache, `debian-${arch}`, "root", "bin", "busybox");
-}
-
-/** Why the other architecture cannot run here, or undefined when it can. */
-export function crossMissing(arch: BundleArch): string | undefined {
-  if (arch === hostArch()) return undefined;
-  const emulator = `/proc/sys/fs/binfmt_misc/qemu-${ARCH_INFO[arch].uname.replace("amd64", "x86_64")}`;
-  if (!existsSync(busyboxFor(arch)))
-    return `no ${busyboxFor(arch)}: run make test-deps (hack/runner-cross.sh ${arch})`;
-  if (!existsSync(emulator))
-    return `no ${emulator}: run make test-deps (qemu-user-static, hack/qemu-binfmt.sh)`;
-  return undefined;
-}
-
-function makeRoot(bundleDir: string, arch: BundleArch): string {
-  const root = mkdtempSync(join(tmpdir(), `loom-chroot-${arch}-`));
-  mkdirSync(join(root, "bin"));
-  mkdirSync(join(root, "dev"));
-  copyFileSync(busyboxFor(arch), join(root, "bin", "busybox"));
-  linkTree(bundleDir, join(root, "opt", "somewhere", "loom"));
-  return root;
-}
-
-interface Run {
-  code: number | null;
-  events: RunnerEvent[];
-  stderr: string;
-}
-
-function chroot(
-  root: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  onOutput?: (pid: number, soFar: string) => void,
-): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("/usr/sbin/chroot", [root, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      out += d;
-      if (child.pid !== undefined) onOutput?.(child.pid, out);
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      err += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const events = out
-        .split("\n")
-        .filter((l) => l !== "")
-        .map((l) => JSON.parse(l) as RunnerEvent);
-      resolve({ code, events, stderr: err });
-    });
-  });
-}
+import { ARCH_INFO, ARCHES, type BundleArch, buildRunnerBundle } from "../scripts/build-runner-bundle.ts";
+import type { RunnerSpec } from "../src/runner/protocol.ts";
+import { busyboxRoot, chroot, linkTree, ofType, ROOT_SKIP, text } from "./runner/chroot.ts";
 
 const EMPTY: RunnerSpec = { version: 1, workspace: "/w", timeoutSeconds: 0, heartbeatSeconds: 0, steps: [] };
-
-function ofType<T extends RunnerEvent["type"]>(events: RunnerEvent[], type: T) {
-  return events.filter((e): e is Extract<RunnerEvent, { type: T }> => e.type === type);
-}
-
-function text(events: RunnerEvent[], step: number, stream: "stdout" | "stderr"): string {
-  return ofType(events, "output")
-    .filter((e) => e.step === step && e.stream === stream)
-    .map((e) => e.data)
-    .join("");
-}
 
 /** The chroot shares the host's pid namespace, so the host's /proc shows if a process survived. */
 async function assertGone(pid: number): Promise<void> {
@@ -146,7 +35,7 @@ async function assertGone(pid: number): Promise<void> {
 for (const arch of ARCHES) describeChroot(arch);
 
 function describeChroot(arch: BundleArch): void {
-  describe(`runner bundle linux/${arch} in a busybox-only linux/${arch} chroot`, { skip }, () => {
+  describe(`runner bundle linux/${arch} in a busybox-only linux/${arch} chroot`, { skip: ROOT_SKIP }, () => {
     let root = "";
     const launcher = "/opt/somewhere/loom/loom-runner";
     // NODE_OPTIONS would break the runner's own Node if the launcher passed it on.
@@ -158,16 +47,10 @@ function describeChroot(arch: BundleArch): void {
     };
 
     before(async () => {
-      // Not a skip: CI must prove the other architecture too, so a missing emulator is a failure.
-      const missing = crossMissing(arch);
-      if (missing) throw new Error(`linux/${arch} cannot run on this ${hostArch()} machine: ${missing}`);
+      // busyboxRoot fails (not skips) when the other architecture cannot run: CI must prove it.
       const bundle = await buildRunnerBundle({ arch });
-      root = makeRoot(bundle.dir, arch);
-      // mknod through busybox inside the root: nothing else is needed to make /dev/null.
-      const mk = await chroot(root, ["/bin/busybox", "mknod", "-m", "666", "/dev/null", "c", "1", "3"], {});
-      assert.equal(mk.code, 0, mk.stderr);
-      const install = await chroot(root, ["/bin/busybox", "--install", "-s", "/bin"], {});
-      assert.equal(install.code, 0, install.stderr);
+      root = await busyboxRoot(arch);
+      linkTree(bundle.dir, join(root, "opt", "somewhere", "loom"));
       assert.deepEqual(readdirSync(root).sort(), ["bin", "dev", "opt"]);
     });
     after(() => {

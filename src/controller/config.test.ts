@@ -16,6 +16,16 @@ function issuesOf(section: unknown): readonly string[] {
 }
 
 describe("parseControllerConfig", () => {
+  it("refuses a runner image for an architecture Kubernetes does not name", () => {
+    assert.throws(
+      () =>
+        parseControllerConfig({
+          images: { runner: "r/x:1", runnerByArchitecture: { aarch64: "r/x:1-arm64" } },
+        }),
+      /images\.runnerByArchitecture: Unrecognized key: "aarch64"/,
+    );
+  });
+
   it("fills every default around the one required field", () => {
     assert.deepEqual(parseControllerConfig({ images: { runner: "ghcr.io/example/loom-runner:1" } }), {
       namespace: "loom",
@@ -25,6 +35,7 @@ describe("parseControllerConfig", () => {
       template: { resourceProfiles: [], tolerations: [] },
       images: {
         runner: "ghcr.io/example/loom-runner:1",
+        runnerByArchitecture: {},
         runnerBundlePath: "/loom-runner",
         git: "docker.io/alpine/git:v2.45.1",
         setup: "docker.io/library/busybox:1.37",

@@ -108,8 +108,10 @@ export const ControllerConfigSchema = z
       })
       .prefault({}),
     images: z.strictObject({
-      /** The runner bundle image; install-runner copies `runnerBundlePath` out of it. */
+      /** The runner bundle image (multi-arch); install-runner copies `runnerBundlePath` out of it. */
       runner: z.string().min(1, "required: the runner bundle image"),
+      /** An image per architecture instead of `runner`'s multi-arch tag (build/runner-image.ts). */
+      runnerByArchitecture: z.partialRecord(z.enum(ARCHITECTURES), z.string().min(1)).default({}),
       runnerBundlePath: z.string().startsWith("/").default("/loom-runner"),
       /** clone-repo: needs `sh` and `git`. */
       git: z.string().min(1).default("docker.io/alpine/git:v2.45.1"),

@@ -126,6 +126,39 @@ describe("observeJob", () => {
     assert.deepEqual([gone.phase, gone.reason], ["failed", "RunnerFailed"]);
   });
 
+  it("a runner that could not start is RunnerFailed, not the user's StepFailed", () => {
+    const failed = job({ conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded" }] });
+    // FallbackToLogsOnError: the launcher's one line is the tail of the container's log.
+    const line = "loom-runner: cannot start: this runner bundle is for linux/amd64, the machine is aarch64";
+    const wrongArch = observe(failed, [
+      pod({ phase: "Failed", containerStatuses: [terminated("runner", 125, "Error", `${line}\n`)] }),
+    ]);
+    assert.deepEqual(
+      [wrongArch.phase, wrongArch.reason, wrongArch.exitCode],
+      ["failed", "RunnerFailed", 125],
+    );
+    assert.equal(wrongArch.message, `the runner could not start: ${line}`);
+    const noLauncher = observe(failed, [
+      pod({
+        phase: "Failed",
+        containerStatuses: [
+          terminated("runner", 128, "StartError", 'exec: "/loom/runner/loom-runner": permission denied'),
+        ],
+      }),
+    ]);
+    assert.equal(noLauncher.reason, "RunnerFailed");
+    assert.match(noLauncher.message ?? "", /StartError: exec: .*permission denied/);
+    // A step that prints the same words is still the step's failure only if it is not the
+    // launcher's line: the runner's own output is JSON lines, never a bare line.
+    const step = observe(failed, [
+      pod({
+        phase: "Failed",
+        containerStatuses: [terminated("runner", 126, "Error", '{"type":"result"}\n')],
+      }),
+    ]);
+    assert.equal(step.reason, "StepFailed");
+  });
+
   it("a failed clone-repo is CloneFailed with git's message; another init container is InitContainerFailed", () => {
     const clone = observe(job(), [
       pod({

@@ -5,6 +5,7 @@ import { BuildError } from "./errors.ts";
 import { buildJob, type JobInput } from "./job.ts";
 import { shortHash } from "./names.ts";
 import { selectProfile } from "./profile.ts";
+import { installRunnerCommand } from "./runner-image.ts";
 import { cloneScript, setupScript } from "./scripts.ts";
 import { config, OWNER, spec } from "./testdata/fixtures.ts";
 
@@ -128,7 +129,7 @@ function expectedJob(): V1Job {
               name: "install-runner",
               image: "ghcr.io/example/loom-runner:0.1.0",
               imagePullPolicy: "IfNotPresent",
-              command: ["cp", "-R", "/loom-runner/.", "/loom/runner/"],
+              command: installRunnerCommand("/loom-runner", "amd64", "/loom/runner"),
               volumeMounts: [{ name: "runner", mountPath: "/loom/runner" }],
               ...INIT_DEFAULTS,
             },
@@ -232,6 +233,12 @@ describe("buildJob", () => {
     const pod = expected.spec!.template.spec!;
     pod.securityContext!.seccompProfile = { type: "Unconfined" };
     pod.nodeSelector = { "kubernetes.io/arch": "arm64" };
+    // The arm64 bundle: install-runner checks the image's bundle is arm64 before copying it.
+    pod.initContainers!.find((c) => c.name === "install-runner")!.command = installRunnerCommand(
+      "/loom-runner",
+      "arm64",
+      "/loom/runner",
+    );
     const runner = pod.containers[0]!;
     runner.image = "quay.io/buildah/stable:latest";
     runner.securityContext!.allowPrivilegeEscalation = true;
@@ -240,6 +247,31 @@ describe("buildJob", () => {
       { name: "setup", mountPath: "/etc/subgid", subPath: "subgid", readOnly: true },
     );
     assert.deepEqual(job, expected);
+  });
+
+  it("takes the runner image per architecture: runnerByArchitecture, else the multi-arch tag", () => {
+    const cfg = config({
+      images: {
+        runner: "ghcr.io/example/loom-runner:0.1.0",
+        runnerByArchitecture: { arm64: "r.test/runner:arm64" },
+      },
+    });
+    const arm = spec((x) => {
+      x.workflows[0]!.architecture = "arm64";
+    }).workflows[0]!;
+    const choice = selectProfile(cfg.template.resourceProfiles, "arm64", undefined);
+    assert.ok(choice.ok);
+    const armJob = buildJob(input({ workflow: arm, profile: choice }, cfg));
+    assert.equal(container(armJob, "install-runner").image, "r.test/runner:arm64");
+    assert.deepEqual(container(armJob, "install-runner").command!.slice(3), [
+      "install-runner",
+      "/loom-runner",
+      "arm64",
+      "/loom/runner",
+    ]);
+    const amdJob = buildJob(input({}, cfg));
+    assert.equal(container(amdJob, "install-runner").image, "ghcr.io/example/loom-runner:0.1.0");
+    assert.equal(container(amdJob, "install-runner").command![5], "amd64");
   });
 
   it("keeps seccomp RuntimeDefault in buildah mode unless asked", () => {

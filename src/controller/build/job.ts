@@ -6,7 +6,8 @@
  *   init  clone-repo      (images.git)    fetches clone.url@sha into /tangled/workspace; its log
  *                                         goes to /loom/setup/clone.log; no secrets in its env
  *                                         (absent when clone.skip)
- *   init  install-runner  (images.runner) copies the runner bundle into /loom/runner
+ *   init  install-runner  (images.runner) copies the runner bundle of the workflow's architecture
+ *                                         into /loom/runner (runner-image.ts)
  *   main  runner          (workflow image) /loom/runner/loom-runner /loom/spec/spec.json
  *
  * Everything runs as UID/GID 1000 (fsGroup 1000) with no service account token; only the main
@@ -35,6 +36,7 @@ import { BuildError } from "./errors.ts";
 import { workflowAnnotations, workflowLabels } from "./labels.ts";
 import { jobName, runnerSpecConfigMapName } from "./names.ts";
 import { ownerReference, type SpindleSetRef } from "./owner.ts";
+import { installRunnerCommand, runnerImage } from "./runner-image.ts";
 import { effectiveTimeoutSeconds, POD_PATHS, SPEC_KEY } from "./runner-spec.ts";
 import { cloneScript, RUNNER_UID, setupScript } from "./scripts.ts";
 import { secretEnvName } from "./secret.ts";
@@ -81,9 +83,9 @@ export function buildJob(input: JobInput): V1Job {
   if (!workflow.clone.skip) initContainers.push(cloneContainer(workflow, config, resources));
   initContainers.push({
     name: CONTAINERS.installRunner,
-    image: config.images.runner,
+    image: runnerImage(config.images, workflow.architecture),
     imagePullPolicy: config.images.pullPolicy,
-    command: ["cp", "-R", `${config.images.runnerBundlePath}/.`, `${POD_PATHS.runner}/`],
+    command: installRunnerCommand(config.images.runnerBundlePath, workflow.architecture, POD_PATHS.runner),
     volumeMounts: [mount(VOLUMES.runner, POD_PATHS.runner)],
     ...containerDefaults(resources),
   });
