@@ -14,29 +14,29 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-deps: node_modules/.installed
+deps: node_modules/.installed ## Install npm and Debian dependencies.
 	@bash hack/install-system-deps.sh
 
 # Test-only servers, built or fetched into $(LOOM_CACHE) (never into the repository).
-test-deps: deps
+test-deps: deps ## Build or fetch the test-only servers and cross-architecture parts into ~/.cache/loom.
 	@bash hack/openbao.sh
 	@bash hack/control-plane.sh
 	@$(MAKE) --no-print-directory runner-cross-deps
 
-build: deps
+build: deps ## Compile TypeScript into dist/ and build this machine's runner bundle.
 	npm run build
 
 # The spindle with the local engine and SQLite under ./.loom/; dev defaults need no configuration.
-run: build
+run: build ## Run the spindle locally (local engine, state in ./.loom).
 	node dist/cli/main.js serve --dev
 
-test: test-deps build
+test: test-deps build ## Run every test (the real control plane included).
 	npm test
 
 test-unit: node_modules/.installed
 	npm run test:unit
 
-lint: node_modules/.installed
+lint: node_modules/.installed ## biome, tsc --noEmit and the CRD drift check.
 	npm run lint
 
 format: node_modules/.installed
@@ -48,7 +48,7 @@ bench: build
 # Kubebuilder-style targets. The CRD is generated from the TypeScript schema (src/api) and committed;
 # `make lint` fails when the committed file drifts from the schema.
 .PHONY: manifests install uninstall deploy undeploy
-manifests: node_modules/.installed
+manifests: node_modules/.installed ## Regenerate the CRD from the TypeScript schema.
 	npm run manifests
 
 install: manifests
@@ -91,3 +91,33 @@ runner-cross-deps: deps
 
 runner-bundles: build runner-cross-deps ## Build dist/runner-bundle-{amd64,arm64}.
 	node scripts/build-runner-bundle.ts --arch all
+
+# Images (Dockerfile): the server (IMG) and the runner (RUNNER_IMG), each for PLATFORMS under one
+# tag with docker-buildx. No container engine runs in CI here: test/image/ lays out the same files
+# with scripts/image-layout.ts and starts Loom from them.
+CONTAINER_TOOL ?= docker
+PLATFORMS ?= linux/amd64,linux/arm64
+RUNNER_IMG ?= ghcr.io/example/loom-runner:0.1.0
+LOOM_IMG = $(or $(IMG),ghcr.io/example/loom:0.1.0)
+.PHONY: docker-build docker-push docker-buildx build-installer help
+
+docker-build: ## Build the server (IMG) and runner (RUNNER_IMG) images for this machine's platform.
+	$(CONTAINER_TOOL) build -t $(LOOM_IMG) .
+	$(CONTAINER_TOOL) build --target runner -t $(RUNNER_IMG) .
+
+docker-push: ## Push IMG and RUNNER_IMG (built by docker-build).
+	$(CONTAINER_TOOL) push $(LOOM_IMG)
+	$(CONTAINER_TOOL) push $(RUNNER_IMG)
+
+docker-buildx: ## Build and push IMG and RUNNER_IMG for PLATFORMS (linux/amd64,linux/arm64), one tag each.
+	- $(CONTAINER_TOOL) buildx create --name loom-builder
+	$(CONTAINER_TOOL) buildx use loom-builder
+	$(CONTAINER_TOOL) buildx build --push --platform=$(PLATFORMS) --tag $(LOOM_IMG) .
+	$(CONTAINER_TOOL) buildx build --push --platform=$(PLATFORMS) --target runner --tag $(RUNNER_IMG) .
+	- $(CONTAINER_TOOL) buildx rm loom-builder
+
+build-installer: manifests ## Write dist/install.yaml: config/default with IMG and RUNNER_IMG set.
+	node scripts/build-installer.ts --image $(LOOM_IMG) --runner-image $(RUNNER_IMG)
+
+help: ## Show this list (targets with a description).
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage:\n  make \033[36m<target>\033[0m [IMG=...] [RUNNER_IMG=...]\n\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
