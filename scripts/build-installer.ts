@@ -59,7 +59,8 @@ export function renderInstaller(kustomized: string, images: InstallerImages): st
   if (!deployment) throw new Error(`no Deployment with a container named ${INSTALLER_TARGETS.container}`);
   if (!config)
     throw new Error(`no ConfigMap ${INSTALLER_TARGETS.configMap} with ${INSTALLER_TARGETS.configKey}`);
-  return docs.map((d) => String(d)).join("---\n");
+  // A document read after a `---` prints one itself: drop it, the join puts exactly one.
+  return docs.map((d) => String(d).replace(/^---\n/, "")).join("---\n");
 }
 
 /** kubectl from PATH, else the one `make test-deps` built. */
