@@ -44,7 +44,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
-import { RUNNER_CANNOT_START } from "../src/controller/build/runner-image.ts";
+import { RUNNER_CANNOT_START, RUNNER_CANNOT_START_EXIT } from "../src/controller/build/runner-image.ts";
 import { elfInfo } from "./elf.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -110,12 +110,12 @@ case "$machine" in
   "" | ${uname}${arch === "arm64" ? " | arm64" : ""}) ;;
   *)
     echo "${RUNNER_CANNOT_START} this runner bundle is for linux/${arch}, the machine is $machine" >&2
-    exit 125
+    exit ${RUNNER_CANNOT_START_EXIT}
     ;;
 esac
 if ! "$dir/lib/${loader}" --version >/dev/null 2>&1; then
   echo "${RUNNER_CANNOT_START} $dir/lib/${loader} does not run here (linux/${arch} bundle, machine \${machine:-unknown})" >&2
-  exit 125
+  exit ${RUNNER_CANNOT_START_EXIT}
 fi
 # An image's NODE_OPTIONS is meant for its own Node, not ours: park it; steps get it back.
 if [ -n "\${NODE_OPTIONS+x}" ]; then

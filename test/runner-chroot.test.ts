@@ -11,7 +11,13 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ARCH_INFO, ARCHES, type BundleArch, buildRunnerBundle } from "../scripts/build-runner-bundle.ts";
+import {
+  ARCH_INFO,
+  ARCHES,
+  type BundleArch,
+  buildRunnerBundle,
+  hostArch,
+} from "../scripts/build-runner-bundle.ts";
 import type { RunnerSpec } from "../src/runner/protocol.ts";
 import { busyboxRoot, chroot, linkTree, ofType, ROOT_SKIP, text } from "./runner/chroot.ts";
 
@@ -153,7 +159,9 @@ function describeChroot(arch: BundleArch): void {
       const spec: RunnerSpec = {
         version: 1,
         workspace: "/w",
-        timeoutSeconds: 0.5,
+        // Room for the step to start and print its child's pid first: under emulation on a
+        // loaded machine that alone can take a good part of a second.
+        timeoutSeconds: arch === hostArch() ? 0.5 : 3,
         heartbeatSeconds: 0,
         steps: [{ id: 0, name: "slow", kind: "user", command: "sleep 60 & echo $!; wait", env: [] }],
       };

@@ -148,8 +148,7 @@ describe("observeJob", () => {
     ]);
     assert.equal(noLauncher.reason, "RunnerFailed");
     assert.match(noLauncher.message ?? "", /StartError: exec: .*permission denied/);
-    // A step that prints the same words is still the step's failure only if it is not the
-    // launcher's line: the runner's own output is JSON lines, never a bare line.
+    // The runner's own output is JSON lines, and the words count only with the launcher's 125.
     const step = observe(failed, [
       pod({
         phase: "Failed",
@@ -157,6 +156,11 @@ describe("observeJob", () => {
       }),
     ]);
     assert.equal(step.reason, "StepFailed");
+    const other = observe(failed, [
+      pod({ phase: "Failed", containerStatuses: [terminated("runner", 1, "Error", `${line}\n`)] }),
+    ]);
+    assert.equal(step.reason, "StepFailed");
+    assert.equal(other.reason, "StepFailed");
   });
 
   it("a failed clone-repo is CloneFailed with git's message; another init container is InitContainerFailed", () => {

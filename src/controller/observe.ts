@@ -10,7 +10,7 @@ import type { V1ContainerStatus, V1Job, V1Pod } from "@kubernetes/client-node";
 import type { Phase, Reason } from "../api/v1alpha1/spindleset.ts";
 import type { PodCreateFailure } from "./api.ts";
 import { CONTAINERS } from "./build/job.ts";
-import { RUNNER_CANNOT_START } from "./build/runner-image.ts";
+import { RUNNER_CANNOT_START, RUNNER_CANNOT_START_EXIT } from "./build/runner-image.ts";
 import type { ControllerConfig } from "./config.ts";
 import { RUNNER_SILENT_ANNOTATION } from "./signals.ts";
 
@@ -221,7 +221,10 @@ export function podFailure(pod: V1Pod, now: Date): Observation | undefined {
   if (t.exitCode === 0) return undefined;
   // The runner never ran (the image's runtime could not start the launcher, or the launcher could
   // not start Node): no step ran, so no step failed.
-  const cannotStart = (t.message ?? "").split("\n").find((l) => l.startsWith(RUNNER_CANNOT_START));
+  const cannotStart =
+    t.exitCode === RUNNER_CANNOT_START_EXIT
+      ? (t.message ?? "").split("\n").find((l) => l.startsWith(RUNNER_CANNOT_START))
+      : undefined;
   if (cannotStart || t.reason === "StartError" || t.reason === "ContainerCannotRun") {
     const why = cannotStart ?? `${t.reason}: ${tail(t.message ?? "")}`;
     return end("RunnerFailed", `the runner could not start: ${why}`, now, {

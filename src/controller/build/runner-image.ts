@@ -22,6 +22,8 @@ export function runnerImage(images: ControllerConfig["images"], architecture: Ar
  * The controller reads it from the termination message and blames the runner, not a step.
  */
 export const RUNNER_CANNOT_START = "loom-runner: cannot start:";
+/** ...and the status it exits with then. Both must match: a step's own 125 is still the step's. */
+export const RUNNER_CANNOT_START_EXIT = 125;
 
 /** Exit status of install-runner when the image's bundle is for another architecture. */
 export const WRONG_BUNDLE_EXIT = 3;
