@@ -137,7 +137,10 @@ describe("observeJob", () => {
       [wrongArch.phase, wrongArch.reason, wrongArch.exitCode],
       ["failed", "RunnerFailed", 125],
     );
-    assert.equal(wrongArch.message, `the runner could not start: ${line}`);
+    assert.equal(
+      wrongArch.message,
+      "the runner could not start: this runner bundle is for linux/amd64, the machine is aarch64",
+    );
     const noLauncher = observe(failed, [
       pod({
         phase: "Failed",

@@ -226,7 +226,8 @@ export function podFailure(pod: V1Pod, now: Date): Observation | undefined {
       ? (t.message ?? "").split("\n").find((l) => l.startsWith(RUNNER_CANNOT_START))
       : undefined;
   if (cannotStart || t.reason === "StartError" || t.reason === "ContainerCannotRun") {
-    const why = cannotStart ?? `${t.reason}: ${tail(t.message ?? "")}`;
+    const why =
+      cannotStart?.slice(RUNNER_CANNOT_START.length).trim() ?? `${t.reason}: ${tail(t.message ?? "")}`;
     return end("RunnerFailed", `the runner could not start: ${why}`, now, {
       exitCode: t.exitCode,
       at: t.finishedAt,
