@@ -18,6 +18,7 @@ import {
   buildRunnerBundle,
   hostArch,
 } from "../scripts/build-runner-bundle.ts";
+import { podFailure } from "../src/controller/observe.ts";
 import type { RunnerSpec } from "../src/runner/protocol.ts";
 import { busyboxRoot, chroot, linkTree, ofType, ROOT_SKIP, text } from "./runner/chroot.ts";
 
@@ -141,7 +142,7 @@ function describeChroot(arch: BundleArch): void {
       assert.equal(ofType(run.events, "result")[0]?.status, "success");
     });
 
-    it("refuses to start a bundle of the other architecture, in words the controller recognises", async () => {
+    it("refuses to start a bundle of the other architecture: RunnerFailed, not a failed step", async () => {
       const other = ARCHES.find((a) => a !== arch)!;
       const bundle = await buildRunnerBundle({ arch: other });
       linkTree(bundle.dir, join(root, "opt", "other"));
@@ -152,6 +153,32 @@ function describeChroot(arch: BundleArch): void {
       assert.equal(
         run.stderr,
         `loom-runner: cannot start: this runner bundle is for linux/${other}, the machine is ${ARCH_INFO[arch].uname}\n`,
+      );
+      // What the controller makes of it (the log is the termination message: FallbackToLogsOnError).
+      const verdict = podFailure(
+        {
+          status: {
+            phase: "Failed",
+            containerStatuses: [
+              {
+                name: "runner",
+                image: "img",
+                imageID: "",
+                ready: false,
+                restartCount: 0,
+                state: { terminated: { exitCode: run.code!, reason: "Error", message: run.stderr } },
+              },
+            ],
+          },
+        },
+        new Date(),
+      );
+      assert.deepEqual(
+        [verdict?.reason, verdict?.message],
+        [
+          "RunnerFailed",
+          `the runner could not start: this runner bundle is for linux/${other}, the machine is ${ARCH_INFO[arch].uname}`,
+        ],
       );
     });
 
