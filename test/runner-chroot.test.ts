@@ -8,7 +8,16 @@
  * loader, Node and every step's busybox are that architecture's binaries.
  */
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
@@ -179,6 +188,25 @@ function describeChroot(arch: BundleArch): void {
           "RunnerFailed",
           `the runner could not start: this runner bundle is for linux/${other}, the machine is ${ARCH_INFO[arch].uname}`,
         ],
+      );
+    });
+
+    it("refuses to start when its loader cannot run (a noexec volume, a broken copy)", async () => {
+      const dir = join(root, "opt", "noexec");
+      mkdirSync(join(dir, "lib"), { recursive: true });
+      copyFileSync(join(root, "opt", "somewhere", "loom", "loom-runner"), join(dir, "loom-runner"));
+      // A copy, not a link: the bundle's own loader keeps its mode.
+      copyFileSync(
+        join(root, "opt", "somewhere", "loom", "lib", ARCH_INFO[arch].loader),
+        join(dir, "lib", ARCH_INFO[arch].loader),
+      );
+      chmodSync(join(dir, "lib", ARCH_INFO[arch].loader), 0o644);
+      writeFileSync(join(root, "none.json"), JSON.stringify({ ...EMPTY, workspace: "/w" }));
+      const run = await chroot(root, ["/opt/noexec/loom-runner", "/none.json"], env);
+      assert.equal(run.code, 125);
+      assert.equal(
+        run.stderr,
+        `loom-runner: cannot start: /opt/noexec/lib/${ARCH_INFO[arch].loader} does not run here (linux/${arch} bundle, machine ${ARCH_INFO[arch].uname})\n`,
       );
     });
 
