@@ -1,6 +1,7 @@
 /**
  * `make build-installer` (scripts/build-installer.ts): one install.yaml holding everything
  * `make deploy` applies, with Loom's image and the runner image set, and nothing else changed.
+ * And the other kubebuilder image targets, as `make -n` prints them (no container engine here).
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -75,6 +76,49 @@ describe("build-installer", () => {
 
   it("refuses output it cannot place the images in", () => {
     assert.throws(() => renderInstaller("kind: Namespace\nmetadata: {name: x}\n", {}), /no Deployment/);
+  });
+});
+
+describe("Makefile image targets", () => {
+  const make = (...args: string[]) =>
+    execFileSync("make", ["-s", "--no-print-directory", ...args], { cwd: repo, encoding: "utf8" });
+
+  it("docker-buildx builds and pushes both images for linux/amd64 and linux/arm64 under one tag each", () => {
+    const lines = make("-n", "docker-buildx", "IMG=r.test/loom:3", "RUNNER_IMG=r.test/loom-runner:3").split(
+      "\n",
+    );
+    const builds = lines.filter((l) => l.includes("buildx build"));
+    assert.deepEqual(builds, [
+      "docker buildx build --push --platform=linux/amd64,linux/arm64 --tag r.test/loom:3 .",
+      "docker buildx build --push --platform=linux/amd64,linux/arm64 --target runner --tag r.test/loom-runner:3 .",
+    ]);
+  });
+
+  it("docker-build and docker-push take IMG and RUNNER_IMG", () => {
+    assert.equal(
+      make("-n", "docker-build", "docker-push", "IMG=r.test/loom:4", "RUNNER_IMG=r.test/loom-runner:4"),
+      [
+        "docker build -t r.test/loom:4 .",
+        "docker build --target runner -t r.test/loom-runner:4 .",
+        "docker push r.test/loom:4",
+        "docker push r.test/loom-runner:4",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("help lists the targets with their descriptions", () => {
+    const help = make("help").replace(/\x1b\[[0-9;]*m/g, ""); // no colours
+    for (const target of [
+      "docker-build",
+      "docker-push",
+      "docker-buildx",
+      "build-installer",
+      "runner-bundles",
+      "help",
+    ]) {
+      assert.match(help, new RegExp(`^ +${target} +\\S`, "m"), target);
+    }
   });
 });
 
