@@ -80,8 +80,11 @@ describe("build-installer", () => {
 });
 
 describe("Makefile image targets", () => {
+  // The Makefile's own defaults, whatever the caller's environment sets.
+  const env = { ...process.env };
+  for (const name of ["CONTAINER_TOOL", "PLATFORMS", "IMG", "RUNNER_IMG", "MAKEFLAGS"]) delete env[name];
   const make = (...args: string[]) =>
-    execFileSync("make", ["-s", "--no-print-directory", ...args], { cwd: repo, encoding: "utf8" });
+    execFileSync("make", ["-s", "--no-print-directory", ...args], { cwd: repo, encoding: "utf8", env });
 
   it("docker-buildx builds and pushes both images for linux/amd64 and linux/arm64 under one tag each", () => {
     const lines = make("-n", "docker-buildx", "IMG=r.test/loom:3", "RUNNER_IMG=r.test/loom-runner:3").split(
