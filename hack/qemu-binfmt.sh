@@ -25,10 +25,14 @@ for name in "${wanted[@]}"; do
   elif [[ ! -f "$conf" ]]; then
     log "$name: $conf missing (qemu-user-static not installed?)"
   else
-    [[ -e "$BINFMT/register" ]] || mount -t binfmt_misc binfmt_misc "$BINFMT"
     entry=$(<"$conf")
     [[ "$entry" == *F ]] || entry="${entry}F"
-    printf '%s' "$entry" >"$BINFMT/register"
-    log "$name: registered"
+    # In a container without the privilege this fails: say so; the test names what is missing.
+    if { [[ -e "$BINFMT/register" ]] || mount -t binfmt_misc binfmt_misc "$BINFMT"; } &&
+      printf '%s' "$entry" >"$BINFMT/register"; then
+      log "$name: registered"
+    else
+      log "$name: could not register with binfmt_misc (no privilege?)"
+    fi
   fi
 done
