@@ -21,6 +21,7 @@ deps: node_modules/.installed
 test-deps: deps
 	@bash hack/openbao.sh
 	@bash hack/control-plane.sh
+	@bash hack/atproto-peers.sh
 
 build: deps
 	npm run build
