@@ -13,6 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { decodeFirst } from "cborg";
+import { WebSocket } from "ws";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { type AtprotoPeers, getAtprotoPeers } from "../harness/atproto-peers.ts";
 import { type Booted, bootServer, waitFor } from "../spindle/server-kit.ts";
@@ -37,7 +39,7 @@ clone:
   skip: true
 steps:
   - name: wait
-    command: sleep 30
+    command: echo started; sleep 30
 `;
 
 describe("Loom with a real PDS, PLC and Jetstream", { skip }, () => {
@@ -246,6 +248,24 @@ describe("Loom with a real PDS, PLC and Jetstream", { skip }, () => {
     const owner1 = await call("sh.tangled.owner");
     assert.deepEqual(owner1.body, { owner: owner.did });
 
+    // A live log stream: the step's output as CBOR frames; it ends (1000) when the run is cancelled.
+    const ws = new WebSocket(
+      `${b.wsUrl}/xrpc/sh.tangled.ci.subscribePipelineLogs?pipeline=${id}&workflows=manual.yml`,
+    );
+    const bodies: Array<Record<string, unknown>> = [];
+    ws.on("message", (data) => {
+      const [, rest] = decodeFirst(new Uint8Array(data as Buffer));
+      bodies.push(decodeFirst(rest)[0] as Record<string, unknown>);
+    });
+    const closed = new Promise<number>((res, rej) => {
+      ws.once("close", res);
+      ws.once("error", rej);
+    });
+    await waitFor(
+      () => bodies.some((x) => x.stream === "stdout" && x.content === "started\n"),
+      30_000,
+      'the log frame "started"',
+    );
     const cancel = "sh.tangled.ci.cancelPipeline";
     const wrongLxm = await call(cancel, {
       token: await token(alice, trig),
@@ -265,6 +285,7 @@ describe("Loom with a real PDS, PLC and Jetstream", { skip }, () => {
         p = (await call("sh.tangled.ci.getPipeline", { query: `pipeline=${id}` })).body;
       },
     );
+    assert.equal(await closed, 1000);
     // The Gen1 cancel method: authenticated by the PDS token, then refused for an unknown pipeline.
     const gen1 = "sh.tangled.pipeline.cancelPipeline";
     const g = await call(gen1, {
@@ -292,6 +313,7 @@ describe("Loom with a real PDS, PLC and Jetstream", { skip }, () => {
 
   it("catches up after a Jetstream restart", async () => {
     await peers.stopJetstream();
+    assert.equal(peers.jetstreamRunning, false);
     // Written while Jetstream is down: it reads them from the PDS firehose when it is back.
     const carol = await createAccount(peers.pdsUrl, "carol");
     await owner.createRecord("sh.tangled.spindle.member", {
