@@ -185,6 +185,11 @@ export class AtprotoPeers {
     }
   }
 
+  /** Process group ids of dev-env and the current Jetstream. */
+  get pids(): number[] {
+    return [this.#devEnv.pid, this.#jetstream.pid];
+  }
+
   get jetstreamRunning(): boolean {
     return this.#jetstream.running;
   }
@@ -245,7 +250,8 @@ async function startJetstream(
       JETSTREAM_LISTEN_ADDR: `127.0.0.1:${p.jsPort}`,
       JETSTREAM_METRICS_LISTEN_ADDR: `127.0.0.1:${p.jsMetricsPort}`,
       JETSTREAM_DATA_DIR: join(p.runDir, "jetstream-data"),
-      // Without events for this long it exits on purpose (default 15 s): a quiet test PDS is normal.
+      // Once it has seen events, a liveness tick (default every 15 s) that finds none new since the
+      // previous tick makes it exit on purpose; a quiet test PDS is normal.
       JETSTREAM_LIVENESS_TTL: "24h",
       JETSTREAM_WORKER_COUNT: "4",
     },
