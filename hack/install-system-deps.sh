@@ -14,6 +14,7 @@ case "$(dpkg --print-architecture)" in
   *) cross= ;;
 esac
 [ -z "$cross" ] || dpkg -s "$cross" >/dev/null 2>&1 || need+=("$cross")
+command -v g++ >/dev/null && command -v make >/dev/null && command -v python3 >/dev/null || need+=(g++ make python3) # node-gyp: dev-env's better-sqlite3 (hack/atproto-peers.sh)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${need[*]}"

@@ -159,6 +159,8 @@ export class SpindleServer {
       queueSize: config.server.queueSize,
       resolve: {
         dev: config.server.dev,
+        // host.docker.internal only means something inside a container (issue 11).
+        stepsOnHost: this.engine.name === "local",
         nixeryHost: config.nixery.registry,
         timeoutSeconds: Math.max(1, Math.ceil(config.nixery.workflowTimeoutMs / 1000)),
       },

@@ -28,6 +28,8 @@ export interface CloneStepOptions {
   gen2?: boolean;
   /** Replaces the knot URL (e.g. a local path for `loom run`). */
   cloneUrl?: string;
+  /** Steps run on the host, not in a container: dev mode keeps `localhost` (see `repoUrl`). */
+  stepsOnHost?: boolean;
 }
 
 /**
@@ -54,7 +56,7 @@ export function cloneStep(trigger: TriggerMetadata, clone: CloneOptions, opts: C
       return errorStep(`unknown trigger kind ${String(trigger.kind)}`);
   }
   const gen2Url = opts.gen2 === true ? gen2RepoUrl(trigger.repo, opts.dev) : undefined;
-  const url = opts.cloneUrl ?? gen2Url ?? repoUrl(trigger.repo, opts.dev);
+  const url = opts.cloneUrl ?? gen2Url ?? repoUrl(trigger.repo, opts.dev, opts.stepsOnHost);
   const depth = clone.depth > 0 ? clone.depth : 1;
   const fetch = ["git fetch", `--depth=${depth}`];
   if (clone.submodules) fetch.push("--recurse-submodules=yes");

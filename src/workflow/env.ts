@@ -17,13 +17,14 @@ export function pipelineUri(p: PipelineRef): string {
 }
 
 /**
- * `https://<knot>/<did>/<name>`; in dev mode `http://` and the host `localhost` becomes
- * `host.docker.internal` (spec §6.4, §7.1). Only a host that *is* localhost is rewritten, so a
- * knot named e.g. `mylocalhost.dev` keeps its name.
+ * `https://<knot>/<did>/<name>`; in dev mode `http://` and, for steps that run in a container,
+ * the host `localhost` becomes `host.docker.internal` (spec §6.4, §7.1). Only a host that *is*
+ * localhost is rewritten, so a knot named e.g. `mylocalhost.dev` keeps its name. Steps that run
+ * on the host itself (`stepsOnHost`: the local engine) keep `localhost`, which is where the knot is.
  */
-export function repoUrl(repo: TriggerMetadata["repo"], dev: boolean): string {
+export function repoUrl(repo: TriggerMetadata["repo"], dev: boolean, stepsOnHost = false): string {
   if (!dev) return `https://${repo.knot}/${repo.did}/${repo.repo}`;
-  const host = repo.knot.replace(/^localhost(?=$|:)/, "host.docker.internal");
+  const host = stepsOnHost ? repo.knot : repo.knot.replace(/^localhost(?=$|:)/, "host.docker.internal");
   return `http://${host}/${repo.did}/${repo.repo}`;
 }
 
@@ -42,6 +43,7 @@ export function frameworkEnv(
   pipeline: PipelineRef,
   dev: boolean,
   gen2 = false,
+  stepsOnHost = false,
 ): EnvVar[] {
   const env: EnvVar[] = [];
   const set = (name: string, value: string) => env.push({ name, value });
@@ -56,7 +58,7 @@ export function frameworkEnv(
     set("TANGLED_REPO_DEFAULT_BRANCH", repo.defaultBranch);
     const gen2Url = gen2 ? gen2RepoUrl(repo, dev) : undefined;
     if (gen2Url !== undefined) set("TANGLED_REPO_REPO_DID", repo.repoDid ?? "");
-    set("TANGLED_REPO_URL", gen2Url ?? repoUrl(repo, dev));
+    set("TANGLED_REPO_URL", gen2Url ?? repoUrl(repo, dev, stepsOnHost));
   }
   if (trigger.push !== undefined) {
     const { ref, newSha } = trigger.push;

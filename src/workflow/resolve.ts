@@ -31,8 +31,13 @@ export interface ResolveOptions {
   nixeryHost?: string;
   /** Architecture when the workflow names none. Default `amd64`. */
   defaultArchitecture?: Architecture;
-  /** Dev mode: http clone URLs, `localhost` → `host.docker.internal` (spec §6.4). */
+  /** Dev mode: http clone URLs, `localhost` → `host.docker.internal` (spec §6.4) unless `stepsOnHost`. */
   dev?: boolean;
+  /**
+   * The engine runs steps on the host (the local engine), not in a container: `localhost` is the
+   * knot itself there, so dev mode does not rewrite it. Default false.
+   */
+  stepsOnHost?: boolean;
   /** Replaces the clone URL, e.g. a local path for `loom run`. */
   cloneUrl?: string;
   /** Gen2 variables and repo-DID clone URL (spec §9). Default off. */
@@ -103,7 +108,7 @@ export function resolveWorkflow(
   }
   const workflowEnv = mergeWorkflowEnv(
     wf.environment,
-    frameworkEnv(trigger, opts.pipeline, opts.dev ?? false, opts.gen2),
+    frameworkEnv(trigger, opts.pipeline, opts.dev ?? false, opts.gen2, opts.stepsOnHost),
   );
   const secretKeys = [...(opts.secretKeys ?? [])];
   const path = engine === "nixery" ? nixeryPath(homeDir) : undefined;
@@ -118,6 +123,7 @@ export function resolveWorkflow(
     dev: opts.dev ?? false,
     gen2: opts.gen2,
     cloneUrl: opts.cloneUrl,
+    stepsOnHost: opts.stepsOnHost,
   });
   const cloneStepId = steps.length;
   add(clone.name, clone.command, "system", clone.command === "" ? [] : QUIET_GIT);

@@ -136,6 +136,15 @@ describe("service JWT: rejected", () => {
     );
   });
 
+  it("wrong aud names the audience a PDS will mint (port as %3A), never the unencoded form", async () => {
+    // A PDS refuses getServiceAuth?aud=did:web:localhost:6555 (not a valid DID) and mints
+    // did:web:localhost%3A6555, which is accepted: the error must point the client at that form.
+    await rejectsAuth(
+      verify(await signJwt(aliceKey, serviceClaims(ALICE, "did:web:other.example", METHOD))),
+      /wrong aud \(expected did:web:localhost%3A6555\)/,
+    );
+  });
+
   it("expired, missing exp, issued in the future", async () => {
     const t = now();
     await rejectsAuth(

@@ -1,47 +1,49 @@
 /**
- * End to end through every real part: a member record and a repo record arrive on the Jetstream
- * stand-in, the spindle follows the repo's knot (knot stand-in, Gen1 wire format), a pipeline
- * envelope arrives there, the local engine runs it with real runner processes, and /events and
- * /logs show what the appview would see.
+ * End to end through every real part: the spindle owner writes a member record and the member a
+ * repo record through a real PDS (@atproto/dev-env, with its PLC directory); a real Jetstream
+ * reading the PDS's firehose delivers them; the spindle follows the repo's knot (knot stand-in,
+ * Gen1 wire format: the real knot cannot run here), a pipeline envelope arrives there, the local
+ * engine runs it with real runner processes, and /events and /logs show what the appview would see.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { workflowId } from "../../src/workflow/resolve.ts";
-import { commitEvent, JetstreamStandIn } from "../support/jetstream-standin.ts";
+import { type AtprotoPeers, getAtprotoPeers } from "../harness/atproto-peers.ts";
 import { KnotStandIn } from "../support/knot-standin.ts";
-import { PdsStandIn } from "../support/pds-standin.ts";
-import { type PlcServer, startPlcServer } from "../support/plc-server.ts";
+import { createAccount, type PdsAccount } from "../support/pds-client.ts";
 import {
-  ALICE,
   type Booted,
   bootServer,
   Collector,
   HOSTNAME,
-  OWNER,
   pipelineRecord,
   statuses,
   waitFor,
   workflow,
 } from "./server-kit.ts";
 
-describe("e2e: Jetstream member + repo → knot pipeline → local engine → /events and /logs", () => {
-  let plc: PlcServer;
-  let pds: PdsStandIn;
-  let js: JetstreamStandIn;
+const got = await getAtprotoPeers();
+const skip = "skip" in got ? got.skip : false;
+const peers = got as AtprotoPeers;
+
+describe("e2e: Jetstream member + repo → knot pipeline → local engine → /events and /logs", { skip }, () => {
+  let owner: PdsAccount;
+  let alice: PdsAccount;
   let knot: KnotStandIn;
   let b: Booted;
 
   before(async () => {
-    plc = await startPlcServer();
-    pds = await PdsStandIn.start();
-    pds.registerIdentity(plc, OWNER, "owner.test");
-    pds.registerIdentity(plc, ALICE, "alice.test");
-    js = await JetstreamStandIn.start();
+    owner = await createAccount(peers.pdsUrl, "owner");
+    alice = await createAccount(peers.pdsUrl, "alice");
     knot = await KnotStandIn.start({ gen: 1 });
     b = await bootServer({
-      env: { SPINDLE_SERVER_PLC_URL: plc.url, SPINDLE_SERVER_JETSTREAM_ENDPOINT: js.url },
+      env: {
+        SPINDLE_SERVER_OWNER: owner.did,
+        SPINDLE_SERVER_PLC_URL: peers.plcUrl,
+        SPINDLE_SERVER_JETSTREAM_ENDPOINT: peers.jetstreamUrl,
+      },
       server: {
         intake: {
           jetstream: { backoff: { baseMs: 20, capMs: 200, minMs: 10 } },
@@ -51,41 +53,24 @@ describe("e2e: Jetstream member + repo → knot pipeline → local engine → /e
     });
   });
   after(async () => {
-    await b.stop();
-    await knot.stop();
-    await js.stop();
-    await pds.stop();
-    await plc.stop();
+    await b?.stop();
+    await knot?.stop();
   });
 
   it("runs the pipeline and reports it exactly", async () => {
-    await js.waitForConnections(1);
-    const repoRkey = "3lrepo0000001";
-    pds.putRecord(ALICE, "sh.tangled.repo", repoRkey, {
-      $type: "sh.tangled.repo",
+    await owner.createRecord("sh.tangled.spindle.member", {
+      subject: alice.did,
+      instance: HOSTNAME,
+      createdAt: "2026-02-10T12:00:00Z",
+    });
+    // The repo record is only handled once alice passed the DID filter as a member.
+    await waitFor(() => b.server.intake?.filter.has(alice.did) === true, 30_000, "member applied");
+    await alice.createRecord("sh.tangled.repo", {
       name: "loom",
       knot: knot.host,
       spindle: HOSTNAME,
       createdAt: "2026-02-10T12:00:00Z",
     });
-    js.push(
-      commitEvent({
-        did: OWNER,
-        collection: "sh.tangled.spindle.member",
-        rkey: "3lmember00001",
-        record: { subject: ALICE, instance: HOSTNAME, createdAt: "2026-02-10T12:00:00Z" },
-      }),
-    );
-    // The repo record is only handled once ALICE passed the DID filter as a member.
-    await waitFor(() => b.server.intake?.filter.has(ALICE) === true, 10_000, "member applied");
-    js.push(
-      commitEvent({
-        did: ALICE,
-        collection: "sh.tangled.repo",
-        rkey: repoRkey,
-        record: { name: "loom", knot: knot.host, spindle: HOSTNAME, createdAt: "2026-02-10T12:00:00Z" },
-      }),
-    );
     await knot.waitForConnections(1);
 
     const events = new Collector(`${b.wsUrl}/events`);
@@ -101,7 +86,7 @@ describe("e2e: Jetstream member + repo → knot pipeline → local engine → /e
           ]),
           workflow("test.yml", [{ name: "fail", command: "echo failing; exit 42" }]),
         ],
-        { did: ALICE, repo: "loom", knot: knot.host },
+        { did: alice.did, repo: "loom", knot: knot.host },
       ),
     );
     await events.until(

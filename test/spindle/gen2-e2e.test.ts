@@ -2,26 +2,32 @@
  * Generation 2 end to end against a real server: a Gen2 knot stand-in serving the repo over real
  * git smart HTTP, whose `/events` carries `created` values above 2^53; the server's real knot
  * consumer; the local engine running the compiled workflows; the ci.* XRPC read side; the
- * subscribePipelineLogs WebSocket decoded with a standard CBOR decoder (cborg); real signed
- * service JWTs for triggerPipeline/cancelPipeline.
+ * subscribePipelineLogs WebSocket decoded with a standard CBOR decoder (cborg); service JWTs for
+ * triggerPipeline/cancelPipeline minted by a real PDS (@atproto/dev-env's getServiceAuth, the
+ * accounts' DID documents on its real PLC directory).
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type Keypair, Secp256k1Keypair } from "@atproto/crypto";
 import { decodeFirst } from "cborg";
 import { WebSocket } from "ws";
 import { validate } from "../../src/gen2/index.ts";
 import { KnotCursors, Repos } from "../../src/spindle/db/index.ts";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { createSecretsProvider } from "../../src/spindle/secrets/index.ts";
-import { didDocument, serviceClaims, signJwt } from "../support/atproto.ts";
+import { type AtprotoPeers, getAtprotoPeers } from "../harness/atproto-peers.ts";
 import { FIRST_CREATED, KnotGitServer } from "../support/knot-git-server.ts";
-import { type PlcServer, startPlcServer } from "../support/plc-server.ts";
-import { ALICE, type Booted, bootServer, Collector, HOSTNAME, waitFor } from "./server-kit.ts";
+import { createAccount, type PdsAccount } from "../support/pds-client.ts";
+import { type Booted, bootServer, Collector, HOSTNAME, waitFor } from "./server-kit.ts";
+
+const got = await getAtprotoPeers();
+const skip = "skip" in got ? got.skip : false;
+const peers = got as AtprotoPeers;
 
 const REPO = "did:plc:gen2repo0000000000000";
 const FORK = "did:plc:gen2fork0000000000000";
-const MALLORY = "did:plc:mallorymallory";
+/** Accounts on the real PDS (set in before()). */
+let ALICE = "";
+let MALLORY = "";
 const AUD = `did:web:${HOSTNAME}`;
 const ZERO = "0".repeat(40);
 const SECRET = "s3cr3t-gen2-value";
@@ -102,11 +108,10 @@ async function subscribe(wsUrl: string, query: string): Promise<{ frames: Frame[
   return { frames, code };
 }
 
-describe("spindle gen2: push → refUpdate → run → ci.* reads", () => {
+describe("spindle gen2: push → refUpdate → run → ci.* reads", { skip }, () => {
   let knot: KnotGitServer;
   let b: Booted;
-  let plc: PlcServer;
-  const keys = new Map<string, Keypair>();
+  const accounts = new Map<string, PdsAccount>();
   let shas: string[] = [];
 
   const xrpc = async (method: string, query = "") => {
@@ -114,7 +119,7 @@ describe("spindle gen2: push → refUpdate → run → ci.* reads", () => {
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
   const post = async (method: string, as: string, body: unknown) => {
-    const token = await signJwt(keys.get(as) as Keypair, serviceClaims(as, AUD, method));
+    const token = await (accounts.get(as) as PdsAccount).serviceAuth({ aud: AUD, lxm: method });
     const res = await fetch(`${b.url}/xrpc/${method}`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
@@ -156,6 +161,12 @@ describe("spindle gen2: push → refUpdate → run → ci.* reads", () => {
     });
 
   before(async () => {
+    for (const name of ["alice", "mallory"]) {
+      const a = await createAccount(peers.pdsUrl, name);
+      accounts.set(a.did, a);
+      if (name === "alice") ALICE = a.did;
+      else MALLORY = a.did;
+    }
     knot = await KnotGitServer.start();
     shas = await knot.createRepo(REPO, {
       ".tangled/workflows/ci.yml": CI,
@@ -168,14 +179,8 @@ describe("spindle gen2: push → refUpdate → run → ci.* reads", () => {
       ".tangled/workflows/ci.yml": CI,
       "README.md": "fork\n",
     });
-    plc = await startPlcServer();
-    for (const did of [ALICE, MALLORY]) {
-      const key = await Secp256k1Keypair.create();
-      keys.set(did, key);
-      plc.setDocument(did, didDocument(did, key));
-    }
     b = await bootServer({
-      env: { SPINDLE_SERVER_PLC_URL: plc.url },
+      env: { SPINDLE_SERVER_PLC_URL: peers.plcUrl },
       server: {
         intake: { knots: { backoff: { baseMs: 50, capMs: 200, minMs: 20 } } },
         gen2: { fetchRetryDelaysMs: [] },
@@ -201,7 +206,6 @@ describe("spindle gen2: push → refUpdate → run → ci.* reads", () => {
   after(async () => {
     await b?.stop();
     await knot?.stop();
-    await plc?.stop();
   });
 
   let pushSha = "";

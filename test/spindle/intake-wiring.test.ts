@@ -1,7 +1,9 @@
 /**
  * `createIntake` wired as the server will wire it: a repo record on Jetstream names this spindle
  * and a knot; the knot consumer follows that knot; a pipeline the knot emits reaches the intake.
- * Everything is real: Jetstream, knot, PDS and PLC stand-ins on loopback, a SQLite file.
+ * The repo record is written through a real PDS (@atproto/dev-env, with its PLC directory) and
+ * read by a real Jetstream from the PDS's firehose; the knot is a stand-in (the real knot cannot
+ * run here); a real SQLite file.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -13,16 +15,17 @@ import { KnotCursors, openDatabase, Repos } from "../../src/spindle/db/index.ts"
 import { createIntake } from "../../src/spindle/intake/index.ts";
 import type { PipelineIntake } from "../../src/spindle/pipelines/intake-contract.ts";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
-import { commitEvent, JetstreamStandIn } from "../support/jetstream-standin.ts";
+import { type AtprotoPeers, getAtprotoPeers } from "../harness/atproto-peers.ts";
 import { examplePipelineEnvelope, KnotStandIn } from "../support/knot-standin.ts";
-import { PdsStandIn } from "../support/pds-standin.ts";
-import { startPlcServer } from "../support/plc-server.ts";
+import { createAccount } from "../support/pds-client.ts";
 
-const OWNER = "did:plc:ownerownerownerownerowne";
+const got = await getAtprotoPeers();
+const skip = "skip" in got ? got.skip : false;
+const peers = got as AtprotoPeers;
 const dir = mkdtempSync(join(tmpdir(), "loom-intake-wiring-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const t0 = Date.now();
   while (!cond()) {
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
@@ -30,20 +33,18 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Pro
   }
 }
 
-describe("createIntake", () => {
+describe("createIntake", { skip }, () => {
   it("Jetstream repo record → knot followed → pipeline accepted; after a restart the knot is followed from the repos table", async () => {
-    const plc = await startPlcServer();
-    const pds = await PdsStandIn.start();
-    const js = await JetstreamStandIn.start();
+    const owner = await createAccount(peers.pdsUrl, "owner");
+    const OWNER = owner.did;
     const knot = await KnotStandIn.start({ gen: 1 });
-    pds.registerIdentity(plc, OWNER, "owner.test");
     const dbPath = join(dir, "spindle.db");
     const config = {
       server: {
         hostname: "spindle.example.com",
         owner: OWNER,
-        jetstreamEndpoint: js.url,
-        plcUrl: plc.url,
+        jetstreamEndpoint: peers.jetstreamUrl,
+        plcUrl: peers.plcUrl,
         dev: true,
       },
     } as Parameters<typeof createIntake>[0]["config"];
@@ -61,19 +62,11 @@ describe("createIntake", () => {
     let intake = createIntake({ config, db, pipelines, log, jetstream: fast, knots: fast });
     try {
       intake.start();
-      await js.waitForConnections(1);
-      js.push(
-        commitEvent({
-          did: OWNER,
-          collection: "sh.tangled.repo",
-          rkey: "3lcore",
-          record: {
-            name: "core",
-            knot: knot.host,
-            spindle: "spindle.example.com",
-            createdAt: "2026-01-01T00:00:00Z",
-          },
-        }),
+      // The intake chose its Jetstream cursor ("now") at start; Jetstream replays from it.
+      await owner.createRecord(
+        "sh.tangled.repo",
+        { name: "core", knot: knot.host, spindle: "spindle.example.com", createdAt: "2026-01-01T00:00:00Z" },
+        "3lcore",
       );
       await knot.waitForConnections(1);
       assert.deepEqual(new Repos(db).knots(), [knot.host]);
@@ -99,7 +92,7 @@ describe("createIntake", () => {
     } finally {
       await intake.stop();
       db.close();
-      await Promise.all([knot.stop(), js.stop(), pds.stop(), plc.stop()]);
+      await knot.stop();
     }
   });
 });

@@ -13,11 +13,15 @@ export function didWebEncoded(hostname: string): string {
   return `did:web:${hostname.replace(/:/g, "%3A")}`;
 }
 
-/** Every accepted audience for `hostname` (`host` or `host:port`), without duplicates. */
+/**
+ * Every accepted audience for `hostname` (`host` or `host:port`), without duplicates. The first is
+ * the one errors name: the encoded form, the only one a PDS mints (getServiceAuth refuses
+ * `did:web:host:port`, which is not a valid DID).
+ */
 export function serviceAudiences(hostname: string): string[] {
   const dids = new Set([
-    `did:web:${hostname}`,
     didWebEncoded(hostname),
+    `did:web:${hostname}`,
     didWebEncoded(hostname).replace(/%3A/g, "%3a"),
   ]);
   return [...dids].flatMap((d) => [d, `${d}#${SPINDLE_SERVICE_ID}`]);

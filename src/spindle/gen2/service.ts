@@ -264,9 +264,22 @@ export class Gen2Service {
           const p = params(validate.getPipelineParams, url);
           // Upstream answers 500 GenericError here; the lexicon names PipelineNotFound.
           const pipeline = this.query.get(p.pipeline);
-          if (pipeline === null)
+          // A Gen1 pipeline of a repo whose record names no DID (late-2025 repos) has no answer
+          // as a ci.pipeline (`repo` is a required DID): left out, as queryPipelines never lists it.
+          if (pipeline === null || pipeline.repo === "")
             throw new XrpcError(404, "PipelineNotFound", `pipeline ${p.pipeline} not found`);
-          const body = this.#validated.json(pipeline);
+          let body: string;
+          try {
+            body = this.#validated.json(pipeline);
+          } catch (err) {
+            if (!(err instanceof LexiconValidationError)) throw err;
+            // Stored data that fails the lexicon is left out, as queryPipelines does: never a 500.
+            this.#log.error(
+              { id: pipeline.id, err: err.message },
+              "stored pipeline fails the lexicon; left out",
+            );
+            throw new XrpcError(404, "PipelineNotFound", `pipeline ${p.pipeline} not found`);
+          }
           res.writeHead(200, {
             "content-type": "application/json",
             "content-length": Buffer.byteLength(body),
@@ -477,6 +490,17 @@ export class Gen2Service {
   /** gen2 §2.4. Resolves once the pipeline is stored (or deliberately not built). */
   async onRefUpdate(knot: string, env: KnotEnvelope): Promise<void> {
     const ctx = { knot, rkey: env.rkey, created: env.created };
+    if (isOlderRefUpdate(env.event)) {
+      // Late-2025 knots: the Gen1 sh.tangled.pipeline event that follows runs the push.
+      this.#log.debug(
+        {
+          ...ctx,
+          reason: "older refUpdate shape (repoDid/repoName, no repo); the Gen1 pipeline event runs it",
+        },
+        "refUpdate ignored",
+      );
+      return;
+    }
     let ev: ReturnType<typeof parseRefUpdate>;
     try {
       ev = parseRefUpdate(env.event);
@@ -666,4 +690,14 @@ function pushKey(repoDid: string, sha: string, ref: string): string {
 
 function sinceNs(): bigint {
   return BigInt(Date.now() - DEDUPE_WINDOW_MS) * 1_000_000n;
+}
+
+/**
+ * The `sh.tangled.git.refUpdate` of late-2025 knots: the repo named by `repoDid` (the owner's DID)
+ * and `repoName`, with no `repo`. Not Gen2's event; those knots also send the Gen1 pipeline.
+ */
+function isOlderRefUpdate(event: unknown): boolean {
+  if (typeof event !== "object" || event === null) return false;
+  const e = event as Record<string, unknown>;
+  return e.repo === undefined && typeof e.repoDid === "string" && typeof e.repoName === "string";
 }

@@ -25,6 +25,8 @@ import { checkPipelineRecord, MAX_RECORD_BYTES } from "./record.ts";
 
 export interface ResolveSettings {
   dev: boolean;
+  /** The engine runs steps on the host (local engine): dev mode keeps a `localhost` knot as is. */
+  stepsOnHost?: boolean;
   nixeryHost: string;
   timeoutSeconds: number;
 }
@@ -166,6 +168,7 @@ export class PipelineProcessor implements PipelineIntake {
         pipeline: { knot, rkey },
         secretKeys,
         dev: this.#o.resolve.dev,
+        stepsOnHost: this.#o.resolve.stepsOnHost,
         nixeryHost: this.#o.resolve.nixeryHost,
         timeoutSeconds: this.#o.resolve.timeoutSeconds,
       });

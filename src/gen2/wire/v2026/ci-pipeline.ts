@@ -76,7 +76,8 @@ function ciTrigger(t: Gen2TriggerMetadata): CiTrigger {
     const pr = t.pullRequest;
     return {
       $type: "sh.tangled.ci.trigger#pullRequest",
-      ...(pr.action !== undefined && { action: pr.action }),
+      // Always sent: the appview's generated types require it; absent means opened (spindle §9).
+      action: pr.action ?? "opened",
       ...(pr.pull !== undefined && { pull: pr.pull }),
       ...(pr.sourceBranch !== "" && { sourceBranch: pr.sourceBranch }),
       ...(fork !== undefined && { sourceRepo: fork }),
