@@ -69,16 +69,17 @@ deploy: manifests
 	@bash hack/deploy-overlay.sh "$(IMG)" "$$(realpath --relative-to=$(DEPLOY_DIR) config/default)" >$(DEPLOY_DIR)/kustomization.yaml
 	$(KUBECTL) apply --server-side --field-manager=loom-deploy -k $(DEPLOY_DIR)
 
-# Removes Loom but keeps namespace loom with its data volume (loom-data: database, logs) and the
-# secrets key (loom-secrets-key). PURGE=1 deletes those too.
+# Removes Loom (Deployment, Service, config, RBAC) but keeps namespace loom with its data volume
+# (loom-data: database, logs) and the secrets key (loom-secrets-key); PURGE=1 deletes those too.
+# The CRD stays either way, and with it any SpindleSets: `make uninstall` removes it.
 PURGE ?=
 undeploy:
 ifeq ($(PURGE),1)
-	$(KUBECTL) delete -k config/default --ignore-not-found --wait=false
-	@echo "make undeploy PURGE=1: deleted namespace loom with its data volume loom-data and the secrets key loom-secrets-key"
+	$(KUBECTL) kustomize config/default | node hack/without-kinds.ts CustomResourceDefinition | $(KUBECTL) delete -f - --ignore-not-found --wait=false
+	@echo "make undeploy PURGE=1: deleted namespace loom with its data volume loom-data and the secrets key loom-secrets-key (the CRD stays: make uninstall)"
 else
-	$(KUBECTL) kustomize config/default | node hack/without-kinds.ts Namespace,PersistentVolumeClaim | $(KUBECTL) delete -f - --ignore-not-found --wait=false
-	@echo "make undeploy kept namespace loom, its data volume (PersistentVolumeClaim loom-data) and the secrets key (Secret loom-secrets-key); \`make undeploy PURGE=1\` deletes them too"
+	$(KUBECTL) kustomize config/default | node hack/without-kinds.ts Namespace,PersistentVolumeClaim,CustomResourceDefinition | $(KUBECTL) delete -f - --ignore-not-found --wait=false
+	@echo "make undeploy kept namespace loom, its data volume (PersistentVolumeClaim loom-data) and the secrets key (Secret loom-secrets-key); \`make undeploy PURGE=1\` deletes them too (the CRD stays: make uninstall)"
 endif
 
 # `loom serve --dev` on this machine with the Kubernetes engine against the current kubeconfig
