@@ -1,13 +1,17 @@
 /**
  * The chart's lifecycle on the real control plane (kwok plays the kubelet), in a namespace that
- * enforces Pod Security `restricted`: `helm install` reaches Available; `helm upgrade` with a new
+ * enforces Pod Security `restricted`, from the package `helm package` makes (what `make
+ * helm-push` publishes): `helm install` reaches Available; `helm upgrade` with a new
  * image and a changed setting rolls the Deployment out (new pod template, new config); `helm
  * uninstall` removes Loom and keeps the data volume, the CRD and the secrets key. Prints how
  * long each step took (figures, not assertions).
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { parse } from "yaml";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import { CHART, helm, helmBinary, root } from "./helm-support.ts";
 
@@ -31,6 +35,9 @@ describe("helm install, upgrade, uninstall on a real cluster", { skip: cluster.s
   const ns = `loom-helm-${process.pid}`;
   const pvName = `${ns}-data`;
   const timings: Record<string, number> = {};
+  const packageDir = mkdtempSync(join(tmpdir(), "loom-chart-"));
+  const { version } = parse(readFileSync(join(CHART, "Chart.yaml"), "utf8")) as { version: string };
+  const chart = join(packageDir, `loom-${version}.tgz`);
   const run = async (step: string, args: string[]) => {
     const started = performance.now();
     const r = await helm([...args, "--namespace", ns, "--kubeconfig", cluster.kubeconfigPath]);
@@ -76,6 +83,8 @@ describe("helm install, upgrade, uninstall on a real cluster", { skip: cluster.s
   };
 
   before(async () => {
+    const packaged = await helm(["package", CHART, "-d", packageDir]);
+    assert.equal(packaged.code, 0, packaged.stderr);
     const made = await cluster.kubectl(["create", "namespace", ns]);
     assert.equal(made.code, 0, made.stderr);
     await kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted", "--overwrite");
@@ -126,13 +135,14 @@ describe("helm install, upgrade, uninstall on a real cluster", { skip: cluster.s
     console.log(`helm lifecycle (ms): ${JSON.stringify(timings)}`);
     await cluster.kubectl(["delete", "namespace", ns, "--wait=false", "--ignore-not-found"]);
     await cluster.kubectl(["delete", `pv/${pvName}`, "--ignore-not-found", "--wait=false"]);
+    rmSync(packageDir, { recursive: true, force: true });
   });
 
   it("helm install reaches Available under restricted Pod Security", async () => {
     await run("install", [
       "install",
       "loom",
-      CHART,
+      chart,
       "-f",
       join(root, "test/deploy/testdata/helm/default.values.yaml"),
       "--set",
@@ -154,7 +164,7 @@ describe("helm install, upgrade, uninstall on a real cluster", { skip: cluster.s
     await run("upgrade", [
       "upgrade",
       "loom",
-      CHART,
+      chart,
       "--reuse-values",
       "--set",
       "image.tag=0.2.0",
@@ -197,7 +207,7 @@ describe("helm install, upgrade, uninstall on a real cluster", { skip: cluster.s
     await run("upgrade-config", [
       "upgrade",
       "loom",
-      CHART,
+      chart,
       "--reuse-values",
       "--set",
       "server.logRetention=720h",
