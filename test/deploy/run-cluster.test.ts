@@ -11,11 +11,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { parse, stringify } from "yaml";
+import { installCrd } from "../controller/support.ts";
 import { getTestCluster } from "../harness/index.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const MAIN = join(root, "src/cli/main.ts");
 const cluster = await getTestCluster();
+// What `make run-cluster` does first (`make install`); a missing CRD is preflight.test.ts's case.
+if (!cluster.skip) await installCrd(cluster);
 
 /** run-cluster.yaml with the namespace replaced, in a scratch folder that is also the cwd. */
 function scratch(namespace: string): { dir: string; config: string } {
