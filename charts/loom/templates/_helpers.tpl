@@ -80,7 +80,7 @@ app.kubernetes.io/component: spindle
   "maxConcurrentJobs" $k.maxConcurrentJobs
   "imagePullSecrets" $k.imagePullSecrets
   "template" $k.template
-  "images" (dict "runner" (include "loom.runnerImage" .) "git" $k.images.git "setup" $k.images.setup "pullPolicy" $k.images.pullPolicy)
+  "images" (dict "runner" (include "loom.runnerImage" .) "runnerBundlePath" $k.images.runnerBundlePath "git" $k.images.git "setup" $k.images.setup "pullPolicy" $k.images.pullPolicy)
   "buildah" $k.buildah -}}
 {{- if $k.ttl }}{{ $_ := set $kubernetes "ttl" $k.ttl }}{{ end -}}
 {{- if $k.timeouts }}{{ $_ := set $kubernetes "timeouts" $k.timeouts }}{{ end -}}
