@@ -52,10 +52,12 @@ describe("charts/loom: values reference", () => {
 });
 
 describe("charts/loom: helm lint and helm template", { skip: bin.skip }, () => {
-  it("passes helm lint --strict with the required values", async () => {
-    const r = await helm(["lint", CHART, "--strict", "-f", join(GOLDEN_DIR, "default.values.yaml")]);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  it("passes helm lint --strict with each set of values", async () => {
+    for (const name of CASES) {
+      const r = await helm(["lint", CHART, "--strict", "-f", join(GOLDEN_DIR, `${name}.values.yaml`)]);
+      assert.equal(r.code, 0, `${name}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
   });
 
   it("refuses to render without server.hostname or owner, or with an unknown secrets provider", async () => {
