@@ -47,6 +47,8 @@ export function helm(args: readonly string[], env: Record<string, string> = {}):
       stdio: ["ignore", "pipe", "pipe"],
       env: {
         PATH: process.env.PATH ?? "/usr/bin:/bin",
+        // helm's Kubernetes client keeps its discovery cache under $HOME/.kube: not the repo's.
+        HOME: home,
         HELM_CONFIG_HOME: join(home, "config"),
         HELM_CACHE_HOME: join(home, "cache"),
         HELM_DATA_HOME: join(home, "data"),
