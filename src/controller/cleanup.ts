@@ -7,9 +7,9 @@
  * - sweepOrphans: at start and periodically, objects with Loom's labels whose SpindleSet is gone
  *   (or is a newer SpindleSet of the same name), and SpindleSets the spindle no longer knows
  *   (when an `isKnown` callback is given), except those labelled loom.tangled.sh/hand-made=true
- *   (a SpindleSet applied by hand, as config/samples does, is unknown to the spindle). Every "gone" is confirmed with a live read, never
- *   the cache alone, and deletes carry a uid precondition, so a sweep racing a new run cannot
- *   delete the wrong object.
+ *   (a SpindleSet applied by hand, as config/samples does, is unknown to the spindle). Every
+ *   "gone" is confirmed with a live read, never the cache alone, and deletes carry a uid
+ *   precondition, so a sweep racing a new run cannot delete the wrong object.
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
