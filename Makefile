@@ -59,14 +59,15 @@ uninstall:
 
 # CRD + RBAC + the Loom Deployment (config/default) with the image IMG=registry/loom:tag, set by a
 # kustomize `images:` entry in a generated overlay (dist/deploy), so re-running with a new IMG
-# upgrades in place. First: set server.hostname and server.owner in config/manager/config.yaml
-# and create the secrets key (README "Install on a cluster").
+# upgrades in place; RUNNER_IMG=registry/loom-runner:tag also sets kubernetes.images.runner.
+# First: set server.hostname and server.owner in config/manager/config.yaml and create the
+# secrets key (README "Install on a cluster").
 IMG ?=
+RUNNER_IMG ?=
 DEPLOY_DIR ?= dist/deploy
 deploy: manifests
 	@test -n "$(IMG)" || { echo "make deploy needs IMG=registry/loom:tag (the Loom image to run)" >&2; exit 2; }
-	@mkdir -p $(DEPLOY_DIR)
-	@bash hack/deploy-overlay.sh "$(IMG)" "$$(realpath --relative-to=$(DEPLOY_DIR) config/default)" >$(DEPLOY_DIR)/kustomization.yaml
+	@bash hack/deploy-overlay.sh $(DEPLOY_DIR) "$(IMG)" "$(RUNNER_IMG)"
 	$(KUBECTL) apply --server-side --field-manager=loom-deploy -k $(DEPLOY_DIR)
 
 # Removes Loom (Deployment, Service, config, RBAC) but keeps namespace loom with its data volume

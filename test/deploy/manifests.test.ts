@@ -103,6 +103,7 @@ function make(...args: string[]): Promise<{ code: number; stdout: string; stderr
 
 const IMG_1 = "registry.example.com/loom:0.1.0";
 const IMG_2 = "registry.example.com:5000/team/loom:0.2.0";
+const RUNNER_IMG = "registry.example.com:5000/team/loom-runner@sha256:0123456789abcdef";
 
 describe("make deploy on a real cluster", { skip: cluster.skip }, () => {
   const pvName = `loom-data-${process.pid}`;
@@ -184,9 +185,28 @@ describe("make deploy on a real cluster", { skip: cluster.skip }, () => {
   });
 
   it("make deploy again with another IMG upgrades in place (no server-side apply conflict)", async () => {
-    const again = await make("deploy", `IMG=${IMG_2}`);
+    const again = await make("deploy", `IMG=${IMG_2}`, `RUNNER_IMG=${RUNNER_IMG}`);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(await deployedImage(), IMG_2);
+    // RUNNER_IMG sets the config file's runner image, and only that.
+    const config = (
+      await cluster.kubectl([
+        "-n",
+        NS,
+        "get",
+        "configmap/loom-config",
+        "-o",
+        "jsonpath={.data.config\\.yaml}",
+      ])
+    ).stdout;
+    const shipped = (manifest("config/manager/config.yaml") as { data: Record<string, string> }).data[
+      "config.yaml"
+    ]!;
+    assert.equal(parseControllerConfig(parse(config).kubernetes).images.runner, RUNNER_IMG);
+    assert.deepEqual(
+      { ...parse(config), kubernetes: { ...parse(config).kubernetes, images: {} } },
+      { ...parse(shipped), kubernetes: { ...parse(shipped).kubernetes, images: {} } },
+    );
     // The image belongs to the same field manager as the rest of the configuration.
     const d = JSON.parse(
       (await cluster.kubectl(["-n", NS, "get", "deployment/loom", "-o", "json", "--show-managed-fields"]))
