@@ -116,6 +116,18 @@ export class ClusterApi {
     } catch (err) {
       throw preflightError(err, this.namespace);
     }
+    // A namespaced list answers an empty list for a namespace that does not exist, and every
+    // create would then fail with 404. A 403 here only means the Role does not grant reading
+    // the namespace object (the list above already proved access): nothing to say then.
+    try {
+      await this.core.readNamespace({ name: this.namespace });
+    } catch (err) {
+      if (statusCode(err) === 404)
+        throw new PreflightError(
+          `namespace ${this.namespace} does not exist: create it (kubectl create namespace ${this.namespace}) or set kubernetes.namespace to the one Loom should use`,
+          { cause: err },
+        );
+    }
   }
 
   async listSpindleSets(): Promise<ListResult<SpindleSet>> {

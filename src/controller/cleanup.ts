@@ -6,9 +6,10 @@
  *   called by the reconciler, which requeues the key for the moment the TTL runs out.
  * - sweepOrphans: at start and periodically, objects with Loom's labels whose SpindleSet is gone
  *   (or is a newer SpindleSet of the same name), and SpindleSets the spindle no longer knows
- *   (when an `isKnown` callback is given). Every "gone" is confirmed with a live read, never
- *   the cache alone, and deletes carry a uid precondition, so a sweep racing a new run cannot
- *   delete the wrong object.
+ *   (when an `isKnown` callback is given), except those labelled loom.tangled.sh/hand-made=true
+ *   (a SpindleSet applied by hand, as config/samples does, is unknown to the spindle). Every
+ *   "gone" is confirmed with a live read, never the cache alone, and deletes carry a uid
+ *   precondition, so a sweep racing a new run cannot delete the wrong object.
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -103,6 +104,7 @@ export async function sweepOrphans(
       const age = now.getTime() - ms(ss.metadata.creationTimestamp, now);
       const pipeline = ss.spec?.pipeline;
       if (age < minAge || !pipeline || ss.metadata.deletionTimestamp) continue;
+      if (ss.metadata.labels?.[LABELS.handMade] === "true") continue;
       if (await isKnown(pipeline.knot, pipeline.rkey)) continue;
       if (!(await api.deleteSpindleSet(ss.metadata.name!, ss.metadata.uid!))) continue;
       deleted.push({ kind: "SpindleSet", name: ss.metadata.name! });

@@ -52,7 +52,7 @@ describe("parseControllerConfig", () => {
         runnerSilentSeconds: 120,
         terminationGraceSeconds: 30,
       },
-      buildah: { enabled: false, seccompUnconfined: false },
+      buildah: { images: [], seccompUnconfined: false },
     });
   });
 
@@ -122,9 +122,19 @@ describe("parseControllerConfig", () => {
       timeouts: { heartbeatSeconds: 100 },
     });
     assert.deepEqual(issues, [
-      "kubernetes.buildah.seccompUnconfined: only applies when buildah.enabled is true",
+      "kubernetes.buildah.seccompUnconfined: only applies when buildah.images lists an image",
       "kubernetes.timeouts.runnerSilentSeconds: must be at least twice heartbeatSeconds (100)",
       "kubernetes.template.resourceProfiles[1].name: duplicate of resourceProfiles[0].name",
+    ]);
+  });
+
+  it("refuses the old cluster-wide buildah switch, saying what replaced it", () => {
+    assert.deepEqual(issuesOf({ images: { runner: "r" }, buildah: { enabled: true } }), [
+      "kubernetes.buildah.enabled: replaced by buildah.images: list the buildah images workflows may opt in with",
+    ]);
+    assert.deepEqual(issuesOf({ images: { runner: "r" }, buildah: { images: ["quay.io/*/x*", "a b"] } }), [
+      "kubernetes.buildah.images[0]: an image, or a prefix ending in *",
+      "kubernetes.buildah.images[1]: an image, or a prefix ending in *",
     ]);
   });
 
@@ -138,7 +148,7 @@ describe("parseControllerConfig", () => {
 describe("the sample config", () => {
   it("parses, and the profiles keep their order", () => {
     const file = parse(
-      readFileSync(new URL("../../config/samples/controller-config.yaml", import.meta.url), "utf8"),
+      readFileSync(new URL("../../config/examples/controller-config.yaml", import.meta.url), "utf8"),
     );
     const config = parseControllerConfig(file.kubernetes);
     assert.deepEqual(

@@ -149,19 +149,41 @@ export const ControllerConfigSchema = z
       .prefault({}),
     buildah: z
       .strictObject({
-        /** Rootless buildah in workflow images: allows privilege escalation (newuidmap). */
-        enabled: z.boolean().default(false),
+        /**
+         * The images whose workflows may run rootless buildah: a workflow opts in by naming one
+         * as its `image`, and only its pod gets SETUID/SETGID and privilege escalation (setuid
+         * newuidmap). An entry is an image without tag (any tag or digest), an exact reference,
+         * or a prefix ending in `*`. Empty: every workflow pod meets Pod Security `restricted`.
+         */
+        images: z
+          .array(
+            z
+              .string()
+              .min(1)
+              .max(1024)
+              .regex(/^[^\s*]+\*?$/, "an image, or a prefix ending in *"),
+          )
+          .default([]),
         /** Some clusters' RuntimeDefault seccomp profile blocks the syscalls buildah needs. */
         seccompUnconfined: z.boolean().default(false),
+        /** Replaced by `images` (one switch let every workflow escalate): refused with a hint. */
+        enabled: z
+          .unknown()
+          .refine(
+            (v) => v === undefined,
+            "replaced by buildah.images: list the buildah images workflows may opt in with",
+          )
+          .optional(),
       })
+      .transform(({ enabled: _, ...rest }) => rest)
       .prefault({}),
   })
   .superRefine((c, ctx) => {
-    if (c.buildah.seccompUnconfined && !c.buildah.enabled) {
+    if (c.buildah.seccompUnconfined && c.buildah.images.length === 0) {
       ctx.addIssue({
         code: "custom",
         path: ["buildah", "seccompUnconfined"],
-        message: "only applies when buildah.enabled is true",
+        message: "only applies when buildah.images lists an image",
       });
     }
     if (c.timeouts.runnerSilentSeconds < 2 * c.timeouts.heartbeatSeconds) {
@@ -194,6 +216,23 @@ type DeepReadonly<T> = T extends (infer U)[]
   : T extends object
     ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
     : T;
+
+/** The image without its digest and tag: `quay.io/buildah/stable:v1.38@sha256:…` → `quay.io/buildah/stable`. */
+function imageRepository(image: string): string {
+  const noDigest = image.split("@")[0]!;
+  const slash = noDigest.lastIndexOf("/");
+  const colon = noDigest.lastIndexOf(":");
+  return colon > slash ? noDigest.slice(0, colon) : noDigest;
+}
+
+/** Whether a workflow running `image` opted into rootless buildah, as `buildah.images` allows. */
+export function buildahAllowed(config: Pick<ControllerConfig, "buildah">, image: string): boolean {
+  return config.buildah.images.some((entry) =>
+    entry.endsWith("*")
+      ? image.startsWith(entry.slice(0, -1))
+      : entry === image || entry === imageRepository(image),
+  );
+}
 
 export class ControllerConfigError extends Error {
   override readonly name = "ControllerConfigError";

@@ -35,6 +35,16 @@ test("the orphan sweep removes strays and runs the spindle does not know, and ke
   // A live run with its Secret; a run the spindle no longer knows.
   const kept = await createRun(cluster, ns, [workflow("kept.yml")], { secrets: { A: "1" } });
   const unknown = await createRun(cluster, ns, [workflow("unknown.yml")], { rkey: "forgotten" });
+  // Unknown too, but made by hand (as config/samples is) and labelled so: kept.
+  const handMade = await createRun(cluster, ns, [workflow("hand.yml")], { rkey: "forgotten-hand" });
+  const labelled = await cluster.kubectl([
+    "-n",
+    ns,
+    "label",
+    `spindleset/${handMade.metadata.name}`,
+    "loom.tangled.sh/hand-made=true",
+  ]);
+  assert.equal(labelled.code, 0, labelled.stderr);
   // Strays of a run that is gone, and a stale Secret of an earlier run under the live run's name.
   const goneMeta = (name: string): V1ObjectMeta => ({
     name,
@@ -82,7 +92,7 @@ test("the orphan sweep removes strays and runs the spindle does not know, and ke
   });
 
   const { controller } = await startController(t, cluster, testConfig(ns), {
-    isKnown: (_knot, rkey) => rkey !== "forgotten",
+    isKnown: (_knot, rkey) => !rkey.startsWith("forgotten"),
     unknownMinAgeMs: 0,
   });
   await controller.sweep();
@@ -107,6 +117,7 @@ test("the orphan sweep removes strays and runs the spindle does not know, and ke
     return !names.includes(unknown.metadata.name) || `still ${names}`;
   });
   await getRun(cluster, ns, kept.metadata.name!);
+  await getRun(cluster, ns, handMade.metadata.name!);
   await core.readNamespacedSecret({ name: `${kept.metadata.name}-secrets`, namespace: ns });
   await core.readNamespacedConfigMap({ name: "someone-else", namespace: ns });
   const keptJob = (await listJobs(cluster, ns)).find(

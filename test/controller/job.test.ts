@@ -118,7 +118,7 @@ test("a SpindleSet produces exactly the expected Job", { skip: cluster.skip }, a
   assert.equal(runner.image, "docker.io/library/alpine:3.20");
   assert.deepEqual(runner.securityContext, {
     allowPrivilegeEscalation: false,
-    capabilities: { drop: ["ALL"], add: ["SETUID", "SETGID"] },
+    capabilities: { drop: ["ALL"] },
   });
   assert.deepEqual(runner.resources, {
     requests: { cpu: "100m", memory: "128Mi", [PARKED_RESOURCE]: "1" },

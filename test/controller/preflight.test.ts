@@ -40,6 +40,19 @@ test("preflight without RBAC says to apply Loom's RBAC", { skip: cluster.skip },
   );
 });
 
+test("preflight in a namespace that does not exist says to create it, in one sentence", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = `absent-${(await cluster.namespace(t)).slice(-8)}`;
+  await assert.rejects(
+    controllerAs(cluster.kubeConfig(), ns).preflight(),
+    (err: unknown) =>
+      err instanceof PreflightError &&
+      err.message ===
+        `namespace ${ns} does not exist: create it (kubectl create namespace ${ns}) or set kubernetes.namespace to the one Loom should use`,
+  );
+});
+
 test("an API answer of 404 for the list means the CRD is missing", { skip: cluster.skip }, async (t) => {
   const ns = await cluster.namespace(t);
   // A real 404 from the apiserver for a resource nobody installed (the shared cluster keeps

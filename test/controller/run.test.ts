@@ -297,12 +297,13 @@ test("a controller killed mid-run: its successor adopts the Jobs, none is duplic
   assert.doesNotMatch(logs.text(), /job created/);
 });
 
-test("a pod the API refuses (Pod Security restricted) ends the workflow as PodCreateFailed, saying why", {
+test("under Pod Security restricted a default workflow runs; a buildah one is refused (PodCreateFailed, saying why)", {
   skip: cluster.skip,
 }, async (t) => {
   const ns = await cluster.namespace(t);
-  // Workflow pods meet baseline, not restricted (setup-user runs as root): the job controller's
-  // pod creation is refused, which only its FailedCreate events record.
+  // Default workflow pods meet restricted; a buildah workflow's pod (SETUID/SETGID, escalation)
+  // only baseline: the job controller's pod creation is refused, which only its FailedCreate
+  // events record.
   await cluster
     .kubeConfig()
     .makeApiClient(CoreV1Api)
@@ -310,12 +311,23 @@ test("a pod the API refuses (Pod Security restricted) ends the workflow as PodCr
       { name: ns, body: { metadata: { labels: { "pod-security.kubernetes.io/enforce": "restricted" } } } },
       MERGE,
     );
-  await startController(t, cluster, testConfig(ns, { timeouts: { podCreateFailedSeconds: 2 } }));
-  const run = await createRun(cluster, ns, [workflow("refused.yml")]);
+  await startController(
+    t,
+    cluster,
+    testConfig(ns, {
+      timeouts: { podCreateFailedSeconds: 2 },
+      buildah: { images: ["quay.io/buildah/stable"] },
+    }),
+  );
+  const run = await createRun(cluster, ns, [
+    workflow("plain.yml"),
+    workflow("refused.yml", { image: "quay.io/buildah/stable:v1.38" }),
+  ]);
   const done = await waitForWorkflow(cluster, ns, run.metadata.name!, "refused.yml", "failed", 60_000);
   const w = done.status!.workflows.find((x) => x.name === "refused.yml")!;
   assert.equal(w.reason, "PodCreateFailed");
   assert.match(w.message!, /could not be created for \d+s: .*violates PodSecurity "restricted/);
+  await waitForWorkflow(cluster, ns, run.metadata.name!, "plain.yml", "success", 60_000);
   await eventually("the refused Job is deleted", async () => {
     return !(await listJobs(cluster, ns)).some((j) => j.metadata!.name === w.jobName);
   });

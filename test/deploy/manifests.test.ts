@@ -1,12 +1,16 @@
 /**
  * `make deploy` (config/default: CRD + RBAC + the Loom Deployment) against the real control
- * plane: the kustomization applies server-side, the Deployment becomes Available (kwok plays the
- * kubelet), the Loom pod meets Pod Security `restricted` (checked by the apiserver's own
- * admission in a namespace that enforces it, with a negative control), the service account can do
- * exactly what the engine and controller need, and the shipped config file is valid once its two
- * required keys are given.
+ * plane, run as an operator runs it: `make deploy IMG=…` applies server-side and the Deployment
+ * becomes Available (kwok plays the kubelet); a second `make deploy` with another IMG upgrades it
+ * in place; `kubectl apply -k config/samples/` applies; `kubectl explain` describes every field
+ * of the spec; `make undeploy` removes Loom but keeps the namespace, the data volume and the
+ * secrets key, and `make undeploy PURGE=1` removes those too. Also: the Loom pod meets Pod
+ * Security `restricted` (the apiserver's own admission, with a negative control), the service
+ * account can do exactly what the engine and controller need, and the shipped config file is
+ * valid once its two required keys are given.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -84,19 +88,41 @@ describe("config/manager: the shipped config file", () => {
 
 const cluster = await getTestCluster({ full: true });
 
+/** `make TARGET VARS…` in the repository, against the test cluster. */
+function make(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      "make",
+      ["-s", ...args, `KUBECTL=${cluster.state.kubectl}`],
+      { cwd: root, env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath }, timeout: 120_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+const IMG_1 = "registry.example.com/loom:0.1.0";
+const IMG_2 = "registry.example.com:5000/team/loom:0.2.0";
+const RUNNER_IMG = "registry.example.com:5000/team/loom-runner@sha256:0123456789abcdef";
+
 describe("make deploy on a real cluster", { skip: cluster.skip }, () => {
   const pvName = `loom-data-${process.pid}`;
 
+  const deployedImage = async () =>
+    (
+      await cluster.kubectl([
+        "-n",
+        NS,
+        "get",
+        "deployment/loom",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+      ])
+    ).stdout;
+
   before(async () => {
-    const applied = await cluster.kubectl([
-      "apply",
-      "--server-side",
-      "--force-conflicts",
-      "--field-manager=loom-deploy-test",
-      "-k",
-      join(root, "config/default"),
-    ]);
-    assert.equal(applied.code, 0, applied.stderr);
+    const deployed = await make("deploy", `IMG=${IMG_1}`);
+    assert.equal(deployed.code, 0, deployed.stderr);
     // The cluster has no storage provisioner: a volume for the claim to bind, as an admin would.
     const pv = await cluster.kubectl(
       ["apply", "-f", "-"],
@@ -155,6 +181,128 @@ describe("make deploy on a real cluster", { skip: cluster.skip }, () => {
     );
     const pvc = await cluster.kubectl(["-n", NS, "get", "pvc/loom-data", "-o", "jsonpath={.status.phase}"]);
     assert.equal(pvc.stdout, "Bound");
+    assert.equal(await deployedImage(), IMG_1);
+  });
+
+  it("make deploy again with another IMG upgrades in place (no server-side apply conflict)", async () => {
+    const again = await make("deploy", `IMG=${IMG_2}`, `RUNNER_IMG=${RUNNER_IMG}`);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(await deployedImage(), IMG_2);
+    // RUNNER_IMG sets the config file's runner image, and only that.
+    const config = (
+      await cluster.kubectl([
+        "-n",
+        NS,
+        "get",
+        "configmap/loom-config",
+        "-o",
+        "jsonpath={.data.config\\.yaml}",
+      ])
+    ).stdout;
+    const shipped = (manifest("config/manager/config.yaml") as { data: Record<string, string> }).data[
+      "config.yaml"
+    ]!;
+    assert.equal(parseControllerConfig(parse(config).kubernetes).images.runner, RUNNER_IMG);
+    assert.deepEqual(
+      { ...parse(config), kubernetes: { ...parse(config).kubernetes, images: {} } },
+      { ...parse(shipped), kubernetes: { ...parse(shipped).kubernetes, images: {} } },
+    );
+    // The image belongs to the same field manager as the rest of the configuration.
+    const d = JSON.parse(
+      (await cluster.kubectl(["-n", NS, "get", "deployment/loom", "-o", "json", "--show-managed-fields"]))
+        .stdout,
+    ) as {
+      metadata: { managedFields: { manager: string; operation: string; fieldsV1?: unknown }[] };
+    };
+    const owners = d.metadata.managedFields
+      .filter((f) => JSON.stringify(f.fieldsV1 ?? {}).includes('"f:image"'))
+      .map((f) => `${f.manager}/${f.operation}`);
+    assert.deepEqual(owners, ["loom-deploy/Apply"]);
+    await eventually(
+      "the new image rolled out",
+      async () => {
+        const r = await cluster.kubectl([
+          "-n",
+          NS,
+          "get",
+          "pods",
+          "-l",
+          "app.kubernetes.io/name=loom",
+          "-o",
+          "json",
+        ]);
+        const pods = JSON.parse(r.stdout) as {
+          items: { metadata: { deletionTimestamp?: string }; spec: { containers: { image: string }[] } }[];
+        };
+        const images = pods.items
+          .filter((p) => !p.metadata.deletionTimestamp)
+          .map((p) => p.spec.containers[0]?.image);
+        return (images.length === 1 && images[0] === IMG_2) || `pods: ${images}`;
+      },
+      90_000,
+    );
+  });
+
+  it("make deploy without IMG says it needs one", async () => {
+    const r = await make("deploy", "IMG=");
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /make deploy needs IMG=registry\/loom:tag/);
+  });
+
+  it("kubectl apply -k config/samples/ applies: a SpindleSet with its Secret, and a buildah workflow", async () => {
+    const applied = await cluster.kubectl(["apply", "-k", join(root, "config/samples")]);
+    assert.equal(applied.code, 0, applied.stderr);
+    const names = (
+      await cluster.kubectl([
+        "-n",
+        NS,
+        "get",
+        "spindlesets",
+        "-l",
+        "loom.tangled.sh/hand-made=true",
+        "-o",
+        "name",
+      ])
+    ).stdout
+      .trim()
+      .split("\n")
+      .sort();
+    assert.deepEqual(names, [
+      "spindleset.loom.tangled.sh/knot-example-com-3lq2abcxyz22k-7c1e6d0a",
+      "spindleset.loom.tangled.sh/knot-example-com-3lq2buildah2k-5a0f3c1e",
+    ]);
+    const secret = await cluster.kubectl([
+      "-n",
+      NS,
+      "get",
+      "secret/knot-example-com-3lq2abcxyz22k-7c1e6d0a-secrets",
+      "-o",
+      "jsonpath={.data}",
+    ]);
+    assert.match(secret.stdout, /APP_PASSWORD/);
+  });
+
+  it("kubectl explain describes every field of spindleset.spec", async () => {
+    const crd = manifest("config/crd/loom.tangled.sh_spindlesets.yaml");
+    const objectPaths: string[] = [];
+    const walk = (
+      node: { type?: string; properties?: Record<string, unknown>; items?: unknown },
+      path: string,
+    ) => {
+      if (node.properties) {
+        objectPaths.push(path);
+        for (const [k, v] of Object.entries(node.properties)) walk(v as typeof node, `${path}.${k}`);
+      }
+      if (node.items) walk(node.items as typeof node, path);
+    };
+    walk(crd.spec.versions[0].schema.openAPIV3Schema.properties.spec, "spindleset.spec");
+    assert.ok(objectPaths.length >= 10, objectPaths.join(" "));
+    for (const path of objectPaths) {
+      const r = await cluster.kubectl(["explain", path, "--api-version=loom.tangled.sh/v1alpha1"]);
+      assert.equal(r.code, 0, `${path}: ${r.stderr}`);
+      assert.match(r.stdout, /FIELDS:/, path);
+      assert.doesNotMatch(r.stdout, /<no description>/, `${path}:\n${r.stdout}`);
+    }
   });
 
   it("the Loom pod meets Pod Security `restricted` (and the check can fail)", async (t) => {
@@ -212,5 +360,53 @@ describe("make deploy on a real cluster", { skip: cluster.skip }, () => {
         assert.equal(o.metadata.namespace, NS, path);
       }
     }
+  });
+
+  it("make undeploy removes Loom and keeps the namespace, the data volume and the secrets key", async () => {
+    const r = await make("undeploy");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /kept namespace loom, its data volume \(PersistentVolumeClaim loom-data\) and the secrets key/,
+    );
+    assert.match(r.stdout, /make undeploy PURGE=1/);
+    await eventually("deployment/loom gone", async () => {
+      const d = await cluster.kubectl(["-n", NS, "get", "deployment/loom"]);
+      return d.code !== 0 || "still there";
+    });
+    assert.notEqual((await cluster.kubectl(["get", "clusterrole/loom-controller-nodes"])).code, 0);
+    const kept = await cluster.kubectl([
+      "-n",
+      NS,
+      "get",
+      "pvc/loom-data",
+      "secret/loom-secrets-key",
+      "-o",
+      "name",
+    ]);
+    assert.equal(kept.code, 0, kept.stderr);
+    assert.deepEqual(kept.stdout.trim().split("\n"), [
+      "persistentvolumeclaim/loom-data",
+      "secret/loom-secrets-key",
+    ]);
+    const ns = await cluster.kubectl(["get", "namespace", NS, "-o", "jsonpath={.status.phase}"]);
+    assert.equal(ns.stdout, "Active");
+    const crd = await cluster.kubectl(["get", "crd/spindlesets.loom.tangled.sh"]);
+    assert.equal(crd.code, 0, "the CRD stays (make uninstall removes it)");
+    // Deploying again finds its data where it was.
+    const again = await make("deploy", `IMG=${IMG_2}`);
+    assert.equal(again.code, 0, again.stderr);
+    const pvc = await cluster.kubectl(["-n", NS, "get", "pvc/loom-data", "-o", "jsonpath={.status.phase}"]);
+    assert.equal(pvc.stdout, "Bound");
+  });
+
+  it("make undeploy PURGE=1 deletes the namespace with the volume and the key, and says so", async () => {
+    const r = await make("undeploy", "PURGE=1");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /deleted namespace loom with its data volume loom-data and the secrets key/);
+    await eventually("namespace loom gone or going", async () => {
+      const ns = await cluster.kubectl(["get", "namespace", NS, "-o", "jsonpath={.status.phase}"]);
+      return ns.code !== 0 || ns.stdout === "Terminating" || ns.stdout;
+    });
   });
 });

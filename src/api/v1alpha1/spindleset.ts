@@ -118,9 +118,12 @@ const hexSha = z
   .describe("a full commit id (SHA-1, or SHA-256 for SHA-256 repositories)");
 const time = z.iso.datetime({ offset: true });
 
-const EnvValueEntrySchema = z.strictObject({ name: envName, value: z.string().max(131072) });
+const EnvValueEntrySchema = z.strictObject({
+  name: envName.describe("name of the environment variable"),
+  value: z.string().max(131072).describe("literal value of the variable"),
+});
 const EnvSecretEntrySchema = z.strictObject({
-  name: envName,
+  name: envName.describe("name of the environment variable"),
   secret: secretKey.describe("key of a repo secret; the runner reads it from LOOM_SECRET_<key>"),
 });
 /** Mirrors `EnvEntry` of the runner protocol: a literal value or a reference to a secret key. */
@@ -128,19 +131,30 @@ export const EnvEntrySchema = z.union([EnvValueEntrySchema, EnvSecretEntrySchema
 
 export const RunnerStepSchema = z.strictObject({
   id: z.number().int().min(0).describe("Tangled step id, 0.. in step-list order"),
-  name: z.string().max(1024),
-  command: z.string().max(262144),
-  kind: z.enum(["system", "user"]),
-  env: z.array(EnvEntrySchema).max(1024).default([]).describe("applied in order; a later entry wins"),
+  name: z.string().max(1024).describe("step name shown in the log"),
+  command: z.string().max(262144).describe("shell command the runner runs with /bin/sh -c"),
+  kind: z
+    .enum(["system", "user"])
+    .describe("system: added by the spindle (clone, dependencies); user: written in the workflow file"),
+  env: z
+    .array(EnvEntrySchema)
+    .max(1024)
+    .default([])
+    .describe(
+      "the step's environment: each entry a literal value or a repo secret key; applied in order, a later entry wins",
+    ),
 });
 
 export const CloneOptionsSchema = z
   .strictObject({
-    skip: z.boolean().default(false),
+    skip: z
+      .boolean()
+      .default(false)
+      .describe("true: no clone-repo init container; the workspace starts empty"),
     url: z.string().max(2048).optional().describe("remote to fetch; required unless skip"),
     sha: hexSha.optional().describe("commit to check out; absent = the remote's HEAD (manual runs)"),
-    depth: z.number().int().min(1).default(1),
-    submodules: z.boolean().default(false),
+    depth: z.number().int().min(1).default(1).describe("git fetch --depth"),
+    submodules: z.boolean().default(false).describe("also fetch the repository's submodules"),
     stepId: z
       .number()
       .int()
@@ -155,8 +169,10 @@ export const CloneOptionsSchema = z
 export const WorkflowSpecSchema = z.strictObject({
   name: z.string().min(1).max(255).describe("workflow file name, e.g. build.yml"),
   wid: z.string().min(1).max(1024).describe("workflow id normalize(knot)-rkey-normalize(name), spec §4.3"),
-  image: z.string().min(1).max(1024),
-  architecture: z.enum(ARCHITECTURES),
+  image: z.string().min(1).max(1024).describe("OCI image the steps run in (the runner container's image)"),
+  architecture: z
+    .enum(ARCHITECTURES)
+    .describe("CPU architecture of the node the workflow runs on (the kubernetes.io/arch node label)"),
   timeoutSeconds: z
     .number()
     .int()
@@ -170,64 +186,96 @@ export const WorkflowSpecSchema = z.strictObject({
     .default([])
     .describe("keys of the secretRef Secret this workflow's runner receives"),
   clone: CloneOptionsSchema,
-  steps: z.array(RunnerStepSchema).max(1024).meta({ "x-kubernetes-list-type": "atomic" }),
+  steps: z
+    .array(RunnerStepSchema)
+    .max(1024)
+    .meta({ "x-kubernetes-list-type": "atomic" })
+    .describe("the steps in the order the runner runs them, system steps included"),
 });
 
-const TriggerRepoSchema = z.strictObject({
-  knot: z.string().max(253),
-  did: z.string().max(2048),
-  repo: z.string().max(1024),
-  defaultBranch: z.string().max(1024).optional(),
-});
+const TriggerRepoSchema = z
+  .strictObject({
+    knot: z.string().max(253).describe("host name of the knot that serves the repository"),
+    did: z.string().max(2048).describe("DID of the repository's owner"),
+    repo: z.string().max(1024).describe("repository name"),
+    defaultBranch: z.string().max(1024).optional().describe("the repository's default branch, when known"),
+  })
+  .describe("the repository the pipeline runs for");
 
 /** A frozen copy of the pipeline record's triggerMetadata (spec §1.5), for people and audits. */
-export const TriggerSchema = z.strictObject({
-  kind: z.enum(["push", "pull_request", "manual"]),
-  repo: TriggerRepoSchema,
-  push: z
-    .strictObject({ ref: z.string().max(1024), oldSha: z.string().max(64), newSha: z.string().max(64) })
-    .optional(),
-  pullRequest: z
-    .strictObject({
-      sourceBranch: z.string().max(1024),
-      targetBranch: z.string().max(1024),
-      sourceSha: z.string().max(64),
-      action: z.string().max(64),
-    })
-    .optional(),
-  manual: z
-    .strictObject({
-      inputs: z
-        .array(z.strictObject({ key: z.string().max(1024), value: z.string().max(65536) }))
-        .max(256)
-        .default([]),
-    })
-    .optional(),
-});
+export const TriggerSchema = z
+  .strictObject({
+    kind: z.enum(["push", "pull_request", "manual"]).describe("what started the pipeline"),
+    repo: TriggerRepoSchema,
+    push: z
+      .strictObject({
+        ref: z.string().max(1024).describe("the pushed ref, e.g. refs/heads/main"),
+        oldSha: z.string().max(64).describe("commit the ref pointed at before the push (may be empty)"),
+        newSha: z.string().max(64).describe("commit the ref points at after the push"),
+      })
+      .optional()
+      .describe("set when kind is push"),
+    pullRequest: z
+      .strictObject({
+        sourceBranch: z.string().max(1024).describe("branch the pull request comes from"),
+        targetBranch: z.string().max(1024).describe("branch the pull request targets"),
+        sourceSha: z.string().max(64).describe("head commit of the source branch"),
+        action: z.string().max(64).describe("what happened to the pull request, e.g. create or update"),
+      })
+      .optional()
+      .describe("set when kind is pull_request"),
+    manual: z
+      .strictObject({
+        inputs: z
+          .array(
+            z.strictObject({
+              key: z.string().max(1024).describe("input name"),
+              value: z.string().max(65536).describe("input value"),
+            }),
+          )
+          .max(256)
+          .default([])
+          .describe("the inputs given when the run was started by hand"),
+      })
+      .optional()
+      .describe("set when kind is manual"),
+  })
+  .describe(
+    "a copy of the pipeline record's triggerMetadata, for people and audits; the controller does not act on it",
+  );
 
-const SpindleSetSpecObject = z.strictObject({
-  pipeline: z.strictObject({
-    knot: z.string().min(1).max(253),
-    rkey: z.string().min(1).max(512),
-  }),
-  trigger: TriggerSchema,
-  secretRef: z
-    .strictObject({ name: z.string().min(1).max(253) })
-    .optional()
-    .describe("the per-run Secret holding repo secret values; absent when the run has no secrets"),
-  cancel: z.boolean().default(false).describe("set to true to cancel every unfinished workflow"),
-  cancelWorkflows: z
-    .array(z.string().min(1).max(255))
-    .max(64)
-    .default([])
-    .meta({ "x-kubernetes-list-type": "set" })
-    .describe("names of single workflows to cancel (Tangled's cancelPipeline names one workflow)"),
-  workflows: z
-    .array(WorkflowSpecSchema)
-    .min(1)
-    .max(64)
-    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] }),
-});
+const SpindleSetSpecObject = z
+  .strictObject({
+    pipeline: z
+      .strictObject({
+        knot: z.string().min(1).max(253).describe("host name of the knot that emitted the pipeline"),
+        rkey: z.string().min(1).max(512).describe("record key of the pipeline record on that knot"),
+      })
+      .describe("which pipeline this run is: knot + rkey identify it on Tangled"),
+    trigger: TriggerSchema,
+    secretRef: z
+      .strictObject({
+        name: z.string().min(1).max(253).describe("name of the Secret in the SpindleSet's namespace"),
+      })
+      .optional()
+      .describe("the per-run Secret holding repo secret values; absent when the run has no secrets"),
+    cancel: z.boolean().default(false).describe("set to true to cancel every unfinished workflow"),
+    cancelWorkflows: z
+      .array(z.string().min(1).max(255))
+      .max(64)
+      .default([])
+      .meta({ "x-kubernetes-list-type": "set" })
+      .describe("names of single workflows to cancel (Tangled's cancelPipeline names one workflow)"),
+    workflows: z
+      .array(WorkflowSpecSchema)
+      .min(1)
+      .max(64)
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
+      .describe("the run's workflows, resolved and frozen; each runs as one Job"),
+  })
+  .describe(
+    "the run as the spindle froze it when it started; only the spindle writes it, except cancel and cancelWorkflows",
+  );
 
 /** Cross-field rules the CRD schema cannot state; the controller reports them as InvalidSpec. */
 export const SpindleSetSpecSchema = SpindleSetSpecObject.superRefine((spec, ctx) => {
@@ -277,51 +325,76 @@ export const ConditionSchema = z.strictObject({
     .max(316)
     .regex(
       /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/,
-    ),
-  status: z.enum(["True", "False", "Unknown"]),
-  observedGeneration: z.number().int().min(0).optional(),
-  lastTransitionTime: time,
+    )
+    .describe("condition type, e.g. Succeeded"),
+  status: z.enum(["True", "False", "Unknown"]).describe("True, False or Unknown"),
+  observedGeneration: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe("the metadata.generation the condition was set for"),
+  lastTransitionTime: time.describe("when status last changed"),
   reason: z
     .string()
     .min(1)
     .max(1024)
-    .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/),
-  message: z.string().max(32768),
+    .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/)
+    .describe("one of the workflow reasons (docs/operating.md)"),
+  message: z.string().max(32768).describe("details for people"),
 });
 
 export const WorkflowStatusSchema = z.strictObject({
-  name: z.string().min(1).max(255),
-  phase: z.enum(PHASES),
-  reason: z.enum(REASONS),
-  message: z.string().max(32768).optional(),
-  jobName: z.string().max(63).optional(),
-  /** Name of the resource profile chosen (or its index as `#n` when unnamed). */
-  profile: z.string().max(253).optional(),
-  startTime: time.optional(),
-  finishTime: time.optional(),
-  /** Exit code of the failing step, 0 on success; -1 when no step ran (Tangled's convention). */
-  exitCode: z.number().int().optional(),
+  name: z.string().min(1).max(255).describe("the workflow's name in spec.workflows"),
+  phase: z.enum(PHASES).describe("Tangled's workflow status"),
+  reason: z.enum(REASONS).describe("why the workflow is in its phase (docs/operating.md lists every reason)"),
+  message: z
+    .string()
+    .max(32768)
+    .optional()
+    .describe("details for people: what it waits for, or why it failed"),
+  jobName: z.string().max(63).optional().describe("the workflow's Job, once created"),
+  profile: z
+    .string()
+    .max(253)
+    .optional()
+    .describe("name of the resource profile chosen (or its index as #n when unnamed)"),
+  startTime: time.optional().describe("when the runner started the steps"),
+  finishTime: time.optional().describe("when the workflow reached a terminal phase"),
+  exitCode: z
+    .number()
+    .int()
+    .optional()
+    .describe("exit code of the failing step, 0 on success; -1 when no step ran (Tangled's convention)"),
 });
 
-export const SpindleSetStatusSchema = z.strictObject({
-  observedGeneration: z.number().int().min(0).optional(),
-  phase: z.enum(PHASES).optional(),
-  reason: z.enum(REASONS).optional(),
-  /** `finished/total` workflows, for `kubectl get`. */
-  progress: z.string().max(16).optional(),
-  startTime: time.optional(),
-  completionTime: time.optional(),
-  workflows: z
-    .array(WorkflowStatusSchema)
-    .max(64)
-    .default([])
-    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] }),
-  conditions: z
-    .array(ConditionSchema)
-    .max(16)
-    .default([])
-    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
-});
+export const SpindleSetStatusSchema = z
+  .strictObject({
+    observedGeneration: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("the metadata.generation the controller last acted on"),
+    phase: z.enum(PHASES).optional().describe("overall phase of the run"),
+    reason: z.enum(REASONS).optional().describe("why the run is in its phase"),
+    progress: z.string().max(16).optional().describe("finished/total workflows, for kubectl get"),
+    startTime: time.optional().describe("when the first workflow started"),
+    completionTime: time.optional().describe("when the last workflow finished"),
+    workflows: z
+      .array(WorkflowStatusSchema)
+      .max(64)
+      .default([])
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
+      .describe("one entry per workflow of spec.workflows"),
+    conditions: z
+      .array(ConditionSchema)
+      .max(16)
+      .default([])
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] })
+      .describe("standard conditions; Succeeded is Unknown while the run is in flight"),
+  })
+  .describe("what the controller observed; only the controller writes it");
 
 export type EnvEntrySpec = z.output<typeof EnvEntrySchema>;
 export type RunnerStepSpec = z.output<typeof RunnerStepSchema>;

@@ -169,7 +169,7 @@ function expectedJob(): V1Job {
               terminationMessagePolicy: "FallbackToLogsOnError",
               securityContext: {
                 allowPrivilegeEscalation: false,
-                capabilities: { drop: ["ALL"], add: ["SETUID", "SETGID"] },
+                capabilities: { drop: ["ALL"] },
               },
             },
           ],
@@ -219,8 +219,8 @@ describe("buildJob", () => {
     assert.match(script, /> \/loom\/setup\/clone.log 2>&1/);
   });
 
-  it("builds an arm64 buildah Job: escalation allowed, subuid/subgid mounted, seccomp per config", () => {
-    const cfg = config({ buildah: { enabled: true, seccompUnconfined: true } });
+  it("builds an arm64 buildah Job for an allowed image: SETUID/SETGID, escalation, subuid/subgid, seccomp per config", () => {
+    const cfg = config({ buildah: { images: ["quay.io/buildah/stable"], seccompUnconfined: true } });
     const s = spec((x) => {
       x.workflows[0]!.architecture = "arm64";
       x.workflows[0]!.image = "quay.io/buildah/stable:latest";
@@ -241,7 +241,10 @@ describe("buildJob", () => {
     );
     const runner = pod.containers[0]!;
     runner.image = "quay.io/buildah/stable:latest";
-    runner.securityContext!.allowPrivilegeEscalation = true;
+    runner.securityContext = {
+      allowPrivilegeEscalation: true,
+      capabilities: { drop: ["ALL"], add: ["SETUID", "SETGID"] },
+    };
     runner.volumeMounts!.push(
       { name: "setup", mountPath: "/etc/subuid", subPath: "subuid", readOnly: true },
       { name: "setup", mountPath: "/etc/subgid", subPath: "subgid", readOnly: true },
@@ -274,8 +277,29 @@ describe("buildJob", () => {
     assert.equal(container(amdJob, "install-runner").command![5], "amd64");
   });
 
+  it("buildah is per workflow: an image the operator did not list gets the restricted pod", () => {
+    const cfg = config({ buildah: { images: ["quay.io/buildah/stable", "ghcr.io/example/builders/*"] } });
+    for (const image of [
+      "docker.io/library/node:24",
+      "quay.io/buildah/stable-fork:1",
+      "ghcr.io/example/other:1",
+    ]) {
+      const s = spec((x) => {
+        x.workflows[0]!.image = image;
+      });
+      const job = buildJob(input({ workflow: s.workflows[0]! }, cfg));
+      const expected = expectedJob();
+      expected.spec!.template.spec!.containers[0]!.image = image;
+      assert.deepEqual(job, expected, image);
+    }
+  });
+
   it("keeps seccomp RuntimeDefault in buildah mode unless asked", () => {
-    const job = buildJob(input({}, config({ buildah: { enabled: true } })));
+    const s = spec((x) => {
+      x.workflows[0]!.image = "ghcr.io/example/builders/buildah@sha256:0123";
+    });
+    const cfg = config({ buildah: { images: ["ghcr.io/example/builders/*"] } });
+    const job = buildJob(input({ workflow: s.workflows[0]! }, cfg));
     assert.deepEqual(job.spec!.template.spec!.securityContext!.seccompProfile, { type: "RuntimeDefault" });
     assert.equal(container(job, "runner").securityContext!.allowPrivilegeEscalation, true);
     for (const name of ["setup-user", "clone-repo", "install-runner"]) {

@@ -10,14 +10,13 @@
  *                                         into /loom/runner (runner-image.ts)
  *   main  runner          (workflow image) /loom/runner/loom-runner /loom/spec/spec.json
  *
- * Everything runs as UID/GID 1000 (fsGroup 1000) with no service account token; only the main
- * container keeps SETUID/SETGID, and may escalate privileges only in buildah mode (rootless
- * buildah's newuidmap is setuid). Secret values reach the main container alone, each through a
- * secretKeyRef to the run's Secret; the Job object itself holds no value.
- *
- * Pod Security Standards (checked with k8s.io/pod-security-admission v0.37): these pods meet
- * `baseline`, not `restricted` (the added SETUID/SETGID, and privilege escalation in buildah
- * mode); with buildah.seccompUnconfined they need a `privileged` namespace.
+ * Everything runs as UID/GID 1000 (fsGroup 1000) with no service account token, every
+ * capability dropped and no privilege escalation, so a workflow pod meets Pod Security
+ * `restricted` (test/deploy/pod-security.test.ts asks the API server's own admission). Only a
+ * workflow whose image the operator lists in buildah.images (rootless buildah: its newuidmap is
+ * setuid) gets SETUID/SETGID and privilege escalation in the main container: that pod meets
+ * `baseline`, or only `privileged` with buildah.seccompUnconfined. Secret values reach the main
+ * container alone, each through a secretKeyRef to the run's Secret; the Job holds no value.
  *
  * The image's own /etc/passwd is replaced (subPath mounts) by one with root, runner (1000) and
  * nobody: the setup image cannot read the workflow image's file, and tools such as buildah, ssh
@@ -31,7 +30,7 @@ import type {
   V1VolumeMount,
 } from "@kubernetes/client-node";
 import type { WorkflowSpec } from "../../api/v1alpha1/spindleset.ts";
-import type { ControllerConfig, ResourceProfile } from "../config.ts";
+import { buildahAllowed, type ControllerConfig, type ResourceProfile } from "../config.ts";
 import { BuildError } from "./errors.ts";
 import { workflowAnnotations, workflowLabels } from "./labels.ts";
 import { jobName, runnerSpecConfigMapName } from "./names.ts";
@@ -68,7 +67,7 @@ export function buildJob(input: JobInput): V1Job {
   const labels = workflowLabels(owner.name, workflow.wid);
   const annotations = workflowAnnotations(input.pipeline, workflow);
   const resources = profileResources(input.profile.profile);
-  const buildah = config.buildah.enabled;
+  const buildah = buildahAllowed(config, workflow.image);
 
   const initContainers: V1Container[] = [
     {
@@ -114,10 +113,12 @@ export function buildJob(input: JobInput): V1Job {
       })),
     ],
     ...containerDefaults(resources),
-    securityContext: {
-      allowPrivilegeEscalation: buildah,
-      capabilities: { drop: ["ALL"], add: ["SETUID", "SETGID"] },
-    },
+    ...(buildah && {
+      securityContext: {
+        allowPrivilegeEscalation: true,
+        capabilities: { drop: ["ALL"], add: ["SETUID", "SETGID"] },
+      },
+    }),
   };
 
   return {
@@ -223,7 +224,7 @@ function secretEnv(workflow: WorkflowSpec, secretName: string | undefined): V1En
  * Settings every container shares. Init containers get the profile's resources too: a pod's
  * effective request is the larger of its biggest init container and its main containers, so
  * this costs nothing in scheduling and satisfies quotas that demand limits on every container.
- * Init containers drop every capability; the main container overrides this below.
+ * Every container drops every capability; only a buildah workflow's main container adds two.
  */
 function containerDefaults(resources: V1ResourceRequirements | undefined): Partial<V1Container> {
   return {

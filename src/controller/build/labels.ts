@@ -14,6 +14,8 @@ export const LABELS = {
   spindleSet: `${LABEL_PREFIX}/spindleset`,
   /** shortHash(wid): wids can be longer than 63 characters or end in "-" or ".". */
   workflow: `${LABEL_PREFIX}/workflow`,
+  /** "true" on a SpindleSet made by hand (config/samples): the sweep of unknown runs keeps it. */
+  handMade: `${LABEL_PREFIX}/hand-made`,
 } as const;
 
 export const ANNOTATIONS = {
