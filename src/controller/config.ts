@@ -5,9 +5,9 @@
  * the exact place, e.g. `kubernetes.template.resourceProfiles[1].resources.limits.memory: ...`.
  */
 import { z } from "zod";
+import { isLabelKey, isLabelValue } from "../api/contract/index.ts";
 import { formatIssues } from "../api/issues.ts";
 import { ARCHITECTURES } from "../api/v1alpha1/spindleset.ts";
-import { isLabelKey, isLabelValue } from "./build/labels.ts";
 import { parseQuantity } from "./build/quantity.ts";
 
 const dnsLabel = z

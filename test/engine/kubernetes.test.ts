@@ -30,11 +30,10 @@ import {
 } from "@kubernetes/client-node";
 import pino from "pino";
 import { parse } from "yaml";
+import { secretName, selectorString, spindleSetName, workflowLabels } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
 import type { SpindleSet } from "../../src/api/v1alpha1/spindleset.ts";
 import { parseSpindleSetSpec } from "../../src/api/v1alpha1/spindleset.ts";
-import { selectorString, workflowLabels } from "../../src/controller/build/labels.ts";
-import { secretName, spindleSetName } from "../../src/controller/build/names.ts";
 import { buildRunnerSpec } from "../../src/controller/build/runner-spec.ts";
 import { type ControllerConfig, parseControllerConfig } from "../../src/controller/config.ts";
 import { SpindleSetController } from "../../src/controller/controller.ts";

@@ -23,7 +23,7 @@
  *
  * Runner silence: only the engine reads the runner's heartbeats. A runner silent (no line,
  * heartbeats included) for `runnerSilentSeconds` while its container runs gets its Job annotated
- * with RUNNER_SILENT_ANNOTATION (src/controller/signals.ts); the controller then ends the
+ * with RUNNER_SILENT_ANNOTATION (src/api/contract/signals.ts); the controller then ends the
  * workflow with RunnerSilent.
  *
  * Recovery: `recover` finds the run's SpindleSet by its deterministic name, re-reads the pod
@@ -33,11 +33,16 @@
 import { readFile, truncate } from "node:fs/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
 import pino, { type Logger } from "pino";
-import { LABEL_PREFIX } from "../../api/v1alpha1/group.ts";
+import {
+  CONTAINERS,
+  managedSelector,
+  RUNNER_SILENT_ANNOTATION,
+  secretName,
+  selectorString,
+  spindleSetName,
+  workflowLabels,
+} from "../../api/contract/index.ts";
 import type { SpindleSet, WorkflowStatus } from "../../api/v1alpha1/spindleset.ts";
-import { CONTAINERS } from "../../controller/build/job.ts";
-import { managedSelector, selectorString, workflowLabels } from "../../controller/build/labels.ts";
-import { secretName, spindleSetName } from "../../controller/build/names.ts";
 import type { LogLine } from "../../relay/logline.ts";
 import { type LogSink, Relay, SINK_HIGH_WATER, waitForSink } from "../../relay/relay.ts";
 import {
@@ -52,9 +57,6 @@ import { describe, type FollowEnd, PodLogFollower } from "./logs.ts";
 import { runSpecFromPlan, workflowSpecFromPlan } from "./spec.ts";
 import { isFinal, outcomeFrom } from "./status.ts";
 import { SpindleSetWatch } from "./watch.ts";
-
-/** Same value as src/controller/signals.ts: the controller ends a workflow whose Job has it. */
-export const RUNNER_SILENT_ANNOTATION = `${LABEL_PREFIX}/runner-silent`;
 
 export interface KubernetesEngineOptions {
   kubeConfig: KubeConfig;
