@@ -9,7 +9,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { parseControllerConfig } from "../controller/config.ts";
 import { SpindleSetController } from "../controller/controller.ts";
-import { loadKubernetesSection } from "../spindle/config.ts";
+import { loadKubernetesSection } from "../spindle/config/index.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
 

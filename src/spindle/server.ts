@@ -26,7 +26,7 @@ import {
   ServiceJwtVerifier,
   serviceAudiences,
 } from "./auth/index.ts";
-import { type Config, ConfigError } from "./config.ts";
+import { type Config, ConfigError } from "./config/index.ts";
 import { type DatabaseSync, openDatabase } from "./db/index.ts";
 import { Gen2Service, type Gen2ServiceOptions } from "./gen2/service.ts";
 import { SpindleApp } from "./http/app.ts";
