@@ -22,8 +22,8 @@ export interface ControllerCommandOptions {
 
 export async function controllerCommand(opts: ControllerCommandOptions): Promise<number> {
   const log = pino({ name: "loom-controller", level: opts.env.LOOM_LOG_LEVEL?.trim() || "info" });
-  const { configFile, kubernetes } = loadKubernetesSection(opts.env);
-  const config = parseControllerConfig(kubernetes);
+  const { configFile, kubernetes, topLevel } = loadKubernetesSection(opts.env);
+  const config = parseControllerConfig(kubernetes, "kubernetes", topLevel);
   const path = configFile ?? "(no config file)";
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();

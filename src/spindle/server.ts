@@ -380,7 +380,7 @@ function createEngine(
   if (config.engine === "kubernetes") {
     let k8s: ReturnType<typeof parseControllerConfig>;
     try {
-      k8s = parseControllerConfig(config.kubernetes);
+      k8s = parseControllerConfig(config.kubernetes, "kubernetes", config.kubernetesTopLevel);
     } catch (err) {
       throw new ConfigError("LOOM_CONFIG", (err as Error).message);
     }

@@ -7,6 +7,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
 import { FIELDS, type Field } from "./fields.ts";
+import { kubernetesSection } from "./kubernetes.ts";
 import { Expected } from "./parsers.ts";
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -32,6 +33,9 @@ const fileSchema = z
     nixery: z.record(z.string(), z.unknown()).optional(),
     engine: z.unknown().optional(),
     kubernetes: z.unknown().optional(),
+    // The original Loom's spelling of kubernetes.maxConcurrentJobs and kubernetes.template.
+    maxConcurrentJobs: z.unknown().optional(),
+    template: z.unknown().optional(),
   })
   .strict();
 
@@ -133,13 +137,16 @@ export function required<T>(field: Field<T>, env: Env, file: Layers): T {
 }
 
 /**
- * The config file's `kubernetes` section alone, for `loom controller` (which needs no spindle
- * settings): the same file lookup and checks as `loadConfig` (LOOM_CONFIG, unknown keys refused).
+ * The config file's `kubernetes` section alone (with the original Loom's top-level keys merged
+ * in, see kubernetes.ts), for `loom controller` (which needs no spindle settings): the same file
+ * lookup and checks as `loadConfig` (LOOM_CONFIG, unknown keys refused). `topLevel` (present when
+ * not empty) lists the keys that came from the top level, for parseControllerConfig's messages.
  */
 export function loadKubernetesSection(
   env: Env,
   opts: LoadConfigOptions = {},
-): { configFile: string | null; kubernetes: unknown } {
+): { configFile: string | null; kubernetes: unknown; topLevel?: string[] } {
   const file = readConfigFile(env, opts);
-  return { configFile: file.path, kubernetes: lookup(file.data, "kubernetes") ?? null };
+  const { section, topLevel } = kubernetesSection(file.data, file.path, env);
+  return { configFile: file.path, kubernetes: section, ...(topLevel.length > 0 && { topLevel }) };
 }

@@ -19,15 +19,8 @@
  * - the sqlite secrets provider needs an AES-256 key (values are encrypted at rest).
  */
 import { FIELDS } from "./fields.ts";
-import {
-  type Env,
-  type Layers,
-  type LoadConfigOptions,
-  lookup,
-  readConfigFile,
-  required,
-  resolve,
-} from "./file.ts";
+import { type Env, type Layers, type LoadConfigOptions, readConfigFile, required, resolve } from "./file.ts";
+import { kubernetesSection } from "./kubernetes.ts";
 import { loadOpenbaoToken, loadSecretsKey } from "./secrets.ts";
 
 export type SecretsProviderName = "sqlite" | "openbao";
@@ -79,8 +72,13 @@ export interface Config {
     readonly workflowTimeoutMs: number;
   };
   readonly engine: EngineName;
-  /** The config file's `kubernetes` section, untouched (validated by the Kubernetes engine). */
+  /**
+   * The config file's `kubernetes` section with the original Loom's top-level `maxConcurrentJobs`
+   * and `template` merged in (kubernetes.ts); validated by the Kubernetes engine.
+   */
   readonly kubernetes: unknown;
+  /** Keys of `kubernetes` that came from the file's top level (for error messages). */
+  readonly kubernetesTopLevel: readonly string[];
 }
 
 function deepFreeze<T>(value: T): T {
@@ -99,6 +97,7 @@ function deepFreeze<T>(value: T): T {
  */
 export function loadConfig(env: Env, opts: LoadConfigOptions = {}): Config {
   const file: Layers = { ...readConfigFile(env, opts), fallbacks: opts.fallbacks ?? {} };
+  const k8s = kubernetesSection(file.data, file.path, env);
   const host = required(FIELDS.hostname, env, file);
   const provider = required(FIELDS.secretsProvider, env, file);
   const config: Config = {
@@ -133,7 +132,8 @@ export function loadConfig(env: Env, opts: LoadConfigOptions = {}): Config {
       workflowTimeoutMs: required(FIELDS.workflowTimeout, env, file),
     },
     engine: required(FIELDS.engine, env, file),
-    kubernetes: lookup(file.data, "kubernetes") ?? null,
+    kubernetes: k8s.section,
+    kubernetesTopLevel: k8s.topLevel,
   };
   return deepFreeze(config);
 }
