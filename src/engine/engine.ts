@@ -41,7 +41,7 @@
  * private channel (child environment, Kubernetes Secret); they never appear in specs, resources
  * or errors, and every log line is masked before it reaches the sink.
  */
-import type { LogSink } from "../relay/relay.ts";
+import type { LogSink } from "../relay/sink.ts";
 import type { RunnerStep } from "../runner/protocol.ts";
 
 export type WorkflowStatus = "pending" | "running" | "success" | "failed" | "timeout" | "cancelled";

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { type Engine, EngineError, type StatusUpdate, type WorkflowRun } from "../../src/engine/engine.ts";
 import type { LogLine } from "../../src/relay/logline.ts";
-import type { LogSink } from "../../src/relay/relay.ts";
+import type { LogSink } from "../../src/relay/sink.ts";
 import type { RunnerStep } from "../../src/runner/protocol.ts";
 
 export interface EngineHarness {

@@ -44,7 +44,8 @@ import {
 } from "../../api/contract/index.ts";
 import type { SpindleSet, WorkflowStatus } from "../../api/v1alpha1/spindleset.ts";
 import type { LogLine } from "../../relay/logline.ts";
-import { type LogSink, Relay, SINK_HIGH_WATER, waitForSink } from "../../relay/relay.ts";
+import { Relay } from "../../relay/relay.ts";
+import { type LogSink, SINK_HIGH_WATER, waitForSink } from "../../relay/sink.ts";
 import {
   type Engine,
   EngineError,
