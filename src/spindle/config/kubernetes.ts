@@ -15,7 +15,6 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import { ConfigError } from "../errors.ts";
-import type { Env } from "./file.ts";
 
 /** The original Loom's top-level keys that are read as `kubernetes.<key>`. */
 export const ORIGINAL_KEYS = ["maxConcurrentJobs", "template"] as const;
@@ -30,6 +29,7 @@ export interface KubernetesSection {
   topLevel: string[];
 }
 
+type Env = Readonly<Record<string, string | undefined>>;
 type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => v !== null && typeof v === "object" && !Array.isArray(v);
 
