@@ -1,7 +1,10 @@
 /**
  * The engine interface: the only thing the spindle server knows about where workflows run.
- * Two implementations pass one behaviour suite (test/engine/suite.ts): the local engine
- * (src/engine/local, the runner as a child process) and the Kubernetes engine.
+ * Every implementation runs one behaviour suite (test/engine/suite.ts): the local engine
+ * (src/engine/local, the runner as a child process) in local.test.ts; the Kubernetes engine
+ * (src/engine/kubernetes) on the real control plane in kubernetes-suite.test.ts, where kwok runs
+ * no containers and the harness runs the runner for the pod, so the one case it cannot stage
+ * (cancel while a step's output is being read) is skipped there with that reason.
  *
  * Lifecycle of one workflow run, keyed by its workflow id (wid, spec §4.3):
  *
