@@ -5,6 +5,7 @@
  * (src/engine/kubernetes) on the real control plane in kubernetes-suite.test.ts, where kwok runs
  * no containers and the harness runs the runner for the pod, so the one case it cannot stage
  * (cancel while a step's output is being read) is skipped there with that reason.
+ * src/engine/fake is a fake for server tests: the same contract, steps scripted instead of run.
  *
  * Lifecycle of one workflow run, keyed by its workflow id (wid, spec §4.3):
  *

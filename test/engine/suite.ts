@@ -2,9 +2,10 @@
  * The engine behaviour suite: what every Engine (src/engine/engine.ts) must do, run against
  * real workflows. The local engine passes it in local.test.ts, the Kubernetes engine in
  * kubernetes-suite.test.ts (real control plane and controller; kwok runs no containers, so its
- * harness runs the runner on this machine with the pod's own spec and secrets), the fake engine
- * in fake.test.ts. A harness that cannot reproduce a case says why (`EngineBehaviourOptions`),
- * and the case is reported skipped with that reason.
+ * harness runs the runner on this machine with the pod's own spec and secrets). A harness that
+ * cannot reproduce a case says why (`EngineBehaviourOptions`), and the case is reported skipped
+ * with that reason. (The fake engine runs no commands, so it has its own contract tests beside
+ * it: src/engine/fake/engine.test.ts.)
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
