@@ -5,21 +5,20 @@
  *
  * kwok runs no containers, so this harness stands in for the kubelet's part, with the pod's own
  * inputs: a profile asks for an extended resource no node offers, so each workflow pod waits
- * unscheduled; the harness then reads the pod's RunnerSpec ConfigMap and the secret values its
- * secretKeyRefs name, runs the real runner on this machine with them, and once the runner is
- * done writes its output as the pod's log (a kwok Logs object), labels the pod to end with the
- * runner's exit code (kwok's failure stage) unless it was 0, and binds the pod to a kwok node of
- * its architecture. kwok then runs it to Succeeded or Failed, the controller reports, and the
- * engine reads the log through the real pods/log endpoint. A pod deleted while its runner runs
- * (cancel, destroy) gets its runner stopped, as the kubelet would.
- *
- * What this cannot show: output read while a step still runs (the log appears when the runner
- * is done), so the suite's cancel-mid-step case is skipped here; cancel of a run whose pod never
- * ran is in kubernetes.test.ts.
+ * unscheduled until the harness takes it. It labels the pod for kwok's failure stage an hour
+ * away (so kwok holds it Running), serves a log file as the pod's log (a kwok Logs object), and
+ * binds the pod to a kwok node of its architecture. It then runs the real runner on this machine
+ * with the pod's RunnerSpec ConfigMap and the secret values its secretKeyRefs name, appending
+ * the runner's output to that log as it comes, so the engine reads it live through the real
+ * pods/log endpoint. When the runner ends, the container ends with its exit code (the failure
+ * stage now, with that code; or the label removed, and kwok completes the pod). A pod deleted
+ * while its runner runs (cancel, destroy) gets its runner stopped with SIGTERM, as the kubelet
+ * would; kwok removes a deleted pod at once, so what the runner prints after that is lost (the
+ * relay still closes the open step).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
@@ -45,14 +44,11 @@ const RUNNER_MAIN = new URL("../../src/runner/main.ts", import.meta.url).pathnam
 const HELD = "loom.test/engine-suite";
 const TERMINAL = new Set(["Succeeded", "Failed"]);
 const MERGE = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+/** kwok's failure stage reads its delay (and jitter) from these annotations. */
+const FAIL_DELAY = `${FAIL_POD_LABEL}/delay`;
+const FAIL_JITTER = `${FAIL_POD_LABEL}/jitter-delay`;
 
-engineBehaviour("kubernetes", createHarness, {
-  skip: cluster.skip,
-  cannot: {
-    cancelMidStep:
-      "kwok runs no containers: this harness shows a pod's log once its runner is done (cancel before the pod runs: kubernetes.test.ts)",
-  },
-});
+engineBehaviour("kubernetes", createHarness, { skip: cluster.skip });
 
 async function createHarness(): Promise<EngineHarness> {
   const kc = cluster.kubeConfig();
@@ -163,7 +159,10 @@ class KubeletStandIn {
       const wid = pod.metadata?.annotations?.[ANNOTATIONS.wid] ?? "";
       const taken = { wid, runner: undefined as ChildProcess | undefined };
       this.#taken.set(uid, taken);
-      void this.#run(pod, taken).catch((err: unknown) => console.error("engine suite: pod not run", err));
+      void this.#run(pod, taken).catch((err: unknown) => {
+        // Deleted before it ran (cancel, destroy): nothing to run.
+        if ((err as { code?: number }).code !== 404) console.error("engine suite: pod not run", err);
+      });
     }
     // A pod deleted (cancel, destroy) stops its runner, as the kubelet would.
     for (const [uid, t] of this.#taken) if (!live.has(uid) && running(t.runner)) t.runner!.kill("SIGTERM");
@@ -186,6 +185,32 @@ class KubeletStandIn {
     }
     const dir = await mkdtemp(join(tmpdir(), "loom-suite-pod-"));
     try {
+      // The pod's log: a file kwok serves while the runner writes to it.
+      const logFile = join(cluster.state.runDir, `engine-suite-${randomBytes(4).toString("hex")}.log`);
+      await writeFile(logFile, "");
+      await cluster.objects().create({
+        apiVersion: "kwok.x-k8s.io/v1alpha1",
+        kind: "Logs",
+        metadata: { name, namespace: this.#ns },
+        spec: { logs: [{ logsFile: logFile, follow: true }] },
+      } as never);
+      // Held Running: kwok's failure stage, an hour away, outweighs its completion stage.
+      await this.#patchPod(name, {
+        labels: { [FAIL_POD_LABEL]: "true" },
+        annotations: { [FAIL_DELAY]: "1h", [FAIL_JITTER]: "1h" },
+      });
+      const arch = pod.spec?.nodeSelector?.["kubernetes.io/arch"] ?? "amd64";
+      await this.#core.createNamespacedPodBinding({
+        name,
+        namespace: this.#ns,
+        body: {
+          apiVersion: "v1",
+          kind: "Binding",
+          metadata: { name },
+          target: { apiVersion: "v1", kind: "Node", name: FAKE_NODES.find((n) => n.arch === arch)!.name },
+        },
+      });
+
       const spec = { ...JSON.parse(cm.data![SPEC_KEY]!), workspace: join(dir, "workspace") };
       await writeFile(join(dir, "spec.json"), JSON.stringify(spec));
       env.HOME = dir;
@@ -194,55 +219,43 @@ class KubeletStandIn {
         stdio: ["ignore", "pipe", "inherit"],
       });
       taken.runner = runner;
-      let out = "";
+      // Whole lines go to the log as they come, one append at a time, in order.
+      let partial = "";
+      let appending = Promise.resolve();
       runner.stdout!.setEncoding("utf8").on("data", (d: string) => {
-        out += d;
+        const text = partial + d;
+        const end = text.lastIndexOf("\n");
+        partial = text.slice(end + 1);
+        if (end < 0) return;
+        const lines = text
+          .slice(0, end)
+          .split("\n")
+          .filter((l) => l !== "");
+        appending = appending.then(() => appendFile(logFile, criLines(lines)));
       });
       const code = await new Promise<number>((resolve) => runner.once("close", (c) => resolve(c ?? 1)));
+      await appending;
       if (this.#stopped) return;
-      const current = await this.#core
-        .readNamespacedPod({ name, namespace: this.#ns })
-        .catch(() => undefined);
-      if (!current || current.metadata?.deletionTimestamp || current.metadata?.uid !== pod.metadata?.uid)
-        return;
-      const logFile = join(cluster.state.runDir, `engine-suite-${randomBytes(4).toString("hex")}.log`);
-      await writeFile(logFile, criLines(out.split("\n").filter((l) => l !== "")));
-      await cluster.objects().create({
-        apiVersion: "kwok.x-k8s.io/v1alpha1",
-        kind: "Logs",
-        metadata: { name, namespace: this.#ns },
-        spec: { logs: [{ logsFile: logFile, follow: true }] },
-      } as never);
-      if (code !== 0) {
-        await this.#core.patchNamespacedPod(
-          {
-            name,
-            namespace: this.#ns,
-            body: {
-              metadata: {
-                labels: { [FAIL_POD_LABEL]: "true" },
-                annotations: { [FAIL_EXIT_CODE_ANNOTATION]: String(code) },
+      // The runner is done: the container ends with its exit code.
+      await this.#patchPod(
+        name,
+        code === 0
+          ? { labels: { [FAIL_POD_LABEL]: null } }
+          : {
+              annotations: {
+                [FAIL_EXIT_CODE_ANNOTATION]: String(code),
+                [FAIL_DELAY]: "0s",
+                [FAIL_JITTER]: "0s",
               },
             },
-          },
-          MERGE,
-        );
-      }
-      const arch = pod.spec?.nodeSelector?.["kubernetes.io/arch"] ?? "amd64";
-      const node = FAKE_NODES.find((n) => n.arch === arch)!.name;
-      await this.#core.createNamespacedPodBinding({
-        name,
-        namespace: this.#ns,
-        body: {
-          apiVersion: "v1",
-          kind: "Binding",
-          metadata: { name },
-          target: { apiVersion: "v1", kind: "Node", name: node },
-        },
-      });
+      ).catch(() => {}); // gone meanwhile (cancel, destroy)
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  #patchPod(name: string, metadata: Record<string, unknown>): Promise<unknown> {
+    return this.#core.patchNamespacedPod({ name, namespace: this.#ns, body: { metadata } }, MERGE);
   }
 }
 
