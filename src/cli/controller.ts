@@ -1,6 +1,7 @@
 /**
  * `loom controller`: runs the SpindleSet controller until SIGINT/SIGTERM. Configuration: the
- * `kubernetes:` section of the config file (LOOM_CONFIG, default /etc/loom/config.yaml);
+ * `kubernetes:` section of the config file (LOOM_CONFIG, default /etc/loom/config.yaml), or the
+ * original Loom's top-level `maxConcurrentJobs` and `template` (src/spindle/config/kubernetes.ts);
  * cluster access: KUBECONFIG, ~/.kube/config or the in-cluster service account. Serves
  * `/metrics` and `/healthz` on --metrics-port when given (0 = any free port).
  */
