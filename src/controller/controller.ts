@@ -279,6 +279,7 @@ export class SpindleSetController {
 
   #jobEvent(job: V1Job, old: V1Job | undefined, enqueueOwner: (o: V1Job) => void, deleted = false): void {
     enqueueOwner(job);
+    this.#capacity.observed(job.metadata!.name!);
     this.metrics.activeJobs.set(this.#capacity.activeNames().size);
     const freed = deleted || (old !== undefined && jobActive(old) && !jobActive(job));
     if (!freed) return;
