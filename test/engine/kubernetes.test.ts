@@ -5,10 +5,12 @@
  * kwok runs no containers: a Job's pod goes Running → Succeeded (exit 0) at once. So the runner's
  * output is recorded by running the real runner on this machine with the exact RunnerSpec the
  * controller mounts, and kwok serves it as the pod's log through the real pods/log endpoint
- * (a kwok Logs object pointing at a CRI-format file the test writes and appends to). What kwok
- * cannot do, and so what is not tested here: a step that fails or times out inside the pod
- * (kwok decides the exit code, always 0 for our pods), and a cancel while the runner runs (the
- * pod finishes before a cancel can land); cancel is tested on a pod that never gets scheduled.
+ * (a kwok Logs object pointing at a CRI-format file the test writes and appends to). Here a
+ * pod completes at once (exit 0), so this file covers what is particular to this engine (one
+ * SpindleSet per pipeline, the Secret, recovery, reconnects, runner silence, cancel of a pod
+ * that never ran). A step that fails or times out inside the pod, and a cancel while the runner
+ * runs, are in the shared behaviour suite (kubernetes-suite.test.ts), whose harness holds each
+ * pod Running until the runner ends.
  */
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
