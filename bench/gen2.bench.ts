@@ -18,7 +18,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { encodeTid, type FetchedWorkflows, type FetchRequest, WorkflowFetcher } from "../src/gen2/index.ts";
-import { loadConfig } from "../src/spindle/config.ts";
+import { loadConfig } from "../src/spindle/config/index.ts";
 import { KnotCursors, Repos } from "../src/spindle/db/index.ts";
 import { SpindleServer } from "../src/spindle/server.ts";
 import { KnotGitServer } from "../test/support/knot-git-server.ts";

@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { LogFile } from "../src/relay/logfile.ts";
 import { encodeLogLine, type LogLine } from "../src/relay/logline.ts";
-import { type LogSink, Relay } from "../src/relay/relay.ts";
+import { Relay } from "../src/relay/relay.ts";
+import type { LogSink } from "../src/relay/sink.ts";
 
 const SECRETS = Array.from(
   { length: 50 },

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { pino } from "pino";
 import { WebSocket } from "ws";
-import { loadConfig } from "../src/spindle/config.ts";
+import { loadConfig } from "../src/spindle/config/index.ts";
 import { Repos, transaction } from "../src/spindle/db/index.ts";
 import { SpindleServer } from "../src/spindle/server.ts";
 import { KnotStandIn } from "../test/support/knot-standin.ts";

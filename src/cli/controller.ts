@@ -1,6 +1,7 @@
 /**
  * `loom controller`: runs the SpindleSet controller until SIGINT/SIGTERM. Configuration: the
- * `kubernetes:` section of the config file (LOOM_CONFIG, default /etc/loom/config.yaml);
+ * `kubernetes:` section of the config file (LOOM_CONFIG, default /etc/loom/config.yaml), or the
+ * original Loom's top-level `maxConcurrentJobs` and `template` (src/spindle/config/kubernetes.ts);
  * cluster access: KUBECONFIG, ~/.kube/config or the in-cluster service account. Serves
  * `/metrics` and `/healthz` on --metrics-port when given (0 = any free port).
  */
@@ -9,7 +10,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { parseControllerConfig } from "../controller/config.ts";
 import { SpindleSetController } from "../controller/controller.ts";
-import { loadKubernetesSection } from "../spindle/config.ts";
+import { loadKubernetesSection } from "../spindle/config/index.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -22,8 +23,8 @@ export interface ControllerCommandOptions {
 
 export async function controllerCommand(opts: ControllerCommandOptions): Promise<number> {
   const log = pino({ name: "loom-controller", level: opts.env.LOOM_LOG_LEVEL?.trim() || "info" });
-  const { configFile, kubernetes } = loadKubernetesSection(opts.env);
-  const config = parseControllerConfig(kubernetes);
+  const { configFile, kubernetes, topLevel } = loadKubernetesSection(opts.env);
+  const config = parseControllerConfig(kubernetes, "kubernetes", topLevel);
   const path = configFile ?? "(no config file)";
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();

@@ -9,7 +9,7 @@ import { pathToFileURL } from "node:url";
 import type { WorkflowOutcome } from "../engine/engine.ts";
 import { LocalEngine } from "../engine/local/engine.ts";
 import { encodeLogLine, type LogLine } from "../relay/logline.ts";
-import type { LogSink } from "../relay/relay.ts";
+import type { LogSink } from "../relay/sink.ts";
 import {
   compileWorkflows,
   formatDiagnostic,

@@ -13,7 +13,7 @@ import {
   DEV_OWNER_PLACEHOLDER,
   devDefaults,
   loadConfig,
-} from "../spindle/config.ts";
+} from "../spindle/config/index.ts";
 import { ensureSecretsKeyFile } from "../spindle/secrets/index.ts";
 import { SpindleServer } from "../spindle/server.ts";
 

@@ -18,11 +18,11 @@ import {
   type V1Pod,
   type V1Secret,
 } from "@kubernetes/client-node";
+import { managedSelector, selectorString } from "../api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../api/v1alpha1/group.ts";
 import type { SpindleSet, SpindleSetStatus } from "../api/v1alpha1/spindleset.ts";
-import { managedSelector, selectorString } from "./build/labels.ts";
 import { errorText, type ListResult } from "./informer.ts";
-import { ms } from "./observe.ts";
+import { ms } from "./time.ts";
 
 const CR = { group: GROUP, version: VERSION, plural: SPINDLESET.plural };
 const MERGE = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);

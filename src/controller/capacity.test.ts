@@ -31,4 +31,21 @@ describe("Capacity", () => {
     now = 61_000;
     assert.equal(cap.inUse(), 1, "reservations the cache never confirmed expire");
   });
+
+  it("frees a reservation once the cache has seen its Job, even if the Job is gone again", () => {
+    const jobs: V1Job[] = [];
+    const cap = new Capacity(
+      2,
+      () => jobs,
+      () => 0,
+    );
+    assert.equal(cap.tryReserve("a"), true);
+    assert.equal(cap.tryReserve("b"), true);
+    // a and b are created, seen by the watch and deleted (a cancel right after the create)
+    // before the next capacity check: the cache never holds them when it is looked at.
+    cap.observed("a");
+    cap.observed("b");
+    assert.equal(cap.inUse(), 0, "nothing runs");
+    assert.equal(cap.tryReserve("c"), true, "the slots of deleted Jobs are free at once");
+  });
 });

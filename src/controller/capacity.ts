@@ -5,7 +5,8 @@
  * The cache trails our own creates by a watch event, and reconciles of different runs overlap,
  * so a create is reserved first: `tryReserve` checks and reserves in one synchronous step (the
  * event loop makes it atomic), and the reservation lasts until the cache shows the Job or a
- * minute has passed (the expectations pattern of Kubernetes' own controllers). Reservations are
+ * minute has passed (the expectations pattern of Kubernetes' own controllers): the Job informer
+ * reports every event it sees (`observed`). Reservations are
  * never a count of their own: they only cover the gap between a create and its watch event.
  */
 import type { V1Job } from "@kubernetes/client-node";
@@ -46,6 +47,16 @@ export class Capacity {
     if (active.size + reserved.size >= this.#max) return false;
     this.#reserved.set(jobName, this.#now());
     return true;
+  }
+
+  /**
+   * The Job informer delivered an event for `jobName` (added, changed or deleted): the cache has
+   * caught up with the create, so from now on the cache alone counts it. Without this, a Job
+   * created and deleted between two capacity checks (a cancel right after the create) would
+   * keep its reservation, and a slot, for a minute.
+   */
+  observed(jobName: string): void {
+    this.#reserved.delete(jobName);
   }
 
   /** A create that failed frees its reservation. */

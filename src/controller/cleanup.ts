@@ -13,12 +13,13 @@
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { LABELS } from "../api/contract/index.ts";
 import { type SpindleSet, TERMINAL_PHASES } from "../api/v1alpha1/spindleset.ts";
 import type { ClusterApi } from "./api.ts";
-import { LABELS } from "./build/labels.ts";
 import type { ReconcileContext } from "./context.ts";
-import { jobActive, ms } from "./observe.ts";
+import { jobActive } from "./observe.ts";
 import type { ProcessResult } from "./queue.ts";
+import { ms } from "./time.ts";
 
 export async function expireRun(
   ctx: ReconcileContext,

@@ -5,9 +5,9 @@
  * the exact place, e.g. `kubernetes.template.resourceProfiles[1].resources.limits.memory: ...`.
  */
 import { z } from "zod";
-import { formatIssues } from "../api/issues.ts";
+import { isLabelKey, isLabelValue } from "../api/contract/index.ts";
+import { formatPath } from "../api/issues.ts";
 import { ARCHITECTURES } from "../api/v1alpha1/spindleset.ts";
-import { isLabelKey, isLabelValue } from "./build/labels.ts";
 import { parseQuantity } from "./build/quantity.ts";
 
 const dnsLabel = z
@@ -247,10 +247,25 @@ export class ControllerConfigError extends Error {
 /**
  * Validates the `kubernetes` section (as parsed from YAML; `undefined` when the section is
  * absent) and returns a deeply frozen config. Throws ControllerConfigError listing every problem.
+ * `topLevel` lists dotted keys of the section (`maxConcurrentJobs`, `template.resourceProfiles`)
+ * that the file wrote at its top level, the original Loom's form (src/spindle/config/kubernetes.ts):
+ * their problems are named without the prefix, where the operator wrote them.
  */
-export function parseControllerConfig(section: unknown, pathPrefix = "kubernetes"): ControllerConfig {
+export function parseControllerConfig(
+  section: unknown,
+  pathPrefix = "kubernetes",
+  topLevel: readonly string[] = [],
+): ControllerConfig {
   const result = ControllerConfigSchema.safeParse(section ?? {});
-  if (!result.success) throw new ControllerConfigError(formatIssues(result.error, pathPrefix));
+  if (!result.success) {
+    const fromTop = (path: readonly PropertyKey[]) =>
+      topLevel.includes(String(path[0])) || topLevel.includes(`${String(path[0])}.${String(path[1])}`);
+    throw new ControllerConfigError(
+      result.error.issues.map(
+        (issue) => `${formatPath(issue.path, fromTop(issue.path) ? "" : pathPrefix)}: ${issue.message}`,
+      ),
+    );
+  }
   return deepFreeze(result.data);
 }
 

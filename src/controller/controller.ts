@@ -15,9 +15,9 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { KubeConfig, KubernetesObject, V1Job, V1Node, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { LABELS } from "../api/contract/index.ts";
 import type { SpindleSet } from "../api/v1alpha1/spindleset.ts";
 import { apiMessage, ClusterApi, statusCode } from "./api.ts";
-import { LABELS } from "./build/labels.ts";
 import { Capacity } from "./capacity.ts";
 import { type IsKnown, sweepOrphans } from "./cleanup.ts";
 import type { ControllerConfig } from "./config.ts";
@@ -279,6 +279,7 @@ export class SpindleSetController {
 
   #jobEvent(job: V1Job, old: V1Job | undefined, enqueueOwner: (o: V1Job) => void, deleted = false): void {
     enqueueOwner(job);
+    this.#capacity.observed(job.metadata!.name!);
     this.metrics.activeJobs.set(this.#capacity.activeNames().size);
     const freed = deleted || (old !== undefined && jobActive(old) && !jobActive(job));
     if (!freed) return;

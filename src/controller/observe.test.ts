@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { V1ContainerStatus, V1Job, V1Pod } from "@kubernetes/client-node";
+import { RUNNER_SILENT_ANNOTATION } from "../api/contract/index.ts";
 import { parseControllerConfig } from "./config.ts";
 import { type ObserveInput, observeJob } from "./observe.ts";
-import { RUNNER_SILENT_ANNOTATION } from "./signals.ts";
 
 const config = parseControllerConfig({
   images: { runner: "loom-runner:1" },

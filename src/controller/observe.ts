@@ -7,12 +7,12 @@
  * stays for `ttl.jobSecondsAfterFinished` so the engine can finish reading the pod's log.
  */
 import type { V1ContainerStatus, V1Job, V1Pod } from "@kubernetes/client-node";
+import { CONTAINERS, RUNNER_SILENT_ANNOTATION } from "../api/contract/index.ts";
 import type { Phase, Reason } from "../api/v1alpha1/spindleset.ts";
 import type { PodCreateFailure } from "./api.ts";
-import { CONTAINERS } from "./build/job.ts";
 import { RUNNER_CANNOT_START, RUNNER_CANNOT_START_EXIT } from "./build/runner-image.ts";
 import type { ControllerConfig } from "./config.ts";
-import { RUNNER_SILENT_ANNOTATION } from "./signals.ts";
+import { iso, ms } from "./time.ts";
 
 export interface Observation {
   phase: Phase;
@@ -283,20 +283,6 @@ function newestPod(pods: readonly V1Pod[]): V1Pod | undefined {
   return [...pods].sort(
     (a, b) => ms(b.metadata?.creationTimestamp, 0) - ms(a.metadata?.creationTimestamp, 0),
   )[0];
-}
-
-/** Objects from a typed list carry Dates; objects from a watch carry strings. */
-export function ms(value: Date | string | undefined | null, fallback: Date | number): number {
-  if (value instanceof Date) return value.getTime();
-  const parsed = typeof value === "string" ? Date.parse(value) : Number.NaN;
-  return Number.isNaN(parsed) ? (typeof fallback === "number" ? fallback : fallback.getTime()) : parsed;
-}
-
-/** RFC 3339 without fractional seconds, as Kubernetes writes times. */
-export function iso(value: Date | string | undefined | null): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  const t = ms(value, Number.NaN);
-  return Number.isNaN(t) ? undefined : new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 function tail(text: string, max = 512): string {

@@ -20,9 +20,9 @@ import {
 import { setCondition } from "../api/v1alpha1/status.ts";
 import { expireRun } from "./cleanup.ts";
 import type { ReconcileContext } from "./context.ts";
-import { iso } from "./observe.ts";
 import type { ProcessResult } from "./queue.ts";
 import { runFinished, runStatus } from "./run-status.ts";
+import { iso } from "./time.ts";
 import { stepWorkflow, type WorkflowStep } from "./workflow.ts";
 
 export async function reconcile(ctx: ReconcileContext, key: string): Promise<ProcessResult | undefined> {

@@ -8,7 +8,7 @@ import {
   type WorkflowStatus,
 } from "../api/v1alpha1/spindleset.ts";
 import { setCondition, summarizeRun } from "../api/v1alpha1/status.ts";
-import { iso } from "./observe.ts";
+import { iso } from "./time.ts";
 
 export function runStatus(
   previous: SpindleSetStatus | undefined,

@@ -4,6 +4,7 @@
  * and what must happen after the status is written (delete a Job, look again later).
  */
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import { jobName as buildJobName, LABELS, type SpindleSetRef, shortHash } from "../api/contract/index.ts";
 import {
   type Reason,
   type SpindleSet,
@@ -13,12 +14,10 @@ import {
   type WorkflowStatus,
 } from "../api/v1alpha1/spindleset.ts";
 import { apiMessage, type PodCreateFailure, statusCode } from "./api.ts";
-import { LABELS } from "./build/labels.ts";
-import { jobName as buildJobName, shortHash } from "./build/names.ts";
-import type { SpindleSetRef } from "./build/owner.ts";
 import { planWorkflow } from "./build/plan.ts";
 import { nodeLabels, type ReconcileContext } from "./context.ts";
-import { iso, jobActive, ms, NO_POD_CHECK_MS, type Observation, observeJob } from "./observe.ts";
+import { jobActive, NO_POD_CHECK_MS, type Observation, observeJob } from "./observe.ts";
+import { iso, ms } from "./time.ts";
 
 export interface WorkflowStep {
   status: WorkflowStatus;

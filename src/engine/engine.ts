@@ -1,7 +1,11 @@
 /**
  * The engine interface: the only thing the spindle server knows about where workflows run.
- * Two implementations pass one behaviour suite (test/engine/suite.ts): the local engine
- * (src/engine/local, the runner as a child process) and the Kubernetes engine.
+ * Every implementation runs one behaviour suite (test/engine/suite.ts): the local engine
+ * (src/engine/local, the runner as a child process) in local.test.ts; the Kubernetes engine
+ * (src/engine/kubernetes) on the real control plane in kubernetes-suite.test.ts, where kwok runs
+ * no containers and the harness runs the runner for the pod, so the one case it cannot stage
+ * (cancel while a step's output is being read) is skipped there with that reason.
+ * src/engine/fake is a fake for server tests: the same contract, steps scripted instead of run.
  *
  * Lifecycle of one workflow run, keyed by its workflow id (wid, spec §4.3):
  *
@@ -41,7 +45,7 @@
  * private channel (child environment, Kubernetes Secret); they never appear in specs, resources
  * or errors, and every log line is masked before it reaches the sink.
  */
-import type { LogSink } from "../relay/relay.ts";
+import type { LogSink } from "../relay/sink.ts";
 import type { RunnerStep } from "../runner/protocol.ts";
 
 export type WorkflowStatus = "pending" | "running" | "success" | "failed" | "timeout" | "cancelled";

@@ -15,7 +15,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { LogFile, MemorySink } from "./logfile.ts";
 import { encodeLogLine, type LogLine } from "./logline.ts";
-import { type LogSink, Relay } from "./relay.ts";
+import { Relay } from "./relay.ts";
+import type { LogSink } from "./sink.ts";
 
 const SHORT: Record<string, string> = {
   '"': '\\"',

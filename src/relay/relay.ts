@@ -24,6 +24,7 @@ import { Masker, type StreamMasker } from "../mask/masker.ts";
 import { RUNNER_PROTOCOL_VERSION, type RunnerEvent, type RunStatus } from "../runner/protocol.ts";
 import { fromByteText, toByteText } from "./byte-text.ts";
 import { checkRunnerEvent } from "./events.ts";
+import { EventLineSplitter } from "./line-splitter.ts";
 import {
   byteLinesArePlain,
   encodeByteTextLines,
@@ -32,36 +33,7 @@ import {
   type LogStream,
   normalizeTime,
 } from "./logline.ts";
-
-/** Where relayed lines go (a LogFile, or a test's array). `write` must not throw. */
-export interface LogSink {
-  /** `plainContent`: the relay checked that the content needs no JSON escaping (a speed hint). */
-  write(line: LogLine, plainContent?: boolean): void;
-  /**
-   * Optional, for sinks that store encoded lines: `utf8` holds the UTF-8 bytes of one or more
-   * whole LogLines as encodeLogLine writes them, each followed by "\n", as a latin1 ("binary")
-   * string: one character per byte (write it with the "latin1" encoding). The relay then hands
-   * over most data lines a chunk of output at a time this way and the rest through `write`, in
-   * order; a sink that has both must keep the order of the two. Must not throw.
-   */
-  writeEncoded?(utf8: string): void;
-  /** Bytes accepted but not yet written; the relay waits when it grows large. */
-  readonly backlog: number;
-  flush(): Promise<void>;
-  /** Optional: resolves once the backlog is below `bytes` (else the relay waits on `flush`). */
-  waitBelow?(bytes: number): Promise<void>;
-}
-
-/** The backlog above which a producer should wait for its sink (see waitForSink). */
-export const SINK_HIGH_WATER = 1 << 20;
-
-/**
- * Waits until `sink` has room again: down to half its high water when it can say so (the disk
- * keeps writing while the producer works), else until it is empty.
- */
-export function waitForSink(sink: LogSink): Promise<void> {
-  return sink.waitBelow?.(SINK_HIGH_WATER / 2) ?? sink.flush();
-}
+import { type LogSink, SINK_HIGH_WATER, waitForSink } from "./sink.ts";
 
 export type RelayErrorCode =
   | "malformed_event"
@@ -138,9 +110,7 @@ export class Relay {
   readonly #steps = new Map<number, StepInfo>();
   /** Keyed by `step * 2 + (stderr ? 1 : 0)`. */
   readonly #streams = new Map<number, StreamState>();
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #skipping = false;
+  readonly #splitter: EventLineSplitter;
   #hello = false;
   #fatal: RelayError | undefined;
   #result: RunnerResult | undefined;
@@ -158,6 +128,13 @@ export class Relay {
     this.#onFatal = opts.onFatal;
     this.#now = opts.now ?? (() => new Date());
     this.#maxEventBytes = opts.maxEventBytes ?? 4 << 20;
+    this.#splitter = new EventLineSplitter(this.#maxEventBytes, {
+      onLine: (line) => this.#handleLineBytes(line),
+      onTooLong: () =>
+        this.#error(
+          new RelayError("event_too_long", `runner event longer than ${this.#maxEventBytes} bytes dropped`),
+        ),
+    });
     this.#maxLineChars = opts.maxLineChars ?? 64 << 10;
   }
 
@@ -202,36 +179,10 @@ export class Relay {
     await this.#sink.flush();
   }
 
-  /** Feeds raw runner stdout. Splitting on the newline byte is safe in UTF-8. */
+  /** Feeds raw runner stdout (split into event lines by line-splitter.ts). */
   feed(chunk: Buffer | string): void {
     this.#lastInput = performance.now();
-    const buf = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
-    let from = 0;
-    for (;;) {
-      const nl = buf.indexOf(10, from);
-      if (nl < 0) {
-        this.#hold(buf.subarray(from));
-        return;
-      }
-      const piece = buf.subarray(from, nl);
-      from = nl + 1;
-      if (this.#skipping) {
-        this.#skipping = false;
-        continue;
-      }
-      if (this.#pendingBytes + piece.length > this.#maxEventBytes) {
-        this.#tooLong();
-        continue;
-      }
-      let line: Buffer = piece;
-      if (this.#pendingBytes > 0) {
-        this.#pending.push(piece);
-        line = Buffer.concat(this.#pending);
-        this.#pending = [];
-        this.#pendingBytes = 0;
-      }
-      this.#handleLineBytes(line);
-    }
+    this.#splitter.feed(chunk);
   }
 
   /**
@@ -252,26 +203,6 @@ export class Relay {
     if (ev.type === "output") this.#event(ev, true, escapes === "controls");
     else if (ascii) this.#event(ev, false);
     else this.handleLine(line.toString("utf8"));
-  }
-
-  #hold(rest: Buffer): void {
-    if (rest.length === 0 || this.#skipping) return;
-    if (this.#pendingBytes + rest.length > this.#maxEventBytes) {
-      this.#tooLong();
-      this.#skipping = true;
-      return;
-    }
-    // Copy: the caller may reuse its buffer.
-    this.#pending.push(Buffer.from(rest));
-    this.#pendingBytes += rest.length;
-  }
-
-  #tooLong(): void {
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#error(
-      new RelayError("event_too_long", `runner event longer than ${this.#maxEventBytes} bytes dropped`),
-    );
   }
 
   /** Handles one line of runner output (without its newline). Never throws. */

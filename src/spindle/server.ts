@@ -26,7 +26,7 @@ import {
   ServiceJwtVerifier,
   serviceAudiences,
 } from "./auth/index.ts";
-import { type Config, ConfigError } from "./config.ts";
+import { type Config, ConfigError } from "./config/index.ts";
 import { type DatabaseSync, openDatabase } from "./db/index.ts";
 import { Gen2Service, type Gen2ServiceOptions } from "./gen2/service.ts";
 import { SpindleApp } from "./http/app.ts";
@@ -382,7 +382,7 @@ function createEngine(
   if (config.engine === "kubernetes") {
     let k8s: ReturnType<typeof parseControllerConfig>;
     try {
-      k8s = parseControllerConfig(config.kubernetes);
+      k8s = parseControllerConfig(config.kubernetes, "kubernetes", config.kubernetesTopLevel);
     } catch (err) {
       throw new ConfigError("LOOM_CONFIG", (err as Error).message);
     }

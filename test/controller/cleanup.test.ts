@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BatchV1Api, CoreV1Api, CustomObjectsApi, type V1ObjectMeta } from "@kubernetes/client-node";
+import { runLabels, workflowLabels } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
-import { runLabels, workflowLabels } from "../../src/controller/build/labels.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import {
   createRun,

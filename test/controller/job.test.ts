@@ -13,8 +13,8 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from "@kubernetes/client-node";
+import { RUNNER_SILENT_ANNOTATION } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
-import { RUNNER_SILENT_ANNOTATION } from "../../src/controller/signals.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import {
   createRun,

@@ -15,10 +15,9 @@ import {
 } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { parse } from "yaml";
+import { buildRunSecret, buildSpindleSet } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
 import type { SpindleSet, SpindleSetSpecInput, WorkflowSpec } from "../../src/api/v1alpha1/spindleset.ts";
-import { buildRunSecret } from "../../src/controller/build/secret.ts";
-import { buildSpindleSet } from "../../src/controller/build/spindleset.ts";
 import { type ControllerConfig, parseControllerConfig } from "../../src/controller/config.ts";
 import { type ControllerOptions, SpindleSetController } from "../../src/controller/controller.ts";
 import { eventually, type TestCluster } from "../harness/index.ts";

@@ -15,10 +15,10 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
 import { renderReadme, valueRows } from "../../scripts/chart-values-doc.ts";
+import { workflowLabels } from "../../src/api/contract/index.ts";
 import { buildSpindleSetCrd } from "../../src/api/v1alpha1/crd.ts";
-import { workflowLabels } from "../../src/controller/build/labels.ts";
 import { parseControllerConfig } from "../../src/controller/config.ts";
-import { loadConfig } from "../../src/spindle/config.ts";
+import { loadConfig } from "../../src/spindle/config/index.ts";
 import { CHART, helm, helmBinary, type K8sObject, render, root } from "./helm-support.ts";
 
 const GOLDEN_DIR = join(root, "test/deploy/testdata/helm");

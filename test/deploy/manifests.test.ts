@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
 import { parseControllerConfig } from "../../src/controller/config.ts";
-import { ConfigError, loadConfig } from "../../src/spindle/config.ts";
+import { ConfigError, loadConfig } from "../../src/spindle/config/index.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
 
 const root = new URL("../../", import.meta.url).pathname;

@@ -10,8 +10,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
+import { LABELS } from "../../src/api/contract/index.ts";
 import { parseSpindleSetSpec } from "../../src/api/v1alpha1/spindleset.ts";
-import { LABELS } from "../../src/controller/build/labels.ts";
 import { buildahAllowed, parseControllerConfig } from "../../src/controller/config.ts";
 
 const dir = new URL("../../config/samples/", import.meta.url).pathname;

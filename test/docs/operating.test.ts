@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { phaseForReason, REASONS } from "../../src/api/v1alpha1/spindleset.ts";
 import { parseControllerConfig } from "../../src/controller/config.ts";
 import { createControllerMetrics } from "../../src/controller/metrics.ts";
-import { FIELDS } from "../../src/spindle/config.ts";
+import { FIELDS } from "../../src/spindle/config/index.ts";
 import { createMetrics } from "../../src/spindle/pipelines/metrics.ts";
 
 const doc = readFileSync(new URL("../../docs/operating.md", import.meta.url), "utf8");

@@ -18,9 +18,9 @@ import {
 } from "@kubernetes/client-node";
 import pino from "pino";
 import { parse } from "yaml";
+import { secretName, spindleSetName } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
 import type { SpindleSet } from "../../src/api/v1alpha1/spindleset.ts";
-import { secretName, spindleSetName } from "../../src/controller/build/names.ts";
 import { parseControllerConfig } from "../../src/controller/config.ts";
 import { SpindleSetController } from "../../src/controller/controller.ts";
 import { EngineError } from "../../src/engine/engine.ts";

@@ -5,49 +5,37 @@
  * kwok runs no containers: a Job's pod goes Running → Succeeded (exit 0) at once. So the runner's
  * output is recorded by running the real runner on this machine with the exact RunnerSpec the
  * controller mounts, and kwok serves it as the pod's log through the real pods/log endpoint
- * (a kwok Logs object pointing at a CRI-format file the test writes and appends to). What kwok
- * cannot do, and so what is not tested here: a step that fails or times out inside the pod
- * (kwok decides the exit code, always 0 for our pods), and a cancel while the runner runs (the
- * pod finishes before a cancel can land); cancel is tested on a pod that never gets scheduled.
+ * (a kwok Logs object pointing at a CRI-format file the test writes and appends to). Here a
+ * pod completes at once (exit 0), so this file covers what is particular to this engine (one
+ * SpindleSet per pipeline, the Secret, recovery, reconnects, runner silence, cancel of a pod
+ * that never ran). A step that fails or times out inside the pod, and a cancel while the runner
+ * runs, are in the shared behaviour suite (kubernetes-suite.test.ts), whose harness holds each
+ * pod Running until the runner ends.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type TestContext, test } from "node:test";
-import {
-  ApiException,
-  ApiextensionsV1Api,
-  BatchV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  type V1CustomResourceDefinition,
-  type V1Pod,
-  Watch,
-} from "@kubernetes/client-node";
+import { test } from "node:test";
+import { BatchV1Api, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import pino from "pino";
-import { parse } from "yaml";
+import { secretName, selectorString, spindleSetName, workflowLabels } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
 import type { SpindleSet } from "../../src/api/v1alpha1/spindleset.ts";
-import { parseSpindleSetSpec } from "../../src/api/v1alpha1/spindleset.ts";
-import { selectorString, workflowLabels } from "../../src/controller/build/labels.ts";
-import { secretName, spindleSetName } from "../../src/controller/build/names.ts";
-import { buildRunnerSpec } from "../../src/controller/build/runner-spec.ts";
-import { type ControllerConfig, parseControllerConfig } from "../../src/controller/config.ts";
-import { SpindleSetController } from "../../src/controller/controller.ts";
-import type { EngineRunPlan } from "../../src/engine/engine.ts";
 import { EngineError, type StatusUpdate } from "../../src/engine/engine.ts";
 import { KubernetesEngine } from "../../src/engine/kubernetes/engine.ts";
 import { PodLogFollower } from "../../src/engine/kubernetes/logs.ts";
-import { runSpecFromPlan } from "../../src/engine/kubernetes/spec.ts";
 import { LogFile } from "../../src/relay/logfile.ts";
-import { encodeLogLine } from "../../src/relay/logline.ts";
-import { Relay } from "../../src/relay/relay.ts";
-import type { TestCluster } from "../harness/index.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
+import {
+  controllerConfig,
+  expectedLogFile,
+  fakeLog,
+  firstPod,
+  installCrd,
+  recordRunnerOutput,
+  startController,
+} from "./kubernetes-support.ts";
 import { makeRun, RecordingSink, type TestRun } from "./suite.ts";
 
 const cluster = await getTestCluster({ full: true });
@@ -295,186 +283,6 @@ test("cancel names the workflow in spec.cancelWorkflows; the controller stops it
   await engine.destroy(run.plan.wid);
   assert.equal(await readSpindleSet(kc, ns, ssName), undefined);
 });
-
-// --- helpers ---------------------------------------------------------------------------------
-
-const ROOT = new URL("../../", import.meta.url);
-
-export async function installCrd(kc: KubeConfig): Promise<void> {
-  const ext = kc.makeApiClient(ApiextensionsV1Api);
-  const crd = parse(
-    await readFile(new URL("config/crd/loom.tangled.sh_spindlesets.yaml", ROOT), "utf8"),
-  ) as V1CustomResourceDefinition;
-  try {
-    await ext.createCustomResourceDefinition({ body: crd });
-  } catch (err) {
-    if (!(err instanceof ApiException && err.code === 409)) throw err;
-  }
-  for (let i = 0; i < 100; i++) {
-    const got = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-    if (got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("SpindleSet CRD not Established");
-}
-
-export function controllerConfig(namespace: string, extra: Record<string, unknown> = {}): ControllerConfig {
-  return parseControllerConfig({
-    namespace,
-    images: { runner: "example.invalid/loom-runner:test" },
-    ttl: { jobSecondsAfterFinished: 600 },
-    ...extra,
-  });
-}
-
-/** The real controller for one namespace, stopped after the test. */
-export async function startController(
-  t: TestContext,
-  kc: KubeConfig,
-  config: ControllerConfig,
-  opts: { checkNodes?: boolean } = {},
-): Promise<SpindleSetController> {
-  const controller = SpindleSetController.create({
-    kubeConfig: kc,
-    config,
-    log: pino({ level: process.env.LOOM_TEST_LOG ?? "silent" }),
-    leaderElection: false,
-    checkNodes: opts.checkNodes ?? true,
-    secretWaitMs: 15_000,
-    resyncMs: 2000,
-  });
-  await controller.start();
-  t.after(() => controller.stop());
-  return controller;
-}
-
-/**
- * What the runner prints for this plan: the RunnerSpec the controller will mount (built by the
- * same builder), run by the real runner on this machine in a temporary workspace.
- */
-export async function recordRunnerOutput(
-  plan: EngineRunPlan,
-  secrets: ReadonlyMap<string, string>,
-  config: ControllerConfig,
-): Promise<string[]> {
-  const checked = runSpecFromPlan(plan, plan.secretKeys.length > 0);
-  if (!checked.ok) throw new Error(checked.error);
-  const spec = parseSpindleSetSpec({
-    ...checked.spec,
-    ...(plan.secretKeys.length > 0 && { secretRef: { name: "s" } }),
-  });
-  if (!spec.ok) throw new Error(spec.issues.join("; "));
-  const dir = await mkdtemp(join(tmpdir(), "loom-record-"));
-  try {
-    const runnerSpec = { ...buildRunnerSpec(spec.value.workflows[0]!, config), workspace: join(dir, "ws") };
-    await writeFile(join(dir, "spec.json"), JSON.stringify(runnerSpec));
-    const env: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin" };
-    for (const [k, v] of secrets) env[`LOOM_SECRET_${k}`] = v;
-    const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        [new URL("src/runner/main.ts", ROOT).pathname, join(dir, "spec.json")],
-        {
-          env,
-          stdio: ["ignore", "pipe", "inherit"],
-        },
-      );
-      let text = "";
-      child.stdout.setEncoding("utf8").on("data", (d: string) => {
-        text += d;
-      });
-      child.once("error", reject);
-      child.once("close", () => resolve(text));
-    });
-    return out.split("\n").filter((l) => l !== "");
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** The log file the relay makes of `lines` (what the spindle's log file must hold exactly). */
-export function expectedLogFile(lines: readonly string[], secrets: Iterable<string>): string[] {
-  const sink = new RecordingSink();
-  const relay = new Relay({ sink, secrets });
-  for (const l of lines) relay.handleLine(l);
-  relay.end();
-  return sink.lines.map((l) => encodeLogLine(l));
-}
-
-let tick = 0n;
-/** CRI log lines, each with a later timestamp than the last (or the same, when `same`). */
-function criLines(lines: readonly string[], same = false): string {
-  const base = BigInt(Date.now()) * 1_000_000n;
-  return lines
-    .map((l) => {
-      if (!same) tick += 1000n;
-      const ns = base + tick;
-      const secs = ns / 1_000_000_000n;
-      const frac = String(ns % 1_000_000_000n).padStart(9, "0");
-      const iso = new Date(Number(secs) * 1000).toISOString().replace(/\.\d{3}Z$/, `.${frac}Z`);
-      return `${iso} stdout F ${l}\n`;
-    })
-    .join("");
-}
-
-export interface FakeLog {
-  readonly file: string;
-  /** Serves the file as the pod's log (kwok's Logs object). */
-  serve(pod: string): Promise<void>;
-  append(lines: readonly string[], opts?: { sameTimestamp?: boolean }): Promise<void>;
-}
-
-export async function fakeLog(
-  cluster: TestCluster,
-  namespace: string,
-  lines: readonly string[] = [],
-): Promise<FakeLog> {
-  const file = join(cluster.state.runDir, `engine-log-${randomBytes(4).toString("hex")}.log`);
-  await writeFile(file, criLines(lines));
-  return {
-    file,
-    async serve(pod) {
-      await cluster.objects().create({
-        apiVersion: "kwok.x-k8s.io/v1alpha1",
-        kind: "Logs",
-        metadata: { name: pod, namespace },
-        spec: { logs: [{ logsFile: file, follow: true }] },
-      } as never);
-    },
-    async append(more, opts = {}) {
-      await appendFile(file, criLines(more, opts.sameTimestamp));
-    },
-  };
-}
-
-/** Resolves with the name of the first pod matching `selector` (watching from now). */
-export async function firstPod(kc: KubeConfig, namespace: string, selector: string): Promise<string> {
-  const core = kc.makeApiClient(CoreV1Api);
-  const existing = await core.listNamespacedPod({ namespace, labelSelector: selector });
-  if (existing.items[0]) return existing.items[0].metadata!.name!;
-  return new Promise((resolve, reject) => {
-    let ctl: AbortController | undefined;
-    let done = false;
-    void new Watch(kc)
-      .watch(
-        `/api/v1/namespaces/${namespace}/pods`,
-        { labelSelector: selector, resourceVersion: existing.metadata?.resourceVersion },
-        (_type, pod: V1Pod) => {
-          if (done) return;
-          done = true;
-          ctl?.abort();
-          resolve(pod.metadata!.name!);
-        },
-        (err) => {
-          if (!done) reject(err ?? new Error("pod watch ended"));
-        },
-      )
-      .then((c) => {
-        ctl = c;
-        if (done) c.abort();
-      }, reject);
-  });
-}
 
 test("a runner silent past the limit gets its Job annotated; the controller ends the workflow RunnerSilent", {
   skip: cluster.skip,

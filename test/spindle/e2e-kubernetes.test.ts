@@ -17,9 +17,9 @@ import {
   type V1CustomResourceDefinition,
 } from "@kubernetes/client-node";
 import { parse } from "yaml";
+import { spindleSetName } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
 import type { SpindleSet } from "../../src/api/v1alpha1/spindleset.ts";
-import { spindleSetName } from "../../src/controller/build/names.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import {
   ALICE,

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { it } from "node:test";
-import { DEV_OWNER_PLACEHOLDER } from "../../src/spindle/config.ts";
+import { DEV_OWNER_PLACEHOLDER } from "../../src/spindle/config/index.ts";
 
 const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { WebSocket } from "ws";
-import { loadConfig } from "../../src/spindle/config.ts";
+import { loadConfig } from "../../src/spindle/config/index.ts";
 import { Repos } from "../../src/spindle/db/index.ts";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { SpindleServer, type SpindleServerOptions } from "../../src/spindle/server.ts";

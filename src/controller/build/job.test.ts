@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { V1Container, V1Job } from "@kubernetes/client-node";
-import { BuildError } from "./errors.ts";
+import { BuildError, shortHash } from "../../api/contract/index.ts";
 import { buildJob, type JobInput } from "./job.ts";
-import { shortHash } from "./names.ts";
 import { selectProfile } from "./profile.ts";
 import { installRunnerCommand } from "./runner-image.ts";
 import { cloneScript, setupScript } from "./scripts.ts";

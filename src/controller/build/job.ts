@@ -29,24 +29,24 @@ import type {
   V1ResourceRequirements,
   V1VolumeMount,
 } from "@kubernetes/client-node";
+import {
+  BuildError,
+  CONTAINERS,
+  jobName,
+  ownerReference,
+  runnerSpecConfigMapName,
+  type SpindleSetRef,
+  secretEnvName,
+  workflowAnnotations,
+  workflowLabels,
+} from "../../api/contract/index.ts";
 import type { WorkflowSpec } from "../../api/v1alpha1/spindleset.ts";
 import { buildahAllowed, type ControllerConfig, type ResourceProfile } from "../config.ts";
-import { BuildError } from "./errors.ts";
-import { workflowAnnotations, workflowLabels } from "./labels.ts";
-import { jobName, runnerSpecConfigMapName } from "./names.ts";
-import { ownerReference, type SpindleSetRef } from "./owner.ts";
 import { installRunnerCommand, runnerImage } from "./runner-image.ts";
 import { effectiveTimeoutSeconds, POD_PATHS, SPEC_KEY } from "./runner-spec.ts";
 import { cloneScript, RUNNER_UID, setupScript } from "./scripts.ts";
-import { secretEnvName } from "./secret.ts";
 
 export { RUNNER_UID };
-export const CONTAINERS = {
-  setupUser: "setup-user",
-  cloneRepo: "clone-repo",
-  installRunner: "install-runner",
-  runner: "runner",
-} as const;
 
 const VOLUMES = { tangled: "tangled", tmp: "tmp", runner: "runner", setup: "setup", spec: "spec" } as const;
 

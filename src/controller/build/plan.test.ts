@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { buildRunSecret } from "../../api/contract/index.ts";
 import { buildJob } from "./job.ts";
 import { planWorkflow } from "./plan.ts";
 import { selectProfile } from "./profile.ts";
 import { buildRunnerSpec, buildRunnerSpecConfigMap } from "./runner-spec.ts";
-import { buildRunSecret } from "./secret.ts";
 import { config, OWNER, SECRET_VALUES, spec } from "./testdata/fixtures.ts";
 
 const amdNode = { name: "n1", labels: { "kubernetes.io/arch": "amd64" } };

@@ -5,11 +5,10 @@
  * nicety, not a race). A workflow that can never run comes back as a reason + message.
  */
 import type { V1ConfigMap, V1Job } from "@kubernetes/client-node";
+import { BuildError, type SpindleSetRef } from "../../api/contract/index.ts";
 import type { Reason, SpindleSetSpec } from "../../api/v1alpha1/spindleset.ts";
 import type { ControllerConfig } from "../config.ts";
-import { BuildError } from "./errors.ts";
 import { buildJob } from "./job.ts";
-import type { SpindleSetRef } from "./owner.ts";
 import { type NodeLabels, selectProfile } from "./profile.ts";
 import { buildRunnerSpec, buildRunnerSpecConfigMap } from "./runner-spec.ts";
 

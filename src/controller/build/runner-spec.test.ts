@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { BuildError } from "./errors.ts";
+import { BuildError } from "../../api/contract/index.ts";
 import { buildRunnerSpec, buildRunnerSpecConfigMap, effectiveTimeoutSeconds } from "./runner-spec.ts";
 import { config, OWNER, spec } from "./testdata/fixtures.ts";
 

@@ -15,13 +15,17 @@
  * that prints the init container's clone log.
  */
 import type { V1ConfigMap } from "@kubernetes/client-node";
+import {
+  BuildError,
+  ownerReference,
+  runnerSpecConfigMapName,
+  type SpindleSetRef,
+  workflowAnnotations,
+  workflowLabels,
+} from "../../api/contract/index.ts";
 import type { WorkflowSpec } from "../../api/v1alpha1/spindleset.ts";
 import { RUNNER_PROTOCOL_VERSION, type RunnerSpec } from "../../runner/protocol.ts";
 import type { ControllerConfig } from "../config.ts";
-import { BuildError } from "./errors.ts";
-import { workflowAnnotations, workflowLabels } from "./labels.ts";
-import { runnerSpecConfigMapName } from "./names.ts";
-import { ownerReference, type SpindleSetRef } from "./owner.ts";
 
 /** Where things live inside a workflow pod. */
 export const POD_PATHS = {

@@ -13,10 +13,9 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from "@kubernetes/client-node";
+import { buildRunSecret, buildSpindleSet } from "../../api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../api/v1alpha1/group.ts";
 import type { SpindleSet, SpindleSetSpecInput } from "../../api/v1alpha1/spindleset.ts";
-import { buildRunSecret } from "../../controller/build/secret.ts";
-import { buildSpindleSet } from "../../controller/build/spindleset.ts";
 
 export class ClusterError extends Error {
   override readonly name = "ClusterError";
@@ -47,7 +46,7 @@ export class SpindleSetStore {
     this.#batch = kc.makeApiClient(BatchV1Api);
   }
 
-  /** Sets one annotation on a workflow's Job (the controller's signals, src/controller/signals.ts). */
+  /** Sets one annotation on a workflow's Job (the controller's signals, src/api/contract/signals.ts). */
   async annotateJob(name: string, key: string, value: string): Promise<void> {
     try {
       await this.#batch.patchNamespacedJob(

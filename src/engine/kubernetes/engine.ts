@@ -23,23 +23,26 @@
  *
  * Runner silence: only the engine reads the runner's heartbeats. A runner silent (no line,
  * heartbeats included) for `runnerSilentSeconds` while its container runs gets its Job annotated
- * with RUNNER_SILENT_ANNOTATION (src/controller/signals.ts); the controller then ends the
+ * (silence.ts, the contract in src/api/contract/signals.ts); the controller then ends the
  * workflow with RunnerSilent.
  *
  * Recovery: `recover` finds the run's SpindleSet by its deterministic name, re-reads the pod
  * log from the start and, because the relay turns the same runner output into the same lines,
  * drops as many lines as the log file already holds (see SkipSink).
  */
-import { readFile, truncate } from "node:fs/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
 import pino, { type Logger } from "pino";
-import { LABEL_PREFIX } from "../../api/v1alpha1/group.ts";
+import {
+  CONTAINERS,
+  managedSelector,
+  secretName,
+  selectorString,
+  spindleSetName,
+  workflowLabels,
+} from "../../api/contract/index.ts";
 import type { SpindleSet, WorkflowStatus } from "../../api/v1alpha1/spindleset.ts";
-import { CONTAINERS } from "../../controller/build/job.ts";
-import { managedSelector, selectorString, workflowLabels } from "../../controller/build/labels.ts";
-import { secretName, spindleSetName } from "../../controller/build/names.ts";
-import type { LogLine } from "../../relay/logline.ts";
-import { type LogSink, Relay, SINK_HIGH_WATER, waitForSink } from "../../relay/relay.ts";
+import { Relay } from "../../relay/relay.ts";
+import { SINK_HIGH_WATER, waitForSink } from "../../relay/sink.ts";
 import {
   type Engine,
   EngineError,
@@ -49,12 +52,11 @@ import {
 } from "../engine.ts";
 import { ClusterError, SpindleSetStore } from "./cluster.ts";
 import { describe, type FollowEnd, PodLogFollower } from "./logs.ts";
+import { SilenceWatchdog } from "./silence.ts";
+import { existingLines, SkipSink } from "./skip-sink.ts";
 import { runSpecFromPlan, workflowSpecFromPlan } from "./spec.ts";
 import { isFinal, outcomeFrom } from "./status.ts";
 import { SpindleSetWatch } from "./watch.ts";
-
-/** Same value as src/controller/signals.ts: the controller ends a workflow whose Job has it. */
-export const RUNNER_SILENT_ANNOTATION = `${LABEL_PREFIX}/runner-silent`;
 
 export interface KubernetesEngineOptions {
   kubeConfig: KubeConfig;
@@ -71,6 +73,25 @@ export interface KubernetesEngineOptions {
   pollMs?: number;
 }
 
+/**
+ * Where one run is; it only moves forward:
+ *
+ *   placing ─▶ placed ─▶ running ─▶ finishing ─▶ done
+ *      │          └──────────────────────┘           (a final status before running was seen:
+ *      └────────────────────────────────────▶ done    running is reported first, then the final)
+ *   any phase ─▶ destroyed (destroy(): forgotten, no more callbacks)
+ *
+ * placing: the SpindleSet write is in flight; placed: in the SpindleSet (`uid` known), waiting
+ * for the controller; running: onStatus(running) was sent; finishing: the controller's final
+ * status was seen and the pod log drains; done: the final status was reported (`final`).
+ */
+type RunPhase = "placing" | "placed" | "running" | "finishing" | "done" | "destroyed";
+
+/** Phases in which a run still waits for its final status (cancel and silence apply). */
+function waiting(phase: RunPhase): boolean {
+  return phase === "placing" || phase === "placed" || phase === "running";
+}
+
 interface Tracked {
   readonly run: WorkflowRun;
   readonly wid: string;
@@ -82,13 +103,11 @@ interface Tracked {
   /** The SpindleSet's uid once this workflow is in it. */
   uid: string | undefined;
   ready: Promise<void>;
-  runningSent: boolean;
-  finishing: boolean;
+  phase: RunPhase;
+  /** The outcome once reported (also when destroy() came first and nobody hears it). */
   final: WorkflowOutcome | undefined;
   cancelReason: string | undefined;
-  destroyed: boolean;
   destroying: Promise<void> | undefined;
-  silentReported: boolean;
   readonly done: Promise<WorkflowOutcome>;
   resolve(o: WorkflowOutcome): void;
   reject(e: Error): void;
@@ -105,7 +124,7 @@ export class KubernetesEngine implements Engine {
   readonly #chains = new Map<string, Promise<unknown>>();
   readonly #watch: SpindleSetWatch;
   #watching: Promise<void> | undefined;
-  #watchdog: NodeJS.Timeout | undefined;
+  readonly #silence: SilenceWatchdog;
   #closed = false;
 
   constructor(opts: KubernetesEngineOptions) {
@@ -126,6 +145,19 @@ export class KubernetesEngine implements Engine {
       logger: this.#log,
       onObject: (ss) => this.#onObject(ss),
       onGone: (name, uid) => this.#onGone(name, uid),
+    });
+    this.#silence = new SilenceWatchdog({
+      silentSeconds: this.#o.runnerSilentSeconds,
+      log: this.#log,
+      annotateJob: (job, key, value) => this.#store.annotateJob(job, key, value),
+      candidates: () =>
+        [...this.#runs.values()].map((t) => ({
+          key: t,
+          wid: t.wid,
+          waiting: waiting(t.phase) && !this.#closed,
+          silentMs: () => t.follower.silentMs(),
+          jobName: () => this.#cache.get(t.ss)?.status?.workflows?.find((w) => w.name === t.name)?.jobName,
+        })),
     });
   }
 
@@ -153,10 +185,10 @@ export class KubernetesEngine implements Engine {
 
   async cancel(wid: string, reason?: string): Promise<void> {
     const t = this.#runs.get(wid);
-    if (!t || t.final || t.finishing || this.#closed) return;
+    if (!t || !waiting(t.phase) || this.#closed) return;
     t.cancelReason ??= reason ?? "cancelled";
     await t.ready.catch(() => {});
-    if (t.uid === undefined || t.finishing || t.final) return;
+    if (t.uid === undefined || !waiting(t.phase)) return;
     await this.#serial(t.ss, () => this.#writeCancel(t.ss)).catch((err: unknown) =>
       this.#log.error({ wid, err: describe(err) }, "cancel could not be written"),
     );
@@ -187,6 +219,7 @@ export class KubernetesEngine implements Engine {
     const skip = await existingLines(run.log);
     const t = this.#track(run, skip);
     t.uid = ss.metadata.uid;
+    t.phase = "placed";
     t.ready = Promise.resolve();
     this.#startFollowing(t);
     this.#log.info({ wid: plan.wid, skip }, "workflow resumed");
@@ -197,7 +230,7 @@ export class KubernetesEngine implements Engine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#watchdog);
+    this.#silence.stop();
     this.#watch.stop();
     const runs = [...this.#runs.values()];
     for (const t of runs) t.follower.stop();
@@ -252,22 +285,16 @@ export class KubernetesEngine implements Engine {
       followDone: undefined,
       uid: undefined,
       ready: Promise.resolve(),
-      runningSent: false,
-      finishing: false,
+      phase: "placing",
       final: undefined,
       cancelReason: undefined,
-      destroyed: false,
       destroying: undefined,
-      silentReported: false,
       done,
       resolve,
       reject,
     };
     this.#runs.set(plan.wid, t);
-    this.#watchdog ??= setInterval(
-      () => this.#checkSilence(),
-      Math.max(250, Math.min(5000, (this.#o.runnerSilentSeconds * 1000) / 4)),
-    ).unref();
+    this.#silence.start();
     return t;
   }
 
@@ -311,7 +338,7 @@ export class KubernetesEngine implements Engine {
     const workflow = workflowSpecFromPlan(plan);
     const needSecret = workflow.secretKeys !== undefined && workflow.secretKeys.length > 0;
     for (let attempt = 0; attempt < 10; attempt++) {
-      if (t.destroyed || this.#closed) return;
+      if (t.phase === "destroyed" || this.#closed) return;
       let ss = await this.#store.get(t.ss);
       if (ss?.metadata.deletionTimestamp) {
         await this.#store.waitGone(t.ss, ss.metadata.uid, 30_000);
@@ -341,6 +368,7 @@ export class KubernetesEngine implements Engine {
         if (!ss) continue;
       }
       t.uid = ss.metadata.uid;
+      if (t.phase === "placing") t.phase = "placed";
       this.#startFollowing(t);
       if (needSecret || ss.spec.secretRef) await this.#store.ensureSecret(ss, secrets);
       this.#log.info({ wid: t.wid, spindleSet: t.ss }, "workflow placed");
@@ -386,7 +414,7 @@ export class KubernetesEngine implements Engine {
     if (cached && (uid === undefined || cached.metadata.uid === uid)) this.#cache.delete(name);
     for (const t of this.#runs.values()) {
       if (t.ss !== name || t.uid === undefined || (uid !== undefined && t.uid !== uid)) continue;
-      if (t.finishing || t.final) continue;
+      if (!waiting(t.phase)) continue;
       void this.#finish(t, {
         name: t.name,
         phase: "failed",
@@ -397,23 +425,21 @@ export class KubernetesEngine implements Engine {
   }
 
   #apply(t: Tracked, ss: SpindleSet): void {
-    if (t.finishing || t.final || t.destroyed) return;
+    if (t.phase !== "placed" && t.phase !== "running") return;
     const ws = ss.status?.workflows?.find((w) => w.name === t.name);
     if (!ws) return;
     if (ws.phase === "running") {
       t.follower.kick();
-      if (!t.runningSent) {
-        t.runningSent = true;
-        t.run.onStatus({ status: "running" });
-      }
+      this.#running(t);
     }
     if (isFinal(ws)) void this.#finish(t, ws);
   }
 
   /** The controller says the workflow is over: drain the log, then report. */
   async #finish(t: Tracked, ws: WorkflowStatus): Promise<void> {
-    if (t.finishing || t.final) return;
-    t.finishing = true;
+    if (!waiting(t.phase)) return;
+    this.#running(t);
+    t.phase = "finishing";
     t.follower.finalSeen();
     let logProblem: string | undefined;
     const end = await Promise.race([
@@ -440,16 +466,22 @@ export class KubernetesEngine implements Engine {
     );
   }
 
+  /** placed ─▶ running: onStatus(running), once. */
+  #running(t: Tracked): void {
+    if (t.phase !== "placed") return;
+    t.phase = "running";
+    t.run.onStatus({ status: "running" });
+  }
+
   async #report(t: Tracked, outcome: WorkflowOutcome): Promise<void> {
     if (t.final) return;
     t.final = outcome;
-    t.finishing = true;
     t.follower.stop();
-    if (t.destroyed || this.#closed) return;
-    if (!t.runningSent) {
-      t.runningSent = true;
-      t.run.onStatus({ status: "running" });
-    }
+    if (t.phase === "destroyed") return;
+    const runningSent = t.phase === "running" || t.phase === "finishing";
+    t.phase = "done";
+    if (this.#closed) return;
+    if (!runningSent) t.run.onStatus({ status: "running" });
     t.run.onStatus(outcome);
     t.resolve(outcome);
     this.#log.info({ wid: t.wid, status: outcome.status, exitCode: outcome.exitCode }, "workflow finished");
@@ -460,7 +492,7 @@ export class KubernetesEngine implements Engine {
   /** Adds every cancelled, unfinished workflow of the run to spec.cancelWorkflows. */
   async #writeCancel(name: string): Promise<void> {
     const wanted = [...this.#runs.values()]
-      .filter((r) => r.ss === name && r.cancelReason !== undefined && !r.final && !r.finishing)
+      .filter((r) => r.ss === name && r.cancelReason !== undefined && waiting(r.phase))
       .map((r) => r.name);
     if (wanted.length === 0) return;
     const ss = await this.#store.get(name);
@@ -470,27 +502,6 @@ export class KubernetesEngine implements Engine {
     if (next.length === current.length) return;
     await this.#store.patch(name, { spec: { cancelWorkflows: next } });
     this.#log.info({ spindleSet: name, workflows: wanted }, "cancel written");
-  }
-
-  #checkSilence(): void {
-    const limit = this.#o.runnerSilentSeconds * 1000;
-    if (limit <= 0 || this.#closed) return;
-    for (const t of this.#runs.values()) {
-      if (t.final || t.finishing || t.silentReported) continue;
-      const silentMs = t.follower.silentMs();
-      if (silentMs < limit) continue;
-      const job = this.#cache.get(t.ss)?.status?.workflows?.find((w) => w.name === t.name)?.jobName;
-      if (!job) continue;
-      t.silentReported = true;
-      const since = new Date(Date.now() - silentMs).toISOString().replace(/\.\d+Z$/, "Z");
-      this.#log.warn({ wid: t.wid, job, silentMs: Math.round(silentMs) }, "runner silent");
-      void this.#store
-        .annotateJob(job, RUNNER_SILENT_ANNOTATION, `no runner event since ${since}`)
-        .catch((err: unknown) => {
-          t.silentReported = false;
-          this.#log.error({ wid: t.wid, err: describe(err) }, "runner silence not reported");
-        });
-    }
   }
 
   async #destroy(t: Tracked): Promise<void> {
@@ -506,7 +517,7 @@ export class KubernetesEngine implements Engine {
         timer,
       ]);
     }
-    t.destroyed = true;
+    t.phase = "destroyed";
     t.follower.stop();
     await t.followDone;
     if (this.#runs.get(t.wid) === t) this.#runs.delete(t.wid);
@@ -545,67 +556,5 @@ export class KubernetesEngine implements Engine {
         this.#log.error({ wid, err: describe(err) }, "stale SpindleSet not deleted"),
       );
     }
-  }
-}
-
-/** Drops the first `skip` lines: they are already in the log file of a recovered run. */
-export class SkipSink implements LogSink {
-  readonly #inner: LogSink;
-  #skip: number;
-  /** Offered only when the inner sink takes encoded lines (the relay asks by its presence). */
-  readonly writeEncoded?: (utf8: string) => void;
-  readonly waitBelow?: (bytes: number) => Promise<void>;
-
-  constructor(inner: LogSink, skip: number) {
-    this.#inner = inner;
-    this.#skip = skip;
-    const encoded = inner.writeEncoded?.bind(inner);
-    if (encoded !== undefined) {
-      // Encoded lines each end in "\n": whole lines of the batch are skipped while any are due.
-      this.writeEncoded = (utf8) => {
-        let text = utf8;
-        while (this.#skip > 0 && text !== "") {
-          text = text.slice(text.indexOf("\n") + 1);
-          this.#skip--;
-        }
-        if (text !== "") encoded(text);
-      };
-    }
-    const waitBelow = inner.waitBelow?.bind(inner);
-    if (waitBelow !== undefined) this.waitBelow = waitBelow;
-  }
-  get backlog(): number {
-    return this.#inner.backlog;
-  }
-  write(line: LogLine, plain?: boolean): void {
-    if (this.#skip > 0) {
-      this.#skip--;
-      return;
-    }
-    this.#inner.write(line, plain);
-  }
-  flush(): Promise<void> {
-    return this.#inner.flush();
-  }
-}
-
-/**
- * Complete lines already in a recovered run's log file (a LogFile has a `path`), else 0. A
- * line the previous process left half-written (it died mid-write) is cut off: the replay writes
- * it again, whole.
- */
-async function existingLines(sink: LogSink): Promise<number> {
-  const path = (sink as { path?: unknown }).path;
-  if (typeof path !== "string") return 0;
-  try {
-    await sink.flush();
-    const buf = await readFile(path);
-    let n = 0;
-    for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) n++;
-    const end = buf.lastIndexOf(10) + 1;
-    if (end < buf.length) await truncate(path, end);
-    return n;
-  } catch {
-    return 0;
   }
 }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { LogFile, MemorySink } from "../../relay/logfile.ts";
 import { encodeLogLine, type LogLine } from "../../relay/logline.ts";
-import { SkipSink } from "./engine.ts";
+import { SkipSink } from "./skip-sink.ts";
 
 const line = (n: number): LogLine => ({
   kind: "data",

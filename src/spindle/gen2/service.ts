@@ -58,7 +58,7 @@ import {
 import { guardedFetchFunction } from "../../net/guarded-fetch.ts";
 import type { ServiceJwtVerifier } from "../auth/index.ts";
 import { bearerToken } from "../auth/index.ts";
-import type { Config } from "../config.ts";
+import type { Config } from "../config/index.ts";
 import { type RepoRecord, Repos } from "../db/index.ts";
 import { AccessControlError, missingActorDidError, XrpcError } from "../errors.ts";
 import { readJsonObject } from "../http/body.ts";

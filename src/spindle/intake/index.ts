@@ -20,7 +20,7 @@
  */
 import type { Logger } from "pino";
 import { guardedFetchFunction } from "../../net/guarded-fetch.ts";
-import type { Config } from "../config.ts";
+import type { Config } from "../config/index.ts";
 import {
   type DatabaseSync,
   JetstreamCursor,

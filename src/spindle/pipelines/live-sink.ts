@@ -6,7 +6,7 @@
  */
 import type { LogFile } from "../../relay/logfile.ts";
 import type { LogLine } from "../../relay/logline.ts";
-import type { LogSink } from "../../relay/relay.ts";
+import type { LogSink } from "../../relay/sink.ts";
 
 export class LiveLogSink implements LogSink {
   readonly #file: LogFile;

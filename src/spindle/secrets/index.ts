@@ -2,7 +2,7 @@
  * Secrets: one interface (`provider.ts`), two providers, chosen by configuration.
  */
 import type { DatabaseSync } from "node:sqlite";
-import type { Config } from "../config.ts";
+import type { Config } from "../config/index.ts";
 import { OpenbaoSecretsProvider } from "./openbao.ts";
 import type { SecretsProvider } from "./provider.ts";
 import { SqliteSecretsProvider } from "./sqlite.ts";

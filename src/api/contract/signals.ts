@@ -13,6 +13,6 @@
  * `spec.cancelWorkflows: [name, ...]` cancels single workflows (Tangled's cancelPipeline names
  * one). Either way the controller records `cancelled`/Cancelled and deletes the Job.
  */
-import { LABEL_PREFIX } from "../api/v1alpha1/group.ts";
+import { LABEL_PREFIX } from "../v1alpha1/group.ts";
 
 export const RUNNER_SILENT_ANNOTATION = `${LABEL_PREFIX}/runner-silent`;

@@ -7,12 +7,8 @@
  * created with its first workflow and have the others added later: `spec.workflows` is a
  * list-map keyed by name, which server-side apply merges entry by entry.
  */
-import { API_VERSION, SPINDLESET } from "../../api/v1alpha1/group.ts";
-import {
-  parseSpindleSetSpec,
-  type SpindleSet,
-  type SpindleSetSpecInput,
-} from "../../api/v1alpha1/spindleset.ts";
+import { API_VERSION, SPINDLESET } from "../v1alpha1/group.ts";
+import { parseSpindleSetSpec, type SpindleSet, type SpindleSetSpecInput } from "../v1alpha1/spindleset.ts";
 import { BuildError } from "./errors.ts";
 import { runAnnotations, runLabels } from "./labels.ts";
 import { secretName, spindleSetName } from "./names.ts";

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { ConfigError, devDefaults, loadConfig, loadKubernetesSection, parseGoDuration } from "./config.ts";
-import { ensureSecretsKeyFile } from "./secrets/key-file.ts";
+import { ensureSecretsKeyFile } from "../secrets/key-file.ts";
+import { ConfigError, devDefaults, loadConfig, loadKubernetesSection, parseGoDuration } from "./index.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "loom-config-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -9,8 +9,8 @@
  * workflow can read.
  */
 import type { V1Secret } from "@kubernetes/client-node";
-import { SECRET_KEY_PATTERN } from "../../api/v1alpha1/spindleset.ts";
 import { RUNNER_ENV } from "../../runner/protocol.ts";
+import { SECRET_KEY_PATTERN } from "../v1alpha1/spindleset.ts";
 import { BuildError } from "./errors.ts";
 import { runAnnotations, runLabels } from "./labels.ts";
 import { secretName } from "./names.ts";

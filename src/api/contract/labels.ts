@@ -4,7 +4,7 @@
  * are not label-safe (knot host names with ports, long wids) are hashed into the label and kept
  * verbatim in an annotation for people to read.
  */
-import { LABEL_PREFIX } from "../../api/v1alpha1/group.ts";
+import { LABEL_PREFIX } from "../v1alpha1/group.ts";
 import { shortHash } from "./names.ts";
 
 export const LABELS = {

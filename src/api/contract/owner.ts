@@ -1,5 +1,5 @@
 import type { V1OwnerReference } from "@kubernetes/client-node";
-import { API_VERSION, SPINDLESET } from "../../api/v1alpha1/group.ts";
+import { API_VERSION, SPINDLESET } from "../v1alpha1/group.ts";
 
 /** The parts of a stored SpindleSet its children need. */
 export interface SpindleSetRef {

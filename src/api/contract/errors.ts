@@ -1,4 +1,4 @@
-import type { Reason } from "../../api/v1alpha1/spindleset.ts";
+import type { Reason } from "../v1alpha1/spindleset.ts";
 
 /**
  * A workflow that cannot be turned into Kubernetes objects. It carries the status reason the
