@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { Gen2TriggerMetadata, PullAction } from "../protocol/trigger-metadata.ts";
 import { compileGen2 } from "./compile.ts";
-import type { Gen2TriggerMetadata, PullAction } from "./wire/v2026/trigger-metadata.ts";
 
 const SHA = "2".repeat(40);
 const repo = {

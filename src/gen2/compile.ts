@@ -5,10 +5,11 @@
  * `when[].paths` (globbed against the push's changed files), and Gen2 clone defaults
  * (`clone.tags` and `clone.submodules` true when omitted).
  */
+
+import type { Gen2TriggerMetadata } from "../protocol/trigger-metadata.ts";
 import { compileWorkflows, type WorkflowFile } from "../workflow/compile.ts";
 import type { SourceLimits } from "../workflow/source.ts";
 import type { CloneOptions, Diagnostic, TriggerMetadata } from "../workflow/types.ts";
-import type { Gen2TriggerMetadata } from "./wire/v2026/trigger-metadata.ts";
 
 /** `sh.tangled.pipeline` as the v2026 lexicon has it (clone.tags required). */
 export interface Gen2PipelineRecord {

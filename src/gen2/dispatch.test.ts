@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { AtUri, ensureValidAtUri } from "@atproto/syntax";
+import { validate } from "../protocol/lexicons.ts";
 import { DispatchError, pipelineAtUri, selectWorkflows, triggerFromCiInput } from "./dispatch.ts";
 import type { KnownRepo } from "./push.ts";
-import { validate } from "./wire/v2026/lexicons.ts";
 
 const SHA = "a".repeat(40);
 const repo: KnownRepo = {

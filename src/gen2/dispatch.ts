@@ -2,11 +2,11 @@
  * `sh.tangled.ci.triggerPipeline` (gen2 §2.6, §2.7): a validated input → the Gen2 trigger
  * metadata to compile with, the workflow files to run, and the AT-URI to answer with. Pure.
  */
-import { didWebEncoded } from "../spindle/auth/audience.ts";
+import { didWebEncoded } from "../protocol/did-web.ts";
+import type { TriggerPipelineInput } from "../protocol/lexicons.ts";
+import type { Gen2TriggerMetadata } from "../protocol/trigger-metadata.ts";
 import type { WorkflowFile } from "../workflow/compile.ts";
 import type { KnownRepo } from "./push.ts";
-import type { TriggerPipelineInput } from "./wire/v2026/lexicons.ts";
-import type { Gen2TriggerMetadata } from "./wire/v2026/trigger-metadata.ts";
 
 export class DispatchError extends Error {
   override readonly name = "DispatchError";

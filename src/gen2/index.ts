@@ -21,18 +21,47 @@
  * `/.well-known/did.json`: spindleDidDocument(hostname, {dev}).
  * Pull requests (gen2 §2.5): sourceRevFromPatch(await getBlob(pds, did, cid)).
  */
+
+export {
+  buildCiPipeline,
+  type StoredPipeline,
+  type StoredStatus,
+} from "../protocol/ci-pipeline.ts";
+export { type DidWebDocument, SPINDLE_SERVICE_TYPE, spindleDidDocument } from "../protocol/did-web.ts";
+export {
+  type Envelope,
+  EnvelopeError,
+  encodeKnotEnvelope,
+  formatCursor,
+  parseCursorParam,
+  parseEnvelope,
+} from "../protocol/envelope.ts";
+export * from "../protocol/lexicons.ts";
+export { encodeErrorFrame, encodeLogFrame, logFrameBody } from "../protocol/log-frames.ts";
+export { COLLABORATOR_UPDATE_NSID, REF_UPDATE_NSID } from "../protocol/nsid.ts";
+export {
+  type CollaboratorUpdate,
+  hasSkipCiPushOption,
+  parseCollaboratorUpdate,
+  parseRefUpdate,
+  type RefUpdate,
+  ZERO_SHA,
+} from "../protocol/ref-update.ts";
+export { decodeTid, encodeTid, TidGenerator, type TidGeneratorOptions } from "../protocol/tid.ts";
+export { rfc3339Seconds } from "../protocol/time.ts";
+export type * from "../protocol/trigger-metadata.ts";
+export { triggerCommit } from "../protocol/trigger-metadata.ts";
+export { WireError } from "../protocol/zod-util.ts";
 export {
   compileGen2,
   type Gen2CompileOptions,
   type Gen2CompileResult,
   type Gen2PipelineRecord,
 } from "./compile.ts";
-export { type DidWebDocument, SPINDLE_SERVICE_TYPE, spindleDidDocument } from "./did-doc.ts";
 export { DispatchError, pipelineAtUri, selectWorkflows, triggerFromCiInput } from "./dispatch.ts";
 export { type DefinitionFile, describeWorkflowDefinition, workflowDefinitionHash } from "./fingerprint.ts";
 export {
   type DefaultBranch,
-  GET_DEFAULT_BRANCH_NSID,
   getDefaultBranch,
   type KnotClientOptions,
 } from "./knot/default-branch.ts";
@@ -46,33 +75,3 @@ export {
 } from "./knot/workflow-fetcher.ts";
 export { BlobError, getBlob, MAX_PATCH_BYTES, sourceRevFromPatch } from "./net/blob.ts";
 export { decidePush, type KnownRepo, type PushDecision } from "./push.ts";
-export { decodeTid, encodeTid, TidGenerator, type TidGeneratorOptions } from "./tid.ts";
-export {
-  buildCiPipeline,
-  rfc3339Seconds,
-  type StoredPipeline,
-  type StoredStatus,
-} from "./wire/v2026/ci-pipeline.ts";
-export {
-  type Envelope,
-  EnvelopeError,
-  encodeEnvelope,
-  formatCursor,
-  parseCursorParam,
-  parseEnvelope,
-} from "./wire/v2026/envelope.ts";
-export * from "./wire/v2026/lexicons.ts";
-export { encodeErrorFrame, encodeLogFrame, logFrameBody } from "./wire/v2026/log-frames.ts";
-export {
-  COLLABORATOR_UPDATE_NSID,
-  type CollaboratorUpdate,
-  hasSkipCiPushOption,
-  parseCollaboratorUpdate,
-  parseRefUpdate,
-  REF_UPDATE_NSID,
-  type RefUpdate,
-  ZERO_SHA,
-} from "./wire/v2026/ref-update.ts";
-export type * from "./wire/v2026/trigger-metadata.ts";
-export { triggerCommit } from "./wire/v2026/trigger-metadata.ts";
-export { WireError } from "./wire/v2026/zod-util.ts";

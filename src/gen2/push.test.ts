@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { parseCollaboratorUpdate, parseRefUpdate } from "../protocol/ref-update.ts";
+import { WireError } from "../protocol/zod-util.ts";
 import { decidePush, type KnownRepo } from "./push.ts";
-import { parseCollaboratorUpdate, parseRefUpdate } from "./wire/v2026/ref-update.ts";
-import { WireError } from "./wire/v2026/zod-util.ts";
 
 const OLD = "1".repeat(40);
 const NEW = "2".repeat(40);

@@ -4,8 +4,8 @@
  * The caller has already looked the repo up by `event.repo` (a repo DID) and checked the stream
  * came from that repo's knot; it passes what it knows about the repo. Pure: no I/O.
  */
-import { hasSkipCiPushOption, type RefUpdate, ZERO_SHA } from "./wire/v2026/ref-update.ts";
-import type { Gen2TriggerMetadata } from "./wire/v2026/trigger-metadata.ts";
+import { hasSkipCiPushOption, type RefUpdate, ZERO_SHA } from "../protocol/ref-update.ts";
+import type { Gen2TriggerMetadata } from "../protocol/trigger-metadata.ts";
 
 export interface KnownRepo {
   knot: string;

@@ -20,6 +20,7 @@ import { SpindleSetController } from "../controller/controller.ts";
 import type { Engine } from "../engine/engine.ts";
 import { KubernetesEngine } from "../engine/kubernetes/engine.ts";
 import { LocalEngine } from "../engine/local/engine.ts";
+import { FINISHED } from "../protocol/status.ts";
 import {
   createIdentityResolver,
   JtiReplayCache,
@@ -45,7 +46,6 @@ import {
 } from "./pipelines/index.ts";
 import type { PipelineIntake } from "./pipelines/intake-contract.ts";
 import { LogRetention } from "./pipelines/log-retention.ts";
-import { FINISHED } from "./pipelines/status.ts";
 import { Rbac } from "./rbac/index.ts";
 import { createSecretsProvider, type SecretsProvider } from "./secrets/index.ts";
 

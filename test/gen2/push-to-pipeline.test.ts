@@ -14,11 +14,12 @@ import { describeWorkflowDefinition } from "../../src/gen2/fingerprint.ts";
 import { getDefaultBranch } from "../../src/gen2/knot/default-branch.ts";
 import { WorkflowFetcher } from "../../src/gen2/knot/workflow-fetcher.ts";
 import { decidePush, type KnownRepo } from "../../src/gen2/push.ts";
-import { TidGenerator } from "../../src/gen2/tid.ts";
-import { buildCiPipeline } from "../../src/gen2/wire/v2026/ci-pipeline.ts";
-import { type Envelope, parseEnvelope } from "../../src/gen2/wire/v2026/envelope.ts";
-import { validate } from "../../src/gen2/wire/v2026/lexicons.ts";
-import { parseRefUpdate, REF_UPDATE_NSID, ZERO_SHA } from "../../src/gen2/wire/v2026/ref-update.ts";
+import { buildCiPipeline } from "../../src/protocol/ci-pipeline.ts";
+import { type Envelope, parseEnvelope } from "../../src/protocol/envelope.ts";
+import { validate } from "../../src/protocol/lexicons.ts";
+import { REF_UPDATE_NSID } from "../../src/protocol/nsid.ts";
+import { parseRefUpdate, ZERO_SHA } from "../../src/protocol/ref-update.ts";
+import { TidGenerator } from "../../src/protocol/tid.ts";
 import { KnotGitServer } from "../support/knot-git-server.ts";
 
 const REPO = "did:plc:e2erepo";

@@ -12,9 +12,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { decodeFirst } from "cborg";
 import { WebSocket } from "ws";
+import type { KnotEnvelope } from "../../src/protocol/envelope.ts";
 import { MIGRATIONS, openDatabase, Repos } from "../../src/spindle/db/index.ts";
 import { FETCH_FAILED_WORKFLOW } from "../../src/spindle/gen2/service.ts";
-import type { KnotEnvelope } from "../../src/spindle/intake/envelope.ts";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { ALICE, type Booted, bootServer } from "./server-kit.ts";
 

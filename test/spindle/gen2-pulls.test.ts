@@ -17,14 +17,10 @@ import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { pino } from "pino";
 import { validate } from "../../src/gen2/index.ts";
+import { PULL_NSID, PULL_STATUS_NSID } from "../../src/protocol/nsid.ts";
 import { JetstreamCursor, openDatabase, Repos } from "../../src/spindle/db/index.ts";
 import { PullIntake } from "../../src/spindle/gen2/pulls.ts";
-import {
-  createDidDocumentLookup,
-  PULL_NSID,
-  PULL_STATUS_NSID,
-  XrpcClient,
-} from "../../src/spindle/intake/index.ts";
+import { createDidDocumentLookup, XrpcClient } from "../../src/spindle/intake/index.ts";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { commitEvent, JetstreamStandIn, type JetstreamWireEvent } from "../support/jetstream-standin.ts";
 import { KnotGitServer } from "../support/knot-git-server.ts";

@@ -5,10 +5,9 @@
  */
 import { isValidDid } from "@atproto/syntax";
 import { type GuardedFetchOptions, guardedFetch } from "../../net/guarded-fetch.ts";
-import { lexicons } from "../wire/v2026/lexicons.ts";
+import { lexicons } from "../../protocol/lexicons.ts";
+import { GET_DEFAULT_BRANCH_NSID } from "../../protocol/nsid.ts";
 import { KnotError } from "./errors.ts";
-
-export const GET_DEFAULT_BRANCH_NSID = "sh.tangled.repo.getDefaultBranch";
 
 export interface DefaultBranch {
   name: string;

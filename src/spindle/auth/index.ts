@@ -12,7 +12,7 @@
  *   const { iss: actorDid } = await verifier.verify(bearerToken(req.headers.authorization),
  *     { audiences, method: "sh.tangled.repo.addSecret" });
  */
-export { didWebEncoded, SPINDLE_SERVICE_ID, serviceAudiences } from "./audience.ts";
+export { didWebEncoded, SPINDLE_SERVICE_ID, serviceAudiences } from "../../protocol/did-web.ts";
 export { createIdentityResolver, type IdentityResolverOptions, type SigningKeyResolver } from "./identity.ts";
 export { JtiReplayCache } from "./replay.ts";
 export {

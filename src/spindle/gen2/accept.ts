@@ -15,10 +15,10 @@
  */
 import type { Logger } from "pino";
 import { type Gen2PipelineRecord, matchTrigger } from "../../gen2/compile.ts";
+import { PIPELINE_NSID } from "../../protocol/nsid.ts";
 import { resolveWorkflow, workflowId } from "../../workflow/resolve.ts";
 import type { AdmittedWorkflow, Ledger } from "../pipelines/ledger.ts";
 import type { SpindleMetrics } from "../pipelines/metrics.ts";
-import { PIPELINE_NSID } from "../pipelines/status.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
 
 export interface Gen2AcceptorOptions {

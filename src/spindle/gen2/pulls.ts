@@ -36,18 +36,17 @@ import type { Logger } from "pino";
 import { triggerFromCiInput } from "../../gen2/dispatch.ts";
 import { BlobError, getBlob, sourceRevFromPatch } from "../../gen2/net/blob.ts";
 import type { KnownRepo } from "../../gen2/push.ts";
+import { GuardedFetchError, type GuardedFetchOptions } from "../../net/guarded-fetch.ts";
+import { PULL_NSID, PULL_STATUS_NSID } from "../../protocol/nsid.ts";
 import {
   classifyPull,
-  PULL_NSID,
-  PULL_STATUS_NSID,
   type PullRecord,
   parsePullRecord,
   parsePullStatus,
   pullAtUri,
-} from "../../gen2/wire/v2026/pull.ts";
-import type { Gen2TriggerMetadata, PullAction } from "../../gen2/wire/v2026/trigger-metadata.ts";
-import { WireError } from "../../gen2/wire/v2026/zod-util.ts";
-import { GuardedFetchError, type GuardedFetchOptions } from "../../net/guarded-fetch.ts";
+} from "../../protocol/pull.ts";
+import type { Gen2TriggerMetadata, PullAction } from "../../protocol/trigger-metadata.ts";
+import { WireError } from "../../protocol/zod-util.ts";
 import type { DatabaseSync, RepoRecord, Repos } from "../db/index.ts";
 import type { Outcome } from "../intake/handlers.ts";
 import { IdentityError, type IdentityLookup } from "../intake/identity.ts";

@@ -26,7 +26,7 @@ import {
   type QueryPipelinesParams,
   type StoredStatus,
 } from "../../gen2/index.ts";
-import type { Gen2TriggerMetadata, PullAction } from "../../gen2/wire/v2026/trigger-metadata.ts";
+import type { Gen2TriggerMetadata, PullAction } from "../../protocol/trigger-metadata.ts";
 
 /** Rows of one pipeline as read from the database. */
 export interface CiPipelineRow {

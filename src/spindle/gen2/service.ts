@@ -56,6 +56,8 @@ import {
   WorkflowFetcher,
 } from "../../gen2/index.ts";
 import { guardedFetchFunction } from "../../net/guarded-fetch.ts";
+import type { KnotEnvelope } from "../../protocol/envelope.ts";
+import { PIPELINE_NSID } from "../../protocol/nsid.ts";
 import type { ServiceJwtVerifier } from "../auth/index.ts";
 import { bearerToken } from "../auth/index.ts";
 import type { Config } from "../config.ts";
@@ -63,7 +65,6 @@ import { type RepoRecord, Repos } from "../db/index.ts";
 import { AccessControlError, missingActorDidError, XrpcError } from "../errors.ts";
 import { readJsonObject } from "../http/body.ts";
 import type { XrpcMethod } from "../http/xrpc.ts";
-import type { KnotEnvelope } from "../intake/envelope.ts";
 import { createDidDocumentLookup, type IdentityLookup } from "../intake/identity.ts";
 import type { KnotEventHandler } from "../intake/knot-consumer.ts";
 import type { PullEventHandler } from "../intake/pulls.ts";
@@ -85,7 +86,6 @@ import { ValidatedPipelines } from "./validated.ts";
 export const DEDUPE_WINDOW_MS = 60 * 60 * 1000;
 /** GUESS: the name of the one workflow a pipeline gets when its workflows could not be read. */
 export const FETCH_FAILED_WORKFLOW = "fetch-workflows";
-const PIPELINE_NSID = "sh.tangled.pipeline";
 
 export interface Gen2ServiceOptions {
   config: Pick<Config, "server" | "nixery">;

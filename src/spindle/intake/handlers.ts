@@ -17,6 +17,13 @@
 import { isValidDid } from "@atproto/syntax";
 import type { Logger } from "pino";
 import {
+  COLLABORATOR_NSID,
+  MEMBER_NSID,
+  PULL_NSID,
+  PULL_STATUS_NSID,
+  REPO_NSID,
+} from "../../protocol/nsid.ts";
+import {
   type DatabaseSync,
   type KnownDids,
   type Repos,
@@ -29,12 +36,9 @@ import type { DidFilter } from "./did-filter.ts";
 import type { IdentityLookup } from "./identity.ts";
 import type { JetstreamEvent } from "./jetstream-event.ts";
 import { isValidKnotHost } from "./knot-host.ts";
-import { PULL_NSID, PULL_STATUS_NSID, type PullEventHandler } from "./pulls.ts";
+import type { PullEventHandler } from "./pulls.ts";
 import type { XrpcClient } from "./xrpc.ts";
 
-export const MEMBER_NSID = "sh.tangled.spindle.member";
-export const REPO_NSID = "sh.tangled.repo";
-export const COLLABORATOR_NSID = "sh.tangled.repo.collaborator";
 export const WANTED_COLLECTIONS = [MEMBER_NSID, REPO_NSID, COLLABORATOR_NSID] as const;
 
 export interface Outcome {

@@ -42,14 +42,10 @@ import { XrpcClient } from "./xrpc.ts";
 
 export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 export { DidFilter } from "./did-filter.ts";
-export { type KnotEnvelope, parseKnotEnvelope } from "./envelope.ts";
 export {
-  COLLABORATOR_NSID,
   JetstreamHandlers,
   type JetstreamHandlersOptions,
-  MEMBER_NSID,
   type Outcome,
-  REPO_NSID,
   WANTED_COLLECTIONS,
 } from "./handlers.ts";
 export {
@@ -62,13 +58,11 @@ export { JetstreamConsumer, type JetstreamConsumerOptions, type JetstreamEventHa
 export { decodeJetstreamFrame, type JetstreamEvent } from "./jetstream-event.ts";
 export { KnotConsumer, type KnotConsumerTuning, type KnotEventHandler } from "./knot-consumer.ts";
 export { isValidKnotHost, knotEventsUrl } from "./knot-host.ts";
-export { KnotConsumers, type KnotConsumersOptions, PIPELINE_NSID } from "./knots.ts";
+export { KnotConsumers, type KnotConsumersOptions } from "./knots.ts";
 export {
   type CommitEvent,
   FILTER_EXEMPT_COLLECTIONS,
   PULL_COLLECTIONS,
-  PULL_NSID,
-  PULL_STATUS_NSID,
   type PullEventHandler,
 } from "./pulls.ts";
 export { XrpcClient, XrpcError } from "./xrpc.ts";

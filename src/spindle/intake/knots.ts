@@ -13,12 +13,11 @@
  * the cursor is missing (gen2 §2.3), which would re-run every old pipeline of every repo there.
  */
 import type { Logger } from "pino";
+import { PIPELINE_NSID } from "../../protocol/nsid.ts";
 import type { KnotCursors, Repos } from "../db/index.ts";
 import type { KnotRegistry, PipelineIntake } from "../pipelines/intake-contract.ts";
 import { KnotConsumer, type KnotConsumerTuning, type KnotEventHandler } from "./knot-consumer.ts";
 import { isValidKnotHost } from "./knot-host.ts";
-
-export const PIPELINE_NSID = "sh.tangled.pipeline";
 
 export interface KnotConsumersOptions extends KnotConsumerTuning {
   cursors: KnotCursors;

@@ -4,11 +4,10 @@
  * Intake only routes these events; what to build is decided by the handler the server passes in
  * (`Gen2Service.pullHandler()`), so intake does not depend on Gen2.
  */
+import { PULL_NSID, PULL_STATUS_NSID } from "../../protocol/nsid.ts";
 import type { Outcome } from "./handlers.ts";
 import type { JetstreamEvent } from "./jetstream-event.ts";
 
-export const PULL_NSID = "sh.tangled.repo.pull";
-export const PULL_STATUS_NSID = "sh.tangled.repo.pull.status";
 export const PULL_COLLECTIONS = [PULL_NSID, PULL_STATUS_NSID] as const;
 
 /** Collections handled whatever the author's DID (the filter is not consulted for them). */

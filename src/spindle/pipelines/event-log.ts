@@ -10,8 +10,9 @@
  * a cursor older than the tail is served from SQLite.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { encodeEnvelope, encodeStatus, type PipelineStatus, STATUS_NSID } from "./status.ts";
-import { TidClock } from "./tid.ts";
+import { STATUS_NSID } from "../../protocol/nsid.ts";
+import { encodeEnvelope, encodeStatus, type PipelineStatus } from "../../protocol/status.ts";
+import { TidGenerator } from "../../protocol/tid.ts";
 
 export interface StoredEvent {
   created: bigint;
@@ -28,7 +29,7 @@ function stored(created: bigint, frame: string): StoredEvent {
 export interface EventLogOptions {
   /** Wall clock in unix nanos (injected by tests). */
   nowNanos?: () => bigint;
-  tids?: TidClock;
+  tids?: TidGenerator;
   /** Events kept in memory for live subscribers (default 4096). */
   tailSize?: number;
   /**
@@ -49,7 +50,7 @@ export function wallClockNanos(): () => bigint {
 
 export class EventLog {
   readonly #now: () => bigint;
-  readonly #tids: TidClock;
+  readonly #tids: TidGenerator;
   readonly #tailSize: number;
   readonly #insert: StatementSync;
   readonly #after: StatementSync;
@@ -63,7 +64,7 @@ export class EventLog {
 
   constructor(db: DatabaseSync, opts: EventLogOptions = {}) {
     this.#now = opts.nowNanos ?? wallClockNanos();
-    this.#tids = opts.tids ?? new TidClock();
+    this.#tids = opts.tids ?? new TidGenerator();
     this.#tailSize = opts.tailSize ?? 4096;
     this.#coalesceMs = opts.coalesceMs ?? 5;
     this.#insert = db.prepare("INSERT INTO events (created, rkey, nsid, event) VALUES (?, ?, ?, ?)");

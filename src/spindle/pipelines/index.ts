@@ -10,14 +10,4 @@ export { createMetrics, type SpindleMetrics } from "./metrics.ts";
 export { PipelineProcessor, type ResolveSettings } from "./processor.ts";
 export { checkPipelineRecord, MAX_RECORD_BYTES } from "./record.ts";
 export { type CancelResult, Scheduler, USER_CANCELLED } from "./scheduler.ts";
-export {
-  encodeEnvelope,
-  encodeStatus,
-  FINISHED,
-  type PipelineStatus,
-  pipelineAtUri,
-  rfc3339Seconds,
-  STATUS_NSID,
-} from "./status.ts";
 export { type PipelineRow, PipelineStore, type RunRow } from "./store.ts";
-export { encodeTid, TidClock } from "./tid.ts";

@@ -7,12 +7,12 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { DatabaseSync } from "node:sqlite";
+import { rfc3339Seconds } from "../../protocol/time.ts";
 import { SecretsError } from "../errors.ts";
 import {
   byKey,
   type LockedSecret,
   type NewSecret,
-  rfc3339Seconds,
   type SecretsProvider,
   type UnlockedSecret,
   validateSecretKey,

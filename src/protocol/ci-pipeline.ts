@@ -4,6 +4,7 @@
  * `validate.pipeline` (tested).
  */
 import type { CiPipeline, CiTrigger, CiWorkflow, CiWorkflowStatus } from "./lexicons.ts";
+import { rfc3339Seconds } from "./time.ts";
 import { type Gen2TriggerMetadata, triggerCommit } from "./trigger-metadata.ts";
 
 export interface StoredStatus {
@@ -96,17 +97,4 @@ function ciTrigger(t: Gen2TriggerMetadata): CiTrigger {
     };
   }
   throw new Error(`pipeline trigger of kind ${t.kind} carries no ${t.kind} data`);
-}
-
-const RFC3339 = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
-
-/** RFC 3339 at seconds precision in UTC (`2026-07-26T12:00:00Z`), as Go's `time.RFC3339` writes. */
-export function rfc3339Seconds(t: string | Date): string {
-  if (typeof t === "string") {
-    const m = RFC3339.exec(t);
-    if (m !== null && m[3] === "Z") return `${m[1]}Z`;
-  }
-  const d = typeof t === "string" ? new Date(t) : t;
-  if (Number.isNaN(d.getTime())) throw new RangeError(`not a time: ${String(t)}`);
-  return `${d.toISOString().slice(0, 19)}Z`;
 }

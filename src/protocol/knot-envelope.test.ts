@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { parseKnotEnvelope } from "./envelope.ts";
 
 const WIRE = readFileSync(
-  new URL("../../../test/fixtures/spec/examples/events/knot-stream/pipeline-push.wire.txt", import.meta.url),
+  new URL("../../test/fixtures/spec/examples/events/knot-stream/pipeline-push.wire.txt", import.meta.url),
   "utf8",
 );
 

@@ -6,11 +6,10 @@
  * `createdAt` is written in UTC (`…Z`). Upstream uses the server's local zone; any RFC 3339
  * offset parses the same on the appview, and UTC keeps the output independent of the host.
  */
-import type { WorkflowStatus } from "../../engine/engine.ts";
-import { goJsonString } from "../../relay/logline.ts";
-
-export const STATUS_NSID = "sh.tangled.pipeline.status";
-export const PIPELINE_NSID = "sh.tangled.pipeline";
+import type { WorkflowStatus } from "../engine/engine.ts";
+import { goJsonString } from "../relay/logline.ts";
+import { PIPELINE_NSID, STATUS_NSID } from "./nsid.ts";
+import { rfc3339Seconds } from "./time.ts";
 
 export const FINISHED: ReadonlySet<WorkflowStatus> = new Set(["success", "failed", "timeout", "cancelled"]);
 
@@ -27,11 +26,6 @@ export interface PipelineStatus {
 /** The pipeline's AT-URI (§1.6 step 5). */
 export function pipelineAtUri(knot: string, rkey: string): string {
   return `at://did:web:${knot}/${PIPELINE_NSID}/${rkey}`;
-}
-
-/** `2026-02-10T12:00:00Z` */
-export function rfc3339Seconds(d: Date): string {
-  return `${d.toISOString().slice(0, 19)}Z`;
 }
 
 /** The status object's JSON text, byte for byte as upstream. */

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { buildCiPipeline, rfc3339Seconds, type StoredPipeline } from "./ci-pipeline.ts";
+import { buildCiPipeline, type StoredPipeline } from "./ci-pipeline.ts";
 import { validate } from "./lexicons.ts";
+import { rfc3339Seconds } from "./time.ts";
 
 const NEW = "2".repeat(40);
 const OLD = "1".repeat(40);

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { encodeEnvelope, encodeStatus, type PipelineStatus, STATUS_NSID } from "./status.ts";
+import { STATUS_NSID } from "./nsid.ts";
+import { encodeEnvelope, encodeStatus, type PipelineStatus } from "./status.ts";
 
 // The spec's wire examples, copied into the repository (test/fixtures/spec).
-const EXAMPLES = new URL("../../../test/fixtures/spec/examples/events/spindle-stream", import.meta.url)
-  .pathname;
+const EXAMPLES = new URL("../../test/fixtures/spec/examples/events/spindle-stream", import.meta.url).pathname;
 
 function fromWire(line: string): { status: PipelineStatus; rkey: string } {
   const env = JSON.parse(line);

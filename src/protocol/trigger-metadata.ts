@@ -4,7 +4,8 @@
  * (`src/workflow/types.ts`): `repo.repoDid`, `repo.repo` optional, top-level `sourceRepo`,
  * `pullRequest.action` optional and `pull`, `manual.sha` required and `ref`.
  */
-import type { TriggerKind } from "../../../workflow/types.ts";
+/** The three kinds of trigger, in both generations. */
+export type TriggerKind = "push" | "pull_request" | "manual";
 
 export interface Gen2TriggerRepo {
   knot: string;

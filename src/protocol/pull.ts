@@ -18,11 +18,9 @@
  */
 import { isValidDid } from "@atproto/syntax";
 import { z } from "zod";
+import { PULL_NSID, PULL_STATUS_NSID } from "./nsid.ts";
 import type { PullAction } from "./trigger-metadata.ts";
 import { parseWire, sha40 } from "./zod-util.ts";
-
-export const PULL_NSID = "sh.tangled.repo.pull";
-export const PULL_STATUS_NSID = "sh.tangled.repo.pull.status";
 
 /**
  * GUESS: an upper bound on rounds. Each round is one push to the pull; a Jetstream record is at

@@ -5,10 +5,8 @@
  * from gen2 §2.2).
  */
 import { z } from "zod";
+import { COLLABORATOR_UPDATE_NSID, REF_UPDATE_NSID } from "./nsid.ts";
 import { did, parseWire, sha40 } from "./zod-util.ts";
-
-export const REF_UPDATE_NSID = "sh.tangled.git.refUpdate";
-export const COLLABORATOR_UPDATE_NSID = "sh.tangled.repo.collaboratorUpdate";
 
 export const ZERO_SHA = "0".repeat(40);
 

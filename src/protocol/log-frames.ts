@@ -6,8 +6,8 @@
  * `@ipld/dag-cbor` writes map keys in canonical (length-first) order, as cbor-gen does.
  */
 import * as dagCbor from "@ipld/dag-cbor";
-import type { LogLine } from "../../../relay/logline.ts";
-import { rfc3339Seconds } from "./ci-pipeline.ts";
+import type { LogLine } from "../relay/logline.ts";
+import { rfc3339Seconds } from "./time.ts";
 
 export interface ControlBody {
   time: string;

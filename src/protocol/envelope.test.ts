@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { EnvelopeError, encodeEnvelope, formatCursor, parseCursorParam, parseEnvelope } from "./envelope.ts";
+import {
+  EnvelopeError,
+  encodeKnotEnvelope,
+  formatCursor,
+  parseCursorParam,
+  parseEnvelope,
+} from "./envelope.ts";
 
 // Two nanosecond stamps one apart, both above 2^53: JSON.parse maps them to the same double.
 const A = "1795000000000000001";
@@ -55,8 +61,13 @@ describe("parseEnvelope", () => {
     }
   });
 
-  it("round-trips through encodeEnvelope", () => {
-    const text = encodeEnvelope({ rkey: "r", nsid: "n", event: { a: [1] }, created: 9223372036854775807n });
+  it("round-trips through encodeKnotEnvelope", () => {
+    const text = encodeKnotEnvelope({
+      rkey: "r",
+      nsid: "n",
+      event: { a: [1] },
+      created: 9223372036854775807n,
+    });
     assert.equal(text, `{"rkey":"r","nsid":"n","event":{"a":[1]},"created":9223372036854775807}`);
     assert.equal(parseEnvelope(text).created, 9223372036854775807n);
   });

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { LEXICON_DOCS, LexiconValidationError, validate } from "./lexicons.ts";
 
-const SPEC = new URL("../../../../test/fixtures/spec/lexicons", import.meta.url).pathname;
+const SPEC = new URL("../../test/fixtures/spec/lexicons", import.meta.url).pathname;
 const SHA = "a".repeat(40);
 
 describe("Gen2 lexicon copies", () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { spindleDidDocument } from "./did-doc.ts";
+import { spindleDidDocument } from "./did-web.ts";
 
 describe("spindleDidDocument", () => {
   it("builds the did:web document with a #tangled_spindle service", () => {
