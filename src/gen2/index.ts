@@ -22,6 +22,20 @@
  * Pull requests (gen2 §2.5): sourceRevFromPatch(await getBlob(pds, did, cid)).
  */
 
+export { BlobError, getBlob, MAX_PATCH_BYTES, sourceRevFromPatch } from "../net/blob.ts";
+export {
+  type DefaultBranch,
+  getDefaultBranch,
+  type KnotClientOptions,
+} from "../net/knot/default-branch.ts";
+export { KnotError, type KnotErrorCode } from "../net/knot/errors.ts";
+export {
+  cacheKey,
+  type FetchedWorkflows,
+  type FetchRequest,
+  WorkflowFetcher,
+  type WorkflowFetcherOptions,
+} from "../net/knot/workflow-fetcher.ts";
 export {
   buildCiPipeline,
   type StoredPipeline,
@@ -60,18 +74,4 @@ export {
 } from "./compile.ts";
 export { DispatchError, pipelineAtUri, selectWorkflows, triggerFromCiInput } from "./dispatch.ts";
 export { type DefinitionFile, describeWorkflowDefinition, workflowDefinitionHash } from "./fingerprint.ts";
-export {
-  type DefaultBranch,
-  getDefaultBranch,
-  type KnotClientOptions,
-} from "./knot/default-branch.ts";
-export { KnotError, type KnotErrorCode } from "./knot/errors.ts";
-export {
-  cacheKey,
-  type FetchedWorkflows,
-  type FetchRequest,
-  WorkflowFetcher,
-  type WorkflowFetcherOptions,
-} from "./knot/workflow-fetcher.ts";
-export { BlobError, getBlob, MAX_PATCH_BYTES, sourceRevFromPatch } from "./net/blob.ts";
 export { decidePush, type KnownRepo, type PushDecision } from "./push.ts";

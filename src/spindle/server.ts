@@ -20,13 +20,11 @@ import { SpindleSetController } from "../controller/controller.ts";
 import type { Engine } from "../engine/engine.ts";
 import { KubernetesEngine } from "../engine/kubernetes/engine.ts";
 import { LocalEngine } from "../engine/local/engine.ts";
+import { guardedFetchFunction } from "../net/guarded-fetch.ts";
+import { IdentityResolver } from "../net/identity.ts";
+import { XrpcClient } from "../net/xrpc-client.ts";
 import { FINISHED } from "../protocol/status.ts";
-import {
-  createIdentityResolver,
-  JtiReplayCache,
-  ServiceJwtVerifier,
-  serviceAudiences,
-} from "./auth/index.ts";
+import { JtiReplayCache, ServiceJwtVerifier, serviceAudiences } from "./auth/index.ts";
 import { type Config, ConfigError } from "./config.ts";
 import { type DatabaseSync, openDatabase } from "./db/index.ts";
 import { Gen2Service, type Gen2ServiceOptions } from "./gen2/service.ts";
@@ -71,7 +69,10 @@ export interface SpindleServerOptions {
    * Jetstream and knot consumers (spec §1.2–§1.3). Default on; `false` leaves intake to the
    * caller (tests that feed `pipelines` directly). An object passes test knobs through.
    */
-  intake?: false | Pick<CreateIntakeOptions, "jetstream" | "knots" | "identity" | "xrpc">;
+  intake?:
+    | false
+    | (Pick<CreateIntakeOptions, "jetstream" | "knots"> &
+        Partial<Pick<CreateIntakeOptions, "identity" | "xrpc">>);
   /** Gen2 test knobs (workflow fetcher, fetch retry delays, TID clock). */
   gen2?: Partial<Pick<Gen2ServiceOptions, "fetcher" | "fetchRetryDelaysMs" | "tids">>;
 }
@@ -165,8 +166,14 @@ export class SpindleServer {
       onQueued: () => this.scheduler.wake(),
     });
     const rbac = new Rbac(this.db);
+    // One DID resolver and cache for the process: service auth, intake, pulls, repo lookups.
+    const identity = new IdentityResolver({ plcUrl: config.server.plcUrl, dev: config.server.dev });
+    // PDS endpoints come from DID documents that record authors control: SSRF-guarded.
+    const pdsXrpc = new XrpcClient({
+      fetch: guardedFetchFunction({ allowPrivate: config.server.dev, timeoutMs: 5000 }),
+    });
     const verifier = new ServiceJwtVerifier({
-      resolver: createIdentityResolver({ plcUrl: config.server.plcUrl, dev: config.server.dev }),
+      resolver: identity,
       replay: new JtiReplayCache(this.db),
     });
     const stream = {
@@ -189,6 +196,8 @@ export class SpindleServer {
       audiences: serviceAudiences(config.server.hostname),
       logger: this.logger.child({ component: "gen2" }),
       gen1: this.pipelines,
+      identity,
+      pullXrpc: pdsXrpc,
       stream,
       ...p.opts.gen2,
     });
@@ -200,6 +209,8 @@ export class SpindleServer {
             db: this.db,
             pipelines: this.pipelines,
             log: this.logger,
+            identity,
+            xrpc: pdsXrpc,
             knotHandlers: this.gen2.knotHandlers(),
             pulls: this.gen2.pullHandler(),
             ...(p.opts.intake ?? {}),
@@ -211,7 +222,7 @@ export class SpindleServer {
           audiences: serviceAudiences(config.server.hostname),
           rbac,
           secrets: this.#secrets,
-          repos: new RepoResolver({ db: this.db, plcUrl: config.server.plcUrl, dev: config.server.dev }),
+          repos: new RepoResolver({ db: this.db, identity, dev: config.server.dev }),
           store: this.store,
           scheduler: this.scheduler,
           logger: this.logger.child({ component: "xrpc" }),

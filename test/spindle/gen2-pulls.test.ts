@@ -17,10 +17,11 @@ import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { pino } from "pino";
 import { validate } from "../../src/gen2/index.ts";
+import { IdentityResolver } from "../../src/net/identity.ts";
+import { XrpcClient } from "../../src/net/xrpc-client.ts";
 import { PULL_NSID, PULL_STATUS_NSID } from "../../src/protocol/nsid.ts";
 import { JetstreamCursor, openDatabase, Repos } from "../../src/spindle/db/index.ts";
 import { PullIntake } from "../../src/spindle/gen2/pulls.ts";
-import { createDidDocumentLookup, XrpcClient } from "../../src/spindle/intake/index.ts";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { commitEvent, JetstreamStandIn, type JetstreamWireEvent } from "../support/jetstream-standin.ts";
 import { KnotGitServer } from "../support/knot-git-server.ts";
@@ -443,7 +444,7 @@ describe("PullIntake failures: logged, rejected, nothing built", () => {
       db,
       repos: new Repos(db),
       rbac: new Rbac(db),
-      identity: createDidDocumentLookup({ plcUrl: plc.url, timeoutMs: 5000 }),
+      identity: new IdentityResolver({ plcUrl: plc.url, timeoutMs: 5000 }),
       xrpc: new XrpcClient({ timeoutMs: 5000 }),
       blobFetch: { allowPrivate: dev, timeoutMs: 5000 },
       hostname: HOSTNAME,

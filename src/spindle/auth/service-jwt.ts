@@ -23,8 +23,8 @@
  * signatures but on `jti`.
  */
 import { verifySignature } from "@atproto/crypto";
+import type { SigningKeyResolver } from "../../net/identity.ts";
 import { AuthError } from "../errors.ts";
-import type { SigningKeyResolver } from "./identity.ts";
 import type { JtiReplayCache } from "./replay.ts";
 
 const ALGS = new Set(["ES256", "ES256K"]);

@@ -34,9 +34,11 @@
 import type { StatementSync } from "node:sqlite";
 import type { Logger } from "pino";
 import { triggerFromCiInput } from "../../gen2/dispatch.ts";
-import { BlobError, getBlob, sourceRevFromPatch } from "../../gen2/net/blob.ts";
 import type { KnownRepo } from "../../gen2/push.ts";
+import { BlobError, getBlob, sourceRevFromPatch } from "../../net/blob.ts";
 import { GuardedFetchError, type GuardedFetchOptions } from "../../net/guarded-fetch.ts";
+import { IdentityError, type IdentityLookup } from "../../net/identity.ts";
+import { type XrpcClient, XrpcClientError } from "../../net/xrpc-client.ts";
 import { PULL_NSID, PULL_STATUS_NSID } from "../../protocol/nsid.ts";
 import {
   classifyPull,
@@ -49,9 +51,7 @@ import type { Gen2TriggerMetadata, PullAction } from "../../protocol/trigger-met
 import { WireError } from "../../protocol/zod-util.ts";
 import type { DatabaseSync, RepoRecord, Repos } from "../db/index.ts";
 import type { Outcome } from "../intake/handlers.ts";
-import { IdentityError, type IdentityLookup } from "../intake/identity.ts";
 import type { CommitEvent, PullEventHandler } from "../intake/pulls.ts";
-import { type XrpcClient, XrpcError } from "../intake/xrpc.ts";
 import type { Rbac, RepoRef } from "../rbac/index.ts";
 
 export const REDELIVERY_SKEW_MS = 10 * 60 * 1000;
@@ -164,7 +164,11 @@ export class PullIntake implements PullEventHandler {
       })) as { value?: unknown } | null;
       record = body?.value;
     } catch (err) {
-      if (err instanceof IdentityError || err instanceof XrpcError || err instanceof GuardedFetchError) {
+      if (
+        err instanceof IdentityError ||
+        err instanceof XrpcClientError ||
+        err instanceof GuardedFetchError
+      ) {
         const why = `pull ${status.pull} could not be read: ${err.message}`;
         this.#log.warn(
           { actor: ev.did, pull: status.pull, err: err.message },

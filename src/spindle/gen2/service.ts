@@ -55,7 +55,8 @@ import {
   WireError,
   WorkflowFetcher,
 } from "../../gen2/index.ts";
-import { guardedFetchFunction } from "../../net/guarded-fetch.ts";
+import type { IdentityLookup } from "../../net/identity.ts";
+import type { XrpcClient } from "../../net/xrpc-client.ts";
 import type { KnotEnvelope } from "../../protocol/envelope.ts";
 import { PIPELINE_NSID } from "../../protocol/nsid.ts";
 import type { ServiceJwtVerifier } from "../auth/index.ts";
@@ -65,10 +66,8 @@ import { type RepoRecord, Repos } from "../db/index.ts";
 import { AccessControlError, missingActorDidError, XrpcError } from "../errors.ts";
 import { readJsonObject } from "../http/body.ts";
 import type { XrpcMethod } from "../http/xrpc.ts";
-import { createDidDocumentLookup, type IdentityLookup } from "../intake/identity.ts";
 import type { KnotEventHandler } from "../intake/knot-consumer.ts";
 import type { PullEventHandler } from "../intake/pulls.ts";
-import { XrpcClient } from "../intake/xrpc.ts";
 import type { EventLog } from "../pipelines/event-log.ts";
 import type { PipelineIntake } from "../pipelines/intake-contract.ts";
 import type { Ledger } from "../pipelines/ledger.ts";
@@ -108,9 +107,9 @@ export interface Gen2ServiceOptions {
   fetchRetryDelaysMs?: readonly number[];
   tids?: TidGenerator;
   /** Pull authors' DID documents (gen2 §2.5). Default: from `config.server.plcUrl`. */
-  identity?: IdentityLookup;
+  identity: IdentityLookup;
   /** Reads pull records from authors' PDSes. Default: through the SSRF guard (private in dev). */
-  pullXrpc?: XrpcClient;
+  pullXrpc: XrpcClient;
 }
 
 const invalid = (message: string, cause?: unknown) =>
@@ -453,9 +452,8 @@ export class Gen2Service {
       db: this.#o.ledger.db,
       repos: this.#repos,
       rbac: this.#o.rbac,
-      identity: this.#o.identity ?? createDidDocumentLookup({ plcUrl: server.plcUrl, dev: this.#dev }),
-      xrpc:
-        this.#o.pullXrpc ?? new XrpcClient({ fetch: guardedFetchFunction({ ...guard, timeoutMs: 5000 }) }),
+      identity: this.#o.identity,
+      xrpc: this.#o.pullXrpc,
       blobFetch: guard,
       hostname: this.#hostname,
       knownRepo: (repo, repoDid) => this.#knownRepo(repo, repoDid),

@@ -6,9 +6,8 @@
  */
 
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { type DidResolver, getPds } from "@atproto/identity";
-import { createDidResolver } from "../../net/did-resolver.ts";
 import { guardedFetch } from "../../net/guarded-fetch.ts";
+import type { IdentityLookup } from "../../net/identity.ts";
 import { genericError } from "../errors.ts";
 
 export interface RepoName {
@@ -18,8 +17,9 @@ export interface RepoName {
 
 export interface RepoResolverOptions {
   db: DatabaseSync;
-  plcUrl: string;
-  /** did:web over http (dev stacks on loopback). */
+  /** DID → PDS (the server's one IdentityResolver). */
+  identity: IdentityLookup;
+  /** Private PDS addresses allowed (dev stacks on loopback). */
   dev: boolean;
   timeoutMs?: number;
 }
@@ -30,7 +30,7 @@ const CACHE_MAX = 1000;
 export class RepoResolver {
   readonly #byRkey: StatementSync;
   readonly #byName: StatementSync;
-  readonly #dids: DidResolver;
+  readonly #identity: IdentityLookup;
   readonly #dev: boolean;
   readonly #timeout: number;
   readonly #cache = new Map<string, { at: number; value: RepoName }>();
@@ -41,7 +41,7 @@ export class RepoResolver {
     );
     this.#byName = opts.db.prepare("SELECT repo_did FROM repos WHERE owner = ? AND name = ?");
     this.#timeout = opts.timeoutMs ?? 5000;
-    this.#dids = createDidResolver({ plcUrl: opts.plcUrl, dev: opts.dev, timeoutMs: this.#timeout });
+    this.#identity = opts.identity;
     this.#dev = opts.dev;
   }
 
@@ -64,14 +64,14 @@ export class RepoResolver {
   }
 
   async #fromPds(did: string, rkey: string): Promise<string> {
-    let doc: unknown;
+    let pds: string;
     try {
-      doc = await this.#dids.resolve(did);
+      pds = (await this.#identity.lookup(did)).pds;
     } catch (err) {
-      throw genericError(`failed to resolve ${did}`, { cause: err });
+      // A document without a PDS (or none at all) is told apart from a failed resolution.
+      const noPds = (err as Error).message.startsWith(`DID document of ${did}`);
+      throw genericError(noPds ? `no PDS endpoint for ${did}` : `failed to resolve ${did}`, { cause: err });
     }
-    const pds = doc ? getPds(doc as Parameters<typeof getPds>[0]) : undefined;
-    if (!pds) throw genericError(`no PDS endpoint for ${did}`);
     const url = new URL("/xrpc/com.atproto.repo.getRecord", pds);
     url.searchParams.set("repo", did);
     url.searchParams.set("collection", "sh.tangled.repo");

@@ -16,6 +16,8 @@
 
 import { isValidDid } from "@atproto/syntax";
 import type { Logger } from "pino";
+import type { IdentityLookup } from "../../net/identity.ts";
+import type { XrpcClient } from "../../net/xrpc-client.ts";
 import {
   COLLABORATOR_NSID,
   MEMBER_NSID,
@@ -33,11 +35,9 @@ import {
 import type { KnotRegistry } from "../pipelines/intake-contract.ts";
 import { parseRepoAtUri, type Rbac, type RepoRef, repoObjectKeys } from "../rbac/index.ts";
 import type { DidFilter } from "./did-filter.ts";
-import type { IdentityLookup } from "./identity.ts";
 import type { JetstreamEvent } from "./jetstream-event.ts";
 import { isValidKnotHost } from "./knot-host.ts";
 import type { PullEventHandler } from "./pulls.ts";
-import type { XrpcClient } from "./xrpc.ts";
 
 export const WANTED_COLLECTIONS = [MEMBER_NSID, REPO_NSID, COLLABORATOR_NSID] as const;
 

@@ -19,7 +19,8 @@
  * Each part is also usable alone (tests construct them directly with tighter timings).
  */
 import type { Logger } from "pino";
-import { guardedFetchFunction } from "../../net/guarded-fetch.ts";
+import type { IdentityLookup } from "../../net/identity.ts";
+import type { XrpcClient } from "../../net/xrpc-client.ts";
 import type { Config } from "../config.ts";
 import {
   type DatabaseSync,
@@ -33,12 +34,10 @@ import type { PipelineIntake } from "../pipelines/intake-contract.ts";
 import { Rbac } from "../rbac/index.ts";
 import { DidFilter } from "./did-filter.ts";
 import { JetstreamHandlers, WANTED_COLLECTIONS } from "./handlers.ts";
-import { createDidDocumentLookup, type IdentityLookup } from "./identity.ts";
 import { JetstreamConsumer, type JetstreamConsumerOptions } from "./jetstream.ts";
 import type { KnotConsumerTuning, KnotEventHandler } from "./knot-consumer.ts";
 import { KnotConsumers } from "./knots.ts";
 import { FILTER_EXEMPT_COLLECTIONS, PULL_COLLECTIONS, type PullEventHandler } from "./pulls.ts";
-import { XrpcClient } from "./xrpc.ts";
 
 export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 export { DidFilter } from "./did-filter.ts";
@@ -48,12 +47,6 @@ export {
   type Outcome,
   WANTED_COLLECTIONS,
 } from "./handlers.ts";
-export {
-  createDidDocumentLookup,
-  IdentityError,
-  type IdentityLookup,
-  type ResolvedIdentity,
-} from "./identity.ts";
 export { JetstreamConsumer, type JetstreamConsumerOptions, type JetstreamEventHandler } from "./jetstream.ts";
 export { decodeJetstreamFrame, type JetstreamEvent } from "./jetstream-event.ts";
 export { KnotConsumer, type KnotConsumerTuning, type KnotEventHandler } from "./knot-consumer.ts";
@@ -65,7 +58,6 @@ export {
   PULL_COLLECTIONS,
   type PullEventHandler,
 } from "./pulls.ts";
-export { XrpcClient, XrpcError } from "./xrpc.ts";
 
 export interface CreateIntakeOptions {
   config: Pick<Config, "server">;
@@ -73,9 +65,10 @@ export interface CreateIntakeOptions {
   /** The pipeline processor (server core). */
   pipelines: PipelineIntake;
   log: Logger;
-  /** Defaults to DID documents from `config.server.plcUrl` (did:web over http in dev mode). */
-  identity?: IdentityLookup;
-  xrpc?: XrpcClient;
+  /** DID → PDS (the server's one IdentityResolver). */
+  identity: IdentityLookup;
+  /** Reads records from PDSes; SSRF-guarded (PDS endpoints come from DID documents). */
+  xrpc: XrpcClient;
   /** Test knobs for the Jetstream consumer (timings, clock). */
   jetstream?: Partial<Omit<JetstreamConsumerOptions, "endpoint" | "filter" | "cursor" | "handlers" | "log">>;
   /** Test knobs for the knot consumers (timings, clock). */
@@ -120,11 +113,8 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
     knownDids,
     repos,
     filter,
-    identity: opts.identity ?? createDidDocumentLookup({ plcUrl: server.plcUrl, dev: server.dev }),
-    // PDS endpoints come from DID documents that record authors control: SSRF-guarded.
-    xrpc:
-      opts.xrpc ??
-      new XrpcClient({ fetch: guardedFetchFunction({ allowPrivate: server.dev, timeoutMs: 5000 }) }),
+    identity: opts.identity,
+    xrpc: opts.xrpc,
     knots,
     log,
     ...(opts.pulls !== undefined && { pulls: opts.pulls }),

@@ -4,7 +4,7 @@
  */
 import { gunzipSync } from "node:zlib";
 import { isValidDid } from "@atproto/syntax";
-import { type GuardedFetchOptions, guardedFetch } from "../../net/guarded-fetch.ts";
+import { type GuardedFetchOptions, guardedFetch } from "./guarded-fetch.ts";
 
 export class BlobError extends Error {
   override readonly name = "BlobError";

@@ -4,9 +4,9 @@
  * SSRF-guarded client (private addresses only in dev).
  */
 import { isValidDid } from "@atproto/syntax";
-import { type GuardedFetchOptions, guardedFetch } from "../../net/guarded-fetch.ts";
 import { lexicons } from "../../protocol/lexicons.ts";
 import { GET_DEFAULT_BRANCH_NSID } from "../../protocol/nsid.ts";
+import { type GuardedFetchOptions, guardedFetch } from "../guarded-fetch.ts";
 import { KnotError } from "./errors.ts";
 
 export interface DefaultBranch {

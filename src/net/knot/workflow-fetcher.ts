@@ -21,9 +21,9 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, rm, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { isValidDid } from "@atproto/syntax";
-import { checkedAddress, type GuardedFetchOptions } from "../../net/guarded-fetch.ts";
 import { byName, WORKFLOWS_DIR, type WorkflowFile } from "../../workflow/compile.ts";
 import { DEFAULT_LIMITS } from "../../workflow/source.ts";
+import { checkedAddress, type GuardedFetchOptions } from "../guarded-fetch.ts";
 import { classifyGitFailure, KnotError } from "./errors.ts";
 import { type GitResult, runGit } from "./git.ts";
 

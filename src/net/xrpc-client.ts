@@ -1,14 +1,14 @@
 /**
  * A small XRPC query client for reading other people's PDSes (`com.atproto.repo.getRecord`,
  * `listRecords`). Those servers are not ours, so every call has a deadline (default 5 s, covering
- * headers and body) and a response-size cap (default 1 MiB), and every failure is an `XrpcError`
+ * headers and body) and a response-size cap (default 1 MiB), and every failure is an `XrpcClientError`
  * with a stable `reason` the caller can log.
  */
 
 export type XrpcFailure = "timeout" | "network" | "too-large" | "http-status" | "bad-json" | "bad-url";
 
-export class XrpcError extends Error {
-  override readonly name = "XrpcError";
+export class XrpcClientError extends Error {
+  override readonly name = "XrpcClientError";
   readonly reason: XrpcFailure;
   /** HTTP status when the server answered, else null. */
   readonly status: number | null;
@@ -49,10 +49,12 @@ export class XrpcClient {
     try {
       url = new URL(`/xrpc/${nsid}`, service);
     } catch (err) {
-      throw new XrpcError("bad-url", `invalid service endpoint ${JSON.stringify(service)}`, { cause: err });
+      throw new XrpcClientError("bad-url", `invalid service endpoint ${JSON.stringify(service)}`, {
+        cause: err,
+      });
     }
     if (url.protocol !== "https:" && url.protocol !== "http:")
-      throw new XrpcError("bad-url", `service endpoint is not http(s): ${JSON.stringify(service)}`);
+      throw new XrpcClientError("bad-url", `service endpoint is not http(s): ${JSON.stringify(service)}`);
     for (const [k, v] of Object.entries(params)) url.searchParams.set(k, String(v));
 
     const signal = AbortSignal.timeout(this.#timeoutMs);
@@ -67,12 +69,16 @@ export class XrpcClient {
       status = res.status;
       text = await readCapped(res, this.#maxBytes);
     } catch (err) {
-      if (err instanceof XrpcError) throw err;
+      if (err instanceof XrpcClientError) throw err;
       if (signal.aborted)
-        throw new XrpcError("timeout", `${nsid} at ${url.origin} took longer than ${this.#timeoutMs} ms`, {
-          cause: err,
-        });
-      throw new XrpcError("network", `${nsid} at ${url.origin} failed: ${(err as Error).message}`, {
+        throw new XrpcClientError(
+          "timeout",
+          `${nsid} at ${url.origin} took longer than ${this.#timeoutMs} ms`,
+          {
+            cause: err,
+          },
+        );
+      throw new XrpcClientError("network", `${nsid} at ${url.origin} failed: ${(err as Error).message}`, {
         cause: err,
       });
     }
@@ -81,7 +87,7 @@ export class XrpcClient {
       body = JSON.parse(text);
     } catch (err) {
       if (status === 200)
-        throw new XrpcError("bad-json", `${nsid} at ${url.origin} answered invalid JSON`, {
+        throw new XrpcClientError("bad-json", `${nsid} at ${url.origin} answered invalid JSON`, {
           status,
           cause: err,
         });
@@ -92,7 +98,7 @@ export class XrpcClient {
         body !== null && typeof body === "object" && typeof (body as { error?: unknown }).error === "string"
           ? (body as { error: string }).error
           : null;
-      throw new XrpcError(
+      throw new XrpcClientError(
         "http-status",
         `${nsid} at ${url.origin} answered ${status}${xrpcError ? ` ${xrpcError}` : ""}`,
         {
@@ -109,7 +115,7 @@ async function readCapped(res: Response, maxBytes: number): Promise<string> {
   const declared = Number(res.headers.get("content-length"));
   if (Number.isFinite(declared) && declared > maxBytes) {
     await res.body?.cancel();
-    throw new XrpcError("too-large", `response of ${declared} bytes exceeds the ${maxBytes}-byte cap`);
+    throw new XrpcClientError("too-large", `response of ${declared} bytes exceeds the ${maxBytes}-byte cap`);
   }
   if (!res.body) return "";
   const reader = res.body.getReader();
@@ -121,7 +127,7 @@ async function readCapped(res: Response, maxBytes: number): Promise<string> {
     total += value.byteLength;
     if (total > maxBytes) {
       await reader.cancel().catch(() => {});
-      throw new XrpcError("too-large", `response exceeds the ${maxBytes}-byte cap`);
+      throw new XrpcClientError("too-large", `response exceeds the ${maxBytes}-byte cap`);
     }
     chunks.push(value);
   }
@@ -129,6 +135,6 @@ async function readCapped(res: Response, maxBytes: number): Promise<string> {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
   } catch (err) {
-    throw new XrpcError("bad-json", "response is not valid UTF-8", { status: res.status, cause: err });
+    throw new XrpcClientError("bad-json", "response is not valid UTF-8", { status: res.status, cause: err });
   }
 }
