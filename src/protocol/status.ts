@@ -8,7 +8,7 @@
  */
 import type { WorkflowStatus } from "../engine/engine.ts";
 import { goJsonString } from "../relay/logline.ts";
-import { PIPELINE_NSID, STATUS_NSID } from "./nsid.ts";
+import { PIPELINE_NSID } from "./nsid.ts";
 import { rfc3339Seconds } from "./time.ts";
 
 export const FINISHED: ReadonlySet<WorkflowStatus> = new Set(["success", "failed", "timeout", "cancelled"]);

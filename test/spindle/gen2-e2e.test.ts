@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { type Keypair, Secp256k1Keypair } from "@atproto/crypto";
 import { decodeFirst } from "cborg";
 import { WebSocket } from "ws";
-import { validate } from "../../src/gen2/index.ts";
+import { validate } from "../../src/protocol/lexicons.ts";
 import { KnotCursors, Repos } from "../../src/spindle/db/index.ts";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { createSecretsProvider } from "../../src/spindle/secrets/index.ts";

@@ -14,8 +14,8 @@
  * finds nothing to inject even after a restart.
  */
 import type { Logger } from "pino";
-import { type Gen2PipelineRecord, matchTrigger } from "../../gen2/compile.ts";
 import { PIPELINE_NSID } from "../../protocol/nsid.ts";
+import { type Gen2PipelineRecord, matchTrigger } from "../../workflow/compile.ts";
 import { resolveWorkflow, workflowId } from "../../workflow/resolve.ts";
 import type { AdmittedWorkflow, Ledger } from "../pipelines/ledger.ts";
 import type { SpindleMetrics } from "../pipelines/metrics.ts";

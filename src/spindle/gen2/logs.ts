@@ -19,7 +19,7 @@ import type { Duplex } from "node:stream";
 import { isValidTid } from "@atproto/syntax";
 import type { Logger } from "pino";
 import type { WebSocket, WebSocketServer } from "ws";
-import { encodeLogFrame, LexiconValidationError, validate } from "../../gen2/index.ts";
+import { encodeLogFrame, LexiconValidationError, validate } from "../../protocol/index.ts";
 import { logFilePath } from "../../relay/logfile.ts";
 import { failedWithoutLogLines, type LogLine } from "../../relay/logline.ts";
 import { followLogFile } from "../http/follow-log.ts";

@@ -33,8 +33,6 @@
  */
 import type { StatementSync } from "node:sqlite";
 import type { Logger } from "pino";
-import { triggerFromCiInput } from "../../gen2/dispatch.ts";
-import type { KnownRepo } from "../../gen2/push.ts";
 import { BlobError, getBlob, sourceRevFromPatch } from "../../net/blob.ts";
 import { GuardedFetchError, type GuardedFetchOptions } from "../../net/guarded-fetch.ts";
 import { IdentityError, type IdentityLookup } from "../../net/identity.ts";
@@ -49,6 +47,8 @@ import {
 } from "../../protocol/pull.ts";
 import type { Gen2TriggerMetadata, PullAction } from "../../protocol/trigger-metadata.ts";
 import { WireError } from "../../protocol/zod-util.ts";
+import { triggerFromCiInput } from "../../workflow/dispatch.ts";
+import type { KnownRepo } from "../../workflow/push.ts";
 import type { DatabaseSync, RepoRecord, Repos } from "../db/index.ts";
 import type { Outcome } from "../intake/handlers.ts";
 import type { CommitEvent, PullEventHandler } from "../intake/pulls.ts";

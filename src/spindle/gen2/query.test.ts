@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { encodeTid, LexiconValidationError, type QueryPipelinesParams } from "../../gen2/index.ts";
+import { encodeTid, LexiconValidationError, type QueryPipelinesParams } from "../../protocol/index.ts";
 import { type DatabaseSync, openDatabase, Repos } from "../db/index.ts";
 import { CiQuery } from "./query.ts";
 import { ValidatedPipelines } from "./validated.ts";

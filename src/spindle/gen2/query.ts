@@ -25,7 +25,7 @@ import {
   type CiPipeline,
   type QueryPipelinesParams,
   type StoredStatus,
-} from "../../gen2/index.ts";
+} from "../../protocol/index.ts";
 import type { Gen2TriggerMetadata, PullAction } from "../../protocol/trigger-metadata.ts";
 
 /** Rows of one pipeline as read from the database. */

@@ -32,33 +32,29 @@ import type { StatementSync } from "node:sqlite";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
+import type { IdentityLookup } from "../../net/identity.ts";
+import { getDefaultBranch } from "../../net/knot/default-branch.ts";
+import { KnotError } from "../../net/knot/errors.ts";
+import { type FetchedWorkflows, WorkflowFetcher } from "../../net/knot/workflow-fetcher.ts";
+import type { XrpcClient } from "../../net/xrpc-client.ts";
+import type { KnotEnvelope } from "../../protocol/envelope.ts";
 import {
   COLLABORATOR_UPDATE_NSID,
-  compileGen2,
-  DispatchError,
-  decidePush,
-  describeWorkflowDefinition,
-  type FetchedWorkflows,
-  getDefaultBranch,
-  KnotError,
-  type KnownRepo,
   LexiconValidationError,
   parseCollaboratorUpdate,
   parseRefUpdate,
-  pipelineAtUri,
   REF_UPDATE_NSID,
-  selectWorkflows,
   spindleDidDocument,
+  spindlePipelineAtUri,
   TidGenerator,
-  triggerFromCiInput,
   validate,
   WireError,
-  WorkflowFetcher,
-} from "../../gen2/index.ts";
-import type { IdentityLookup } from "../../net/identity.ts";
-import type { XrpcClient } from "../../net/xrpc-client.ts";
-import type { KnotEnvelope } from "../../protocol/envelope.ts";
+} from "../../protocol/index.ts";
 import { PIPELINE_NSID } from "../../protocol/nsid.ts";
+import { compileGen2 } from "../../workflow/compile.ts";
+import { DispatchError, selectWorkflows, triggerFromCiInput } from "../../workflow/dispatch.ts";
+import { describeWorkflowDefinition } from "../../workflow/fingerprint.ts";
+import { decidePush, type KnownRepo } from "../../workflow/push.ts";
 import type { ServiceJwtVerifier } from "../auth/index.ts";
 import { bearerToken } from "../auth/index.ts";
 import type { Config } from "../config.ts";
@@ -353,7 +349,7 @@ export class Gen2Service {
             { method, actor: who, repo: input.repo, tid, fork: fork ?? null },
             "pipeline triggered",
           );
-          json(res, validate.triggerPipelineOutput({ pipeline: pipelineAtUri(this.#hostname, tid) }));
+          json(res, validate.triggerPipelineOutput({ pipeline: spindlePipelineAtUri(this.#hostname, tid) }));
         },
       },
       "sh.tangled.ci.cancelPipeline": {
@@ -446,7 +442,6 @@ export class Gen2Service {
 
   /** What intake hands `sh.tangled.repo.pull{,.status}` commits to (see pulls.ts). */
   pullHandler(): PullEventHandler {
-    const { server } = this.#o.config;
     const guard = { allowPrivate: this.#dev };
     return new PullIntake({
       db: this.#o.ledger.db,

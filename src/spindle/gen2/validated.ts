@@ -9,7 +9,7 @@
  *   build a new object, which is validated on its first use;
  * - by JSON text: any other object is serialised, and validated unless that exact text passed.
  */
-import { type CiPipeline, validate } from "../../gen2/index.ts";
+import { type CiPipeline, validate } from "../../protocol/index.ts";
 
 export class ValidatedPipelines {
   readonly #ok = new Set<string>();

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { AtUri, ensureValidAtUri } from "@atproto/syntax";
 import { validate } from "../protocol/lexicons.ts";
-import { DispatchError, pipelineAtUri, selectWorkflows, triggerFromCiInput } from "./dispatch.ts";
+import { DispatchError, selectWorkflows, triggerFromCiInput } from "./dispatch.ts";
 import type { KnownRepo } from "./push.ts";
 
 const SHA = "a".repeat(40);
@@ -94,18 +93,5 @@ describe("selectWorkflows", () => {
       ["b.yml"],
     );
     assert.throws(() => selectWorkflows(files, ["b.yml", "gone.yml"]), /gone\.yml/);
-  });
-});
-
-describe("pipelineAtUri", () => {
-  it("is a valid AT-URI whose record key is the TID, ports encoded", () => {
-    const uri = pipelineAtUri("ci.example.com:8443", "3mrkp6iz6os2o");
-    assert.equal(uri, "at://did:web:ci.example.com%3A8443/sh.tangled.pipeline/3mrkp6iz6os2o");
-    ensureValidAtUri(uri);
-    assert.ok(validate.triggerPipelineOutput({ pipeline: uri }));
-    // @atproto/syntax's AtUri class refuses a %3A authority (only dev hosts have ports).
-    const parsed = new AtUri(pipelineAtUri("ci.example.com", "3mrkp6iz6os2o"));
-    assert.equal(parsed.rkey, "3mrkp6iz6os2o");
-    assert.equal(parsed.collection, "sh.tangled.pipeline");
   });
 });

@@ -2,10 +2,9 @@
  * `sh.tangled.ci.triggerPipeline` (gen2 §2.6, §2.7): a validated input → the Gen2 trigger
  * metadata to compile with, the workflow files to run, and the AT-URI to answer with. Pure.
  */
-import { didWebEncoded } from "../protocol/did-web.ts";
 import type { TriggerPipelineInput } from "../protocol/lexicons.ts";
 import type { Gen2TriggerMetadata } from "../protocol/trigger-metadata.ts";
-import type { WorkflowFile } from "../workflow/compile.ts";
+import type { WorkflowFile } from "./compile.ts";
 import type { KnownRepo } from "./push.ts";
 
 export class DispatchError extends Error {
@@ -72,12 +71,4 @@ export function selectWorkflows(files: readonly WorkflowFile[], names?: readonly
   if (unknown.length > 0) throw new DispatchError(`no such workflow at this commit: ${unknown.join(", ")}`);
   const wanted = new Set(names);
   return files.filter((f) => wanted.has(f.name));
-}
-
-/**
- * `at://did:web:<spindle host>/sh.tangled.pipeline/<tid>`: the form gen2 §2.7 recommends [I];
- * the appview only reads the record key.
- */
-export function pipelineAtUri(spindleHostname: string, tid: string): string {
-  return `at://${didWebEncoded(spindleHostname)}/sh.tangled.pipeline/${tid}`;
 }
