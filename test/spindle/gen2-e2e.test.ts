@@ -178,7 +178,7 @@ describe("spindle gen2: push → refUpdate → run → ci.* reads", () => {
       env: { SPINDLE_SERVER_PLC_URL: plc.url },
       server: {
         intake: { knots: { backoff: { baseMs: 50, capMs: 200, minMs: 20 } } },
-        gen2: { fetchRetryDelaysMs: [] },
+        builds: { fetchRetryDelaysMs: [] },
       },
     });
     const db = b.server.db;

@@ -5,9 +5,9 @@
  * `#atproto_pds` endpoint → `com.atproto.repo.getRecord`. Answers are cached briefly.
  */
 
-import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { guardedFetch } from "../../net/guarded-fetch.ts";
 import type { IdentityLookup } from "../../net/identity.ts";
+import type { Repos } from "../db/index.ts";
 import { genericError } from "../errors.ts";
 
 export interface RepoName {
@@ -16,7 +16,7 @@ export interface RepoName {
 }
 
 export interface RepoResolverOptions {
-  db: DatabaseSync;
+  repos: Repos;
   /** DID → PDS (the server's one IdentityResolver). */
   identity: IdentityLookup;
   /** Private PDS addresses allowed (dev stacks on loopback). */
@@ -28,26 +28,22 @@ const CACHE_MS = 5 * 60_000;
 const CACHE_MAX = 1000;
 
 export class RepoResolver {
-  readonly #byRkey: StatementSync;
-  readonly #byName: StatementSync;
+  readonly #repos: Repos;
   readonly #identity: IdentityLookup;
   readonly #dev: boolean;
   readonly #timeout: number;
   readonly #cache = new Map<string, { at: number; value: RepoName }>();
 
   constructor(opts: RepoResolverOptions) {
-    this.#byRkey = opts.db.prepare(
-      "SELECT name, repo_did FROM repos WHERE owner = ? AND rkey = ? AND name IS NOT NULL",
-    );
-    this.#byName = opts.db.prepare("SELECT repo_did FROM repos WHERE owner = ? AND name = ?");
+    this.#repos = opts.repos;
     this.#timeout = opts.timeoutMs ?? 5000;
     this.#identity = opts.identity;
     this.#dev = opts.dev;
   }
 
   async resolve(did: string, rkey: string): Promise<RepoName> {
-    const row = this.#byRkey.get(did, rkey);
-    if (row) return { name: String(row.name), repoDid: row.repo_did === null ? null : String(row.repo_did) };
+    const known = this.#repos.byRkey(did, rkey);
+    if (known?.name) return { name: known.name, repoDid: known.repoDid };
     const key = `${did}/${rkey}`;
     const hit = this.#cache.get(key);
     if (hit && Date.now() - hit.at < CACHE_MS) return this.#withDid(did, hit.value.name);
@@ -59,8 +55,7 @@ export class RepoResolver {
 
   /** The repo DID the repos table knows for (owner, name), so secrets land in the same scope runs read. */
   #withDid(did: string, name: string): RepoName {
-    const row = this.#byName.get(did, name);
-    return { name, repoDid: row?.repo_did == null ? null : String(row.repo_did) };
+    return { name, repoDid: this.#repos.byName(did, name)?.repoDid ?? null };
   }
 
   async #fromPds(did: string, rkey: string): Promise<string> {

@@ -35,20 +35,11 @@ import {
 import type { KnotRegistry } from "../pipelines/intake-contract.ts";
 import { parseRepoAtUri, type Rbac, type RepoRef, repoObjectKeys } from "../rbac/index.ts";
 import type { DidFilter } from "./did-filter.ts";
-import type { JetstreamEvent } from "./jetstream-event.ts";
 import { isValidKnotHost } from "./knot-host.ts";
+import { applied, type CommitEvent, ignored, type Outcome, rejected } from "./outcome.ts";
 import type { PullEventHandler } from "./pulls.ts";
 
 export const WANTED_COLLECTIONS = [MEMBER_NSID, REPO_NSID, COLLABORATOR_NSID] as const;
-
-export interface Outcome {
-  result: "applied" | "ignored" | "rejected";
-  reason: string;
-}
-
-const applied = (reason: string): Outcome => ({ result: "applied", reason });
-const ignored = (reason: string): Outcome => ({ result: "ignored", reason });
-const rejected = (reason: string): Outcome => ({ result: "rejected", reason });
 
 export interface JetstreamHandlersOptions {
   db: DatabaseSync;
@@ -68,8 +59,6 @@ export interface JetstreamHandlersOptions {
   /** Gen2 pull requests (gen2 §2.5); without it pull events are ignored. */
   pulls?: PullEventHandler;
 }
-
-type CommitEvent = JetstreamEvent & { commit: NonNullable<JetstreamEvent["commit"]> };
 
 const str = (v: unknown): string | null => (typeof v === "string" && v !== "" ? v : null);
 

@@ -1,17 +1,18 @@
 /**
- * Intake: how the spindle learns about work (spec §1.2–§1.3).
+ * Intake: how the spindle learns about work (spec §1.2–§1.3; docs/protocol/gen2.md).
  *
  * - `JetstreamConsumer` (jetstream.ts) reads `sh.tangled.spindle.member`, `sh.tangled.repo` and
  *   `sh.tangled.repo.collaborator` commits, filters them by author (`DidFilter`), and applies
- *   them with `JetstreamHandlers` (handlers.ts): members, repos, RBAC grants, new knots. Given
- *   a `pulls` handler (Gen2), also `sh.tangled.repo.pull{,.status}`, exempt from the filter
- *   (pulls.ts).
- * - `KnotConsumers` (knots.ts) keeps one `KnotConsumer` per knot and hands every
- *   `sh.tangled.pipeline` envelope to the `PipelineIntake`.
+ *   them with `JetstreamHandlers` (handlers.ts): members, repos, RBAC grants, new knots. With
+ *   the builds below, also `sh.tangled.repo.pull{,.status}`, exempt from the filter (pulls.ts).
+ * - `KnotConsumers` (knots.ts) keeps one `KnotConsumer` per knot and hands each envelope to the
+ *   handler of its NSID. The table is built here, once: with the builds, RefUpdateIntake's
+ *   (refUpdate → a pipeline built here; collaboratorUpdate; `sh.tangled.pipeline` → the
+ *   processor unless its push was already handled); without, `sh.tangled.pipeline` alone.
  *
- * Wiring, once at start-up (after `new Rbac(db).setOwner(config.server.owner)`):
+ * Wiring, once at start-up (the server passes the shared dependencies it built):
  *
- *   const intake = createIntake({ config, db, pipelines, log });
+ *   const intake = createIntake({ config, db, pipelines, identity, xrpc, log, builds });
  *   intake.start();          // knots from `repos`, then Jetstream
  *   ...
  *   await intake.stop();     // closes every socket, saves the Jetstream cursor
@@ -22,6 +23,7 @@ import type { Logger } from "pino";
 import type { IdentityLookup } from "../../net/identity.ts";
 import type { XrpcClient } from "../../net/xrpc-client.ts";
 import type { Config } from "../config.ts";
+import type { CiPipelines } from "../db/ci-pipelines.ts";
 import {
   type DatabaseSync,
   JetstreamCursor,
@@ -30,34 +32,30 @@ import {
   Repos,
   SpindleMembers,
 } from "../db/index.ts";
+import type { PipelineBuilder } from "../pipelines/build.ts";
 import type { PipelineIntake } from "../pipelines/intake-contract.ts";
+import type { SpindleMetrics } from "../pipelines/metrics.ts";
 import { Rbac } from "../rbac/index.ts";
 import { DidFilter } from "./did-filter.ts";
 import { JetstreamHandlers, WANTED_COLLECTIONS } from "./handlers.ts";
 import { JetstreamConsumer, type JetstreamConsumerOptions } from "./jetstream.ts";
-import type { KnotConsumerTuning, KnotEventHandler } from "./knot-consumer.ts";
-import { KnotConsumers } from "./knots.ts";
-import { FILTER_EXEMPT_COLLECTIONS, PULL_COLLECTIONS, type PullEventHandler } from "./pulls.ts";
+import type { KnotConsumerTuning } from "./knot-consumer.ts";
+import { KnotConsumers, pipelineHandlers } from "./knots.ts";
+import { FILTER_EXEMPT_COLLECTIONS, PULL_COLLECTIONS, PullIntake } from "./pulls.ts";
+import type { PushDedupe } from "./push-dedupe.ts";
+import { RefUpdateIntake } from "./ref-updates.ts";
 
 export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 export { DidFilter } from "./did-filter.ts";
-export {
-  JetstreamHandlers,
-  type JetstreamHandlersOptions,
-  type Outcome,
-  WANTED_COLLECTIONS,
-} from "./handlers.ts";
+export { JetstreamHandlers, type JetstreamHandlersOptions, WANTED_COLLECTIONS } from "./handlers.ts";
 export { JetstreamConsumer, type JetstreamConsumerOptions, type JetstreamEventHandler } from "./jetstream.ts";
 export { decodeJetstreamFrame, type JetstreamEvent } from "./jetstream-event.ts";
 export { KnotConsumer, type KnotConsumerTuning, type KnotEventHandler } from "./knot-consumer.ts";
 export { isValidKnotHost, knotEventsUrl } from "./knot-host.ts";
-export { KnotConsumers, type KnotConsumersOptions } from "./knots.ts";
-export {
-  type CommitEvent,
-  FILTER_EXEMPT_COLLECTIONS,
-  PULL_COLLECTIONS,
-  type PullEventHandler,
-} from "./pulls.ts";
+export { KnotConsumers, type KnotConsumersOptions, pipelineHandlers } from "./knots.ts";
+export type { Outcome } from "./outcome.ts";
+export { FILTER_EXEMPT_COLLECTIONS, PULL_COLLECTIONS, type PullEventHandler, PullIntake } from "./pulls.ts";
+export { RefUpdateIntake } from "./ref-updates.ts";
 
 export interface CreateIntakeOptions {
   config: Pick<Config, "server">;
@@ -73,19 +71,29 @@ export interface CreateIntakeOptions {
   jetstream?: Partial<Omit<JetstreamConsumerOptions, "endpoint" | "filter" | "cursor" | "handlers" | "log">>;
   /** Test knobs for the knot consumers (timings, clock). */
   knots?: KnotConsumerTuning;
-  /** Extra knot-stream handlers by NSID (Gen2: refUpdate, collaboratorUpdate). */
-  knotHandlers?: Record<string, KnotEventHandler>;
+  /** Shared with the server (built once there); default: over `db`. */
+  rbac?: Rbac;
+  repos?: Repos;
   /**
-   * Gen2 pull requests (gen2 §2.5). When given, Jetstream also delivers `sh.tangled.repo.pull`
-   * and `sh.tangled.repo.pull.status`, exempt from the DID filter, to this handler.
+   * Pipelines the spindle builds itself (Generation 2): refUpdate and pull-request intake. The
+   * server always passes them; without them only knots' `sh.tangled.pipeline` and Jetstream's
+   * member, repo and collaborator records are handled.
    */
-  pulls?: PullEventHandler;
+  builds?: {
+    builder: PipelineBuilder;
+    dedupe: PushDedupe;
+    ciPipelines: CiPipelines;
+    metrics: SpindleMetrics;
+  };
 }
 
 export interface Intake {
   jetstream: JetstreamConsumer;
   knots: KnotConsumers;
   filter: DidFilter;
+  /** Null without `builds`. */
+  refUpdates: RefUpdateIntake | null;
+  pulls: PullIntake | null;
   start(): void;
   stop(): Promise<void>;
 }
@@ -94,21 +102,46 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
   const { server } = opts.config;
   const log = opts.log.child({ component: "intake" });
   const knownDids = new KnownDids(opts.db);
-  const repos = new Repos(opts.db);
+  const repos = opts.repos ?? new Repos(opts.db);
+  const rbac = opts.rbac ?? new Rbac(opts.db);
   const filter = new DidFilter(server.owner, knownDids);
+  const b = opts.builds;
+  const refUpdates = b
+    ? new RefUpdateIntake({
+        repos,
+        rbac,
+        builder: b.builder,
+        dedupe: b.dedupe,
+        pipelines: opts.pipelines,
+        metrics: b.metrics,
+        log: opts.log.child({ component: "refupdates" }),
+      })
+    : null;
+  const pulls = b
+    ? new PullIntake({
+        ciPipelines: b.ciPipelines,
+        repos,
+        rbac,
+        identity: opts.identity,
+        xrpc: opts.xrpc,
+        blobFetch: { allowPrivate: server.dev },
+        hostname: server.hostname,
+        builder: b.builder,
+        log: opts.log,
+      })
+    : null;
   const knots = new KnotConsumers({
     ...opts.knots,
     cursors: new KnotCursors(opts.db),
     repos,
-    intake: opts.pipelines,
+    handlers: refUpdates ? refUpdates.handlers() : pipelineHandlers(opts.pipelines),
     dev: server.dev,
     log,
   });
-  for (const [nsid, h] of Object.entries(opts.knotHandlers ?? {})) knots.setHandler(nsid, h);
   const handlers = new JetstreamHandlers({
     db: opts.db,
     hostname: server.hostname,
-    rbac: new Rbac(opts.db),
+    rbac,
     members: new SpindleMembers(opts.db),
     knownDids,
     repos,
@@ -117,13 +150,13 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
     xrpc: opts.xrpc,
     knots,
     log,
-    ...(opts.pulls !== undefined && { pulls: opts.pulls }),
+    ...(pulls !== null && { pulls }),
   });
   const jetstream = new JetstreamConsumer({
     ...opts.jetstream,
     endpoint: server.jetstreamEndpoint,
     filter,
-    ...(opts.pulls !== undefined && {
+    ...(pulls !== null && {
       wantedCollections: [...WANTED_COLLECTIONS, ...PULL_COLLECTIONS],
       filterExempt: FILTER_EXEMPT_COLLECTIONS,
     }),
@@ -135,6 +168,8 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
     jetstream,
     knots,
     filter,
+    refUpdates,
+    pulls,
     start() {
       knots.start();
       jetstream.start();

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { encodeTid, LexiconValidationError, type QueryPipelinesParams } from "../../protocol/index.ts";
-import { type DatabaseSync, openDatabase, Repos } from "../db/index.ts";
-import { CiQuery } from "./query.ts";
-import { ValidatedPipelines } from "./validated.ts";
+import { ValidatedPipelines } from "../http/validated.ts";
+import { CiPipelines } from "./ci-pipelines.ts";
+import { type DatabaseSync, openDatabase, Repos } from "./index.ts";
 
 const REPO = "did:plc:querytestrepo0000000000";
 const ALICE = "did:plc:querytestalice";
@@ -64,15 +64,15 @@ class Store {
   }
 }
 
-const page = (q: CiQuery, extra: Omit<QueryPipelinesParams, "repo"> = {}) =>
+const page = (q: CiPipelines, extra: Omit<QueryPipelinesParams, "repo"> = {}) =>
   q.query({ repo: REPO, limit: 30, ...extra });
 
-describe("CiQuery: remembered pipelines", () => {
+describe("CiPipelines: remembered pipelines", () => {
   it("a remembered page reflects a status change, rebuilding only the changed pipeline", () => {
     const s = new Store();
     const a = s.pipeline();
     const b = s.pipeline();
-    const q = new CiQuery(s.db);
+    const q = new CiPipelines(s.db);
     const first = page(q);
     assert.equal(q.builds, 2);
     assert.deepEqual(
@@ -107,7 +107,7 @@ describe("CiQuery: remembered pipelines", () => {
   it("new pipelines and new runs show up; totals and cursors follow", () => {
     const s = new Store();
     for (let i = 0; i < 3; i++) s.pipeline();
-    const q = new CiQuery(s.db);
+    const q = new CiPipelines(s.db);
     assert.equal(page(q, { limit: 2 }).total, 3);
     const c = s.pipeline({ kind: "manual" });
     const p = page(q, { limit: 2 });
@@ -130,7 +130,7 @@ describe("CiQuery: remembered pipelines", () => {
     const LATER = "did:plc:querytestlater00000000";
     s.db.prepare("INSERT INTO repos (knot, owner, name) VALUES ('k', ?, 'old')").run(ALICE);
     const old = s.pipeline({ repo: "old", repoDid: "" });
-    const q = new CiQuery(s.db);
+    const q = new CiPipelines(s.db);
     assert.equal(q.get(old.tid)?.repo, "", "no repo DID yet");
     new Repos(s.db).upsert({ knot: "k", owner: ALICE, name: "old", repoDid: LATER });
     const p = q.query({ repo: LATER, limit: 30 });
@@ -144,7 +144,7 @@ describe("CiQuery: remembered pipelines", () => {
   it("does not remember what it read inside a transaction that is rolled back", () => {
     const s = new Store();
     const a = s.pipeline();
-    const q = new CiQuery(s.db);
+    const q = new CiPipelines(s.db);
     page(q);
     s.db.exec("BEGIN");
     s.status(a.id, "build.yml", "running", BASE + 5000);
@@ -167,7 +167,7 @@ describe("CiQuery: remembered pipelines", () => {
     };
     const made: Array<{ id: number; i: number }> = [];
     for (let i = 0; i < 40; i++) made.push(s.pipeline({ kind: i % 3 === 0 ? "manual" : "push" }));
-    const warm = new CiQuery(s.db, { maxBuilt: 25 });
+    const warm = new CiPipelines(s.db, { maxBuilt: 25 });
     const statuses = ["running", "success", "failed", "cancelled", "timeout"];
     const shapes = (
       cursor: string | undefined,
@@ -193,7 +193,7 @@ describe("CiQuery: remembered pipelines", () => {
       }
       const cursor = warm.query({ repo: REPO, limit: 11 }).cursor;
       for (const shape of shapes(cursor)) {
-        const fresh = new CiQuery(s.db).query({ repo: REPO, ...shape });
+        const fresh = new CiPipelines(s.db).query({ repo: REPO, ...shape });
         assert.deepEqual(
           warm.query({ repo: REPO, ...shape }),
           fresh,
@@ -236,7 +236,7 @@ describe("ValidatedPipelines", () => {
   it("validates a frozen pipeline once and answers it by identity afterwards", () => {
     const s = new Store();
     s.pipeline();
-    const q = new CiQuery(s.db);
+    const q = new CiPipelines(s.db);
     const v = new ValidatedPipelines();
     const [p] = page(q).pipelines;
     assert.ok(p && Object.isFrozen(p) && Object.isFrozen(p.workflows[0]));
@@ -251,7 +251,7 @@ describe("ValidatedPipelines", () => {
     const s = new Store();
     s.pipeline();
     const v = new ValidatedPipelines();
-    const [frozen] = page(new CiQuery(s.db)).pipelines;
+    const [frozen] = page(new CiPipelines(s.db)).pipelines;
     assert.ok(frozen);
     const copy = structuredClone(frozen);
     v.json(copy);

@@ -1,6 +1,7 @@
 /**
- * The read side of `sh.tangled.ci.*` (gen2 §2.6, §2.7): stored pipelines (Gen1 ones from knots
- * and Gen2 ones this spindle built) as `sh.tangled.ci.pipeline` objects.
+ * The read side of `sh.tangled.ci.*` (docs/protocol/gen2.md §queries): stored pipelines (Gen1
+ * ones from knots and Gen2 ones this spindle built) as `sh.tangled.ci.pipeline` objects; and
+ * the two lookups intake's dedupe makes on the same index (a push or a pull already built).
  *
  * Reads the `ci_pipelines` index (migration 6, filled by a trigger on every pipeline insert)
  * joined with `pipelines`, so a page costs one indexed query (plus a total) whatever the number
@@ -82,10 +83,13 @@ export const MAX_COMMITS = 1000;
 /** Pipelines remembered (~1 KB each); beyond this the least recently built are dropped. */
 const DEFAULT_MAX_BUILT = 20_000;
 
-export class CiQuery {
+export class CiPipelines {
   readonly #db: DatabaseSync;
   readonly #byTid: StatementSync;
   readonly #record: StatementSync;
+  readonly #recentPush: StatementSync;
+  readonly #recentPushOn: StatementSync;
+  readonly #pull: StatementSync;
   readonly #runs = new Map<number, StatementSync>();
   readonly #pages = new Map<string, { rows: StatementSync; total: StatementSync }>();
   readonly #totals = new Map<number, StatementSync>();
@@ -102,6 +106,48 @@ export class CiQuery {
     );
     this.#byTid.setReturnArrays(true);
     this.#record = db.prepare("SELECT record FROM pipelines WHERE id = ?");
+    const recent = `SELECT 1 FROM ci_pipelines c JOIN pipelines p ON p.id = c.pipeline_id
+      WHERE c.repo_did = ? AND c.commit_sha = ? AND c.kind = 'push' AND c.ref = ? AND c.created_ns > ?`;
+    this.#recentPush = db.prepare(`${recent} LIMIT 1`);
+    this.#recentPushOn = db.prepare(`${recent} AND p.knot = ? LIMIT 1`);
+    this.#pull = db.prepare(
+      `SELECT p.rkey AS tid FROM ci_pipelines c JOIN pipelines p ON p.id = c.pipeline_id
+        WHERE c.repo_did = ? AND c.commit_sha = ? AND c.kind = 'pull_request' AND c.created_ns >= ?
+          AND p.knot = ?
+          AND json_extract(p.record, '$.triggerMetadata.pullRequest.pull') = ?
+          AND json_extract(p.record, '$.triggerMetadata.pullRequest.action') IN (?, ?)
+        LIMIT 1`,
+    );
+  }
+
+  /**
+   * Whether a push pipeline for (repo DID, commit, ref) was stored after `sinceNs`; with `knot`,
+   * only one stored under that knot column (the spindle's own hostname: one it built itself).
+   */
+  hasRecentPush(p: { repoDid: string; sha: string; ref: string; sinceNs: bigint; knot?: string }): boolean {
+    const row =
+      p.knot === undefined
+        ? this.#recentPush.get(p.repoDid, p.sha, p.ref, p.sinceNs)
+        : this.#recentPushOn.get(p.repoDid, p.sha, p.ref, p.sinceNs, p.knot);
+    return row !== undefined;
+  }
+
+  /**
+   * The TID of a pull_request pipeline of `pull` at `sha`, stored under `knot` since `sinceNs`
+   * with one of the two actions, or null (pull redelivery, intake/pulls.ts).
+   */
+  pullPipeline(p: {
+    repoDid: string;
+    sha: string;
+    sinceNs: bigint;
+    knot: string;
+    pull: string;
+    actions: readonly [string, string];
+  }): string | null {
+    const row = this.#pull.get(p.repoDid, p.sha, p.sinceNs, p.knot, p.pull, p.actions[0], p.actions[1]) as
+      | { tid: string }
+      | undefined;
+    return row?.tid ?? null;
   }
 
   /** Pipelines built (not reused from an earlier answer) so far. */

@@ -4,8 +4,8 @@
  * ~0.06 ms per pipeline and JSON.stringify a few µs, which on a 250-row queryPipelines page
  * would be most of the answer's time. Every object sent has passed the validator:
  *
- * - by identity: a deep-frozen object (CiQuery's remembered pipelines are) keeps the JSON text
- *   it was validated as; being frozen, it cannot have changed since. A new status makes CiQuery
+ * - by identity: a deep-frozen object (CiPipelines's remembered pipelines are) keeps the JSON text
+ *   it was validated as; being frozen, it cannot have changed since. A new status makes CiPipelines
  *   build a new object, which is validated on its first use;
  * - by JSON text: any other object is serialised, and validated unless that exact text passed.
  */

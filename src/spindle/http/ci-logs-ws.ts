@@ -22,14 +22,14 @@ import type { WebSocket, WebSocketServer } from "ws";
 import { encodeLogFrame, LexiconValidationError, validate } from "../../protocol/index.ts";
 import { logFilePath } from "../../relay/logfile.ts";
 import { failedWithoutLogLines, type LogLine } from "../../relay/logline.ts";
-import { followLogFile } from "../http/follow-log.ts";
-import { ClosedError, SilencePinger, SlowConsumerError } from "../http/ws-send.ts";
+import type { CiPipelines } from "../db/ci-pipelines.ts";
 import type { SpindleMetrics } from "../pipelines/metrics.ts";
 import type { PipelineStore, RunRow } from "../pipelines/store.ts";
-import type { CiQuery } from "./query.ts";
+import { followLogFile } from "./follow-log.ts";
+import { ClosedError, SilencePinger, SlowConsumerError } from "./ws-send.ts";
 
 export interface LogStreamDeps {
-  query: CiQuery;
+  query: CiPipelines;
   /** Counts the stream in `loom_log_subscribers` and its slow clients as `stream="ci-logs"`. */
   metrics: SpindleMetrics;
   store: PipelineStore;
@@ -61,12 +61,12 @@ export interface ResolvedLogRequest {
  * throws an error the caller maps) and returns null.
  */
 export function resolveLogRequest(
-  url: URL,
+  query: URLSearchParams,
   deps: Pick<LogStreamDeps, "query" | "store">,
 ): { ok: true; runs: RunRow[] } | { ok: false; status: 400 | 404; error: string; message: string } {
   let params: { pipeline: string; workflows?: string[] };
   try {
-    params = validate.subscribePipelineLogsParams(url.searchParams);
+    params = validate.subscribePipelineLogsParams(query);
   } catch (err) {
     const message = err instanceof LexiconValidationError ? err.message : "invalid parameters";
     return { ok: false, status: 400, error: "BadRequest", message };
@@ -111,7 +111,7 @@ export function handleLogsUpgrade(
   wss: WebSocketServer,
   deps: LogStreamDeps,
 ): void {
-  const r = resolveLogRequest(url, deps);
+  const r = resolveLogRequest(url.searchParams, deps);
   if (!r.ok) {
     refuse(socket, r.status, r.error, r.message);
     return;
