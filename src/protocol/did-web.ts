@@ -1,6 +1,6 @@
 /**
  * did:web for this spindle: the encoding, the DID document it serves at
- * `/.well-known/did.json` (docs/protocol/gen2.md §did:web), and the audiences a service JWT
+ * `/.well-known/did.json` (gen2 §2.1), and the audiences a service JWT
  * may name.
  *
  * The `aud` values a service JWT may carry to be meant for this spindle.
@@ -72,7 +72,7 @@ export function spindleDidDocument(hostname: string, opts: { dev?: boolean } = {
 
 /**
  * `at://did:web:<spindle host>/sh.tangled.pipeline/<tid>`, the AT-URI of a pipeline the spindle
- * built itself (docs/protocol/gen2.md §triggerPipeline); the appview only reads the record key.
+ * built itself (gen2 §2.7); the appview only reads the record key.
  */
 export function spindlePipelineAtUri(spindleHostname: string, tid: string): string {
   return `at://${didWebEncoded(spindleHostname)}/${PIPELINE_NSID}/${tid}`;

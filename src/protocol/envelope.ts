@@ -70,7 +70,7 @@ function preview(v: unknown): string {
 // ---- Writing envelopes and cursors, and a strict reader (knot side) -------------------------
 
 /**
- * The same envelope as a Generation 2 knot writes it (docs/protocol/gen2.md §knot stream):
+ * The same envelope as a Generation 2 knot writes it (gen2 §2.3):
  * `{"rkey": "<tid>", "nsid": "<nsid>", "event": {…}, "created": <int64 unix nanoseconds>}`.
  *
  * `created` (≈1.8e18) is above 2^53, so `JSON.parse` would round it and two neighbouring events
@@ -85,7 +85,7 @@ export interface Envelope {
   event: Record<string, unknown>;
   /**
    * Server time in nanoseconds, exact. Undefined when the server did not send one: Gen1 knots
-   * had no `created` (spindle-protocol §1). A consumer must then not advance its cursor.
+   * had no `created` (spec §1.3). A consumer must then not advance its cursor.
    */
   created: bigint | undefined;
 }

@@ -1,5 +1,5 @@
 /**
- * Every NSID Loom reads or writes, defined once (docs/protocol/README.md lists what each is).
+ * Every NSID Loom reads or writes, defined once (docs/protocol/ says what each carries).
  * The `sh.tangled.ci.*` methods and records are in `CI_NSID` (lexicons.ts), next to the lexicon
  * documents they name.
  */

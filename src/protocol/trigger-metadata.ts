@@ -28,7 +28,7 @@ export interface Gen2PushData {
 export type PullAction = "opened" | "reopened" | "closed" | "merged" | "synchronize";
 
 export interface Gen2PullRequestData {
-  /** Absent means "opened" for `when[].types` matching (spindle-protocol §9). */
+  /** Absent means "opened" for `when[].types` matching (spec §9). */
   action?: PullAction;
   sourceBranch: string;
   targetBranch: string;

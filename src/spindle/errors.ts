@@ -10,9 +10,10 @@
  * - Anything else that escapes (a bug, a SQLite failure, a network error) becomes a 500 whose
  *   body is a fixed text: internals stay in the server log, never in the answer.
  */
+
+import { WorkflowsUnreadableError } from "../net/knot/errors.ts";
 import { LexiconValidationError } from "../protocol/lexicons.ts";
 import { DispatchError } from "../workflow/dispatch.ts";
-import { WorkflowsUnreadableError } from "./pipelines/build.ts";
 
 /** The `error` tags the spindle answers with. Gen1 tags first (§3.2), then Gen2 (gen2.md). */
 export type XrpcErrorTag =

@@ -39,7 +39,9 @@ import { XrpcRouter } from "./http/router.ts";
 import { routeTable } from "./http/routes.ts";
 import { ValidatedPipelines } from "./http/validated.ts";
 import { type CreateIntakeOptions, createIntake, type Intake } from "./intake/index.ts";
+import { PullIntake } from "./intake/pulls.ts";
 import { PushDedupe } from "./intake/push-dedupe.ts";
+import { RefUpdateIntake } from "./intake/ref-updates.ts";
 import { Admission } from "./pipelines/admission.ts";
 import { PipelineBuilder, type PipelineBuilderOptions } from "./pipelines/build.ts";
 import {
@@ -103,6 +105,8 @@ export class SpindleServer {
   readonly intake: Intake | null;
   /** Pipelines the spindle builds itself (refUpdate, pulls, triggerPipeline). */
   readonly builder: PipelineBuilder;
+  /** The knot handler table: refUpdate, collaboratorUpdate, Gen1 pipelines (with the dedupe). */
+  readonly refUpdates: RefUpdateIntake;
   /** The `sh.tangled.ci.*` read side. */
   readonly ciPipelines: CiPipelines;
   readonly #ledger: Ledger;
@@ -222,6 +226,26 @@ export class SpindleServer {
       pollMs: 250,
       ...p.opts.stream,
     };
+    this.refUpdates = new RefUpdateIntake({
+      repos,
+      rbac,
+      builder: this.builder,
+      dedupe: new PushDedupe(this.ciPipelines, server.hostname),
+      pipelines: this.pipelines,
+      metrics: this.metrics,
+      log: this.logger.child({ component: "refupdates" }),
+    });
+    const pulls = new PullIntake({
+      ciPipelines: this.ciPipelines,
+      repos,
+      rbac,
+      identity,
+      xrpc: pdsXrpc,
+      blobFetch: { allowPrivate: server.dev },
+      hostname: server.hostname,
+      builder: this.builder,
+      log: this.logger.child({ component: "intake" }),
+    });
     this.intake =
       p.opts.intake === false
         ? null
@@ -234,12 +258,7 @@ export class SpindleServer {
             xrpc: pdsXrpc,
             rbac,
             repos,
-            builds: {
-              builder: this.builder,
-              dedupe: new PushDedupe(this.ciPipelines, server.hostname),
-              ciPipelines: this.ciPipelines,
-              metrics: this.metrics,
-            },
+            builds: { refUpdates: this.refUpdates, pulls },
             ...(p.opts.intake ?? {}),
           });
     const xrpc = new XrpcRouter({

@@ -1,7 +1,7 @@
 /**
  * Compiling `.tangled/workflows/*` for one trigger into the `sh.tangled.pipeline` record.
  * Generation 1: the knot compiles and the spindle receives the record (spec §1.4, §1.5, §2.2):
- * `compileWorkflows`. Generation 2: the spindle compiles itself (docs/protocol/gen2.md §compile):
+ * `compileWorkflows`. Generation 2: the spindle compiles itself (gen2 §2.4, §2.11):
  * `compileGen2`, the same compiler with its `gen2` options on — `when[].types` (PR actions;
  * default opened, reopened, synchronize; a missing action = opened), `when[].paths` (globbed
  * against the push's changed files) and Gen2 clone defaults (`clone.tags` and

@@ -47,12 +47,8 @@ const refUpdate = (over: Record<string, unknown> = {}) =>
 
 describe("spindle gen2 intake: failures and collaborators", () => {
   let b: Booted;
-  /** The knot handlers createIntake registered (refUpdate, collaboratorUpdate, pipeline). */
-  const refUpdates = (): RefUpdateIntake => {
-    const r = b.server.intake?.refUpdates;
-    assert.ok(r, "the server's intake handles refUpdates");
-    return r;
-  };
+  /** The knot handlers createIntake registers (refUpdate, collaboratorUpdate, pipeline). */
+  const refUpdates = (): RefUpdateIntake => b.server.refUpdates;
   const total = async () => {
     const r = await fetch(`${b.url}/xrpc/sh.tangled.ci.queryPipelines?repo=${REPO}`);
     return ((await r.json()) as { total: number; pipelines: Array<{ id: string }> }).total;

@@ -61,3 +61,15 @@ export function classifyGitFailure(
     return new KnotError("KnotUnreachable", `${what}: knot unreachable (${detail})`);
   return new KnotError("GitFailed", `${what}: ${detail}`);
 }
+
+/** The knot would not give a commit's workflows to a request (no retries: the caller waits). */
+export class WorkflowsUnreadableError extends Error {
+  override readonly name = "WorkflowsUnreadableError";
+  override readonly cause: KnotError;
+  readonly sha: string;
+  constructor(sha: string, cause: KnotError) {
+    super(`could not read workflows at ${sha}: ${cause.message}`, { cause });
+    this.sha = sha;
+    this.cause = cause;
+  }
+}

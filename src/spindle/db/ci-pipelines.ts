@@ -1,5 +1,5 @@
 /**
- * The read side of `sh.tangled.ci.*` (docs/protocol/gen2.md §queries): stored pipelines (Gen1
+ * The read side of `sh.tangled.ci.*` (gen2 §2.6, §2.7): stored pipelines (Gen1
  * ones from knots and Gen2 ones this spindle built) as `sh.tangled.ci.pipeline` objects; and
  * the two lookups intake's dedupe makes on the same index (a push or a pull already built).
  *

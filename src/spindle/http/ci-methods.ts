@@ -1,5 +1,5 @@
 /**
- * The `sh.tangled.ci.*` XRPC methods (docs/protocol/gen2.md §XRPC), declared as data for the
+ * The `sh.tangled.ci.*` XRPC methods (gen2 §2.6), declared as data for the
  * router: queryPipelines, getPipeline, describeWorkflowDefinition, triggerPipeline,
  * cancelPipeline, and subscribePipelineLogs answered to a plain GET (the stream itself is the
  * WebSocket route in routes.ts). Parameters and inputs are checked by the lexicons at the

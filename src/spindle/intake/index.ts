@@ -12,7 +12,8 @@
  *
  * Wiring, once at start-up (the server passes the shared dependencies it built):
  *
- *   const intake = createIntake({ config, db, pipelines, identity, xrpc, log, builds });
+ *   const intake = createIntake({ config, db, pipelines, identity, xrpc, log,
+ *     builds: { refUpdates, pulls } });
  *   intake.start();          // knots from `repos`, then Jetstream
  *   ...
  *   await intake.stop();     // closes every socket, saves the Jetstream cursor
@@ -23,7 +24,6 @@ import type { Logger } from "pino";
 import type { IdentityLookup } from "../../net/identity.ts";
 import type { XrpcClient } from "../../net/xrpc-client.ts";
 import type { Config } from "../config.ts";
-import type { CiPipelines } from "../db/ci-pipelines.ts";
 import {
   type DatabaseSync,
   JetstreamCursor,
@@ -32,18 +32,15 @@ import {
   Repos,
   SpindleMembers,
 } from "../db/index.ts";
-import type { PipelineBuilder } from "../pipelines/build.ts";
 import type { PipelineIntake } from "../pipelines/intake-contract.ts";
-import type { SpindleMetrics } from "../pipelines/metrics.ts";
 import { Rbac } from "../rbac/index.ts";
 import { DidFilter } from "./did-filter.ts";
 import { JetstreamHandlers, WANTED_COLLECTIONS } from "./handlers.ts";
 import { JetstreamConsumer, type JetstreamConsumerOptions } from "./jetstream.ts";
 import type { KnotConsumerTuning } from "./knot-consumer.ts";
 import { KnotConsumers, pipelineHandlers } from "./knots.ts";
-import { FILTER_EXEMPT_COLLECTIONS, PULL_COLLECTIONS, PullIntake } from "./pulls.ts";
-import type { PushDedupe } from "./push-dedupe.ts";
-import { RefUpdateIntake } from "./ref-updates.ts";
+import { FILTER_EXEMPT_COLLECTIONS, PULL_COLLECTIONS, type PullIntake } from "./pulls.ts";
+import type { RefUpdateIntake } from "./ref-updates.ts";
 
 export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 export { DidFilter } from "./did-filter.ts";
@@ -75,16 +72,12 @@ export interface CreateIntakeOptions {
   rbac?: Rbac;
   repos?: Repos;
   /**
-   * Pipelines the spindle builds itself (Generation 2): refUpdate and pull-request intake. The
-   * server always passes them; without them only knots' `sh.tangled.pipeline` and Jetstream's
-   * member, repo and collaborator records are handled.
+   * Pipelines the spindle builds itself (Generation 2): refUpdate and pull-request intake,
+   * registered here (the knot handler table, the Jetstream pull collections). The server always
+   * passes them; without them only knots' `sh.tangled.pipeline` and Jetstream's member, repo
+   * and collaborator records are handled.
    */
-  builds?: {
-    builder: PipelineBuilder;
-    dedupe: PushDedupe;
-    ciPipelines: CiPipelines;
-    metrics: SpindleMetrics;
-  };
+  builds?: { refUpdates: RefUpdateIntake; pulls: PullIntake };
 }
 
 export interface Intake {
@@ -105,31 +98,8 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
   const repos = opts.repos ?? new Repos(opts.db);
   const rbac = opts.rbac ?? new Rbac(opts.db);
   const filter = new DidFilter(server.owner, knownDids);
-  const b = opts.builds;
-  const refUpdates = b
-    ? new RefUpdateIntake({
-        repos,
-        rbac,
-        builder: b.builder,
-        dedupe: b.dedupe,
-        pipelines: opts.pipelines,
-        metrics: b.metrics,
-        log: opts.log.child({ component: "refupdates" }),
-      })
-    : null;
-  const pulls = b
-    ? new PullIntake({
-        ciPipelines: b.ciPipelines,
-        repos,
-        rbac,
-        identity: opts.identity,
-        xrpc: opts.xrpc,
-        blobFetch: { allowPrivate: server.dev },
-        hostname: server.hostname,
-        builder: b.builder,
-        log: opts.log,
-      })
-    : null;
+  const refUpdates = opts.builds?.refUpdates ?? null;
+  const pulls = opts.builds?.pulls ?? null;
   const knots = new KnotConsumers({
     ...opts.knots,
     cursors: new KnotCursors(opts.db),

@@ -1,6 +1,6 @@
 /**
  * ONE PUSH, TWO EVENTS. A Generation 2 knot emits, per pushed ref, a `sh.tangled.git.refUpdate`
- * and then still a Generation 1 `sh.tangled.pipeline` (docs/protocol/gen2.md §compatibility).
+ * and then still a Generation 1 `sh.tangled.pipeline` (gen2 §1, backward compatibility).
  * Both would run. The rule: the refUpdate wins. The key is (repo DID, commit, ref) of a push:
  *  - every refUpdate handled (built, skipped by skip-ci, or no workflow matched) marks its key
  *    as decided in memory for DEDUPE_WINDOW_MS, and is itself skipped when a push pipeline with

@@ -1,5 +1,5 @@
 /**
- * Pipelines the spindle builds itself (Generation 2, docs/protocol/gen2.md §compile): a
+ * Pipelines the spindle builds itself (Generation 2, gen2 §2.4–§2.7): a
  * refUpdate, a same-repo pull request and `sh.tangled.ci.triggerPipeline` all end here.
  *
  * Keys: the pipeline row's `knot` column is the spindle's own hostname and `rkey` a TID from the
@@ -9,7 +9,7 @@
  */
 import type { Logger } from "pino";
 import { getDefaultBranch } from "../../net/knot/default-branch.ts";
-import { KnotError } from "../../net/knot/errors.ts";
+import { KnotError, WorkflowsUnreadableError } from "../../net/knot/errors.ts";
 import type { FetchedWorkflows, WorkflowFetcher } from "../../net/knot/workflow-fetcher.ts";
 import { PIPELINE_NSID } from "../../protocol/nsid.ts";
 import type { TidGenerator } from "../../protocol/tid.ts";
@@ -64,18 +64,6 @@ export interface BuiltPipeline {
   cloneUrl?: string;
   /** Workflows that failed before compile (e.g. the knot was unreachable), with the reason. */
   failed?: Array<{ name: string; error: string }>;
-}
-
-/** The knot would not give a commit's workflows to a request (no retries: the caller waits). */
-export class WorkflowsUnreadableError extends Error {
-  override readonly name = "WorkflowsUnreadableError";
-  override readonly cause: KnotError;
-  readonly sha: string;
-  constructor(sha: string, cause: KnotError) {
-    super(`could not read workflows at ${sha}: ${cause.message}`, { cause });
-    this.sha = sha;
-    this.cause = cause;
-  }
 }
 
 export class PipelineBuilder {
