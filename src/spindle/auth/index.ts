@@ -13,7 +13,7 @@
  *     { audiences, method: "sh.tangled.repo.addSecret" });
  */
 export { didWebEncoded, SPINDLE_SERVICE_ID, serviceAudiences } from "../../protocol/did-web.ts";
-export { JtiReplayCache } from "./replay.ts";
+export { JtiReplayCache } from "../db/jti-replay.ts";
 export {
   bearerToken,
   type ServiceAuth,
