@@ -4,6 +4,7 @@
  */
 import { gunzipSync } from "node:zlib";
 import { isValidDid } from "@atproto/syntax";
+import { GET_BLOB_NSID } from "../protocol/nsid.ts";
 import { type GuardedFetchOptions, guardedFetch } from "./guarded-fetch.ts";
 
 export class BlobError extends Error {
@@ -30,7 +31,7 @@ export async function getBlob(
 ): Promise<Buffer> {
   if (!isValidDid(did)) throw new BlobError("InvalidInput", `not a DID: ${JSON.stringify(did)}`);
   if (!CID.test(cid)) throw new BlobError("InvalidInput", `not a base32 CID: ${JSON.stringify(cid)}`);
-  const url = new URL("/xrpc/com.atproto.sync.getBlob", pds);
+  const url = new URL(`/xrpc/${GET_BLOB_NSID}`, pds);
   url.searchParams.set("did", did);
   url.searchParams.set("cid", cid);
   const res = await guardedFetch(url, opts);

@@ -7,7 +7,7 @@
  * table of errors.ts.
  */
 import type { Logger } from "pino";
-import { type CiPipeline, spindlePipelineAtUri, validate } from "../../protocol/index.ts";
+import { CI_NSID, type CiPipeline, spindlePipelineAtUri, validate } from "../../protocol/index.ts";
 import { compileGen2 } from "../../workflow/compile.ts";
 import { selectWorkflows, triggerFromCiInput } from "../../workflow/dispatch.ts";
 import { describeWorkflowDefinition } from "../../workflow/fingerprint.ts";
@@ -43,7 +43,7 @@ export function ciMethods(d: CiMethodsDeps): XrpcMethods {
   };
 
   return {
-    "sh.tangled.ci.queryPipelines": define({
+    [CI_NSID.queryPipelines]: define({
       type: "query",
       auth: false,
       params: validate.queryPipelinesParams,
@@ -74,7 +74,7 @@ export function ciMethods(d: CiMethodsDeps): XrpcMethods {
         return raw(`{"pipelines":[${items.join(",")}],"total":${out.total}${cursor}}`);
       },
     }),
-    "sh.tangled.ci.getPipeline": define({
+    [CI_NSID.getPipeline]: define({
       type: "query",
       auth: false,
       params: validate.getPipelineParams,
@@ -86,7 +86,7 @@ export function ciMethods(d: CiMethodsDeps): XrpcMethods {
         return raw(d.validated.json(pipeline));
       },
     }),
-    "sh.tangled.ci.describeWorkflowDefinition": define({
+    [CI_NSID.describeWorkflowDefinition]: define({
       type: "query",
       auth: false,
       params: validate.describeWorkflowDefinitionParams,
@@ -98,7 +98,7 @@ export function ciMethods(d: CiMethodsDeps): XrpcMethods {
         return describeWorkflowDefinition(fetched.files);
       },
     }),
-    "sh.tangled.ci.subscribePipelineLogs": define({
+    [CI_NSID.subscribePipelineLogs]: define({
       type: "query",
       auth: false,
       // A plain GET (no upgrade): the same parameter errors, else "this is a WebSocket".
@@ -111,7 +111,7 @@ export function ciMethods(d: CiMethodsDeps): XrpcMethods {
         return r.runs;
       },
     }),
-    "sh.tangled.ci.triggerPipeline": define({
+    [CI_NSID.triggerPipeline]: define({
       type: "procedure",
       auth: true,
       input: validate.triggerPipelineInput,
@@ -145,13 +145,13 @@ export function ciMethods(d: CiMethodsDeps): XrpcMethods {
           }),
         });
         log.info(
-          { method: "sh.tangled.ci.triggerPipeline", actor, repo: input.repo, tid, fork: fork ?? null },
+          { method: CI_NSID.triggerPipeline, actor, repo: input.repo, tid, fork: fork ?? null },
           "pipeline triggered",
         );
         return { pipeline: spindlePipelineAtUri(d.builder.hostname, tid) };
       },
     }),
-    "sh.tangled.ci.cancelPipeline": define({
+    [CI_NSID.cancelPipeline]: define({
       type: "procedure",
       auth: true,
       input: validate.cancelPipelineInput,
@@ -171,10 +171,7 @@ export function ciMethods(d: CiMethodsDeps): XrpcMethods {
           throw invalidRequest(`pipeline ${input.pipeline} has no workflow ${unknown.join(", ")}`);
         const results: Record<string, string> = {};
         for (const name of names) results[name] = await d.scheduler.cancel(row.knot, row.tid, name);
-        log.info(
-          { method: "sh.tangled.ci.cancelPipeline", actor, tid: row.tid, results },
-          "cancel requested",
-        );
+        log.info({ method: CI_NSID.cancelPipeline, actor, tid: row.tid, results }, "cancel requested");
         return undefined;
       },
     }),

@@ -7,6 +7,7 @@
 
 import { guardedFetch } from "../../net/guarded-fetch.ts";
 import type { IdentityLookup } from "../../net/identity.ts";
+import { GET_RECORD_NSID, REPO_NSID } from "../../protocol/nsid.ts";
 import type { Repos } from "../db/index.ts";
 import { genericError } from "../errors.ts";
 
@@ -67,9 +68,9 @@ export class RepoResolver {
       const noPds = (err as Error).message.startsWith(`DID document of ${did}`);
       throw genericError(noPds ? `no PDS endpoint for ${did}` : `failed to resolve ${did}`, { cause: err });
     }
-    const url = new URL("/xrpc/com.atproto.repo.getRecord", pds);
+    const url = new URL(`/xrpc/${GET_RECORD_NSID}`, pds);
     url.searchParams.set("repo", did);
-    url.searchParams.set("collection", "sh.tangled.repo");
+    url.searchParams.set("collection", REPO_NSID);
     url.searchParams.set("rkey", rkey);
     let body: unknown;
     try {

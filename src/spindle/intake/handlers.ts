@@ -20,6 +20,8 @@ import type { IdentityLookup } from "../../net/identity.ts";
 import type { XrpcClient } from "../../net/xrpc-client.ts";
 import {
   COLLABORATOR_NSID,
+  GET_RECORD_NSID,
+  LIST_RECORDS_NSID,
   MEMBER_NSID,
   PULL_NSID,
   PULL_STATUS_NSID,
@@ -188,7 +190,7 @@ export class JetstreamHandlers {
           limit: 50,
         };
         if (cursor !== null) params.cursor = cursor;
-        const body = (await this.#o.xrpc.query(pds, "com.atproto.repo.listRecords", params)) as {
+        const body = (await this.#o.xrpc.query(pds, LIST_RECORDS_NSID, params)) as {
           records?: unknown;
           cursor?: unknown;
         } | null;
@@ -243,7 +245,7 @@ export class JetstreamHandlers {
     let name: string | null;
     try {
       const owner = await this.#o.identity.lookup(uri.did);
-      const body = (await this.#o.xrpc.query(owner.pds, "com.atproto.repo.getRecord", {
+      const body = (await this.#o.xrpc.query(owner.pds, GET_RECORD_NSID, {
         repo: uri.did,
         collection: REPO_NSID,
         rkey: uri.rkey,
