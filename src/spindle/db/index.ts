@@ -1,8 +1,9 @@
 /**
- * Storage for the spindle: one SQLite file (spec §5.1), opened with `openDatabase`, and small
- * typed accessors per table, the ci.* index queries (ci-pipelines.ts) and the service-auth jti
- * replay cache. Secrets, RBAC and the events log keep their accessors in `secrets/`, `rbac/` and
- * `pipelines/`; their tables are created by the migrations here.
+ * Storage for the spindle: one SQLite file (spec §5.1), opened with `openDatabase`, migrations,
+ * and every SQL statement outside pipelines/store.ts — small typed accessors per table (repos,
+ * cursors, members, known DIDs, RBAC rows, sealed secrets, events, the jti replay cache) and the
+ * ci.* index queries (ci-pipelines.ts). The rules that use them live in rbac/, secrets/,
+ * pipelines/ and auth/.
  */
 
 export { JetstreamCursor, KnotCursors } from "./cursors.ts";

@@ -9,10 +9,11 @@
  * live subscribers — the common case, 200 at once in the bench — never touch the database;
  * a cursor older than the tail is served from SQLite.
  */
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { STATUS_NSID } from "../../protocol/nsid.ts";
 import { encodeEnvelope, encodeStatus, type PipelineStatus } from "../../protocol/status.ts";
 import { TidGenerator } from "../../protocol/tid.ts";
+import { EventRows } from "../db/events.ts";
 
 export interface StoredEvent {
   created: bigint;
@@ -52,8 +53,7 @@ export class EventLog {
   readonly #now: () => bigint;
   readonly #tids: TidGenerator;
   readonly #tailSize: number;
-  readonly #insert: StatementSync;
-  readonly #after: StatementSync;
+  readonly #rows: EventRows;
   readonly #listeners = new Set<() => void>();
   /** Contiguous newest events; every event with created > #floor is in it. */
   #tail: StoredEvent[] = [];
@@ -67,15 +67,8 @@ export class EventLog {
     this.#tids = opts.tids ?? new TidGenerator();
     this.#tailSize = opts.tailSize ?? 4096;
     this.#coalesceMs = opts.coalesceMs ?? 5;
-    this.#insert = db.prepare("INSERT INTO events (created, rkey, nsid, event) VALUES (?, ?, ?, ?)");
-    this.#after = db.prepare(
-      "SELECT created, rkey, nsid, event FROM events WHERE created > ? ORDER BY created LIMIT ?",
-    );
-    this.#after.setReadBigInts(true);
-    const max = db.prepare("SELECT max(created) AS m FROM events");
-    max.setReadBigInts(true);
-    const m = (max.get() as { m: bigint | null }).m;
-    this.#last = m ?? 0n;
+    this.#rows = new EventRows(db);
+    this.#last = this.#rows.maxCreated() ?? 0n;
     this.#floor = this.#last;
   }
 
@@ -97,7 +90,7 @@ export class EventLog {
   insertRecord(nsid: string, rkey: string, event: string): StoredEvent {
     const now = this.#now();
     const created = now > this.#last ? now : this.#last + 1n;
-    this.#insert.run(created, rkey, nsid, event);
+    this.#rows.insert({ created, rkey, nsid, event });
     this.#last = created;
     return stored(created, encodeEnvelope(event, nsid, rkey));
   }
@@ -136,11 +129,9 @@ export class EventLog {
       }
       return this.#tail.slice(lo, lo + limit);
     }
-    return this.#after
-      .all(cursor, limit)
-      .map((r) =>
-        stored(r.created as bigint, encodeEnvelope(String(r.event), String(r.nsid), String(r.rkey))),
-      );
+    return this.#rows
+      .after(cursor, limit)
+      .map((r) => stored(r.created, encodeEnvelope(r.event, r.nsid, r.rkey)));
   }
 
   /** Calls `fn` after every publish; returns the unsubscribe function. */
