@@ -84,9 +84,6 @@ export interface Intake {
   jetstream: JetstreamConsumer;
   knots: KnotConsumers;
   filter: DidFilter;
-  /** Null without `builds`. */
-  refUpdates: RefUpdateIntake | null;
-  pulls: PullIntake | null;
   start(): void;
   stop(): Promise<void>;
 }
@@ -138,8 +135,6 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
     jetstream,
     knots,
     filter,
-    refUpdates,
-    pulls,
     start() {
       knots.start();
       jetstream.start();
