@@ -17,7 +17,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { encodeTid, type FetchedWorkflows, type FetchRequest, WorkflowFetcher } from "../src/gen2/index.ts";
+import {
+  type FetchedWorkflows,
+  type FetchRequest,
+  WorkflowFetcher,
+} from "../src/net/knot/workflow-fetcher.ts";
+import { encodeTid } from "../src/protocol/tid.ts";
 import { loadConfig } from "../src/spindle/config/index.ts";
 import { KnotCursors, Repos } from "../src/spindle/db/index.ts";
 import { SpindleServer } from "../src/spindle/server.ts";

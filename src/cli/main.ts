@@ -2,7 +2,7 @@
 /**
  * The `loom` command. This file only parses arguments, wires signals and turns results into exit
  * codes; each command lives in its own module. It is also the one place that reads Loom's
- * settings from process.env (the git child process of src/gen2/knot/git.ts inherits only PATH
+ * settings from process.env (the git child process of src/net/knot/git.ts inherits only PATH
  * and the proxy variables, read where it is spawned).
  *
  * Each command's module is imported only when that command runs: `serve` and `controller` pull

@@ -2,10 +2,9 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { createIdentityResolver } from "../spindle/auth/identity.ts";
-import { createDidDocumentLookup } from "../spindle/intake/identity.ts";
 import { createDidResolver } from "./did-resolver.ts";
 import { GuardedFetchError } from "./guarded-fetch.ts";
+import { IdentityResolver } from "./identity.ts";
 
 describe("did:web through the SSRF guard", () => {
   let server: Server;
@@ -51,9 +50,9 @@ describe("did:web through the SSRF guard", () => {
     );
     // The same for a service token's issuer (checked before any signature) and a record's author.
     await assert.rejects(
-      createIdentityResolver({ plcUrl: "http://127.0.0.1:1", dev: false }).resolveSigningKey(did, false),
+      new IdentityResolver({ plcUrl: "http://127.0.0.1:1", dev: false }).resolveSigningKey(did, false),
     );
-    await assert.rejects(createDidDocumentLookup({ plcUrl: "http://127.0.0.1:1", dev: false }).lookup(did));
+    await assert.rejects(new IdentityResolver({ plcUrl: "http://127.0.0.1:1", dev: false }).lookup(did));
     assert.equal(requests.length, before, "no request reached the private host");
   });
 
@@ -61,13 +60,13 @@ describe("did:web through the SSRF guard", () => {
     const resolver = createDidResolver({ plcUrl: "http://127.0.0.1:1", dev: true, timeoutMs: 2000 });
     const doc = await resolver.resolve(did);
     assert.equal((doc as { id: string }).id, did);
-    const key = await createIdentityResolver({ plcUrl: "http://127.0.0.1:1", dev: true }).resolveSigningKey(
+    const key = await new IdentityResolver({ plcUrl: "http://127.0.0.1:1", dev: true }).resolveSigningKey(
       did,
       false,
     );
     assert.match(key, /^did:key:z/);
     assert.equal(
-      (await createDidDocumentLookup({ plcUrl: "http://127.0.0.1:1", dev: true }).lookup(did)).pds,
+      (await new IdentityResolver({ plcUrl: "http://127.0.0.1:1", dev: true }).lookup(did)).pds,
       "http://127.0.0.1:1",
     );
   });

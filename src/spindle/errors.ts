@@ -3,13 +3,19 @@
  * error answer (spec §3.2: `{"error": "<Tag>", "message": "<text>"}` with a status code).
  *
  * Rules every module follows:
+ * - A domain error (a lexicon validation failure, a bad dispatch, unreadable workflows) is thrown
+ *   as itself; DOMAIN_ERRORS below is the one table that turns it into an XRPC answer.
  * - Throw one of the classes below (or `XrpcError` directly) for anything a caller may see.
  * - Messages are written for the caller and never contain secret values, tokens or keys.
  * - Anything else that escapes (a bug, a SQLite failure, a network error) becomes a 500 whose
  *   body is a fixed text: internals stay in the server log, never in the answer.
  */
 
-/** The `error` tags the spindle answers with. Gen1 tags first (§3.2), then Gen2 (§2.6). */
+import { WorkflowsUnreadableError } from "../net/knot/errors.ts";
+import { LexiconValidationError } from "../protocol/lexicons.ts";
+import { DispatchError } from "../workflow/dispatch.ts";
+
+/** The `error` tags the spindle answers with. Gen1 tags first (§3.2), then Gen2 (gen2.md). */
 export type XrpcErrorTag =
   | "Auth"
   | "MissingActorDid"
@@ -20,6 +26,8 @@ export type XrpcErrorTag =
   | "RepoNotFound"
   | "PipelineNotFound"
   | "InvalidRequest"
+  | "BadRequest"
+  | "NotFound"
   | "InternalServerError";
 
 /** An error that maps one-to-one onto an XRPC answer. */
@@ -123,6 +131,33 @@ export class ConfigError extends Error {
   }
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: an error class of any constructor shape.
+type ErrorClass = abstract new (...args: any[]) => Error;
+
+/**
+ * Domain errors → XRPC errors: the one table (handlers throw domain errors as they are).
+ * Checked in order before the XrpcError case.
+ */
+const DOMAIN_ERRORS: ReadonlyArray<readonly [ErrorClass, (err: never) => XrpcError]> = [
+  [LexiconValidationError, (e: LexiconValidationError) => invalidRequest(e.message, e)],
+  [DispatchError, (e: DispatchError) => invalidRequest(e.message, e)],
+  [
+    WorkflowsUnreadableError,
+    (e: WorkflowsUnreadableError) =>
+      new XrpcError(
+        e.cause.code === "KnotUnreachable" || e.cause.code === "Timeout" ? 502 : 400,
+        "InvalidRequest",
+        `could not read workflows at ${e.sha}: ${e.cause.message}`,
+        { cause: e.cause },
+      ),
+  ],
+];
+
+/** A request the lexicon (or the method's own rules) refuses: 400 `InvalidRequest` (gen2.md). */
+export function invalidRequest(message: string, cause?: unknown): XrpcError {
+  return new XrpcError(400, "InvalidRequest", message, cause === undefined ? undefined : { cause });
+}
+
 /** The JSON body and status of an XRPC error answer. */
 export interface XrpcErrorResponse {
   status: number;
@@ -136,6 +171,9 @@ export interface XrpcErrorResponse {
  * message; everything else becomes a fixed 500 so no internal text (SQL, paths, secrets) leaks.
  */
 export function toXrpcErrorResponse(err: unknown): XrpcErrorResponse {
+  for (const [type, translate] of DOMAIN_ERRORS) {
+    if (err instanceof type) err = translate(err as never);
+  }
   if (err instanceof XrpcError) {
     return { status: err.status, body: { error: err.error, message: err.message }, internal: false };
   }

@@ -20,20 +20,30 @@ import { SpindleSetController } from "../controller/controller.ts";
 import type { Engine } from "../engine/engine.ts";
 import { KubernetesEngine } from "../engine/kubernetes/engine.ts";
 import { LocalEngine } from "../engine/local/engine.ts";
-import {
-  createIdentityResolver,
-  JtiReplayCache,
-  ServiceJwtVerifier,
-  serviceAudiences,
-} from "./auth/index.ts";
+import { guardedFetchFunction } from "../net/guarded-fetch.ts";
+import { IdentityResolver } from "../net/identity.ts";
+import { WorkflowFetcher } from "../net/knot/workflow-fetcher.ts";
+import { XrpcClient } from "../net/xrpc-client.ts";
+import { FINISHED } from "../protocol/status.ts";
+import { TidGenerator } from "../protocol/tid.ts";
+import { JtiReplayCache, ServiceJwtVerifier, serviceAudiences } from "./auth/index.ts";
 import { type Config, ConfigError } from "./config/index.ts";
-import { type DatabaseSync, openDatabase } from "./db/index.ts";
-import { Gen2Service, type Gen2ServiceOptions } from "./gen2/service.ts";
+import { CiPipelines } from "./db/ci-pipelines.ts";
+import { type DatabaseSync, openDatabase, Repos } from "./db/index.ts";
 import { SpindleApp } from "./http/app.ts";
+import { ciMethods } from "./http/ci-methods.ts";
 import type { StreamOptions } from "./http/events-ws.ts";
+import { repoMethods } from "./http/repo-methods.ts";
 import { RepoResolver } from "./http/repo-resolver.ts";
-import { xrpcMethods } from "./http/xrpc.ts";
+import { XrpcRouter } from "./http/router.ts";
+import { routeTable } from "./http/routes.ts";
+import { ValidatedPipelines } from "./http/validated.ts";
 import { type CreateIntakeOptions, createIntake, type Intake } from "./intake/index.ts";
+import { PullIntake } from "./intake/pulls.ts";
+import { PushDedupe } from "./intake/push-dedupe.ts";
+import { RefUpdateIntake } from "./intake/ref-updates.ts";
+import { Admission } from "./pipelines/admission.ts";
+import { PipelineBuilder, type PipelineBuilderOptions } from "./pipelines/build.ts";
 import {
   createMetrics,
   EventLog,
@@ -45,7 +55,6 @@ import {
 } from "./pipelines/index.ts";
 import type { PipelineIntake } from "./pipelines/intake-contract.ts";
 import { LogRetention } from "./pipelines/log-retention.ts";
-import { FINISHED } from "./pipelines/status.ts";
 import { Rbac } from "./rbac/index.ts";
 import { createSecretsProvider, type SecretsProvider } from "./secrets/index.ts";
 
@@ -71,9 +80,12 @@ export interface SpindleServerOptions {
    * Jetstream and knot consumers (spec §1.2–§1.3). Default on; `false` leaves intake to the
    * caller (tests that feed `pipelines` directly). An object passes test knobs through.
    */
-  intake?: false | Pick<CreateIntakeOptions, "jetstream" | "knots" | "identity" | "xrpc">;
-  /** Gen2 test knobs (workflow fetcher, fetch retry delays, TID clock). */
-  gen2?: Partial<Pick<Gen2ServiceOptions, "fetcher" | "fetchRetryDelaysMs" | "tids">>;
+  intake?:
+    | false
+    | (Pick<CreateIntakeOptions, "jetstream" | "knots"> &
+        Partial<Pick<CreateIntakeOptions, "identity" | "xrpc">>);
+  /** Test knobs of the pipelines the spindle builds itself (workflow fetcher, retries, TIDs). */
+  builds?: Partial<Pick<PipelineBuilderOptions, "fetcher" | "fetchRetryDelaysMs" | "tids">>;
 }
 
 export class SpindleServer {
@@ -91,8 +103,12 @@ export class SpindleServer {
   readonly controller: SpindleSetController | undefined;
   /** Null when constructed with `intake: false`. */
   readonly intake: Intake | null;
-  /** Generation 2: ci.* XRPC, subscribePipelineLogs, refUpdate intake, did.json. */
-  readonly gen2: Gen2Service;
+  /** Pipelines the spindle builds itself (refUpdate, pulls, triggerPipeline). */
+  readonly builder: PipelineBuilder;
+  /** The knot handler table: refUpdate, collaboratorUpdate, Gen1 pipelines (with the dedupe). */
+  readonly refUpdates: RefUpdateIntake;
+  /** The `sh.tangled.ci.*` read side. */
+  readonly ciPipelines: CiPipelines;
   readonly #ledger: Ledger;
   readonly #secrets: SecretsProvider;
   readonly #app: SpindleApp;
@@ -104,6 +120,11 @@ export class SpindleServer {
   /** The embedded controller's start: its informers list until they succeed (or it throws). */
   #controllerState: "starting" | "synced" | "failed" = "starting";
 
+  /**
+   * The composition root: every shared dependency (database wrappers, identity resolver, PDS
+   * client, knot workflow fetcher, TID clock, admission, builder, dedupe, router) is built here,
+   * once, and passed down.
+   */
   private constructor(p: {
     opts: SpindleServerOptions;
     logger: Logger;
@@ -113,6 +134,7 @@ export class SpindleServer {
     controller: SpindleSetController | undefined;
   }) {
     const { config } = p.opts;
+    const { server } = config;
     this.config = config;
     this.logger = p.logger;
     this.db = p.db;
@@ -122,6 +144,9 @@ export class SpindleServer {
     this.metrics = createMetrics();
     this.events = new EventLog(this.db);
     this.store = new PipelineStore(this.db);
+    const repos = new Repos(this.db);
+    const rbac = new Rbac(this.db);
+    this.ciPipelines = new CiPipelines(this.db);
     this.#ledger = new Ledger({
       db: this.db,
       store: this.store,
@@ -135,14 +160,14 @@ export class SpindleServer {
       secrets: this.#secrets,
       metrics: this.metrics,
       logger: this.logger.child({ component: "queue" }),
-      logDir: config.server.logDir,
-      maxJobCount: config.server.maxJobCount,
+      logDir: server.logDir,
+      maxJobCount: server.maxJobCount,
     });
     this.#logRetention =
-      config.server.logRetentionMs > 0
+      server.logRetentionMs > 0
         ? new LogRetention({
-            logDir: config.server.logDir,
-            retentionMs: config.server.logRetentionMs,
+            logDir: server.logDir,
+            retentionMs: server.logRetentionMs,
             isUnfinished: (wid) => {
               const run = this.store.runByWid(wid);
               return run !== null && !FINISHED.has(run.status);
@@ -151,14 +176,14 @@ export class SpindleServer {
             logger: this.logger.child({ component: "log-retention" }),
           })
         : undefined;
-    this.pipelines = new PipelineProcessor({
+    const admission = new Admission({
       ledger: this.#ledger,
       secrets: this.#secrets,
       metrics: this.metrics,
       logger: this.logger.child({ component: "pipelines" }),
-      queueSize: config.server.queueSize,
+      queueSize: server.queueSize,
       resolve: {
-        dev: config.server.dev,
+        dev: server.dev,
         // host.docker.internal only means something inside a container (issue 11).
         stepsOnHost: this.engine.name === "local",
         nixeryHost: config.nixery.registry,
@@ -166,11 +191,36 @@ export class SpindleServer {
       },
       onQueued: () => this.scheduler.wake(),
     });
-    const rbac = new Rbac(this.db);
-    const verifier = new ServiceJwtVerifier({
-      resolver: createIdentityResolver({ plcUrl: config.server.plcUrl, dev: config.server.dev }),
-      replay: new JtiReplayCache(this.db),
+    this.pipelines = new PipelineProcessor({
+      admission,
+      repos,
+      metrics: this.metrics,
+      logger: this.logger.child({ component: "pipelines" }),
     });
+    this.builder = new PipelineBuilder({
+      admission,
+      fetcher:
+        p.opts.builds?.fetcher ??
+        new WorkflowFetcher({
+          cacheDir: `${server.repoDir}/gen2`,
+          // Knots named by repo records are checked against private ranges unless in dev mode.
+          ...(server.dev && { guard: { allowPrivate: true } }),
+        }),
+      tids: p.opts.builds?.tids ?? new TidGenerator(),
+      hostname: server.hostname,
+      dev: server.dev,
+      ...(p.opts.builds?.fetchRetryDelaysMs !== undefined && {
+        fetchRetryDelaysMs: p.opts.builds.fetchRetryDelaysMs,
+      }),
+      logger: this.logger.child({ component: "builds" }),
+    });
+    // One DID resolver and cache for the process: service auth, intake, pulls, repo lookups.
+    const identity = new IdentityResolver({ plcUrl: server.plcUrl, dev: server.dev });
+    // PDS endpoints come from DID documents that record authors control: SSRF-guarded.
+    const pdsXrpc = new XrpcClient({
+      fetch: guardedFetchFunction({ allowPrivate: server.dev, timeoutMs: 5000 }),
+    });
+    const verifier = new ServiceJwtVerifier({ resolver: identity, replay: new JtiReplayCache(this.db) });
     const stream = {
       pingMs: 30_000,
       highWaterBytes: 4 << 20,
@@ -178,21 +228,25 @@ export class SpindleServer {
       pollMs: 250,
       ...p.opts.stream,
     };
-    this.gen2 = new Gen2Service({
-      config,
-      ledger: this.#ledger,
-      store: this.store,
-      events: this.events,
-      scheduler: this.scheduler,
-      secrets: this.#secrets,
-      metrics: this.metrics,
+    this.refUpdates = new RefUpdateIntake({
+      repos,
       rbac,
-      verifier,
-      audiences: serviceAudiences(config.server.hostname),
-      logger: this.logger.child({ component: "gen2" }),
-      gen1: this.pipelines,
-      stream,
-      ...p.opts.gen2,
+      builder: this.builder,
+      dedupe: new PushDedupe(this.ciPipelines, server.hostname),
+      pipelines: this.pipelines,
+      metrics: this.metrics,
+      log: this.logger.child({ component: "refupdates" }),
+    });
+    const pulls = new PullIntake({
+      ciPipelines: this.ciPipelines,
+      repos,
+      rbac,
+      identity,
+      xrpc: pdsXrpc,
+      blobFetch: { allowPrivate: server.dev },
+      hostname: server.hostname,
+      builder: this.builder,
+      log: this.logger.child({ component: "intake" }),
     });
     this.intake =
       p.opts.intake === false
@@ -202,33 +256,53 @@ export class SpindleServer {
             db: this.db,
             pipelines: this.pipelines,
             log: this.logger,
-            knotHandlers: this.gen2.knotHandlers(),
-            pulls: this.gen2.pullHandler(),
+            identity,
+            xrpc: pdsXrpc,
+            rbac,
+            repos,
+            builds: { refUpdates: this.refUpdates, pulls },
             ...(p.opts.intake ?? {}),
           });
-    this.#app = new SpindleApp({
-      xrpc: {
-        ...xrpcMethods({
-          verifier,
-          audiences: serviceAudiences(config.server.hostname),
+    const xrpc = new XrpcRouter({
+      methods: {
+        ...repoMethods({
           rbac,
           secrets: this.#secrets,
-          repos: new RepoResolver({ db: this.db, plcUrl: config.server.plcUrl, dev: config.server.dev }),
+          repos: new RepoResolver({ repos, identity, dev: server.dev }),
           store: this.store,
           scheduler: this.scheduler,
           logger: this.logger.child({ component: "xrpc" }),
         }),
-        ...this.gen2.xrpcMethods(),
+        ...ciMethods({
+          ciPipelines: this.ciPipelines,
+          validated: new ValidatedPipelines(),
+          store: this.store,
+          repos,
+          rbac,
+          builder: this.builder,
+          scheduler: this.scheduler,
+          logger: this.logger.child({ component: "ci" }),
+        }),
       },
+      verifier,
+      audiences: serviceAudiences(server.hostname),
+      metrics: this.metrics,
+      logger: this.logger.child({ component: "xrpc" }),
+    });
+    const routes = routeTable({
+      xrpc,
       events: this.events,
       store: this.store,
-      logDir: config.server.logDir,
+      ciPipelines: this.ciPipelines,
+      logDir: server.logDir,
       metrics: this.metrics,
       // Registry.merge keeps the metric objects, so the merged registry reads live values.
       exposition: this.controller
         ? Registry.merge([this.metrics.registry, this.controller.metrics.registry])
         : this.metrics.registry,
-      metricsElsewhere: config.server.metricsListen !== null,
+      metricsElsewhere: server.metricsListen !== null,
+      hostname: server.hostname,
+      dev: server.dev,
       logger: this.logger.child({ component: "http" }),
       stream,
       ...(p.opts.motd !== undefined ? { motd: p.opts.motd } : {}),
@@ -241,13 +315,10 @@ export class SpindleServer {
         return null;
       },
     });
-    this.#http = createServer({ requestTimeout: 60_000, headersTimeout: 15_000 }, (req, res) => {
-      if (!this.gen2.handleRequest(req, res)) this.#app.onRequest(req, res);
-    });
-    this.#http.on("upgrade", (req, socket, head) => {
-      if (!this.gen2.handleUpgrade(req, socket, head)) this.#app.onUpgrade(req, socket, head);
-    });
-    this.#operations = config.server.metricsListen
+    this.#app = new SpindleApp(routes, this.logger.child({ component: "http" }));
+    this.#http = createServer({ requestTimeout: 60_000, headersTimeout: 15_000 }, this.#app.onRequest);
+    this.#http.on("upgrade", this.#app.onUpgrade);
+    this.#operations = server.metricsListen
       ? createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, this.#app.onOperationsRequest)
       : undefined;
     this.#http.on("clientError", (_err, socket) => {
@@ -336,7 +407,6 @@ export class SpindleServer {
     this.#state = "stopping";
     const closed = new Promise<void>((res) => this.#http.close(() => res()));
     this.#app.close();
-    this.gen2.close();
     this.#http.closeIdleConnections();
     await this.intake?.stop();
     this.scheduler.pause();

@@ -2,6 +2,7 @@
  * The workflow model: what a `.tangled/workflows/*` file means (spec §2.1), the Gen1 pipeline
  * record the knot emits (spec §1.5) and the diagnostics compile and lint report (spec §2.2).
  */
+import type { TriggerKind } from "../protocol/trigger-metadata.ts";
 
 /** 1-based line and column of a place in a workflow file. */
 export interface Pos {
@@ -37,7 +38,7 @@ export interface Diagnostic {
 
 // ---- Trigger metadata and the Gen1 pipeline record (spec §1.5, lexicon sh.tangled.pipeline) ----
 
-export type TriggerKind = "push" | "pull_request" | "manual";
+export type { TriggerKind };
 
 export interface TriggerRepo {
   knot: string;

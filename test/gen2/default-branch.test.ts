@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { getDefaultBranch } from "../../src/gen2/knot/default-branch.ts";
-import { KnotError } from "../../src/gen2/knot/errors.ts";
+import { getDefaultBranch } from "../../src/net/knot/default-branch.ts";
+import { KnotError } from "../../src/net/knot/errors.ts";
 import { KnotGitServer } from "../support/knot-git-server.ts";
 
 describe("getDefaultBranch against the knot stand-in", () => {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { WebSocket } from "ws";
-import { type Envelope, formatCursor, parseEnvelope } from "../../src/gen2/wire/v2026/envelope.ts";
+import { type Envelope, formatCursor, parseEnvelope } from "../../src/protocol/envelope.ts";
 import { FIRST_CREATED, KnotGitServer } from "../support/knot-git-server.ts";
 
 interface Session {

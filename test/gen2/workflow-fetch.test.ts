@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { KnotError } from "../../src/gen2/knot/errors.ts";
-import { cacheKey, WorkflowFetcher } from "../../src/gen2/knot/workflow-fetcher.ts";
+import { KnotError } from "../../src/net/knot/errors.ts";
+import { cacheKey, WorkflowFetcher } from "../../src/net/knot/workflow-fetcher.ts";
 import { KnotGitServer } from "../support/knot-git-server.ts";
 
 const run = promisify(execFile);

@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { P256Keypair, Secp256k1Keypair } from "@atproto/crypto";
+import { IdentityResolver } from "../../src/net/identity.ts";
 import {
   bearerToken,
-  createIdentityResolver,
   JtiReplayCache,
   ServiceJwtVerifier,
   serviceAudiences,
@@ -67,7 +67,7 @@ before(async () => {
   web.setDocument(didDocument(web.did, carolKey));
   web127.setDocument(didDocument(web127.did, carolKey));
   verifier = new ServiceJwtVerifier({
-    resolver: createIdentityResolver({ plcUrl: plc.url }),
+    resolver: new IdentityResolver({ plcUrl: plc.url }),
     replay: new JtiReplayCache(db),
   });
 });
@@ -83,7 +83,7 @@ describe("service JWT: accepted", () => {
     assert.equal((await verify(await signJwt(bobKey, serviceClaims(BOB, AUD, METHOD)))).iss, BOB);
     // A did:web on this machine resolves in dev mode only (see "did:web over http").
     const devVerifier = new ServiceJwtVerifier({
-      resolver: createIdentityResolver({ plcUrl: plc.url, dev: true }),
+      resolver: new IdentityResolver({ plcUrl: plc.url, dev: true }),
       replay: new JtiReplayCache(db),
     });
     const carol = await devVerifier.verify(await signJwt(carolKey, serviceClaims(web.did, AUD, METHOD)), {
@@ -181,7 +181,7 @@ describe("service JWT: rejected", () => {
     await rejectsAuth(verify(token), /replayed/);
     const db2 = openDatabase(join(dir, "spindle.db"));
     const restarted = new ServiceJwtVerifier({
-      resolver: createIdentityResolver({ plcUrl: plc.url }),
+      resolver: new IdentityResolver({ plcUrl: plc.url }),
       replay: new JtiReplayCache(db2),
     });
     await rejectsAuth(restarted.verify(token, { audiences, method: METHOD }), /replayed/);
@@ -288,7 +288,7 @@ describe("did:web over http", () => {
     );
     assert.equal(web.fetches(), before, "no request reached the loopback did:web server");
     const dev = new ServiceJwtVerifier({
-      resolver: createIdentityResolver({ plcUrl: plc.url, dev: true }),
+      resolver: new IdentityResolver({ plcUrl: plc.url, dev: true }),
       replay: new JtiReplayCache(db),
     });
     assert.equal((await dev.verify(await token(), { audiences, method: METHOD })).iss, web127.did);

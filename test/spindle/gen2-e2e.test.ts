@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { decodeFirst } from "cborg";
 import { WebSocket } from "ws";
-import { validate } from "../../src/gen2/index.ts";
+import { validate } from "../../src/protocol/lexicons.ts";
 import { KnotCursors, Repos } from "../../src/spindle/db/index.ts";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { createSecretsProvider } from "../../src/spindle/secrets/index.ts";
@@ -183,7 +183,7 @@ describe("spindle gen2: push → refUpdate → run → ci.* reads", { skip }, ()
       env: { SPINDLE_SERVER_PLC_URL: peers.plcUrl },
       server: {
         intake: { knots: { backoff: { baseMs: 50, capMs: 200, minMs: 20 } } },
-        gen2: { fetchRetryDelaysMs: [] },
+        builds: { fetchRetryDelaysMs: [] },
       },
     });
     const db = b.server.db;

@@ -12,9 +12,10 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { decodeFirst } from "cborg";
 import { WebSocket } from "ws";
+import type { KnotEnvelope } from "../../src/protocol/envelope.ts";
 import { MIGRATIONS, openDatabase, Repos } from "../../src/spindle/db/index.ts";
-import { FETCH_FAILED_WORKFLOW } from "../../src/spindle/gen2/service.ts";
-import type { KnotEnvelope } from "../../src/spindle/intake/envelope.ts";
+import type { RefUpdateIntake } from "../../src/spindle/intake/ref-updates.ts";
+import { FETCH_FAILED_WORKFLOW } from "../../src/spindle/pipelines/build.ts";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { ALICE, type Booted, bootServer } from "./server-kit.ts";
 
@@ -46,13 +47,15 @@ const refUpdate = (over: Record<string, unknown> = {}) =>
 
 describe("spindle gen2 intake: failures and collaborators", () => {
   let b: Booted;
+  /** The knot handlers createIntake registers (refUpdate, collaboratorUpdate, pipeline). */
+  const refUpdates = (): RefUpdateIntake => b.server.refUpdates;
   const total = async () => {
     const r = await fetch(`${b.url}/xrpc/sh.tangled.ci.queryPipelines?repo=${REPO}`);
     return ((await r.json()) as { total: number; pipelines: Array<{ id: string }> }).total;
   };
 
   before(async () => {
-    b = await bootServer({ server: { gen2: { fetchRetryDelaysMs: [10] } } });
+    b = await bootServer({ server: { builds: { fetchRetryDelaysMs: [10] } } });
     new Repos(b.server.db).upsert({
       knot: DEAD_KNOT,
       owner: ALICE,
@@ -67,14 +70,14 @@ describe("spindle gen2 intake: failures and collaborators", () => {
   });
 
   it("events from another knot, for unknown repos, or malformed are dropped", async () => {
-    await b.server.gen2.onRefUpdate("other.knot.test", refUpdate());
-    await b.server.gen2.onRefUpdate(DEAD_KNOT, refUpdate({ repo: "did:plc:unknownrepo" }));
-    await b.server.gen2.onRefUpdate(DEAD_KNOT, refUpdate({ newSha: "not-a-sha" }));
+    await refUpdates().onRefUpdate("other.knot.test", refUpdate());
+    await refUpdates().onRefUpdate(DEAD_KNOT, refUpdate({ repo: "did:plc:unknownrepo" }));
+    await refUpdates().onRefUpdate(DEAD_KNOT, refUpdate({ newSha: "not-a-sha" }));
     assert.equal(await total(), 0);
   });
 
   it("an unreachable knot gives a failed pipeline that says why", async () => {
-    await b.server.gen2.onRefUpdate(DEAD_KNOT, refUpdate());
+    await refUpdates().onRefUpdate(DEAD_KNOT, refUpdate());
     const page = (await (await fetch(`${b.url}/xrpc/sh.tangled.ci.queryPipelines?repo=${REPO}`)).json()) as {
       pipelines: Array<{
         id: string;
@@ -103,14 +106,14 @@ describe("spindle gen2 intake: failures and collaborators", () => {
     assert.equal(bodies.length, 2);
     assert.match(String(bodies[1]?.content), /could not read/);
     // A replay of the same refUpdate does not add a second pipeline.
-    await b.server.gen2.onRefUpdate(DEAD_KNOT, refUpdate());
+    await refUpdates().onRefUpdate(DEAD_KNOT, refUpdate());
     assert.equal(await total(), 1);
   });
 
   it("a push whose Gen1 event came first is not built again from its refUpdate", async () => {
     const before = await total();
     const sha = "c".repeat(40);
-    const gen1 = b.server.gen2.knotHandlers()["sh.tangled.pipeline"];
+    const gen1 = refUpdates().handlers()["sh.tangled.pipeline"];
     assert.ok(gen1);
     await gen1(
       DEAD_KNOT,
@@ -133,14 +136,14 @@ describe("spindle gen2 intake: failures and collaborators", () => {
       }),
     );
     assert.equal(await total(), before + 1);
-    await b.server.gen2.onRefUpdate(DEAD_KNOT, refUpdate({ oldSha: SHA_B, newSha: sha }));
+    await refUpdates().onRefUpdate(DEAD_KNOT, refUpdate({ oldSha: SHA_B, newSha: sha }));
     assert.equal(await total(), before + 1, "the refUpdate of the same push builds nothing");
   });
 
   it("collaboratorUpdate from the repo's knot grants and revokes push rights", async () => {
     const rbac = new Rbac(b.server.db);
     const ref = { ownerDid: ALICE, repoDid: REPO };
-    const [handler] = [b.server.gen2.knotHandlers()["sh.tangled.repo.collaboratorUpdate"]];
+    const [handler] = [refUpdates().handlers()["sh.tangled.repo.collaboratorUpdate"]];
     assert.ok(handler);
     await handler(
       "other.knot.test",

@@ -16,15 +16,13 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { pino } from "pino";
-import { validate } from "../../src/gen2/index.ts";
+import { IdentityResolver } from "../../src/net/identity.ts";
+import { XrpcClient } from "../../src/net/xrpc-client.ts";
+import { validate } from "../../src/protocol/lexicons.ts";
+import { PULL_NSID, PULL_STATUS_NSID } from "../../src/protocol/nsid.ts";
+import { CiPipelines } from "../../src/spindle/db/ci-pipelines.ts";
 import { JetstreamCursor, openDatabase, Repos } from "../../src/spindle/db/index.ts";
-import { PullIntake } from "../../src/spindle/gen2/pulls.ts";
-import {
-  createDidDocumentLookup,
-  PULL_NSID,
-  PULL_STATUS_NSID,
-  XrpcClient,
-} from "../../src/spindle/intake/index.ts";
+import { PullIntake } from "../../src/spindle/intake/pulls.ts";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { commitEvent, JetstreamStandIn, type JetstreamWireEvent } from "../support/jetstream-standin.ts";
 import { KnotGitServer } from "../support/knot-git-server.ts";
@@ -203,7 +201,7 @@ describe("spindle gen2: pull requests from Jetstream", () => {
           jetstream: { backoff: { baseMs: 50, capMs: 200, minMs: 20 } },
           knots: { backoff: { baseMs: 50, capMs: 200, minMs: 20 } },
         },
-        gen2: { fetchRetryDelaysMs: [] },
+        builds: { fetchRetryDelaysMs: [] },
       },
     });
     const db = b.server.db;
@@ -444,19 +442,21 @@ describe("PullIntake failures: logged, rejected, nothing built", () => {
 
   const intake = (dev: boolean) =>
     new PullIntake({
-      db,
+      ciPipelines: new CiPipelines(db),
       repos: new Repos(db),
       rbac: new Rbac(db),
-      identity: createDidDocumentLookup({ plcUrl: plc.url, timeoutMs: 5000 }),
+      identity: new IdentityResolver({ plcUrl: plc.url, timeoutMs: 5000 }),
       xrpc: new XrpcClient({ timeoutMs: 5000 }),
       blobFetch: { allowPrivate: dev, timeoutMs: 5000 },
       hostname: HOSTNAME,
-      knownRepo: async () => {
-        throw new Error("not reached");
-      },
-      build: async (x) => {
-        builds.push(x);
-        return { built: false, reason: "test" };
+      builder: {
+        knownRepo: async () => {
+          throw new Error("not reached");
+        },
+        buildTrusted: async (x) => {
+          builds.push(x);
+          return { built: false, reason: "test" };
+        },
       },
       log: pino({ level: "silent" }),
     });

@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import { pino } from "pino";
+import { IdentityResolver } from "../../src/net/identity.ts";
+import { XrpcClient } from "../../src/net/xrpc-client.ts";
 import {
   type DatabaseSync,
   JetstreamCursor,
@@ -17,12 +19,10 @@ import {
   SpindleMembers,
 } from "../../src/spindle/db/index.ts";
 import {
-  createDidDocumentLookup,
   DidFilter,
   JetstreamConsumer,
   type JetstreamConsumerOptions,
   JetstreamHandlers,
-  XrpcClient,
 } from "../../src/spindle/intake/index.ts";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { commitEvent, exampleJetstreamEvents, JetstreamStandIn } from "../support/jetstream-standin.ts";
@@ -106,7 +106,7 @@ async function setup(
       knownDids,
       repos: new Repos(db),
       filter,
-      identity: createDidDocumentLookup({ plcUrl: plc.url, dev: true, timeoutMs: 5000 }),
+      identity: new IdentityResolver({ plcUrl: plc.url, dev: true, timeoutMs: 5000 }),
       xrpc: new XrpcClient({ timeoutMs: 2000 }),
       knots: { addKnot: (k) => knots.push(k) },
       log,

@@ -9,7 +9,13 @@ import { join } from "node:path";
 import { after, afterEach, describe, it } from "node:test";
 import { pino } from "pino";
 import { type DatabaseSync, KnotCursors, openDatabase, Repos } from "../../src/spindle/db/index.ts";
-import { KnotConsumers, type KnotConsumerTuning, knotEventsUrl } from "../../src/spindle/intake/index.ts";
+import {
+  KnotConsumers,
+  type KnotConsumerTuning,
+  type KnotEventHandler,
+  knotEventsUrl,
+  pipelineHandlers,
+} from "../../src/spindle/intake/index.ts";
 import type { PipelineIntake } from "../../src/spindle/pipelines/intake-contract.ts";
 import {
   examplePipelineEnvelope,
@@ -87,6 +93,8 @@ async function setup(opts: {
   tuning?: KnotConsumerTuning;
   db?: DatabaseSync;
   knot?: KnotStandIn;
+  /** Handlers beside `sh.tangled.pipeline` (given at construction, as createIntake does). */
+  handlers?: Record<string, KnotEventHandler>;
 }) {
   const knot = opts.knot ?? (await KnotStandIn.start({ gen: opts.gen }));
   if (!opts.knot) cleanups.push(() => knot.stop());
@@ -95,7 +103,8 @@ async function setup(opts: {
   const cursors = new KnotCursors(db);
   const intake = new RecordingIntake();
   const { log, lines } = captureLog();
-  const consumers = new KnotConsumers({ ...FAST, ...opts.tuning, cursors, intake, dev: true, log });
+  const handlers = { ...pipelineHandlers(intake), ...opts.handlers };
+  const consumers = new KnotConsumers({ ...FAST, ...opts.tuning, cursors, handlers, dev: true, log });
   cleanups.push(() => consumers.stop());
   return { knot, db, cursors, intake, lines, consumers };
 }
@@ -152,7 +161,7 @@ describe("KnotConsumers", () => {
       ...FAST,
       cursors: new KnotCursors(db),
       repos: new Repos(db),
-      intake,
+      handlers: pipelineHandlers(intake),
       dev: true,
       log,
     });
@@ -171,7 +180,7 @@ describe("KnotConsumers", () => {
     const consumers = new KnotConsumers({
       ...FAST,
       cursors: new KnotCursors(db),
-      intake: new RecordingIntake(),
+      handlers: pipelineHandlers(new RecordingIntake()),
       dev: false,
       log,
     });
@@ -435,11 +444,15 @@ describe("KnotConsumers", () => {
     assert.equal(intake.maxInFlight, 1);
   });
 
-  it("routes other NSIDs to handlers registered with setHandler (the Gen2 hook)", async () => {
-    const { knot, consumers } = await setup({ gen: 2 });
+  it("routes other NSIDs to the handlers given for them (refUpdate)", async () => {
     const seen: string[] = [];
-    consumers.setHandler("sh.tangled.git.refUpdate", async (k, env) => {
-      seen.push(`${k} ${env.rkey} ${env.created}`);
+    const { knot, consumers } = await setup({
+      gen: 2,
+      handlers: {
+        "sh.tangled.git.refUpdate": async (k, env) => {
+          seen.push(`${k} ${env.rkey} ${env.created}`);
+        },
+      },
     });
     consumers.start();
     consumers.addKnot(knot.host);

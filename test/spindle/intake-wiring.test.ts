@@ -11,6 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { pino } from "pino";
+import { guardedFetchFunction } from "../../src/net/guarded-fetch.ts";
+import { IdentityResolver } from "../../src/net/identity.ts";
+import { XrpcClient } from "../../src/net/xrpc-client.ts";
 import { KnotCursors, openDatabase, Repos } from "../../src/spindle/db/index.ts";
 import { createIntake } from "../../src/spindle/intake/index.ts";
 import type { PipelineIntake } from "../../src/spindle/pipelines/intake-contract.ts";
@@ -56,10 +59,17 @@ describe("createIntake", { skip }, () => {
     };
     const fast = { backoff: { baseMs: 20, capMs: 100, minMs: 10 } };
     const log = pino({ level: "silent" });
+    // What the server builds once and passes down.
+    const net = {
+      identity: new IdentityResolver({ plcUrl: config.server.plcUrl, dev: config.server.dev }),
+      xrpc: new XrpcClient({
+        fetch: guardedFetchFunction({ allowPrivate: config.server.dev, timeoutMs: 5000 }),
+      }),
+    };
 
     let db = openDatabase(dbPath);
     new Rbac(db).setOwner(OWNER);
-    let intake = createIntake({ config, db, pipelines, log, jetstream: fast, knots: fast });
+    let intake = createIntake({ config, db, pipelines, log, jetstream: fast, knots: fast, ...net });
     try {
       intake.start();
       // The intake chose its Jetstream cursor ("now") at start; Jetstream replays from it.
@@ -79,7 +89,7 @@ describe("createIntake", { skip }, () => {
       db.close();
 
       db = openDatabase(dbPath);
-      intake = createIntake({ config, db, pipelines, log, jetstream: fast, knots: fast });
+      intake = createIntake({ config, db, pipelines, log, jetstream: fast, knots: fast, ...net });
       intake.start();
       await knot.waitForConnections(2);
       assert.equal(

@@ -4,12 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import {
-  createDidDocumentLookup,
-  IdentityError,
-  XrpcClient,
-  XrpcError,
-} from "../../src/spindle/intake/index.ts";
+import { IdentityError, IdentityResolver } from "../../src/net/identity.ts";
+import { XrpcClient, XrpcClientError } from "../../src/net/xrpc-client.ts";
 import { PdsStandIn } from "../support/pds-standin.ts";
 import { type PlcServer, startPlcServer } from "../support/plc-server.ts";
 import { freePort } from "../support/ports.ts";
@@ -27,11 +23,11 @@ after(async () => {
   await plc.stop();
 });
 
-async function rejectsWith(p: Promise<unknown>, reason: string, message: RegExp): Promise<XrpcError> {
+async function rejectsWith(p: Promise<unknown>, reason: string, message: RegExp): Promise<XrpcClientError> {
   try {
     await p;
   } catch (err) {
-    assert.ok(err instanceof XrpcError, String(err));
+    assert.ok(err instanceof XrpcClientError, String(err));
     assert.equal(err.reason, reason);
     assert.match(err.message, message);
     return err;
@@ -128,10 +124,10 @@ describe("XrpcClient", () => {
   });
 });
 
-describe("createDidDocumentLookup", () => {
+describe("IdentityResolver.lookup", () => {
   it("finds the PDS endpoint and handle in a PLC document; unknown DIDs and PDS-less documents fail", async () => {
     pds.registerIdentity(plc, ALICE, "alice.test");
-    const lookup = createDidDocumentLookup({ plcUrl: plc.url, timeoutMs: 10_000 });
+    const lookup = new IdentityResolver({ plcUrl: plc.url, timeoutMs: 10_000 });
     assert.deepEqual(await lookup.lookup(ALICE), { did: ALICE, handle: "alice.test", pds: pds.url });
     await assert.rejects(
       lookup.lookup("did:plc:nobodynobodynobodynobody"),

@@ -13,8 +13,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
+import type { KnotEnvelope } from "../../src/protocol/envelope.ts";
 import { Repos } from "../../src/spindle/db/index.ts";
-import type { KnotEnvelope } from "../../src/spindle/intake/envelope.ts";
 import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { KnotGitServer } from "../support/knot-git-server.ts";
 import {
@@ -181,7 +181,7 @@ describe("a 2025 knot's older refUpdate (defect 5)", () => {
       },
     };
     lines.length = 0;
-    await b.server.gen2.onRefUpdate("knot.test", env);
+    await b.server.refUpdates.onRefUpdate("knot.test", env);
     const about = lines.filter((l) => String(l.msg ?? "").includes("refUpdate"));
     assert.deepEqual(
       about.filter((l) => Number(l.level) >= 40),

@@ -25,7 +25,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { type WebSocket, WebSocketServer } from "ws";
-import { encodeEnvelope, parseCursorParam } from "../../src/gen2/wire/v2026/envelope.ts";
+import { encodeKnotEnvelope, parseCursorParam } from "../../src/protocol/envelope.ts";
 
 const run = promisify(execFile);
 
@@ -165,7 +165,7 @@ export class KnotGitServer {
       created: this.#nextCreated++,
     };
     this.#events.push(stored);
-    for (const ws of this.#live) ws.send(encodeEnvelope(stored));
+    for (const ws of this.#live) ws.send(encodeKnotEnvelope(stored));
     return stored;
   }
 
@@ -322,7 +322,7 @@ export class KnotGitServer {
     let fullBatches = 0;
     for (;;) {
       const batch = this.#events.filter((e) => e.created > after).slice(0, BATCH);
-      for (const e of batch) ws.send(encodeEnvelope(e));
+      for (const e of batch) ws.send(encodeKnotEnvelope(e));
       if (batch.length > 0) after = batch[batch.length - 1]?.created ?? after;
       if (batch.length < BATCH) break;
       fullBatches++;

@@ -2,7 +2,7 @@
  * Service auth for the spindle's XRPC methods (spec §3.3). Typical wiring, once at start-up:
  *
  *   const verifier = new ServiceJwtVerifier({
- *     resolver: createIdentityResolver({ plcUrl: config.server.plcUrl, dev: config.server.dev }),
+ *     resolver: identity, // the server's one IdentityResolver (src/net/identity.ts)
  *     replay: new JtiReplayCache(db),
  *   });
  *   const audiences = serviceAudiences(config.server.hostname);
@@ -12,9 +12,8 @@
  *   const { iss: actorDid } = await verifier.verify(bearerToken(req.headers.authorization),
  *     { audiences, method: "sh.tangled.repo.addSecret" });
  */
-export { didWebEncoded, SPINDLE_SERVICE_ID, serviceAudiences } from "./audience.ts";
-export { createIdentityResolver, type IdentityResolverOptions, type SigningKeyResolver } from "./identity.ts";
-export { JtiReplayCache } from "./replay.ts";
+export { didWebEncoded, SPINDLE_SERVICE_ID, serviceAudiences } from "../../protocol/did-web.ts";
+export { JtiReplayCache } from "../db/jti-replay.ts";
 export {
   bearerToken,
   type ServiceAuth,

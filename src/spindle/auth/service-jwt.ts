@@ -23,9 +23,9 @@
  * signatures but on `jti`.
  */
 import { verifySignature } from "@atproto/crypto";
+import type { SigningKeyResolver } from "../../net/identity.ts";
+import type { JtiReplayCache } from "../db/jti-replay.ts";
 import { AuthError } from "../errors.ts";
-import type { SigningKeyResolver } from "./identity.ts";
-import type { JtiReplayCache } from "./replay.ts";
 
 const ALGS = new Set(["ES256", "ES256K"]);
 const DID_RE = /^did:(plc|web):[a-zA-Z0-9._:%-]+$/;

@@ -61,6 +61,14 @@ export class Repos {
     return row ? toRepo(row) : null;
   }
 
+  /** The repo of `owner` whose record key is `rkey`, when its name is known. */
+  byRkey(owner: string, rkey: string): RepoRecord | null {
+    const row = this.#db
+      .prepare("SELECT * FROM repos WHERE owner = ? AND rkey = ? AND name IS NOT NULL")
+      .get(owner, rkey);
+    return row ? toRepo(row) : null;
+  }
+
   byName(owner: string, name: string): RepoRecord | null {
     const row = this.#db.prepare("SELECT * FROM repos WHERE owner = ? AND name = ?").get(owner, name);
     return row ? toRepo(row) : null;

@@ -8,7 +8,7 @@
  */
 import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
-import { FINISHED } from "../pipelines/status.ts";
+import { FINISHED } from "../../protocol/status.ts";
 import type { RunRow } from "../pipelines/store.ts";
 
 const CHUNK = 64 * 1024;

@@ -5,10 +5,10 @@
  * `#atproto_pds` endpoint → `com.atproto.repo.getRecord`. Answers are cached briefly.
  */
 
-import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { type DidResolver, getPds } from "@atproto/identity";
-import { createDidResolver } from "../../net/did-resolver.ts";
 import { guardedFetch } from "../../net/guarded-fetch.ts";
+import type { IdentityLookup } from "../../net/identity.ts";
+import { GET_RECORD_NSID, REPO_NSID } from "../../protocol/nsid.ts";
+import type { Repos } from "../db/index.ts";
 import { genericError } from "../errors.ts";
 
 export interface RepoName {
@@ -17,9 +17,10 @@ export interface RepoName {
 }
 
 export interface RepoResolverOptions {
-  db: DatabaseSync;
-  plcUrl: string;
-  /** did:web over http (dev stacks on loopback). */
+  repos: Repos;
+  /** DID → PDS (the server's one IdentityResolver). */
+  identity: IdentityLookup;
+  /** Private PDS addresses allowed (dev stacks on loopback). */
   dev: boolean;
   timeoutMs?: number;
 }
@@ -28,26 +29,22 @@ const CACHE_MS = 5 * 60_000;
 const CACHE_MAX = 1000;
 
 export class RepoResolver {
-  readonly #byRkey: StatementSync;
-  readonly #byName: StatementSync;
-  readonly #dids: DidResolver;
+  readonly #repos: Repos;
+  readonly #identity: IdentityLookup;
   readonly #dev: boolean;
   readonly #timeout: number;
   readonly #cache = new Map<string, { at: number; value: RepoName }>();
 
   constructor(opts: RepoResolverOptions) {
-    this.#byRkey = opts.db.prepare(
-      "SELECT name, repo_did FROM repos WHERE owner = ? AND rkey = ? AND name IS NOT NULL",
-    );
-    this.#byName = opts.db.prepare("SELECT repo_did FROM repos WHERE owner = ? AND name = ?");
+    this.#repos = opts.repos;
     this.#timeout = opts.timeoutMs ?? 5000;
-    this.#dids = createDidResolver({ plcUrl: opts.plcUrl, dev: opts.dev, timeoutMs: this.#timeout });
+    this.#identity = opts.identity;
     this.#dev = opts.dev;
   }
 
   async resolve(did: string, rkey: string): Promise<RepoName> {
-    const row = this.#byRkey.get(did, rkey);
-    if (row) return { name: String(row.name), repoDid: row.repo_did === null ? null : String(row.repo_did) };
+    const known = this.#repos.byRkey(did, rkey);
+    if (known?.name) return { name: known.name, repoDid: known.repoDid };
     const key = `${did}/${rkey}`;
     const hit = this.#cache.get(key);
     if (hit && Date.now() - hit.at < CACHE_MS) return this.#withDid(did, hit.value.name);
@@ -59,22 +56,21 @@ export class RepoResolver {
 
   /** The repo DID the repos table knows for (owner, name), so secrets land in the same scope runs read. */
   #withDid(did: string, name: string): RepoName {
-    const row = this.#byName.get(did, name);
-    return { name, repoDid: row?.repo_did == null ? null : String(row.repo_did) };
+    return { name, repoDid: this.#repos.byName(did, name)?.repoDid ?? null };
   }
 
   async #fromPds(did: string, rkey: string): Promise<string> {
-    let doc: unknown;
+    let pds: string;
     try {
-      doc = await this.#dids.resolve(did);
+      pds = (await this.#identity.lookup(did)).pds;
     } catch (err) {
-      throw genericError(`failed to resolve ${did}`, { cause: err });
+      // A document without a PDS (or none at all) is told apart from a failed resolution.
+      const noPds = (err as Error).message.startsWith(`DID document of ${did}`);
+      throw genericError(noPds ? `no PDS endpoint for ${did}` : `failed to resolve ${did}`, { cause: err });
     }
-    const pds = doc ? getPds(doc as Parameters<typeof getPds>[0]) : undefined;
-    if (!pds) throw genericError(`no PDS endpoint for ${did}`);
-    const url = new URL("/xrpc/com.atproto.repo.getRecord", pds);
+    const url = new URL(`/xrpc/${GET_RECORD_NSID}`, pds);
     url.searchParams.set("repo", did);
-    url.searchParams.set("collection", "sh.tangled.repo");
+    url.searchParams.set("collection", REPO_NSID);
     url.searchParams.set("rkey", rkey);
     let body: unknown;
     try {

@@ -16,6 +16,17 @@
 
 import { isValidDid } from "@atproto/syntax";
 import type { Logger } from "pino";
+import type { IdentityLookup } from "../../net/identity.ts";
+import type { XrpcClient } from "../../net/xrpc-client.ts";
+import {
+  COLLABORATOR_NSID,
+  GET_RECORD_NSID,
+  LIST_RECORDS_NSID,
+  MEMBER_NSID,
+  PULL_NSID,
+  PULL_STATUS_NSID,
+  REPO_NSID,
+} from "../../protocol/nsid.ts";
 import {
   type DatabaseSync,
   type KnownDids,
@@ -26,25 +37,11 @@ import {
 import type { KnotRegistry } from "../pipelines/intake-contract.ts";
 import { parseRepoAtUri, type Rbac, type RepoRef, repoObjectKeys } from "../rbac/index.ts";
 import type { DidFilter } from "./did-filter.ts";
-import type { IdentityLookup } from "./identity.ts";
-import type { JetstreamEvent } from "./jetstream-event.ts";
 import { isValidKnotHost } from "./knot-host.ts";
-import { PULL_NSID, PULL_STATUS_NSID, type PullEventHandler } from "./pulls.ts";
-import type { XrpcClient } from "./xrpc.ts";
+import { applied, type CommitEvent, ignored, type Outcome, rejected } from "./outcome.ts";
+import type { PullEventHandler } from "./pulls.ts";
 
-export const MEMBER_NSID = "sh.tangled.spindle.member";
-export const REPO_NSID = "sh.tangled.repo";
-export const COLLABORATOR_NSID = "sh.tangled.repo.collaborator";
 export const WANTED_COLLECTIONS = [MEMBER_NSID, REPO_NSID, COLLABORATOR_NSID] as const;
-
-export interface Outcome {
-  result: "applied" | "ignored" | "rejected";
-  reason: string;
-}
-
-const applied = (reason: string): Outcome => ({ result: "applied", reason });
-const ignored = (reason: string): Outcome => ({ result: "ignored", reason });
-const rejected = (reason: string): Outcome => ({ result: "rejected", reason });
 
 export interface JetstreamHandlersOptions {
   db: DatabaseSync;
@@ -64,8 +61,6 @@ export interface JetstreamHandlersOptions {
   /** Gen2 pull requests (gen2 §2.5); without it pull events are ignored. */
   pulls?: PullEventHandler;
 }
-
-type CommitEvent = JetstreamEvent & { commit: NonNullable<JetstreamEvent["commit"]> };
 
 const str = (v: unknown): string | null => (typeof v === "string" && v !== "" ? v : null);
 
@@ -195,7 +190,7 @@ export class JetstreamHandlers {
           limit: 50,
         };
         if (cursor !== null) params.cursor = cursor;
-        const body = (await this.#o.xrpc.query(pds, "com.atproto.repo.listRecords", params)) as {
+        const body = (await this.#o.xrpc.query(pds, LIST_RECORDS_NSID, params)) as {
           records?: unknown;
           cursor?: unknown;
         } | null;
@@ -250,7 +245,7 @@ export class JetstreamHandlers {
     let name: string | null;
     try {
       const owner = await this.#o.identity.lookup(uri.did);
-      const body = (await this.#o.xrpc.query(owner.pds, "com.atproto.repo.getRecord", {
+      const body = (await this.#o.xrpc.query(owner.pds, GET_RECORD_NSID, {
         repo: uri.did,
         collection: REPO_NSID,
         rkey: uri.rkey,

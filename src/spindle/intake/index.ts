@@ -1,17 +1,19 @@
 /**
- * Intake: how the spindle learns about work (spec §1.2–§1.3).
+ * Intake: how the spindle learns about work (spec §1.2–§1.3; docs/protocol/gen2.md).
  *
  * - `JetstreamConsumer` (jetstream.ts) reads `sh.tangled.spindle.member`, `sh.tangled.repo` and
  *   `sh.tangled.repo.collaborator` commits, filters them by author (`DidFilter`), and applies
- *   them with `JetstreamHandlers` (handlers.ts): members, repos, RBAC grants, new knots. Given
- *   a `pulls` handler (Gen2), also `sh.tangled.repo.pull{,.status}`, exempt from the filter
- *   (pulls.ts).
- * - `KnotConsumers` (knots.ts) keeps one `KnotConsumer` per knot and hands every
- *   `sh.tangled.pipeline` envelope to the `PipelineIntake`.
+ *   them with `JetstreamHandlers` (handlers.ts): members, repos, RBAC grants, new knots. With
+ *   the builds below, also `sh.tangled.repo.pull{,.status}`, exempt from the filter (pulls.ts).
+ * - `KnotConsumers` (knots.ts) keeps one `KnotConsumer` per knot and hands each envelope to the
+ *   handler of its NSID. The table is built here, once: with the builds, RefUpdateIntake's
+ *   (refUpdate → a pipeline built here; collaboratorUpdate; `sh.tangled.pipeline` → the
+ *   processor unless its push was already handled); without, `sh.tangled.pipeline` alone.
  *
- * Wiring, once at start-up (after `new Rbac(db).setOwner(config.server.owner)`):
+ * Wiring, once at start-up (the server passes the shared dependencies it built):
  *
- *   const intake = createIntake({ config, db, pipelines, log });
+ *   const intake = createIntake({ config, db, pipelines, identity, xrpc, log,
+ *     builds: { refUpdates, pulls } });
  *   intake.start();          // knots from `repos`, then Jetstream
  *   ...
  *   await intake.stop();     // closes every socket, saves the Jetstream cursor
@@ -19,7 +21,8 @@
  * Each part is also usable alone (tests construct them directly with tighter timings).
  */
 import type { Logger } from "pino";
-import { guardedFetchFunction } from "../../net/guarded-fetch.ts";
+import type { IdentityLookup } from "../../net/identity.ts";
+import type { XrpcClient } from "../../net/xrpc-client.ts";
 import type { Config } from "../config/index.ts";
 import {
   type DatabaseSync,
@@ -33,45 +36,23 @@ import type { PipelineIntake } from "../pipelines/intake-contract.ts";
 import { Rbac } from "../rbac/index.ts";
 import { DidFilter } from "./did-filter.ts";
 import { JetstreamHandlers, WANTED_COLLECTIONS } from "./handlers.ts";
-import { createDidDocumentLookup, type IdentityLookup } from "./identity.ts";
 import { JetstreamConsumer, type JetstreamConsumerOptions } from "./jetstream.ts";
-import type { KnotConsumerTuning, KnotEventHandler } from "./knot-consumer.ts";
-import { KnotConsumers } from "./knots.ts";
-import { FILTER_EXEMPT_COLLECTIONS, PULL_COLLECTIONS, type PullEventHandler } from "./pulls.ts";
-import { XrpcClient } from "./xrpc.ts";
+import type { KnotConsumerTuning } from "./knot-consumer.ts";
+import { KnotConsumers, pipelineHandlers } from "./knots.ts";
+import { FILTER_EXEMPT_COLLECTIONS, PULL_COLLECTIONS, type PullIntake } from "./pulls.ts";
+import type { RefUpdateIntake } from "./ref-updates.ts";
 
 export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 export { DidFilter } from "./did-filter.ts";
-export { type KnotEnvelope, parseKnotEnvelope } from "./envelope.ts";
-export {
-  COLLABORATOR_NSID,
-  JetstreamHandlers,
-  type JetstreamHandlersOptions,
-  MEMBER_NSID,
-  type Outcome,
-  REPO_NSID,
-  WANTED_COLLECTIONS,
-} from "./handlers.ts";
-export {
-  createDidDocumentLookup,
-  IdentityError,
-  type IdentityLookup,
-  type ResolvedIdentity,
-} from "./identity.ts";
+export { JetstreamHandlers, type JetstreamHandlersOptions, WANTED_COLLECTIONS } from "./handlers.ts";
 export { JetstreamConsumer, type JetstreamConsumerOptions, type JetstreamEventHandler } from "./jetstream.ts";
 export { decodeJetstreamFrame, type JetstreamEvent } from "./jetstream-event.ts";
 export { KnotConsumer, type KnotConsumerTuning, type KnotEventHandler } from "./knot-consumer.ts";
 export { isValidKnotHost, knotEventsUrl } from "./knot-host.ts";
-export { KnotConsumers, type KnotConsumersOptions, PIPELINE_NSID } from "./knots.ts";
-export {
-  type CommitEvent,
-  FILTER_EXEMPT_COLLECTIONS,
-  PULL_COLLECTIONS,
-  PULL_NSID,
-  PULL_STATUS_NSID,
-  type PullEventHandler,
-} from "./pulls.ts";
-export { XrpcClient, XrpcError } from "./xrpc.ts";
+export { KnotConsumers, type KnotConsumersOptions, pipelineHandlers } from "./knots.ts";
+export type { Outcome } from "./outcome.ts";
+export { FILTER_EXEMPT_COLLECTIONS, PULL_COLLECTIONS, type PullEventHandler, PullIntake } from "./pulls.ts";
+export { RefUpdateIntake } from "./ref-updates.ts";
 
 export interface CreateIntakeOptions {
   config: Pick<Config, "server">;
@@ -79,20 +60,24 @@ export interface CreateIntakeOptions {
   /** The pipeline processor (server core). */
   pipelines: PipelineIntake;
   log: Logger;
-  /** Defaults to DID documents from `config.server.plcUrl` (did:web over http in dev mode). */
-  identity?: IdentityLookup;
-  xrpc?: XrpcClient;
+  /** DID → PDS (the server's one IdentityResolver). */
+  identity: IdentityLookup;
+  /** Reads records from PDSes; SSRF-guarded (PDS endpoints come from DID documents). */
+  xrpc: XrpcClient;
   /** Test knobs for the Jetstream consumer (timings, clock). */
   jetstream?: Partial<Omit<JetstreamConsumerOptions, "endpoint" | "filter" | "cursor" | "handlers" | "log">>;
   /** Test knobs for the knot consumers (timings, clock). */
   knots?: KnotConsumerTuning;
-  /** Extra knot-stream handlers by NSID (Gen2: refUpdate, collaboratorUpdate). */
-  knotHandlers?: Record<string, KnotEventHandler>;
+  /** Shared with the server (built once there); default: over `db`. */
+  rbac?: Rbac;
+  repos?: Repos;
   /**
-   * Gen2 pull requests (gen2 §2.5). When given, Jetstream also delivers `sh.tangled.repo.pull`
-   * and `sh.tangled.repo.pull.status`, exempt from the DID filter, to this handler.
+   * Pipelines the spindle builds itself (Generation 2): refUpdate and pull-request intake,
+   * registered here (the knot handler table, the Jetstream pull collections). The server always
+   * passes them; without them only knots' `sh.tangled.pipeline` and Jetstream's member, repo
+   * and collaborator records are handled.
    */
-  pulls?: PullEventHandler;
+  builds?: { refUpdates: RefUpdateIntake; pulls: PullIntake };
 }
 
 export interface Intake {
@@ -107,39 +92,38 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
   const { server } = opts.config;
   const log = opts.log.child({ component: "intake" });
   const knownDids = new KnownDids(opts.db);
-  const repos = new Repos(opts.db);
+  const repos = opts.repos ?? new Repos(opts.db);
+  const rbac = opts.rbac ?? new Rbac(opts.db);
   const filter = new DidFilter(server.owner, knownDids);
+  const refUpdates = opts.builds?.refUpdates ?? null;
+  const pulls = opts.builds?.pulls ?? null;
   const knots = new KnotConsumers({
     ...opts.knots,
     cursors: new KnotCursors(opts.db),
     repos,
-    intake: opts.pipelines,
+    handlers: refUpdates ? refUpdates.handlers() : pipelineHandlers(opts.pipelines),
     dev: server.dev,
     log,
   });
-  for (const [nsid, h] of Object.entries(opts.knotHandlers ?? {})) knots.setHandler(nsid, h);
   const handlers = new JetstreamHandlers({
     db: opts.db,
     hostname: server.hostname,
-    rbac: new Rbac(opts.db),
+    rbac,
     members: new SpindleMembers(opts.db),
     knownDids,
     repos,
     filter,
-    identity: opts.identity ?? createDidDocumentLookup({ plcUrl: server.plcUrl, dev: server.dev }),
-    // PDS endpoints come from DID documents that record authors control: SSRF-guarded.
-    xrpc:
-      opts.xrpc ??
-      new XrpcClient({ fetch: guardedFetchFunction({ allowPrivate: server.dev, timeoutMs: 5000 }) }),
+    identity: opts.identity,
+    xrpc: opts.xrpc,
     knots,
     log,
-    ...(opts.pulls !== undefined && { pulls: opts.pulls }),
+    ...(pulls !== null && { pulls }),
   });
   const jetstream = new JetstreamConsumer({
     ...opts.jetstream,
     endpoint: server.jetstreamEndpoint,
     filter,
-    ...(opts.pulls !== undefined && {
+    ...(pulls !== null && {
       wantedCollections: [...WANTED_COLLECTIONS, ...PULL_COLLECTIONS],
       filterExempt: FILTER_EXEMPT_COLLECTIONS,
     }),

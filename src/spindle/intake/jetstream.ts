@@ -23,9 +23,9 @@ import type { Logger } from "pino";
 import type { JetstreamCursor } from "../db/index.ts";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 import type { DidFilter } from "./did-filter.ts";
-import type { Outcome } from "./handlers.ts";
 import { WANTED_COLLECTIONS } from "./handlers.ts";
 import { decodeJetstreamFrame, type JetstreamEvent } from "./jetstream-event.ts";
+import type { Outcome } from "./outcome.ts";
 import { runSession } from "./ws-session.ts";
 
 const TWO_DAYS_US = 2 * 24 * 60 * 60 * 1_000_000;

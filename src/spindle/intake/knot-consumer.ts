@@ -18,9 +18,9 @@
 import type { LookupAddress } from "node:dns";
 import type { Logger } from "pino";
 import { checkedAddress, pinnedLookup } from "../../net/guarded-fetch.ts";
+import { type KnotEnvelope, parseKnotEnvelope } from "../../protocol/envelope.ts";
 import type { KnotCursors } from "../db/index.ts";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
-import { type KnotEnvelope, parseKnotEnvelope } from "./envelope.ts";
 import { knotEventsUrl } from "./knot-host.ts";
 import { runSession, type SessionEnd } from "./ws-session.ts";
 

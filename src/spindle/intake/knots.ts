@@ -3,28 +3,27 @@
  * knot in `repos` at start-up and for each knot a new `sh.tangled.repo` record names
  * (`addKnot`, the `KnotRegistry` the Jetstream handlers call).
  *
- * NSID dispatch is a map, so Gen2 can add `sh.tangled.git.refUpdate` and
- * `sh.tangled.repo.collaboratorUpdate` with `setHandler`. Out of the box only
- * `sh.tangled.pipeline` is handled: it goes to `PipelineIntake.acceptPipeline(knot, rkey, event)`,
- * and the knot's cursor moves only after that resolved.
+ * NSID dispatch is the table given at construction (`createIntake` passes RefUpdateIntake's:
+ * `sh.tangled.pipeline`, `sh.tangled.git.refUpdate`, `sh.tangled.repo.collaboratorUpdate`);
+ * other NSIDs are skipped. A knot's cursor moves only after its handler resolved.
  *
  * A knot seen for the first time gets a stored cursor of *now* before the first connection.
  * Gen1 knots treat a missing cursor as now anyway; Gen2 knots replay everything they retain when
  * the cursor is missing (gen2 §2.3), which would re-run every old pipeline of every repo there.
  */
 import type { Logger } from "pino";
+import { PIPELINE_NSID } from "../../protocol/nsid.ts";
 import type { KnotCursors, Repos } from "../db/index.ts";
 import type { KnotRegistry, PipelineIntake } from "../pipelines/intake-contract.ts";
 import { KnotConsumer, type KnotConsumerTuning, type KnotEventHandler } from "./knot-consumer.ts";
 import { isValidKnotHost } from "./knot-host.ts";
 
-export const PIPELINE_NSID = "sh.tangled.pipeline";
-
 export interface KnotConsumersOptions extends KnotConsumerTuning {
   cursors: KnotCursors;
   /** Where `start()` reads the knots to follow (`repos.knots()`); optional for tests. */
   repos?: Repos;
-  intake: PipelineIntake;
+  /** NSID → handler, fixed for the consumers' life. */
+  handlers: Readonly<Record<string, KnotEventHandler>>;
   /** `config.server.dev`: `ws://` instead of `wss://`. */
   dev: boolean;
   log: Logger;
@@ -34,18 +33,13 @@ export class KnotConsumers implements KnotRegistry {
   readonly #o: KnotConsumersOptions;
   readonly #log: Logger;
   readonly #consumers = new Map<string, KnotConsumer>();
-  readonly #handlers = new Map<string, KnotEventHandler>();
+  readonly #handlers: ReadonlyMap<string, KnotEventHandler>;
   #running = false;
 
   constructor(opts: KnotConsumersOptions) {
     this.#o = opts;
     this.#log = opts.log.child({ component: "knots" });
-    this.#handlers.set(PIPELINE_NSID, (knot, env) => opts.intake.acceptPipeline(knot, env.rkey, env.event));
-  }
-
-  /** Routes envelopes of `nsid` to `handler` (replacing any previous one). */
-  setHandler(nsid: string, handler: KnotEventHandler): void {
-    this.#handlers.set(nsid, handler);
+    this.#handlers = new Map(Object.entries(opts.handlers));
   }
 
   /** Follows every knot in `repos`, then any added later. */
@@ -81,4 +75,9 @@ export class KnotConsumers implements KnotRegistry {
     this.#running = false;
     await Promise.all([...this.#consumers.values()].map((c) => c.stop()));
   }
+}
+
+/** The Generation 1 table alone: `sh.tangled.pipeline` → the pipeline processor. */
+export function pipelineHandlers(intake: PipelineIntake): Record<string, KnotEventHandler> {
+  return { [PIPELINE_NSID]: (knot, env) => intake.acceptPipeline(knot, env.rkey, env.event) };
 }

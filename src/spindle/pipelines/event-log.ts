@@ -9,9 +9,11 @@
  * live subscribers — the common case, 200 at once in the bench — never touch the database;
  * a cursor older than the tail is served from SQLite.
  */
-import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { encodeEnvelope, encodeStatus, type PipelineStatus, STATUS_NSID } from "./status.ts";
-import { TidClock } from "./tid.ts";
+import type { DatabaseSync } from "node:sqlite";
+import { STATUS_NSID } from "../../protocol/nsid.ts";
+import { encodeEnvelope, encodeStatus, type PipelineStatus } from "../../protocol/status.ts";
+import { TidGenerator } from "../../protocol/tid.ts";
+import { EventRows } from "../db/events.ts";
 
 export interface StoredEvent {
   created: bigint;
@@ -28,7 +30,7 @@ function stored(created: bigint, frame: string): StoredEvent {
 export interface EventLogOptions {
   /** Wall clock in unix nanos (injected by tests). */
   nowNanos?: () => bigint;
-  tids?: TidClock;
+  tids?: TidGenerator;
   /** Events kept in memory for live subscribers (default 4096). */
   tailSize?: number;
   /**
@@ -49,10 +51,9 @@ export function wallClockNanos(): () => bigint {
 
 export class EventLog {
   readonly #now: () => bigint;
-  readonly #tids: TidClock;
+  readonly #tids: TidGenerator;
   readonly #tailSize: number;
-  readonly #insert: StatementSync;
-  readonly #after: StatementSync;
+  readonly #rows: EventRows;
   readonly #listeners = new Set<() => void>();
   /** Contiguous newest events; every event with created > #floor is in it. */
   #tail: StoredEvent[] = [];
@@ -63,18 +64,11 @@ export class EventLog {
 
   constructor(db: DatabaseSync, opts: EventLogOptions = {}) {
     this.#now = opts.nowNanos ?? wallClockNanos();
-    this.#tids = opts.tids ?? new TidClock();
+    this.#tids = opts.tids ?? new TidGenerator();
     this.#tailSize = opts.tailSize ?? 4096;
     this.#coalesceMs = opts.coalesceMs ?? 5;
-    this.#insert = db.prepare("INSERT INTO events (created, rkey, nsid, event) VALUES (?, ?, ?, ?)");
-    this.#after = db.prepare(
-      "SELECT created, rkey, nsid, event FROM events WHERE created > ? ORDER BY created LIMIT ?",
-    );
-    this.#after.setReadBigInts(true);
-    const max = db.prepare("SELECT max(created) AS m FROM events");
-    max.setReadBigInts(true);
-    const m = (max.get() as { m: bigint | null }).m;
-    this.#last = m ?? 0n;
+    this.#rows = new EventRows(db);
+    this.#last = this.#rows.maxCreated() ?? 0n;
     this.#floor = this.#last;
   }
 
@@ -96,7 +90,7 @@ export class EventLog {
   insertRecord(nsid: string, rkey: string, event: string): StoredEvent {
     const now = this.#now();
     const created = now > this.#last ? now : this.#last + 1n;
-    this.#insert.run(created, rkey, nsid, event);
+    this.#rows.insert({ created, rkey, nsid, event });
     this.#last = created;
     return stored(created, encodeEnvelope(event, nsid, rkey));
   }
@@ -135,11 +129,9 @@ export class EventLog {
       }
       return this.#tail.slice(lo, lo + limit);
     }
-    return this.#after
-      .all(cursor, limit)
-      .map((r) =>
-        stored(r.created as bigint, encodeEnvelope(String(r.event), String(r.nsid), String(r.rkey))),
-      );
+    return this.#rows
+      .after(cursor, limit)
+      .map((r) => stored(r.created, encodeEnvelope(r.event, r.nsid, r.rkey)));
   }
 
   /** Calls `fn` after every publish; returns the unsubscribe function. */

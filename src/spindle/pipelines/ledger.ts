@@ -4,11 +4,11 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import type { WorkflowStatus } from "../../engine/engine.ts";
+import { pipelineAtUri } from "../../protocol/status.ts";
 import type { RunPlan } from "../../workflow/resolve.ts";
 import { transaction } from "../db/index.ts";
 import type { EventLog, StoredEvent } from "./event-log.ts";
 import type { SpindleMetrics } from "./metrics.ts";
-import { pipelineAtUri } from "./status.ts";
 import type { PipelineState, PipelineStore, RunRow } from "./store.ts";
 
 export interface Transition {

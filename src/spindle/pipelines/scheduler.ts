@@ -12,12 +12,12 @@
  */
 import type { Logger } from "pino";
 import type { Engine, WorkflowOutcome, WorkflowRun } from "../../engine/engine.ts";
+import { FINISHED } from "../../protocol/status.ts";
 import { LogFile } from "../../relay/logfile.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
 import type { Ledger, Transition } from "./ledger.ts";
 import { LiveLogSink } from "./live-sink.ts";
 import type { SpindleMetrics } from "./metrics.ts";
-import { FINISHED } from "./status.ts";
 import type { PipelineRow, RunRow } from "./store.ts";
 
 export const USER_CANCELLED = "User canceled the workflow";

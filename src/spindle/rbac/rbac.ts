@@ -10,10 +10,11 @@
  *   the repo DID or `<ownerDid>/<name>` (see `repo-ref.ts`). Grants are written under every key
  *   the caller knows and a check passes if any of the repo's keys carries the permission.
  *
- * All methods are synchronous SQLite calls; callers combine them with other writes inside
+ * All methods are synchronous SQLite calls (the SQL is in db/rbac-tables.ts); callers combine them with other writes inside
  * `transaction()` from `db/` when an event must apply atomically.
  */
 import type { DatabaseSync } from "node:sqlite";
+import { RbacTables } from "../db/rbac-tables.ts";
 import { type RepoRef, repoObjectKeys } from "./repo-ref.ts";
 
 export type RepoPermission =
@@ -44,10 +45,10 @@ const OWNER = "server:owner";
 const MEMBER = "server:member";
 
 export class Rbac {
-  readonly #db: DatabaseSync;
+  readonly #t: RbacTables;
 
   constructor(db: DatabaseSync) {
-    this.#db = db;
+    this.#t = new RbacTables(db);
   }
 
   // --- spindle roles -------------------------------------------------------------------------
@@ -58,30 +59,25 @@ export class Rbac {
    * edited by hand or is corrupt; like upstream, that stops start-up.
    */
   setOwner(did: string): void {
-    const owners = this.#db
-      .prepare("SELECT did FROM rbac_server_roles WHERE role = ?")
-      .all(OWNER)
-      .map((r) => String(r.did));
+    const owners = this.#t.roleHolders(OWNER);
     if (owners.length > 1)
       throw new Error(`more than one spindle owner on record (${owners.length}); fix the database`);
     if (owners[0] === did) return;
-    this.#db.prepare("DELETE FROM rbac_server_roles WHERE role = ?").run(OWNER);
-    this.#db.prepare("INSERT INTO rbac_server_roles (did, role) VALUES (?, ?)").run(did, OWNER);
+    this.#t.replaceRole(OWNER, did);
   }
 
   /** The owner DID, or null before `setOwner` ran. */
   owner(): string | null {
-    const row = this.#db.prepare("SELECT did FROM rbac_server_roles WHERE role = ?").get(OWNER);
-    return row ? String(row.did) : null;
+    return this.#t.roleHolders(OWNER)[0] ?? null;
   }
 
   isOwner(did: string): boolean {
-    return this.#hasRole(did, OWNER);
+    return this.#t.hasRole(did, OWNER);
   }
 
   /** Owner or a member added by a `sh.tangled.spindle.member` record. */
   isMember(did: string): boolean {
-    return this.isOwner(did) || this.#hasRole(did, MEMBER);
+    return this.isOwner(did) || this.#t.hasRole(did, MEMBER);
   }
 
   /** `server:invite`: who may add members (only the owner, §1.2 step 3). */
@@ -90,68 +86,47 @@ export class Rbac {
   }
 
   addMember(did: string): void {
-    this.#db.prepare("INSERT OR IGNORE INTO rbac_server_roles (did, role) VALUES (?, ?)").run(did, MEMBER);
+    this.#t.addRole(did, MEMBER);
   }
 
   removeMember(did: string): void {
-    this.#db.prepare("DELETE FROM rbac_server_roles WHERE did = ? AND role = ?").run(did, MEMBER);
+    this.#t.removeRole(did, MEMBER);
   }
 
   /** Members with the `server:member` role (the owner is not listed unless also a member). */
   members(): string[] {
-    return this.#db
-      .prepare("SELECT did FROM rbac_server_roles WHERE role = ? ORDER BY did")
-      .all(MEMBER)
-      .map((r) => String(r.did));
-  }
-
-  #hasRole(did: string, role: string): boolean {
-    return (
-      this.#db.prepare("SELECT 1 FROM rbac_server_roles WHERE did = ? AND role = ?").get(did, role) !==
-      undefined
-    );
+    return this.#t.roleHolders(MEMBER);
   }
 
   // --- repo permissions ----------------------------------------------------------------------
 
   grantRepoOwner(did: string, repo: RepoRef): void {
-    this.#grant(did, repo, REPO_OWNER_PERMISSIONS);
+    this.#t.grant(did, repoObjectKeys(repo), REPO_OWNER_PERMISSIONS);
   }
 
   grantCollaborator(did: string, repo: RepoRef): void {
-    this.#grant(did, repo, COLLABORATOR_PERMISSIONS);
+    this.#t.grant(did, repoObjectKeys(repo), COLLABORATOR_PERMISSIONS);
   }
 
   /** Takes back what `grantCollaborator` gave, unless `did` also owns the repo. */
   revokeCollaborator(did: string, repo: RepoRef): void {
     const owner = this.hasRepoPermission(did, repo, "repo:owner");
     const drop = owner ? ["repo:collaborator"] : COLLABORATOR_PERMISSIONS;
-    const del = this.#db.prepare(
-      "DELETE FROM rbac_repo_grants WHERE did = ? AND repo = ? AND permission = ?",
-    );
-    for (const key of repoObjectKeys(repo)) for (const p of drop) del.run(did, key, p);
+    this.#t.revoke(did, repoObjectKeys(repo), drop);
   }
 
   /** Removes every grant on the repo (Gen2 teardown when a repo leaves this spindle). */
   removeRepo(repo: RepoRef): void {
-    const del = this.#db.prepare("DELETE FROM rbac_repo_grants WHERE repo = ?");
-    for (const key of repoObjectKeys(repo)) del.run(key);
+    this.#t.removeRepo(repoObjectKeys(repo));
   }
 
   hasRepoPermission(did: string, repo: RepoRef, permission: RepoPermission): boolean {
-    const q = this.#db.prepare(
-      "SELECT 1 FROM rbac_repo_grants WHERE did = ? AND repo = ? AND permission = ?",
-    );
-    return repoObjectKeys(repo).some((key) => q.get(did, key, permission) !== undefined);
+    return this.#t.hasGrant(did, repoObjectKeys(repo), permission);
   }
 
   /** DIDs holding `repo:collaborator` on the repo. */
   collaborators(repo: RepoRef): string[] {
-    const q = this.#db.prepare(
-      "SELECT did FROM rbac_repo_grants WHERE repo = ? AND permission = 'repo:collaborator'",
-    );
-    const dids = new Set(repoObjectKeys(repo).flatMap((key) => q.all(key).map((r) => String(r.did))));
-    return [...dids].sort();
+    return this.#t.holders(repoObjectKeys(repo), "repo:collaborator");
   }
 
   // --- the checks the XRPC handlers call -----------------------------------------------------
@@ -177,16 +152,6 @@ export class Rbac {
    * some PDS names the repo) — most such events on the firehose concern nobody here.
    */
   canPushAnywhere(actor: string): boolean {
-    const q = this.#db.prepare(
-      "SELECT 1 FROM rbac_repo_grants WHERE did = ? AND permission = 'repo:push' LIMIT 1",
-    );
-    return q.get(actor) !== undefined;
-  }
-
-  #grant(did: string, repo: RepoRef, permissions: readonly RepoPermission[]): void {
-    const ins = this.#db.prepare(
-      "INSERT OR IGNORE INTO rbac_repo_grants (did, repo, permission) VALUES (?, ?, ?)",
-    );
-    for (const key of repoObjectKeys(repo)) for (const p of permissions) ins.run(did, key, p);
+    return this.#t.hasAnyGrant(actor, "repo:push");
   }
 }

@@ -5,6 +5,7 @@
  * by name keeps its grants and secrets after it gains a DID.
  */
 import { AtUri, isValidDid, isValidRecordKey } from "@atproto/syntax";
+import { REPO_NSID } from "../../protocol/nsid.ts";
 import { invalidRepoError } from "../errors.ts";
 
 export interface RepoRef {
@@ -65,7 +66,7 @@ export function parseRepoAtUri(value: string): RepoRecordUri {
   if (
     !value.startsWith("at://") ||
     !isValidDid(did) ||
-    uri.collection !== "sh.tangled.repo" ||
+    uri.collection !== REPO_NSID ||
     !isValidRecordKey(rkey) ||
     uri.pathname.split("/").length !== 3 ||
     uri.search !== "" ||

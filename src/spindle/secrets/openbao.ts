@@ -14,12 +14,13 @@
  * - sanitizing can map two repos to one path (`a.b` and `a_b`); the stored `repo` field is
  *   checked on list and remove so one repo never sees or deletes the other's secret.
  */
+
+import { rfc3339Seconds } from "../../protocol/time.ts";
 import { SecretsError } from "../errors.ts";
 import {
   byKey,
   type LockedSecret,
   type NewSecret,
-  rfc3339Seconds,
   type SecretsProvider,
   type UnlockedSecret,
   validateSecretKey,

@@ -68,10 +68,5 @@ export function validateSecretValue(value: unknown): asserts value is string {
   if (bytes < 1 || bytes > SECRET_VALUE_MAX) throw new SecretsError("InvalidValue");
 }
 
-/** `Date` → `2026-02-10T12:00:00Z` (the shape upstream stores and the examples show). */
-export function rfc3339Seconds(d: Date): string {
-  return `${d.toISOString().slice(0, 19)}Z`;
-}
-
 export const byKey = <T extends { key: string }>(a: T, b: T): number =>
   a.key < b.key ? -1 : a.key > b.key ? 1 : 0;

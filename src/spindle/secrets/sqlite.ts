@@ -7,12 +7,13 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { DatabaseSync } from "node:sqlite";
+import { rfc3339Seconds } from "../../protocol/time.ts";
+import { SecretRows } from "../db/secret-rows.ts";
 import { SecretsError } from "../errors.ts";
 import {
   byKey,
   type LockedSecret,
   type NewSecret,
-  rfc3339Seconds,
   type SecretsProvider,
   type UnlockedSecret,
   validateSecretKey,
@@ -32,13 +33,13 @@ export interface SqliteSecretsOptions {
 
 export class SqliteSecretsProvider implements SecretsProvider {
   readonly kind = "sqlite";
-  readonly #db: DatabaseSync;
+  readonly #rows: SecretRows;
   readonly #key: Buffer;
   readonly #now: () => Date;
 
   constructor(opts: SqliteSecretsOptions) {
     if (opts.key.length !== 32) throw new TypeError("the sqlite secrets provider needs a 32-byte key");
-    this.#db = opts.db;
+    this.#rows = new SecretRows(opts.db);
     this.#key = Buffer.from(opts.key);
     this.#now = opts.now ?? (() => new Date());
   }
@@ -50,50 +51,35 @@ export class SqliteSecretsProvider implements SecretsProvider {
     const cipher = createCipheriv("aes-256-gcm", this.#key, nonce, { authTagLength: TAG_BYTES });
     cipher.setAAD(aad(secret.repo, secret.key));
     const sealed = Buffer.concat([cipher.update(secret.value, "utf8"), cipher.final(), cipher.getAuthTag()]);
-    const res = this.#db
-      .prepare(
-        `INSERT INTO secrets (repo, key, nonce, ciphertext, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (repo, key) DO NOTHING`,
-      )
-      .run(
-        secret.repo,
-        secret.key,
-        nonce,
-        sealed,
-        secret.createdAt ?? rfc3339Seconds(this.#now()),
-        secret.createdBy,
-      );
-    if (Number(res.changes) === 0) throw new SecretsError("KeyAlreadyPresent");
+    const inserted = this.#rows.insert({
+      repo: secret.repo,
+      key: secret.key,
+      nonce,
+      ciphertext: sealed,
+      createdAt: secret.createdAt ?? rfc3339Seconds(this.#now()),
+      createdBy: secret.createdBy,
+    });
+    if (!inserted) throw new SecretsError("KeyAlreadyPresent");
   }
 
   async remove(repo: string, key: string): Promise<void> {
     validateSecretKey(key);
-    const res = this.#db.prepare("DELETE FROM secrets WHERE repo = ? AND key = ?").run(repo, key);
-    if (Number(res.changes) === 0) throw new SecretsError("KeyNotFound");
+    if (!this.#rows.delete(repo, key)) throw new SecretsError("KeyNotFound");
   }
 
   async listLocked(repo: string): Promise<LockedSecret[]> {
-    return this.#db
-      .prepare("SELECT repo, key, created_at, created_by FROM secrets WHERE repo = ?")
-      .all(repo)
-      .map((r) => ({
-        repo: String(r.repo),
-        key: String(r.key),
-        createdAt: String(r.created_at),
-        createdBy: String(r.created_by),
-      }))
-      .sort(byKey);
+    return this.#rows.list(repo).sort(byKey);
   }
 
   async listUnlocked(repo: string): Promise<UnlockedSecret[]> {
-    const rows = this.#db.prepare("SELECT * FROM secrets WHERE repo = ?").all(repo);
-    return rows
+    return this.#rows
+      .listSealed(repo)
       .map((r) => ({
-        repo: String(r.repo),
-        key: String(r.key),
-        createdAt: String(r.created_at),
-        createdBy: String(r.created_by),
-        value: this.#open(String(r.repo), String(r.key), r.nonce as Uint8Array, r.ciphertext as Uint8Array),
+        repo: r.repo,
+        key: r.key,
+        createdAt: r.createdAt,
+        createdBy: r.createdBy,
+        value: this.#open(r.repo, r.key, r.nonce, r.ciphertext),
       }))
       .sort(byKey);
   }
