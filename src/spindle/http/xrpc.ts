@@ -18,7 +18,7 @@ import {
 import type { Scheduler } from "../pipelines/scheduler.ts";
 import type { PipelineStore } from "../pipelines/store.ts";
 import { parseRepoAtUri, type Rbac, type RepoRef, repoScopeKey } from "../rbac/index.ts";
-import type { SecretsProvider } from "../secrets/index.ts";
+import { type SecretsProvider, validateNewSecretValue, validateSecretKey } from "../secrets/index.ts";
 import { readJsonObject } from "./body.ts";
 import type { RepoResolver } from "./repo-resolver.ts";
 
@@ -96,6 +96,8 @@ export function xrpcMethods(d: XrpcDeps): Record<string, XrpcMethod> {
         const body = await readJsonObject(req);
         const repo = await repoOf(str(body.repo));
         if (!d.rbac.canManageSecrets(who, repo)) throw new AccessControlError(who, 401);
+        validateSecretKey(body.key);
+        validateNewSecretValue(body.value);
         await d.secrets.add({
           repo: repoScopeKey(repo),
           key: body.key as string,
