@@ -67,6 +67,7 @@ describe("spindle server: stored secret values a run cannot use", () => {
           { name: "s", command: "env | cut -d= -f1 | grep -E 'TOKEN|_PIN' | sort | xargs" },
         ]),
         workflow("nul.yml", [{ name: "s", command: 'echo "n=$NUL_TOKEN"' }]),
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, not a JS template
         workflow("short.yml", [{ name: "s", command: 'echo "p=${SHORT_PIN}"' }]),
       ]),
     );

@@ -61,6 +61,7 @@ describe("secretsForRun", () => {
   it("fails a workflow that names one, in a command or an environment value, naming each", () => {
     for (const [command, env, expected] of [
       ['echo "$NUL_TOKEN"', [], ["NUL_TOKEN"]],
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, not a JS template
       ["echo ${PIN}; echo $GONE", [], ["PIN", "GONE"]],
       ["node -e 'process.env.PIN'", [], ["PIN"]],
       ["run", [{ name: "X", value: "Bearer $NUL_TOKEN" }], ["NUL_TOKEN"]],

@@ -16,8 +16,8 @@ import { LogFile } from "../../relay/logfile.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
 import type { Ledger, Transition } from "./ledger.ts";
 import { LiveLogSink } from "./live-sink.ts";
-import { type LoadedSecrets, secretsForRun } from "./run-secrets.ts";
 import type { SpindleMetrics } from "./metrics.ts";
+import { type LoadedSecrets, secretsForRun } from "./run-secrets.ts";
 import { FINISHED } from "./status.ts";
 import type { PipelineRow, RunRow } from "./store.ts";
 
