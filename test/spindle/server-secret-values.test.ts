@@ -81,7 +81,7 @@ describe("spindle server: stored secret values a run cannot use", () => {
     assert.equal(result["nul.yml"]!.status, "failed");
     assert.equal(
       result["nul.yml"]!.error,
-      "secret NUL_TOKEN has a stored value that cannot be used: a value must not contain a NUL byte; set it again with addSecret",
+      "secret NUL_TOKEN has a stored value that cannot be used: a value must not contain a NUL byte; replace it (removeSecret, then addSecret)",
     );
     assert.equal(result["short.yml"]!.status, "failed");
     assert.match(

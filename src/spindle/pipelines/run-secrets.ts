@@ -54,7 +54,7 @@ export function secretsForRun(plan: EngineRunPlan, loaded: LoadedSecrets): RunSe
     } else {
       const problem = secretValueProblem(value);
       if (problem !== undefined)
-        reason = `has a stored value that cannot be used: a value ${describeSecretValueProblem(problem)}; set it again with addSecret`;
+        reason = `has a stored value that cannot be used: a value ${describeSecretValueProblem(problem)}; replace it (removeSecret, then addSecret)`;
     }
     if (reason === undefined) {
       secrets.set(key, value as string);
