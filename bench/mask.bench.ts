@@ -125,9 +125,14 @@ async function relayThroughput(values: string[]): Promise<Rate> {
   }
 }
 
-/** `Authorization: Basic base64(user:secret)`, as curl -u and most HTTP clients print it. */
-const basicAuth = (secret: string) =>
-  `Authorization: Basic ${Buffer.from(`x-access-token:${secret}`).toString("base64")}`;
+/**
+ * `Authorization: Basic base64(user:secret)`, as curl -u and most HTTP clients print it; user
+ * names of three lengths put the secret at each offset modulo 3 of the encoded text.
+ */
+const basicAuth = (secret: string) => {
+  const user = "ci-bot".slice(0, 3 + (secret.length % 3));
+  return `Authorization: Basic ${Buffer.from(`${user}:${secret}`).toString("base64")}`;
+};
 
 export async function main(): Promise<void> {
   const values = secrets();
