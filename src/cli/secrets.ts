@@ -1,6 +1,7 @@
 /** Repo secrets for `loom run`: `--secret KEY=VALUE` (repeatable) and `--secrets-file` (dotenv). */
 import { readFile } from "node:fs/promises";
 import { parseEnv } from "node:util";
+import { describeSecretValueProblem, secretValueProblem } from "../mask/secret-value.ts";
 
 const KEY = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
@@ -31,5 +32,8 @@ export async function collectSecrets(
 
 function add(secrets: Map<string, string>, key: string, value: string, from: string): void {
   if (!KEY.test(key)) throw new Error(`${from}: secret key "${key}" is not a valid identifier`);
+  // The same rule as the spindle's addSecret; the message names the key, never the value.
+  const problem = secretValueProblem(value);
+  if (problem !== undefined) throw new Error(`${from}: secret ${key} ${describeSecretValueProblem(problem)}`);
   secrets.set(key, value);
 }

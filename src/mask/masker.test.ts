@@ -40,10 +40,43 @@ function rng(seed: number): () => number {
 
 describe("secretPatterns (spec §5.3)", () => {
   it("yields the value, its standard base64 and base64 without padding, longest first", () => {
-    assert.deepEqual(secretPatterns(["hunter2"]), ["aHVudGVyMg==", "aHVudGVyMg", "hunter2"]);
+    const pats = secretPatterns(["hunter2"]);
+    for (const p of ["aHVudGVyMg==", "aHVudGVyMg", "hunter2"]) assert.ok(pats.includes(p), p);
+    assert.deepEqual(
+      pats.map((p) => p.length),
+      pats.map((p) => p.length).sort((a, b) => b - a),
+    );
+  });
+  it("adds the base64 of the value at each offset inside a longer encoded text", () => {
+    // The characters of base64(x + "hunter2" + y) whose bits all come from "hunter2".
+    assert.deepEqual(secretPatterns(["hunter2"]), [
+      "aHVudGVyMg==",
+      "aHVudGVyMg",
+      "aHVudGVyM", // offset 0: "hunter2…"
+      "odW50ZXIy", // offset 1: "x" + "hunter2…"
+      "h1bnRlcj", // offset 2: "xy" + "hunter2…"
+      "hunter2",
+    ]);
   });
   it("skips empty values and duplicates", () => {
-    assert.deepEqual(secretPatterns(["", "abc", "abc"]), ["YWJj", "abc"]);
+    assert.deepEqual(secretPatterns(["", "abcd", "abcd"]), [
+      "YWJjZA==",
+      "YWJjZA",
+      "YWJjZ",
+      "hYmNk",
+      "abcd",
+      "FiY2",
+    ]);
+  });
+  it("leaves out base64 slices and lines shorter than four characters", () => {
+    // A legacy three-character value keeps its §5.3 forms only.
+    assert.deepEqual(secretPatterns(["abc"]), ["YWJj", "abc"]);
+    assert.deepEqual(
+      secretPatterns(["long-line-1\nab\nxyz!"]).filter((p) => !p.includes("long")),
+      secretPatterns(["long-line-1\nab\nxyz!"]).filter((p) => !p.includes("long") && p.length >= 4),
+    );
+    assert.ok(!secretPatterns(["long-line-1\nab\nxyz!"]).includes("ab"));
+    assert.ok(secretPatterns(["long-line-1\nab\nxyz!"]).includes("xyz!"));
   });
   it("also masks a value's trailing line breaks trimmed (beyond §5.3)", () => {
     const key = "-----BEGIN KEY-----\nAAAA\n-----END KEY-----\n";
@@ -115,6 +148,96 @@ describe("maskSecrets", () => {
       const text = pick(Math.floor(r() * 80));
       assert.equal(maskSecrets(text, values), reference(text, values), JSON.stringify({ text, values }));
     }
+  });
+});
+
+describe("maskSecrets: the forms users print (issue 12)", () => {
+  const token = "ghp_R8xTq2LmZ0pW7vKc";
+  it("masks the raw value", () => {
+    assert.equal(maskSecrets(`token=${token}.`, [token]), "token=***.");
+  });
+
+  it("masks the value inside any base64-encoded text, at offsets 0, 1 and 2", () => {
+    for (const before of ["", "a", "ab", "abc", "abcd", "abcde", '{"password":"']) {
+      for (const after of ["", "x", "xy", "xyz", '"}\n']) {
+        const encoded = b64(`${before}${token}${after}`);
+        const masked = maskSecrets(`data: ${encoded} end`, [token]);
+        const m = /^data: ([A-Za-z0-9+/=]*)\*\*\*([A-Za-z0-9+/=]*) end$/.exec(masked);
+        assert.ok(m, JSON.stringify({ before, after, masked }));
+        // What stays visible carries no bit of the token: the characters before the mask hold
+        // bits of `before` only (some may share a character with the token's first bits) ...
+        const beforeBits = 8 * Buffer.byteLength(before);
+        assert.ok(m[1]!.length <= Math.ceil(beforeBits / 6), JSON.stringify({ before, after, masked }));
+        // ... and those after it start at or after the character holding the token's last bits.
+        const tokenEnd = beforeBits + 8 * token.length;
+        assert.ok(
+          encoded.length - m[2]!.length >= Math.floor(tokenEnd / 6),
+          JSON.stringify({ before, after, masked }),
+        );
+      }
+    }
+  });
+
+  it("masks an HTTP Basic authorization header (user:token base64-encoded)", () => {
+    for (const user of ["x-access-token", "ci", "bot1"]) {
+      const header = `Authorization: Basic ${b64(`${user}:${token}`)}`;
+      const masked = maskSecrets(header, [token]);
+      assert.match(masked, /\*\*\*/);
+      const visible = masked.slice("Authorization: Basic ".length).replace("***", "");
+      // Decoding what is left must not give back any four consecutive characters of the token.
+      const decoded = Buffer.from(visible, "base64").toString("latin1");
+      for (let i = 0; i + 4 <= token.length; i++) assert.ok(!decoded.includes(token.slice(i, i + 4)), masked);
+    }
+  });
+
+  it("masks each line of a multi-line secret on its own (a PEM key line)", () => {
+    const pem =
+      "-----BEGIN OPENSSH PRIVATE KEY-----\n" +
+      "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n" +
+      "QyNTUxOQAAACBnJXH3Lx0dUEdwoNiTRbN5c1a7W5QnLmmVbUE9v0ecpAAAAJhkGpHqZBqR\n" +
+      "-----END OPENSSH PRIVATE KEY-----\n";
+    const line = pem.split("\n")[2]!;
+    assert.equal(maskSecrets(`debug: ${line}\n`, [pem]), "debug: ***\n");
+    // The whole key still masks as one.
+    assert.equal(maskSecrets(`k:\n${pem}`, [pem]), "k:\n***");
+    // CRLF line ends: the line without its \r.
+    assert.equal(maskSecrets(`> ${line} <`, [pem.replaceAll("\n", "\r\n")]), "> *** <");
+  });
+
+  it("masks JSON-escaped forms of a value with quotes, backslashes, controls or non-ASCII", () => {
+    const v = 'p"a\\ss\tw<ö>rd';
+    const js = JSON.stringify({ password: v });
+    assert.equal(maskSecrets(js, [v]), '{"password":"***"}');
+    // Python's json.dumps (ASCII only) and Go's encoding/json (HTML-safe).
+    assert.equal(maskSecrets('{"password": "p\\"a\\\\ss\\tw<\\u00f6>rd"}', [v]), '{"password": "***"}');
+    assert.equal(maskSecrets('{"password":"p\\"a\\\\ss\\tw\\u003cö\\u003erd"}', [v]), '{"password":"***"}');
+    // A multi-line value printed as one JSON string.
+    const key = "line-one\nline-two";
+    assert.equal(maskSecrets(JSON.stringify([key]), [key]), '["***"]');
+  });
+
+  it("masks every form across chunk boundaries and split writes", () => {
+    const pem = "-----BEGIN KEY-----\nQyNTUxOQAAACBnJXH3Lx0dUEdwoNiTRbN5c1a7\n-----END KEY-----";
+    const quoted = 'pa"ss\\word!';
+    const values = [token, pem, quoted];
+    const m = new Masker(values);
+    const text =
+      `raw ${token}\n` +
+      `basic ${b64(`user:${token}`)}\n` +
+      `b64@1 ${b64(`x${token}yz`)}\n` +
+      `b64@2 ${b64(`xy${token}z`)}\n` +
+      `pem ${pem.split("\n")[1]} tail\n` +
+      `json ${JSON.stringify({ quoted })}\n`;
+    const whole = m.mask(text);
+    for (const v of [token, pem.split("\n")[1]!, JSON.stringify(quoted).slice(1, -1)]) {
+      assert.ok(!whole.includes(v), whole);
+    }
+    assert.equal(whole.split("***").length - 1, 6, whole);
+    // Every split point, and one unit at a time.
+    for (let cut = 1; cut < text.length; cut++) {
+      assert.equal(streamed(m, [text.slice(0, cut), text.slice(cut)]), whole, `cut at ${cut}`);
+    }
+    assert.equal(streamed(m, [...text]), whole);
   });
 });
 

@@ -1,6 +1,6 @@
 /**
- * Secret masking (spec §5.3): every non-empty secret value V, base64std(V) and base64std(V)
- * without `=` padding is replaced by `***`.
+ * Secret masking (spec §5.3 and beyond): every form in which a step may print a secret value is
+ * replaced by `***` — see `secretPatterns` for the list.
  *
  * Matching is leftmost-longest and non-overlapping: at the first position where any pattern
  * matches, the longest matching pattern is replaced and the scan resumes after it. (Go's
@@ -11,30 +11,93 @@
  * Wu–Manber: a window as long as the shortest pattern slides over the text by shifts read from a
  * table of three-unit blocks, so most of the text is never looked at; whole patterns are only
  * compared where a window's last block ends a pattern's prefix. Patterns shorter than four units
- * (a one- to three-character secret) fall back to a filter on each position's first pair.
+ * (a one- to three-character secret stored before secret-value.ts refused them) fall back to a
+ * filter on each position's first pair.
  */
 
 export const MASK = "***";
 
 /**
- * The strings to mask for these secret values: unique, non-empty, longest first.
- *
- * Beyond §5.3: a value that ends in line breaks (a key file saved with its final newline) is also
- * masked without them, base64 forms included, because `$(cat file)` and most tools that print
- * it drop the trailing newline — the secret would otherwise leak whole but for one character.
+ * Shortest derived form (a line of a multi-line value, a base64 slice) that is masked: shorter
+ * ones carry too little of the secret to matter and would mask ordinary text.
+ */
+const MIN_FORM_CHARS = 4;
+
+/**
+ * The base64 forms of `value` (UTF-8). §5.3 names base64std(V) with and without padding; a value
+ * inside a longer text that is encoded as a whole (HTTP Basic `user:token`, a JSON config) shows
+ * up as one of three other strings, one per offset of V modulo 3 in that text: the base64
+ * characters whose six bits all come from V. The characters at either end that mix V's bits
+ * with its neighbours' are left out (they carry at most four bits of V).
+ */
+function base64Forms(value: string): string[] {
+  const bytes = Buffer.from(value, "utf8");
+  const b64 = bytes.toString("base64");
+  const forms = [b64, b64.replace(/=+$/, "")];
+  for (const offset of [0, 1, 2]) {
+    const encoded = Buffer.concat([Buffer.alloc(offset), bytes]).toString("base64");
+    // Character j covers bits 6j..6j+5 of the text; V covers bits 8·offset .. 8·(offset+n).
+    const first = Math.ceil((8 * offset) / 6);
+    const end = Math.floor((8 * (offset + bytes.length)) / 6);
+    const form = encoded.slice(first, end);
+    if (form.length >= MIN_FORM_CHARS) forms.push(form);
+  }
+  return forms;
+}
+
+const hex4 = (unit: number) => `\\u${unit.toString(16).padStart(4, "0")}`;
+
+/**
+ * `value` inside a JSON string, as common encoders write it (when that differs from `value`: it
+ * holds `"`, a backslash, a control character, or non-ASCII):
+ * - JavaScript's JSON.stringify (and Rust's serde_json): two-letter escapes, other controls as
+ *   `\u00XX`, the rest as is;
+ * - Python's json.dumps (ensure_ascii): also every non-ASCII UTF-16 unit as `\uXXXX`;
+ * - Go's encoding/json (HTML-safe by default): also `<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX`.
+ */
+function jsonForms(value: string): string[] {
+  const js = JSON.stringify(value).slice(1, -1);
+  const python = js.replace(/[\u0080-\uffff]/g, (c) => hex4(c.charCodeAt(0)));
+  const go = js.replace(/[<>&\u2028\u2029]/g, (c) => hex4(c.charCodeAt(0)));
+  return [js, python, go];
+}
+
+/** Length in code points, stopping once `atLeast` is reached. */
+function hasChars(text: string, atLeast: number): boolean {
+  let n = 0;
+  for (const _ of text) if (++n >= atLeast) return true;
+  return false;
+}
+
+/**
+ * The strings to mask for these secret values: unique, non-empty, longest first. For each value:
+ * - the value itself, its base64 with and without `=` padding (§5.3), and its base64 inside a
+ *   longer base64-encoded text at each of the three offsets (base64Forms);
+ * - its JSON-escaped forms (jsonForms), for values printed inside JSON;
+ * - for a multi-line value, each line of at least four characters on its own (a PEM key is
+ *   often printed, or leaks, one line at a time), with its JSON-escaped forms;
+ * - a value that ends in line breaks (a key file saved with its final newline) also without
+ *   them, with all of its forms, because `$(cat file)` and most tools that print it drop the
+ *   trailing newline — the secret would otherwise leak whole but for one character.
  */
 export function secretPatterns(values: Iterable<string>): string[] {
   const out = new Set<string>();
   const add = (value: string) => {
     if (value === "") return;
-    const b64 = Buffer.from(value, "utf8").toString("base64");
     out.add(value);
-    out.add(b64);
-    out.add(b64.replace(/=+$/, ""));
+    for (const form of base64Forms(value)) out.add(form);
+    for (const form of jsonForms(value)) out.add(form);
   };
   for (const value of values) {
     add(value);
     add(value.replace(/[\r\n]+$/, ""));
+    if (!value.includes("\n")) continue;
+    for (const line of value.split("\n")) {
+      const text = line.replace(/\r$/, "");
+      if (!hasChars(text, MIN_FORM_CHARS)) continue;
+      out.add(text);
+      for (const form of jsonForms(text)) out.add(form);
+    }
   }
   return [...out].sort((a, b) => b.length - a.length);
 }

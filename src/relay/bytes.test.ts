@@ -302,7 +302,10 @@ const CASES: Case[] = [benchLikeCase(), ...Array.from({ length: 8 }, (_, i) => r
 const GOLDEN: Record<string, string> = {
   "bench-like": "e179ab6c2a91ebe7",
   "random 1": "402713af097a3189",
-  "random 2": "aaa656066ef8691f",
+  // Was aaa656066ef8691f: the same data, one piece cut of the 1 MB line fewer. Where an over-long
+  // line is cut depends on what the masker holds back, and since the offset-2 base64 form of
+  // "sk_live_…" ("za19…") a trailing "z" may start a secret (issue 12, items 4 and 7).
+  "random 2": "1b037c78befe6fd5",
   "random 3": "6f7c52d39f3745b5",
   "random 4": "0b91b78b1a4de3d3",
   "random 5": "72ae3ac12a0d2c97",

@@ -371,6 +371,63 @@ describe("Relay: second masking pass (§5.3)", () => {
   });
 });
 
+describe("Relay: every form of a secret users print (issue 12)", () => {
+  const token = "ghp_R8xTq2LmZ0pW7vKc";
+  const pem = "-----BEGIN KEY-----\nQyNTUxOQAAACBnJXH3Lx0dUEdwoNiTRbN5c1a7\n-----END KEY-----\n";
+  const quoted = 'pä"ss\\wörd→';
+  const secrets = [token, pem, quoted];
+  const b = (s: string) => Buffer.from(s).toString("base64");
+  const output = [
+    `raw ${token}`,
+    `b64@0 ${b(`${token}xyz`)}`,
+    `b64@1 ${b(`x${token}yz`)}`,
+    `b64@2 ${b(`xy${token}z`)}`,
+    `basic Authorization: Basic ${b(`x-access-token:${token}`)}`,
+    `pem ${pem.split("\n")[1]}`,
+    `json ${JSON.stringify({ quoted })}`,
+  ]
+    .map((l) => `${l}\n`)
+    .join("");
+  const leaks = (lines: string[]) => {
+    const all = lines.join("\n");
+    return [token, pem.split("\n")[1]!, JSON.stringify(quoted).slice(1, -1), b(token).slice(0, 12)].filter(
+      (v) => all.includes(v),
+    );
+  };
+
+  it("masks the raw value, base64 at offsets 0/1/2, Basic auth, a PEM line and JSON-escaped text", () => {
+    const { lines } = relayOf([start(0, "s", "c"), out(0, output), end(0)], secrets);
+    const got = data(lines);
+    assert.equal(got.length, 7);
+    for (const line of got) assert.match(line, /\*\*\*/, line);
+    assert.deepEqual(leaks(got), []);
+    assert.equal(got[6], 'json {"quoted":"***"}');
+  });
+
+  it("masks them split across output events at every point, and across chunks of the runner's stdout", () => {
+    const whole = data(relayOf([start(0, "s", "c"), out(0, output), end(0)], secrets).lines);
+    assert.deepEqual(leaks(whole), []);
+    for (let cut = 1; cut < output.length; cut += 3) {
+      const { lines } = relayOf(
+        [start(0, "s", "c"), out(0, output.slice(0, cut)), out(0, output.slice(cut)), end(0)],
+        secrets,
+      );
+      assert.deepEqual(data(lines), whole, `cut at ${cut}`);
+    }
+    // The event stream itself fed in pieces of every size from 1 to 97 bytes.
+    const bytes = Buffer.from(
+      jsonl([hello, start(0, "s", "c"), ...[...output].map((c) => out(0, c)), end(0)]),
+    );
+    for (const size of [1, 2, 3, 7, 64, 97]) {
+      const sink = new MemorySink();
+      const relay = new Relay({ sink, secrets });
+      for (let i = 0; i < bytes.length; i += size) relay.feed(bytes.subarray(i, i + size));
+      relay.end();
+      assert.deepEqual(data(sink.lines), whole, `pieces of ${size}`);
+    }
+  });
+});
+
 describe("Relay: bad runner output", () => {
   it("turns non-JSON and invalid events into errors without quoting them, and carries on", () => {
     const sink = new MemorySink();

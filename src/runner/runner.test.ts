@@ -206,6 +206,39 @@ describe("Runner", () => {
     for (const e of sink.of("output")) assert.ok(!e.data.includes("secret"), e.data);
   });
 
+  it("masks a secret printed base64-encoded with a user name, one line of a key, and as JSON", async () => {
+    const key = "-----BEGIN KEY-----\nQyNTUxOQAAACBnJXH3Lx0dUEdwoNiTRbN5c1a7\n-----END KEY-----\n";
+    const env = {
+      ...baseRunnerEnv,
+      LOOM_SECRET_TOKEN: "tok_8Hq2xZ1pL0vR",
+      LOOM_SECRET_KEY: key,
+      LOOM_SECRET_PW: 'p"w\\d!',
+    };
+    const steps = [
+      // As curl -u and HTTP clients print it: base64 of user:token, three user name lengths.
+      step(
+        'for u in a ab abc; do printf "%s:%s" "$u" "$TOKEN" | base64; done',
+        [{ name: "TOKEN", secret: "TOKEN" }],
+        0,
+      ),
+      step('printf "%s\\n" "$KEY" | sed -n 2p', [{ name: "KEY", secret: "KEY" }], 1),
+      step(
+        `node -e 'console.log(JSON.stringify({ pw: process.env.PW }))'`,
+        [{ name: "PW", secret: "PW" }],
+        2,
+      ),
+    ];
+    const { result, sink } = await run(spec(steps), env);
+    assert.equal(result.status, "success", JSON.stringify(result));
+    const out = [0, 1, 2].map((id) => sink.text("stdout", id));
+    for (const line of out[0]!.trimEnd().split("\n")) {
+      assert.match(line, /\*\*\*/, line);
+      assert.ok(!Buffer.from(line.replace("***", ""), "base64").toString("latin1").includes("tok_"), line);
+    }
+    assert.equal(out[1], "***\n");
+    assert.equal(out[2], '{"pw":"***"}\n');
+  });
+
   it("relays binary and invalid UTF-8 as replacement characters", async () => {
     const { result, sink } = await run(
       spec([step("printf '\\357\\273\\277ok \\377\\376 \\000\\001 \\303'")]),

@@ -10,6 +10,7 @@
  * - Anything else that escapes (a bug, a SQLite failure, a network error) becomes a 500 whose
  *   body is a fixed text: internals stay in the server log, never in the answer.
  */
+import { describeSecretValueProblem } from "../mask/secret-value.ts";
 
 import { WorkflowsUnreadableError } from "../net/knot/errors.ts";
 import { LexiconValidationError } from "../protocol/lexicons.ts";
@@ -93,6 +94,8 @@ export function genericError(message: string, options?: { cause?: unknown }): Xr
 export type SecretsErrorCode =
   | "InvalidKey"
   | "InvalidValue"
+  | "ValueHasNul"
+  | "ValueTooShort"
   | "KeyAlreadyPresent"
   | "KeyNotFound"
   | "BackendFailure";
@@ -100,6 +103,9 @@ export type SecretsErrorCode =
 const SECRETS_ERRORS: Record<SecretsErrorCode, { status: number; message: string }> = {
   InvalidKey: { status: 400, message: "key is not a valid identifier" },
   InvalidValue: { status: 400, message: "value must be 1 to 200 bytes long" },
+  // src/mask/secret-value.ts: what a secret value may be, for every way one comes in.
+  ValueHasNul: { status: 400, message: `value ${describeSecretValueProblem("nul")}` },
+  ValueTooShort: { status: 400, message: `value ${describeSecretValueProblem("short")}` },
   // Upstream answers 500 for these two (the vault error bubbles up); kept for compatibility.
   KeyAlreadyPresent: { status: 500, message: "key already present" },
   KeyNotFound: { status: 500, message: "key not found" },

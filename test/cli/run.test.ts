@@ -3,7 +3,7 @@
  * of the local engine; only stdout, stderr and the exit code are looked at.
  */
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it, test } from "node:test";
 import { lines, type Sandbox, sandbox, shown } from "./support.ts";
@@ -330,6 +330,35 @@ describe("loom usage errors", { concurrency: true }, () => {
       assert.ok(!r.stderr.includes("hunter2"), "a malformed --secret is not echoed");
       assert.ok(r.stderr.includes(usage), r.stderr);
       assert.match(r.stderr, /^ {2}run \[DIR\]/m);
+    });
+  }
+});
+
+describe("loom run refuses secret values that cannot be masked or passed on", { concurrency: true }, () => {
+  const rule = "must be at least 4 characters long";
+  for (const [what, args, file, message] of [
+    ["a one-character --secret", ["--secret", "TOKEN=x"], undefined, `loom: --secret: secret TOKEN ${rule}`],
+    [
+      "a three-character --secret",
+      ["--secret=TOKEN=x\ny\n"],
+      undefined,
+      `loom: --secret: secret TOKEN ${rule}`,
+    ],
+    ["a short value in --secrets-file", [], 'SHORT="abc"\n', `secret SHORT ${rule}`],
+    ["a NUL in --secrets-file", [], "NUL=hunter\0two\n", "secret NUL must not contain a NUL byte"],
+  ] as const) {
+    it(`${what}: exit 1 with the rule, the value never echoed, nothing run`, async (t) => {
+      let fileArgs: string[] = [];
+      if (file !== undefined) {
+        const path = join(box.root, `bad-${what.replaceAll(" ", "-")}.env`);
+        await writeFile(path, file);
+        t.after(() => rm(path, { force: true }));
+        fileArgs = ["--secrets-file", path];
+      }
+      const r = await box.loom(["run", "--workflow", "pass.yml", ...args, ...fileArgs]);
+      assert.equal(r.code, 1, shown(r));
+      assert.ok(r.stderr.includes(message), r.stderr);
+      assert.doesNotMatch(r.stdout + r.stderr, /hunter|"abc"|=x\b|▶/);
     });
   }
 });

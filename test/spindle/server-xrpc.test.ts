@@ -199,9 +199,50 @@ describe("spindle server: XRPC", () => {
     );
   });
 
+  it("addSecret refuses a value with a NUL byte or under 4 characters, without echoing it", async () => {
+    const add = "sh.tangled.repo.addSecret";
+    const short =
+      "value must be at least 4 characters long, not counting trailing line breaks (shorter values cannot be masked safely in logs)";
+    for (const [value, message] of [
+      ["hunter\u0000two", "value must not contain a NUL byte"],
+      ["\u0000\u0000\u0000\u0000", "value must not contain a NUL byte"],
+      ["x", short],
+      ["Q~z", short],
+      ["Q~z\n\n", short],
+      ["é😀", short],
+    ] as const) {
+      const res = await call(add, { as: ALICE, body: { repo: REPO_URI, key: "REFUSED", value } });
+      assert.deepEqual(res, err(400, "Generic", message), JSON.stringify(value));
+    }
+    // The key is checked first, as before; four characters (code points) are enough.
+    assert.deepEqual(
+      await call(add, { as: ALICE, body: { repo: REPO_URI, key: "1-bad key", value: "x" } }),
+      err(400, "Generic", "key is not a valid identifier"),
+    );
+    assert.deepEqual(
+      await call(add, { as: ALICE, body: { repo: REPO_URI, key: "FOUR", value: "é😀ab" } }),
+      ok,
+    );
+    const list = await call("sh.tangled.repo.listSecrets", {
+      as: ALICE,
+      query: `repo=${encodeURIComponent(REPO_URI)}`,
+    });
+    assert.deepEqual(
+      JSON.parse(list.text).secrets.map((s: { key: string }) => s.key),
+      ["FOUR"],
+    );
+    assert.deepEqual(
+      await call("sh.tangled.repo.removeSecret", { as: ALICE, body: { repo: REPO_URI, key: "FOUR" } }),
+      ok,
+    );
+  });
+
   it("RBAC: a collaborator manages secrets; a stranger gets 401 AccessControl", async () => {
     const add = "sh.tangled.repo.addSecret";
-    assert.deepEqual(await call(add, { as: BOB, body: { repo: REPO_URI, key: "BOB_KEY", value: "b" } }), ok);
+    assert.deepEqual(
+      await call(add, { as: BOB, body: { repo: REPO_URI, key: "BOB_KEY", value: "b-value" } }),
+      ok,
+    );
     assert.deepEqual(
       await call(add, { as: CAROL, body: { repo: REPO_URI, key: "C", value: "c" } }),
       denied(CAROL, 401),
@@ -218,7 +259,10 @@ describe("spindle server: XRPC", () => {
 
   it("a repo not in the repos table is named by its record on the owner's PDS", async () => {
     const add = "sh.tangled.repo.addSecret";
-    assert.deepEqual(await call(add, { as: ALICE, body: { repo: PDS_ONLY_URI, key: "K", value: "v" } }), ok);
+    assert.deepEqual(
+      await call(add, { as: ALICE, body: { repo: PDS_ONLY_URI, key: "K", value: "v-value" } }),
+      ok,
+    );
     const missing = `at://${ALICE}/sh.tangled.repo/3repo0000000z`;
     const res = await call(add, { as: ALICE, body: { repo: missing, key: "K", value: "v" } });
     assert.equal(res.status, 400);

@@ -11,7 +11,7 @@ import { AccessControlError, genericError, ownerNotFoundError, SecretsError } fr
 import type { Scheduler } from "../pipelines/scheduler.ts";
 import type { PipelineStore } from "../pipelines/store.ts";
 import { parseRepoAtUri, type Rbac, type RepoRef, repoScopeKey } from "../rbac/index.ts";
-import type { SecretsProvider } from "../secrets/index.ts";
+import { type SecretsProvider, validateNewSecretValue, validateSecretKey } from "../secrets/index.ts";
 import type { RepoResolver } from "./repo-resolver.ts";
 import { define, type XrpcMethods } from "./router.ts";
 
@@ -55,6 +55,8 @@ export function repoMethods(d: RepoMethodsDeps): XrpcMethods {
       handler: async ({ input: body, actor: who }: { input: Record<string, unknown>; actor: string }) => {
         const repo = await repoOf(str(body.repo));
         if (!d.rbac.canManageSecrets(who, repo)) throw new AccessControlError(who, 401);
+        validateSecretKey(body.key);
+        validateNewSecretValue(body.value);
         await d.secrets.add({
           repo: repoScopeKey(repo),
           key: body.key as string,

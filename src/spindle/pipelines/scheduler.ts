@@ -18,6 +18,7 @@ import type { SecretsProvider } from "../secrets/index.ts";
 import type { Ledger, Transition } from "./ledger.ts";
 import { LiveLogSink } from "./live-sink.ts";
 import type { SpindleMetrics } from "./metrics.ts";
+import { type LoadedSecrets, secretsForRun } from "./run-secrets.ts";
 import type { PipelineRow, RunRow } from "./store.ts";
 
 export const USER_CANCELLED = "User canceled the workflow";
@@ -151,8 +152,8 @@ export class Scheduler {
         ]);
         return;
       }
-      const secrets = await this.#secrets(p.scope, log);
-      const run: WorkflowRun = { plan, secrets, onStatus: () => {}, log: sink };
+      const loaded = await this.#secrets(p.scope, log);
+      let run: WorkflowRun = { plan, secrets: loaded.values, onStatus: () => {}, log: sink };
       if (current.status === "running") {
         const res = await engine.recover(run);
         if (res.state === "lost") {
@@ -165,6 +166,17 @@ export class Scheduler {
         log.info("running workflow resumed after restart");
       } else {
         if (ledger.store.runByWid(wid)?.status !== "pending") return;
+        const forRun = secretsForRun(plan, loaded);
+        for (const u of forRun.unusable) {
+          log.warn({ key: u.key, reason: u.reason, referenced: u.referenced }, "secret left out of the run");
+        }
+        if (forRun.error !== undefined) {
+          await sink.close().catch(() => {});
+          sink = undefined;
+          ledger.record([{ run: current, status: "failed", error: forRun.error, exitCode: -1 }]);
+          return;
+        }
+        run = { ...run, plan: forRun.plan, secrets: forRun.secrets };
         ledger.record([{ run: current, status: "running" }]);
         // Whatever an earlier process may have left under this wid goes first.
         await engine.destroy(wid);
@@ -220,13 +232,16 @@ export class Scheduler {
     }
   }
 
-  async #secrets(scope: string, log: Logger): Promise<Map<string, string>> {
+  async #secrets(scope: string, log: Logger): Promise<LoadedSecrets> {
     try {
       const list = await this.#o.secrets.listUnlocked(scope);
-      return new Map(list.map((s) => [s.key, s.value]));
+      return { values: new Map(list.map((s) => [s.key, s.value])), failed: false };
     } catch (err) {
-      log.warn({ err: (err as Error).name }, "secrets unavailable; running without them");
-      return new Map();
+      log.warn(
+        { err: (err as Error).name },
+        "secrets unavailable; workflows that use them fail, the others run without them",
+      );
+      return { values: new Map(), failed: true };
     }
   }
 }

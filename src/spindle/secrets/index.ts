@@ -18,6 +18,7 @@ export {
   SECRET_VALUE_MAX,
   type SecretsProvider,
   type UnlockedSecret,
+  validateNewSecretValue,
   validateSecretKey,
   validateSecretValue,
 } from "./provider.ts";

@@ -15,6 +15,7 @@
  *   `cause` and never include a secret value.
  * - Values never reach logs, error messages or metrics from here.
  */
+import { secretValueProblem } from "../../mask/secret-value.ts";
 import { SecretsError } from "../errors.ts";
 
 /** What `listSecrets` may show: everything but the value. */
@@ -66,6 +67,18 @@ export function validateSecretValue(value: unknown): asserts value is string {
   if (typeof value !== "string") throw new SecretsError("InvalidValue");
   const bytes = Buffer.byteLength(value, "utf8");
   if (bytes < 1 || bytes > SECRET_VALUE_MAX) throw new SecretsError("InvalidValue");
+}
+
+/**
+ * What `addSecret` accepts beyond the lexicon's limits: the rule of src/mask/secret-value.ts (no
+ * NUL, at least four characters). Not part of `add`, so values stored before the rule existed
+ * can still be moved between scopes (move.ts); runs report them instead (pipelines/run-secrets.ts).
+ */
+export function validateNewSecretValue(value: unknown): asserts value is string {
+  validateSecretValue(value);
+  const problem = secretValueProblem(value);
+  if (problem === "nul") throw new SecretsError("ValueHasNul");
+  if (problem === "short") throw new SecretsError("ValueTooShort");
 }
 
 export const byKey = <T extends { key: string }>(a: T, b: T): number =>
