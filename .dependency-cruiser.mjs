@@ -8,12 +8,12 @@ export const LAYERS = {
   protocol: [],
   workflow: ["protocol", "runner"],
   relay: ["mask", "protocol", "runner"],
-  net: ["protocol"],
+  net: ["protocol", "workflow"],
   api: ["runner"],
-  controller: ["api", "mask", "runner"],
-  engine: ["api", "mask", "protocol", "relay", "runner", "workflow"],
-  spindle: ["api", "controller", "engine", "mask", "net", "protocol", "relay", "runner", "workflow"],
-  cli: ["api", "controller", "engine", "mask", "net", "protocol", "relay", "runner", "spindle", "workflow"],
+  controller: ["api", "runner"],
+  engine: ["api", "mask", "protocol", "relay", "runner"],
+  spindle: ["controller", "engine", "mask", "net", "protocol", "relay", "workflow"],
+  cli: ["controller", "engine", "mask", "protocol", "relay", "spindle", "workflow"],
 };
 
 // npm packages a layer may not use (the controller knows nothing of AT Protocol).

@@ -10,8 +10,8 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { encodeLogLine, type LogLine } from "../src/protocol/logline.ts";
 import { LogFile } from "../src/relay/logfile.ts";
-import { encodeLogLine, type LogLine } from "../src/relay/logline.ts";
 import { Relay } from "../src/relay/relay.ts";
 import type { LogSink } from "../src/relay/sink.ts";
 

@@ -4,7 +4,7 @@
  * what the appview will show). Colour only when the output is a terminal.
  */
 import { styleText } from "node:util";
-import type { LogLine } from "../relay/logline.ts";
+import type { LogLine } from "../protocol/logline.ts";
 
 type Style = Parameters<typeof styleText>[0];
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { WorkflowOutcome } from "../engine/engine.ts";
 import { LocalEngine } from "../engine/local/engine.ts";
-import { encodeLogLine, type LogLine } from "../relay/logline.ts";
+import { encodeLogLine, type LogLine } from "../protocol/logline.ts";
 import type { LogSink } from "../relay/sink.ts";
 import {
   compileWorkflows,

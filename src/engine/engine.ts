@@ -45,10 +45,11 @@
  * private channel (child environment, Kubernetes Secret); they never appear in specs, resources
  * or errors, and every log line is masked before it reaches the sink.
  */
+import type { WorkflowStatus } from "../protocol/status.ts";
 import type { LogSink } from "../relay/sink.ts";
 import type { RunnerStep } from "../runner/protocol.ts";
 
-export type WorkflowStatus = "pending" | "running" | "success" | "failed" | "timeout" | "cancelled";
+export type { WorkflowStatus };
 export type FinalStatus = "success" | "failed" | "timeout" | "cancelled";
 
 /** How a run ended. */

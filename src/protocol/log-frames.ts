@@ -6,7 +6,7 @@
  * `@ipld/dag-cbor` writes map keys in canonical (length-first) order, as cbor-gen does.
  */
 import * as dagCbor from "@ipld/dag-cbor";
-import type { LogLine } from "../relay/logline.ts";
+import type { LogLine } from "./logline.ts";
 import { rfc3339Seconds } from "./time.ts";
 
 export interface ControlBody {

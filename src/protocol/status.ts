@@ -6,10 +6,12 @@
  * `createdAt` is written in UTC (`…Z`). Upstream uses the server's local zone; any RFC 3339
  * offset parses the same on the appview, and UTC keeps the output independent of the host.
  */
-import type { WorkflowStatus } from "../engine/engine.ts";
-import { goJsonString } from "../relay/logline.ts";
+import { goJsonString } from "./logline.ts";
 import { PIPELINE_NSID } from "./nsid.ts";
 import { rfc3339Seconds } from "./time.ts";
+
+/** A workflow's status on the wire (`sh.tangled.pipeline.status`), as every engine reports it. */
+export type WorkflowStatus = "pending" | "running" | "success" | "failed" | "timeout" | "cancelled";
 
 export const FINISHED: ReadonlySet<WorkflowStatus> = new Set(["success", "failed", "timeout", "cancelled"]);
 

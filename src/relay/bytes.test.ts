@@ -13,8 +13,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { encodeLogLine, type LogLine } from "../protocol/logline.ts";
 import { LogFile, MemorySink } from "./logfile.ts";
-import { encodeLogLine, type LogLine } from "./logline.ts";
 import { Relay } from "./relay.ts";
 import type { LogSink } from "./sink.ts";
 

@@ -11,7 +11,7 @@
  */
 import { type FileHandle, mkdir, open } from "node:fs/promises";
 import { join } from "node:path";
-import { encodeLogLine, type LogLine } from "./logline.ts";
+import { encodeLogLine, type LogLine } from "../protocol/logline.ts";
 import type { LogSink } from "./sink.ts";
 
 /** The log file of a workflow. Refuses a wid that could escape logDir. */

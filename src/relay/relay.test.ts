@@ -3,10 +3,10 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { encodeLogLine, type LogLine } from "../protocol/logline.ts";
 import type { RunnerEvent } from "../runner/protocol.ts";
 import { workflowId } from "../workflow/resolve.ts";
 import { LogFile, logFilePath, MemorySink } from "./logfile.ts";
-import { encodeLogLine, type LogLine } from "./logline.ts";
 import { Relay, type RelayError } from "./relay.ts";
 
 const T = "2026-02-10T12:00:00.000000001Z";

@@ -21,10 +21,6 @@
  */
 import { isAscii, isUtf8 } from "node:buffer";
 import { Masker, type StreamMasker } from "../mask/masker.ts";
-import { RUNNER_PROTOCOL_VERSION, type RunnerEvent, type RunStatus } from "../runner/protocol.ts";
-import { fromByteText, toByteText } from "./byte-text.ts";
-import { checkRunnerEvent } from "./events.ts";
-import { EventLineSplitter } from "./line-splitter.ts";
 import {
   byteLinesArePlain,
   encodeByteTextLines,
@@ -32,7 +28,11 @@ import {
   type LogLine,
   type LogStream,
   normalizeTime,
-} from "./logline.ts";
+} from "../protocol/logline.ts";
+import { RUNNER_PROTOCOL_VERSION, type RunnerEvent, type RunStatus } from "../runner/protocol.ts";
+import { fromByteText, toByteText } from "./byte-text.ts";
+import { checkRunnerEvent } from "./events.ts";
+import { EventLineSplitter } from "./line-splitter.ts";
 import { type LogSink, SINK_HIGH_WATER, waitForSink } from "./sink.ts";
 
 export type RelayErrorCode =

@@ -2,7 +2,7 @@
  * The sink contract: where the relay's LogLines go (a LogFile, a live broadcast, a test's array),
  * and how a producer waits for a sink that falls behind.
  */
-import type { LogLine } from "./logline.ts";
+import type { LogLine } from "../protocol/logline.ts";
 
 /** Where relayed lines go (a LogFile, or a test's array). `write` must not throw. */
 export interface LogSink {

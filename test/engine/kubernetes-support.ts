@@ -26,7 +26,7 @@ import { type ControllerConfig, parseControllerConfig } from "../../src/controll
 import { SpindleSetController } from "../../src/controller/controller.ts";
 import type { EngineRunPlan } from "../../src/engine/engine.ts";
 import { runSpecFromPlan } from "../../src/engine/kubernetes/spec.ts";
-import { encodeLogLine } from "../../src/relay/logline.ts";
+import { encodeLogLine } from "../../src/protocol/logline.ts";
 import { Relay } from "../../src/relay/relay.ts";
 import type { TestCluster } from "../harness/index.ts";
 import { RecordingSink } from "./suite.ts";

@@ -12,8 +12,8 @@ import { after, before, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import type { EngineRunPlan } from "../../src/engine/engine.ts";
 import { LocalEngine } from "../../src/engine/local/engine.ts";
+import type { LogLine } from "../../src/protocol/logline.ts";
 import { LogFile } from "../../src/relay/logfile.ts";
-import type { LogLine } from "../../src/relay/logline.ts";
 import { type RunPlan, resolveWorkflow } from "../../src/workflow/resolve.ts";
 import { findProcesses } from "./procs.ts";
 

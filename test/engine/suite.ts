@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { type Engine, EngineError, type StatusUpdate, type WorkflowRun } from "../../src/engine/engine.ts";
-import type { LogLine } from "../../src/relay/logline.ts";
+import type { LogLine } from "../../src/protocol/logline.ts";
 import type { LogSink } from "../../src/relay/sink.ts";
 import type { RunnerStep } from "../../src/runner/protocol.ts";
 

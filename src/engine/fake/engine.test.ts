@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { LogLine } from "../../relay/logline.ts";
+import type { LogLine } from "../../protocol/logline.ts";
 import type { RunnerStep } from "../../runner/protocol.ts";
 import { EngineError, type StatusUpdate, type WorkflowRun } from "../engine.ts";
 import { FakeEngine, type FakeStep } from "./engine.ts";

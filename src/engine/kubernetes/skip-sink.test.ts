@@ -3,8 +3,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { encodeLogLine, type LogLine } from "../../protocol/logline.ts";
 import { LogFile, MemorySink } from "../../relay/logfile.ts";
-import { encodeLogLine, type LogLine } from "../../relay/logline.ts";
 import { SkipSink } from "./skip-sink.ts";
 
 const line = (n: number): LogLine => ({

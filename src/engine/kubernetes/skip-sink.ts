@@ -4,7 +4,7 @@
  * holds are dropped (SkipSink) instead of written twice.
  */
 import { readFile, truncate } from "node:fs/promises";
-import type { LogLine } from "../../relay/logline.ts";
+import type { LogLine } from "../../protocol/logline.ts";
 import type { LogSink } from "../../relay/sink.ts";
 
 /** Drops the first `skip` lines: they are already in the log file of a recovered run. */

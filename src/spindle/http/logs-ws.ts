@@ -8,8 +8,8 @@
  */
 import type { Logger } from "pino";
 import type { WebSocket } from "ws";
+import { encodeLogLine, failedWithoutLogLines } from "../../protocol/logline.ts";
 import { logFilePath } from "../../relay/logfile.ts";
-import { encodeLogLine, failedWithoutLogLines } from "../../relay/logline.ts";
 import type { EventLog } from "../pipelines/event-log.ts";
 import type { SpindleMetrics } from "../pipelines/metrics.ts";
 import type { PipelineStore } from "../pipelines/store.ts";

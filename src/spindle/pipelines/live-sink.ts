@@ -4,8 +4,9 @@
  * workflow would see nothing until it ends. This wrapper flushes at most `delayMs` after the
  * first unflushed line, so followers lag by about that much and busy logs still batch.
  */
+
+import type { LogLine } from "../../protocol/logline.ts";
 import type { LogFile } from "../../relay/logfile.ts";
-import type { LogLine } from "../../relay/logline.ts";
 import type { LogSink } from "../../relay/sink.ts";
 
 export class LiveLogSink implements LogSink {
