@@ -4,7 +4,8 @@
  * non-recursively).
  *
  * Upstream requires git ≥ 2.49 for its sparse sync. Loom takes a different route that needs only
- * what git 2.39 (Debian 12's, the version the tests run) already has: one bare partial repo per (knot, repo) as a cache,
+ * what git 2.39 (Debian 12's, the version the tests run) already has: one bare partial repo per
+ * (knot, repo) as a cache,
  *   git fetch --depth=1 --filter=blob:none --no-tags origin <sha>    (commit + trees, no blobs)
  *   git ls-tree -z <sha> -- .tangled/workflows/                       (names, modes, blob ids)
  *   git fetch … --filter=blob:none --stdin  <missing workflow blobs>  (only those blobs)
