@@ -204,6 +204,7 @@ export class SpindleServer {
             log: this.logger,
             knotHandlers: this.gen2.knotHandlers(),
             pulls: this.gen2.pullHandler(),
+            metrics: this.metrics,
             ...(p.opts.intake ?? {}),
           });
     this.#app = new SpindleApp({

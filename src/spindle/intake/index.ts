@@ -30,6 +30,7 @@ import {
   SpindleMembers,
 } from "../db/index.ts";
 import type { PipelineIntake } from "../pipelines/intake-contract.ts";
+import type { IntakeMetrics } from "../pipelines/metrics.ts";
 import { Rbac } from "../rbac/index.ts";
 import { DidFilter } from "./did-filter.ts";
 import { JetstreamHandlers, WANTED_COLLECTIONS } from "./handlers.ts";
@@ -93,6 +94,8 @@ export interface CreateIntakeOptions {
    * and `sh.tangled.repo.pull.status`, exempt from the DID filter, to this handler.
    */
   pulls?: PullEventHandler;
+  /** Open connections and Jetstream lag (loom_intake_*); absent = not measured. */
+  metrics?: IntakeMetrics;
 }
 
 export interface Intake {
@@ -116,6 +119,7 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
     intake: opts.pipelines,
     dev: server.dev,
     log,
+    ...(opts.metrics && { metrics: opts.metrics }),
   });
   for (const [nsid, h] of Object.entries(opts.knotHandlers ?? {})) knots.setHandler(nsid, h);
   const handlers = new JetstreamHandlers({
@@ -146,6 +150,7 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
     cursor: new JetstreamCursor(opts.db),
     handlers,
     log,
+    ...(opts.metrics && { metrics: opts.metrics }),
   });
   return {
     jetstream,

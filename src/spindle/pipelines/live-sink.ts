@@ -11,11 +11,14 @@ import type { LogSink } from "../../relay/relay.ts";
 export class LiveLogSink implements LogSink {
   readonly #file: LogFile;
   readonly #delayMs: number;
+  readonly #bytes: { inc(n: number): void } | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(file: LogFile, delayMs = 100) {
+  /** `bytes` counts what is written (loom_log_bytes_total). */
+  constructor(file: LogFile, delayMs = 100, bytes?: { inc(n: number): void }) {
     this.#file = file;
     this.#delayMs = delayMs;
+    this.#bytes = bytes;
   }
 
   get backlog(): number {
@@ -23,13 +26,22 @@ export class LiveLogSink implements LogSink {
   }
 
   write(line: LogLine, plainContent?: boolean): void {
+    // The backlog grows by exactly the encoded line: batches in flight shrink it only later.
+    const before = this.#file.backlog;
     this.#file.write(line, plainContent);
+    this.#count(this.#file.backlog - before);
     this.#schedule();
   }
 
   writeEncoded(utf8: string): void {
+    const before = this.#file.backlog;
     this.#file.writeEncoded(utf8);
+    this.#count(this.#file.backlog - before);
     this.#schedule();
+  }
+
+  #count(bytes: number): void {
+    if (bytes > 0) this.#bytes?.inc(bytes);
   }
 
   waitBelow(bytes: number): Promise<void> {

@@ -57,10 +57,12 @@ export class Scheduler {
 
   /** Claims queued pipelines while workers are free. */
   wake(): void {
-    const { store } = this.#o.ledger;
+    const { ledger } = this.#o;
+    const { store } = ledger;
     while (!this.#stopping && !this.#o.ledger.closed && this.#active.size < this.#o.maxJobCount) {
       const p = store.claimNext();
       if (!p) break;
+      this.#o.metrics.queueWait.observe(Math.max(0, ledger.now().getTime() - p.createdAt) / 1000);
       this.#launch(p, false);
     }
     this.#o.metrics.queueDepth.set(this.#o.ledger.closed ? 0 : store.queuedCount());
@@ -140,7 +142,7 @@ export class Scheduler {
       const current = ledger.store.runByWid(wid);
       if (!current || FINISHED.has(current.status)) return;
       try {
-        sink = new LiveLogSink(await LogFile.open(this.#o.logDir, wid));
+        sink = new LiveLogSink(await LogFile.open(this.#o.logDir, wid), undefined, this.#o.metrics.logBytes);
         opened = sink;
         this.#openLogs.add(sink);
       } catch (err) {
@@ -153,6 +155,8 @@ export class Scheduler {
       }
       const secrets = await this.#secrets(p.scope, log);
       const run: WorkflowRun = { plan, secrets, onStatus: () => {}, log: sink };
+      /** When this process started it (unknown for a run recovered after a restart). */
+      let startedAt: number | undefined;
       if (current.status === "running") {
         const res = await engine.recover(run);
         if (res.state === "lost") {
@@ -166,6 +170,7 @@ export class Scheduler {
       } else {
         if (ledger.store.runByWid(wid)?.status !== "pending") return;
         ledger.record([{ run: current, status: "running" }]);
+        startedAt = ledger.now().getTime();
         // Whatever an earlier process may have left under this wid goes first.
         await engine.destroy(wid);
         try {
@@ -192,6 +197,11 @@ export class Scheduler {
       await sink.close().catch((err: Error) => log.error({ err: err.message }, "log file write failed"));
       sink = undefined;
       const final = this.#finalTransition(current, outcome);
+      if (startedAt !== undefined)
+        this.#o.metrics.workflowSeconds.observe(
+          { arch: plan.architecture, status: final.status },
+          Math.max(0, ledger.now().getTime() - startedAt) / 1000,
+        );
       this.#cancelRequested.delete(wid);
       if (!ledger.closed) ledger.record([final]);
       log.info({ status: final.status, exitCode: final.exitCode }, "workflow finished");
