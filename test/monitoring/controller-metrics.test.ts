@@ -11,7 +11,6 @@ import { test } from "node:test";
 import { BatchV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import { RUNNER_SILENT_ANNOTATION } from "../../src/controller/signals.ts";
-import { getTestCluster } from "../harness/index.ts";
 import {
   createRun,
   ensureNodes,
@@ -21,6 +20,7 @@ import {
   waitForWorkflow,
   workflow,
 } from "../controller/support.ts";
+import { getTestCluster } from "../harness/index.ts";
 
 const cluster = await getTestCluster();
 if (!cluster.skip) {

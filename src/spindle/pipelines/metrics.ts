@@ -30,7 +30,7 @@ export type IntakeMetrics = Pick<SpindleMetrics, "intakeConnections" | "intakeLa
 export function createMetrics(): SpindleMetrics {
   const registry = new Registry();
   const registers = [registry];
-  return {
+  const metrics: SpindleMetrics = {
     registry,
     pipelines: new Counter({
       name: "loom_pipelines_total",
@@ -116,4 +116,7 @@ export function createMetrics(): SpindleMetrics {
       registers,
     }),
   };
+  // Both sources exist from the start, so "never connected" reads 0 (the intake alert), not absent.
+  for (const source of ["jetstream", "knot"]) metrics.intakeConnections.set({ source }, 0);
+  return metrics;
 }
