@@ -22,9 +22,9 @@ export async function exportedSeries(): Promise<Map<string, ExportedSeries>> {
   const registries = [createMetrics().registry, createControllerMetrics().registry];
   const out = new Map<string, ExportedSeries>();
   for (const registry of registries) {
-    for (const m of registry.getMetricsAsArray()) {
-      const { name, labelNames } = m as unknown as { name: string; labelNames: readonly string[] };
-      const type = (await m.get()).type;
+    for (const { name, type } of await registry.getMetricsAsJSON()) {
+      // prom-client keeps a metric's label names on it (not in its JSON).
+      const { labelNames } = registry.getSingleMetric(name) as unknown as { labelNames: readonly string[] };
       if (type === "histogram") {
         out.set(`${name}_bucket`, { metric: name, type, labels: [...labelNames, "le"] });
         out.set(`${name}_sum`, { metric: name, type, labels: labelNames });
