@@ -22,7 +22,9 @@ export async function exportedSeries(): Promise<Map<string, ExportedSeries>> {
   const registries = [createMetrics().registry, createControllerMetrics().registry];
   const out = new Map<string, ExportedSeries>();
   for (const registry of registries) {
-    for (const { name, type } of await registry.getMetricsAsJSON()) {
+    for (const metric of await registry.getMetricsAsJSON()) {
+      const name = metric.name;
+      const type = String(metric.type);
       // prom-client keeps a metric's label names on it (not in its JSON).
       const { labelNames } = registry.getSingleMetric(name) as unknown as { labelNames: readonly string[] };
       if (type === "histogram") {
