@@ -50,6 +50,11 @@ export interface LogSink {
   flush(): Promise<void>;
   /** Optional: resolves once the backlog is below `bytes` (else the relay waits on `flush`). */
   waitBelow?(bytes: number): Promise<void>;
+  /**
+   * Optional: told once, when the runner's output ends, how many secret occurrences were masked
+   * (by the runner, as its `result` event says, plus the relay's own second pass). Must not throw.
+   */
+  masked?(count: number): void;
 }
 
 /** The backlog above which a producer should wait for its sink (see waitForSink). */
@@ -88,6 +93,8 @@ export interface RunnerResult {
   exitCode: number;
   failedStep: number | null;
   error?: string;
+  /** Secret occurrences the runner masked. */
+  masked?: number;
 }
 
 export interface RelayOptions {
@@ -144,6 +151,7 @@ export class Relay {
   #hello = false;
   #fatal: RelayError | undefined;
   #result: RunnerResult | undefined;
+  #maskedReported = false;
   #lastTime = "";
   /** The runner's text of #lastTime, when it was a valid time. */
   #lastRawTime = "";
@@ -337,6 +345,7 @@ export class Relay {
           exitCode: ev.exitCode,
           failedStep: ev.failedStep,
           ...(ev.error !== undefined ? { error: ev.error } : {}),
+          ...(ev.masked !== undefined ? { masked: ev.masked } : {}),
         };
         return;
       default:
@@ -350,6 +359,11 @@ export class Relay {
     const time = this.#lastTime || formatTime(this.#now());
     for (const [id, step] of this.#steps) if (step.open) this.#stepEnd(id, time);
     for (const key of [...this.#streams.keys()]) this.#closeStream(key, time);
+    if (!this.#maskedReported) {
+      this.#maskedReported = true;
+      const count = (this.#result?.masked ?? 0) + this.#masker.masked;
+      if (count > 0) this.#sink.masked?.(count);
+    }
   }
 
   #time(text: string): string {

@@ -177,6 +177,7 @@ test("grafana-dashboard.json: shows what issue 16 asks for", () => {
     /loom_xrpc_requests_total/,
     /loom_intake_lag_seconds_bucket/,
     /loom_log_bytes_total/,
+    /loom_secrets_masked_total/,
   ])
     assert.match(exprs, wanted);
   const ids = panelsOf(dashboard).map((p) => p.id);

@@ -6,7 +6,7 @@
  * Jetstream and the knot are the stand-ins of test/support.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -15,6 +15,8 @@ import type { MetricObjectWithValues, MetricValue, Registry } from "prom-client"
 import { KnotCursors, openDatabase, Repos } from "../../src/spindle/db/index.ts";
 import { createIntake } from "../../src/spindle/intake/index.ts";
 import { createMetrics } from "../../src/spindle/pipelines/metrics.ts";
+import { repoScopeKey } from "../../src/spindle/rbac/repo-ref.ts";
+import { createSecretsProvider } from "../../src/spindle/secrets/index.ts";
 import {
   ALICE,
   addRepo,
@@ -38,7 +40,7 @@ async function samples(registry: Registry, name: string): Promise<MetricValue<st
 }
 
 /** The value of the sample called `sample` whose labels include `labels`. */
-async function value(
+async function metricValue(
   registry: Registry,
   name: string,
   sample: string,
@@ -75,22 +77,22 @@ describe("spindle metrics: queue wait, workflow duration, log bytes", () => {
     await events.until((f) => statuses(f, "second.yml").length === 1);
     await new Promise((r) => setTimeout(r, 200));
     const heldMs = performance.now() - queuedAt;
-    assert.equal(await value(reg, "loom_queue_wait_seconds", "loom_queue_wait_seconds_count"), 1);
+    assert.equal(await metricValue(reg, "loom_queue_wait_seconds", "loom_queue_wait_seconds_count"), 1);
     writeFileSync(gate, "");
     await events.until((f) => statuses(f, "second.yml").some((e) => e.status === "failed"));
     events.close();
 
     // Both claims observed; "second" waited at least as long as the test held "first".
-    assert.equal(await value(reg, "loom_queue_wait_seconds", "loom_queue_wait_seconds_count"), 2);
-    const waited = (await value(reg, "loom_queue_wait_seconds", "loom_queue_wait_seconds_sum")) ?? 0;
+    assert.equal(await metricValue(reg, "loom_queue_wait_seconds", "loom_queue_wait_seconds_count"), 2);
+    const waited = (await metricValue(reg, "loom_queue_wait_seconds", "loom_queue_wait_seconds_sum")) ?? 0;
     assert.ok(waited >= heldMs / 1000, `queue wait ${waited}s covers the ${heldMs}ms the test held it`);
 
     // The local engine runs this machine's default architecture (amd64 unless configured).
     const d = "loom_workflow_duration_seconds";
-    assert.equal(await value(reg, d, `${d}_count`, { arch: "amd64", status: "success" }), 1);
-    assert.equal(await value(reg, d, `${d}_count`, { arch: "amd64", status: "failed" }), 1);
-    assert.equal(await value(reg, d, `${d}_count`, { arch: "arm64", status: "success" }), undefined);
-    const firstSeconds = (await value(reg, d, `${d}_sum`, { arch: "amd64", status: "success" })) ?? 0;
+    assert.equal(await metricValue(reg, d, `${d}_count`, { arch: "amd64", status: "success" }), 1);
+    assert.equal(await metricValue(reg, d, `${d}_count`, { arch: "amd64", status: "failed" }), 1);
+    assert.equal(await metricValue(reg, d, `${d}_count`, { arch: "arm64", status: "success" }), undefined);
+    const firstSeconds = (await metricValue(reg, d, `${d}_sum`, { arch: "amd64", status: "success" })) ?? 0;
     assert.ok(firstSeconds >= heldMs / 1000, `first ran ${firstSeconds}s, held ${heldMs}ms`);
 
     // Every byte in the log files went through the counter, and nothing else did.
@@ -98,7 +100,42 @@ describe("spindle metrics: queue wait, workflow duration, log bytes", () => {
     assert.ok(existsSync(logDir));
     const onDisk = readdirSync(logDir).reduce((n, f) => n + statSync(join(logDir, f)).size, 0);
     assert.ok(onDisk > 0);
-    assert.equal(await value(reg, "loom_log_bytes_total", "loom_log_bytes_total"), onDisk);
+    assert.equal(await metricValue(reg, "loom_log_bytes_total", "loom_log_bytes_total"), onDisk);
+  });
+});
+
+describe("spindle metrics: secrets masked", () => {
+  it("every occurrence of a repo secret the runner masked is counted once the workflow ends", async () => {
+    const b = await bootServer();
+    after(() => b.stop());
+    addRepo(b.server, ALICE, "loom");
+    const value = "hunter2-very-secret";
+    const provider = await createSecretsProvider(b.server.config, b.server.db);
+    after(() => provider.stop());
+    await provider.add({
+      repo: repoScopeKey({ ownerDid: ALICE, name: "loom" }),
+      key: "TOKEN",
+      value,
+      createdBy: ALICE,
+    });
+    const events = new Collector(`${b.wsUrl}/events`);
+    await events.opened;
+    // Twice in plain text, once as base64: three occurrences.
+    const command = `echo "$TOKEN and $TOKEN"; printf '%s' "$TOKEN" | base64`;
+    await b.server.pipelines.acceptPipeline(
+      KNOT,
+      "3lxyz2mask001",
+      pipelineRecord([workflow("mask.yml", [{ name: "s", command }])]),
+    );
+    await events.until((f) => statuses(f, "mask.yml").some((e) => e.status === "success"));
+    events.close();
+    const logs = readdirSync(join(b.dir, "logs"))
+      .map((f) => readFileSync(join(b.dir, "logs", f), "utf8"))
+      .join("");
+    assert.ok(logs.includes("*** and ***"), "the runner masked the plain occurrences");
+    assert.ok(!logs.includes(value) && !logs.includes(Buffer.from(value).toString("base64").slice(0, 20)));
+    const m = "loom_secrets_masked_total";
+    assert.equal(await metricValue(b.server.metrics.registry, m, m), 3);
   });
 });
 
@@ -121,7 +158,7 @@ describe("spindle metrics: intake connections and Jetstream lag", () => {
       5000,
       "loom_intake_connections{source=jetstream} = 1",
       async () => {
-        open = await value(reg, c, c, { source: "jetstream" });
+        open = await metricValue(reg, c, c, { source: "jetstream" });
       },
     );
     // An event two minutes old (a stranger's: dropped by the DID filter, but still read).
@@ -142,11 +179,11 @@ describe("spindle metrics: intake connections and Jetstream lag", () => {
       5000,
       "one lag observation",
       async () => {
-        count = await value(reg, l, `${l}_count`, { source: "jetstream" });
+        count = await metricValue(reg, l, `${l}_count`, { source: "jetstream" });
       },
     );
-    assert.equal(await value(reg, l, `${l}_bucket`, { source: "jetstream", le: 60 }), 0);
-    assert.equal(await value(reg, l, `${l}_bucket`, { source: "jetstream", le: 1800 }), 1);
+    assert.equal(await metricValue(reg, l, `${l}_bucket`, { source: "jetstream", le: 60 }), 0);
+    assert.equal(await metricValue(reg, l, `${l}_bucket`, { source: "jetstream", le: 1800 }), 1);
 
     // A cut connection is counted down until the consumer is back.
     js.dropConnections();
@@ -156,11 +193,11 @@ describe("spindle metrics: intake connections and Jetstream lag", () => {
       5000,
       "reconnected",
       async () => {
-        open = await value(reg, c, c, { source: "jetstream" });
+        open = await metricValue(reg, c, c, { source: "jetstream" });
       },
     );
     await b.server.stop();
-    assert.equal(await value(reg, c, c, { source: "jetstream" }), 0);
+    assert.equal(await metricValue(reg, c, c, { source: "jetstream" }), 0);
   });
 
   it("createIntake counts each open knot stream, and counts it down when the knot goes away", async () => {
@@ -195,13 +232,13 @@ describe("spindle metrics: intake connections and Jetstream lag", () => {
     const c = "loom_intake_connections";
     let open: number | undefined;
     const read = async () => {
-      open = await value(metrics.registry, c, c, { source: "knot" });
+      open = await metricValue(metrics.registry, c, c, { source: "knot" });
     };
     await waitFor(() => open === 1, 5000, "knot stream counted", read);
     knot.closeAll();
     await waitFor(() => open === 0, 5000, "knot stream counted down", read);
     await intake.stop();
     // Never connected (nothing listens there): present, and 0.
-    assert.equal(await value(metrics.registry, c, c, { source: "jetstream" }), 0);
+    assert.equal(await metricValue(metrics.registry, c, c, { source: "jetstream" }), 0);
   });
 });

@@ -8,17 +8,22 @@ import type { LogFile } from "../../relay/logfile.ts";
 import type { LogLine } from "../../relay/logline.ts";
 import type { LogSink } from "../../relay/relay.ts";
 
+/** Counters a sink adds to: bytes written (loom_log_bytes_total), secrets masked (loom_secrets_masked_total). */
+export interface LogCounters {
+  bytes?: { inc(n: number): void };
+  masked?: { inc(n: number): void };
+}
+
 export class LiveLogSink implements LogSink {
   readonly #file: LogFile;
   readonly #delayMs: number;
-  readonly #bytes: { inc(n: number): void } | undefined;
+  readonly #counters: LogCounters;
   #timer: NodeJS.Timeout | undefined;
 
-  /** `bytes` counts what is written (loom_log_bytes_total). */
-  constructor(file: LogFile, delayMs = 100, bytes?: { inc(n: number): void }) {
+  constructor(file: LogFile, delayMs = 100, counters: LogCounters = {}) {
     this.#file = file;
     this.#delayMs = delayMs;
-    this.#bytes = bytes;
+    this.#counters = counters;
   }
 
   get backlog(): number {
@@ -41,7 +46,11 @@ export class LiveLogSink implements LogSink {
   }
 
   #count(bytes: number): void {
-    if (bytes > 0) this.#bytes?.inc(bytes);
+    if (bytes > 0) this.#counters.bytes?.inc(bytes);
+  }
+
+  masked(count: number): void {
+    this.#counters.masked?.inc(count);
   }
 
   waitBelow(bytes: number): Promise<void> {

@@ -20,6 +20,7 @@ export interface SpindleMetrics {
   queueWait: Histogram;
   workflowSeconds: Histogram<"arch" | "status">;
   logBytes: Counter;
+  secretsMasked: Counter;
   intakeConnections: Gauge<"source">;
   intakeLag: Histogram<"source">;
 }
@@ -100,6 +101,11 @@ export function createMetrics(): SpindleMetrics {
     logBytes: new Counter({
       name: "loom_log_bytes_total",
       help: "Bytes of workflow log lines (masked LogLine JSON) relayed into the log files",
+      registers,
+    }),
+    secretsMasked: new Counter({
+      name: "loom_secrets_masked_total",
+      help: "Secret occurrences masked in workflow output (by the runner, plus the relay's second pass)",
       registers,
     }),
     intakeConnections: new Gauge({

@@ -142,7 +142,10 @@ export class Scheduler {
       const current = ledger.store.runByWid(wid);
       if (!current || FINISHED.has(current.status)) return;
       try {
-        sink = new LiveLogSink(await LogFile.open(this.#o.logDir, wid), undefined, this.#o.metrics.logBytes);
+        sink = new LiveLogSink(await LogFile.open(this.#o.logDir, wid), undefined, {
+          bytes: this.#o.metrics.logBytes,
+          masked: this.#o.metrics.secretsMasked,
+        });
         opened = sink;
         this.#openLogs.add(sink);
       } catch (err) {
