@@ -64,7 +64,7 @@ function isPrefixAt(pat: string, text: string, at: number): boolean {
 /** Shortest window the skipping search is used for; shorter patterns are searched position by position. */
 const MIN_WINDOW = 4;
 
-/** Patterns compiled for fast search; immutable and shareable between streams. */
+/** Patterns compiled for fast search; shareable between streams, whose replacements it counts. */
 export class Masker {
   /** Replacements made so far by this masker and its streams (the only state that changes). */
   #masked = 0;
