@@ -23,6 +23,7 @@ test-deps: deps ## Build or fetch the test-only servers and cross-architecture p
 	@bash hack/control-plane.sh
 	@$(MAKE) --no-print-directory runner-cross-deps
 	@bash hack/atproto-peers.sh
+	@bash hack/promtool.sh
 
 build: deps ## Compile TypeScript into dist/ and build this machine's runner bundle.
 	npm run build

@@ -129,6 +129,7 @@ function describeChroot(arch: BundleArch): void {
         status: "failed",
         exitCode: 4,
         failedStep: 1,
+        masked: 5,
       });
       assert.ok(!JSON.stringify(run.events).includes("chroot-secret-42"));
       console.log(

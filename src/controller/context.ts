@@ -7,6 +7,7 @@ import type { NodeLabels } from "./build/profile.ts";
 import type { Capacity } from "./capacity.ts";
 import type { ControllerConfig } from "./config.ts";
 import type { EventRecorder } from "./events.ts";
+import type { ControllerMetrics } from "./metrics.ts";
 
 export interface Cache<T> {
   get(key: string): T | undefined;
@@ -26,6 +27,8 @@ export interface ReconcileContext {
   capacity: Capacity;
   /** Kubernetes Events on the SpindleSet; absent = none. */
   events?: EventRecorder;
+  /** Counts workflows finished (by phase and reason) once their status is written; absent = none. */
+  metrics?: Pick<ControllerMetrics, "workflowsFinished">;
   /** How long a run may wait for its Secret (the engine creates it right after the run). */
   secretWaitMs: number;
   /** How long a waiting workflow sleeps before it asks for capacity again. */

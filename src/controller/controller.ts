@@ -215,6 +215,7 @@ export class SpindleSetController {
       nodes: this.#nodes,
       capacity: this.#capacity,
       events: this.#events,
+      metrics: this.metrics,
       secretWaitMs: this.#opts.secretWaitMs ?? 60_000,
       capacityRetryMs: this.#opts.capacityRetryMs ?? 10_000,
     };
@@ -258,6 +259,7 @@ export class SpindleSetController {
 
   async #process(ctx: ReconcileContext, key: string) {
     this.metrics.queueDepth.set(this.#queue?.depth ?? 0);
+    const end = this.metrics.reconcileSeconds.startTimer();
     try {
       const result = await reconcile(ctx, key);
       this.metrics.reconciles.inc({ result: result?.requeueAfterMs !== undefined ? "requeue" : "ok" });
@@ -270,6 +272,8 @@ export class SpindleSetController {
       }
       this.metrics.reconciles.inc({ result: "error" });
       throw err;
+    } finally {
+      end();
     }
   }
 

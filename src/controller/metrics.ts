@@ -2,7 +2,7 @@
  * Prometheus metrics of the controller. A registry per controller (tests run several in one
  * process); the spindle server may merge it into its own. Labels are closed sets.
  */
-import { Counter, Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 export interface ControllerMetrics {
   registry: Registry;
@@ -11,6 +11,8 @@ export interface ControllerMetrics {
   activeJobs: Gauge;
   leader: Gauge;
   orphansDeleted: Counter<"kind">;
+  reconcileSeconds: Histogram;
+  workflowsFinished: Counter<"phase" | "reason">;
 }
 
 export function createControllerMetrics(): ControllerMetrics {
@@ -43,6 +45,18 @@ export function createControllerMetrics(): ControllerMetrics {
       name: "loom_controller_orphans_deleted_total",
       help: "Objects deleted by the orphan sweep",
       labelNames: ["kind"],
+      registers,
+    }),
+    reconcileSeconds: new Histogram({
+      name: "loom_controller_reconcile_seconds",
+      help: "Duration of one SpindleSet reconcile, whatever its result",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    workflowsFinished: new Counter({
+      name: "loom_controller_workflows_finished_total",
+      help: "Workflows the controller recorded as finished, by terminal phase and reason",
+      labelNames: ["phase", "reason"],
       registers,
     }),
   };

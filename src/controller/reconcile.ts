@@ -86,6 +86,9 @@ async function writeStatus(ctx: ReconcileContext, ss: SpindleSet, next: SpindleS
       },
       "workflow status changed",
     );
+    // Counted here, after the guarded write succeeded: a 409 retry never counts twice.
+    if (TERMINAL_PHASES.includes(w.phase) && !TERMINAL_PHASES.includes(old?.phase ?? "pending"))
+      ctx.metrics?.workflowsFinished.inc({ phase: w.phase, reason: w.reason });
     const bad = w.phase === "failed" || w.phase === "timeout";
     ctx.events?.record(ss, {
       type: bad ? "Warning" : "Normal",

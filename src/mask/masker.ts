@@ -127,8 +127,10 @@ function isPrefixAt(pat: string, text: string, at: number): boolean {
 /** Shortest window the skipping search is used for; shorter patterns are searched position by position. */
 const MIN_WINDOW = 4;
 
-/** Patterns compiled for fast search; immutable and shareable between streams. */
+/** Patterns compiled for fast search; shareable between streams, whose replacements it counts. */
 export class Masker {
+  /** Replacements made so far by this masker and its streams (the only state that changes). */
+  #masked = 0;
   readonly patterns: readonly string[];
   /** Length of the longest pattern (0 when there is nothing to mask). */
   readonly maxLength: number;
@@ -201,10 +203,16 @@ export class Masker {
     for (;;) {
       const m = this.#find(text, from);
       if (m < 0) break;
+      this.#masked++;
       out += text.slice(from, m) + MASK;
       from = m + this.#lastLength;
     }
     return from === 0 ? text : out + text.slice(from);
+  }
+
+  /** How many secret occurrences this masker (and its streams) replaced so far. */
+  get masked(): number {
+    return this.#masked;
   }
 
   /** A stream masker for one output stream. */
@@ -320,6 +328,7 @@ export class Masker {
         return hold;
       }
       out.push(text.slice(at, m), MASK);
+      this.#masked++;
       at = m + this.#lastLength;
       if (at > hold) hold = this.pendingFrom(text, at);
     }

@@ -48,6 +48,8 @@ function fieldError(o: Obj): string | undefined {
       if (!isStr(o.status) || !STATUSES.has(o.status)) return "unknown status";
       if (!isInt(o.exitCode)) return "exitCode is not an integer";
       if (o.failedStep !== null && !isInt(o.failedStep)) return "failedStep is not an integer or null";
+      if (o.masked !== undefined && !(isInt(o.masked) && o.masked >= 0))
+        return "masked is not a non-negative integer";
       return o.error === undefined || isStr(o.error) ? undefined : "error is not a string";
     default:
       return "unknown event type";

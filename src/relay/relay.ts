@@ -60,6 +60,8 @@ export interface RunnerResult {
   exitCode: number;
   failedStep: number | null;
   error?: string;
+  /** Secret occurrences the runner masked. */
+  masked?: number;
 }
 
 export interface RelayOptions {
@@ -114,6 +116,7 @@ export class Relay {
   #hello = false;
   #fatal: RelayError | undefined;
   #result: RunnerResult | undefined;
+  #maskedReported = false;
   #lastTime = "";
   /** The runner's text of #lastTime, when it was a valid time. */
   #lastRawTime = "";
@@ -268,6 +271,7 @@ export class Relay {
           exitCode: ev.exitCode,
           failedStep: ev.failedStep,
           ...(ev.error !== undefined ? { error: ev.error } : {}),
+          ...(ev.masked !== undefined ? { masked: ev.masked } : {}),
         };
         return;
       default:
@@ -281,6 +285,11 @@ export class Relay {
     const time = this.#lastTime || formatTime(this.#now());
     for (const [id, step] of this.#steps) if (step.open) this.#stepEnd(id, time);
     for (const key of [...this.#streams.keys()]) this.#closeStream(key, time);
+    if (!this.#maskedReported) {
+      this.#maskedReported = true;
+      const count = (this.#result?.masked ?? 0) + this.#masker.masked;
+      if (count > 0) this.#sink.masked?.(count);
+    }
   }
 
   #time(text: string): string {

@@ -21,6 +21,11 @@ export interface LogSink {
   flush(): Promise<void>;
   /** Optional: resolves once the backlog is below `bytes` (else the relay waits on `flush`). */
   waitBelow?(bytes: number): Promise<void>;
+  /**
+   * Optional: told once, when the runner's output ends, how many secret occurrences were masked
+   * (by the runner, as its `result` event says, plus the relay's own second pass). Must not throw.
+   */
+  masked?(count: number): void;
 }
 
 /** The backlog above which a producer should wait for its sink (see waitForSink). */

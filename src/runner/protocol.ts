@@ -90,4 +90,6 @@ export type RunnerEvent =
       exitCode: number;
       failedStep: number | null;
       error?: string;
+      /** Secret occurrences the runner masked in the run's output (absent: none). */
+      masked?: number;
     });

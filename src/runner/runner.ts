@@ -134,7 +134,8 @@ export class Runner {
   #result(r: RunResult): RunResult {
     // An error text may quote paths or commands; mask it like output, never leak a secret.
     if (r.error !== undefined) r.error = this.#masker.mask(r.error);
-    this.writer.emit("result", r);
+    const masked = this.#masker.masked;
+    this.writer.emit("result", masked > 0 ? { ...r, masked } : r);
     return r;
   }
 

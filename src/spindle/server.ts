@@ -261,6 +261,7 @@ export class SpindleServer {
             rbac,
             repos,
             builds: { refUpdates: this.refUpdates, pulls },
+            metrics: this.metrics,
             ...(p.opts.intake ?? {}),
           });
     const xrpc = new XrpcRouter({

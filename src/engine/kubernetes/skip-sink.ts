@@ -14,6 +14,7 @@ export class SkipSink implements LogSink {
   /** Offered only when the inner sink takes encoded lines (the relay asks by its presence). */
   readonly writeEncoded?: (utf8: string) => void;
   readonly waitBelow?: (bytes: number) => Promise<void>;
+  readonly masked?: (count: number) => void;
 
   constructor(inner: LogSink, skip: number) {
     this.#inner = inner;
@@ -32,6 +33,8 @@ export class SkipSink implements LogSink {
     }
     const waitBelow = inner.waitBelow?.bind(inner);
     if (waitBelow !== undefined) this.waitBelow = waitBelow;
+    const masked = inner.masked?.bind(inner);
+    if (masked !== undefined) this.masked = masked;
   }
   get backlog(): number {
     return this.#inner.backlog;

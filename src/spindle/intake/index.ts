@@ -33,6 +33,7 @@ import {
   SpindleMembers,
 } from "../db/index.ts";
 import type { PipelineIntake } from "../pipelines/intake-contract.ts";
+import type { IntakeMetrics } from "../pipelines/metrics.ts";
 import { Rbac } from "../rbac/index.ts";
 import { DidFilter } from "./did-filter.ts";
 import { JetstreamHandlers, WANTED_COLLECTIONS } from "./handlers.ts";
@@ -78,6 +79,8 @@ export interface CreateIntakeOptions {
    * and collaborator records are handled.
    */
   builds?: { refUpdates: RefUpdateIntake; pulls: PullIntake };
+  /** Open connections and Jetstream lag (loom_intake_*); absent = not measured. */
+  metrics?: IntakeMetrics;
 }
 
 export interface Intake {
@@ -104,6 +107,7 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
     handlers: refUpdates ? refUpdates.handlers() : pipelineHandlers(opts.pipelines),
     dev: server.dev,
     log,
+    ...(opts.metrics && { metrics: opts.metrics }),
   });
   const handlers = new JetstreamHandlers({
     db: opts.db,
@@ -130,6 +134,7 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
     cursor: new JetstreamCursor(opts.db),
     handlers,
     log,
+    ...(opts.metrics && { metrics: opts.metrics }),
   });
   return {
     jetstream,

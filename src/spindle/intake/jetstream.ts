@@ -21,6 +21,7 @@
  */
 import type { Logger } from "pino";
 import type { JetstreamCursor } from "../db/index.ts";
+import type { IntakeMetrics } from "../pipelines/metrics.ts";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 import type { DidFilter } from "./did-filter.ts";
 import { WANTED_COLLECTIONS } from "./handlers.ts";
@@ -63,6 +64,8 @@ export interface JetstreamConsumerOptions {
   handshakeTimeoutMs?: number;
   /** Frames buffered before the socket is paused; default 1000. */
   maxQueued?: number;
+  /** Open connections and event lag (source `jetstream`); absent = not measured. */
+  metrics?: IntakeMetrics;
 }
 
 export class JetstreamConsumer {
@@ -162,12 +165,14 @@ export class JetstreamConsumer {
         maxQueued: this.#o.maxQueued ?? 1000,
         headers: { "user-agent": "loom-spindle (jetstream consumer)" },
         onOpen: () => {
+          this.#o.metrics?.intakeConnections.inc({ source: "jetstream" });
           this.#connectedOnce = true;
           this.#backoff.connected();
           this.#log.info("connected to jetstream");
         },
         onText: (text) => this.#onFrame(text),
       });
+      if (end.opened) this.#o.metrics?.intakeConnections.dec({ source: "jetstream" });
       if (signal.aborted) break;
       const delayMs = this.#backoff.next();
       this.#log.warn(
@@ -186,6 +191,10 @@ export class JetstreamConsumer {
       return;
     }
     const ev = d.event;
+    this.#o.metrics?.intakeLag.observe(
+      { source: "jetstream" },
+      Math.max(0, this.#nowUs() - ev.timeUs) / 1_000_000,
+    );
     const commit = ev.commit;
     const exempt = commit !== null && this.#o.filterExempt?.has(commit.collection) === true;
     if (commit === null || !(exempt || this.#o.filter.has(ev.did))) {

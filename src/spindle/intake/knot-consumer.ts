@@ -20,6 +20,7 @@ import type { Logger } from "pino";
 import { checkedAddress, pinnedLookup } from "../../net/guarded-fetch.ts";
 import { type KnotEnvelope, parseKnotEnvelope } from "../../protocol/envelope.ts";
 import type { KnotCursors } from "../db/index.ts";
+import type { IntakeMetrics } from "../pipelines/metrics.ts";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 import { knotEventsUrl } from "./knot-host.ts";
 import { runSession, type SessionEnd } from "./ws-session.ts";
@@ -42,6 +43,8 @@ export interface KnotConsumerTuning {
   handshakeTimeoutMs?: number;
   /** Milliseconds clock for Gen1 cursors; default Date.now. */
   nowMs?: () => number;
+  /** Open connections (source `knot`); absent = not counted. */
+  metrics?: IntakeMetrics;
 }
 
 export interface KnotConsumerOptions extends KnotConsumerTuning {
@@ -98,6 +101,7 @@ export class KnotConsumer {
       this.#pendingGen1 = null;
       this.#log.info({ url }, "connecting to knot event stream");
       const end = await this.#session(url, signal);
+      if (end.opened) this.#o.metrics?.intakeConnections.dec({ source: "knot" });
       if (signal.aborted) break;
       const delayMs = this.#backoff.next();
       this.#log.warn(
@@ -137,6 +141,7 @@ export class KnotConsumer {
       headers: { "user-agent": "loom-spindle (knot consumer)" },
       ...(this.#o.nowMs ? { now: this.#o.nowMs } : {}),
       onOpen: () => {
+        this.#o.metrics?.intakeConnections.inc({ source: "knot" });
         this.#backoff.connected();
         this.#log.info("connected to knot event stream");
       },

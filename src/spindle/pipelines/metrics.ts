@@ -17,12 +17,21 @@ export interface SpindleMetrics {
   logFilesRemoved: Counter;
   xrpc: Counter<"method" | "status">;
   xrpcSeconds: Histogram<"method">;
+  queueWait: Histogram;
+  workflowSeconds: Histogram<"arch" | "status">;
+  logBytes: Counter;
+  secretsMasked: Counter;
+  intakeConnections: Gauge<"source">;
+  intakeLag: Histogram<"source">;
 }
+
+/** The intake's share of the metrics (src/spindle/intake takes only these). */
+export type IntakeMetrics = Pick<SpindleMetrics, "intakeConnections" | "intakeLag">;
 
 export function createMetrics(): SpindleMetrics {
   const registry = new Registry();
   const registers = [registry];
-  return {
+  const metrics: SpindleMetrics = {
     registry,
     pipelines: new Counter({
       name: "loom_pipelines_total",
@@ -76,5 +85,44 @@ export function createMetrics(): SpindleMetrics {
       buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10],
       registers,
     }),
+    queueWait: new Histogram({
+      name: "loom_queue_wait_seconds",
+      help: "Time a pipeline waited in the queue, from admission until a worker claimed it",
+      buckets: [0.1, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600],
+      registers,
+    }),
+    workflowSeconds: new Histogram({
+      name: "loom_workflow_duration_seconds",
+      help: "Workflow run time on the engine, from start to final status, by architecture and final status",
+      labelNames: ["arch", "status"],
+      buckets: [5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 4 * 3600],
+      registers,
+    }),
+    logBytes: new Counter({
+      name: "loom_log_bytes_total",
+      help: "Bytes of workflow log lines (masked LogLine JSON) relayed into the log files",
+      registers,
+    }),
+    secretsMasked: new Counter({
+      name: "loom_secrets_masked_total",
+      help: "Secret occurrences masked in workflow output (by the runner, plus the relay's second pass)",
+      registers,
+    }),
+    intakeConnections: new Gauge({
+      name: "loom_intake_connections",
+      help: "Open intake connections by source (jetstream, knot)",
+      labelNames: ["source"],
+      registers,
+    }),
+    intakeLag: new Histogram({
+      name: "loom_intake_lag_seconds",
+      help: "How old a Jetstream event was (its time_us) when the spindle processed it",
+      labelNames: ["source"],
+      buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600 * 6],
+      registers,
+    }),
   };
+  // Both sources exist from the start, so "never connected" reads 0 (the intake alert), not absent.
+  for (const source of ["jetstream", "knot"]) metrics.intakeConnections.set({ source }, 0);
+  return metrics;
 }

@@ -58,10 +58,12 @@ export class Scheduler {
 
   /** Claims queued pipelines while workers are free. */
   wake(): void {
-    const { store } = this.#o.ledger;
+    const { ledger } = this.#o;
+    const { store } = ledger;
     while (!this.#stopping && !this.#o.ledger.closed && this.#active.size < this.#o.maxJobCount) {
       const p = store.claimNext();
       if (!p) break;
+      this.#o.metrics.queueWait.observe(Math.max(0, ledger.now().getTime() - p.createdAt) / 1000);
       this.#launch(p, false);
     }
     this.#o.metrics.queueDepth.set(this.#o.ledger.closed ? 0 : store.queuedCount());
@@ -141,7 +143,10 @@ export class Scheduler {
       const current = ledger.store.runByWid(wid);
       if (!current || FINISHED.has(current.status)) return;
       try {
-        sink = new LiveLogSink(await LogFile.open(this.#o.logDir, wid));
+        sink = new LiveLogSink(await LogFile.open(this.#o.logDir, wid), undefined, {
+          bytes: this.#o.metrics.logBytes,
+          masked: this.#o.metrics.secretsMasked,
+        });
         opened = sink;
         this.#openLogs.add(sink);
       } catch (err) {
@@ -154,6 +159,8 @@ export class Scheduler {
       }
       const loaded = await this.#secrets(p.scope, log);
       let run: WorkflowRun = { plan, secrets: loaded.values, onStatus: () => {}, log: sink };
+      /** When this process started it (unknown for a run recovered after a restart). */
+      let startedAt: number | undefined;
       if (current.status === "running") {
         const res = await engine.recover(run);
         if (res.state === "lost") {
@@ -178,6 +185,7 @@ export class Scheduler {
         }
         run = { ...run, plan: forRun.plan, secrets: forRun.secrets };
         ledger.record([{ run: current, status: "running" }]);
+        startedAt = ledger.now().getTime();
         // Whatever an earlier process may have left under this wid goes first.
         await engine.destroy(wid);
         try {
@@ -204,6 +212,11 @@ export class Scheduler {
       await sink.close().catch((err: Error) => log.error({ err: err.message }, "log file write failed"));
       sink = undefined;
       const final = this.#finalTransition(current, outcome);
+      if (startedAt !== undefined)
+        this.#o.metrics.workflowSeconds.observe(
+          { arch: plan.architecture, status: final.status },
+          Math.max(0, ledger.now().getTime() - startedAt) / 1000,
+        );
       this.#cancelRequested.delete(wid);
       if (!ledger.closed) ledger.record([final]);
       log.info({ status: final.status, exitCode: final.exitCode }, "workflow finished");

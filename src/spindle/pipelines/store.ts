@@ -16,6 +16,8 @@ export interface PipelineRow {
   /** Secrets scope key of the repo. */
   scope: string;
   state: PipelineState;
+  /** When it was admitted (ms since the epoch, the ledger's clock). */
+  createdAt: number;
 }
 
 export interface RunRow {
@@ -54,10 +56,12 @@ export class PipelineStore {
       ),
       setState: p("UPDATE pipelines SET state = ? WHERE id = ?"),
       claim: p(
-        "UPDATE pipelines SET state = 'running' WHERE id = (SELECT id FROM pipelines WHERE state = 'queued' ORDER BY id LIMIT 1) RETURNING id, knot, rkey, scope, state",
+        "UPDATE pipelines SET state = 'running' WHERE id = (SELECT id FROM pipelines WHERE state = 'queued' ORDER BY id LIMIT 1) RETURNING id, knot, rkey, scope, state, created_at",
       ),
       queued: p("SELECT count(*) AS n FROM pipelines WHERE state = 'queued'"),
-      inState: p("SELECT id, knot, rkey, scope, state FROM pipelines WHERE state = ? ORDER BY id"),
+      inState: p(
+        "SELECT id, knot, rkey, scope, state, created_at FROM pipelines WHERE state = ? ORDER BY id",
+      ),
       runsOf: p(`${RUN_SELECT} WHERE r.pipeline_id = ? ORDER BY r.rowid`),
       record: p("SELECT record FROM pipelines WHERE knot = ? AND rkey = ?"),
       exists: p("SELECT 1 FROM pipelines WHERE knot = ? AND rkey = ?"),
@@ -180,6 +184,7 @@ function toPipeline(r: Record<string, unknown>): PipelineRow {
     rkey: String(r.rkey),
     scope: String(r.scope),
     state: r.state as PipelineState,
+    createdAt: Number(r.created_at),
   };
 }
 
