@@ -1,6 +1,7 @@
 /**
  * `loom run`: compile the repository's workflows for a local trigger and run the matching ones
- * with the local engine, one after another, showing live output (or Tangled LogLine JSON).
+ * with the local engine, showing live output (or Tangled LogLine JSON). Workflows run one at a
+ * time, or `jobs` at a time with each line led by its workflow's name.
  */
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,13 +13,17 @@ import { encodeLogLine, type LogLine } from "../relay/logline.ts";
 import type { LogSink } from "../relay/relay.ts";
 import {
   compileWorkflows,
+  type Diagnostic,
   formatDiagnostic,
+  parseWorkflow,
   type RunPlan,
   resolveWorkflow,
   type TriggerKind,
   WORKFLOWS_DIR,
+  type Workflow,
 } from "../workflow/index.ts";
-import { openRepo, workflowFilesAt } from "./git.ts";
+import { openRepo, uncommittedChanges, workflowFilesAt, worktreeCommit } from "./git.ts";
+import { hostArchitecture, hostCaveats } from "./host.ts";
 import { HumanRenderer, type WorkflowSummary } from "./render.ts";
 import { collectSecrets } from "./secrets.ts";
 import { LOCAL_KNOT, localTrigger } from "./trigger.ts";
@@ -33,31 +38,72 @@ export interface RunOptions {
   secretsFile?: string;
   json: boolean;
   timeoutSeconds?: number;
+  /** Workflows run at once (default 1). */
+  jobs?: number;
+  /** Run the working tree (uncommitted changes included) instead of the commit. */
+  worktree?: boolean;
+  /** Colour in the human output (default: when stdout is a terminal). */
+  colour?: boolean;
   /** The environment steps inherit (the user's PATH, so local tools are found). */
   env: Record<string, string>;
 }
 
 export async function runCommand(opts: RunOptions): Promise<number> {
-  const repo = await openRepo(opts.dir, opts.ref);
-  const trigger = localTrigger(repo, opts.event, opts.targetBranch);
+  let repo = await openRepo(opts.dir, opts.ref);
   const secrets = await collectSecrets(opts.secrets, opts.secretsFile);
+  const baseDir = await mkdtemp(join(tmpdir(), "loom-run-"));
+  try {
+    if (opts.worktree === true) {
+      const sha = await worktreeCommit(repo, join(baseDir, "index"));
+      process.stderr.write(
+        `note: running the working tree (uncommitted changes included) on ${repo.sha.slice(0, 12)}\n`,
+      );
+      repo = { ...repo, sha };
+    } else if (opts.ref === undefined) {
+      const changes = await uncommittedChanges(repo);
+      if (changes > 0) {
+        process.stderr.write(
+          `note: running commit ${repo.sha.slice(0, 12)}; ${changes} uncommitted change${changes === 1 ? " is" : "s are"} left out (--worktree runs them)\n`,
+        );
+      }
+    }
+    return await runRepo(opts, repo, secrets, baseDir);
+  } finally {
+    await rm(baseDir, { recursive: true, force: true });
+  }
+}
+
+async function runRepo(
+  opts: RunOptions,
+  repo: Awaited<ReturnType<typeof openRepo>>,
+  secrets: Map<string, string>,
+  baseDir: string,
+): Promise<number> {
+  const trigger = localTrigger(repo, opts.event, opts.targetBranch);
   const files = await workflowFilesAt(repo);
   if (files.length === 0) {
     // loom run runs what is committed; say so when the only workflows are uncommitted ones.
     const local = await readdir(join(repo.root, WORKFLOWS_DIR)).catch(() => [] as string[]);
     const where =
-      local.length > 0 ? ` (${WORKFLOWS_DIR}/ has files, but none committed: loom run runs the commit)` : "";
+      local.length > 0 && opts.worktree !== true
+        ? ` (${WORKFLOWS_DIR}/ has files, but none committed: loom run runs the commit, --worktree the working tree)`
+        : "";
     process.stderr.write(
       `warning: no workflow files in ${WORKFLOWS_DIR}/ at ${repo.sha.slice(0, 12)}${where}\n`,
     );
   }
-  const { record, diagnostics } = compileWorkflows(files, trigger);
-  for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
-  if (diagnostics.some((d) => d.severity === "error")) return 1;
-
-  const chosen = (record?.workflows ?? []).filter(
-    (w) => opts.workflows.length === 0 || opts.workflows.includes(w.name),
+  // Loom compiles the pipeline itself here: a workflow without engine runs as kubernetes.
+  const compiled = compileWorkflows(files, trigger, { defaultEngine: "kubernetes" });
+  // A typo that leaves the key it meant unset changes what runs: refuse it here.
+  const diagnostics = compiled.diagnostics.map(
+    (d): Diagnostic => (d.suggestion === undefined ? d : { ...d, severity: "error" }),
   );
+  for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+  // With --workflow, only the named files' errors stop the run: another broken file does not.
+  const named = (file: string) => opts.workflows.length === 0 || opts.workflows.includes(file);
+  if (diagnostics.some((d) => d.severity === "error" && named(d.file))) return 1;
+
+  const chosen = (compiled.record?.workflows ?? []).filter((w) => named(w.name));
   for (const name of opts.workflows) {
     if (!chosen.some((w) => w.name === name)) {
       process.stderr.write(`error: workflow ${name} does not exist or does not match this ${opts.event}\n`);
@@ -65,7 +111,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     }
   }
   const rkey = `local${Date.now().toString(36)}`;
-  const plans: RunPlan[] = [];
+  const host = hostArchitecture();
+  const runs: { plan: RunPlan; workflow: Workflow }[] = [];
   for (const wf of chosen) {
     const resolved = resolveWorkflow(wf, trigger, {
       pipeline: { knot: LOCAL_KNOT, rkey },
@@ -73,55 +120,82 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       cloneUrl: pathToFileURL(repo.root).href,
       // Only Gen2 fetches a manual trigger's commit (Gen1 has no manual producer, spec §1.4).
       gen2: opts.event === "manual",
+      // A workflow that names no architecture runs on this host's without a word.
+      ...(host !== undefined ? { defaultArchitecture: host } : {}),
       ...(opts.timeoutSeconds !== undefined ? { timeoutSeconds: opts.timeoutSeconds } : {}),
     });
     if (!resolved.ok) {
       process.stderr.write(`error: ${wf.name}: ${resolved.error}\n`);
       return 1;
     }
-    plans.push(resolved.plan);
+    const workflow = parseWorkflow(wf.name, wf.raw).workflow;
+    if (workflow === undefined) throw new Error(`${wf.name}: unreadable after compile`);
+    runs.push({ plan: resolved.plan, workflow });
   }
 
-  const renderer = new HumanRenderer(process.stdout, { prefix: false });
-  const baseDir = await mkdtemp(join(tmpdir(), "loom-run-"));
-  const engine = new LocalEngine({ baseDir, env: opts.env, killGraceMs: 3000 });
+  const jobs = Math.max(1, Math.min(opts.jobs ?? 1, runs.length || 1));
+  const renderer = new HumanRenderer(process.stdout, {
+    prefix: jobs > 1,
+    ...(opts.colour !== undefined ? { colour: opts.colour } : {}),
+  });
+  const engine = new LocalEngine({ baseDir: join(baseDir, "runs"), env: opts.env, killGraceMs: 3000 });
   let interrupted = false;
-  let current: string | undefined;
+  const running = new Set<string>();
   const onSignal = () => {
     interrupted = true;
-    if (current) void engine.cancel(current, "interrupted");
+    for (const wid of running) void engine.cancel(wid, "interrupted");
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   const results: WorkflowSummary[] = [];
-  try {
-    for (const plan of plans) {
-      if (interrupted) break;
-      if (!opts.json) process.stdout.write(`\n${plan.workflowName} (${plan.engine}, ${plan.image})\n`);
-      const sink = lineSink((line) => {
-        if (opts.json) process.stdout.write(`${encodeLogLine(line)}\n`);
-        else renderer.line(plan.workflowName, line);
-      });
-      const started = Date.now();
-      current = plan.wid;
+  const started = Date.now();
+  const runOne = async ({ plan, workflow }: (typeof runs)[number]): Promise<void> => {
+    const caveat = hostCaveats(plan, workflow, opts.env.PATH ?? "", host);
+    if (caveat !== undefined) process.stderr.write(`warning: ${caveat}\n`);
+    if (!opts.json)
+      renderer.header(plan.workflowName, `${plan.workflowName} (${plan.engine}, ${plan.image})`);
+    const sink = lineSink((line) => {
+      if (opts.json) process.stdout.write(`${encodeLogLine(line)}\n`);
+      else renderer.line(plan.workflowName, line);
+    });
+    const t0 = Date.now();
+    running.add(plan.wid);
+    let outcome: WorkflowOutcome;
+    try {
       await engine.start({ plan, secrets, log: sink, onStatus: () => {} });
-      const outcome: WorkflowOutcome = await engine.wait(plan.wid);
+      outcome = await engine.wait(plan.wid);
       await engine.destroy(plan.wid);
-      results.push({
-        workflow: plan.workflowName,
-        status: outcome.status,
-        durationMs: Date.now() - started,
-        ...(outcome.error !== undefined ? { error: outcome.error } : {}),
-        ...(outcome.exitCode !== null ? { exitCode: outcome.exitCode } : {}),
-      });
+    } finally {
+      running.delete(plan.wid);
     }
+    if (!opts.json) renderer.finish(plan.workflowName, outcome.failedStep);
+    const userSteps = plan.steps.filter((s) => s.kind === "user").length;
+    results.push({
+      workflow: plan.workflowName,
+      status: outcome.status,
+      durationMs: Date.now() - t0,
+      ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+      ...(outcome.exitCode !== null ? { exitCode: outcome.exitCode } : {}),
+      ...(userSteps === 0 ? { note: "no steps: nothing but the clone ran" } : {}),
+    });
+  };
+  try {
+    const queue = [...runs];
+    const worker = async () => {
+      for (let next = queue.shift(); next !== undefined && !interrupted; next = queue.shift()) {
+        await runOne(next);
+      }
+    };
+    await Promise.all(Array.from({ length: jobs }, worker));
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await engine.close();
-    await rm(baseDir, { recursive: true, force: true });
   }
-  if (!opts.json) renderer.summary(results);
+  // Verdicts in file order, whichever finished first.
+  const order = new Map(runs.map((r, i) => [r.plan.workflowName, i]));
+  results.sort((a, b) => (order.get(a.workflow) ?? 0) - (order.get(b.workflow) ?? 0));
+  if (!opts.json) renderer.summary(results, results.length > 0 ? Date.now() - started : undefined);
   if (interrupted) return 130;
   return results.every((r) => r.status === "success") ? 0 : 1;
 }
