@@ -112,7 +112,7 @@ async function main(argv: string[]): Promise<number> {
         json: values.json,
         jobs,
         worktree: values.worktree,
-        ...(noColour(values["no-color"]) ? { colour: false } : {}),
+        ...colourChoice(values["no-color"]),
         env: stepEnvironment(process.env),
       });
     }
@@ -212,9 +212,15 @@ function stepEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
   return out;
 }
 
-/** https://no-color.org: NO_COLOR set to anything but "" turns colour off, as --no-color does. */
-function noColour(flag: boolean): boolean {
-  return flag || (process.env.NO_COLOR ?? "") !== "";
+/**
+ * Colour: off with --no-color or NO_COLOR set to anything but "" (https://no-color.org), on with
+ * FORCE_COLOR (but "0"), else when stdout is a terminal.
+ */
+function colourChoice(noColorFlag: boolean): { colour?: boolean } {
+  if (noColorFlag || (process.env.NO_COLOR ?? "") !== "") return { colour: false };
+  const force = process.env.FORCE_COLOR ?? "";
+  if (force !== "" && force !== "0") return { colour: true };
+  return {};
 }
 
 async function loomVersion(): Promise<string> {

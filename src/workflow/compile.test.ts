@@ -92,7 +92,7 @@ describe("compile diagnostics (spec §2.2)", () => {
       r.diagnostics.map((d) => [d.severity, d.kind, d.line, d.column, d.message, d.suggestion]),
       [
         ["warning", "unknown key", 2, 1, 'unknown key "step" is ignored; did you mean "steps"?', "steps"],
-        ["warning", "no steps", 1, 1, "no steps: this workflow runs nothing", undefined],
+        ["warning", "no steps", 1, 1, "this workflow runs nothing", undefined],
       ],
     );
   });

@@ -263,7 +263,7 @@ class WorkflowReader extends YamlReader<Section> {
 export function noStepsWarning(wf: Workflow, file: string): Diagnostic[] {
   if (wf.steps.length > 0) return [];
   const at = wf.positions.steps ?? { line: 1, column: 1 };
-  const message = "no steps: this workflow runs nothing";
+  const message = "this workflow runs nothing";
   return [{ severity: "warning", kind: "no steps", message, file, line: at.line, column: at.column }];
 }
 

@@ -37,7 +37,7 @@ describe("lint", () => {
     assert.deepEqual(
       all.map((d) => [d.severity, d.kind, d.line, d.column, d.message]),
       [
-        ["warning", "no steps", 1, 1, "no steps: this workflow runs nothing"],
+        ["warning", "no steps", 1, 1, "this workflow runs nothing"],
         ["error", "unknown key", 2, 1, 'unknown key "step" is ignored; did you mean "steps"?'],
       ],
     );

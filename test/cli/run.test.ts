@@ -93,7 +93,9 @@ before(async () => {
   head = (await box.git("rev-parse", "HEAD")).trim();
   SKIPPED_ON_PUSH = [
     `note: running commit ${head.slice(0, 12)}; 1 uncommitted change is left out (--worktree runs them)\n`,
-    ...["manual.yml", "pr.yml"].map((f) => `warning: ${f}:1:1: workflow skipped: did not match trigger push\n`),
+    ...["manual.yml", "pr.yml"].map(
+      (f) => `warning: ${f}:1:1: workflow skipped: did not match trigger push\n`,
+    ),
   ].join("");
   // Not committed: `loom run` reads the workflows and the code from HEAD only.
   await writeFile(join(box.repo, "marker.txt"), "uncommitted\n");
