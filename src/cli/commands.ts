@@ -33,7 +33,7 @@ const COMMANDS: Record<string, string> = {
   serve: `  serve        run the spindle server (configuration: SPINDLE_SERVER_* variables, LOOM_CONFIG)
                --dev (dev defaults: ./.loom/, local engine, 127.0.0.1:6555; also used when
                nothing is configured)  --log-format pretty|json (default: pretty on a
-               terminal, else json)
+               terminal, else json)  --no-color
 `,
   controller: `  controller   run the SpindleSet controller (config: LOOM_CONFIG's kubernetes section;
                cluster: KUBECONFIG or in-cluster)  --metrics-port PORT  --identity NAME
@@ -151,10 +151,24 @@ async function main(argv: string[]): Promise<number> {
     case "serve": {
       const { values } = parseArgs({
         args: rest,
-        options: { dev: { type: "boolean", default: false } },
+        options: {
+          dev: { type: "boolean", default: false },
+          "log-format": { type: "string" },
+          "no-color": { type: "boolean", default: false },
+        },
       });
+      const format = values["log-format"];
+      if (format !== undefined && format !== "pretty" && format !== "json") {
+        throw new UsageError("--log-format takes pretty or json");
+      }
       const { serveCommand } = await import("./serve.ts");
-      return serveCommand({ env: process.env, dev: values.dev, runnerEnv: stepEnvironment(process.env) });
+      return serveCommand({
+        env: process.env,
+        dev: values.dev,
+        runnerEnv: stepEnvironment(process.env),
+        ...(format !== undefined && { logFormat: format }),
+        ...colourChoice(values["no-color"]),
+      });
     }
     case "controller": {
       const { values } = parseArgs({
