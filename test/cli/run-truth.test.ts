@@ -210,6 +210,20 @@ describe("the original Loom's example workflow (no engine, no when)", () => {
       [["build.yml", "kubernetes"]],
     );
   });
+
+  it("the Gen2 intake's diagnostics carry typos with their suggestion", () => {
+    const trigger = {
+      kind: "push",
+      repo: { knot: "k.example", did: "did:plc:a", repoDid: "did:plc:r", defaultBranch: "main" },
+      push: { ref: "refs/heads/main", oldSha: "0".repeat(40), newSha: "1".repeat(40) },
+    } as Gen2TriggerMetadata;
+    const typo = "image: alpine\nsteps:\n  - name: a\n    comand: make\n";
+    const { diagnostics } = compileGen2([{ name: "t.yml", content: typo }], trigger);
+    assert.deepEqual(
+      diagnostics.map((d) => [d.file, d.line, d.column, d.message, d.suggestion]),
+      [["t.yml", 4, 5, 'unknown key "comand" in steps[0] is ignored; did you mean "command"?', "command"]],
+    );
+  });
 });
 
 describe("loom run's user interface", { concurrency: true }, () => {

@@ -56,6 +56,7 @@ import {
   WorkflowFetcher,
 } from "../../gen2/index.ts";
 import { guardedFetchFunction } from "../../net/guarded-fetch.ts";
+import { formatDiagnostic } from "../../workflow/compile.ts";
 import type { ServiceJwtVerifier } from "../auth/index.ts";
 import { bearerToken } from "../auth/index.ts";
 import type { Config } from "../config.ts";
@@ -589,6 +590,11 @@ export class Gen2Service {
     const { record, diagnostics } = compileGen2(fetched.files, trigger, {
       ...(b.changedFiles !== undefined && { changedFiles: b.changedFiles }),
     });
+    if (diagnostics.length > 0) {
+      // Typos (with the key they likely misspell), workflows without steps, dropped files.
+      const found = diagnostics.map(formatDiagnostic);
+      this.#log.warn({ ...ctx, sha, diagnostics: found }, `${ctx.what}: workflow diagnostics`);
+    }
     if (record === undefined) {
       this.#log.info({ ...ctx, sha, diagnostics: diagnostics.length }, `${ctx.what}: no workflow matches`);
       return { built: false, reason: `no workflow matches at ${sha}` };
