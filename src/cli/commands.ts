@@ -94,6 +94,9 @@ async function main(argv: string[]): Promise<number> {
       const jobs = values.jobs === undefined ? 1 : Number(values.jobs);
       if (!Number.isInteger(jobs) || jobs < 1)
         throw new UsageError("-j takes a whole number of workflows, 1 or more");
+      if (jobs > 1 && values.json) {
+        throw new UsageError("--json takes no -j: a Tangled LogLine does not name its workflow");
+      }
       // Never echo the argument: its value is a secret.
       if (!values.secret.every(isSecretPair))
         throw new UsageError("--secret takes KEY=VALUE, KEY made of letters, digits and _");

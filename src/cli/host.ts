@@ -4,7 +4,7 @@
  * the steps' PATH is the user's without Loom's own `node_modules/.bin` or Node.
  */
 import { accessSync, constants, realpathSync, statSync } from "node:fs";
-import { dirname, join, sep } from "node:path";
+import { join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Architecture, RunPlan, Workflow } from "../workflow/index.ts";
 
@@ -123,9 +123,4 @@ export function hostCaveats(
   }
   if (parts.length === 0) return undefined;
   return `${plan.workflowName} runs on this host, not in a container: ${parts.join("; ")}`;
-}
-
-/** Where Loom's Node lives, for messages. */
-export function nodeDir(): string {
-  return dirname(process.execPath);
 }

@@ -51,7 +51,7 @@ describe("lint", () => {
   it("reports missing engine and engines Loom does not run", () => {
     // Gen1 knots drop it; Loom runs it as engine: kubernetes, which needs an image.
     const dropped =
-      "missing engine: a Gen1 knot drops this workflow before any spindle sees it; Loom's Gen2 intake and `loom run` run it as engine: kubernetes";
+      "a Gen1 knot drops this workflow before any spindle sees it; Loom's Gen2 intake and `loom run` run it as engine: kubernetes";
     assert.deepEqual(found("steps: []\n"), [
       ["warning", "missing engine", 1, 1, dropped],
       [

@@ -39,7 +39,7 @@ export function lintWorkflow(
       "warning",
       "missing engine",
       wf.positions.engine,
-      "missing engine: a Gen1 knot drops this workflow before any spindle sees it; Loom's Gen2 intake and `loom run` run it as engine: kubernetes",
+      "a Gen1 knot drops this workflow before any spindle sees it; Loom's Gen2 intake and `loom run` run it as engine: kubernetes",
     );
   } else if (!(ENGINES as readonly string[]).includes(wf.engine)) {
     d(

@@ -195,6 +195,28 @@ describe("the original Loom's example workflow (no engine, no when)", () => {
     assert.match(r.stdout, /^build\.yml \(kubernetes, golang:1\.24\)$/m);
     assert.match(r.stdout, /^ {2}building on /m);
     assert.match(r.stdout, /✔ build\.yml success/);
+
+    // loom plan prints what a Gen1 knot emits: nothing (upstream requires engine).
+    const trigger = join(own.root, "trigger.json");
+    await writeFile(
+      trigger,
+      JSON.stringify({
+        kind: "push",
+        repo: { knot: "k.example", did: "did:plc:a", repo: "r", defaultBranch: "" },
+        push: { ref: "refs/heads/main", oldSha: "0".repeat(40), newSha: "1".repeat(40) },
+      }),
+    );
+    const p = await own.loom(["plan", "--trigger", trigger]);
+    assert.equal(p.code, 1, shown(p));
+    assert.equal(p.stderr, "error: build.yml:1:1: missing engine\n");
+    assert.equal(p.stdout, "no workflow matches this trigger: a knot would emit no pipeline\n");
+    // loom lint warns that a Gen1 knot drops it.
+    const l = await own.loom(["lint"]);
+    assert.equal(l.code, 0, shown(l));
+    assert.equal(
+      l.stdout,
+      "warning: .tangled/workflows/build.yml:1:1: missing engine: a Gen1 knot drops this workflow before any spindle sees it; Loom's Gen2 intake and `loom run` run it as engine: kubernetes\n",
+    );
   });
 
   it("is built by the Gen2 intake (compileGen2) as engine: kubernetes", () => {

@@ -343,6 +343,12 @@ describe("loom usage errors", { concurrency: true }, () => {
     [["run", "--frob"], "loom: Unknown option '--frob'."],
     [["run", "--event", "tag"], "loom: --event must be one of push, pull_request, manual"],
     [["run", "--secret", "hunter2"], "loom: --secret takes KEY=VALUE, KEY made of letters, digits and _\n"],
+    [["run", "-j", "0"], "loom: -j takes a whole number of workflows, 1 or more\n"],
+    [
+      ["run", "-j", "2", "--json"],
+      "loom: --json takes no -j: a Tangled LogLine does not name its workflow\n",
+    ],
+    [["run", "--worktree", "--ref", "main"], "loom: --worktree runs the working tree: it takes no --ref\n"],
   ] as const) {
     it(`loom ${args.join(" ")}: exit 2, the reason and the usage on stderr`, async () => {
       const r = await box.loom(args);
