@@ -98,9 +98,8 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
       : pino({ name: "loom", level });
   const server = await SpindleServer.create({ config, logger, runnerEnv: opts.runnerEnv });
   const url = await server.start();
-  process.stderr.write(banner(config, url));
-
-  return new Promise<number>((resolve) => {
+  // The handlers come before the banner: whoever reads the banner may signal at once.
+  const stopped = new Promise<number>((resolve) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
@@ -120,4 +119,6 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
   });
+  process.stderr.write(banner(config, url));
+  return stopped;
 }

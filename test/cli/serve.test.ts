@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -75,4 +76,38 @@ it("--log-format pretty: one human line per record, no colour on a pipe", async 
   assert.match(r.stdout, /^\d\d:\d\d:\d\d\.\d{3} INFO {2}spindle listening url=http:\/\/127\.0\.0\.1:\d+ /m);
   assert.ok(!/^\{/m.test(r.stdout), r.stdout);
   assert.ok(!r.stdout.includes("\u001b["), r.stdout);
+});
+
+it("on a terminal the default is human lines, in colour", {
+  skip: !existsSync("/usr/bin/script") && "no script(1) to give loom serve a terminal",
+}, async () => {
+  const cwd = await mkdtemp(join(tmpdir(), "loom-serve-tty-"));
+  try {
+    const port = await freePort();
+    // script(1) runs the command on a pseudo-terminal and copies what it writes to our pipe.
+    const command = `exec '${process.execPath}' '${LOOM_MAIN}' serve --dev`;
+    const proc = spawn("/usr/bin/script", ["-qefc", command, "/dev/null"], {
+      cwd,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", SPINDLE_SERVER_LISTEN_ADDR: `127.0.0.1:${port}` },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+    let out = "";
+    proc.stdout.setEncoding("utf8").on("data", (d: string) => {
+      out += d;
+    });
+    proc.stderr.resume();
+    while (!out.includes("spindle listening") || !out.includes("SPINDLE_SERVER_DEV=true")) {
+      if (proc.exitCode !== null) assert.fail(`loom serve exited:\n${out}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    proc.kill("SIGTERM");
+    await exited;
+    const plain = out.replaceAll(/\u001b\[[0-9;]*m/g, "");
+    assert.match(plain, /^\d\d:\d\d:\d\d\.\d{3} INFO {2}spindle listening url=http:\/\/127\.0\.0\.1:\d+ /m);
+    assert.ok(out.includes("\u001b[32mINFO"), "the level is coloured on a terminal");
+    assert.ok(!/^\{/m.test(plain), plain);
+  } finally {
+    await rm(cwd, { recursive: true, force: true });
+  }
 });
