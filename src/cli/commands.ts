@@ -23,6 +23,8 @@ const COMMANDS: Record<string, string> = {
                --timeout SECONDS  --json (Tangled LogLine JSON lines)
                -j, --jobs N (workflows at once, default 1)  --worktree (run the working
                tree, uncommitted changes included; default: the commit)  --no-color
+               --engine host|docker|podman (default: a container CLI that can run
+               containers here, each workflow in its image; else the host)
 `,
   plan: `  plan [DIR]   print the sh.tangled.pipeline record a knot would emit for a trigger
                --trigger FILE.json (a triggerMetadata object, required)
@@ -80,8 +82,13 @@ async function main(argv: string[]): Promise<number> {
           jobs: { type: "string", short: "j" },
           worktree: { type: "boolean", default: false },
           "no-color": { type: "boolean", default: false },
+          engine: { type: "string", default: "auto" },
         },
       });
+      const engine = values.engine;
+      if (engine !== "auto" && engine !== "host" && engine !== "docker" && engine !== "podman") {
+        throw new UsageError("--engine must be one of host, docker, podman");
+      }
       const event = values.event as TriggerKind;
       if (!EVENTS.includes(event)) throw new UsageError(`--event must be one of ${EVENTS.join(", ")}`);
       let timeoutSeconds: number | undefined;
@@ -115,8 +122,10 @@ async function main(argv: string[]): Promise<number> {
         json: values.json,
         jobs,
         worktree: values.worktree,
+        engine,
         ...colourChoice(values["no-color"]),
         env: stepEnvironment(process.env),
+        containerEnv: containerEnvironment(process.env),
       });
     }
     case "plan": {
@@ -226,6 +235,26 @@ function stepEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
   for (const k of keep) if (env[k] !== undefined) out[k] = env[k];
   // Steps see the user's tools, never Loom's own node_modules/.bin or its Node.
   if (out.PATH !== undefined) out.PATH = stepPath(out.PATH);
+  return out;
+}
+
+/** What `docker`/`podman` need of the user's environment to find their engine and configuration. */
+function containerEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
+  const keep = [
+    "HOME",
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+    "CONTAINER_HOST",
+    "CONTAINER_CONNECTION",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+  ];
+  const out: Record<string, string> = {};
+  for (const k of keep) if (env[k] !== undefined && env[k] !== "") out[k] = env[k];
   return out;
 }
 

@@ -3,11 +3,22 @@
  * with the local engine, showing live output (or Tangled LogLine JSON). Workflows run one at a
  * time, or `jobs` at a time with each line led by its workflow's name.
  */
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { WorkflowOutcome } from "../engine/engine.ts";
+import {
+  CONTAINER_CLIS,
+  type ContainerCli,
+  cloneBeforeRun,
+  containerCommand,
+  containerName,
+  containerPlan,
+  probeContainerCli,
+} from "../engine/local/container.ts";
 import { LocalEngine } from "../engine/local/engine.ts";
 import { encodeLogLine, type LogLine } from "../relay/logline.ts";
 import type { LogSink } from "../relay/relay.ts";
@@ -23,7 +34,7 @@ import {
   type Workflow,
 } from "../workflow/index.ts";
 import { openRepo, uncommittedChanges, workflowFilesAt, worktreeCommit } from "./git.ts";
-import { hostArchitecture, hostCaveats } from "./host.ts";
+import { hostArchitecture, hostCaveats, LOOM_ROOT } from "./host.ts";
 import { HumanRenderer, type WorkflowSummary } from "./render.ts";
 import { collectSecrets } from "./secrets.ts";
 import { LOCAL_KNOT, localTrigger } from "./trigger.ts";
@@ -42,10 +53,17 @@ export interface RunOptions {
   jobs?: number;
   /** Run the working tree (uncommitted changes included) instead of the commit. */
   worktree?: boolean;
+  /**
+   * Where steps run: `host`, `docker` or `podman` (each workflow in its image), or `auto`
+   * (default): a container CLI that can run containers here, else the host.
+   */
+  engine?: "auto" | "host" | ContainerCli;
   /** Colour in the human output (default: when stdout is a terminal). */
   colour?: boolean;
   /** The environment steps inherit (the user's PATH, so local tools are found). */
   env: Record<string, string>;
+  /** What a container CLI needs of the user's environment (HOME, DOCKER_HOST, XDG_RUNTIME_DIR…). */
+  containerEnv?: Record<string, string>;
 }
 
 export async function runCommand(opts: RunOptions): Promise<number> {
@@ -133,33 +151,52 @@ async function runRepo(
     runs.push({ plan: resolved.plan, workflow });
   }
 
+  const cli = runs.length > 0 ? await chooseContainerCli(opts) : undefined;
+  if (cli !== undefined) {
+    for (const { plan } of runs) {
+      if (!existsSync(bundleDir(plan.architecture))) {
+        process.stderr.write(
+          `error: ${plan.workflowName}: no runner bundle for linux/${plan.architecture} in ${join(LOOM_ROOT, "dist")} (make runner-bundles builds both)\n`,
+        );
+        return 1;
+      }
+    }
+  }
   const jobs = Math.max(1, Math.min(opts.jobs ?? 1, runs.length || 1));
   const renderer = new HumanRenderer(process.stdout, {
     prefix: jobs > 1,
     ...(opts.colour !== undefined ? { colour: opts.colour } : {}),
   });
-  const engine = new LocalEngine({ baseDir: join(baseDir, "runs"), env: opts.env, killGraceMs: 3000 });
+  const hostEngine = new LocalEngine({ baseDir: join(baseDir, "runs"), env: opts.env, killGraceMs: 3000 });
   let interrupted = false;
-  const running = new Set<string>();
+  const running = new Map<string, LocalEngine>();
   const onSignal = () => {
     interrupted = true;
-    for (const wid of running) void engine.cancel(wid, "interrupted");
+    for (const [wid, engine] of running) void engine.cancel(wid, "interrupted");
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   const results: WorkflowSummary[] = [];
   const started = Date.now();
-  const runOne = async ({ plan, workflow }: (typeof runs)[number]): Promise<void> => {
-    const caveat = hostCaveats(plan, workflow, opts.env.PATH ?? "", host);
-    if (caveat !== undefined) process.stderr.write(`warning: ${caveat}\n`);
+  const runOne = async ({ plan: resolved, workflow }: (typeof runs)[number]): Promise<void> => {
+    let plan = resolved;
+    let engine = hostEngine;
+    if (cli === undefined) {
+      const caveat = hostCaveats(plan, workflow, opts.env.PATH ?? "", host);
+      if (caveat !== undefined) process.stderr.write(`warning: ${caveat}\n`);
+    } else {
+      plan = containerPlan(resolved);
+      engine = containerEngine(cli, plan, [...secrets.keys()], join(baseDir, "runs"), opts);
+    }
+    const where = cli === undefined ? "" : ` in ${cli}`;
     if (!opts.json)
-      renderer.header(plan.workflowName, `${plan.workflowName} (${plan.engine}, ${plan.image})`);
+      renderer.header(plan.workflowName, `${plan.workflowName} (${plan.engine}, ${plan.image})${where}`);
     const sink = lineSink((line) => {
       if (opts.json) process.stdout.write(`${encodeLogLine(line)}\n`);
       else renderer.line(plan.workflowName, line);
     });
     const t0 = Date.now();
-    running.add(plan.wid);
+    running.set(plan.wid, engine);
     let outcome: WorkflowOutcome;
     try {
       await engine.start({ plan, secrets, log: sink, onStatus: () => {} });
@@ -167,6 +204,11 @@ async function runRepo(
       await engine.destroy(plan.wid);
     } finally {
       running.delete(plan.wid);
+      if (cli !== undefined) {
+        await engine.close();
+        // A runner killed after the grace leaves its container: remove it by name.
+        await new Promise((resolve) => execFile(cli, ["rm", "-f", containerName(plan.wid)], resolve));
+      }
     }
     if (!opts.json) renderer.finish(plan.workflowName, outcome.failedStep);
     const userSteps = plan.steps.filter((s) => s.kind === "user").length;
@@ -190,7 +232,7 @@ async function runRepo(
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    await engine.close();
+    await hostEngine.close();
   }
   // Verdicts in file order, whichever finished first.
   const order = new Map(runs.map((r, i) => [r.plan.workflowName, i]));
@@ -198,6 +240,52 @@ async function runRepo(
   if (!opts.json) renderer.summary(results, results.length > 0 ? Date.now() - started : undefined);
   if (interrupted) return 130;
   return results.every((r) => r.status === "success") ? 0 : 1;
+}
+
+/** The container CLI `opts.engine` asks for (refused when it cannot run containers), if any. */
+async function chooseContainerCli(opts: RunOptions): Promise<ContainerCli | undefined> {
+  const wanted = opts.engine ?? "auto";
+  if (wanted === "host") return undefined;
+  for (const cli of wanted === "auto" ? CONTAINER_CLIS : [wanted]) {
+    const probe = await probeContainerCli(cli, { ...opts.env, ...opts.containerEnv });
+    if (probe.ok) return cli;
+    if (wanted !== "auto") throw new Error(`${cli} cannot run containers here: ${probe.reason}`);
+  }
+  return undefined;
+}
+
+function bundleDir(arch: string): string {
+  return join(LOOM_ROOT, "dist", `runner-bundle-${arch}`);
+}
+
+/** A local engine whose runner is the container CLI running the bundle in the plan's image. */
+function containerEngine(
+  cli: ContainerCli,
+  plan: RunPlan,
+  secretKeys: string[],
+  runsDir: string,
+  opts: RunOptions,
+): LocalEngine {
+  const env = opts.env;
+  const command = containerCommand({
+    cli,
+    name: containerName(plan.wid),
+    image: plan.image,
+    architecture: plan.architecture,
+    runsDir,
+    bundleDir: bundleDir(plan.architecture),
+    uid: process.getuid?.() ?? 1000,
+    gid: process.getgid?.() ?? 1000,
+    secretKeys,
+    cliEnv: opts.containerEnv ?? {},
+  });
+  return new LocalEngine({
+    baseDir: runsDir,
+    env,
+    killGraceMs: 10_000,
+    runnerCommand: command,
+    prepare: (run, dir) => cloneBeforeRun(run.plan, dir, env),
+  });
 }
 
 function lineSink(write: (line: LogLine) => void): LogSink {
