@@ -83,7 +83,7 @@ describe("compileGen2", () => {
     assert.equal(r.record?.workflows[0]?.raw.startsWith("engine: nixery\n"), true);
   });
 
-  it("manual triggers run every workflow; parse errors and missing engines drop files", () => {
+  it("manual triggers run every workflow; parse errors drop files; no engine means kubernetes (issue 14)", () => {
     const manual: Gen2TriggerMetadata = { kind: "manual", repo, manual: { sha: SHA } };
     const r = compileGen2(
       [
@@ -93,12 +93,13 @@ describe("compileGen2", () => {
       ],
       manual,
     );
-    assert.deepEqual(names(r), ["a.yml"]);
+    assert.deepEqual(names(r), ["a.yml", "noengine.yml"]);
+    assert.equal(r.record?.workflows[1]?.engine, "kubernetes");
     assert.deepEqual(
-      r.diagnostics.map((d) => [d.file, d.severity]),
+      r.diagnostics.map((d) => [d.file, d.severity, d.kind]),
       [
-        ["broken.yml", "error"],
-        ["noengine.yml", "error"],
+        ["broken.yml", "error", "parse error"],
+        ["noengine.yml", "warning", "no steps"],
       ],
     );
   });
