@@ -277,6 +277,9 @@ describe("loom run's user interface", { concurrency: true }, () => {
       outside.stderr,
       `loom: ${own.home} is not inside a git repository: loom run runs a commit of one\n`,
     );
+    const noRef = await box.loom(["run", "--ref", "no-such-branch"]);
+    assert.equal(noRef.code, 1, shown(noRef));
+    assert.equal(noRef.stderr, `loom: no commit named "no-such-branch" in ${box.repo}\n`);
   });
 
   it("--worktree runs uncommitted changes; without it the message says the commit runs", async (t) => {
