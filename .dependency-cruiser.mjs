@@ -11,7 +11,7 @@ export const LAYERS = {
   net: ["protocol", "workflow"],
   api: ["runner"],
   controller: ["api", "runner"],
-  engine: ["api", "mask", "protocol", "relay", "runner"],
+  engine: ["api", "mask", "protocol", "relay", "runner", "workflow"],
   spindle: ["controller", "engine", "mask", "net", "protocol", "relay", "workflow"],
   cli: ["controller", "engine", "mask", "protocol", "relay", "spindle", "workflow"],
 };

@@ -1,191 +1,23 @@
 #!/usr/bin/env node
 /**
- * The `loom` command. This file only parses arguments, wires signals and turns results into exit
- * codes; each command lives in its own module. It is also the one place that reads Loom's
- * settings from process.env (the git child process of src/net/knot/git.ts inherits only PATH
- * and the proxy variables, read where it is spawned).
- *
- * Each command's module is imported only when that command runs: `serve` and `controller` pull
- * in the server and the Kubernetes client, which took `loom lint` from under a second to three.
+ * The `loom` entry point. Everything Loom is written for Node 24, and an older Node fails in
+ * odd places (every workflow "exited with status 0 without reporting a result"), so this file
+ * first checks the version in syntax and APIs any Node since 12 parses and runs, and only then
+ * loads the commands (commands.ts) with a dynamic import: a static one would be linked, and
+ * could fail, before this check ran.
  */
-import { statSync } from "node:fs";
-import { parseArgs } from "node:util";
-import type { TriggerKind } from "../workflow/index.ts";
-import { isSecretPair } from "./secrets.ts";
 
-const USAGE = `usage: loom <command> [options]
+const REQUIRED_MAJOR = 24;
+const major = Number(process.versions.node.split(".")[0]);
 
-commands:
-  run [DIR]    run the matching workflows of a local repository with the local engine
-               --event push|pull_request|manual (default push)   --ref REF (default HEAD)
-               --target BRANCH (pull_request target, default main) --workflow NAME (repeatable)
-               --secret KEY=VALUE (repeatable)  --secrets-file FILE (dotenv)
-               --timeout SECONDS  --json (Tangled LogLine JSON lines)
-  plan [DIR]   print the sh.tangled.pipeline record a knot would emit for a trigger
-               --trigger FILE.json (a triggerMetadata object, required)
-               --resolve (steps and environment)  --rkey RKEY  --dev  --json
-  lint [DIR]   report every problem in .tangled/workflows/* as file:line:col  [--json]
-  serve        run the spindle server (configuration: SPINDLE_SERVER_* variables, LOOM_CONFIG)
-               --dev (dev defaults: ./.loom/, local engine, 127.0.0.1:6555; also used when
-               nothing is configured)
-  controller   run the SpindleSet controller (config: LOOM_CONFIG's kubernetes section;
-               cluster: KUBECONFIG or in-cluster)  --metrics-port PORT  --identity NAME
-`;
-
-class UsageError extends Error {}
-
-const EVENTS: readonly TriggerKind[] = ["push", "pull_request", "manual"];
-
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case "run": {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: {
-          event: { type: "string", default: "push" },
-          ref: { type: "string" },
-          target: { type: "string" },
-          workflow: { type: "string", multiple: true, default: [] },
-          secret: { type: "string", multiple: true, default: [] },
-          "secrets-file": { type: "string" },
-          timeout: { type: "string" },
-          json: { type: "boolean", default: false },
-        },
-      });
-      const event = values.event as TriggerKind;
-      if (!EVENTS.includes(event)) throw new UsageError(`--event must be one of ${EVENTS.join(", ")}`);
-      let timeoutSeconds: number | undefined;
-      if (values.timeout !== undefined) {
-        timeoutSeconds = Number(values.timeout);
-        if (!Number.isInteger(timeoutSeconds) || timeoutSeconds <= 0) {
-          throw new UsageError("--timeout takes a whole number of seconds");
-        }
-      }
-      // Never echo the argument: its value is a secret.
-      if (!values.secret.every(isSecretPair))
-        throw new UsageError("--secret takes KEY=VALUE, KEY made of letters, digits and _");
-      const { runCommand } = await import("./run.ts");
-      return runCommand({
-        dir: oneDir(positionals),
-        event,
-        ...(values.ref !== undefined ? { ref: values.ref } : {}),
-        ...(values.target !== undefined ? { targetBranch: values.target } : {}),
-        ...(values["secrets-file"] !== undefined ? { secretsFile: values["secrets-file"] } : {}),
-        ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
-        workflows: values.workflow,
-        secrets: values.secret,
-        json: values.json,
-        env: stepEnvironment(process.env),
-      });
-    }
-    case "plan": {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: {
-          trigger: { type: "string" },
-          resolve: { type: "boolean", default: false },
-          rkey: { type: "string", default: "local" },
-          dev: { type: "boolean", default: false },
-          json: { type: "boolean", default: false },
-        },
-      });
-      if (values.trigger === undefined) throw new UsageError("plan needs --trigger FILE.json");
-      const { planCommand } = await import("./plan.ts");
-      return planCommand({
-        dir: oneDir(positionals),
-        triggerFile: values.trigger,
-        json: values.json,
-        resolve: values.resolve,
-        rkey: values.rkey,
-        dev: values.dev,
-      });
-    }
-    case "lint": {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: { json: { type: "boolean", default: false } },
-      });
-      const { lintCommand } = await import("./lint.ts");
-      return lintCommand(oneDir(positionals), values.json);
-    }
-    case "serve": {
-      const { values } = parseArgs({
-        args: rest,
-        options: { dev: { type: "boolean", default: false } },
-      });
-      const { serveCommand } = await import("./serve.ts");
-      return serveCommand({ env: process.env, dev: values.dev, runnerEnv: stepEnvironment(process.env) });
-    }
-    case "controller": {
-      const { values } = parseArgs({
-        args: rest,
-        options: { "metrics-port": { type: "string" }, identity: { type: "string" } },
-      });
-      const port = values["metrics-port"] === undefined ? undefined : Number(values["metrics-port"]);
-      if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) {
-        throw new UsageError("--metrics-port takes a port number");
-      }
-      const { controllerCommand } = await import("./controller.ts");
-      return controllerCommand({
-        env: process.env,
-        ...(port !== undefined && { metricsPort: port }),
-        ...(values.identity !== undefined && { identity: values.identity }),
-      });
-    }
-    case undefined:
-    case "help":
-    case "--help":
-    case "-h":
-      process.stdout.write(USAGE);
-      return command === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown command "${command}"`);
-  }
-}
-
-function oneDir(positionals: string[]): string {
-  if (positionals.length > 1)
-    throw new UsageError(`expected at most one directory, got ${positionals.length}`);
-  const dir = positionals[0] ?? ".";
-  // A mistyped DIR must not pass for a repository without workflows (lint and plan said "all clear").
-  const stat = statSync(dir, { throwIfNoEntry: false });
-  if (stat === undefined) throw new Error(`${dir}: no such directory`);
-  if (!stat.isDirectory()) throw new Error(`${dir}: not a directory`);
-  return dir;
-}
-
-/**
- * What local steps inherit: enough of the user's environment to find their tools and speak
- * their language, and nothing else (tokens and credentials in the shell stay out of CI steps).
- */
-function stepEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
-  const keep = ["PATH", "LANG", "LC_ALL", "TERM", "TZ", "USER"];
-  const out: Record<string, string> = {};
-  for (const k of keep) if (env[k] !== undefined) out[k] = env[k];
-  return out;
-}
-
-// `loom run --json | head`: a closed pipe stops the command like Ctrl-C would (the running
-// workflow is cancelled and cleaned up), quietly, as any Unix tool.
-let pipeClosed = false;
-process.stdout.on("error", (err: NodeJS.ErrnoException) => {
-  if (err.code !== "EPIPE") throw err;
-  if (!pipeClosed) process.emit("SIGTERM", "SIGTERM");
-  pipeClosed = true;
-});
-
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (err) {
-  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
-    process.stderr.write(`loom: ${(err as Error).message}\n\n${USAGE}`);
-    process.exitCode = 2;
-  } else {
-    process.stderr.write(`loom: ${(err as Error).message}\n`);
+if (!(major >= REQUIRED_MAJOR)) {
+  process.stderr.write(
+    `loom: Loom needs Node.js ${REQUIRED_MAJOR} or newer, but ${process.execPath} is Node.js ${process.version}; run it with Node ${REQUIRED_MAJOR} (\`make build\` installs one in node_modules/.bin, used by \`npx loom\`).\n`,
+  );
+  process.exitCode = 1;
+} else {
+  import("./commands.ts").catch((err: Error) => {
+    process.stderr.write(`loom: ${err.message}\n`);
     process.exitCode = 1;
-  }
+  });
 }

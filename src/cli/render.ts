@@ -19,6 +19,8 @@ export interface WorkflowSummary {
   durationMs: number;
   error?: string;
   exitCode?: number;
+  /** Said beside the verdict, e.g. that no step ran. */
+  note?: string;
 }
 
 export class HumanRenderer {
@@ -28,6 +30,11 @@ export class HumanRenderer {
   readonly #starts = new Map<string, number>();
   /** Per workflow, the step that ended last: where a failed run stopped. */
   readonly #lastStep = new Map<string, string>();
+  /**
+   * Per workflow, the end of the step that ended last, held back until the next line or the
+   * workflow's outcome says whether that step failed (the log line itself does not).
+   */
+  readonly #pendingEnd = new Map<string, { id: number; name: string; took: string }>();
 
   /** `prefix`: put the workflow name before every line (when several workflows interleave). */
   constructor(out: Output, opts: { colour?: boolean; prefix?: boolean } = {}) {
@@ -41,10 +48,32 @@ export class HumanRenderer {
   }
 
   #lead(workflow: string): string {
-    return this.#prefix ? this.#paint("dim", `[${workflow}] `) : "";
+    return this.#prefix ? this.#paint("cyan", `${workflow} | `) : "";
+  }
+
+  /** The line that opens a workflow's output. */
+  header(workflow: string, text: string): void {
+    if (this.#prefix) this.#out.write(`${this.#lead(workflow)}${this.#paint("bold", text)}\n`);
+    else this.#out.write(`\n${text}\n`);
+  }
+
+  #flushEnd(workflow: string, failedStep: number | null): void {
+    const end = this.#pendingEnd.get(workflow);
+    if (end === undefined) return;
+    this.#pendingEnd.delete(workflow);
+    const lead = this.#lead(workflow);
+    if (end.id === failedStep)
+      this.#out.write(`${lead}${this.#paint("red", `  ✘ ${end.name}${end.took} failed`)}\n`);
+    else this.#out.write(`${lead}${this.#paint("dim", `  ⏹ ${end.name}${end.took}`)}\n`);
+  }
+
+  /** The workflow is over: its last step's end marker says whether that step failed. */
+  finish(workflow: string, failedStep: number | null): void {
+    this.#flushEnd(workflow, failedStep);
   }
 
   line(workflow: string, line: LogLine): void {
+    this.#flushEnd(workflow, null);
     const lead = this.#lead(workflow);
     const key = `${workflow}\u0000${line.step_id}`;
     if (line.kind === "control") {
@@ -57,8 +86,9 @@ export class HumanRenderer {
         const started = this.#starts.get(key);
         this.#starts.delete(key);
         const took = started === undefined ? "" : ` ${formatDuration(Date.parse(line.time) - started)}`;
-        this.#out.write(`${lead}${this.#paint("dim", `  ⏹ ${line.content || "(unnamed step)"}${took}`)}\n`);
-        this.#lastStep.set(workflow, line.content || "(unnamed step)");
+        const name = line.content || "(unnamed step)";
+        this.#pendingEnd.set(workflow, { id: line.step_id, name, took });
+        this.#lastStep.set(workflow, name);
       }
       return;
     }
@@ -67,7 +97,7 @@ export class HumanRenderer {
     this.#out.write(`${lead}  ${body.replaceAll("\n", `\n${lead}  `)}\n`);
   }
 
-  summary(results: readonly WorkflowSummary[]): void {
+  summary(results: readonly WorkflowSummary[], wallMs?: number): void {
     if (results.length === 0) {
       this.#out.write(this.#paint("yellow", "no workflow matched this trigger\n"));
       return;
@@ -86,10 +116,17 @@ export class HumanRenderer {
           ]
             .filter(Boolean)
             .join(", ")}`;
+      const note = r.note === undefined ? "" : ` ${this.#paint("yellow", `(${r.note})`)}`;
       this.#out.write(
-        `${mark} ${r.workflow} ${this.#paint(ok ? "green" : "red", r.status)} in ${formatDuration(r.durationMs)}${detail}\n`,
+        `${mark} ${r.workflow} ${this.#paint(ok ? "green" : "red", r.status)} in ${formatDuration(r.durationMs)}${detail}${note}\n`,
       );
     }
+    if (wallMs === undefined) return;
+    const passed = results.filter((r) => r.status === "success").length;
+    const failed = results.length - passed;
+    const n = results.length;
+    const totals = `${n} workflow${n === 1 ? "" : "s"}: ${passed} passed, ${failed} failed, ${formatDuration(wallMs)}`;
+    this.#out.write(`${this.#paint(failed > 0 ? "red" : "green", totals)}\n`);
   }
 }
 

@@ -16,6 +16,7 @@ import {
 } from "../spindle/config/index.ts";
 import { ensureSecretsKeyFile } from "../spindle/secrets/index.ts";
 import { SpindleServer } from "../spindle/server.ts";
+import { type LogFormat, prettyDestination } from "./log-format.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -26,6 +27,24 @@ export interface ServeOptions {
   devDir?: string;
   /** Environment local runners (and so the steps) inherit. */
   runnerEnv: Record<string, string>;
+  /** `pretty` (human lines) or `json` (pino's lines); default: pretty when stdout is a terminal. */
+  logFormat?: LogFormat;
+  /** Colour in pretty logs (default: when stdout is a terminal). */
+  colour?: boolean;
+}
+
+/**
+ * In dev mode the spindle's name follows the address it listens on: with
+ * SPINDLE_SERVER_LISTEN_ADDR=127.0.0.1:7000 and no SPINDLE_SERVER_HOSTNAME it is localhost:7000,
+ * not the default's localhost:6555 (which the banner would then advertise in vain).
+ */
+export function devHostname(env: Env): Record<string, string> {
+  if ((env.SPINDLE_SERVER_HOSTNAME ?? "").trim() !== "") return {};
+  const m = /^(.*):(\d+)$/.exec((env.SPINDLE_SERVER_LISTEN_ADDR ?? "").trim());
+  if (m === null || Number(m[2]) === 0) return {};
+  const host = (m[1] ?? "").replace(/^\[|\]$/g, "");
+  const local = host === "" || host === "0.0.0.0" || host === "::" || host === "127.0.0.1" || host === "::1";
+  return { SPINDLE_SERVER_HOSTNAME: `${local ? "localhost" : host}:${m[2]}` };
 }
 
 /** True when the user configured nothing, so `make run` should just work. */
@@ -65,15 +84,22 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
   if (opts.dev || nothingConfigured(opts.env)) {
     const dev = devDefaults(opts.env, opts.devDir ?? ".loom");
     if (dev.keyFile) ensureSecretsKeyFile(dev.keyFile);
-    fallbacks = dev.fallbacks;
+    fallbacks = { ...dev.fallbacks, ...devHostname(opts.env) };
   }
   const config = loadConfig(env, { fallbacks });
-  const logger: Logger = pino({ name: "loom", level: env.LOOM_LOG_LEVEL?.trim() || "info" });
+  const format = opts.logFormat ?? (process.stdout.isTTY ? "pretty" : "json");
+  const level = env.LOOM_LOG_LEVEL?.trim() || "info";
+  const logger: Logger =
+    format === "pretty"
+      ? pino(
+          { name: "loom", level },
+          prettyDestination(process.stdout, opts.colour ?? process.stdout.isTTY === true),
+        )
+      : pino({ name: "loom", level });
   const server = await SpindleServer.create({ config, logger, runnerEnv: opts.runnerEnv });
   const url = await server.start();
-  process.stderr.write(banner(config, url));
-
-  return new Promise<number>((resolve) => {
+  // The handlers come before the banner: whoever reads the banner may signal at once.
+  const stopped = new Promise<number>((resolve) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
@@ -93,4 +119,6 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
   });
+  process.stderr.write(banner(config, url));
+  return stopped;
 }

@@ -86,9 +86,39 @@ describe("compile diagnostics (spec §2.2)", () => {
     assert.deepEqual(r.diagnostics, []);
   });
 
-  it("unknown keys are ignored by compile", () => {
-    const r = compileWorkflows([{ name: "u.yml", content: "engine: nixery\nfoo: bar\n" }], push);
-    assert.deepEqual(r.diagnostics, []);
+  it("unknown keys and a workflow without steps are warnings: the knot still emits the workflow", () => {
+    const r = compileWorkflows([{ name: "u.yml", content: "engine: nixery\nstep:\n  - command: x\n" }], push);
+    assert.equal(r.record?.workflows.length, 1);
+    assert.deepEqual(
+      r.diagnostics.map((d) => [d.severity, d.kind, d.line, d.column, d.message, d.suggestion]),
+      [
+        ["warning", "unknown key", 2, 1, 'unknown key "step" is ignored; did you mean "steps"?', "steps"],
+        ["warning", "no steps", 1, 1, "this workflow runs nothing", undefined],
+      ],
+    );
+  });
+
+  it("a workflow without engine: dropped as the knot does, kubernetes where Loom compiles itself", () => {
+    const files = [
+      {
+        name: "go.yml",
+        content: "image: golang:1.24\narchitecture: amd64\nsteps:\n  - command: go version\n",
+      },
+    ];
+    const knot = compileWorkflows(files, push);
+    assert.equal(knot.record, undefined);
+    assert.deepEqual(
+      knot.diagnostics.map((d) => d.kind),
+      ["missing engine"],
+    );
+    for (const opts of [{ gen2: true }, { defaultEngine: "kubernetes" }]) {
+      const loom = compileWorkflows(files, push, opts);
+      assert.deepEqual(loom.diagnostics, []);
+      assert.deepEqual(
+        loom.record?.workflows.map((w) => [w.name, w.engine]),
+        [["go.yml", "kubernetes"]],
+      );
+    }
   });
 
   it("formats diagnostics as one line", () => {
@@ -185,6 +215,7 @@ describe("compileDirectory: `.tangled/workflows/*` (spec §1.4)", () => {
     const byFile = r.diagnostics.map((d) => [d.file, d.kind]);
     assert.deepEqual(byFile, [
       ["README.md", "parse error"],
+      ["build.yml", "no steps"],
       ["huge.yml", "parse error"],
     ]);
   });
@@ -307,7 +338,7 @@ describe("compileGen2", () => {
     assert.equal(r.record?.workflows[0]?.raw.startsWith("engine: nixery\n"), true);
   });
 
-  it("manual triggers run every workflow; parse errors and missing engines drop files", () => {
+  it("manual triggers run every workflow; parse errors drop files; no engine means kubernetes (issue 14)", () => {
     const manual: Gen2TriggerMetadata = { kind: "manual", repo, manual: { sha: SHA } };
     const r = compileGen2(
       [
@@ -317,12 +348,13 @@ describe("compileGen2", () => {
       ],
       manual,
     );
-    assert.deepEqual(names(r), ["a.yml"]);
+    assert.deepEqual(names(r), ["a.yml", "noengine.yml"]);
+    assert.equal(r.record?.workflows[1]?.engine, "kubernetes");
     assert.deepEqual(
-      r.diagnostics.map((d) => [d.file, d.severity]),
+      r.diagnostics.map((d) => [d.file, d.severity, d.kind]),
       [
-        ["broken.yml", "error"],
-        ["noengine.yml", "error"],
+        ["broken.yml", "error", "parse error"],
+        ["noengine.yml", "warning", "no steps"],
       ],
     );
   });

@@ -10,6 +10,7 @@
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Gen2TriggerMetadata } from "../protocol/trigger-metadata.ts";
+import { noStepsWarning } from "./decode.ts";
 import { type MatchOptions, workflowMatches } from "./match.ts";
 import { parseWorkflow } from "./parse.ts";
 import { DEFAULT_LIMITS, parseError, type SourceLimits } from "./source.ts";
@@ -38,12 +39,19 @@ export const WORKFLOWS_DIR = ".tangled/workflows";
 
 export interface CompileOptions extends MatchOptions {
   limits?: SourceLimits;
+  /**
+   * The engine of a workflow that names none, where Loom compiles the pipeline itself (Gen2
+   * intake, `triggerPipeline`, `loom run`). Default: "kubernetes" with `gen2`, else none (a Gen1
+   * knot drops such a workflow: "missing engine").
+   */
+  defaultEngine?: string;
 }
 
 /**
  * Per file, in name order: a parse error drops it; a trigger mismatch skips it (warning); an
- * empty engine drops it (error); `clone.skip` with submodules or depth > 0 only warns.
- * Unknown keys are ignored here (lint reports them).
+ * empty engine drops it (error) unless a default engine is given; `clone.skip` with submodules or
+ * depth > 0 only warns. Unknown keys (with the key they likely misspell) and a workflow without
+ * steps are reported as warnings; keys of other engines are left to lint.
  */
 export function compileWorkflows(
   files: readonly WorkflowFile[],
@@ -67,14 +75,20 @@ export function compileWorkflows(
       );
       continue;
     }
-    if (wf.engine === "") {
+    const engine = wf.engine || (opts.defaultEngine ?? (opts.gen2 === true ? "kubernetes" : ""));
+    if (engine === "") {
       const pos = wf.positions.engine ?? { line: 1, column: 1 };
       diagnostics.push(diag("error", "missing engine", "missing engine", file.name, pos));
       continue;
     }
+    diagnostics.push(
+      ...parsed.warnings.filter((d) => d.kind === "unknown key"),
+      // Steps that failed to decode are the engine's error to report, not "no steps".
+      ...(parsed.engineErrors.length === 0 ? noStepsWarning(wf, file.name) : []),
+    );
     diagnostics.push(...cloneWarnings(wf, file.name));
     const clone = opts.gen2 === true ? gen2RecordClone(wf) : recordClone(wf);
-    workflows.push({ clone, engine: wf.engine, name: file.name, raw: parsed.text });
+    workflows.push({ clone, engine, name: file.name, raw: parsed.text });
   }
   if (workflows.length === 0) return { record: undefined, diagnostics };
   return { record: { $type: "", triggerMetadata: wireTrigger(trigger), workflows }, diagnostics };

@@ -16,6 +16,7 @@ import type {
   Diagnostic,
   EnvVar,
   KeyPath,
+  Pos,
   Registry,
   Step,
   Workflow,
@@ -89,10 +90,16 @@ class WorkflowReader extends YamlReader<Section> {
     };
     for (const { key, pos, value } of entries) {
       if (!TOP_LEVEL_KEYS.has(key)) {
-        const why = MICROVM_KEYS.has(key)
-          ? `key "${key}" belongs to the microvm engine; Loom ignores it`
-          : `unknown key "${key}" is ignored`;
-        this.warn(pos, why);
+        if (MICROVM_KEYS.has(key)) {
+          this.warnings.push(
+            this.diag(
+              "warning",
+              "ignored key",
+              pos,
+              `key "${key}" belongs to the microvm engine; Loom ignores it`,
+            ),
+          );
+        } else this.unknownKey(key, pos, "", TOP_LEVEL_KEYS, entries);
         continue;
       }
       wf.positions[key as KeyPath] = pos;
@@ -122,6 +129,25 @@ class WorkflowReader extends YamlReader<Section> {
     return wf;
   }
 
+  /**
+   * An unknown key, with the known key it most likely misspells. When that key is not set in the
+   * same mapping the typo changes what runs (`step:` leaves no steps, `comand:` an empty
+   * command), and the finding carries it as `suggestion` so `loom run` can refuse.
+   */
+  private unknownKey(
+    key: string,
+    pos: Pos,
+    where: string,
+    known: ReadonlySet<string>,
+    siblings: readonly { key: string }[],
+  ): void {
+    const meant = closestKey(key, known);
+    const hint = meant === undefined ? "" : `; did you mean "${meant}"?`;
+    const d = this.diag("warning", "unknown key", pos, `unknown key "${key}"${where} is ignored${hint}`);
+    if (meant !== undefined && !siblings.some((s) => s.key === meant)) d.suggestion = meant;
+    this.warnings.push(d);
+  }
+
   // ---- sections ----
 
   private when(node: Maybe): Constraint[] | undefined {
@@ -135,7 +161,7 @@ class WorkflowReader extends YamlReader<Section> {
       const c: Constraint = { event: [], branch: [], tag: [], pos: this.pos(item) };
       for (const { key, pos, value } of entries) {
         if (!CONSTRAINT_KEYS.has(key)) {
-          this.warn(pos, `unknown key "${key}" in ${label} is ignored`);
+          this.unknownKey(key, pos, ` in ${label}`, CONSTRAINT_KEYS, entries);
           continue;
         }
         const list = this.stringList(value, "when", `${label}.${key}`) ?? [];
@@ -153,7 +179,7 @@ class WorkflowReader extends YamlReader<Section> {
     const out: CloneKeys = {};
     for (const { key, pos, value } of entries) {
       if (!CLONE_KEYS.has(key)) {
-        this.warn(pos, `unknown key "${key}" in clone is ignored`);
+        this.unknownKey(key, pos, " in clone", CLONE_KEYS, entries);
         continue;
       }
       if (key === "depth") {
@@ -204,7 +230,7 @@ class WorkflowReader extends YamlReader<Section> {
       const step: Step = { name: "", command: "", environment: [], pos: this.pos(item) };
       for (const { key, pos, value } of entries) {
         if (!STEP_KEYS.has(key)) {
-          this.warn(pos, `unknown key "${key}" in ${label} is ignored`);
+          this.unknownKey(key, pos, ` in ${label}`, STEP_KEYS, entries);
           continue;
         }
         if (key === "environment") step.environment = this.env(value, "steps", `${label}.environment`) ?? [];
@@ -231,4 +257,56 @@ class WorkflowReader extends YamlReader<Section> {
     }
     return out;
   }
+}
+
+/** A workflow without steps runs nothing but its clone: never a silent success (compile, lint). */
+export function noStepsWarning(wf: Workflow, file: string): Diagnostic[] {
+  if (wf.steps.length > 0) return [];
+  const at = wf.positions.steps ?? { line: 1, column: 1 };
+  const message = "this workflow runs nothing";
+  return [{ severity: "warning", kind: "no steps", message, file, line: at.line, column: at.column }];
+}
+
+/**
+ * The known key `key` most likely misspells: same letters in another case, or within an edit
+ * distance of 1 (keys of up to 4 letters) or 2 (longer keys), counting a swap of two neighbours
+ * as one edit. Undefined when nothing is that close, or when two keys are equally close.
+ */
+export function closestKey(key: string, known: Iterable<string>): string | undefined {
+  const lower = key.toLowerCase();
+  const limit = lower.length <= 4 ? 1 : 2;
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  let tie = false;
+  for (const candidate of known) {
+    const d = editDistance(lower, candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+      tie = false;
+    } else if (d === bestDistance) tie = true;
+  }
+  return best !== undefined && bestDistance <= limit && !tie ? best : undefined;
+}
+
+/** Optimal string alignment distance (Levenshtein plus adjacent transpositions). */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = [];
+  for (let i = 0; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      if (i === 0) {
+        row.push(j);
+        continue;
+      }
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(rows[i - 1]![j]! + 1, row[j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d = Math.min(d, rows[i - 2]![j - 2]! + 1);
+      }
+      row.push(d);
+    }
+    rows.push(row);
+  }
+  return rows[a.length]![b.length]!;
 }

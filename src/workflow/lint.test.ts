@@ -2,8 +2,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { lintWorkflow } from "./lint.ts";
 
+/** Every finding but "no steps" (most snippets here have none; that warning has its own test). */
 const found = (text: string) =>
-  lintWorkflow("w.yml", text).map((d) => [d.severity, d.kind, d.line, d.column, d.message]);
+  lintWorkflow("w.yml", text)
+    .filter((d) => d.kind !== "no steps")
+    .map((d) => [d.severity, d.kind, d.line, d.column, d.message]);
 
 describe("lint", () => {
   it("a clean kubernetes workflow has no findings", () => {
@@ -18,8 +21,50 @@ describe("lint", () => {
     ]);
   });
 
+  it("a typo that leaves the key it meant unset is an error with a suggestion; others warn", () => {
+    assert.deepEqual(found("engine: nixery\nstep:\n  - command: x\nsteps:\n  - comand: y\n    nmae: z\n"), [
+      ["warning", "unknown key", 2, 1, 'unknown key "step" is ignored; did you mean "steps"?'],
+      ["error", "unknown key", 5, 5, 'unknown key "comand" in steps[0] is ignored; did you mean "command"?'],
+      ["error", "unknown key", 6, 5, 'unknown key "nmae" in steps[0] is ignored; did you mean "name"?'],
+    ]);
+    assert.deepEqual(found("engine: nixery\nClone:\n  dpeth: 1\nsteps:\n  - command: x\n"), [
+      ["error", "unknown key", 2, 1, 'unknown key "Clone" is ignored; did you mean "clone"?'],
+    ]);
+  });
+
+  it("a workflow without steps is a warning", () => {
+    const all = lintWorkflow("w.yml", "engine: nixery\nstep:\n  - command: x\n");
+    assert.deepEqual(
+      all.map((d) => [d.severity, d.kind, d.line, d.column, d.message]),
+      [
+        ["warning", "no steps", 1, 1, "this workflow runs nothing"],
+        ["error", "unknown key", 2, 1, 'unknown key "step" is ignored; did you mean "steps"?'],
+      ],
+    );
+    const empty = lintWorkflow("w.yml", "engine: nixery\nsteps: []\n");
+    assert.deepEqual(
+      empty.map((d) => [d.kind, d.line, d.column]),
+      [["no steps", 2, 1]],
+    );
+  });
+
   it("reports missing engine and engines Loom does not run", () => {
-    assert.deepEqual(found("steps: []\n"), [["error", "missing engine", 1, 1, "missing engine"]]);
+    // Gen1 knots drop it; Loom runs it as engine: kubernetes, which needs an image.
+    const dropped =
+      "a Gen1 knot drops this workflow before any spindle sees it; Loom's Gen2 intake and `loom run` run it as engine: kubernetes";
+    assert.deepEqual(found("steps: []\n"), [
+      ["warning", "missing engine", 1, 1, dropped],
+      [
+        "error",
+        "invalid value",
+        1,
+        1,
+        'without "engine" this runs as engine: kubernetes, which requires "image"',
+      ],
+    ]);
+    assert.deepEqual(found("image: golang:1.24\narchitecture: amd64\nsteps:\n  - command: go test\n"), [
+      ["warning", "missing engine", 1, 1, dropped],
+    ]);
     assert.deepEqual(found("engine: docker\n"), [
       ["error", "unknown engine", 1, 1, 'unknown engine "docker" (Loom runs kubernetes, nixery)'],
     ]);

@@ -3,6 +3,7 @@
  * (engine keys) and what silently does nothing (unknown keys, constraints that never match).
  */
 import { cloneWarnings } from "./compile.ts";
+import { noStepsWarning } from "./decode.ts";
 import { isValidGlob } from "./glob.ts";
 import { parseWorkflow } from "./parse.ts";
 import { ARCHITECTURES, ENGINES } from "./resolve.ts";
@@ -19,7 +20,11 @@ export function lintWorkflow(
   limits: SourceLimits = DEFAULT_LIMITS,
 ): Diagnostic[] {
   const parsed = parseWorkflow(file, content, limits);
-  const out = [...parsed.errors, ...parsed.engineErrors, ...parsed.warnings];
+  // A typo that leaves the key it meant unset changes what runs: an error here, as in `loom run`.
+  const warnings = parsed.warnings.map((d) =>
+    d.suggestion === undefined ? d : { ...d, severity: "error" as const },
+  );
+  const out = [...parsed.errors, ...parsed.engineErrors, ...warnings];
   const wf = parsed.workflow;
   if (wf === undefined) return sortByPosition(out);
   const d = (
@@ -29,8 +34,14 @@ export function lintWorkflow(
     message: string,
   ) => out.push({ severity, kind, message, file, line: pos?.line ?? 1, column: pos?.column ?? 1 });
 
-  if (wf.engine === "") d("error", "missing engine", wf.positions.engine, "missing engine");
-  else if (!(ENGINES as readonly string[]).includes(wf.engine)) {
+  if (wf.engine === "") {
+    d(
+      "warning",
+      "missing engine",
+      wf.positions.engine,
+      "a Gen1 knot drops this workflow before any spindle sees it; Loom's Gen2 intake and `loom run` run it as engine: kubernetes",
+    );
+  } else if (!(ENGINES as readonly string[]).includes(wf.engine)) {
     d(
       "error",
       "unknown engine",
@@ -38,7 +49,7 @@ export function lintWorkflow(
       `unknown engine "${wf.engine}" (Loom runs ${ENGINES.join(", ")})`,
     );
   }
-  out.push(...cloneWarnings(wf, file));
+  out.push(...cloneWarnings(wf, file), ...(parsed.engineErrors.length === 0 ? noStepsWarning(wf, file) : []));
   lintEngineKeys(wf, d);
   wf.when.forEach((c, i) => {
     lintConstraint(c, i, d);
@@ -56,6 +67,14 @@ type Report = (
 function lintEngineKeys(wf: Workflow, d: Report): void {
   if (wf.engine === "kubernetes" && wf.image === "") {
     d("error", "invalid value", wf.positions.engine, `engine "kubernetes" requires "image"`);
+  }
+  if (wf.engine === "" && wf.image === "") {
+    d(
+      "error",
+      "invalid value",
+      undefined,
+      `without "engine" this runs as engine: kubernetes, which requires "image"`,
+    );
   }
   if (wf.architecture !== "" && !(ARCHITECTURES as readonly string[]).includes(wf.architecture)) {
     d(

@@ -37,7 +37,7 @@ export function parseWorkflow(
     const pos = lineCounter.linePos(second);
     warnings.push({
       severity: "warning",
-      kind: "unknown key",
+      kind: "ignored key",
       message: `only the first YAML document is read; ${extraDocuments} more ignored`,
       file,
       line: pos.line,

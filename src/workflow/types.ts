@@ -22,6 +22,9 @@ export type DiagnosticKind =
   | "workflow skipped"
   | "invalid configuration"
   | "unknown key"
+  /** A key of another engine (microvm) or a second YAML document: known, and knowingly ignored. */
+  | "ignored key"
+  | "no steps"
   | "unknown engine"
   | "invalid value"
   | "never matches";
@@ -34,6 +37,11 @@ export interface Diagnostic {
   file: string;
   line: number;
   column: number;
+  /**
+   * For an unknown key: the known key it most likely misspells, set only when that key is
+   * absent beside it, so the typo changes what runs (`loom run` refuses such a workflow).
+   */
+  suggestion?: string;
 }
 
 // ---- Trigger metadata and the Gen1 pipeline record (spec §1.5, lexicon sh.tangled.pipeline) ----
@@ -171,7 +179,8 @@ export type KeyPath =
   | "clone.skip"
   | "clone.depth"
   | "clone.submodules"
-  | "dependencies";
+  | "dependencies"
+  | "steps";
 
 export interface Workflow {
   when: Constraint[];

@@ -70,10 +70,14 @@ steps:
 const TOKEN = "tok-Zq8v3Lr2Xw9";
 const FILE_TOKEN = "file secret with spaces";
 
-/** What every push to main prints on stderr: the workflows for other events are skipped. */
-const SKIPPED_ON_PUSH = ["manual.yml", "pr.yml"]
-  .map((f) => `warning: ${f}:1:1: workflow skipped: did not match trigger push\n`)
-  .join("");
+/**
+ * What every push to main prints on stderr: that the uncommitted change is left out, and that the
+ * workflows for other events are skipped.
+ */
+let SKIPPED_ON_PUSH: string;
+/** Said before a kubernetes workflow of the fixture runs. */
+const ON_HOST = (f: string) =>
+  `warning: ${f} runs on this host, not in a container: image alpine:3.20 is not used\n`;
 
 let box: Sandbox;
 let head: string;
@@ -87,6 +91,12 @@ before(async () => {
   await box.commit(WORKFLOWS, "on main");
   await box.git("branch", "other");
   head = (await box.git("rev-parse", "HEAD")).trim();
+  SKIPPED_ON_PUSH = [
+    `note: running commit ${head.slice(0, 12)}; 1 uncommitted change is left out (--worktree runs them)\n`,
+    ...["manual.yml", "pr.yml"].map(
+      (f) => `warning: ${f}:1:1: workflow skipped: did not match trigger push\n`,
+    ),
+  ].join("");
   // Not committed: `loom run` reads the workflows and the code from HEAD only.
   await writeFile(join(box.repo, "marker.txt"), "uncommitted\n");
 });
@@ -112,7 +122,11 @@ function human(stdout: string): { lines: string[]; clone: string[] } {
     }
     out.push(
       line
-        .replace(new RegExp(`^(  ⏹ .*) ${DURATION}$`), "$1 <t>")
+        .replace(new RegExp(`^(  [⏹✘] .*) ${DURATION}(?<failed> failed)?$`), (...m) => {
+          const groups = m.at(-1) as { failed?: string };
+          return `${m[1]} <t>${groups.failed ?? ""}`;
+        })
+        .replace(new RegExp(`^(\\d+ workflows?: \\d+ passed, \\d+ failed, )${DURATION}$`), "$1<t>")
         .replace(new RegExp(`^([✔✘] \\S+ \\S+ in )${DURATION}`), "$1<t>"),
     );
   }
@@ -142,7 +156,13 @@ describe("loom run", { concurrency: true }, () => {
     assert.equal(r.code, 0, shown(r));
     assert.equal(r.stderr, SKIPPED_ON_PUSH);
     const { lines: out, clone } = human(r.stdout);
-    assert.deepEqual(out, ["", ...PASS_RUN, "", "✔ pass.yml success in <t>"]);
+    assert.deepEqual(out, [
+      "",
+      ...PASS_RUN,
+      "",
+      "✔ pass.yml success in <t>",
+      "1 workflow: 1 passed, 0 failed, <t>",
+    ]);
     // The commit that ran, fetched from this repository; git's advice is silenced.
     assert.ok(clone.includes(`  HEAD is now at ${head.slice(0, 7)} on main`), clone.join("\n"));
     assert.deepEqual(
@@ -168,12 +188,13 @@ describe("loom run", { concurrency: true }, () => {
       "  ⏹ first <t>",
       "▶ boom",
       "  about to fail",
-      "  ⏹ boom <t>",
+      "  ✘ boom <t> failed", // a failed step's end is marked apart
       "",
       ...PASS_RUN,
       "",
       '✘ fail.yml failed in <t> exit code 3, at step "boom"',
       "✔ pass.yml success in <t>",
+      "2 workflows: 1 passed, 1 failed, <t>",
     ]);
     assert.doesNotMatch(r.stdout, /never|must not run/);
   });
@@ -208,7 +229,7 @@ describe("loom run", { concurrency: true }, () => {
   it("--json prints only Tangled LogLine JSON, masked", async () => {
     const r = await box.loom(["run", "--json", "--workflow", "secret.yml", "--secret", `TOKEN=${TOKEN}`]);
     assert.equal(r.code, 0, shown(r));
-    assert.equal(r.stderr, SKIPPED_ON_PUSH);
+    assert.equal(r.stderr, SKIPPED_ON_PUSH + ON_HOST("secret.yml"));
     assertNoSecret(r.stdout);
     const logLines = lines(r.stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
     for (const l of logLines) {
@@ -294,6 +315,7 @@ describe("loom run", { concurrency: true }, () => {
       "  ⏹ pr <t>",
       "",
       "✔ pr.yml success in <t>",
+      "1 workflow: 1 passed, 0 failed, <t>",
     ]);
     assert.deepEqual(
       out.filter((l) => / \(.*\)$/.test(l)),
@@ -321,6 +343,12 @@ describe("loom usage errors", { concurrency: true }, () => {
     [["run", "--frob"], "loom: Unknown option '--frob'."],
     [["run", "--event", "tag"], "loom: --event must be one of push, pull_request, manual"],
     [["run", "--secret", "hunter2"], "loom: --secret takes KEY=VALUE, KEY made of letters, digits and _\n"],
+    [["run", "-j", "0"], "loom: -j takes a whole number of workflows, 1 or more\n"],
+    [
+      ["run", "-j", "2", "--json"],
+      "loom: --json takes no -j: a Tangled LogLine does not name its workflow\n",
+    ],
+    [["run", "--worktree", "--ref", "main"], "loom: --worktree runs the working tree: it takes no --ref\n"],
   ] as const) {
     it(`loom ${args.join(" ")}: exit 2, the reason and the usage on stderr`, async () => {
       const r = await box.loom(args);
@@ -392,7 +420,8 @@ describe("loom run with workflows that are not committed", () => {
     const sha = (await fresh.git("rev-parse", "HEAD")).trim().slice(0, 12);
     assert.equal(
       r.stderr,
-      `warning: no workflow files in .tangled/workflows/ at ${sha} (.tangled/workflows/ has files, but none committed: loom run runs the commit)\n`,
+      `note: running commit ${sha}; 1 uncommitted change is left out (--worktree runs them)\n` +
+        `warning: no workflow files in .tangled/workflows/ at ${sha} (.tangled/workflows/ has files, but none committed: loom run runs the commit, --worktree the working tree)\n`,
     );
   });
 });

@@ -109,3 +109,15 @@ export function lines(text: string): string[] {
   if (all.at(-1) === "") all.pop();
   return all;
 }
+
+/** Starts `loom ARGS…` in `box`'s repository without waiting, for tests that signal it. */
+export function spawnLoom(box: Sandbox, args: readonly string[], env: Record<string, string> = {}) {
+  return spawn(process.execPath, [MAIN, ...args], {
+    cwd: box.repo,
+    env: environment(box, env),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+/** The CLI's entry file (source), for tests that start it with another Node. */
+export const LOOM_MAIN = MAIN;

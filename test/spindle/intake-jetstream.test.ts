@@ -488,6 +488,22 @@ describe("JetstreamConsumer", () => {
     );
   });
 
+  it("an unreachable Jetstream: one log line per back-off step, not two per attempt", async () => {
+    const h = await setup({ consumer: { endpoint: "ws://127.0.0.1:1/subscribe" } });
+    h.consumer.start();
+    const failed = () => h.lines.filter((l) => l.msg === "jetstream connection failed");
+    await waitFor(() => failed().length >= 3, "three failed attempts");
+    await h.consumer.stop();
+    const about = h.lines.filter((l) => /connect/.test(l.msg));
+    // The first attempt announces itself; every later one is only its failure, with the delay.
+    assert.equal(about[0]?.msg, "connecting to jetstream");
+    assert.deepEqual(
+      about.slice(1).map((l) => l.msg),
+      failed().map(() => "jetstream connection failed"),
+    );
+    for (const l of failed()) assert.equal(typeof l.delayMs, "number");
+  });
+
   it("resumes from time_us + 1 after a reconnect; replayed events are not handled twice", async () => {
     seedExampleRecords();
     const h = await setup();

@@ -5,7 +5,9 @@
  *
  *   names.ts       deterministic names: SpindleSet from (knot, rkey), its Secret, Jobs, ConfigMaps
  *   labels.ts      labels and annotations on every object, and the selectors built from them
- *   pod.ts         container names of a workflow's pod (the engine follows `runner`'s log)
+ *   pod.ts         container names and paths of a workflow's pod (the engine follows `runner`'s log)
+ *   scripts.ts     the setup-user and clone-repo scripts (the local engine's container mode runs
+ *                  the same clone as a pod)
  *   signals.ts     what the engine tells the controller beyond the spec (runner silence)
  *   spindleset.ts  the SpindleSet object the engine creates (validated before it is sent)
  *   secret.ts      the run's Secret (the only builder that sees secret values), owned by it
@@ -41,7 +43,8 @@ export {
   spindleSetName,
 } from "./names.ts";
 export { ownerReference, type SpindleSetRef } from "./owner.ts";
-export { CONTAINERS } from "./pod.ts";
+export { CONTAINERS, POD_PATHS } from "./pod.ts";
+export { cloneScript, RUNNER_UID, type ScriptPaths, setupScript } from "./scripts.ts";
 export { buildRunSecret, type RunSecretInput, secretEnvName } from "./secret.ts";
 export { RUNNER_SILENT_ANNOTATION } from "./signals.ts";
 export { buildSpindleSet, type SpindleSetInput } from "./spindleset.ts";

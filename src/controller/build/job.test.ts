@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { V1Container, V1Job } from "@kubernetes/client-node";
-import { BuildError, shortHash } from "../../api/contract/index.ts";
+import { BuildError, cloneScript, setupScript, shortHash } from "../../api/contract/index.ts";
 import { buildJob, type JobInput } from "./job.ts";
 import { selectProfile } from "./profile.ts";
 import { installRunnerCommand } from "./runner-image.ts";
-import { cloneScript, setupScript } from "./scripts.ts";
 import { config, OWNER, spec } from "./testdata/fixtures.ts";
 
 function input(overrides: Partial<JobInput> = {}, cfg = config()): JobInput {

@@ -32,19 +32,22 @@ import type {
 import {
   BuildError,
   CONTAINERS,
+  cloneScript,
   jobName,
   ownerReference,
+  POD_PATHS,
+  RUNNER_UID,
   runnerSpecConfigMapName,
   type SpindleSetRef,
   secretEnvName,
+  setupScript,
   workflowAnnotations,
   workflowLabels,
 } from "../../api/contract/index.ts";
 import type { WorkflowSpec } from "../../api/v1alpha1/spindleset.ts";
 import { buildahAllowed, type ControllerConfig, type ResourceProfile } from "../config.ts";
 import { installRunnerCommand, runnerImage } from "./runner-image.ts";
-import { effectiveTimeoutSeconds, POD_PATHS, SPEC_KEY } from "./runner-spec.ts";
-import { cloneScript, RUNNER_UID, setupScript } from "./scripts.ts";
+import { effectiveTimeoutSeconds, SPEC_KEY } from "./runner-spec.ts";
 
 export { RUNNER_UID };
 

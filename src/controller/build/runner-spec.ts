@@ -18,6 +18,7 @@ import type { V1ConfigMap } from "@kubernetes/client-node";
 import {
   BuildError,
   ownerReference,
+  POD_PATHS,
   runnerSpecConfigMapName,
   type SpindleSetRef,
   workflowAnnotations,
@@ -26,24 +27,6 @@ import {
 import type { WorkflowSpec } from "../../api/v1alpha1/spindleset.ts";
 import { RUNNER_PROTOCOL_VERSION, type RunnerSpec } from "../../runner/protocol.ts";
 import type { ControllerConfig } from "../config.ts";
-
-/** Where things live inside a workflow pod. */
-export const POD_PATHS = {
-  /** emptyDir; setup-user creates home/ and workspace/ in it as UID 1000, so git trusts them. */
-  tangled: "/tangled",
-  workspace: "/tangled/workspace",
-  home: "/tangled/home",
-  /** emptyDir the runner bundle is copied into. */
-  runner: "/loom/runner",
-  runnerBinary: "/loom/runner/loom-runner",
-  /** The RunnerSpec ConfigMap. */
-  spec: "/loom/spec",
-  specFile: "/loom/spec/spec.json",
-  /** emptyDir for what init containers leave behind: passwd, group, subuid, subgid, clone.log. */
-  setup: "/loom/setup",
-  cloneLog: "/loom/setup/clone.log",
-  tmp: "/tmp",
-} as const;
 
 export const SPEC_KEY = "spec.json";
 

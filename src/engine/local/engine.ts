@@ -14,7 +14,7 @@ import {
 } from "../engine.ts";
 import { killRunProcesses } from "./procs.ts";
 import { LocalRun } from "./run.ts";
-import { findRunDirs, removeTree } from "./workspace.ts";
+import { findRunDirs, type RunDir, removeTree } from "./workspace.ts";
 
 export interface LocalEngineOptions {
   /** Where run directories are created (one mkdtemp per run). */
@@ -36,6 +36,11 @@ export interface LocalEngineOptions {
   /** Added to a workflow's timeout before the engine kills a runner that missed it (default 30 s). */
   timeoutGraceMs?: number;
   /**
+   * Runs after a run's directory and spec exist and before the runner starts (a container
+   * engine clones there, as a pod's init container does). A throw fails the run's set-up.
+   */
+  prepare?: (run: WorkflowRun, dir: RunDir) => Promise<void>;
+  /**
    * Runner heartbeat period (default 15 s). A runner silent for four periods counts as hung:
    * it is killed and the run fails. 0 turns the watchdog off.
    */
@@ -55,7 +60,7 @@ const LOST_REASON =
 
 export class LocalEngine implements Engine {
   readonly name = "local";
-  readonly #opts: Required<LocalEngineOptions>;
+  readonly #opts: Required<Omit<LocalEngineOptions, "prepare">> & Pick<LocalEngineOptions, "prepare">;
   readonly #runs = new Map<string, LocalRun>();
   #closed = false;
 
@@ -67,6 +72,7 @@ export class LocalEngine implements Engine {
       killGraceMs: opts.killGraceMs ?? 10_000,
       timeoutGraceMs: opts.timeoutGraceMs ?? 30_000,
       heartbeatSeconds: opts.heartbeatSeconds ?? 15,
+      ...(opts.prepare !== undefined ? { prepare: opts.prepare } : {}),
     };
   }
 

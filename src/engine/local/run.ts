@@ -20,6 +20,7 @@ export interface LocalRunConfig {
   killGraceMs: number;
   timeoutGraceMs: number;
   heartbeatSeconds: number;
+  prepare?: (run: WorkflowRun, dir: RunDir) => Promise<void>;
 }
 
 type Exit = { code: number | null; signal: NodeJS.Signals | null } | { error: Error };
@@ -70,6 +71,7 @@ export class LocalRun {
       dir = await createRunDir(this.#cfg.baseDir, this.#run.plan.wid);
       this.#root = dir.root;
       await writeFile(dir.spec, JSON.stringify(this.#spec(dir)), { mode: 0o600 });
+      if (this.#cfg.prepare !== undefined && !this.#stop) await this.#cfg.prepare(this.#run, dir);
       outcome = this.#stop ? this.#stopped(null) : await this.#runRunner(dir);
     } catch (err) {
       outcome = {

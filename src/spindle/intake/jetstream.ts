@@ -149,11 +149,19 @@ export class JetstreamConsumer {
   }
 
   async #run(signal: AbortSignal): Promise<void> {
+    // After an attempt that never opened, its warning already said when the next one comes:
+    // an unreachable Jetstream gets one line per back-off step, not two.
+    let retrying = false;
     while (!signal.aborted) {
       const url = this.url();
       // A reconnect resumes exactly where processing stopped, even if nothing was handled yet.
       if (this.#next === null) this.#next = Number(new URL(url).searchParams.get("cursor"));
-      this.#log.info({ url }, this.#connectedOnce ? "reconnecting to jetstream" : "connecting to jetstream");
+      if (!retrying) {
+        this.#log.info(
+          { url },
+          this.#connectedOnce ? "reconnecting to jetstream" : "connecting to jetstream",
+        );
+      }
       const end = await runSession({
         url,
         log: this.#log,
@@ -179,6 +187,7 @@ export class JetstreamConsumer {
         { reason: end.reason, code: end.code, opened: end.opened, delayMs, attempt: this.#backoff.attempt },
         end.opened ? "jetstream connection ended" : "jetstream connection failed",
       );
+      retrying = !end.opened;
       await sleep(delayMs, signal);
     }
   }

@@ -14,7 +14,12 @@ import type { FetchedWorkflows, WorkflowFetcher } from "../../net/knot/workflow-
 import { PIPELINE_NSID } from "../../protocol/nsid.ts";
 import type { TidGenerator } from "../../protocol/tid.ts";
 import type { Gen2TriggerMetadata } from "../../protocol/trigger-metadata.ts";
-import { compileGen2, type Gen2PipelineRecord, matchTrigger } from "../../workflow/compile.ts";
+import {
+  compileGen2,
+  formatDiagnostic,
+  type Gen2PipelineRecord,
+  matchTrigger,
+} from "../../workflow/compile.ts";
 import type { KnownRepo } from "../../workflow/push.ts";
 import type { RepoRecord } from "../db/index.ts";
 import { type RepoRef, repoScopeKey } from "../rbac/index.ts";
@@ -140,6 +145,11 @@ export class PipelineBuilder {
     const { record, diagnostics } = compileGen2(fetched.files, trigger, {
       ...(b.changedFiles !== undefined && { changedFiles: b.changedFiles }),
     });
+    if (diagnostics.length > 0) {
+      // Typos (with the key they likely misspell), workflows without steps, dropped files.
+      const found = diagnostics.map(formatDiagnostic);
+      this.#log.warn({ ...ctx, sha, diagnostics: found }, `${ctx.what}: workflow diagnostics`);
+    }
     if (record === undefined) {
       this.#log.info({ ...ctx, sha, diagnostics: diagnostics.length }, `${ctx.what}: no workflow matches`);
       return { built: false, reason: `no workflow matches at ${sha}` };

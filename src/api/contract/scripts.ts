@@ -3,7 +3,7 @@
  * images ship (busybox ash by default), so they stay POSIX. Paths are parameters only so the
  * tests can run the real scripts in a temporary folder; the Job always uses POD_PATHS.
  */
-import { POD_PATHS } from "./runner-spec.ts";
+import { POD_PATHS } from "./pod.ts";
 
 export const RUNNER_UID = 1000;
 
