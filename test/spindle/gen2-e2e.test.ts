@@ -607,6 +607,39 @@ describe("spindle gen2: push → refUpdate → run → ci.* reads", { skip }, ()
     assert.equal(page.pipelines[0]?.id, knot.events.at(-1)?.rkey);
   });
 
+  it("the original Loom's example shape (image, architecture, steps; no engine, no when) is built and run (issue 14)", async () => {
+    const before = (await pipelinesOf("&kinds=push")).total;
+    const original = [
+      "image: golang:1.24",
+      "architecture: amd64",
+      "steps:",
+      "  - name: build",
+      '    command: echo "built $TANGLED_REPO_NAME at $TANGLED_COMMIT_SHA"',
+      "",
+    ].join("\n");
+    const head = (knot.events.at(-1)?.event as { newSha?: string } | undefined)?.newSha ?? pushSha;
+    const sha = await knot.pushCommit(REPO, { ".tangled/workflows/original.yml": original });
+    refUpdate(head, sha, [".tangled/workflows/original.yml"]);
+    let page = await pipelinesOf("&kinds=push");
+    await waitFor(
+      () => page.total === before + 1,
+      30_000,
+      "pipeline with original.yml stored",
+      async () => {
+        page = await pipelinesOf("&kinds=push");
+      },
+    );
+    const p = page.pipelines[0] as CiP;
+    assert.equal(p.commit, sha);
+    assert.ok(
+      p.workflows.some((w: Wf) => w.name === "original.yml"),
+      JSON.stringify(p.workflows),
+    );
+    const done = await waitDone(p.id);
+    const wf = done.workflows.find((w: Wf) => w.name === "original.yml");
+    assert.equal(wf?.status, "success", JSON.stringify(done));
+  });
+
   it("serves /.well-known/did.json with the #tangled_spindle service", async () => {
     const res = await fetch(`${b.url}/.well-known/did.json`);
     assert.equal(res.status, 200);
