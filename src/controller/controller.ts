@@ -16,6 +16,7 @@ import { hostname } from "node:os";
 import type { KubeConfig, KubernetesObject, V1Job, V1Node, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { LABELS } from "../api/contract/index.ts";
+import { shareConnections } from "../api/kube-client.ts";
 import type { SpindleSet } from "../api/v1alpha1/spindleset.ts";
 import { apiMessage, ClusterApi, statusCode } from "./api.ts";
 import { Capacity } from "./capacity.ts";
@@ -40,6 +41,7 @@ export interface ControllerOptions {
   leaderElection?:
     | false
     | { identity?: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  /** Overrides `config.workers` (tests). */
   workers?: number;
   /** Every run is reconciled this often even without events (default 60 s). */
   resyncMs?: number;
@@ -82,6 +84,8 @@ export class SpindleSetController {
     this.#log = opts.log.child({ component: "controller" });
     this.metrics = createControllerMetrics();
     const { kubeConfig, config } = opts;
+    // Every client below (API, informers, Events, Lease) over one connection pool per cluster.
+    shareConnections(kubeConfig);
     this.#api = new ClusterApi(kubeConfig, config.namespace);
     const paths = this.#api.paths();
     const common = {
@@ -219,7 +223,7 @@ export class SpindleSetController {
       capacityRetryMs: this.#opts.capacityRetryMs ?? 10_000,
     };
     const queue = new WorkQueue({
-      workers: this.#opts.workers ?? 4,
+      workers: this.#opts.workers ?? this.#opts.config.workers,
       process: (key) => this.#process(ctx, key),
       onError: (key, err, retryInMs) => {
         this.#log.warn({ spindleset: key, err: errorText(err), retryInMs }, "reconcile failed");

@@ -41,6 +41,7 @@ import {
   workflowLabels,
 } from "../../api/contract/index.ts";
 import type { SpindleSet, WorkflowStatus } from "../../api/v1alpha1/spindleset.ts";
+import { shareConnections } from "../../api/kube-client.ts";
 import { Relay } from "../../relay/relay.ts";
 import { SINK_HIGH_WATER, waitForSink } from "../../relay/sink.ts";
 import {
@@ -128,6 +129,8 @@ export class KubernetesEngine implements Engine {
   #closed = false;
 
   constructor(opts: KubernetesEngineOptions) {
+    // Every client below (API, watch, logs) over one connection pool per cluster.
+    shareConnections(opts.kubeConfig);
     this.#o = {
       kubeConfig: opts.kubeConfig,
       namespace: opts.namespace,
