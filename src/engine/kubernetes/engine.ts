@@ -40,8 +40,8 @@ import {
   spindleSetName,
   workflowLabels,
 } from "../../api/contract/index.ts";
-import type { SpindleSet, WorkflowStatus } from "../../api/v1alpha1/spindleset.ts";
 import { shareConnections } from "../../api/kube-client.ts";
+import type { SpindleSet, WorkflowStatus } from "../../api/v1alpha1/spindleset.ts";
 import { Relay } from "../../relay/relay.ts";
 import { SINK_HIGH_WATER, waitForSink } from "../../relay/sink.ts";
 import {
