@@ -31,6 +31,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   path: string;
   list(): Promise<ListResult<T>>;
   labelSelector?: string;
+  fieldSelector?: string;
   log: Logger;
   handlers?: InformerHandlers<T>;
   relistMs?: number;
@@ -162,6 +163,7 @@ export class Informer<T extends KubernetesObject> {
         allowWatchBookmarks: true,
       };
       if (this.#opts.labelSelector) params.labelSelector = this.#opts.labelSelector;
+      if (this.#opts.fieldSelector) params.fieldSelector = this.#opts.fieldSelector;
       this.#watch
         .watch(
           this.#opts.path,
