@@ -20,9 +20,9 @@ import {
   type V1Secret,
 } from "@kubernetes/client-node";
 import { managedSelector, selectorString } from "../api/contract/index.ts";
+import { errorText, type ListResult } from "../api/informer.ts";
 import { GROUP, SPINDLESET, VERSION } from "../api/v1alpha1/group.ts";
 import type { SpindleSet, SpindleSetStatus } from "../api/v1alpha1/spindleset.ts";
-import { errorText, type ListResult } from "./informer.ts";
 import { ms } from "./time.ts";
 
 const CR = { group: GROUP, version: VERSION, plural: SPINDLESET.plural };

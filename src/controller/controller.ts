@@ -23,6 +23,7 @@ import type {
 } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { LABELS } from "../api/contract/index.ts";
+import { errorText, Informer, objectKey } from "../api/informer.ts";
 import { shareConnections } from "../api/kube-client.ts";
 import type { SpindleSet } from "../api/v1alpha1/spindleset.ts";
 import { apiMessage, ClusterApi, FAILED_CREATE, statusCode } from "./api.ts";
@@ -31,7 +32,6 @@ import { type IsKnown, sweepOrphans } from "./cleanup.ts";
 import type { ControllerConfig } from "./config.ts";
 import type { ReconcileContext } from "./context.ts";
 import { EventRecorder } from "./events.ts";
-import { errorText, Informer, objectKey } from "./informer.ts";
 import { LeaderElector } from "./leader.ts";
 import { type ControllerMetrics, createControllerMetrics } from "./metrics.ts";
 import { jobActive } from "./observe.ts";

@@ -9,7 +9,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CoreV1Api, KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
-import { Informer } from "../../src/controller/informer.ts";
+import { Informer } from "../../src/api/informer.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import { LogCapture, plain } from "./support.ts";
 
