@@ -25,8 +25,8 @@ function report(at: string): void {
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
   gc?.();
-  const { rss, heapUsed } = process.memoryUsage();
-  process.stdout.write(`${JSON.stringify({ at, rss, heapUsed })}\n`);
+  const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage();
+  process.stdout.write(`${JSON.stringify({ at, rss, heapUsed, heapTotal, external, arrayBuffers })}\n`);
 }
 
 await controller.start();

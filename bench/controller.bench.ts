@@ -359,11 +359,12 @@ async function memory(cluster: TestCluster): Promise<void> {
       stdio: ["ignore", "pipe", "inherit"],
     },
   );
-  const result: Record<string, { rss: number; heapUsed: number }> = {};
+  type Usage = { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
+  const result: Record<string, Usage> = {};
   let t0 = 0;
   try {
     for await (const line of createInterface({ input: child.stdout! })) {
-      const m = JSON.parse(line) as { at: string; rss: number; heapUsed: number };
+      const m = JSON.parse(line) as Usage & { at: string };
       result[m.at] = m;
       if (m.at === "idle") {
         t0 = performance.now();
@@ -380,8 +381,10 @@ async function memory(cluster: TestCluster): Promise<void> {
   console.log(
     `  memory, controller with ${MEMORY} SpindleSets + ${MEMORY} Jobs (+ pods) cached, after a GC:`,
   );
-  console.log(`    idle RSS ${mb(idle.rss)}, heap ${mb(idle.heapUsed)}`);
+  const parts = (u: Usage) =>
+    `RSS ${mb(u.rss)}, heap ${mb(u.heapUsed)} used of ${mb(u.heapTotal)}, external ${mb(u.external)} (array buffers ${mb(u.arrayBuffers)})`;
+  console.log(`    idle ${parts(idle)}`);
   console.log(
-    `    full RSS ${mb(full.rss)}, heap ${mb(full.heapUsed)} (${load()}; filled in ${((performance.now() - t0) / 1000).toFixed(0)} s; target < 300 MB at 5000)`,
+    `    full ${parts(full)} (${load()}; filled in ${((performance.now() - t0) / 1000).toFixed(0)} s; target < 300 MB at 5000)`,
   );
 }
