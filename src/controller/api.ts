@@ -8,6 +8,7 @@ import {
   ApiException,
   BatchV1Api,
   CoreV1Api,
+  type CoreV1Event,
   CustomObjectsApi,
   type KubeConfig,
   PatchStrategy,
@@ -19,12 +20,13 @@ import {
   type V1Secret,
 } from "@kubernetes/client-node";
 import { managedSelector, selectorString } from "../api/contract/index.ts";
+import { errorText, type ListResult } from "../api/informer.ts";
 import { GROUP, SPINDLESET, VERSION } from "../api/v1alpha1/group.ts";
 import type { SpindleSet, SpindleSetStatus } from "../api/v1alpha1/spindleset.ts";
-import { errorText, type ListResult } from "./informer.ts";
 import { ms } from "./time.ts";
 
 const CR = { group: GROUP, version: VERSION, plural: SPINDLESET.plural };
+export const FAILED_CREATE = "reason=FailedCreate";
 const MERGE = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
 export function statusCode(err: unknown): number | undefined {
@@ -73,6 +75,32 @@ export function preflightError(err: unknown, namespace: string): PreflightError 
   return new PreflightError(`the Kubernetes API cannot be used: ${why}`, { cause: err });
 }
 
+/**
+ * Why the job controller cannot create the pod of the Job `jobUid`, from its FailedCreate events
+ * (the Job itself records nothing): the first time it happened and the latest message;
+ * undefined if it has not happened.
+ */
+export function podCreateFailureOf(
+  events: Iterable<CoreV1Event>,
+  jobUid: string,
+): PodCreateFailure | undefined {
+  let first: number | undefined;
+  let latest: { at: number; message: string } | undefined;
+  for (const e of events) {
+    if (e.involvedObject?.uid !== jobUid || e.reason !== "FailedCreate") continue;
+    const from = ms(e.firstTimestamp ?? e.eventTime ?? e.lastTimestamp, Number.NaN);
+    const to = ms(
+      e.lastTimestamp ?? e.series?.lastObservedTime ?? e.eventTime ?? e.firstTimestamp,
+      Number.NaN,
+    );
+    if (!Number.isNaN(from) && (first === undefined || from < first)) first = from;
+    if (!Number.isNaN(to) && (latest === undefined || to >= latest.at))
+      latest = { at: to, message: e.message ?? "" };
+  }
+  if (first === undefined || latest === undefined) return undefined;
+  return { since: new Date(first), message: latest.message };
+}
+
 export interface PodCreateFailure {
   /** When the first attempt failed. */
   since: Date;
@@ -102,6 +130,7 @@ export class ClusterApi {
       jobs: `/apis/batch/v1/namespaces/${ns}/jobs`,
       pods: `/api/v1/namespaces/${ns}/pods`,
       nodes: "/api/v1/nodes",
+      events: `/api/v1/namespaces/${ns}/events`,
     };
   }
 
@@ -166,29 +195,15 @@ export class ClusterApi {
   }
 
   /**
-   * Why the job controller cannot create this Job's pod, from its FailedCreate events (the Job
-   * itself records nothing): the first time it happened and the latest message; undefined if
-   * it has not happened.
+   * The namespace's FailedCreate events: the job controller records there (and only there) why
+   * it cannot create a Job's pod. One shared informer watches them (controller.ts) instead of a
+   * list per reconcile.
    */
-  async podCreateFailure(jobUid: string): Promise<PodCreateFailure | undefined> {
-    const list = await this.core.listNamespacedEvent({
+  async listFailedCreates(): Promise<ListResult<CoreV1Event>> {
+    return (await this.core.listNamespacedEvent({
       namespace: this.namespace,
-      fieldSelector: `involvedObject.uid=${jobUid},reason=FailedCreate`,
-    });
-    let first: number | undefined;
-    let latest: { at: number; message: string } | undefined;
-    for (const e of list.items) {
-      const from = ms(e.firstTimestamp ?? e.eventTime ?? e.lastTimestamp, Number.NaN);
-      const to = ms(
-        e.lastTimestamp ?? e.series?.lastObservedTime ?? e.eventTime ?? e.firstTimestamp,
-        Number.NaN,
-      );
-      if (!Number.isNaN(from) && (first === undefined || from < first)) first = from;
-      if (!Number.isNaN(to) && (latest === undefined || to >= latest.at))
-        latest = { at: to, message: e.message ?? "" };
-    }
-    if (first === undefined || latest === undefined) return undefined;
-    return { since: new Date(first), message: latest.message };
+      fieldSelector: FAILED_CREATE,
+    })) as ListResult<CoreV1Event>;
   }
 
   getSpindleSet(name: string): Promise<SpindleSet | undefined> {

@@ -26,10 +26,18 @@ describe("parseControllerConfig", () => {
     );
   });
 
+  it("bounds the reconcile workers", () => {
+    assert.deepEqual(issuesOf({ images: { runner: "r/x:1" }, workers: 0 }), [
+      "kubernetes.workers: Too small: expected number to be >=1",
+    ]);
+    assert.equal(parseControllerConfig({ images: { runner: "r/x:1" }, workers: 64 }).workers, 64);
+  });
+
   it("fills every default around the one required field", () => {
     assert.deepEqual(parseControllerConfig({ images: { runner: "ghcr.io/example/loom-runner:1" } }), {
       namespace: "loom",
       maxConcurrentJobs: 5,
+      workers: 16,
       serviceAccountName: "loom-job-runner",
       imagePullSecrets: [],
       template: { resourceProfiles: [], tolerations: [] },

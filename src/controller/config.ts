@@ -96,6 +96,12 @@ export const ControllerConfigSchema = z
     namespace: dnsLabel.default("loom"),
     /** Workflows (= Jobs) running at once across all runs. */
     maxConcurrentJobs: z.number().int().min(1).max(10000).default(5),
+    /**
+     * Runs reconciled at once. A reconcile spends most of its time waiting on API round trips
+     * (ConfigMap, Job, status), so more workers than cores pays; one run is never reconciled
+     * twice at once whatever the number.
+     */
+    workers: z.number().int().min(1).max(256).default(16),
     /** The Jobs' ServiceAccount: it must have no RBAC bindings (config/rbac/job_service_account.yaml). */
     serviceAccountName: dnsLabel.default("loom-job-runner"),
     imagePullSecrets: z.array(dnsLabel).default([]),

@@ -1,5 +1,5 @@
 /** What a reconcile reads and writes through: caches, the API, the clock, the limits. */
-import type { V1Job, V1Node, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, V1Job, V1Node, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { SpindleSet } from "../api/v1alpha1/spindleset.ts";
 import type { ClusterApi } from "./api.ts";
@@ -22,6 +22,8 @@ export interface ReconcileContext {
   spindleSets: Cache<SpindleSet>;
   jobs: Cache<V1Job>;
   pods: Cache<V1Pod>;
+  /** The namespace's FailedCreate events (why a Job's pod cannot be created). */
+  failedCreates: Cache<CoreV1Event>;
   /** Undefined: the node check of resource profiles is skipped. */
   nodes: Cache<V1Node> | undefined;
   capacity: Capacity;

@@ -13,17 +13,25 @@
  */
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import type { KubeConfig, KubernetesObject, V1Job, V1Node, V1Pod } from "@kubernetes/client-node";
+import type {
+  CoreV1Event,
+  KubeConfig,
+  KubernetesObject,
+  V1Job,
+  V1Node,
+  V1Pod,
+} from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { LABELS } from "../api/contract/index.ts";
+import { errorText, Informer, objectKey } from "../api/informer.ts";
+import { shareConnections } from "../api/kube-client.ts";
 import type { SpindleSet } from "../api/v1alpha1/spindleset.ts";
-import { apiMessage, ClusterApi, statusCode } from "./api.ts";
+import { apiMessage, ClusterApi, FAILED_CREATE, statusCode } from "./api.ts";
 import { Capacity } from "./capacity.ts";
 import { type IsKnown, sweepOrphans } from "./cleanup.ts";
 import type { ControllerConfig } from "./config.ts";
 import type { ReconcileContext } from "./context.ts";
 import { EventRecorder } from "./events.ts";
-import { errorText, Informer, objectKey } from "./informer.ts";
 import { LeaderElector } from "./leader.ts";
 import { type ControllerMetrics, createControllerMetrics } from "./metrics.ts";
 import { jobActive } from "./observe.ts";
@@ -40,6 +48,7 @@ export interface ControllerOptions {
   leaderElection?:
     | false
     | { identity?: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  /** Overrides `config.workers` (tests). */
   workers?: number;
   /** Every run is reconciled this often even without events (default 60 s). */
   resyncMs?: number;
@@ -65,6 +74,7 @@ export class SpindleSetController {
   readonly #jobs: Informer<V1Job>;
   readonly #pods: Informer<V1Pod>;
   readonly #nodes: Informer<V1Node> | undefined;
+  readonly #failedCreates: Informer<CoreV1Event>;
   readonly #capacity: Capacity;
   readonly #elector: LeaderElector | undefined;
   readonly #events: EventRecorder;
@@ -82,6 +92,8 @@ export class SpindleSetController {
     this.#log = opts.log.child({ component: "controller" });
     this.metrics = createControllerMetrics();
     const { kubeConfig, config } = opts;
+    // Every client below (API, informers, Events, Lease) over one connection pool per cluster.
+    shareConnections(kubeConfig);
     this.#api = new ClusterApi(kubeConfig, config.namespace);
     const paths = this.#api.paths();
     const common = {
@@ -122,6 +134,19 @@ export class SpindleSetController {
       list: () => this.#api.listPods(),
       handlers: { add: enqueueOwner, update: (_old, pod) => enqueueOwner(pod), delete: enqueueOwner },
     });
+    // Why a Job's pod cannot be created: one watch for the namespace, not a list per reconcile.
+    const enqueueJobOwner = (e: CoreV1Event) => {
+      const job =
+        e.involvedObject?.kind === "Job" && this.#jobs.get(`${config.namespace}/${e.involvedObject.name}`);
+      if (job) enqueueOwner(job);
+    };
+    this.#failedCreates = new Informer<CoreV1Event>({
+      ...common,
+      path: paths.events,
+      fieldSelector: FAILED_CREATE,
+      list: () => this.#api.listFailedCreates(),
+      handlers: { add: enqueueJobOwner, update: (_old, e) => enqueueJobOwner(e) },
+    });
     this.#nodes =
       opts.checkNodes === false
         ? undefined
@@ -160,7 +185,7 @@ export class SpindleSetController {
 
   /** Starts the informers (resolves once their caches are filled) and the leader election. */
   async start(): Promise<void> {
-    await Promise.all([this.#spindleSets, this.#jobs, this.#pods, this.#nodes].map((i) => i?.start()));
+    await Promise.all(this.#informers().map((i) => i?.start()));
     this.#log.info({ namespace: this.#opts.config.namespace }, "controller caches synced");
     if (this.#elector) this.#elector.start();
     else this.#lead();
@@ -175,7 +200,11 @@ export class SpindleSetController {
     await this.#follow();
     if (this.#elector && opts.release !== false) await this.#elector.stop();
     else if (this.#elector) await this.#elector.abandon();
-    await Promise.all([this.#spindleSets, this.#jobs, this.#pods, this.#nodes].map((i) => i?.stop()));
+    await Promise.all(this.#informers().map((i) => i?.stop()));
+  }
+
+  #informers() {
+    return [this.#spindleSets, this.#jobs, this.#pods, this.#failedCreates, this.#nodes];
   }
 
   /** Runs the orphan sweep now, or joins the one in flight (it also runs while leading). */
@@ -212,6 +241,7 @@ export class SpindleSetController {
       spindleSets: this.#spindleSets,
       jobs: this.#jobs,
       pods: this.#pods,
+      failedCreates: this.#failedCreates,
       nodes: this.#nodes,
       capacity: this.#capacity,
       events: this.#events,
@@ -220,7 +250,7 @@ export class SpindleSetController {
       capacityRetryMs: this.#opts.capacityRetryMs ?? 10_000,
     };
     const queue = new WorkQueue({
-      workers: this.#opts.workers ?? 4,
+      workers: this.#opts.workers ?? this.#opts.config.workers,
       process: (key) => this.#process(ctx, key),
       onError: (key, err, retryInMs) => {
         this.#log.warn({ spindleset: key, err: errorText(err), retryInMs }, "reconcile failed");

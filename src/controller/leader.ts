@@ -14,8 +14,8 @@
  */
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { errorText } from "../api/informer.ts";
 import { statusCode } from "./api.ts";
-import { errorText } from "./informer.ts";
 
 export interface LeaderElectorOptions {
   kubeConfig: KubeConfig;

@@ -13,7 +13,7 @@ import {
   type WorkflowSpec,
   type WorkflowStatus,
 } from "../api/v1alpha1/spindleset.ts";
-import { apiMessage, type PodCreateFailure, statusCode } from "./api.ts";
+import { apiMessage, type PodCreateFailure, podCreateFailureOf, statusCode } from "./api.ts";
 import { planWorkflow } from "./build/plan.ts";
 import { nodeLabels, type ReconcileContext } from "./context.ts";
 import { jobActive, NO_POD_CHECK_MS, type Observation, observeJob } from "./observe.ts";
@@ -72,7 +72,7 @@ export async function stepWorkflow(
       pods,
       now,
       timeouts: ctx.config.timeouts,
-      podCreateFailure: await podCreateFailure(ctx, ours, pods, now),
+      podCreateFailure: podCreateFailure(ctx, ours, pods, now),
     });
     return {
       status: observed(prev, wf, name, obs),
@@ -196,16 +196,16 @@ async function checkSecret(
   return { status: finished(prev, wf, { phase: "failed", reason: "SecretMissing", message }, now) };
 }
 
-/** Reads the Job's FailedCreate events when it has had no pod for a while (else no API call). */
-async function podCreateFailure(
+/** The Job's FailedCreate events (from the shared cache) when it has had no pod for a while. */
+function podCreateFailure(
   ctx: ReconcileContext,
   job: V1Job,
   pods: readonly V1Pod[],
   now: Date,
-): Promise<PodCreateFailure | undefined> {
+): PodCreateFailure | undefined {
   if (pods.length > 0 || !jobActive(job) || !job.metadata?.uid) return undefined;
   if (now.getTime() - ms(job.metadata.creationTimestamp, now) < NO_POD_CHECK_MS) return undefined;
-  return ctx.api.podCreateFailure(job.metadata.uid);
+  return podCreateFailureOf(ctx.failedCreates.list(), job.metadata.uid);
 }
 
 function podsOf(ctx: ReconcileContext, ss: SpindleSet, wf: WorkflowSpec, job: V1Job): V1Pod[] {

@@ -9,7 +9,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CoreV1Api, KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
-import { Informer } from "../../src/controller/informer.ts";
+import { Informer } from "../../src/api/informer.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import { LogCapture, plain } from "./support.ts";
 
@@ -113,4 +113,36 @@ test("the informer survives a cut connection and catches up, deletions included"
 
   await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "after" } } });
   await eventually("watching again", async () => informer.get(`${ns}/after`) !== undefined);
+});
+
+test("the cache keeps objects without managedFields, from the list and from the watch", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  const kc = cluster.kubeConfig();
+  const core = kc.makeApiClient(CoreV1Api);
+  const informer = new Informer<V1ConfigMap>({
+    kubeConfig: kc,
+    path: `/api/v1/namespaces/${ns}/configmaps`,
+    list: async () => plain(await core.listNamespacedConfigMap({ namespace: ns })),
+    log: new LogCapture().log,
+  });
+  t.after(() => informer.stop());
+  await core.createNamespacedConfigMap({
+    namespace: ns,
+    body: { metadata: { name: "listed" }, data: { a: "1" } },
+  });
+  const stored = await core.readNamespacedConfigMap({ name: "listed", namespace: ns });
+  assert.ok(stored.metadata?.managedFields?.length, "the API server keeps managedFields");
+  await informer.start();
+  await core.createNamespacedConfigMap({
+    namespace: ns,
+    body: { metadata: { name: "watched" }, data: { b: "2" } },
+  });
+  await eventually("watch delivers", async () => informer.get(`${ns}/watched`) !== undefined);
+  for (const name of ["listed", "watched"]) {
+    const cached = informer.get(`${ns}/${name}`)!;
+    assert.equal(cached.metadata?.managedFields, undefined, name);
+    assert.ok(cached.metadata?.resourceVersion && cached.data, `${name} keeps the rest`);
+  }
 });

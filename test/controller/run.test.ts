@@ -35,6 +35,7 @@ import {
   listJobs,
   patchRunSpec,
   plain,
+  recordRequests,
   startController,
   testConfig,
   waitForWorkflow,
@@ -311,6 +312,8 @@ test("under Pod Security restricted a default workflow runs; a buildah one is re
       { name: ns, body: { metadata: { labels: { "pod-security.kubernetes.io/enforce": "restricted" } } } },
       MERGE,
     );
+  const kubeConfig = cluster.kubeConfig();
+  const requests = recordRequests(kubeConfig);
   await startController(
     t,
     cluster,
@@ -318,7 +321,11 @@ test("under Pod Security restricted a default workflow runs; a buildah one is re
       timeouts: { podCreateFailedSeconds: 2 },
       buildah: { images: ["quay.io/buildah/stable"] },
     }),
+    { kubeConfig },
   );
+  // The FailedCreate events come from one shared watch, never from a list per reconcile.
+  const eventLists = () => requests.filter((r) => /^GET .*\/events\?/.test(r) && !/[?&]watch=true/.test(r));
+  const listsAtStart = eventLists().length;
   const run = await createRun(cluster, ns, [
     workflow("plain.yml"),
     workflow("refused.yml", { image: "quay.io/buildah/stable:v1.38" }),
@@ -327,6 +334,8 @@ test("under Pod Security restricted a default workflow runs; a buildah one is re
   const w = done.status!.workflows.find((x) => x.name === "refused.yml")!;
   assert.equal(w.reason, "PodCreateFailed");
   assert.match(w.message!, /could not be created for \d+s: .*violates PodSecurity "restricted/);
+  assert.equal(listsAtStart, 1, "the informer's list");
+  assert.deepEqual(eventLists().slice(listsAtStart), [], "no event list while it waited");
   await waitForWorkflow(cluster, ns, run.metadata.name!, "plain.yml", "success", 60_000);
   await eventually("the refused Job is deleted", async () => {
     return !(await listJobs(cluster, ns)).some((j) => j.metadata!.name === w.jobName);

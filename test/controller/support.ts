@@ -10,6 +10,7 @@ import {
   BatchV1Api,
   CoreV1Api,
   CustomObjectsApi,
+  type KubeConfig,
   type V1CustomResourceDefinition,
   type V1Job,
 } from "@kubernetes/client-node";
@@ -261,4 +262,19 @@ export async function ensureNodes(cluster: TestCluster): Promise<void> {
         if (err.code !== 409) throw err;
       });
   }
+}
+
+/**
+ * Records every request made through `kc` (method and URL, watches included) as the clients
+ * built from it authenticate it: what one controller asks of the API server, apart from every
+ * other client of the shared control plane.
+ */
+export function recordRequests(kc: KubeConfig): string[] {
+  const seen: string[] = [];
+  const apply = kc.applySecurityAuthentication.bind(kc);
+  kc.applySecurityAuthentication = (ctx) => {
+    seen.push(`${ctx.getHttpMethod()} ${ctx.getUrl()}`);
+    return apply(ctx);
+  };
+  return seen;
 }

@@ -25,7 +25,9 @@ import type { SpindleSet } from "../../src/api/v1alpha1/spindleset.ts";
 import { EngineError, type StatusUpdate } from "../../src/engine/engine.ts";
 import { KubernetesEngine } from "../../src/engine/kubernetes/engine.ts";
 import { PodLogFollower } from "../../src/engine/kubernetes/logs.ts";
+import { PodCache } from "../../src/engine/kubernetes/pods.ts";
 import { LogFile } from "../../src/relay/logfile.ts";
+import { recordRequests } from "../controller/support.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import {
   controllerConfig,
@@ -90,10 +92,13 @@ test("the log follower resumes a broken pod log stream without losing or repeati
     return pod.status?.phase === "Running" || `phase ${pod.status?.phase}`;
   });
   const got: string[] = [];
+  const pods = new PodCache({ kubeConfig: kc, namespace: ns, labelSelector: "app=follow", log: quiet });
+  t.after(() => pods.stop());
   const follower = new PodLogFollower({
     kubeConfig: kc,
     namespace: ns,
-    selector: "app=follow",
+    labels: { app: "follow" },
+    pods,
     container: "runner",
     logger: quiet,
     pollMs: 200,
@@ -151,7 +156,9 @@ test("a pipeline's workflows share one SpindleSet; each log file holds exactly t
       expected: expectedLogFile(recorded, [value]),
     });
   }
-  const engine = engineFor(kc, ns);
+  const engineKc = cluster.kubeConfig();
+  const requests = recordRequests(engineKc);
+  const engine = engineFor(engineKc, ns);
   t.after(() => engine.close());
   await Promise.all(runs.map(({ run, file }) => engine.start({ ...run, log: file })));
   await assert.rejects(
@@ -170,6 +177,10 @@ test("a pipeline's workflows share one SpindleSet; each log file holds exactly t
       "the secret was printed, masked",
     );
   }
+
+  // The followers found their pods in the engine's one pod informer: a single pod list.
+  const podLists = requests.filter((r) => /^GET .*\/pods\?/.test(r) && !/[?&]watch=true/.test(r));
+  assert.equal(podLists.length, 1, podLists.join("\n"));
 
   // One SpindleSet for the pipeline, its Secret owned by it and the only holder of the value.
   const ss = (await readSpindleSet(kc, ns, ssName))!;

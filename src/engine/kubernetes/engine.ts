@@ -40,6 +40,7 @@ import {
   spindleSetName,
   workflowLabels,
 } from "../../api/contract/index.ts";
+import { shareConnections } from "../../api/kube-client.ts";
 import type { SpindleSet, WorkflowStatus } from "../../api/v1alpha1/spindleset.ts";
 import { Relay } from "../../relay/relay.ts";
 import { SINK_HIGH_WATER, waitForSink } from "../../relay/sink.ts";
@@ -52,6 +53,7 @@ import {
 } from "../engine.ts";
 import { ClusterError, SpindleSetStore } from "./cluster.ts";
 import { describe, type FollowEnd, PodLogFollower } from "./logs.ts";
+import { PodCache } from "./pods.ts";
 import { SilenceWatchdog } from "./silence.ts";
 import { existingLines, SkipSink } from "./skip-sink.ts";
 import { runSpecFromPlan, workflowSpecFromPlan } from "./spec.ts";
@@ -123,11 +125,15 @@ export class KubernetesEngine implements Engine {
   readonly #cache = new Map<string, SpindleSet>();
   readonly #chains = new Map<string, Promise<unknown>>();
   readonly #watch: SpindleSetWatch;
+  /** Every workflow pod of the namespace, shared by the log followers. */
+  readonly #pods: PodCache;
   #watching: Promise<void> | undefined;
   readonly #silence: SilenceWatchdog;
   #closed = false;
 
   constructor(opts: KubernetesEngineOptions) {
+    // Every client below (API, watch, logs) over one connection pool per cluster.
+    shareConnections(opts.kubeConfig);
     this.#o = {
       kubeConfig: opts.kubeConfig,
       namespace: opts.namespace,
@@ -145,6 +151,12 @@ export class KubernetesEngine implements Engine {
       logger: this.#log,
       onObject: (ss) => this.#onObject(ss),
       onGone: (name, uid) => this.#onGone(name, uid),
+    });
+    this.#pods = new PodCache({
+      kubeConfig: opts.kubeConfig,
+      namespace: opts.namespace,
+      labelSelector: selectorString(managedSelector()),
+      log: this.#log,
     });
     this.#silence = new SilenceWatchdog({
       silentSeconds: this.#o.runnerSilentSeconds,
@@ -235,6 +247,7 @@ export class KubernetesEngine implements Engine {
     const runs = [...this.#runs.values()];
     for (const t of runs) t.follower.stop();
     await Promise.allSettled(runs.map((t) => t.followDone));
+    await this.#pods.stop();
     // The runs go on in the cluster; the next process recovers them. What was relayed is kept.
     await Promise.allSettled(runs.map((t) => t.run.log.flush()));
     for (const t of runs) {
@@ -266,7 +279,8 @@ export class KubernetesEngine implements Engine {
     const follower = new PodLogFollower({
       kubeConfig: this.#o.kubeConfig,
       namespace: this.#o.namespace,
-      selector: selectorString(workflowLabels(ss, plan.wid)),
+      labels: workflowLabels(ss, plan.wid),
+      pods: this.#pods,
       container: CONTAINERS.runner,
       logger: this.#log.child({ wid: plan.wid }),
       pollMs: this.#o.pollMs,

@@ -2,7 +2,8 @@
  * Follows the runner container's log of one workflow's pod through the pod log API and hands
  * each runner line, exactly once and in order, to the caller (which feeds a Relay).
  *
- *   wait for a kick (the workflow runs) ─▶ find the pod by label ─▶ runner container running?
+ *   wait for a kick (the workflow runs) ─▶ find the pod by label in the engine's shared pod
+ *   cache (pods.ts; a pod change wakes the wait) ─▶ runner container running?
  *        └── follow=true, timestamps=true, sinceTime=cursor ──▶ lines ─▶ LogCursor ─▶ EventDeduper
  *   stream ended: container still running → reconnect (the API closes follows early: apiserver
  *   restarts, timeouts, kubelet log rotation); terminated → one last read to EOF → "drained".
@@ -11,9 +12,10 @@
  * no handle on the source stream, so its errors are caught through the Writable's `pipe` event.
  */
 import { Writable } from "node:stream";
-import { ApiException, CoreV1Api, type KubeConfig, Log, type V1Pod } from "@kubernetes/client-node";
+import { ApiException, type KubeConfig, Log, type V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { EventDeduper, LogCursor, parsePodLogLine } from "./cursor.ts";
+import type { PodCache } from "./pods.ts";
 
 export type FollowEnd =
   /** The runner container terminated and its log was read to the end. */
@@ -29,13 +31,15 @@ export type FollowEnd =
 export interface FollowerOptions {
   kubeConfig: KubeConfig;
   namespace: string;
-  /** Label selector of the workflow's pod (the Job's pod template labels). */
-  selector: string;
+  /** The labels of the workflow's pod (the Job's pod template labels). */
+  labels: Readonly<Record<string, string>>;
+  /** The engine's shared pod cache (its selector must keep this workflow's pod). */
+  pods: PodCache;
   container: string;
   /** New runner lines, in order; may return a promise to slow the reader down. */
   onLines(lines: string[]): void | Promise<void>;
   logger: Logger;
-  /** Pause between pod lookups while waiting (default 1 s). */
+  /** Pause between pod lookups in the cache while waiting, if no pod change wakes it sooner (default 1 s). */
   pollMs?: number;
   /** How long to wait for the first line of a terminated container before calling it empty (default 5 s). */
   emptyGraceMs?: number;
@@ -48,7 +52,6 @@ type ContainerState = "waiting" | "running" | "terminated";
 export class PodLogFollower {
   readonly #o: Required<Omit<FollowerOptions, "logger" | "onLines">> & Pick<FollowerOptions, "onLines">;
   readonly #log: Logger;
-  readonly #core: CoreV1Api;
   readonly #cursor = new LogCursor();
   readonly #dedupe = new EventDeduper();
   #stopped = false;
@@ -67,7 +70,8 @@ export class PodLogFollower {
     this.#o = {
       kubeConfig: opts.kubeConfig,
       namespace: opts.namespace,
-      selector: opts.selector,
+      labels: opts.labels,
+      pods: opts.pods,
       container: opts.container,
       onLines: opts.onLines,
       pollMs: opts.pollMs ?? 1000,
@@ -75,7 +79,6 @@ export class PodLogFollower {
       noPodGraceMs: opts.noPodGraceMs ?? 1000,
     };
     this.#log = opts.logger;
-    this.#core = opts.kubeConfig.makeApiClient(CoreV1Api);
   }
 
   /** Runner lines relayed so far. */
@@ -124,6 +127,16 @@ export class PodLogFollower {
   }
 
   async run(): Promise<FollowEnd> {
+    // A pod change ends a wait at once; the pause between looks is only a fallback.
+    const off = this.#o.pods.onChange(this.#o.labels, () => this.#wake?.());
+    try {
+      return await this.#follow();
+    } finally {
+      off();
+    }
+  }
+
+  async #follow(): Promise<FollowEnd> {
     let failures = 0;
     let seenPod = false;
     let emptySince: number | undefined;
@@ -193,13 +206,10 @@ export class PodLogFollower {
   }
 
   async #findPod(): Promise<V1Pod | undefined> {
-    const list = await this.#core.listNamespacedPod({
-      namespace: this.#o.namespace,
-      labelSelector: this.#o.selector,
-    });
+    const found = await this.#o.pods.find(this.#o.labels);
     // backoffLimit 0: one pod per Job. Should there be more, the one whose runner started has
     // the log: the one already followed, else a started one, else the newest.
-    const pods = list.items.sort((a, b) =>
+    const pods = found.sort((a, b) =>
       String(b.metadata?.creationTimestamp ?? "").localeCompare(String(a.metadata?.creationTimestamp ?? "")),
     );
     const started = pods.filter((p) => this.#containerState(p) !== "waiting");

@@ -31,8 +31,15 @@ export interface InformerOptions<T extends KubernetesObject> {
   path: string;
   list(): Promise<ListResult<T>>;
   labelSelector?: string;
+  fieldSelector?: string;
   log: Logger;
   handlers?: InformerHandlers<T>;
+  /**
+   * Applied to every object on its way into the cache (controller-runtime's cache transform):
+   * drop what the reader never looks at. Default: `managedFields` go (server-side apply's
+   * bookkeeping, often the largest part of an object, read by no one here).
+   */
+  transform?: (obj: T) => T;
   relistMs?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -136,7 +143,8 @@ export class Informer<T extends KubernetesObject> {
     const result = await this.#opts.list();
     const handlers = this.#opts.handlers ?? {};
     const seen = new Set<string>();
-    for (const obj of result.items) {
+    for (const item of result.items) {
+      const obj = this.#transform(item);
       const key = objectKey(obj);
       seen.add(key);
       const old = this.#cache.get(key);
@@ -162,6 +170,7 @@ export class Informer<T extends KubernetesObject> {
         allowWatchBookmarks: true,
       };
       if (this.#opts.labelSelector) params.labelSelector = this.#opts.labelSelector;
+      if (this.#opts.fieldSelector) params.fieldSelector = this.#opts.fieldSelector;
       this.#watch
         .watch(
           this.#opts.path,
@@ -179,7 +188,13 @@ export class Informer<T extends KubernetesObject> {
     });
   }
 
-  #event(type: string, obj: T): void {
+  #transform(obj: T): T {
+    if (this.#opts.transform) return this.#opts.transform(obj);
+    if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+    return obj;
+  }
+
+  #event(type: string, raw: T): void {
     const handlers = this.#opts.handlers ?? {};
     if (type === "ERROR") {
       // 410 Gone: our resourceVersion is too old. Any other error status: relist as well.
@@ -187,9 +202,10 @@ export class Informer<T extends KubernetesObject> {
       this.#abort?.abort();
       return;
     }
-    const rv = obj.metadata?.resourceVersion;
+    const rv = raw.metadata?.resourceVersion;
     if (rv) this.#rv = rv;
     if (type === "BOOKMARK") return;
+    const obj = this.#transform(raw);
     const key = objectKey(obj);
     const old = this.#cache.get(key);
     if (type === "DELETED") {

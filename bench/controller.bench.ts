@@ -1,0 +1,390 @@
+/**
+ * Controller figures on the test control plane (full mode: kube-apiserver, etcd, KCM, scheduler,
+ * kwok), each measured in this one run with the load average beside it (targets printed, never
+ * asserted; issue 15):
+ *
+ * 1. create ratio: Jobs/s of Loom's controller (N SpindleSets of one workflow, waiting, then the
+ *    controller starts; until N Jobs exist) ÷ a plain client-node loop creating the same Jobs at
+ *    the same concurrency (the library's default: a connection per call), and ÷ the same loop
+ *    over one kept-alive connection. Target ≥ 0.8. Beside them, a kept-alive loop making the
+ *    controller's own writes per Job (ConfigMap, Job, status patch, Event): the ceiling for a
+ *    controller that writes that much.
+ * 2. end to end: M runs through the controller until kwok completes their pods: workflows per
+ *    minute, and API requests per workflow by verb and resource from the API server's own
+ *    `apiserver_request_total` (scraped before and after; every client's requests, KCM,
+ *    scheduler and kwok included — their share is the same for any controller).
+ * 3. memory: a controller in a child process with N SpindleSets + N Jobs (+ their pods) cached:
+ *    RSS and heap after a GC, idle and full. Target < 300 MB at 5,000 + 5,000.
+ *
+ * LOOM_BENCH_CREATE (default 100), LOOM_BENCH_E2E (default 50), LOOM_BENCH_MEMORY (default 1000;
+ * 5000 for the issue's figure, a few minutes more). Pods of sections 1 and 3 ask for a resource
+ * no node has, so they wait unscheduled and the cluster stays quiet.
+ */
+import { spawn } from "node:child_process";
+import { type RequestOptions, request } from "node:https";
+import { loadavg } from "node:os";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import {
+  BatchV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Job,
+  Watch,
+} from "@kubernetes/client-node";
+import { pino } from "pino";
+import { buildSpindleSet, LABELS } from "../src/api/contract/index.ts";
+import { shareConnections } from "../src/api/kube-client.ts";
+import { GROUP, SPINDLESET, VERSION } from "../src/api/v1alpha1/group.ts";
+import type { SpindleSet } from "../src/api/v1alpha1/spindleset.ts";
+import type { ControllerConfig } from "../src/controller/config.ts";
+import { SpindleSetController } from "../src/controller/controller.ts";
+import { installCrd, parkedConfig, testConfig, workflow } from "../test/controller/support.ts";
+import { locateBinaries, MissingBinariesError, readConfig } from "../test/harness/config.ts";
+import { ControlPlane } from "../test/harness/control-plane.ts";
+import { TestCluster } from "../test/harness/index.ts";
+
+const CR = { group: GROUP, version: VERSION, plural: SPINDLESET.plural };
+const CREATE = Number(process.env.LOOM_BENCH_CREATE ?? 100);
+const E2E = Number(process.env.LOOM_BENCH_E2E ?? 50);
+const MEMORY = Number(process.env.LOOM_BENCH_MEMORY ?? 1000);
+const CONCURRENCY = 16;
+const load = () => `load ${loadavg()[0]!.toFixed(1)}`;
+const silent = pino({ level: "silent" });
+
+export async function main(): Promise<void> {
+  let binaries: ReturnType<typeof locateBinaries>;
+  try {
+    binaries = locateBinaries(readConfig().cacheDir);
+  } catch (err) {
+    if (!(err instanceof MissingBinariesError)) throw err;
+    console.log(`  skipped: no control plane binaries (make test-deps): ${err.message.split("\n")[0]}`);
+    return;
+  }
+  const cp = await ControlPlane.start({ binaries, full: true, keepRunDir: false });
+  try {
+    const cluster = new TestCluster(cp.state(), false);
+    await installCrd(cluster);
+    await createRatio(cluster);
+    await endToEnd(cluster);
+    await memory(cluster);
+  } finally {
+    await cp.stop();
+  }
+}
+
+function sharedKubeConfig(cluster: TestCluster): KubeConfig {
+  return shareConnections(cluster.kubeConfig());
+}
+
+async function namespace(cluster: TestCluster, name: string): Promise<string> {
+  await sharedKubeConfig(cluster)
+    .makeApiClient(CoreV1Api)
+    .createNamespace({ body: { metadata: { name } } });
+  return name;
+}
+
+/** Runs `task(i)` for i < n with `concurrency` in flight. */
+async function pool(n: number, concurrency: number, task: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, n) }, async () => {
+      while (next < n) await task(next++);
+    }),
+  );
+}
+
+let rkeys = 0;
+async function createRuns(kc: KubeConfig, ns: string, n: number): Promise<void> {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const stamp = Date.now().toString(36);
+  await pool(n, CONCURRENCY, async () => {
+    const rkey = `3b${stamp}${(rkeys++).toString(36)}`;
+    const wf = { ...workflow("build"), wid: `knot.test-${rkey}-build` };
+    const body = buildSpindleSet({
+      namespace: ns,
+      withSecrets: false,
+      spec: {
+        pipeline: { knot: "knot.test", rkey },
+        trigger: { kind: "manual", repo: { knot: "knot.test", did: "did:plc:test", repo: "hello" } },
+        workflows: [wf],
+      },
+    });
+    await custom.createNamespacedCustomObject({ ...CR, namespace: ns, body });
+  });
+}
+
+/** Resolves when `n` distinct objects of `path` were added (or seen) by a watch. */
+async function countAdded(
+  kc: KubeConfig,
+  path: string,
+  n: number,
+  match: (obj: never) => boolean = () => true,
+) {
+  const seen = new Set<string>();
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => {
+    resolve = r;
+  });
+  const abort = await new Watch(kc).watch(
+    path,
+    {},
+    (type, obj: { metadata: { name: string } }) => {
+      if ((type === "ADDED" || type === "MODIFIED") && match(obj as never)) seen.add(obj.metadata.name);
+      if (seen.size >= n) resolve();
+    },
+    () => {},
+  );
+  return {
+    done: done.then(() => abort.abort()),
+    size: () => seen.size,
+  };
+}
+
+function startController(cluster: TestCluster, config: ControllerConfig): SpindleSetController {
+  return SpindleSetController.create({
+    kubeConfig: cluster.kubeConfig(),
+    config,
+    log: silent,
+    leaderElection: false,
+    checkNodes: true,
+    capacityRetryMs: 1000,
+  });
+}
+
+async function createRatio(cluster: TestCluster): Promise<void> {
+  const admin = sharedKubeConfig(cluster);
+  const nsLoom = await namespace(cluster, "bench-create-loom");
+  await createRuns(admin, nsLoom, CREATE);
+  const config = parkedConfig(nsLoom, { maxConcurrentJobs: CREATE });
+  const workers = (config as { workers?: number }).workers ?? 4;
+  const jobs = await countAdded(admin, `/apis/batch/v1/namespaces/${nsLoom}/jobs`, CREATE);
+  const controller = startController(cluster, config);
+  const t0 = performance.now();
+  await controller.start();
+  await jobs.done;
+  const loomRate = CREATE / ((performance.now() - t0) / 1000);
+  const loomLoad = load();
+  await controller.stop();
+
+  // The same Jobs, created by a plain loop at the same concurrency as the controller's workers.
+  const made = (await admin.makeApiClient(BatchV1Api).listNamespacedJob({ namespace: nsLoom })).items;
+  const loop = async (kc: KubeConfig, ns: string) => {
+    const batch = kc.makeApiClient(BatchV1Api);
+    const t = performance.now();
+    await pool(made.length, workers, (i) =>
+      batch.createNamespacedJob({ namespace: ns, body: copyJob(made[i]!) }),
+    );
+    return made.length / ((performance.now() - t) / 1000);
+  };
+  const plainKc = cluster.kubeConfig();
+  const plainRate = await loop(plainKc, await namespace(cluster, "bench-create-plain"));
+  const plainLoad = load();
+  const keptRate = await loop(sharedKubeConfig(cluster), await namespace(cluster, "bench-create-kept"));
+  const keptLoad = load();
+  // The controller's writes per Job (RunnerSpec ConfigMap, Job, status patch, Event), by the
+  // same kept-alive loop: if Loom is near this, the API server's work per Job is what holds it.
+  const shared = sharedKubeConfig(cluster);
+  const core = shared.makeApiClient(CoreV1Api);
+  const batch = shared.makeApiClient(BatchV1Api);
+  const custom = shared.makeApiClient(CustomObjectsApi);
+  const events = shared.makeApiClient(EventsV1Api);
+  const configMaps = (await core.listNamespacedConfigMap({ namespace: nsLoom })).items.filter(
+    (c) => c.metadata?.labels?.[LABELS.spindleSet] !== undefined,
+  );
+  const runs = (await custom.listNamespacedCustomObject({ ...CR, namespace: nsLoom })) as {
+    items: SpindleSet[];
+  };
+  const nsWrites = await namespace(cluster, "bench-create-writes");
+  const tw = performance.now();
+  await pool(made.length, workers, async (i) => {
+    const cm = configMaps[i % configMaps.length]!;
+    await core.createNamespacedConfigMap({
+      namespace: nsWrites,
+      body: { metadata: { name: cm.metadata!.name!, labels: cm.metadata!.labels! }, data: cm.data! },
+    });
+    await batch.createNamespacedJob({ namespace: nsWrites, body: copyJob(made[i]!) });
+    const ss = runs.items[i % runs.items.length]!;
+    await custom.patchNamespacedCustomObjectStatus(
+      {
+        ...CR,
+        namespace: nsLoom,
+        name: ss.metadata.name!,
+        body: { status: { ...ss.status, progress: `${i}/1000` } },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    events
+      .createNamespacedEvent({
+        namespace: nsWrites,
+        body: {
+          metadata: { generateName: "bench." },
+          eventTime: new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z") as never,
+          reportingController: "bench",
+          reportingInstance: "bench",
+          action: "bench",
+          reason: "Scheduled",
+          type: "Normal",
+          note: "bench",
+          regarding: { kind: "Job", name: made[i]!.metadata!.name!, namespace: nsWrites },
+        },
+      })
+      .catch(() => {});
+  });
+  const writesRate = made.length / ((performance.now() - tw) / 1000);
+  const writesLoad = load();
+  console.log(`  create ${CREATE} Jobs, concurrency ${workers} (the controller's workers):`);
+  console.log(`    Loom controller           ${loomRate.toFixed(1)} Jobs/s (${loomLoad})`);
+  console.log(`    plain client-node loop    ${plainRate.toFixed(1)} Jobs/s (${plainLoad})`);
+  console.log(`    loop, kept-alive conn.    ${keptRate.toFixed(1)} Jobs/s (${keptLoad})`);
+  console.log(
+    `    loop, the controller's 4 writes per Job, kept-alive  ${writesRate.toFixed(1)} Jobs/s (${writesLoad})`,
+  );
+  console.log(
+    `    ratio Loom ÷ plain ${(loomRate / plainRate).toFixed(2)}, Loom ÷ kept-alive ${(loomRate / keptRate).toFixed(2)} (target ≥ 0.8)`,
+  );
+}
+
+function copyJob(job: V1Job): V1Job {
+  const { name, labels, annotations } = job.metadata ?? {};
+  const template = structuredClone(job.spec!.template);
+  // The controller-uid labels of the original: the Job controller sets its own.
+  for (const key of ["controller-uid", "batch.kubernetes.io/controller-uid"]) {
+    delete template.metadata?.labels?.[key];
+  }
+  const { selector: _s, ...spec } = job.spec!;
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: { name, labels, annotations },
+    spec: { ...spec, template },
+  };
+}
+
+/** `apiserver_request_total` summed by verb and resource (subresource appended). */
+async function scrapeRequests(kc: KubeConfig): Promise<Map<string, number>> {
+  const server = new URL(kc.getCurrentCluster()!.server);
+  const opts: RequestOptions = {
+    hostname: server.hostname,
+    port: server.port,
+    path: "/metrics",
+    method: "GET",
+  };
+  await kc.applyToHTTPSOptions(opts);
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = request(opts, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (d: string) => {
+        body += d;
+      });
+      res.on("end", () => resolve(body));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+  const totals = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("apiserver_request_total{")) continue;
+    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    const value = Number(line.slice(line.lastIndexOf(" ") + 1));
+    const key = `${labels.verb} ${labels.resource}${labels.subresource ? `/${labels.subresource}` : ""}`;
+    totals.set(key, (totals.get(key) ?? 0) + value);
+  }
+  return totals;
+}
+
+/** Waits (up to 60 s) until the API server takes fewer than 5 writes in 2 s: KCM has made
+ * the pods of the previous section's Jobs, so they do not count against this one. */
+async function settle(kc: KubeConfig): Promise<void> {
+  const writes = (m: Map<string, number>) =>
+    [...m].filter(([k]) => !/^(GET|LIST|WATCH) /.test(k)).reduce((sum, [, v]) => sum + v, 0);
+  const end = Date.now() + 60_000;
+  let last = writes(await scrapeRequests(kc));
+  while (Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 2000));
+    const now = writes(await scrapeRequests(kc));
+    if (now - last < 5) return;
+    last = now;
+  }
+}
+
+async function endToEnd(cluster: TestCluster): Promise<void> {
+  const admin = sharedKubeConfig(cluster);
+  await settle(admin);
+  const ns = await namespace(cluster, "bench-e2e");
+  const config = testConfig(ns, { maxConcurrentJobs: E2E });
+  const controller = startController(cluster, config);
+  await controller.start();
+  const finished = await countAdded(
+    admin,
+    `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${SPINDLESET.plural}`,
+    E2E,
+    (ss: { status?: { phase?: string } }) => ss.status?.phase === "success",
+  );
+  const before = await scrapeRequests(admin);
+  const t0 = performance.now();
+  await createRuns(admin, ns, E2E);
+  await finished.done;
+  const minutes = (performance.now() - t0) / 60_000;
+  const after = await scrapeRequests(admin);
+  const l = load();
+  await controller.stop();
+  console.log(`  end to end, ${E2E} runs of one workflow on kwok (maxConcurrentJobs ${E2E}):`);
+  console.log(`    ${(E2E / minutes).toFixed(0)} workflows/min (${l})`);
+  console.log("    API requests per workflow (all clients), by verb and resource:");
+  const rows = [...after]
+    .map(([k, v]) => [k, (v - (before.get(k) ?? 0)) / E2E] as const)
+    .filter(([, v]) => v >= 0.05)
+    .sort((a, b) => b[1] - a[1]);
+  for (const [k, v] of rows) console.log(`      ${v.toFixed(2).padStart(7)}  ${k}`);
+}
+
+async function memory(cluster: TestCluster): Promise<void> {
+  const admin = sharedKubeConfig(cluster);
+  const ns = await namespace(cluster, "bench-memory");
+  const child = spawn(
+    process.execPath,
+    ["--expose-gc", fileURLToPath(new URL("./controller-memory.ts", import.meta.url))],
+    {
+      env: {
+        ...process.env,
+        KUBECONFIG: cluster.kubeconfigPath,
+        LOOM_BENCH_NS: ns,
+        LOOM_BENCH_N: String(MEMORY),
+      },
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  type Usage = { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
+  const result: Record<string, Usage> = {};
+  let t0 = 0;
+  try {
+    for await (const line of createInterface({ input: child.stdout! })) {
+      const m = JSON.parse(line) as Usage & { at: string };
+      result[m.at] = m;
+      if (m.at === "idle") {
+        t0 = performance.now();
+        await createRuns(admin, ns, MEMORY);
+      }
+      if (m.at === "full") break;
+    }
+  } finally {
+    child.kill("SIGTERM");
+  }
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
+  const { idle, full } = result;
+  if (!idle || !full) throw new Error("the memory child ended early");
+  console.log(
+    `  memory, controller with ${MEMORY} SpindleSets + ${MEMORY} Jobs (+ pods) cached, after a GC:`,
+  );
+  const parts = (u: Usage) =>
+    `RSS ${mb(u.rss)}, heap ${mb(u.heapUsed)} used of ${mb(u.heapTotal)}, external ${mb(u.external)} (array buffers ${mb(u.arrayBuffers)})`;
+  console.log(`    idle ${parts(idle)}`);
+  console.log(
+    `    full ${parts(full)} (${load()}; filled in ${((performance.now() - t0) / 1000).toFixed(0)} s; target < 300 MB at 5000)`,
+  );
+}
