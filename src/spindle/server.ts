@@ -261,6 +261,7 @@ export class SpindleServer {
             rbac,
             repos,
             builds: { refUpdates: this.refUpdates, pulls },
+            onKnotRowSkipped: (reason) => this.metrics.knotRowsSkipped.inc({ reason }),
             ...(p.opts.intake ?? {}),
           });
     const xrpc = new XrpcRouter({

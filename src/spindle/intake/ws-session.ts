@@ -54,6 +54,14 @@ export interface SessionEnd {
   code: number | null;
   /** `onText` rejected (the caller's processing or storage failed). */
   handlerFailed: boolean;
+  /**
+   * The peer sent a frame over `maxPayload` (closed with 1009). Its content is never seen, so a
+   * stream that stores it sends it again on every reconnect at the same cursor; the caller must
+   * step past it (knot-consumer.ts).
+   */
+  oversize?: boolean;
+  /** Text frames handed to `onText` (processed or not) before the session ended. */
+  frames?: number;
 }
 
 const ERROR_REASONS: Record<string, (err: Error, opts: SessionOptions) => string> = {
@@ -83,6 +91,8 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
     let failure: string | null = null;
     let handlerFailed = false;
     let closeCode: number | null = null;
+    let oversize = false;
+    let frames = 0;
     let pingTimer: NodeJS.Timeout | undefined;
     let watchdog: NodeJS.Timeout | undefined;
 
@@ -129,7 +139,7 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
       clearTimeout(watchdog);
       opts.signal.removeEventListener("abort", onAbort);
       const reason = opts.signal.aborted ? "stopped" : (failure ?? "connection closed");
-      resolve({ opened, reason, code: closeCode, handlerFailed });
+      resolve({ opened, reason, code: closeCode, handlerFailed, oversize, frames });
     };
     const maybeFinish = () => {
       if (closed && !processing && (queue.length === 0 || handlerFailed || opts.signal.aborted)) finish();
@@ -185,6 +195,7 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
         opts.log.debug({ bytes: rawLength(data) }, "binary frame ignored");
         return;
       }
+      frames++;
       queue.push({ text: rawText(data), at: now() });
       if (queue.length >= opts.maxQueued && !ws.isPaused) {
         ws.pause();
@@ -195,6 +206,7 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
     ws.on("ping", touch);
     ws.on("pong", touch);
     ws.on("error", (err: Error & { code?: string }) => {
+      if (err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") oversize = true;
       const describe = err.code ? ERROR_REASONS[err.code] : undefined;
       fail(describe ? describe(err, opts) : opened ? err.message : `cannot connect: ${err.message}`);
     });

@@ -17,6 +17,7 @@ export interface SpindleMetrics {
   logFilesRemoved: Counter;
   xrpc: Counter<"method" | "status">;
   xrpcSeconds: Histogram<"method">;
+  knotRowsSkipped: Counter<"reason">;
 }
 
 export function createMetrics(): SpindleMetrics {
@@ -74,6 +75,12 @@ export function createMetrics(): SpindleMetrics {
       help: "XRPC request duration",
       labelNames: ["method"],
       buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10],
+      registers,
+    }),
+    knotRowsSkipped: new Counter({
+      name: "loom_knot_rows_skipped_total",
+      help: "Knot event-stream rows that could not be taken and were stepped over, by reason (oversize, undecodable, handler_failed)",
+      labelNames: ["reason"],
       registers,
     }),
   };
