@@ -62,6 +62,11 @@ export interface AdmitRequest {
   cloneUrl?: string;
   /** Workflows that failed before compile (e.g. the knot was unreachable), with the reason. */
   failed?: ReadonlyArray<{ name: string; error: string }>;
+  /**
+   * The record itself was refused (this reason, a metric label): every workflow is in `failed`.
+   * Counted as `refused` instead of `accepted`.
+   */
+  refused?: string;
   /** Also publish the pipeline record itself on `/events` under this NSID. */
   announce?: { nsid: string };
   /** Log fields. */
@@ -103,12 +108,18 @@ export class Admission {
     });
     if (!admitted) return null;
     const { state, overflow, transitions } = admitted;
-    this.#o.metrics.pipelines.inc({
-      result: overflow ? "overflow" : "accepted",
-      reason: overflow ? "queue_full" : "",
-    });
+    this.#o.metrics.pipelines.inc(
+      a.refused !== undefined
+        ? { result: "refused", reason: a.refused }
+        : { result: overflow ? "overflow" : "accepted", reason: overflow ? "queue_full" : "" },
+    );
     const failed = transitions.filter((t) => t.status === "failed").length;
-    if (overflow) {
+    if (a.refused !== undefined) {
+      this.#log.warn(
+        { ...a.ctx, reason: a.refused, workflows: plans.length },
+        "pipeline refused; recorded as failed",
+      );
+    } else if (overflow) {
       this.#log.warn({ ...a.ctx, queueSize: this.#o.queueSize }, "pipeline refused: queue full");
     } else {
       this.#log.info({ ...a.ctx, workflows: plans.length, failed, untrusted, state }, "pipeline accepted");
