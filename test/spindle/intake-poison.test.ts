@@ -10,7 +10,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
+import { pino } from "pino";
 import { KnotCursors, openDatabase, Repos } from "../../src/spindle/db/index.ts";
+import { KnotConsumers } from "../../src/spindle/intake/index.ts";
 import { KnotStandIn } from "../support/knot-standin.ts";
 import { ALICE, type Booted, bootServer, pipelineRecord, waitFor, workflow } from "./server-kit.ts";
 
@@ -109,5 +111,51 @@ describe("a knot row that cannot be taken", () => {
     await waitFor(() => cursors.get(k.host) === bad.toString(), 20_000, "the cursor past the bad row");
     assert.ok(server.store.pipelineExists(k.host, "3lpoison00021"));
     assert.equal(await skipped(b, "undecodable"), 1);
+  });
+});
+
+describe("a knot row whose handling always fails", () => {
+  it("is given up after 5 attempts (counted), and the rows after it are handled", async () => {
+    const knot = await KnotStandIn.start({ gen: 2, now: () => 0n });
+    const dir = mkdtempSync(join(tmpdir(), "loom-poison-"));
+    const db = openDatabase(join(dir, "spindle.db"));
+    const cursors = new KnotCursors(db);
+    cursors.set(knot.host, "0");
+    const handled: string[] = [];
+    const skips: string[] = [];
+    let attempts = 0;
+    // A record that makes storage throw every time (e.g. a constraint the record always breaks).
+    const handler = async (_knot: string, env: { rkey: string }) => {
+      if (env.rkey === "3lpoison00032") {
+        attempts++;
+        throw new Error("SQLITE_CONSTRAINT: always");
+      }
+      handled.push(env.rkey);
+    };
+    const consumers = new KnotConsumers({
+      ...fast,
+      cursors,
+      handlers: { "sh.tangled.pipeline": handler },
+      dev: true,
+      log: pino({ level: "silent" }),
+      onSkip: (reason) => skips.push(reason),
+    });
+    try {
+      knot.emitPipeline("3lpoison00031", {});
+      const bad = knot.emitPipeline("3lpoison00032", {});
+      knot.emitPipeline("3lpoison00033", {});
+      consumers.addKnot(knot.host);
+      consumers.start();
+      await waitFor(() => handled.includes("3lpoison00033"), 20_000, "the row after the failing one");
+      assert.deepEqual(handled, ["3lpoison00031", "3lpoison00033"]);
+      assert.equal(attempts, 5);
+      assert.deepEqual(skips, ["handler_failed"]);
+      assert.ok(BigInt(cursors.get(knot.host) ?? "0") > bad);
+    } finally {
+      await consumers.stop();
+      await knot.stop();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
