@@ -60,14 +60,14 @@ export function readYamlSource(
     const code = control[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
     return fail(at(file, text, control.index, `control character U+${code} is not allowed`));
   }
-  const tooDeep = text.length > NESTING_CHECK_FROM ? findExcessiveNesting(text, limits.maxDepth) : -1;
-  if (tooDeep >= 0) {
-    return fail(at(file, text, tooDeep, `nesting is deeper than ${limits.maxDepth} levels`));
-  }
   // Only the first document is used (as yaml.v3 reads only the first): the rest is not parsed,
   // so a file of 50,000 tiny documents costs what its first one costs.
   const split = firstDocumentEnd(text);
   const head = split === null ? text : text.slice(0, split);
+  const tooDeep = head.length > NESTING_CHECK_FROM ? findExcessiveNesting(head, limits.maxDepth) : -1;
+  if (tooDeep >= 0) {
+    return fail(at(file, text, tooDeep, `nesting is deeper than ${limits.maxDepth} levels`));
+  }
   const docs = parseAllDocuments(head, { lineCounter, uniqueKeys: false, prettyErrors: true });
   // An empty stream is an empty array that may still carry errors of its own.
   const list = Array.from(docs);
