@@ -229,7 +229,15 @@ export class KnotStandIn {
 
   #sendBatch(c: Conn): void {
     if (c.ws.readyState !== c.ws.OPEN) return;
-    const batch = this.rows.filter((r) => r.created > c.last).slice(0, 100);
+    // Rows are in `created` order: find the first one past the connection's cursor.
+    let lo = 0;
+    let hi = this.rows.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.rows[mid] as Row).created > c.last) hi = mid;
+      else lo = mid + 1;
+    }
+    const batch = this.rows.slice(lo, lo + 100);
     for (const r of batch) {
       this.#sends.set(r.rkey, (this.#sends.get(r.rkey) ?? 0) + 1);
       c.ws.send(this.frame(r));

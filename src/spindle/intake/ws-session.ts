@@ -9,7 +9,10 @@
  *   specific reason (the `ws` library closes with 1009/1007);
  * - liveness: a ping every `pingMs`; if nothing at all (message, ping, pong) arrived for
  *   `livenessMs` the socket is terminated (a half-open TCP connection otherwise hangs forever);
- * - frames received before the socket closed are still processed; then `runSession` resolves.
+ * - frames received before the socket closed are still processed; then `runSession` resolves;
+ * - processing yields to the event loop (`setImmediate`) after every `sliceMs` of work, so a
+ *   flood of frames never keeps the process from answering `/healthz` or other sockets: without
+ *   it a full queue is a chain of promise jobs, and the loop polls I/O only when it is empty.
  *
  * If `onText` rejects, the session ends at once and the rest of the queue is dropped: the caller
  * did not advance its cursor, so a reconnect asks for those events again.
@@ -33,6 +36,8 @@ export interface SessionOptions {
   handshakeTimeoutMs: number;
   /** Frames buffered before the socket is paused. */
   maxQueued: number;
+  /** Longest stretch of frame processing before yielding to the event loop (ms); default 10. */
+  sliceMs?: number;
   /** Milliseconds clock for receive stamps; default Date.now. */
   now?: () => number;
   headers?: Record<string, string>;
@@ -151,9 +156,11 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
     };
     opts.signal.addEventListener("abort", onAbort, { once: true });
 
+    const sliceMs = opts.sliceMs ?? 10;
     const drain = async () => {
       if (processing) return;
       processing = true;
+      let sliceStart = performance.now();
       while (queue.length > 0 && !handlerFailed && !opts.signal.aborted) {
         const item = queue.shift() as { text: string; at: number };
         if (ws.isPaused && queue.length <= opts.maxQueued / 2 && !closed) {
@@ -168,6 +175,10 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
           fail(`processing failed: ${(err as Error).message}`);
           ws.terminate();
           break;
+        }
+        if (performance.now() - sliceStart >= sliceMs) {
+          await new Promise((r) => setImmediate(r));
+          sliceStart = performance.now();
         }
         if (queue.length === 0 && !handlerFailed && !opts.signal.aborted) {
           try {
