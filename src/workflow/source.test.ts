@@ -30,6 +30,11 @@ describe("readYamlSource: only the first document", () => {
     const broken = readYamlSource("w.yml", `${first}---\n[unclosed\n`);
     assert.ok(broken.ok);
     assert.equal(broken.source.extraDocuments, 1);
+    // Not even pre-checked: a later document nested too deep to read does not fail the file.
+    const deep = `${"[".repeat(100)}${"]".repeat(100)}\n`;
+    const nested = readYamlSource("w.yml", `${first}# ${"x".repeat(9000)}\n---\n${deep}`);
+    assert.ok(nested.ok, nested.ok ? "" : nested.diagnostic.message);
+    assert.equal(readYamlSource("w.yml", `${first}# ${"x".repeat(9000)}\nz: ${deep}`).ok, false);
   });
 
   it("gives the first document exactly as a whole-stream parse does", () => {

@@ -24,6 +24,13 @@ import type { SecretsProvider } from "../secrets/index.ts";
 import type { AdmittedWorkflow, Ledger } from "./ledger.ts";
 import type { SpindleMetrics } from "./metrics.ts";
 
+/**
+ * Most steps a workflow may have. Upstream's own workflows have a handful; each step is a row of
+ * the plan the spindle stores, sends to the runner and reports on, so a 10,000-step file fails
+ * at admission with this number in its error instead of becoming a 10,000-step run.
+ */
+export const MAX_STEPS = 1000;
+
 export interface ResolveSettings {
   dev: boolean;
   /** The engine runs steps on the host (local engine): dev mode keeps a `localhost` knot as is. */
@@ -163,8 +170,18 @@ export class Admission {
         timeoutSeconds: this.#o.resolve.timeoutSeconds,
         ...(a.cloneUrl !== undefined && { cloneUrl: a.cloneUrl }),
       });
+      const steps = r.ok ? r.plan.steps.filter((s) => s.kind === "user").length : 0;
       out.push(
-        r.ok ? { name: wf.name, wid, plan: r.plan } : { name: wf.name, wid, plan: null, error: r.error },
+        !r.ok
+          ? { name: wf.name, wid, plan: null, error: r.error }
+          : steps > MAX_STEPS
+            ? {
+                name: wf.name,
+                wid,
+                plan: null,
+                error: `the workflow has ${steps} steps; the limit is ${MAX_STEPS}`,
+              }
+            : { name: wf.name, wid, plan: r.plan },
       );
     }
     return out;
