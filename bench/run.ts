@@ -2,6 +2,8 @@
  * `make bench`: runs every benchmark once, in sequence, and prints their figures. Each
  * `bench/*.bench.ts` exports `main(): Promise<void>` that prints its own lines; targets are
  * printed beside the figures, never asserted (timing depends on the machine).
+ * `node bench/run.ts intake-load` runs one of them (here: the knot flood and /healthz during it;
+ * `LOOM_BENCH_FLOOD=<n>` sets the flood size, default 20,000).
  */
 import { readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";

@@ -16,7 +16,13 @@ export interface KnotEnvelope {
   created: string | null;
 }
 
-export type EnvelopeDecode = { ok: true; envelope: KnotEnvelope } | { ok: false; reason: string };
+/**
+ * A frame that is not a usable envelope still carries its `created` when that much is readable
+ * (Gen2): the consumer then moves its cursor past the bad row instead of asking for it again.
+ */
+export type EnvelopeDecode =
+  | { ok: true; envelope: KnotEnvelope }
+  | { ok: false; reason: string; created?: string };
 
 const DIGITS = /^[0-9]{1,20}$/;
 const NSID_RE = /^[a-zA-Z]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)+$/;
@@ -45,13 +51,6 @@ export function parseKnotEnvelope(text: string): EnvelopeDecode {
     return { ok: false, reason: `frame is not JSON: ${(err as Error).message}` };
   }
   if (!isObject(raw)) return { ok: false, reason: "frame is not a JSON object" };
-  const { nsid, rkey, event } = raw;
-  if (typeof nsid !== "string" || !NSID_RE.test(nsid) || nsid.length > 317)
-    return { ok: false, reason: `nsid is missing or not an NSID: ${preview(nsid)}` };
-  if (typeof rkey !== "string" || !isValidRecordKey(rkey))
-    return { ok: false, reason: `rkey is missing or not a record key: ${preview(rkey)}` };
-  if (!isObject(event)) return { ok: false, reason: `event of ${nsid}/${rkey} is missing or not an object` };
-
   let created: string | null = null;
   if (raw.created !== undefined && raw.created !== null) {
     const src = typeof raw.created === "number" ? createdSource.get(raw) : raw.created;
@@ -59,6 +58,14 @@ export function parseKnotEnvelope(text: string): EnvelopeDecode {
       return { ok: false, reason: `created is not a non-negative int64: ${preview(src ?? raw.created)}` };
     created = BigInt(src).toString();
   }
+  const bad = (reason: string): EnvelopeDecode =>
+    created === null ? { ok: false, reason } : { ok: false, reason, created };
+  const { nsid, rkey, event } = raw;
+  if (typeof nsid !== "string" || !NSID_RE.test(nsid) || nsid.length > 317)
+    return bad(`nsid is missing or not an NSID: ${preview(nsid)}`);
+  if (typeof rkey !== "string" || !isValidRecordKey(rkey))
+    return bad(`rkey is missing or not a record key: ${preview(rkey)}`);
+  if (!isObject(event)) return bad(`event of ${nsid}/${rkey} is missing or not an object`);
   return { ok: true, envelope: { nsid, rkey, event, created } };
 }
 

@@ -262,6 +262,7 @@ export class SpindleServer {
             repos,
             builds: { refUpdates: this.refUpdates, pulls },
             metrics: this.metrics,
+            onKnotRowSkipped: (reason) => this.metrics.knotRowsSkipped.inc({ reason }),
             ...(p.opts.intake ?? {}),
           });
     const xrpc = new XrpcRouter({

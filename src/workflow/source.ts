@@ -60,11 +60,15 @@ export function readYamlSource(
     const code = control[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
     return fail(at(file, text, control.index, `control character U+${code} is not allowed`));
   }
-  const tooDeep = text.length > NESTING_CHECK_FROM ? findExcessiveNesting(text, limits.maxDepth) : -1;
+  // Only the first document is used (as yaml.v3 reads only the first): the rest is not parsed,
+  // so a file of 50,000 tiny documents costs what its first one costs.
+  const split = firstDocumentEnd(text);
+  const head = split === null ? text : text.slice(0, split);
+  const tooDeep = head.length > NESTING_CHECK_FROM ? findExcessiveNesting(head, limits.maxDepth) : -1;
   if (tooDeep >= 0) {
     return fail(at(file, text, tooDeep, `nesting is deeper than ${limits.maxDepth} levels`));
   }
-  const docs = parseAllDocuments(text, { lineCounter, uniqueKeys: false, prettyErrors: true });
+  const docs = parseAllDocuments(head, { lineCounter, uniqueKeys: false, prettyErrors: true });
   // An empty stream is an empty array that may still carry errors of its own.
   const list = Array.from(docs);
   const doc = list[0];
@@ -73,7 +77,42 @@ export function readYamlSource(
     const pos = lineCounter.linePos(error.pos[0]);
     return fail(parseError(file, yamlErrorText(error.message), pos.line, pos.col));
   }
-  return { ok: true, source: { text, doc, lineCounter, extraDocuments: Math.max(0, list.length - 1) } };
+  const extraDocuments = split === null ? Math.max(0, list.length - 1) : countDocuments(text.slice(split));
+  return { ok: true, source: { text, doc, lineCounter, extraDocuments } };
+}
+
+/** A `---` or `...` line: a document marker wherever it is (YAML 1.2 §9.1.4, "c-forbidden"). */
+const MARKER = /^(?:---|\.\.\.)(?=[ \t\r\n]|$)/m;
+const markers = () => new RegExp(MARKER.source, "gm");
+/** A line that is blank, a comment or a directive: no document content. */
+const NOT_CONTENT = /^(?:[ \t]*(?:#.*)?|%.*)$/;
+
+/**
+ * The offset where the first document's text ends (the marker line that closes it), or null
+ * when the file holds one document (or its shape is unusual: then everything is parsed).
+ * A document marker cannot occur inside any scalar, block or quoted, so cutting there gives
+ * the first document exactly as the whole-stream parse would see it.
+ */
+function firstDocumentEnd(text: string): number | null {
+  const re = markers();
+  const first = re.exec(text);
+  if (first === null) return null;
+  const before = text.slice(0, first.index).split("\n");
+  const bare = before.some((line) => !NOT_CONTENT.test(line.replace(/\r$/, "")));
+  // A bare first document ends at the first marker; an explicit one (`---`) at the next.
+  if (bare) return first.index;
+  if (first[0] !== "---") return null;
+  const next = re.exec(text);
+  return next === null ? null : next.index;
+}
+
+/** Documents in the text after the first one: each `---` starts one; else any content is one. */
+function countDocuments(rest: string): number {
+  let n = 0;
+  for (const m of rest.matchAll(markers())) if (m[0] === "---") n++;
+  if (n > 0) return n;
+  const lines = rest.split("\n").filter((l) => !/^\.\.\.(?=[ \t\r]|$)/.test(l));
+  return lines.some((l) => !NOT_CONTENT.test(l.replace(/\r$/, ""))) ? 1 : 0;
 }
 
 function fail(diagnostic: Diagnostic): SourceResult {

@@ -137,7 +137,7 @@ describe("spindle server: pipelines", () => {
     events.close();
   });
 
-  it("ignores bad input with a specific reason and keeps serving", async () => {
+  it("ignores bad input with a specific reason, records an attributable refused record as failed, and keeps serving", async () => {
     const events = new Collector(`${b.wsUrl}/events`);
     await events.opened;
     const ok = workflow("x.yml", [{ name: "x", command: "true" }]);
@@ -146,17 +146,40 @@ describe("spindle server: pipelines", () => {
       ["not_an_object", "3lxyz2bad0002", null],
       ["missing_trigger", "3lxyz2bad0003", { workflows: [ok] }],
       ["invalid_trigger", "3lxyz2bad0004", { ...pipelineRecord([ok]), triggerMetadata: { kind: 7 } }],
-      ["invalid_workflows", "3lxyz2bad0005", { ...pipelineRecord([ok]), workflows: "nope" }],
-      ["invalid_workflows", "3lxyz2bad0006", { ...pipelineRecord([ok]), workflows: [{ name: 5 }] }],
       [
         "knot_mismatch",
         "3lxyz2bad0007",
         pipelineRecord([ok], { did: ALICE, repo: "loom", knot: "evil.test" }),
       ],
       ["unknown_repo", "3lxyz2bad0008", pipelineRecord([ok], { did: ALICE, repo: "other" })],
-      ["too_large", "3lxyz2bad0009", pipelineRecord([{ ...ok, raw: "a".repeat(10 * 1024 * 1024) }])],
       ["invalid_rkey", "../../etc", pipelineRecord([ok])],
     ];
+    // Attributable (the trigger names this spindle's repo on this knot) but not runnable: recorded
+    // as a pipeline whose workflows failed with the reason, so the repo's owner sees why.
+    const refused: [string, string, unknown, string, RegExp][] = [
+      [
+        "invalid_workflows",
+        "3lxyz2bad0005",
+        { ...pipelineRecord([ok]), workflows: "nope" },
+        "pipeline",
+        /workflows/,
+      ],
+      [
+        "invalid_workflows",
+        "3lxyz2bad0006",
+        { ...pipelineRecord([ok]), workflows: [{ name: 5 }] },
+        "pipeline",
+        /workflows\.0\.name/,
+      ],
+      [
+        "too_large",
+        "3lxyz2bad0009",
+        pipelineRecord([{ ...ok, raw: "a".repeat(10 * 1024 * 1024) }]),
+        "x.yml",
+        /larger than 4194304 bytes/,
+      ],
+    ];
+    for (const [, rkey, rec] of refused) await b.server.pipelines.acceptPipeline(KNOT, rkey, rec);
     for (const [, rkey, rec] of cases) await b.server.pipelines.acceptPipeline(KNOT, rkey, rec);
     await b.server.pipelines.acceptPipeline("bad knot/", "3lxyz2bad0010", pipelineRecord([ok]));
     const metrics = await b.server.metrics.registry.getSingleMetricAsString("loom_pipelines_total");
@@ -164,8 +187,23 @@ describe("spindle server: pipelines", () => {
       assert.match(metrics, new RegExp(`result="ignored",reason="${reason}"`), reason);
     }
     assert.match(metrics, /reason="invalid_knot"/);
+    for (const [reason, rkey, , name, detail] of refused) {
+      assert.match(metrics, new RegExp(`result="refused",reason="${reason}"`), reason);
+      const run = b.server.store.runByName(KNOT, rkey, name);
+      assert.equal(run?.status, "failed", rkey);
+      assert.match(run?.error ?? "", /^the pipeline record was refused: /);
+      assert.match(run?.error ?? "", detail);
+    }
+    await events.until((f) => f.length >= refused.length);
     await new Promise((r) => setTimeout(r, 200));
-    assert.deepEqual(events.frames, []);
+    // Nothing of the ignored records; one `failed` event per refused record.
+    assert.deepEqual(
+      events.json.map((e) => [
+        (e.event as { pipeline: string }).pipeline.split("/").pop(),
+        (e.event as { status: string }).status,
+      ]),
+      refused.map((c) => [c[1], "failed"]),
+    );
     const res = await fetch(`${b.url}/healthz`);
     assert.equal(res.status, 200);
     events.close();

@@ -17,7 +17,10 @@
  * - gen 2: a missing or unparsable cursor means 0 (replay everything); frames are
  *   `{"rkey","nsid","event","created"}` with `created` an int64 number.
  * Bad-input helpers: `sendRaw` (any bytes, text or binary frame), `dropMidFrame` (a frame header
- * promising 1000 bytes, 10 bytes, then the TCP connection is destroyed), `closeAll`.
+ * promising 1000 bytes, 10 bytes, then the TCP connection is destroyed), `closeAll`,
+ * `emitOversizePipeline` (a stored row whose frame is larger than a consumer's frame cap: the
+ * knot sends it like any other row, on every connection whose cursor is below it).
+ * `sends(rkey)` counts how often a row was sent, so a test can tell a consumer looping on a row.
  */
 import { readFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
@@ -99,6 +102,7 @@ export class KnotStandIn {
   readonly #pingMs: number;
   readonly #waiters: { n: number; resolve: () => void }[] = [];
   #lastCreated = 0n;
+  readonly #sends = new Map<string, number>();
 
   private constructor(wss: WebSocketServer, host: string, opts: KnotStandInOptions) {
     this.#wss = wss;
@@ -132,6 +136,25 @@ export class KnotStandIn {
 
   emitPipeline(rkey: string, record: unknown): bigint {
     return this.emit("sh.tangled.pipeline", rkey, record);
+  }
+
+  /**
+   * A pipeline row whose frame is at least `bytes` long (the record's one workflow carries a
+   * comment of that size): over the spindle's 16 MiB frame cap with the default of 17 MiB.
+   */
+  emitOversizePipeline(
+    rkey: string,
+    record: { workflows: { raw: string }[] },
+    bytes = 17 * 1024 * 1024,
+  ): bigint {
+    const [first, ...rest] = record.workflows;
+    const padded = { ...first, raw: `${first?.raw ?? ""}\n#${"x".repeat(bytes)}\n` };
+    return this.emitPipeline(rkey, { ...record, workflows: [padded, ...rest] });
+  }
+
+  /** How many times the row with this rkey was sent, over all connections. */
+  sends(rkey: string): number {
+    return this.#sends.get(rkey) ?? 0;
   }
 
   /** The frame text a row is sent as. */
@@ -206,8 +229,19 @@ export class KnotStandIn {
 
   #sendBatch(c: Conn): void {
     if (c.ws.readyState !== c.ws.OPEN) return;
-    const batch = this.rows.filter((r) => r.created > c.last).slice(0, 100);
-    for (const r of batch) c.ws.send(this.frame(r));
+    // Rows are in `created` order: find the first one past the connection's cursor.
+    let lo = 0;
+    let hi = this.rows.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.rows[mid] as Row).created > c.last) hi = mid;
+      else lo = mid + 1;
+    }
+    const batch = this.rows.slice(lo, lo + 100);
+    for (const r of batch) {
+      this.#sends.set(r.rkey, (this.#sends.get(r.rkey) ?? 0) + 1);
+      c.ws.send(this.frame(r));
+    }
     const tail = batch[batch.length - 1];
     if (tail) c.last = tail.created;
   }

@@ -38,7 +38,7 @@ import { Rbac } from "../rbac/index.ts";
 import { DidFilter } from "./did-filter.ts";
 import { JetstreamHandlers, WANTED_COLLECTIONS } from "./handlers.ts";
 import { JetstreamConsumer, type JetstreamConsumerOptions } from "./jetstream.ts";
-import type { KnotConsumerTuning } from "./knot-consumer.ts";
+import type { KnotConsumerTuning, KnotRowSkipReason } from "./knot-consumer.ts";
 import { KnotConsumers, pipelineHandlers } from "./knots.ts";
 import { FILTER_EXEMPT_COLLECTIONS, PULL_COLLECTIONS, type PullIntake } from "./pulls.ts";
 import type { RefUpdateIntake } from "./ref-updates.ts";
@@ -48,7 +48,12 @@ export { DidFilter } from "./did-filter.ts";
 export { JetstreamHandlers, type JetstreamHandlersOptions, WANTED_COLLECTIONS } from "./handlers.ts";
 export { JetstreamConsumer, type JetstreamConsumerOptions, type JetstreamEventHandler } from "./jetstream.ts";
 export { decodeJetstreamFrame, type JetstreamEvent } from "./jetstream-event.ts";
-export { KnotConsumer, type KnotConsumerTuning, type KnotEventHandler } from "./knot-consumer.ts";
+export {
+  KnotConsumer,
+  type KnotConsumerTuning,
+  type KnotEventHandler,
+  type KnotRowSkipReason,
+} from "./knot-consumer.ts";
 export { isValidKnotHost, knotEventsUrl } from "./knot-host.ts";
 export { KnotConsumers, type KnotConsumersOptions, pipelineHandlers } from "./knots.ts";
 export type { Outcome } from "./outcome.ts";
@@ -69,6 +74,8 @@ export interface CreateIntakeOptions {
   jetstream?: Partial<Omit<JetstreamConsumerOptions, "endpoint" | "filter" | "cursor" | "handlers" | "log">>;
   /** Test knobs for the knot consumers (timings, clock). */
   knots?: KnotConsumerTuning;
+  /** Counts knot rows that could not be taken and were stepped over (a metric). */
+  onKnotRowSkipped?: (reason: KnotRowSkipReason) => void;
   /** Shared with the server (built once there); default: over `db`. */
   rbac?: Rbac;
   repos?: Repos;
@@ -101,6 +108,7 @@ export function createIntake(opts: CreateIntakeOptions): Intake {
   const refUpdates = opts.builds?.refUpdates ?? null;
   const pulls = opts.builds?.pulls ?? null;
   const knots = new KnotConsumers({
+    ...(opts.onKnotRowSkipped && { onSkip: opts.onKnotRowSkipped }),
     ...opts.knots,
     cursors: new KnotCursors(opts.db),
     repos,

@@ -14,6 +14,21 @@
  *   pipeline intake dedupes by (knot, rkey)); loss is not.
  * The cursor only advances after the handler resolved; a rejecting handler (storage failure)
  * ends the session, and the reconnect asks for the same events again.
+ *
+ * Nothing loops on one row. Three kinds of row cannot be taken, and each is logged, counted
+ * (`onSkip` → `loom_knot_rows_skipped_total{reason}`) and stepped over:
+ * - `undecodable`: not an envelope. Dropped; when its `created` is readable (Gen2) the cursor
+ *   moves past it, so it is not asked for again.
+ * - `handler_failed`: the handler rejected for the same row `maxHandlerAttempts` times in a row
+ *   (a record that makes storage throw every time). The row is given up and the cursor moves on.
+ * - `oversize`: a frame over `maxFrameBytes` closes the socket with 1009 before any of it is
+ *   read, so neither its rkey nor its `created` is known, and the knot sends it first again on
+ *   every reconnect at the same cursor. After `oversizeRetries` such sessions at one cursor C,
+ *   the consumer finds the row's `created` by probing (see `#findOversizeRow`): the knot sends
+ *   `created > cursor` ascending, so with probe cursor x the first frame is the oversize row iff
+ *   C ≤ x < its `created` p. An exponential then binary search over x finds p − 1 exactly; the
+ *   stored cursor becomes p, which skips that one row and nothing after it (`created` is an
+ *   integer, strictly increasing per knot: gen2 §2.3, and Gen1 knots serve the same rows).
  */
 import type { LookupAddress } from "node:dns";
 import type { Logger } from "pino";
@@ -45,7 +60,20 @@ export interface KnotConsumerTuning {
   nowMs?: () => number;
   /** Open connections (source `knot`); absent = not counted. */
   metrics?: IntakeMetrics;
+  /** Sessions ended by one oversize frame at the same cursor before it is skipped; default 3. */
+  oversizeRetries?: number;
+  /** A probe connection that got no frame for this long saw no row past its cursor; default 2 s. */
+  probeWaitMs?: number;
+  /** Consecutive handler failures on one row before it is given up; default 5. */
+  maxHandlerAttempts?: number;
+  /** Called once per row that could not be taken and was stepped over (a metric). */
+  onSkip?: (reason: KnotRowSkipReason) => void;
 }
+
+export type KnotRowSkipReason = "oversize" | "undecodable" | "handler_failed";
+
+/** What a probe connection saw first: the oversize frame, a readable frame, or nothing. */
+type Probe = "oversize" | "frame" | "none" | "error";
 
 export interface KnotConsumerOptions extends KnotConsumerTuning {
   knot: string;
@@ -64,6 +92,10 @@ export class KnotConsumer {
   #loop: Promise<void> | null = null;
   /** Gen1: receive time (ns) of the last processed frame, stored when the queue is empty. */
   #pendingGen1: bigint | null = null;
+  /** The cursor the last oversize-ended sessions started from, and how many in a row. */
+  #oversize: { cursor: string | null; count: number } = { cursor: null, count: 0 };
+  /** The row whose handler failed last, and how many times in a row. */
+  #failing: { key: string; count: number } = { key: "", count: 0 };
 
   constructor(opts: KnotConsumerOptions) {
     this.knot = opts.knot;
@@ -103,6 +135,7 @@ export class KnotConsumer {
       const end = await this.#session(url, signal);
       if (end.opened) this.#o.metrics?.intakeConnections.dec({ source: "knot" });
       if (signal.aborted) break;
+      if (end.oversize === true && (await this.#onOversize(signal))) continue;
       const delayMs = this.#backoff.next();
       this.#log.warn(
         { reason: end.reason, code: end.code, opened: end.opened, delayMs, attempt: this.#backoff.attempt },
@@ -116,7 +149,11 @@ export class KnotConsumer {
    * One connection. The knot host comes from a member's repo record: outside dev mode it must
    * resolve to a public address (SSRF guard), and the dial is pinned to the address checked.
    */
-  async #session(url: string, signal: AbortSignal): Promise<SessionEnd> {
+  async #session(
+    url: string,
+    signal: AbortSignal,
+    probe?: { onOpen: () => void; onText: (text: string) => Promise<void> },
+  ): Promise<SessionEnd> {
     let picked: LookupAddress;
     try {
       picked = await checkedAddress(new URL(url).hostname, { allowPrivate: this.#o.dev });
@@ -133,27 +170,36 @@ export class KnotConsumer {
       url,
       log: this.#log,
       signal,
-      maxPayload: this.#o.maxFrameBytes ?? 16 * 1024 * 1024,
+      maxPayload: this.#maxFrame(),
       livenessMs: this.#o.livenessMs ?? 90_000,
       pingMs: this.#o.pingMs ?? 30_000,
       handshakeTimeoutMs: this.#o.handshakeTimeoutMs ?? 10_000,
       maxQueued: this.#o.maxQueued ?? 100,
       headers: { "user-agent": "loom-spindle (knot consumer)" },
       ...(this.#o.nowMs ? { now: this.#o.nowMs } : {}),
-      onOpen: () => {
-        this.#o.metrics?.intakeConnections.inc({ source: "knot" });
-        this.#backoff.connected();
-        this.#log.info("connected to knot event stream");
-      },
-      onText: (text, receivedAt) => this.#onFrame(text, receivedAt),
-      onIdle: () => this.#storeGen1(),
+      ...(probe ?? {
+        onOpen: () => {
+          this.#o.metrics?.intakeConnections.inc({ source: "knot" });
+          this.#backoff.connected();
+          this.#log.info("connected to knot event stream");
+        },
+        onText: (text: string, receivedAt: number) => this.#onFrame(text, receivedAt),
+        onIdle: () => this.#storeGen1(),
+      }),
     });
   }
 
   async #onFrame(text: string, receivedAtMs: number): Promise<void> {
     const d = parseKnotEnvelope(text);
     if (!d.ok) {
-      this.#log.warn({ reason: d.reason, bytes: Buffer.byteLength(text) }, "knot frame dropped");
+      this.#log.warn(
+        { reason: d.reason, bytes: Buffer.byteLength(text), created: d.created },
+        "knot frame dropped",
+      );
+      this.#o.onSkip?.("undecodable");
+      // Past it when its `created` is readable; else the generation is unknown and the cursor
+      // stays (a Gen2 stream must not get a receive-time cursor).
+      if (d.created !== undefined) this.#advance(BigInt(d.created));
       return;
     }
     const env = d.envelope;
@@ -161,12 +207,31 @@ export class KnotConsumer {
     if (handler) {
       try {
         await handler(this.knot, env);
+        this.#failing = { key: "", count: 0 };
       } catch (err) {
+        const key = `${env.nsid} ${env.rkey} ${env.created ?? ""}`;
+        const count = this.#failing.key === key ? this.#failing.count + 1 : 1;
+        this.#failing = { key, count };
+        const max = this.#o.maxHandlerAttempts ?? 5;
+        if (count < max) {
+          this.#log.error(
+            { nsid: env.nsid, rkey: env.rkey, err: (err as Error).message, attempt: count, of: max },
+            "knot event could not be recorded; will reconnect and retry",
+          );
+          throw err;
+        }
+        this.#failing = { key: "", count: 0 };
+        this.#o.onSkip?.("handler_failed");
         this.#log.error(
-          { nsid: env.nsid, rkey: env.rkey, err: (err as Error).message },
-          "knot event could not be recorded; will reconnect and retry",
+          {
+            nsid: env.nsid,
+            rkey: env.rkey,
+            created: env.created,
+            err: (err as Error).message,
+            attempts: count,
+          },
+          "knot event skipped: it failed every attempt",
         );
-        throw err;
       }
       this.#log.debug({ nsid: env.nsid, rkey: env.rkey, created: env.created }, "knot event handled");
     } else {
@@ -174,6 +239,97 @@ export class KnotConsumer {
     }
     if (env.created !== null) this.#advance(BigInt(env.created));
     else this.#pendingGen1 = BigInt(Math.floor(receivedAtMs)) * 1_000_000n;
+  }
+
+  /**
+   * After a session ended with 1009. Counts identical failures at the stored cursor; at
+   * `oversizeRetries` it finds the row and moves the cursor past it. True when the cursor moved
+   * (reconnect at once), false to reconnect after the usual back-off.
+   */
+  async #onOversize(signal: AbortSignal): Promise<boolean> {
+    const cursor = this.#o.cursors.get(this.knot);
+    const count = this.#oversize.cursor === cursor ? this.#oversize.count + 1 : 1;
+    this.#oversize = { cursor, count };
+    const retries = this.#o.oversizeRetries ?? 3;
+    if (count < retries || cursor === null || !/^[0-9]{1,19}$/.test(cursor)) return false;
+    const from = BigInt(cursor);
+    const row = await this.#findOversizeRow(from, signal);
+    if (row === null) {
+      this.#log.warn({ cursor }, "oversize knot row not located (probe failed); will retry");
+      return false;
+    }
+    this.#oversize = { cursor: null, count: 0 };
+    this.#o.onSkip?.("oversize");
+    this.#log.error(
+      { cursor, created: row.toString(), maxFrameBytes: this.#maxFrame() },
+      "knot row skipped: its frame is larger than the frame cap",
+    );
+    this.#advance(row);
+    return true;
+  }
+
+  /**
+   * The `created` of the first row after `from`, known to arrive as an oversize frame. With
+   * probe cursor x the knot's first frame is that row exactly when from ≤ x < created; so double
+   * the step until a probe sees something else, then halve the gap. Null when a probe could not
+   * connect or the knot stopped behaving as described (the caller retries later).
+   */
+  async #findOversizeRow(from: bigint, signal: AbortSignal): Promise<bigint | null> {
+    const LIMIT = 9223372036854775807n;
+    let lo = from;
+    let step = 1n;
+    let hi: bigint;
+    for (;;) {
+      hi = from + step;
+      if (hi > LIMIT) return null;
+      const p = await this.#probe(hi, signal);
+      if (p === "error") return null;
+      if (p !== "oversize") break;
+      lo = hi;
+      step *= 2n;
+    }
+    while (hi - lo > 1n) {
+      const mid = lo + (hi - lo) / 2n;
+      const p = await this.#probe(mid, signal);
+      if (p === "error") return null;
+      if (p === "oversize") lo = mid;
+      else hi = mid;
+    }
+    return hi;
+  }
+
+  /** One short connection at `cursor`: what comes first. */
+  async #probe(cursor: bigint, signal: AbortSignal): Promise<Probe> {
+    if (signal.aborted) return "error";
+    const url = knotEventsUrl(this.knot, this.#o.dev, cursor.toString());
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    let seen: Probe | null = null;
+    let timer: NodeJS.Timeout | undefined;
+    const end = await this.#session(url, stop.signal, {
+      onOpen: () => {
+        timer = setTimeout(() => {
+          seen ??= "none";
+          stop.abort();
+        }, this.#o.probeWaitMs ?? 2000);
+      },
+      onText: async (text) => {
+        // Frames that are not envelopes are dropped by the real session too; look past them.
+        if (!parseKnotEnvelope(text).ok) return;
+        seen ??= "frame";
+        stop.abort();
+      },
+    });
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+    if (signal.aborted) return "error";
+    if (seen !== null) return seen;
+    return end.oversize === true ? "oversize" : "error";
+  }
+
+  #maxFrame(): number {
+    return this.#o.maxFrameBytes ?? 16 * 1024 * 1024;
   }
 
   #storeGen1(): void {

@@ -43,3 +43,45 @@ describe("runSession", () => {
     assert.equal(end.reason, "stopped");
   });
 });
+
+describe("runSession under a flood", () => {
+  it("yields to the event loop while a long queue is processed", async () => {
+    const { WebSocketServer } = await import("ws");
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    await new Promise<void>((r) => wss.once("listening", () => r()));
+    const { port } = wss.address() as { port: number };
+    // 1,000 small text frames in one TCP write: the client parses them all at once, so without
+    // yielding they would be one uninterrupted chain of promise jobs.
+    const N = 1000;
+    wss.on("connection", (_ws, req) => {
+      const frames = Array.from({ length: N }, (_, i) => {
+        const body = Buffer.from(`{"n":${i}}`);
+        return Buffer.concat([Buffer.from([0x81, body.length]), body]);
+      });
+      req.socket.write(Buffer.concat(frames));
+    });
+    const ac = new AbortController();
+    let processed = 0;
+    let atTimer = -1;
+    try {
+      await runSession({
+        ...base(`ws://127.0.0.1:${port}/`),
+        signal: ac.signal,
+        maxQueued: 10 * N,
+        livenessMs: 60_000,
+        pingMs: 30_000,
+        handshakeTimeoutMs: 5000,
+        onText: async () => {
+          if (processed === 0) setTimeout(() => (atTimer = processed), 0);
+          const until = performance.now() + 0.2;
+          while (performance.now() < until) {} // CPU work of one frame (validation, SQLite)
+          if (++processed === N) ac.abort();
+        },
+      });
+    } finally {
+      wss.close();
+    }
+    assert.equal(processed, N);
+    assert.ok(atTimer > 0 && atTimer < N, `a timer ran after ${atTimer} of ${N} frames`);
+  });
+});

@@ -9,7 +9,10 @@
  *   specific reason (the `ws` library closes with 1009/1007);
  * - liveness: a ping every `pingMs`; if nothing at all (message, ping, pong) arrived for
  *   `livenessMs` the socket is terminated (a half-open TCP connection otherwise hangs forever);
- * - frames received before the socket closed are still processed; then `runSession` resolves.
+ * - frames received before the socket closed are still processed; then `runSession` resolves;
+ * - processing yields to the event loop (`setImmediate`) after every `sliceMs` of work, so a
+ *   flood of frames never keeps the process from answering `/healthz` or other sockets: without
+ *   it a full queue is a chain of promise jobs, and the loop polls I/O only when it is empty.
  *
  * If `onText` rejects, the session ends at once and the rest of the queue is dropped: the caller
  * did not advance its cursor, so a reconnect asks for those events again.
@@ -33,6 +36,8 @@ export interface SessionOptions {
   handshakeTimeoutMs: number;
   /** Frames buffered before the socket is paused. */
   maxQueued: number;
+  /** Longest stretch of frame processing before yielding to the event loop (ms); default 10. */
+  sliceMs?: number;
   /** Milliseconds clock for receive stamps; default Date.now. */
   now?: () => number;
   headers?: Record<string, string>;
@@ -54,6 +59,14 @@ export interface SessionEnd {
   code: number | null;
   /** `onText` rejected (the caller's processing or storage failed). */
   handlerFailed: boolean;
+  /**
+   * The peer sent a frame over `maxPayload` (closed with 1009). Its content is never seen, so a
+   * stream that stores it sends it again on every reconnect at the same cursor; the caller must
+   * step past it (knot-consumer.ts).
+   */
+  oversize?: boolean;
+  /** Text frames handed to `onText` (processed or not) before the session ended. */
+  frames?: number;
 }
 
 const ERROR_REASONS: Record<string, (err: Error, opts: SessionOptions) => string> = {
@@ -83,6 +96,8 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
     let failure: string | null = null;
     let handlerFailed = false;
     let closeCode: number | null = null;
+    let oversize = false;
+    let frames = 0;
     let pingTimer: NodeJS.Timeout | undefined;
     let watchdog: NodeJS.Timeout | undefined;
 
@@ -129,7 +144,7 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
       clearTimeout(watchdog);
       opts.signal.removeEventListener("abort", onAbort);
       const reason = opts.signal.aborted ? "stopped" : (failure ?? "connection closed");
-      resolve({ opened, reason, code: closeCode, handlerFailed });
+      resolve({ opened, reason, code: closeCode, handlerFailed, oversize, frames });
     };
     const maybeFinish = () => {
       if (closed && !processing && (queue.length === 0 || handlerFailed || opts.signal.aborted)) finish();
@@ -141,9 +156,11 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
     };
     opts.signal.addEventListener("abort", onAbort, { once: true });
 
+    const sliceMs = opts.sliceMs ?? 10;
     const drain = async () => {
       if (processing) return;
       processing = true;
+      let sliceStart = performance.now();
       while (queue.length > 0 && !handlerFailed && !opts.signal.aborted) {
         const item = queue.shift() as { text: string; at: number };
         if (ws.isPaused && queue.length <= opts.maxQueued / 2 && !closed) {
@@ -158,6 +175,10 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
           fail(`processing failed: ${(err as Error).message}`);
           ws.terminate();
           break;
+        }
+        if (performance.now() - sliceStart >= sliceMs) {
+          await new Promise((r) => setImmediate(r));
+          sliceStart = performance.now();
         }
         if (queue.length === 0 && !handlerFailed && !opts.signal.aborted) {
           try {
@@ -185,6 +206,7 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
         opts.log.debug({ bytes: rawLength(data) }, "binary frame ignored");
         return;
       }
+      frames++;
       queue.push({ text: rawText(data), at: now() });
       if (queue.length >= opts.maxQueued && !ws.isPaused) {
         ws.pause();
@@ -195,6 +217,7 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
     ws.on("ping", touch);
     ws.on("pong", touch);
     ws.on("error", (err: Error & { code?: string }) => {
+      if (err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") oversize = true;
       const describe = err.code ? ERROR_REASONS[err.code] : undefined;
       fail(describe ? describe(err, opts) : opened ? err.message : `cannot connect: ${err.message}`);
     });

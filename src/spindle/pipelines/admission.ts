@@ -24,6 +24,13 @@ import type { SecretsProvider } from "../secrets/index.ts";
 import type { AdmittedWorkflow, Ledger } from "./ledger.ts";
 import type { SpindleMetrics } from "./metrics.ts";
 
+/**
+ * Most steps a workflow may have. Upstream's own workflows have a handful; each step is a row of
+ * the plan the spindle stores, sends to the runner and reports on, so a 10,000-step file fails
+ * at admission with this number in its error instead of becoming a 10,000-step run.
+ */
+export const MAX_STEPS = 1000;
+
 export interface ResolveSettings {
   dev: boolean;
   /** The engine runs steps on the host (local engine): dev mode keeps a `localhost` knot as is. */
@@ -62,6 +69,11 @@ export interface AdmitRequest {
   cloneUrl?: string;
   /** Workflows that failed before compile (e.g. the knot was unreachable), with the reason. */
   failed?: ReadonlyArray<{ name: string; error: string }>;
+  /**
+   * The record itself was refused (this reason, a metric label): every workflow is in `failed`.
+   * Counted as `refused` instead of `accepted`.
+   */
+  refused?: string;
   /** Also publish the pipeline record itself on `/events` under this NSID. */
   announce?: { nsid: string };
   /** Log fields. */
@@ -103,12 +115,18 @@ export class Admission {
     });
     if (!admitted) return null;
     const { state, overflow, transitions } = admitted;
-    this.#o.metrics.pipelines.inc({
-      result: overflow ? "overflow" : "accepted",
-      reason: overflow ? "queue_full" : "",
-    });
+    this.#o.metrics.pipelines.inc(
+      a.refused !== undefined
+        ? { result: "refused", reason: a.refused }
+        : { result: overflow ? "overflow" : "accepted", reason: overflow ? "queue_full" : "" },
+    );
     const failed = transitions.filter((t) => t.status === "failed").length;
-    if (overflow) {
+    if (a.refused !== undefined) {
+      this.#log.warn(
+        { ...a.ctx, reason: a.refused, workflows: plans.length },
+        "pipeline refused; recorded as failed",
+      );
+    } else if (overflow) {
       this.#log.warn({ ...a.ctx, queueSize: this.#o.queueSize }, "pipeline refused: queue full");
     } else {
       this.#log.info({ ...a.ctx, workflows: plans.length, failed, untrusted, state }, "pipeline accepted");
@@ -152,8 +170,18 @@ export class Admission {
         timeoutSeconds: this.#o.resolve.timeoutSeconds,
         ...(a.cloneUrl !== undefined && { cloneUrl: a.cloneUrl }),
       });
+      const steps = r.ok ? r.plan.steps.filter((s) => s.kind === "user").length : 0;
       out.push(
-        r.ok ? { name: wf.name, wid, plan: r.plan } : { name: wf.name, wid, plan: null, error: r.error },
+        !r.ok
+          ? { name: wf.name, wid, plan: null, error: r.error }
+          : steps > MAX_STEPS
+            ? {
+                name: wf.name,
+                wid,
+                plan: null,
+                error: `the workflow has ${steps} steps; the limit is ${MAX_STEPS}`,
+              }
+            : { name: wf.name, wid, plan: r.plan },
       );
     }
     return out;

@@ -23,6 +23,7 @@ export interface SpindleMetrics {
   secretsMasked: Counter;
   intakeConnections: Gauge<"source">;
   intakeLag: Histogram<"source">;
+  knotRowsSkipped: Counter<"reason">;
 }
 
 /** The intake's share of the metrics (src/spindle/intake takes only these). */
@@ -119,6 +120,12 @@ export function createMetrics(): SpindleMetrics {
       help: "How old a Jetstream event was (its time_us) when the spindle processed it",
       labelNames: ["source"],
       buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600 * 6],
+      registers,
+    }),
+    knotRowsSkipped: new Counter({
+      name: "loom_knot_rows_skipped_total",
+      help: "Knot event-stream rows that could not be taken and were stepped over, by reason (oversize, undecodable, handler_failed)",
+      labelNames: ["reason"],
       registers,
     }),
   };
