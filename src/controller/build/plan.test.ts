@@ -63,6 +63,25 @@ describe("planWorkflow", () => {
     });
   });
 
+  it("fails a microvm workflow asking for a service at once with Unsupported, naming it", () => {
+    const plan = planWorkflow({
+      owner: OWNER,
+      spec: spec((x) => {
+        x.workflows[0]!.image = "nixos";
+        x.workflows[0]!.microvm = { image: "nixos", services: ["postgresql", "redis"] };
+      }),
+      workflowName: "build.yml",
+      nodes: [amdNode],
+      config: config(),
+    });
+    assert.deepEqual(plan, {
+      ok: false,
+      reason: "Unsupported",
+      message:
+        "services.postgresql: Loom does not run microvm services on Kubernetes yet; the workflow was not started",
+    });
+  });
+
   it("reports an unknown workflow as InvalidSpec", () => {
     const plan = planWorkflow({
       owner: OWNER,
