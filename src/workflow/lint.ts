@@ -5,7 +5,7 @@
 import { cloneWarnings } from "./compile.ts";
 import { noStepsWarning } from "./decode.ts";
 import { isValidGlob } from "./glob.ts";
-import { MICROVM_SERVICES, MICROVM_VIRTUALISATION } from "./microvm.ts";
+import { MICROVM_SERVICES, MICROVM_VIRTUALISATION, postgresqlOptions } from "./microvm.ts";
 import { parseWorkflow } from "./parse.ts";
 import { ARCHITECTURES, ENGINES } from "./resolve.ts";
 import { DEFAULT_LIMITS, type SourceLimits } from "./source.ts";
@@ -132,6 +132,9 @@ function lintMicrovm(wf: Workflow, d: Report): void {
         s.pos,
         `services.${s.name} is not enabled (enable: true), so it is not started`,
       );
+    } else if (s.name === "postgresql") {
+      const pg = postgresqlOptions(s);
+      if (!pg.ok) d("error", "invalid value", s.pos, pg.error);
     }
   }
   for (const v of wf.microvm.virtualisation) {

@@ -258,11 +258,53 @@ describe("microvm: resolve", () => {
     );
   });
 
-  it("services and virtualisation that are enabled reach the plan by name", () => {
+  it("services and virtualisation that are enabled reach the plan by name, postgresql with its options", () => {
     const p = plan(
       "engine: microvm\nimage: alpine\nservices:\n  postgresql: {enable: true}\n  redis: false\n  mysql: true\nvirtualisation: {docker: {enable: false}}\n",
     );
-    assert.deepEqual(p.microvm, { image: "alpine", services: ["postgresql", "mysql"], virtualisation: [] });
+    assert.deepEqual(p.microvm, {
+      image: "alpine",
+      services: ["postgresql", "mysql"],
+      virtualisation: [],
+      postgresql: { ensureDatabases: [], ensureUsers: [] },
+    });
+    const text = readFileSync(new URL("./testdata/docs/microvm-postgres.yml", import.meta.url), "utf8");
+    const { record } = compileWorkflows([{ name: "pg.yml", content: text }], push);
+    const r = resolveWorkflow(record!.workflows[0]!, push, opts);
+    assert.ok(r.ok);
+    assert.deepEqual(r.plan.microvm!.postgresql, {
+      ensureDatabases: ["spindle-workflow"],
+      ensureUsers: [{ name: "spindle-workflow", ensureDBOwnership: true }],
+    });
+  });
+
+  it("a postgresql option Loom cannot honour fails resolve and lint, naming it", () => {
+    const cases: [string, string][] = [
+      [
+        "{enable: true, port: 5433}",
+        "services.postgresql.port: Loom cannot honour this option (it honours ensureDatabases, ensureUsers)",
+      ],
+      [
+        "{enable: true, ensureUsers: [{name: a, ensurePermissions: {}}]}",
+        "services.postgresql.ensureUsers[0].ensurePermissions: Loom cannot honour this option",
+      ],
+      [
+        "{enable: true, ensureUsers: [{name: a, ensureDBOwnership: true}]}",
+        "services.postgresql.ensureUsers[0].ensureDBOwnership: needs a database named a in ensureDatabases",
+      ],
+      [
+        "{enable: true, ensureDatabases: ['a;b']}",
+        'services.postgresql.ensureDatabases[0]: "a;b" is not a name Loom accepts (letters, digits, _ and -, at most 63)',
+      ],
+    ];
+    for (const [options, error] of cases) {
+      const text = `engine: microvm\nservices:\n  postgresql: ${options}\nsteps:\n  - command: x\n`;
+      assert.deepEqual(resolveWorkflow(workflow(text), push, opts), {
+        ok: false,
+        error: `w.yml:3:3: ${error}`,
+      });
+      assert.deepEqual(findings(text), [["error", 3, 3, error]]);
+    }
   });
 });
 

@@ -22,7 +22,7 @@
  * Every dependency, registry entry and cache is checked against a strict character set here,
  * because they are written into a Nix expression and a Nix configuration.
  */
-import type { EnvVar, MicrovmKeys, YamlValue } from "./types.ts";
+import type { EnvVar, MicrovmKeys, MicrovmService, YamlValue } from "./types.ts";
 
 /** The image name when the workflow gives none (upstream's default). */
 export const DEFAULT_MICROVM_IMAGE = "nixos";
@@ -41,6 +41,73 @@ const FLAKEREF = /^[A-Za-z0-9][A-Za-z0-9_.:/?=&%~+@,-]*$/;
 const REGISTRY_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 const CACHE_URL = /^https?:\/\/[A-Za-z0-9_.:/?=&%~+@,-]+$/;
 const PUBLIC_KEY = /^[A-Za-z0-9_.-]+:[A-Za-z0-9+/]+={0,2}$/;
+
+/** What Loom honours of `services.postgresql` (NixOS options of the same names). */
+export interface PostgresqlOptions {
+  ensureDatabases: string[];
+  ensureUsers: { name: string; ensureDBOwnership: boolean }[];
+}
+
+/** Database and role names Loom writes into SQL and shell: letters, digits, `_`, `-`. */
+const PG_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
+
+/**
+ * `services.postgresql`'s options, or the first one Loom cannot honour (as `services.postgresql.…:
+ * reason`). NixOS requires a database of the user's name for `ensureDBOwnership`; so does Loom.
+ */
+export function postgresqlOptions(
+  service: MicrovmService,
+): { ok: true; options: PostgresqlOptions } | { ok: false; error: string } {
+  const at = "services.postgresql";
+  const out: PostgresqlOptions = { ensureDatabases: [], ensureUsers: [] };
+  const badName = (where: string, v: YamlValue) =>
+    typeof v !== "string" || !PG_NAME.test(v)
+      ? `${where}: ${JSON.stringify(v)} is not a name Loom accepts (letters, digits, _ and -, at most 63)`
+      : undefined;
+  for (const [key, value] of Object.entries(service.options)) {
+    if (key === "ensureDatabases") {
+      if (!Array.isArray(value))
+        return { ok: false, error: `${at}.ensureDatabases: expected a list of names` };
+      for (const [i, db] of value.entries()) {
+        const problem = badName(`${at}.ensureDatabases[${i}]`, db);
+        if (problem !== undefined) return { ok: false, error: problem };
+        out.ensureDatabases.push(db as string);
+      }
+    } else if (key === "ensureUsers") {
+      if (!Array.isArray(value)) return { ok: false, error: `${at}.ensureUsers: expected a list of users` };
+      for (const [i, user] of value.entries()) {
+        const where = `${at}.ensureUsers[${i}]`;
+        if (user === null || typeof user !== "object" || Array.isArray(user)) {
+          return { ok: false, error: `${where}: expected a mapping with name` };
+        }
+        const other = Object.keys(user).find((k) => k !== "name" && k !== "ensureDBOwnership");
+        if (other !== undefined)
+          return { ok: false, error: `${where}.${other}: Loom cannot honour this option` };
+        const problem = badName(`${where}.name`, user.name ?? null);
+        if (problem !== undefined) return { ok: false, error: problem };
+        const owner = user.ensureDBOwnership ?? false;
+        if (typeof owner !== "boolean")
+          return { ok: false, error: `${where}.ensureDBOwnership: expected true or false` };
+        const name = user.name as string;
+        out.ensureUsers.push({ name, ensureDBOwnership: owner });
+      }
+    } else {
+      return {
+        ok: false,
+        error: `${at}.${key}: Loom cannot honour this option (it honours ensureDatabases, ensureUsers)`,
+      };
+    }
+  }
+  for (const [i, user] of out.ensureUsers.entries()) {
+    if (user.ensureDBOwnership && !out.ensureDatabases.includes(user.name)) {
+      return {
+        ok: false,
+        error: `${at}.ensureUsers[${i}].ensureDBOwnership: needs a database named ${user.name} in ensureDatabases`,
+      };
+    }
+  }
+  return { ok: true, options: out };
+}
 
 /** `docker: true` or `docker: {enable: true, …}` asks for it; `false` or `enable: false` does not. */
 export function virtualisationEnabled(value: YamlValue): boolean {

@@ -5,7 +5,14 @@
 import type { RunnerStep } from "../runner/protocol.ts";
 import { type CloneFetch, cloneStep } from "./clone.ts";
 import { composeStepEnv, frameworkEnv, mergeWorkflowEnv, nixeryPath, type PipelineRef } from "./env.ts";
-import { DEFAULT_MICROVM_IMAGE, devShellStep, nixConfig, virtualisationEnabled } from "./microvm.ts";
+import {
+  DEFAULT_MICROVM_IMAGE,
+  devShellStep,
+  nixConfig,
+  type PostgresqlOptions,
+  postgresqlOptions,
+  virtualisationEnabled,
+} from "./microvm.ts";
 import {
   type Architecture,
   CONFIGURE_NIX_STEP,
@@ -80,6 +87,8 @@ export interface MicrovmPlan {
   services: string[];
   /** Names of the enabled `virtualisation` entries (`docker`), in file order. */
   virtualisation: string[];
+  /** The options of an enabled `services.postgresql`, as Loom honours them. */
+  postgresql?: PostgresqlOptions;
 }
 
 export type ResolveResult = { ok: true; plan: RunPlan } | { ok: false; error: string };
@@ -130,6 +139,10 @@ export function resolveWorkflow(
   if (engine === "microvm" && wf.dependencies.form === "map") {
     return fail("engine microvm needs dependencies as a flat list, not a map of registry to packages");
   }
+  const postgresql = wf.microvm.services.find((s) => s.name === "postgresql" && s.enable);
+  const pg = postgresql === undefined ? undefined : postgresqlOptions(postgresql);
+  if (pg !== undefined && !pg.ok)
+    return fail(`${workflow.name}:${postgresql!.pos.line}:${postgresql!.pos.column}: ${pg.error}`);
   const workflowEnv = mergeWorkflowEnv(
     wf.environment,
     frameworkEnv(trigger, opts.pipeline, opts.dev ?? false, opts.gen2, opts.stepsOnHost),
@@ -196,6 +209,7 @@ export function resolveWorkflow(
           virtualisation: wf.microvm.virtualisation
             .filter((v) => virtualisationEnabled(v.value))
             .map((v) => v.name),
+          ...(pg?.ok === true && { postgresql: pg.options }),
         },
       }),
       ...(clone.fetch ? { clone: { ...clone.fetch, stepId: cloneStepId } } : {}),
