@@ -53,7 +53,10 @@ describe("parseControllerConfig", () => {
         terminationGraceSeconds: 30,
       },
       buildah: { images: [], seccompUnconfined: false },
-      microvm: { images: { nixos: "docker.io/nixos/nix:2.28.3" } },
+      microvm: {
+        images: { nixos: "docker.io/nixos/nix:2.28.3" },
+        postgresqlImage: "docker.io/library/postgres:17.6",
+      },
     });
   });
 
@@ -64,6 +67,7 @@ describe("parseControllerConfig", () => {
     });
     assert.deepEqual(c.microvm, {
       images: { nixos: "docker.io/nixos/nix:2.28.3", alpine: { arm64: "a:arm" } },
+      postgresqlImage: "docker.io/library/postgres:17.6",
       runtimeClassName: "kata-qemu",
     });
     assert.deepEqual(microvmImage(c, "nixos", "arm64"), { ok: true, image: "docker.io/nixos/nix:2.28.3" });

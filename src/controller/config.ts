@@ -115,6 +115,8 @@ const MicrovmSchema = z
       )
       .default({})
       .transform((images) => ({ ...DEFAULT_MICROVM_IMAGES, ...images })),
+    /** The PostgreSQL sidecar of workflows with services.postgresql: needs initdb, postgres, pg_isready, psql on PATH. */
+    postgresqlImage: z.string().min(1).max(1024).default("docker.io/library/postgres:17.6"),
     /** A RuntimeClass (e.g. Kata Containers) for microvm workflow pods; absent: the cluster's default. */
     runtimeClassName: z
       .string()

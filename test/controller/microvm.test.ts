@@ -33,10 +33,19 @@ if (!cluster.skip) {
     });
 }
 
-const microvmWorkflow = (extra: { services?: string[] } = {}) =>
+type PostgresqlSpec = {
+  ensureDatabases: string[];
+  ensureUsers: { name: string; ensureDBOwnership: boolean }[];
+};
+const microvmWorkflow = (extra: { services?: string[]; postgresql?: PostgresqlSpec } = {}) =>
   workflow("build.yml", {
     image: "nixos",
-    microvm: { image: "nixos", services: extra.services ?? [], virtualisation: [] },
+    microvm: {
+      image: "nixos",
+      services: extra.services ?? [],
+      virtualisation: [],
+      ...(extra.postgresql && { postgresql: extra.postgresql }),
+    },
     steps: [
       { id: 0, name: "Set up dev shell", kind: "system", command: "nix print-dev-env --expr '…'", env: [] },
       { id: 1, name: "test", kind: "user", command: "go test ./...", env: [] },
@@ -44,10 +53,10 @@ const microvmWorkflow = (extra: { services?: string[] } = {}) =>
   });
 
 /** Starts a controller with `extra` config, creates one microvm run, returns its stored Job. */
-async function microvmJob(t: TestContext, extra: Record<string, unknown>) {
+async function microvmJob(t: TestContext, extra: Record<string, unknown>, wf = microvmWorkflow()) {
   const ns = await cluster.namespace(t);
   await startController(t, cluster, parkedConfig(ns, extra));
-  const run = await createRun(cluster, ns, [microvmWorkflow()]);
+  const run = await createRun(cluster, ns, [wf]);
   await waitForWorkflow(cluster, ns, run.metadata.name!, "build.yml", (_p, reason) => reason === "Scheduled");
   const jobs = await listJobs(cluster, ns);
   assert.equal(jobs.length, 1);
@@ -82,6 +91,19 @@ test("without microvm.runtimeClassName the Job names no RuntimeClass", { skip: c
   const job = await microvmJob(t, {});
   assert.equal(job.spec!.template.spec!.runtimeClassName, undefined);
   assert.equal(job.spec!.template.spec!.containers[0]!.image, "docker.io/nixos/nix:2.28.3");
+});
+
+test("services.postgresql: the apiserver stores the native sidecar before the runner", {
+  skip: cluster.skip,
+}, async (t) => {
+  const postgresql = { ensureDatabases: ["app"], ensureUsers: [{ name: "app", ensureDBOwnership: true }] };
+  const job = await microvmJob(t, {}, microvmWorkflow({ services: ["postgresql"], postgresql }));
+  const pod = job.spec!.template.spec!;
+  const sidecar = pod.initContainers!.find((c) => c.name === "service-postgresql")!;
+  assert.equal(sidecar.restartPolicy, "Always");
+  assert.equal(sidecar.image, "docker.io/library/postgres:17.6");
+  assert.deepEqual(sidecar.startupProbe!.exec!.command, ["test", "-f", "/run/postgresql/.loom-ready"]);
+  assert.ok(pod.containers[0]!.volumeMounts!.some((m) => m.mountPath === "/run/postgresql"));
 });
 
 test("a microvm service fails the workflow at once with Unsupported, and no Job", {

@@ -171,6 +171,12 @@ export const CloneOptionsSchema = z
   })
   .describe("how the clone-repo init container fetches the repository into the workspace");
 
+/** A PostgreSQL database or role name as Loom accepts it (written into SQL unescaped but quoted). */
+const pgName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/)
+  .describe("a PostgreSQL name: letters, digits, _ and -");
+
 /** What an `engine: microvm` workflow asks of the cluster beyond its steps. */
 export const MicrovmSpecSchema = z
   .strictObject({
@@ -195,6 +201,31 @@ export const MicrovmSpecSchema = z
       .default([])
       .meta({ "x-kubernetes-list-type": "atomic" })
       .describe("names of the virtualisation entries the workflow enables (e.g. docker)"),
+    postgresql: z
+      .strictObject({
+        ensureDatabases: z
+          .array(pgName)
+          .max(64)
+          .default([])
+          .meta({ "x-kubernetes-list-type": "atomic" })
+          .describe("databases to create before the first step"),
+        ensureUsers: z
+          .array(
+            z.strictObject({
+              name: pgName.describe("role to create (with LOGIN)"),
+              ensureDBOwnership: z
+                .boolean()
+                .default(false)
+                .describe("make the role the owner of the database of the same name"),
+            }),
+          )
+          .max(64)
+          .default([])
+          .meta({ "x-kubernetes-list-type": "atomic" })
+          .describe("roles to create before the first step"),
+      })
+      .optional()
+      .describe("services.postgresql's options, when the workflow enables it (NixOS option names)"),
   })
   .describe(
     "set for engine: microvm workflows: the image name to map, and the services and virtualisation asked for",

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import type { V1Container, V1Job } from "@kubernetes/client-node";
 import { BuildError, cloneScript, setupScript, shortHash } from "../../api/contract/index.ts";
 import { buildJob, type JobInput } from "./job.ts";
+import { postgresScript, postgresSql } from "./postgres.ts";
 import { selectProfile } from "./profile.ts";
 import { installRunnerCommand } from "./runner-image.ts";
 import { config, OWNER, spec } from "./testdata/fixtures.ts";
@@ -412,7 +413,12 @@ describe("buildJob: engine microvm", () => {
     env: [{ name: "NIX_CONFIG", value: "experimental-features = nix-command flakes" }],
   };
   /** The base workflow as the engine writes a microvm one: the image is a name, mapped here. */
-  const microvmSpec = (microvm: { image: string; services?: string[]; virtualisation?: string[] }) =>
+  const microvmSpec = (microvm: {
+    image: string;
+    services?: string[];
+    virtualisation?: string[];
+    postgresql?: { ensureDatabases: string[]; ensureUsers: { name: string; ensureDBOwnership: boolean }[] };
+  }) =>
     spec((x) => {
       const wf = x.workflows[0]!;
       wf.image = microvm.image;
@@ -463,6 +469,56 @@ describe("buildJob: engine microvm", () => {
     assert.equal("runtimeClassName" in pod, false);
   });
 
+  it("services.postgresql: a native sidecar before the steps, its socket shared with the runner", () => {
+    const postgresql = {
+      ensureDatabases: ["spindle-workflow"],
+      ensureUsers: [{ name: "spindle-workflow", ensureDBOwnership: true }],
+    };
+    const job = microvmJob(config(), microvmSpec({ image: "nixos", services: ["postgresql"], postgresql }));
+    const expected = expectedMicrovmJob("docker.io/nixos/nix:2.28.3");
+    const pod = expected.spec!.template.spec!;
+    pod.initContainers!.push({
+      name: "service-postgresql",
+      image: "docker.io/library/postgres:17.6",
+      imagePullPolicy: "IfNotPresent",
+      restartPolicy: "Always",
+      command: ["sh", "-c", postgresScript()],
+      env: [
+        { name: "LOOM_PG_USER", value: "spindle-workflow" },
+        { name: "LOOM_PG_SQL", value: postgresSql(postgresql) },
+      ],
+      startupProbe: {
+        exec: { command: ["test", "-f", "/run/postgresql/.loom-ready"] },
+        periodSeconds: 1,
+        failureThreshold: 600,
+      },
+      volumeMounts: [
+        { name: "postgresql-run", mountPath: "/run/postgresql" },
+        { name: "postgresql-state", mountPath: "/var/lib/loom-postgresql" },
+        { name: "setup", mountPath: "/etc/passwd", subPath: "passwd", readOnly: true },
+        { name: "setup", mountPath: "/etc/group", subPath: "group", readOnly: true },
+      ],
+      terminationMessagePolicy: "FallbackToLogsOnError",
+      securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+    });
+    pod.containers[0]!.volumeMounts!.push({ name: "postgresql-run", mountPath: "/run/postgresql" });
+    pod.volumes!.splice(
+      5,
+      0,
+      { name: "postgresql-run", emptyDir: {} },
+      { name: "postgresql-state", emptyDir: {} },
+    );
+    assert.deepEqual(job, expected);
+    assert.equal(
+      postgresSql(postgresql),
+      [
+        `SELECT 'CREATE DATABASE "spindle-workflow"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'spindle-workflow')\\gexec`,
+        `SELECT 'CREATE ROLE "spindle-workflow" LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'spindle-workflow')\\gexec`,
+        `ALTER DATABASE "spindle-workflow" OWNER TO "spindle-workflow";`,
+      ].join("\n"),
+    );
+  });
+
   it("the setup script names UID 1000 spindle-workflow", () => {
     const script = setupScript(undefined, "spindle-workflow");
     assert.match(script, /'spindle-workflow:x:1000:1000:Loom runner:\/tangled\/home:\/bin\/sh'/);
@@ -502,8 +558,8 @@ describe("buildJob: engine microvm", () => {
     const cases: [Parameters<typeof microvmSpec>[0], string][] = [
       [{ image: "ubuntu" }, 'microvm image "ubuntu" is not in microvm.images (configured: nixos)'],
       [
-        { image: "nixos", services: ["postgresql"] },
-        "services.postgresql: Loom does not run microvm services on Kubernetes yet; the workflow was not started",
+        { image: "nixos", services: ["mysql"] },
+        "services.mysql: Loom runs only postgresql as a microvm service on Kubernetes so far; the workflow was not started",
       ],
       [
         { image: "nixos", services: ["nginx"] },

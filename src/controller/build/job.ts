@@ -56,7 +56,9 @@ import {
   microvmPodImage,
   NIX_STORE_CONTAINER,
   NIX_STORE_COPY,
+  POSTGRES_CONTAINER,
 } from "./microvm.ts";
+import { POSTGRES_PATHS, POSTGRES_READY_FILE, postgresScript, postgresSql } from "./postgres.ts";
 import { installRunnerCommand, runnerImage } from "./runner-image.ts";
 import { effectiveTimeoutSeconds, SPEC_KEY } from "./runner-spec.ts";
 
@@ -69,6 +71,8 @@ const VOLUMES = {
   setup: "setup",
   spec: "spec",
   nix: "nix",
+  pgRun: "postgresql-run",
+  pgState: "postgresql-state",
 } as const;
 
 export interface JobInput {
@@ -123,6 +127,37 @@ export function buildJob(input: JobInput): V1Job {
       ...containerDefaults(resources),
     });
   }
+  const postgresql = workflow.microvm?.postgresql;
+  if (postgresql !== undefined) {
+    // A native sidecar: runs for the whole pod; the runner starts once its startup probe passes.
+    initContainers.push({
+      name: POSTGRES_CONTAINER,
+      image: config.microvm.postgresqlImage,
+      imagePullPolicy: config.images.pullPolicy,
+      restartPolicy: "Always",
+      command: ["sh", "-c", postgresScript()],
+      env: [
+        { name: "LOOM_PG_USER", value: MICROVM_USER },
+        { name: "LOOM_PG_SQL", value: postgresSql(postgresql) },
+      ],
+      startupProbe: {
+        exec: { command: ["test", "-f", `${POSTGRES_PATHS.socket}/${POSTGRES_READY_FILE}`] },
+        periodSeconds: 1,
+        failureThreshold: 600,
+      },
+      volumeMounts: [
+        mount(VOLUMES.pgRun, POSTGRES_PATHS.socket),
+        mount(VOLUMES.pgState, POSTGRES_PATHS.state),
+        ...["passwd", "group"].map((file) => ({
+          name: VOLUMES.setup,
+          mountPath: `/etc/${file}`,
+          subPath: file,
+          readOnly: true,
+        })),
+      ],
+      ...containerDefaults(undefined),
+    });
+  }
 
   const runner: V1Container = {
     name: CONTAINERS.runner,
@@ -152,6 +187,7 @@ export function buildJob(input: JobInput): V1Job {
             mount(VOLUMES.nix, MICROVM_PATHS.nix),
           ]
         : []),
+      ...(postgresql !== undefined ? [mount(VOLUMES.pgRun, POSTGRES_PATHS.socket)] : []),
     ],
     ...containerDefaults(resources),
     ...(buildah && {
@@ -212,6 +248,12 @@ export function buildJob(input: JobInput): V1Job {
             { name: VOLUMES.runner, emptyDir: {} },
             { name: VOLUMES.setup, emptyDir: {} },
             ...(microvm ? [{ name: VOLUMES.nix, emptyDir: {} }] : []),
+            ...(postgresql !== undefined
+              ? [
+                  { name: VOLUMES.pgRun, emptyDir: {} },
+                  { name: VOLUMES.pgState, emptyDir: {} },
+                ]
+              : []),
             {
               name: VOLUMES.spec,
               configMap: {

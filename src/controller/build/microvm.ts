@@ -9,8 +9,9 @@
  * - Steps run as UID 1000 named `spindle-workflow`, in `/workspace/repo` (the workspace volume
  *   mounted there too), as upstream.
  * - `microvm.runtimeClassName` (e.g. Kata Containers) gives the VM isolation upstream has.
- * - Services and `virtualisation` are not provided yet: a workflow asking for one fails at once
- *   with Unsupported, naming it (never run without what it asked for).
+ * - `services.postgresql` runs as a native sidecar (postgres.ts), ready before the first step.
+ *   Other services and `virtualisation` are not provided yet: a workflow asking for one fails at
+ *   once with Unsupported, naming it (never run without what it asked for).
  */
 import { BuildError } from "../../api/contract/index.ts";
 import type { WorkflowSpec } from "../../api/v1alpha1/spindleset.ts";
@@ -27,6 +28,7 @@ export const MICROVM_PATHS = {
 } as const;
 
 export const NIX_STORE_CONTAINER = "nix-store";
+export const POSTGRES_CONTAINER = "service-postgresql";
 
 /** Services Loom's Kubernetes mapping knows (src/workflow/microvm.ts has the same list for lint). */
 const KNOWN_SERVICES = new Set(["postgresql", "redis", "mysql", "mariadb"]);
@@ -41,10 +43,10 @@ export const NIX_STORE_COPY = `cp -a ${MICROVM_PATHS.nix}/. ${MICROVM_PATHS.nixC
 export function microvmPodImage(workflow: WorkflowSpec, config: ControllerConfig): string {
   const microvm = workflow.microvm;
   if (microvm === undefined) throw new Error(`workflow ${workflow.name} is not a microvm workflow`);
-  const service = microvm.services[0];
+  const service = microvm.services.find((s) => s !== "postgresql" || microvm.postgresql === undefined);
   if (service !== undefined) {
     const why = KNOWN_SERVICES.has(service)
-      ? "Loom does not run microvm services on Kubernetes yet"
+      ? "Loom runs only postgresql as a microvm service on Kubernetes so far"
       : `Loom runs only ${[...KNOWN_SERVICES].join(", ")}`;
     throw new BuildError("Unsupported", `services.${service}: ${why}; the workflow was not started`);
   }

@@ -68,7 +68,11 @@ describe("planWorkflow", () => {
       owner: OWNER,
       spec: spec((x) => {
         x.workflows[0]!.image = "nixos";
-        x.workflows[0]!.microvm = { image: "nixos", services: ["postgresql", "redis"] };
+        x.workflows[0]!.microvm = {
+          image: "nixos",
+          services: ["postgresql", "redis"],
+          postgresql: { ensureDatabases: [], ensureUsers: [] },
+        };
       }),
       workflowName: "build.yml",
       nodes: [amdNode],
@@ -78,7 +82,7 @@ describe("planWorkflow", () => {
       ok: false,
       reason: "Unsupported",
       message:
-        "services.postgresql: Loom does not run microvm services on Kubernetes yet; the workflow was not started",
+        "services.redis: Loom runs only postgresql as a microvm service on Kubernetes so far; the workflow was not started",
     });
   });
 

@@ -71,7 +71,12 @@ describe("runSpecFromPlan", () => {
   });
 
   it("carries a microvm plan's image name, services and virtualisation; other plans have none", () => {
-    const microvm = { image: "nixos", services: ["postgresql"], virtualisation: ["docker"] };
+    const microvm = {
+      image: "nixos",
+      services: ["postgresql"],
+      virtualisation: ["docker"],
+      postgresql: { ensureDatabases: ["app"], ensureUsers: [{ name: "app", ensureDBOwnership: true }] },
+    };
     const r = runSpecFromPlan(plan({}, { engine: "microvm", image: "nixos", microvm }), true);
     assert.ok(r.ok, r.ok ? "" : r.error);
     assert.deepEqual(r.spec.workflows[0]!.microvm, microvm);

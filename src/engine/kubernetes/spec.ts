@@ -91,6 +91,12 @@ export function workflowSpecFromPlan(plan: EngineRunPlan): WorkflowSpecInput {
         image: plan.microvm.image,
         services: [...plan.microvm.services],
         virtualisation: [...plan.microvm.virtualisation],
+        ...(plan.microvm.postgresql !== undefined && {
+          postgresql: {
+            ensureDatabases: [...plan.microvm.postgresql.ensureDatabases],
+            ensureUsers: plan.microvm.postgresql.ensureUsers.map((u) => ({ ...u })),
+          },
+        }),
       },
     }),
     steps: plan.steps.map((s) => ({
