@@ -4,7 +4,10 @@
  * steps and environment (upstream's promise), plus the dev-shell system step.
  */
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parseDocument } from "yaml";
 import { compileWorkflows } from "./compile.ts";
@@ -370,4 +373,53 @@ describe("a nixery workflow with engine microvm resolves to the same user steps 
       assert.deepEqual(microvm.clone, { ...nixery.clone!, stepId: 0 });
     });
   }
+});
+
+describe("microvm: the dev shell, run for real with bash (a stand-in nix prints the environment)", () => {
+  it("the dev-shell step writes the script; later steps source it through BASH_ENV, image PATH kept", () => {
+    const home = mkdtempSync(join(tmpdir(), "loom-devshell-"));
+    try {
+      const bin = join(home, "bin");
+      mkdirSync(bin);
+      // What `nix print-dev-env` prints, in short: it replaces PATH and sets hook variables.
+      writeFileSync(
+        join(bin, "nix"),
+        `#!/bin/sh\nprintf '%s\\n' "$@" > "${home}/nix-args"\necho 'building…' >&2\nprintf '%s\\n' "PATH='/devshell/bin'" 'export PATH' "PKG_CONFIG_PATH='/devshell/lib/pkgconfig'" 'export PKG_CONFIG_PATH' 'echo sourced >> "${home}/sourced"'\n`,
+      );
+      chmodSync(join(bin, "nix"), 0o755);
+      const r = resolveWorkflow(
+        workflow("engine: microvm\ndependencies: [pkg-config]\nsteps:\n  - command: x\n"),
+        push,
+        { ...opts, homeDir: home },
+      );
+      assert.ok(r.ok);
+      const [, devShell, user] = r.plan.steps;
+      const envOf = (step: typeof devShell) =>
+        Object.fromEntries(step!.env.flatMap((e) => ("value" in e ? [[e.name, e.value]] : [])));
+      const basePath = `${bin}:/usr/bin:/bin`;
+      const setup = spawnSync("bash", ["-c", devShell!.command], {
+        env: { ...envOf(devShell), PATH: basePath },
+        stdio: ["ignore", "pipe", "pipe"],
+        encoding: "utf8",
+      });
+      assert.equal(setup.status, 0, setup.stderr);
+      assert.match(setup.stderr, /building…/);
+      assert.match(setup.stdout, /Realising 1 dependency: pkg-config\n[^]*Dev shell ready/);
+      const args = readFileSync(join(home, "nix-args"), "utf8").split("\n");
+      assert.deepEqual(args.slice(0, 4), ["print-dev-env", "--impure", "-L", "--expr"]);
+      // A user step, as the runner runs it (bash -c), sees the dev shell's variables.
+      // stdin /dev/null as the runner gives steps (on a socket, Debian's bash reads ~/.bashrc instead).
+      const step = spawnSync("bash", ["-c", 'echo "$PATH|$PKG_CONFIG_PATH"; bash -c true'], {
+        env: { ...envOf(user), PATH: basePath },
+        stdio: ["ignore", "pipe", "pipe"],
+        encoding: "utf8",
+      });
+      assert.equal(step.status, 0, step.stderr);
+      assert.equal(step.stdout, `/devshell/bin:${basePath}|/devshell/lib/pkgconfig\n`);
+      // A nested bash inherits the environment without sourcing the script again.
+      assert.equal(readFileSync(join(home, "sourced"), "utf8"), "sourced\n");
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
 });
