@@ -5,7 +5,13 @@
 import { cloneWarnings } from "./compile.ts";
 import { noStepsWarning } from "./decode.ts";
 import { isValidGlob } from "./glob.ts";
-import { MICROVM_SERVICES, MICROVM_VIRTUALISATION, postgresqlOptions } from "./microvm.ts";
+import {
+  MICROVM_SERVICES,
+  MICROVM_SERVICES_RUNNING,
+  MICROVM_VIRTUALISATION,
+  postgresqlOptions,
+  virtualisationEnabled,
+} from "./microvm.ts";
 import { parseWorkflow } from "./parse.ts";
 import { ARCHITECTURES, ENGINES } from "./resolve.ts";
 import { DEFAULT_LIMITS, type SourceLimits } from "./source.ts";
@@ -118,19 +124,26 @@ function lintMicrovm(wf: Workflow, d: Report): void {
     );
   }
   for (const s of wf.microvm.services) {
-    if (!MICROVM_SERVICES.includes(s.name)) {
+    if (!s.enable) {
+      d(
+        "warning",
+        "invalid value",
+        s.pos,
+        `services.${s.name} is not enabled (enable: true), so it is not started`,
+      );
+    } else if (!MICROVM_SERVICES.includes(s.name)) {
       d(
         "error",
         "invalid value",
         s.pos,
         `services.${s.name}: Loom's Kubernetes engine cannot run this NixOS service (it runs ${MICROVM_SERVICES.join(", ")}); the workflow would fail before it starts`,
       );
-    } else if (!s.enable) {
+    } else if (!MICROVM_SERVICES_RUNNING.includes(s.name)) {
       d(
-        "warning",
+        "error",
         "invalid value",
         s.pos,
-        `services.${s.name} is not enabled (enable: true), so it is not started`,
+        `services.${s.name}: Loom's Kubernetes engine does not run this service yet (only ${MICROVM_SERVICES_RUNNING.join(", ")}); the workflow would fail before it starts`,
       );
     } else if (s.name === "postgresql") {
       const pg = postgresqlOptions(s);
@@ -144,6 +157,13 @@ function lintMicrovm(wf: Workflow, d: Report): void {
         "invalid value",
         v.pos,
         `virtualisation.${v.name}: Loom's Kubernetes engine cannot provide this (only virtualisation.docker, where the operator allows it); the workflow would fail before it starts`,
+      );
+    } else if (virtualisationEnabled(v.value)) {
+      d(
+        "warning",
+        "invalid value",
+        v.pos,
+        "virtualisation.docker: Loom's Kubernetes engine provides no Docker daemon yet; the workflow would fail before it starts",
       );
     }
   }

@@ -130,7 +130,7 @@ describe("microvm keys: decode", () => {
 describe("microvm: lint says what the Kubernetes mapping cannot do", () => {
   it("a service outside the supported set and virtualisation other than docker are errors", () => {
     const text =
-      "engine: microvm\nservices:\n  nginx: true\n  redis: {enable: false}\nvirtualisation:\n  libvirtd: true\n  docker: true\nsteps:\n  - command: x\n";
+      "engine: microvm\nservices:\n  nginx: true\n  redis: {enable: false}\n  mysql: true\nvirtualisation:\n  libvirtd: true\n  docker: true\nsteps:\n  - command: x\n";
     assert.deepEqual(findings(text), [
       [
         "error",
@@ -141,9 +141,21 @@ describe("microvm: lint says what the Kubernetes mapping cannot do", () => {
       ["warning", 4, 3, "services.redis is not enabled (enable: true), so it is not started"],
       [
         "error",
-        6,
+        5,
+        3,
+        "services.mysql: Loom's Kubernetes engine does not run this service yet (only postgresql); the workflow would fail before it starts",
+      ],
+      [
+        "error",
+        7,
         3,
         "virtualisation.libvirtd: Loom's Kubernetes engine cannot provide this (only virtualisation.docker, where the operator allows it); the workflow would fail before it starts",
+      ],
+      [
+        "warning",
+        8,
+        3,
+        "virtualisation.docker: Loom's Kubernetes engine provides no Docker daemon yet; the workflow would fail before it starts",
       ],
     ]);
   });

@@ -30,6 +30,9 @@ export const DEFAULT_MICROVM_IMAGE = "nixos";
 /** NixOS services Loom's Kubernetes mapping can run beside the steps. */
 export const MICROVM_SERVICES: readonly string[] = ["postgresql", "redis", "mysql", "mariadb"];
 
+/** Of those, the services the Kubernetes engine runs today (the others fail with Unsupported). */
+export const MICROVM_SERVICES_RUNNING: readonly string[] = ["postgresql"];
+
 /** `virtualisation` keys Loom's Kubernetes mapping can honour. */
 export const MICROVM_VIRTUALISATION: readonly string[] = ["docker"];
 
