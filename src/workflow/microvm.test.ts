@@ -416,7 +416,7 @@ describe("microvm: the dev shell, run for real with bash (a stand-in nix prints 
       });
       assert.equal(setup.status, 0, setup.stderr);
       assert.match(setup.stderr, /building…/);
-      assert.match(setup.stdout, /Realising 1 dependency: pkg-config\n[^]*Dev shell ready/);
+      assert.match(setup.stdout, /Realising 1 dependency: pkg-config\n[\s\S]*Dev shell ready/);
       const args = readFileSync(join(home, "nix-args"), "utf8").split("\n");
       assert.deepEqual(args.slice(0, 4), ["print-dev-env", "--impure", "-L", "--expr"]);
       // A user step, as the runner runs it (bash -c), sees the dev shell's variables.
