@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
-import { ControllerConfigError, parseControllerConfig } from "./config.ts";
+import { ControllerConfigError, microvmImage, parseControllerConfig } from "./config.ts";
 
 function issuesOf(section: unknown): readonly string[] {
   try {
@@ -61,7 +61,41 @@ describe("parseControllerConfig", () => {
         terminationGraceSeconds: 30,
       },
       buildah: { images: [], seccompUnconfined: false },
+      microvm: {
+        images: { nixos: "docker.io/nixos/nix:2.28.3" },
+        postgresqlImage: "docker.io/library/postgres:17.6",
+      },
     });
+  });
+
+  it("microvm: images merge over the pinned nixos default; runtimeClassName is checked", () => {
+    const c = parseControllerConfig({
+      images: { runner: "r" },
+      microvm: { images: { alpine: { arm64: "a:arm" } }, runtimeClassName: "kata-qemu" },
+    });
+    assert.deepEqual(c.microvm, {
+      images: { nixos: "docker.io/nixos/nix:2.28.3", alpine: { arm64: "a:arm" } },
+      postgresqlImage: "docker.io/library/postgres:17.6",
+      runtimeClassName: "kata-qemu",
+    });
+    assert.deepEqual(microvmImage(c, "nixos", "arm64"), { ok: true, image: "docker.io/nixos/nix:2.28.3" });
+    assert.deepEqual(microvmImage(c, "alpine", "arm64"), { ok: true, image: "a:arm" });
+    assert.deepEqual(microvmImage(c, "constructor", "arm64"), {
+      ok: false,
+      message: 'microvm image "constructor" is not in microvm.images (configured: alpine, nixos)',
+    });
+    const own = parseControllerConfig({ images: { runner: "r" }, microvm: { images: { nixos: "mine:1" } } });
+    assert.deepEqual(own.microvm.images, { nixos: "mine:1" });
+    assert.deepEqual(
+      issuesOf({
+        images: { runner: "r" },
+        microvm: { runtimeClassName: "Kata_QEMU", images: { "a b": "x" } },
+      }),
+      [
+        'kubernetes.microvm.images["a b"]: Invalid key in record',
+        "kubernetes.microvm.runtimeClassName: must be a DNS subdomain",
+      ],
+    );
   });
 
   it("returns a frozen object", () => {

@@ -90,6 +90,42 @@ const ResourceProfileSchema = z
     }
   });
 
+/** The official Nix image, multi-arch (amd64, arm64), pinned: the default for `image: nixos`. */
+export const DEFAULT_MICROVM_IMAGES: Readonly<Record<string, string>> = {
+  nixos: "docker.io/nixos/nix:2.28.3",
+};
+
+/** An OCI image for every architecture (a multi-arch reference), or one per architecture. */
+const MicrovmImageSchema = z.union([
+  z.string().min(1).max(1024),
+  z.partialRecord(z.enum(ARCHITECTURES), z.string().min(1).max(1024)),
+]);
+
+const MicrovmSchema = z
+  .strictObject({
+    /**
+     * `engine: microvm` image names → OCI images, merged over DEFAULT_MICROVM_IMAGES (an entry
+     * of the same name replaces the default). The image needs Nix (for dependencies), bash and
+     * coreutils; its /nix is copied into a volume the workflow's user owns.
+     */
+    images: z
+      .record(
+        z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "an image name such as nixos"),
+        MicrovmImageSchema,
+      )
+      .default({})
+      .transform((images) => ({ ...DEFAULT_MICROVM_IMAGES, ...images })),
+    /** The PostgreSQL sidecar of workflows with services.postgresql: needs initdb, postgres, pg_isready, psql on PATH. */
+    postgresqlImage: z.string().min(1).max(1024).default("docker.io/library/postgres:17.6"),
+    /** A RuntimeClass (e.g. Kata Containers) for microvm workflow pods; absent: the cluster's default. */
+    runtimeClassName: z
+      .string()
+      .max(253)
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, "must be a DNS subdomain")
+      .optional(),
+  })
+  .prefault({});
+
 export const ControllerConfigSchema = z
   .strictObject({
     /** Where SpindleSets live and Jobs, Secrets and ConfigMaps are created. */
@@ -183,6 +219,8 @@ export const ControllerConfigSchema = z
       })
       .transform(({ enabled: _, ...rest }) => rest)
       .prefault({}),
+    /** `engine: microvm` workflows (src/workflow/microvm.ts, build/job.ts). */
+    microvm: MicrovmSchema,
   })
   .superRefine((c, ctx) => {
     if (c.buildah.seccompUnconfined && c.buildah.images.length === 0) {
@@ -238,6 +276,29 @@ export function buildahAllowed(config: Pick<ControllerConfig, "buildah">, image:
       ? image.startsWith(entry.slice(0, -1))
       : entry === image || entry === imageRepository(image),
   );
+}
+
+/**
+ * The OCI image a microvm workflow's image name maps to on `architecture`, or why there is none.
+ */
+export function microvmImage(
+  config: Pick<ControllerConfig, "microvm">,
+  name: string,
+  architecture: string,
+): { ok: true; image: string } | { ok: false; message: string } {
+  const entry = Object.hasOwn(config.microvm.images, name) ? config.microvm.images[name] : undefined;
+  if (entry === undefined || entry === null) {
+    const known = Object.keys(config.microvm.images).sort().join(", ");
+    return { ok: false, message: `microvm image "${name}" is not in microvm.images (configured: ${known})` };
+  }
+  const image = typeof entry === "string" ? entry : entry[architecture as keyof typeof entry];
+  if (image === undefined) {
+    return {
+      ok: false,
+      message: `microvm image "${name}" has no image for ${architecture} in microvm.images`,
+    };
+  }
+  return { ok: true, image };
 }
 
 export class ControllerConfigError extends Error {

@@ -82,6 +82,16 @@ export interface EngineRunPlan {
   secretKeys: string[];
   /** Budget for all steps; 0 = none. */
   timeoutSeconds: number;
+  /** `engine: microvm`: the image name to map and the services/virtualisation asked for. */
+  microvm?: {
+    image: string;
+    services: string[];
+    virtualisation: string[];
+    postgresql?: {
+      ensureDatabases: string[];
+      ensureUsers: { name: string; ensureDBOwnership: boolean }[];
+    };
+  };
   /**
    * The clone the system step `stepId` performs, as data (absent: no clone, or an error step).
    * An engine may clone outside the image instead (Kubernetes: the clone-repo init container,

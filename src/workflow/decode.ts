@@ -8,7 +8,8 @@
  * `when`/`engine`/`clone` (its errors drop the workflow at compile time) while the engine decodes
  * the rest when the workflow starts (spec §2: two independent parses).
  */
-import { type Document, isScalar, isSeq, type LineCounter } from "yaml";
+import { type Document, isMap, isScalar, isSeq, type LineCounter, type Node } from "yaml";
+import { checkCache, checkDependency, checkRegistry } from "./microvm.ts";
 import type {
   CloneKeys,
   Constraint,
@@ -16,10 +17,13 @@ import type {
   Diagnostic,
   EnvVar,
   KeyPath,
+  MicrovmKeys,
+  MicrovmService,
   Pos,
   Registry,
   Step,
   Workflow,
+  YamlValue,
 } from "./types.ts";
 import { type Finding, type Maybe, YamlReader } from "./yaml-reader.ts";
 
@@ -32,7 +36,11 @@ export type Section =
   | "clone"
   | "dependencies"
   | "environment"
-  | "steps";
+  | "steps"
+  | "registry"
+  | "caches"
+  | "services"
+  | "virtualisation";
 
 /** The sections the knot decodes (Gen1 `workflow/def.go`); errors elsewhere surface at run time. */
 export const KNOT_SECTIONS: ReadonlySet<Section> = new Set(["document", "when", "engine", "clone"]);
@@ -56,7 +64,7 @@ const TOP_LEVEL_KEYS = new Set<string>([
   "environment",
   "steps",
 ]);
-/** Gen2 microvm keys: recognised so lint can say why they do nothing here. */
+/** Keys of `engine: microvm`: decoded for that engine, `ignored key` for the others. */
 const MICROVM_KEYS = new Set(["registry", "caches", "services", "virtualisation"]);
 const CONSTRAINT_KEYS = new Set(["event", "branch", "tag", "types", "paths"]);
 const CLONE_KEYS = new Set(["skip", "depth", "submodules", "tags"]);
@@ -86,20 +94,15 @@ class WorkflowReader extends YamlReader<Section> {
       dependencies: { form: "none" },
       environment: [],
       steps: [],
+      microvm: emptyMicrovmKeys(),
       positions: {},
     };
+    const microvmEntries: typeof entries = [];
+    let dependenciesNode: Maybe;
     for (const { key, pos, value } of entries) {
       if (!TOP_LEVEL_KEYS.has(key)) {
-        if (MICROVM_KEYS.has(key)) {
-          this.warnings.push(
-            this.diag(
-              "warning",
-              "ignored key",
-              pos,
-              `key "${key}" belongs to the microvm engine; Loom ignores it`,
-            ),
-          );
-        } else this.unknownKey(key, pos, "", TOP_LEVEL_KEYS, entries);
+        if (MICROVM_KEYS.has(key)) microvmEntries.push({ key, pos, value });
+        else this.unknownKey(key, pos, "", TOP_LEVEL_KEYS, entries);
         continue;
       }
       wf.positions[key as KeyPath] = pos;
@@ -117,6 +120,7 @@ class WorkflowReader extends YamlReader<Section> {
           break;
         case "dependencies":
           wf.dependencies = this.dependencies(value) ?? { form: "none" };
+          dependenciesNode = value;
           break;
         case "environment":
           wf.environment = this.env(value, "environment", "environment") ?? [];
@@ -126,7 +130,133 @@ class WorkflowReader extends YamlReader<Section> {
           break;
       }
     }
+    // The engine is known only now (keys come in any order): other engines ignore these keys.
+    if (wf.engine === "microvm") {
+      for (const { key, pos, value } of microvmEntries) {
+        wf.positions[key as KeyPath] = pos;
+        this.microvmKey(key as keyof Omit<MicrovmKeys, "dependencyPositions">, value, wf.microvm);
+      }
+      if (wf.dependencies.form === "list") this.microvmDependencies(dependenciesNode, wf);
+    } else {
+      for (const { key, pos } of microvmEntries) {
+        const engine = wf.engine === "" ? "this workflow's engine" : `engine ${wf.engine}`;
+        const message = `key "${key}" belongs to the microvm engine; ${engine} ignores it`;
+        this.warnings.push(this.diag("warning", "ignored key", pos, message));
+      }
+    }
     return wf;
+  }
+
+  // ---- engine: microvm ----
+
+  private microvmKey(
+    key: keyof Omit<MicrovmKeys, "dependencyPositions">,
+    node: Maybe,
+    out: MicrovmKeys,
+  ): void {
+    const entries = this.mapEntries(node, key, key);
+    if (entries === undefined) return;
+    for (const { key: name, pos, value } of entries) {
+      const label = `${key}.${name}`;
+      if (key === "registry") {
+        const flakeref = this.string(value, key, label);
+        if (flakeref === undefined) continue;
+        const problem = checkRegistry(name, flakeref);
+        if (problem !== undefined) this.failAt(key, pos, `${label}: ${problem}`);
+        else out.registry.push({ name, flakeref, pos });
+      } else if (key === "caches") {
+        const publicKey = this.string(value, key, label);
+        if (publicKey === undefined) continue;
+        const problem = checkCache(name, publicKey);
+        if (problem !== undefined) this.failAt(key, pos, `${label}: ${problem}`);
+        else out.caches.push({ url: name, publicKey, pos });
+      } else if (key === "services") {
+        const service = this.service(name, pos, value);
+        if (service !== undefined) out.services.push(service);
+      } else {
+        const v = this.plain(value, key, label);
+        if (v === undefined) continue;
+        if (typeof v !== "boolean" && (v === null || typeof v !== "object" || Array.isArray(v))) {
+          this.failAt(key, pos, `${label}: expected true, false or a mapping of options`);
+          continue;
+        }
+        out.virtualisation.push({ name, value: v, pos });
+      }
+    }
+  }
+
+  /** `name: true|false` or `name: {enable: …, …options}` (NixOS `services.<name>`). */
+  private service(name: string, pos: Pos, node: Maybe): MicrovmService | undefined {
+    const label = `services.${name}`;
+    const n = this.deref(node, "services");
+    if (n === undefined) return undefined;
+    if (n === null || isScalar(n)) {
+      const enable = this.bool(n, "services", label);
+      return enable === undefined ? undefined : { name, enable, options: {}, pos };
+    }
+    if (!isMap(n)) return this.fail("services", n, `${label}: expected true, false or a mapping of options`);
+    const entries = this.mapEntries(n, "services", label);
+    if (entries === undefined) return undefined;
+    const service: MicrovmService = { name, enable: false, options: {}, pos };
+    for (const entry of entries) {
+      if (entry.key === "enable") {
+        const enable = this.bool(entry.value, "services", `${label}.enable`);
+        if (enable === undefined) return undefined;
+        service.enable = enable;
+        continue;
+      }
+      const v = this.plain(entry.value, "services", `${label}.${entry.key}`);
+      if (v === undefined) return undefined;
+      service.options[entry.key] = v;
+    }
+    return service;
+  }
+
+  /** Checks every flat-list dependency (bare nixpkgs name or `flakeref#attr`) where it is written. */
+  private microvmDependencies(node: Maybe, wf: Workflow): void {
+    const items = this.seqItems(node, "dependencies", "dependencies", "a list of packages") ?? [];
+    items.forEach((item, i) => {
+      const pos = this.pos(this.deref(item, "dependencies") ?? item);
+      wf.microvm.dependencyPositions.push(pos);
+      const dep = wf.dependencies.form === "list" ? wf.dependencies.packages[i] : undefined;
+      const problem = dep === undefined ? undefined : checkDependency(dep);
+      if (problem !== undefined) this.failAt("dependencies", pos, `dependencies[${i}]: ${problem}`);
+    });
+  }
+
+  /** Any YAML value as plain data (typed scalars, as NixOS reads them), under the alias budget. */
+  private plain(node: Maybe, section: Section, label: string): YamlValue | undefined {
+    const n: Node | null | undefined = this.deref(node, section);
+    if (n === undefined) return undefined;
+    if (n === null) return null;
+    if (isScalar(n)) {
+      const v = n.value;
+      if (v === null || typeof v === "string" || typeof v === "boolean") return v;
+      if (typeof v === "number" && Number.isFinite(v)) return v;
+      return n.source ?? String(v);
+    }
+    if (isSeq(n)) {
+      const out: YamlValue[] = [];
+      for (const [i, item] of (n.items as Maybe[]).entries()) {
+        const v = this.plain(item, section, `${label}[${i}]`);
+        if (v === undefined) return undefined;
+        out.push(v);
+      }
+      return out;
+    }
+    const entries = this.mapEntries(n, section, label);
+    if (entries === undefined) return undefined;
+    const out: { [key: string]: YamlValue } = {};
+    for (const entry of entries) {
+      const v = this.plain(entry.value, section, `${label}.${entry.key}`);
+      if (v === undefined) return undefined;
+      out[entry.key] = v;
+    }
+    return out;
+  }
+
+  private failAt(section: Section, pos: Pos, message: string): void {
+    this.errors.push({ section, diagnostic: this.diag("error", "parse error", pos, message) });
   }
 
   /**
@@ -257,6 +387,10 @@ class WorkflowReader extends YamlReader<Section> {
     }
     return out;
   }
+}
+
+export function emptyMicrovmKeys(): MicrovmKeys {
+  return { registry: [], caches: [], services: [], virtualisation: [], dependencyPositions: [] };
 }
 
 /** A workflow without steps runs nothing but its clone: never a silent success (compile, lint). */

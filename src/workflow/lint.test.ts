@@ -66,7 +66,7 @@ describe("lint", () => {
       ["warning", "missing engine", 1, 1, dropped],
     ]);
     assert.deepEqual(found("engine: docker\n"), [
-      ["error", "unknown engine", 1, 1, 'unknown engine "docker" (Loom runs kubernetes, nixery)'],
+      ["error", "unknown engine", 1, 1, 'unknown engine "docker" (Loom runs kubernetes, nixery, microvm)'],
     ]);
   });
 

@@ -5,6 +5,13 @@
 import { cloneWarnings } from "./compile.ts";
 import { noStepsWarning } from "./decode.ts";
 import { isValidGlob } from "./glob.ts";
+import {
+  MICROVM_SERVICES,
+  MICROVM_SERVICES_RUNNING,
+  MICROVM_VIRTUALISATION,
+  postgresqlOptions,
+  virtualisationEnabled,
+} from "./microvm.ts";
 import { parseWorkflow } from "./parse.ts";
 import { ARCHITECTURES, ENGINES } from "./resolve.ts";
 import { DEFAULT_LIMITS, type SourceLimits } from "./source.ts";
@@ -100,8 +107,65 @@ function lintEngineKeys(wf: Workflow, d: Report): void {
       `engine nixery ignores "image"; its image comes from dependencies.nixpkgs`,
     );
   }
+  if (wf.engine === "microvm") lintMicrovm(wf, d);
   if ((wf.clone.depth ?? 0) < 0) {
     d("warning", "invalid value", wf.positions["clone.depth"], "clone.depth below 0 is treated as 1");
+  }
+}
+
+/** What Loom's Kubernetes mapping of `engine: microvm` cannot do, said where it is written. */
+function lintMicrovm(wf: Workflow, d: Report): void {
+  if (wf.dependencies.form === "map") {
+    d(
+      "error",
+      "invalid value",
+      wf.positions.dependencies,
+      "engine microvm needs dependencies as a flat list (bare nixpkgs names and flakeref#attr), not a map of registry to packages",
+    );
+  }
+  for (const s of wf.microvm.services) {
+    if (!s.enable) {
+      d(
+        "warning",
+        "invalid value",
+        s.pos,
+        `services.${s.name} is not enabled (enable: true), so it is not started`,
+      );
+    } else if (!MICROVM_SERVICES.includes(s.name)) {
+      d(
+        "error",
+        "invalid value",
+        s.pos,
+        `services.${s.name}: Loom's Kubernetes engine cannot run this NixOS service (it runs ${MICROVM_SERVICES.join(", ")}); the workflow would fail before it starts`,
+      );
+    } else if (!MICROVM_SERVICES_RUNNING.includes(s.name)) {
+      d(
+        "error",
+        "invalid value",
+        s.pos,
+        `services.${s.name}: Loom's Kubernetes engine does not run this service yet (only ${MICROVM_SERVICES_RUNNING.join(", ")}); the workflow would fail before it starts`,
+      );
+    } else if (s.name === "postgresql") {
+      const pg = postgresqlOptions(s);
+      if (!pg.ok) d("error", "invalid value", s.pos, pg.error);
+    }
+  }
+  for (const v of wf.microvm.virtualisation) {
+    if (!MICROVM_VIRTUALISATION.includes(v.name)) {
+      d(
+        "error",
+        "invalid value",
+        v.pos,
+        `virtualisation.${v.name}: Loom's Kubernetes engine cannot provide this (only virtualisation.docker, where the operator allows it); the workflow would fail before it starts`,
+      );
+    } else if (virtualisationEnabled(v.value)) {
+      d(
+        "warning",
+        "invalid value",
+        v.pos,
+        "virtualisation.docker: Loom's Kubernetes engine provides no Docker daemon yet; the workflow would fail before it starts",
+      );
+    }
   }
 }
 

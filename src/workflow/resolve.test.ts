@@ -171,9 +171,9 @@ describe("resolve: kubernetes (Loom)", () => {
 
 describe("resolve: general rules", () => {
   it('an unknown engine is exactly `unknown engine "<x>"`', () => {
-    assert.deepEqual(resolveWorkflow(workflow("engine: microvm\nimage: nixos\n"), push, opts), {
+    assert.deepEqual(resolveWorkflow(workflow("engine: docker\nimage: nixos\n"), push, opts), {
       ok: false,
-      error: 'unknown engine "microvm"',
+      error: 'unknown engine "docker"',
     });
   });
 

@@ -6,6 +6,14 @@ import type { RunnerStep } from "../runner/protocol.ts";
 import { type CloneFetch, cloneStep } from "./clone.ts";
 import { composeStepEnv, frameworkEnv, mergeWorkflowEnv, nixeryPath, type PipelineRef } from "./env.ts";
 import {
+  DEFAULT_MICROVM_IMAGE,
+  devShellStep,
+  nixConfig,
+  type PostgresqlOptions,
+  postgresqlOptions,
+  virtualisationEnabled,
+} from "./microvm.ts";
+import {
   type Architecture,
   CONFIGURE_NIX_STEP,
   DEFAULT_NIXERY_HOST,
@@ -16,8 +24,8 @@ import { parseWorkflow } from "./parse.ts";
 import { DEFAULT_LIMITS, type SourceLimits } from "./source.ts";
 import type { EnvVar, PipelineWorkflow, TriggerMetadata, Workflow } from "./types.ts";
 
-export type Engine = "kubernetes" | "nixery";
-export const ENGINES: readonly Engine[] = ["kubernetes", "nixery"];
+export type Engine = "kubernetes" | "nixery" | "microvm";
+export const ENGINES: readonly Engine[] = ["kubernetes", "nixery", "microvm"];
 export const ARCHITECTURES: readonly Architecture[] = ["amd64", "arm64"];
 
 export interface ResolveOptions {
@@ -58,12 +66,29 @@ export interface RunPlan {
   steps: RunnerStep[];
   secretKeys: string[];
   timeoutSeconds: number;
+  /** `engine: microvm` only: what the engine maps (image name, services, virtualisation). */
+  microvm?: MicrovmPlan;
   /**
    * The clone the system clone step performs, as data, with that step's id; absent when the
    * workflow skips cloning or its clone step is the error step. Engines that clone outside the
    * image (Kubernetes' clone-repo init container) use it; others just run the step.
    */
   clone?: CloneFetch & { stepId: number };
+}
+
+/**
+ * What a microvm workflow asks of the engine beyond its steps. `image` is a name the operator
+ * maps to an OCI image (Kubernetes: `microvm.images`); services and virtualisation are the
+ * workflow's, enabled ones only, for the engine to run or refuse by name.
+ */
+export interface MicrovmPlan {
+  image: string;
+  /** Names of the enabled `services`, in file order. */
+  services: string[];
+  /** Names of the enabled `virtualisation` entries (`docker`), in file order. */
+  virtualisation: string[];
+  /** The options of an enabled `services.postgresql`, as Loom honours them. */
+  postgresql?: PostgresqlOptions;
 }
 
 export type ResolveResult = { ok: true; plan: RunPlan } | { ok: false; error: string };
@@ -101,23 +126,53 @@ export function resolveWorkflow(
     return fail(`architecture must be amd64 or arm64, not "${arch}"`);
   }
   const homeDir = opts.homeDir ?? DEFAULT_HOME;
-  const image = engine === "kubernetes" ? wf.image : nixeryEngineImage(wf, opts, arch as Architecture);
+  const image =
+    engine === "kubernetes"
+      ? wf.image
+      : engine === "microvm"
+        ? wf.image || DEFAULT_MICROVM_IMAGE
+        : nixeryEngineImage(wf, opts, arch as Architecture);
   if (engine === "kubernetes" && image === "") return fail(`engine "kubernetes" requires "image"`);
   if (engine === "nixery" && wf.dependencies.form === "list") {
     return fail("engine nixery needs dependencies as a map of registry to packages, not a list");
   }
+  if (engine === "microvm" && wf.dependencies.form === "map") {
+    return fail("engine microvm needs dependencies as a flat list, not a map of registry to packages");
+  }
+  const postgresql = wf.microvm.services.find((s) => s.name === "postgresql" && s.enable);
+  const pg = postgresql === undefined ? undefined : postgresqlOptions(postgresql);
+  if (pg !== undefined && !pg.ok)
+    return fail(`${workflow.name}:${postgresql!.pos.line}:${postgresql!.pos.column}: ${pg.error}`);
   const workflowEnv = mergeWorkflowEnv(
     wf.environment,
     frameworkEnv(trigger, opts.pipeline, opts.dev ?? false, opts.gen2, opts.stepsOnHost),
   );
   const secretKeys = [...(opts.secretKeys ?? [])];
   const path = engine === "nixery" ? nixeryPath(homeDir) : undefined;
-  const env = (stepEnv: readonly EnvVar[]) =>
-    composeStepEnv({ workflowEnv, secretKeys, stepEnv, homeDir, path });
+  // microvm: Nix settings for every step but the clone, the dev shell for every step after it.
+  const devShell =
+    engine === "microvm" && wf.dependencies.form === "list"
+      ? devShellStep(wf.dependencies.packages, wf.microvm.registry, homeDir)
+      : undefined;
+  const engineEnv = (kind: RunnerStep["kind"]): EnvVar[] => {
+    if (engine !== "microvm") return [];
+    const out = [{ name: "NIX_CONFIG", value: nixConfig(wf.microvm.caches) }];
+    if (kind === "user" && devShell !== undefined) out.push({ name: "BASH_ENV", value: devShell.envFile });
+    return out;
+  };
+  const env = (stepEnv: readonly EnvVar[], extra: readonly EnvVar[] = []) => [
+    ...composeStepEnv({ workflowEnv, secretKeys, stepEnv, homeDir, path }),
+    ...extra,
+  ];
 
   const steps: RunnerStep[] = [];
-  const add = (name: string, command: string, kind: RunnerStep["kind"], stepEnv: readonly EnvVar[]) =>
-    steps.push({ id: steps.length, name, command, kind, env: env(stepEnv) });
+  const add = (
+    name: string,
+    command: string,
+    kind: RunnerStep["kind"],
+    stepEnv: readonly EnvVar[],
+    extra: readonly EnvVar[] = [],
+  ) => steps.push({ id: steps.length, name, command, kind, env: env(stepEnv, extra) });
   if (engine === "nixery") add(CONFIGURE_NIX_STEP.name, CONFIGURE_NIX_STEP.command, "system", []);
   const clone = cloneStep(trigger, workflow.clone, {
     dev: opts.dev ?? false,
@@ -131,7 +186,9 @@ export function resolveWorkflow(
     const install = installStep(wf.dependencies.registries);
     if (install !== undefined) add(install.name, install.command, "system", install.environment);
   }
-  for (const step of wf.steps) add(step.name, step.command, "user", step.environment);
+  if (devShell !== undefined)
+    add(devShell.name, devShell.command, "system", devShell.environment, engineEnv("system"));
+  for (const step of wf.steps) add(step.name, step.command, "user", step.environment, engineEnv("user"));
 
   return {
     ok: true,
@@ -145,6 +202,16 @@ export function resolveWorkflow(
       steps,
       secretKeys,
       timeoutSeconds: opts.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
+      ...(engine === "microvm" && {
+        microvm: {
+          image,
+          services: wf.microvm.services.filter((s) => s.enable).map((s) => s.name),
+          virtualisation: wf.microvm.virtualisation
+            .filter((v) => virtualisationEnabled(v.value))
+            .map((v) => v.name),
+          ...(pg?.ok === true && { postgresql: pg.options }),
+        },
+      }),
       ...(clone.fetch ? { clone: { ...clone.fetch, stepId: cloneStepId } } : {}),
     },
   };

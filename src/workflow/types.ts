@@ -180,7 +180,11 @@ export type KeyPath =
   | "clone.depth"
   | "clone.submodules"
   | "dependencies"
-  | "steps";
+  | "steps"
+  | "registry"
+  | "caches"
+  | "services"
+  | "virtualisation";
 
 export interface Workflow {
   when: Constraint[];
@@ -193,5 +197,31 @@ export interface Workflow {
   dependencies: Dependencies;
   environment: EnvVar[];
   steps: Step[];
+  /** `engine: microvm` keys; decoded (and checked) only for that engine, else empty. */
+  microvm: MicrovmKeys;
   positions: Partial<Record<KeyPath, Pos>>;
+}
+
+/** A YAML value as plain data (NixOS options are passed on as written). */
+export type YamlValue = string | number | boolean | null | YamlValue[] | { [key: string]: YamlValue };
+
+/** One `services.<name>`: `true` is `{enable: true}`; `options` holds every other key. */
+export interface MicrovmService {
+  name: string;
+  enable: boolean;
+  options: Record<string, YamlValue>;
+  pos: Pos;
+}
+
+/** The keys only `engine: microvm` reads (shared/spec/microvm-workflows.md). */
+export interface MicrovmKeys {
+  /** Flake registry name → flake reference (`nixpkgs` pins bare dependency names). */
+  registry: { name: string; flakeref: string; pos: Pos }[];
+  /** Binary-cache URL → trusted public key (extra substituters). */
+  caches: { url: string; publicKey: string; pos: Pos }[];
+  services: MicrovmService[];
+  /** `virtualisation.<name>`: a boolean (`docker: true`) or an options mapping. */
+  virtualisation: { name: string; value: YamlValue; pos: Pos }[];
+  /** Where each flat-list dependency was written, in list order. */
+  dependencyPositions: Pos[];
 }

@@ -74,11 +74,43 @@ async function refused(t: TestContext, level: Level, podSpec: unknown, because: 
   assert.match(r.stderr, because);
 }
 
+/** A microvm workflow's pod (nixos image, nix-store, /workspace/repo) with the PostgreSQL sidecar. */
+function microvmPod(): V1PodSpec {
+  const config = shippedConfig();
+  const s = spec((x) => {
+    x.workflows[0]!.image = "nixos";
+    x.workflows[0]!.microvm = {
+      image: "nixos",
+      services: ["postgresql"],
+      postgresql: { ensureDatabases: ["app"], ensureUsers: [{ name: "app", ensureDBOwnership: true }] },
+    };
+  });
+  const profile = selectProfile(config.template.resourceProfiles, "amd64", undefined);
+  assert.ok(profile.ok);
+  const job = buildJob({
+    owner: OWNER,
+    pipeline: s.pipeline,
+    workflow: s.workflows[0]!,
+    secretName: s.secretRef?.name,
+    profile,
+    config,
+  });
+  return job.spec!.template.spec!;
+}
+
 const BUILDAH = "quay.io/buildah/stable";
 
 describe("Pod Security of workflow pods", { skip: cluster.skip }, () => {
   it("a default workflow pod is admitted under restricted", async (t) => {
     await admitted(t, "restricted", workflowPod("docker.io/library/node:24"));
+  });
+
+  it("a microvm workflow pod with its PostgreSQL sidecar is admitted under restricted", async (t) => {
+    const pod = microvmPod();
+    assert.ok(
+      pod.initContainers!.some((c) => c.name === "service-postgresql" && c.restartPolicy === "Always"),
+    );
+    await admitted(t, "restricted", pod);
   });
 
   it("a buildah workflow is refused under restricted (the negative control) and admitted under baseline", async (t) => {

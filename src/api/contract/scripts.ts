@@ -17,16 +17,17 @@ export interface ScriptPaths {
 /**
  * setup-user: passwd/group (and subuid/subgid for rootless buildah, mounted only in buildah
  * mode) for UID 1000, plus home and workspace folders created *as* UID 1000, so git's
- * safe.directory ownership check passes (an emptyDir's root belongs to root).
+ * safe.directory ownership check passes (an emptyDir's root belongs to root). `user` is the name
+ * UID 1000 gets (`spindle-workflow` for microvm workflows, as upstream names it).
  */
-export function setupScript(paths: ScriptPaths = POD_PATHS): string {
+export function setupScript(paths: ScriptPaths = POD_PATHS, user = "runner"): string {
   return [
     "set -eu",
     `mkdir -p ${paths.home} ${paths.workspace}`,
-    `printf '%s\\n' 'root:x:0:0:root:/root:/bin/sh' 'runner:x:${RUNNER_UID}:${RUNNER_UID}:Loom runner:${paths.home}:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' > ${paths.setup}/passwd`,
-    `printf '%s\\n' 'root:x:0:' 'runner:x:${RUNNER_UID}:' 'nogroup:x:65534:' > ${paths.setup}/group`,
-    `echo 'runner:100000:65536' > ${paths.setup}/subuid`,
-    `echo 'runner:100000:65536' > ${paths.setup}/subgid`,
+    `printf '%s\\n' 'root:x:0:0:root:/root:/bin/sh' '${user}:x:${RUNNER_UID}:${RUNNER_UID}:Loom runner:${paths.home}:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' > ${paths.setup}/passwd`,
+    `printf '%s\\n' 'root:x:0:' '${user}:x:${RUNNER_UID}:' 'nogroup:x:65534:' > ${paths.setup}/group`,
+    `echo '${user}:100000:65536' > ${paths.setup}/subuid`,
+    `echo '${user}:100000:65536' > ${paths.setup}/subgid`,
   ].join("\n");
 }
 

@@ -95,6 +95,7 @@ describe("SpindleSet spec", () => {
       Unschedulable: "failed",
       PodCreateFailed: "failed",
       NoMatchingProfile: "failed",
+      Unsupported: "failed",
       InitContainerFailed: "failed",
       CloneFailed: "failed",
       RunnerFailed: "failed",

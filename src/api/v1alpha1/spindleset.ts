@@ -54,6 +54,11 @@ export const REASONS = [
   "PodCreateFailed",
   /** No resource profile matches the workflow's architecture and the cluster's nodes. */
   "NoMatchingProfile",
+  /**
+   * The workflow asks for something this cluster's Loom does not provide: a microvm image name
+   * missing from microvm.images, a service, a virtualisation entry. The message names it.
+   */
+  "Unsupported",
   /** setup-user or install-runner failed. */
   "InitContainerFailed",
   /** The clone-repo init container failed. */
@@ -166,6 +171,66 @@ export const CloneOptionsSchema = z
   })
   .describe("how the clone-repo init container fetches the repository into the workspace");
 
+/** A PostgreSQL database or role name as Loom accepts it (written into SQL unescaped but quoted). */
+const pgName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/)
+  .describe("a PostgreSQL name: letters, digits, _ and -");
+
+/** What an `engine: microvm` workflow asks of the cluster beyond its steps. */
+export const MicrovmSpecSchema = z
+  .strictObject({
+    image: z
+      .string()
+      .min(1)
+      .max(253)
+      .describe(
+        "the workflow's image name (e.g. nixos); the controller's microvm.images maps it to an OCI image",
+      ),
+    services: z
+      .array(z.string().min(1).max(253))
+      .max(32)
+      .default([])
+      .meta({ "x-kubernetes-list-type": "atomic" })
+      .describe(
+        "names of the NixOS services the workflow enables, to run beside the steps or refuse by name",
+      ),
+    virtualisation: z
+      .array(z.string().min(1).max(253))
+      .max(32)
+      .default([])
+      .meta({ "x-kubernetes-list-type": "atomic" })
+      .describe("names of the virtualisation entries the workflow enables (e.g. docker)"),
+    postgresql: z
+      .strictObject({
+        ensureDatabases: z
+          .array(pgName)
+          .max(64)
+          .default([])
+          .meta({ "x-kubernetes-list-type": "atomic" })
+          .describe("databases to create before the first step"),
+        ensureUsers: z
+          .array(
+            z.strictObject({
+              name: pgName.describe("role to create (with LOGIN)"),
+              ensureDBOwnership: z
+                .boolean()
+                .default(false)
+                .describe("make the role the owner of the database of the same name"),
+            }),
+          )
+          .max(64)
+          .default([])
+          .meta({ "x-kubernetes-list-type": "atomic" })
+          .describe("roles to create before the first step"),
+      })
+      .optional()
+      .describe("services.postgresql's options, when the workflow enables it (NixOS option names)"),
+  })
+  .describe(
+    "set for engine: microvm workflows: the image name to map, and the services and virtualisation asked for",
+  );
+
 export const WorkflowSpecSchema = z.strictObject({
   name: z.string().min(1).max(255).describe("workflow file name, e.g. build.yml"),
   wid: z.string().min(1).max(1024).describe("workflow id normalize(knot)-rkey-normalize(name), spec §4.3"),
@@ -186,6 +251,7 @@ export const WorkflowSpecSchema = z.strictObject({
     .default([])
     .describe("keys of the secretRef Secret this workflow's runner receives"),
   clone: CloneOptionsSchema,
+  microvm: MicrovmSpecSchema.optional(),
   steps: z
     .array(RunnerStepSchema)
     .max(1024)
@@ -400,6 +466,7 @@ export type EnvEntrySpec = z.output<typeof EnvEntrySchema>;
 export type RunnerStepSpec = z.output<typeof RunnerStepSchema>;
 export type CloneOptions = z.output<typeof CloneOptionsSchema>;
 export type WorkflowSpec = z.output<typeof WorkflowSpecSchema>;
+export type MicrovmSpec = z.output<typeof MicrovmSpecSchema>;
 export type Trigger = z.output<typeof TriggerSchema>;
 export type SpindleSetSpec = z.output<typeof SpindleSetSpecSchema>;
 /** What a writer may omit (defaults fill it in): the engine builds specs of this type. */

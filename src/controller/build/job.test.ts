@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import type { V1Container, V1Job } from "@kubernetes/client-node";
 import { BuildError, cloneScript, setupScript, shortHash } from "../../api/contract/index.ts";
 import { buildJob, type JobInput } from "./job.ts";
+import { postgresScript, postgresSql } from "./postgres.ts";
 import { selectProfile } from "./profile.ts";
 import { installRunnerCommand } from "./runner-image.ts";
 import { config, OWNER, spec } from "./testdata/fixtures.ts";
@@ -400,5 +401,182 @@ describe("buildJob deadline", () => {
       x.workflows[0]!.timeoutSeconds = 0;
     });
     assert.equal(buildJob(input({ workflow: s.workflows[0]! }, cfg)).spec!.activeDeadlineSeconds, 1060);
+  });
+});
+
+describe("buildJob: engine microvm", () => {
+  const DEV_SHELL = {
+    id: 1,
+    name: "Set up dev shell",
+    kind: "system" as const,
+    command: "nix print-dev-env --impure -L --expr '...' > /tangled/home/.cache/loom/devshell.sh",
+    env: [{ name: "NIX_CONFIG", value: "experimental-features = nix-command flakes" }],
+  };
+  /** The base workflow as the engine writes a microvm one: the image is a name, mapped here. */
+  const microvmSpec = (microvm: {
+    image: string;
+    services?: string[];
+    virtualisation?: string[];
+    postgresql?: { ensureDatabases: string[]; ensureUsers: { name: string; ensureDBOwnership: boolean }[] };
+  }) =>
+    spec((x) => {
+      const wf = x.workflows[0]!;
+      wf.image = microvm.image;
+      wf.microvm = microvm;
+      const [clone, test] = wf.steps;
+      wf.steps = [clone!, DEV_SHELL, { ...test!, id: 2 }];
+    });
+  const microvmJob = (cfg = config(), s = microvmSpec({ image: "nixos" })) =>
+    buildJob(input({ workflow: s.workflows[0]! }, cfg));
+
+  /** The base Job with what microvm changes, written out. */
+  function expectedMicrovmJob(image: string): V1Job {
+    const expected = expectedJob();
+    const pod = expected.spec!.template.spec!;
+    pod.initContainers![0]!.command = ["sh", "-c", setupScript(undefined, "spindle-workflow")];
+    pod.initContainers!.push({
+      name: "nix-store",
+      image,
+      imagePullPolicy: "IfNotPresent",
+      command: ["sh", "-c", "cp -a /nix/. /loom/nix/"],
+      volumeMounts: [{ name: "nix", mountPath: "/loom/nix" }],
+      ...INIT_DEFAULTS,
+    });
+    const runner = pod.containers[0]!;
+    runner.image = image;
+    runner.workingDir = "/workspace/repo";
+    runner.env![1] = { name: "USER", value: "spindle-workflow" };
+    runner.volumeMounts!.push(
+      { name: "tangled", mountPath: "/workspace/repo", subPath: "workspace" },
+      { name: "nix", mountPath: "/nix" },
+    );
+    pod.volumes!.splice(4, 0, { name: "nix", emptyDir: {} });
+    return expected;
+  }
+
+  it("builds the whole Job: mapped image, nix-store copy, spindle-workflow in /workspace/repo, restricted security", () => {
+    const job = microvmJob();
+    assert.deepEqual(job, expectedMicrovmJob("docker.io/nixos/nix:2.28.3"));
+    // Pod Security restricted, as every workflow pod: nothing microvm adds escalates.
+    const pod = job.spec!.template.spec!;
+    assert.equal(pod.securityContext!.runAsNonRoot, true);
+    for (const c of [...pod.initContainers!, ...pod.containers]) {
+      assert.deepEqual(c.securityContext, {
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ["ALL"] },
+      });
+    }
+    assert.equal("runtimeClassName" in pod, false);
+  });
+
+  it("services.postgresql: a native sidecar before the steps, its socket shared with the runner", () => {
+    const postgresql = {
+      ensureDatabases: ["spindle-workflow"],
+      ensureUsers: [{ name: "spindle-workflow", ensureDBOwnership: true }],
+    };
+    const job = microvmJob(config(), microvmSpec({ image: "nixos", services: ["postgresql"], postgresql }));
+    const expected = expectedMicrovmJob("docker.io/nixos/nix:2.28.3");
+    const pod = expected.spec!.template.spec!;
+    pod.initContainers!.push({
+      name: "service-postgresql",
+      image: "docker.io/library/postgres:17.6",
+      imagePullPolicy: "IfNotPresent",
+      restartPolicy: "Always",
+      command: ["sh", "-c", postgresScript()],
+      env: [
+        { name: "LOOM_PG_USER", value: "spindle-workflow" },
+        { name: "LOOM_PG_SQL", value: postgresSql(postgresql) },
+      ],
+      startupProbe: {
+        exec: { command: ["test", "-f", "/run/postgresql/.loom-ready"] },
+        periodSeconds: 1,
+        failureThreshold: 600,
+      },
+      volumeMounts: [
+        { name: "postgresql-run", mountPath: "/run/postgresql" },
+        { name: "postgresql-state", mountPath: "/var/lib/loom-postgresql" },
+        { name: "setup", mountPath: "/etc/passwd", subPath: "passwd", readOnly: true },
+        { name: "setup", mountPath: "/etc/group", subPath: "group", readOnly: true },
+      ],
+      terminationMessagePolicy: "FallbackToLogsOnError",
+      securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+    });
+    pod.containers[0]!.volumeMounts!.push({ name: "postgresql-run", mountPath: "/run/postgresql" });
+    pod.volumes!.splice(
+      5,
+      0,
+      { name: "postgresql-run", emptyDir: {} },
+      { name: "postgresql-state", emptyDir: {} },
+    );
+    assert.deepEqual(job, expected);
+    assert.equal(
+      postgresSql(postgresql),
+      [
+        `SELECT 'CREATE DATABASE "spindle-workflow"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'spindle-workflow')\\gexec`,
+        `SELECT 'CREATE ROLE "spindle-workflow" LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'spindle-workflow')\\gexec`,
+        `ALTER DATABASE "spindle-workflow" OWNER TO "spindle-workflow";`,
+      ].join("\n"),
+    );
+  });
+
+  it("the setup script names UID 1000 spindle-workflow", () => {
+    const script = setupScript(undefined, "spindle-workflow");
+    assert.match(script, /'spindle-workflow:x:1000:1000:Loom runner:\/tangled\/home:\/bin\/sh'/);
+    assert.match(script, /'spindle-workflow:x:1000:'/);
+    assert.doesNotMatch(script, /runner:x/);
+  });
+
+  it("puts the pod under microvm.runtimeClassName when configured, and only microvm pods", () => {
+    const cfg = config({ microvm: { runtimeClassName: "kata-qemu" } });
+    const expected = expectedMicrovmJob("docker.io/nixos/nix:2.28.3");
+    expected.spec!.template.spec!.runtimeClassName = "kata-qemu";
+    assert.deepEqual(microvmJob(cfg), expected);
+    assert.equal("runtimeClassName" in buildJob(input({}, cfg)).spec!.template.spec!, false);
+  });
+
+  it("maps image names through microvm.images, per architecture", () => {
+    const cfg = config({
+      microvm: { images: { alpine: { amd64: "r.test/alpine-nix:amd64" }, nixos: "r.test/nix:1" } },
+    });
+    assert.deepEqual(microvmJob(cfg), expectedMicrovmJob("r.test/nix:1"));
+    assert.deepEqual(
+      microvmJob(cfg, microvmSpec({ image: "alpine" })),
+      expectedMicrovmJob("r.test/alpine-nix:amd64"),
+    );
+    const arm = microvmSpec({ image: "alpine" });
+    arm.workflows[0]!.architecture = "arm64";
+    assert.throws(
+      () => buildJob(input({ workflow: arm.workflows[0]! }, cfg)),
+      (err: unknown) =>
+        err instanceof BuildError &&
+        err.reason === "Unsupported" &&
+        err.message === 'microvm image "alpine" has no image for arm64 in microvm.images',
+    );
+  });
+
+  it("fails at once with Unsupported naming an unknown image, a service or virtualisation", () => {
+    const cases: [Parameters<typeof microvmSpec>[0], string][] = [
+      [{ image: "ubuntu" }, 'microvm image "ubuntu" is not in microvm.images (configured: nixos)'],
+      [
+        { image: "nixos", services: ["mysql"] },
+        "services.mysql: Loom runs only postgresql as a microvm service on Kubernetes so far; the workflow was not started",
+      ],
+      [
+        { image: "nixos", services: ["nginx"] },
+        "services.nginx: Loom runs only postgresql, redis, mysql, mariadb; the workflow was not started",
+      ],
+      [
+        { image: "nixos", virtualisation: ["docker"] },
+        "virtualisation.docker: no Docker daemon is provided to microvm workflows on this Loom; the workflow was not started",
+      ],
+    ];
+    for (const [microvm, message] of cases) {
+      assert.throws(
+        () => microvmJob(config(), microvmSpec(microvm)),
+        (err: unknown) =>
+          err instanceof BuildError && err.reason === "Unsupported" && err.message === message,
+        message,
+      );
+    }
   });
 });

@@ -18,6 +18,10 @@
  * `baseline`, or only `privileged` with buildah.seccompUnconfined. Secret values reach the main
  * container alone, each through a secretKeyRef to the run's Secret; the Job holds no value.
  *
+ * An `engine: microvm` workflow (microvm.ts) runs its mapped image, with a `nix-store` init
+ * container after install-runner, /nix and /workspace/repo mounted in the runner, UID 1000
+ * named spindle-workflow, and the operator's microvm.runtimeClassName when set.
+ *
  * The image's own /etc/passwd is replaced (subPath mounts) by one with root, runner (1000) and
  * nobody: the setup image cannot read the workflow image's file, and tools such as buildah, ssh
  * and git refuse to run for a UID with no passwd entry.
@@ -46,12 +50,30 @@ import {
 } from "../../api/contract/index.ts";
 import type { WorkflowSpec } from "../../api/v1alpha1/spindleset.ts";
 import { buildahAllowed, type ControllerConfig, type ResourceProfile } from "../config.ts";
+import {
+  MICROVM_PATHS,
+  MICROVM_USER,
+  microvmPodImage,
+  NIX_STORE_CONTAINER,
+  NIX_STORE_COPY,
+  POSTGRES_CONTAINER,
+} from "./microvm.ts";
+import { POSTGRES_PATHS, POSTGRES_READY_FILE, postgresScript, postgresSql } from "./postgres.ts";
 import { installRunnerCommand, runnerImage } from "./runner-image.ts";
 import { effectiveTimeoutSeconds, SPEC_KEY } from "./runner-spec.ts";
 
 export { RUNNER_UID };
 
-const VOLUMES = { tangled: "tangled", tmp: "tmp", runner: "runner", setup: "setup", spec: "spec" } as const;
+const VOLUMES = {
+  tangled: "tangled",
+  tmp: "tmp",
+  runner: "runner",
+  setup: "setup",
+  spec: "spec",
+  nix: "nix",
+  pgRun: "postgresql-run",
+  pgState: "postgresql-state",
+} as const;
 
 export interface JobInput {
   owner: SpindleSetRef;
@@ -70,14 +92,18 @@ export function buildJob(input: JobInput): V1Job {
   const labels = workflowLabels(owner.name, workflow.wid);
   const annotations = workflowAnnotations(input.pipeline, workflow);
   const resources = profileResources(input.profile.profile);
-  const buildah = buildahAllowed(config, workflow.image);
+  // engine: microvm — the image name mapped, /nix made the user's, upstream's user and folder.
+  const microvm = workflow.microvm !== undefined;
+  const image = microvm ? microvmPodImage(workflow, config) : workflow.image;
+  const buildah = !microvm && buildahAllowed(config, workflow.image);
+  const user = microvm ? MICROVM_USER : "runner";
 
   const initContainers: V1Container[] = [
     {
       name: CONTAINERS.setupUser,
       image: config.images.setup,
       imagePullPolicy: config.images.pullPolicy,
-      command: ["sh", "-c", setupScript()],
+      command: ["sh", "-c", microvm ? setupScript(undefined, user) : setupScript()],
       volumeMounts: [mount(VOLUMES.tangled, POD_PATHS.tangled), mount(VOLUMES.setup, POD_PATHS.setup)],
       ...containerDefaults(resources),
     },
@@ -91,15 +117,56 @@ export function buildJob(input: JobInput): V1Job {
     volumeMounts: [mount(VOLUMES.runner, POD_PATHS.runner)],
     ...containerDefaults(resources),
   });
+  if (microvm) {
+    initContainers.push({
+      name: NIX_STORE_CONTAINER,
+      image,
+      imagePullPolicy: config.images.pullPolicy,
+      command: ["sh", "-c", NIX_STORE_COPY],
+      volumeMounts: [mount(VOLUMES.nix, MICROVM_PATHS.nixCopy)],
+      ...containerDefaults(resources),
+    });
+  }
+  const postgresql = workflow.microvm?.postgresql;
+  if (postgresql !== undefined) {
+    // A native sidecar: runs for the whole pod; the runner starts once its startup probe passes.
+    initContainers.push({
+      name: POSTGRES_CONTAINER,
+      image: config.microvm.postgresqlImage,
+      imagePullPolicy: config.images.pullPolicy,
+      restartPolicy: "Always",
+      command: ["sh", "-c", postgresScript()],
+      env: [
+        { name: "LOOM_PG_USER", value: MICROVM_USER },
+        { name: "LOOM_PG_SQL", value: postgresSql(postgresql) },
+      ],
+      startupProbe: {
+        exec: { command: ["test", "-f", `${POSTGRES_PATHS.socket}/${POSTGRES_READY_FILE}`] },
+        periodSeconds: 1,
+        failureThreshold: 600,
+      },
+      volumeMounts: [
+        mount(VOLUMES.pgRun, POSTGRES_PATHS.socket),
+        mount(VOLUMES.pgState, POSTGRES_PATHS.state),
+        ...["passwd", "group"].map((file) => ({
+          name: VOLUMES.setup,
+          mountPath: `/etc/${file}`,
+          subPath: file,
+          readOnly: true,
+        })),
+      ],
+      ...containerDefaults(undefined),
+    });
+  }
 
   const runner: V1Container = {
     name: CONTAINERS.runner,
-    image: workflow.image,
+    image,
     command: [POD_PATHS.runnerBinary, POD_PATHS.specFile],
-    workingDir: POD_PATHS.workspace,
+    workingDir: microvm ? MICROVM_PATHS.workspace : POD_PATHS.workspace,
     env: [
       { name: "HOME", value: POD_PATHS.home },
-      { name: "USER", value: "runner" },
+      { name: "USER", value: user },
       ...secretEnv(workflow, input.secretName),
     ],
     volumeMounts: [
@@ -114,6 +181,13 @@ export function buildJob(input: JobInput): V1Job {
         subPath: file,
         readOnly: true,
       })),
+      ...(microvm
+        ? [
+            { name: VOLUMES.tangled, mountPath: MICROVM_PATHS.workspace, subPath: "workspace" },
+            mount(VOLUMES.nix, MICROVM_PATHS.nix),
+          ]
+        : []),
+      ...(postgresql !== undefined ? [mount(VOLUMES.pgRun, POSTGRES_PATHS.socket)] : []),
     ],
     ...containerDefaults(resources),
     ...(buildah && {
@@ -143,6 +217,10 @@ export function buildJob(input: JobInput): V1Job {
         metadata: { labels, annotations },
         spec: {
           restartPolicy: "Never",
+          ...(microvm &&
+            config.microvm.runtimeClassName !== undefined && {
+              runtimeClassName: config.microvm.runtimeClassName,
+            }),
           serviceAccountName: config.serviceAccountName,
           automountServiceAccountToken: false,
           // Service env vars of the namespace would leak into every step's environment.
@@ -169,6 +247,13 @@ export function buildJob(input: JobInput): V1Job {
             { name: VOLUMES.tmp, emptyDir: {} },
             { name: VOLUMES.runner, emptyDir: {} },
             { name: VOLUMES.setup, emptyDir: {} },
+            ...(microvm ? [{ name: VOLUMES.nix, emptyDir: {} }] : []),
+            ...(postgresql !== undefined
+              ? [
+                  { name: VOLUMES.pgRun, emptyDir: {} },
+                  { name: VOLUMES.pgState, emptyDir: {} },
+                ]
+              : []),
             {
               name: VOLUMES.spec,
               configMap: {

@@ -63,6 +63,29 @@ describe("planWorkflow", () => {
     });
   });
 
+  it("fails a microvm workflow asking for a service at once with Unsupported, naming it", () => {
+    const plan = planWorkflow({
+      owner: OWNER,
+      spec: spec((x) => {
+        x.workflows[0]!.image = "nixos";
+        x.workflows[0]!.microvm = {
+          image: "nixos",
+          services: ["postgresql", "redis"],
+          postgresql: { ensureDatabases: [], ensureUsers: [] },
+        };
+      }),
+      workflowName: "build.yml",
+      nodes: [amdNode],
+      config: config(),
+    });
+    assert.deepEqual(plan, {
+      ok: false,
+      reason: "Unsupported",
+      message:
+        "services.redis: Loom runs only postgresql as a microvm service on Kubernetes so far; the workflow was not started",
+    });
+  });
+
   it("reports an unknown workflow as InvalidSpec", () => {
     const plan = planWorkflow({
       owner: OWNER,

@@ -34,6 +34,24 @@ describe("buildRunnerSpec", () => {
     });
   });
 
+  it("a microvm workflow's steps run in /workspace/repo, the dev-shell step as it is", () => {
+    const devShell = {
+      id: 1,
+      name: "Set up dev shell",
+      kind: "system" as const,
+      command: "nix print-dev-env --impure -L --expr '...' > /tangled/home/.cache/loom/devshell.sh",
+      env: [{ name: "NIX_CONFIG", value: "experimental-features = nix-command flakes" }],
+    };
+    const s = spec((x) => {
+      x.workflows[0]!.image = "nixos";
+      x.workflows[0]!.microvm = { image: "nixos" };
+      x.workflows[0]!.steps = [x.workflows[0]!.steps[0]!, devShell];
+    });
+    const runnerSpec = buildRunnerSpec(s.workflows[0]!, config());
+    assert.equal(runnerSpec.workspace, "/workspace/repo");
+    assert.deepEqual(runnerSpec.steps[1], devShell);
+  });
+
   it("leaves the steps alone when the clone is skipped or no step is marked", () => {
     const skipped = spec((x) => {
       x.workflows[0]!.clone = { skip: true, stepId: 0 };

@@ -27,6 +27,7 @@ import {
 import type { WorkflowSpec } from "../../api/v1alpha1/spindleset.ts";
 import { RUNNER_PROTOCOL_VERSION, type RunnerSpec } from "../../runner/protocol.ts";
 import type { ControllerConfig } from "../config.ts";
+import { MICROVM_PATHS } from "./microvm.ts";
 
 export const SPEC_KEY = "spec.json";
 
@@ -48,7 +49,7 @@ export function buildRunnerSpec(workflow: WorkflowSpec, config: ControllerConfig
   const replaceClone = !workflow.clone.skip && workflow.clone.stepId !== undefined;
   return {
     version: RUNNER_PROTOCOL_VERSION,
-    workspace: POD_PATHS.workspace,
+    workspace: workflow.microvm !== undefined ? MICROVM_PATHS.workspace : POD_PATHS.workspace,
     timeoutSeconds: effectiveTimeoutSeconds(workflow, config),
     heartbeatSeconds: config.timeouts.heartbeatSeconds,
     steps: workflow.steps.map((step) => ({

@@ -70,6 +70,22 @@ describe("runSpecFromPlan", () => {
     assert.equal("sha" in manual.spec.workflows[0]!.clone, false, "no sha: the remote's HEAD");
   });
 
+  it("carries a microvm plan's image name, services and virtualisation; other plans have none", () => {
+    const microvm = {
+      image: "nixos",
+      services: ["postgresql"],
+      virtualisation: ["docker"],
+      postgresql: { ensureDatabases: ["app"], ensureUsers: [{ name: "app", ensureDBOwnership: true }] },
+    };
+    const r = runSpecFromPlan(plan({}, { engine: "microvm", image: "nixos", microvm }), true);
+    assert.ok(r.ok, r.ok ? "" : r.error);
+    assert.deepEqual(r.spec.workflows[0]!.microvm, microvm);
+    assert.equal(r.spec.workflows[0]!.image, "nixos");
+    const other = runSpecFromPlan(plan({}), true);
+    assert.ok(other.ok);
+    assert.equal("microvm" in other.spec.workflows[0]!, false);
+  });
+
   it("refuses a plan the API would call InvalidSpec", () => {
     const r = runSpecFromPlan(plan({}, { architecture: "mips" }), true);
     assert.equal(r.ok, false);

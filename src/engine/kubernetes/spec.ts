@@ -86,6 +86,19 @@ export function workflowSpecFromPlan(plan: EngineRunPlan): WorkflowSpecInput {
           ...(plan.clone.sha !== undefined ? { sha: plan.clone.sha } : {}),
         }
       : { skip: true },
+    ...(plan.microvm !== undefined && {
+      microvm: {
+        image: plan.microvm.image,
+        services: [...plan.microvm.services],
+        virtualisation: [...plan.microvm.virtualisation],
+        ...(plan.microvm.postgresql !== undefined && {
+          postgresql: {
+            ensureDatabases: [...plan.microvm.postgresql.ensureDatabases],
+            ensureUsers: plan.microvm.postgresql.ensureUsers.map((u) => ({ ...u })),
+          },
+        }),
+      },
+    }),
     steps: plan.steps.map((s) => ({
       id: s.id,
       name: s.name,

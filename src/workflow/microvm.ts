@@ -1,0 +1,246 @@
+/**
+ * What `engine: microvm` means in Loom (shared/spec/microvm-workflows.md). Upstream boots a NixOS
+ * (or Nix-carrying) VM per workflow; Loom runs the steps in a container of the image the operator
+ * maps the `image` name to. What maps how:
+ *
+ * - `dependencies` (a flat list: bare nixpkgs names and `flakeref#attr`) become one `mkShellNoCC`
+ *   dev shell, realised by a system step before the first user step with `nix print-dev-env`
+ *   (its build log is that step's log). The script it prints is kept in the home folder and
+ *   sourced by every later step through `BASH_ENV` (bash reads it before a `-c` command), so
+ *   setup hooks apply as upstream promises (`pkg-config` sets `PKG_CONFIG_PATH`). The image's
+ *   PATH stays after the dev shell's.
+ * - `registry` rewrites the flake references the dependencies use (`nixpkgs` pins bare names);
+ *   `caches` become extra substituters with their trusted keys. Both, and flakes, are set for
+ *   every step through `NIX_CONFIG` (Nix runs single-user in the pod: no daemon, no sandbox).
+ * - `$shell -lc <command>` → the runner's `bash -c` (the first bash on PATH) with `BASH_ENV`: the
+ *   dev shell takes the place of the login profile.
+ * - `/workspace/repo`, user `spindle-workflow`: the Kubernetes Job mounts the workspace there too
+ *   and names UID 1000 so (src/controller/build/job.ts).
+ * - `services`, `virtualisation`: carried to the engine as data; the Kubernetes mapping knows
+ *   the services in MICROVM_SERVICES and `virtualisation.docker` only.
+ *
+ * Every dependency, registry entry and cache is checked against a strict character set here,
+ * because they are written into a Nix expression and a Nix configuration.
+ */
+import type { EnvVar, MicrovmKeys, MicrovmService, YamlValue } from "./types.ts";
+
+/** The image name when the workflow gives none (upstream's default). */
+export const DEFAULT_MICROVM_IMAGE = "nixos";
+
+/** NixOS services Loom's Kubernetes mapping can run beside the steps. */
+export const MICROVM_SERVICES: readonly string[] = ["postgresql", "redis", "mysql", "mariadb"];
+
+/** Of those, the services the Kubernetes engine runs today (the others fail with Unsupported). */
+export const MICROVM_SERVICES_RUNNING: readonly string[] = ["postgresql"];
+
+/** `virtualisation` keys Loom's Kubernetes mapping can honour. */
+export const MICROVM_VIRTUALISATION: readonly string[] = ["docker"];
+
+export const DEVSHELL_STEP_NAME = "Set up dev shell";
+
+const ATTR = /^[A-Za-z_][A-Za-z0-9_+-]*(\.[A-Za-z_][A-Za-z0-9_+-]*)*$/;
+/** Flake references: URL-ish text without quotes, spaces, `$`, `\` or `#`. */
+const FLAKEREF = /^[A-Za-z0-9][A-Za-z0-9_.:/?=&%~+@,-]*$/;
+const REGISTRY_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
+const CACHE_URL = /^https?:\/\/[A-Za-z0-9_.:/?=&%~+@,-]+$/;
+const PUBLIC_KEY = /^[A-Za-z0-9_.-]+:[A-Za-z0-9+/]+={0,2}$/;
+
+/** What Loom honours of `services.postgresql` (NixOS options of the same names). */
+export interface PostgresqlOptions {
+  ensureDatabases: string[];
+  ensureUsers: { name: string; ensureDBOwnership: boolean }[];
+}
+
+/** Database and role names Loom writes into SQL and shell: letters, digits, `_`, `-`. */
+const PG_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
+
+/**
+ * `services.postgresql`'s options, or the first one Loom cannot honour (as `services.postgresql.…:
+ * reason`). NixOS requires a database of the user's name for `ensureDBOwnership`; so does Loom.
+ */
+export function postgresqlOptions(
+  service: MicrovmService,
+): { ok: true; options: PostgresqlOptions } | { ok: false; error: string } {
+  const at = "services.postgresql";
+  const out: PostgresqlOptions = { ensureDatabases: [], ensureUsers: [] };
+  const badName = (where: string, v: YamlValue) =>
+    typeof v !== "string" || !PG_NAME.test(v)
+      ? `${where}: ${JSON.stringify(v)} is not a name Loom accepts (letters, digits, _ and -, at most 63)`
+      : undefined;
+  for (const [key, value] of Object.entries(service.options)) {
+    if (key === "ensureDatabases") {
+      if (!Array.isArray(value))
+        return { ok: false, error: `${at}.ensureDatabases: expected a list of names` };
+      for (const [i, db] of value.entries()) {
+        const problem = badName(`${at}.ensureDatabases[${i}]`, db);
+        if (problem !== undefined) return { ok: false, error: problem };
+        out.ensureDatabases.push(db as string);
+      }
+    } else if (key === "ensureUsers") {
+      if (!Array.isArray(value)) return { ok: false, error: `${at}.ensureUsers: expected a list of users` };
+      for (const [i, user] of value.entries()) {
+        const where = `${at}.ensureUsers[${i}]`;
+        if (user === null || typeof user !== "object" || Array.isArray(user)) {
+          return { ok: false, error: `${where}: expected a mapping with name` };
+        }
+        const other = Object.keys(user).find((k) => k !== "name" && k !== "ensureDBOwnership");
+        if (other !== undefined)
+          return { ok: false, error: `${where}.${other}: Loom cannot honour this option` };
+        const problem = badName(`${where}.name`, user.name ?? null);
+        if (problem !== undefined) return { ok: false, error: problem };
+        const owner = user.ensureDBOwnership ?? false;
+        if (typeof owner !== "boolean")
+          return { ok: false, error: `${where}.ensureDBOwnership: expected true or false` };
+        const name = user.name as string;
+        out.ensureUsers.push({ name, ensureDBOwnership: owner });
+      }
+    } else {
+      return {
+        ok: false,
+        error: `${at}.${key}: Loom cannot honour this option (it honours ensureDatabases, ensureUsers)`,
+      };
+    }
+  }
+  for (const [i, user] of out.ensureUsers.entries()) {
+    if (user.ensureDBOwnership && !out.ensureDatabases.includes(user.name)) {
+      return {
+        ok: false,
+        error: `${at}.ensureUsers[${i}].ensureDBOwnership: needs a database named ${user.name} in ensureDatabases`,
+      };
+    }
+  }
+  return { ok: true, options: out };
+}
+
+/** `docker: true` or `docker: {enable: true, …}` asks for it; `false` or `enable: false` does not. */
+export function virtualisationEnabled(value: YamlValue): boolean {
+  if (typeof value === "boolean") return value;
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) return value.enable !== false;
+  return false;
+}
+
+/** Why a dependency cannot be used, or undefined. */
+export function checkDependency(dep: string): string | undefined {
+  const hash = dep.indexOf("#");
+  if (hash < 0) {
+    return ATTR.test(dep) ? undefined : `"${dep}" is not a nixpkgs attribute name (or flakeref#attr)`;
+  }
+  const ref = dep.slice(0, hash);
+  const attr = dep.slice(hash + 1);
+  if (!FLAKEREF.test(ref)) return `"${ref}" is not a flake reference`;
+  if (!ATTR.test(attr)) return `"${attr}" is not an attribute name`;
+  return undefined;
+}
+
+export function checkRegistry(name: string, flakeref: string): string | undefined {
+  if (!REGISTRY_NAME.test(name)) return `"${name}" is not a flake registry name`;
+  if (!FLAKEREF.test(flakeref) || flakeref.includes("#")) return `"${flakeref}" is not a flake reference`;
+  return undefined;
+}
+
+export function checkCache(url: string, publicKey: string): string | undefined {
+  if (!CACHE_URL.test(url)) return `"${url}" is not an http(s) binary cache URL`;
+  if (!PUBLIC_KEY.test(publicKey)) return `"${publicKey}" is not a Nix public key (name:base64)`;
+  return undefined;
+}
+
+/** Flake ref + attribute path of one dependency, with `registry` applied. */
+export function dependencyTarget(
+  dep: string,
+  registry: MicrovmKeys["registry"],
+): { flake: string; attr: string } {
+  const hash = dep.indexOf("#");
+  const ref = hash < 0 ? "nixpkgs" : dep.slice(0, hash);
+  const attr = hash < 0 ? dep : dep.slice(hash + 1);
+  const pinned = registry.find((r) => r.name === ref);
+  return { flake: pinned?.flakeref ?? ref, attr };
+}
+
+/**
+ * The Nix expression of the dev shell: `mkShellNoCC` from the nixpkgs bare names come from,
+ * with each dependency looked up as the flake CLI does (`packages.<system>`, then
+ * `legacyPackages.<system>`, then the flake's own attributes).
+ */
+export function devShellExpression(packages: readonly string[], registry: MicrovmKeys["registry"]): string {
+  const targets = packages.map((p) => dependencyTarget(p, registry));
+  const flakes = [...new Set([dependencyTarget("stdenv", registry).flake, ...targets.map((t) => t.flake)])];
+  const lines = [
+    "let",
+    "  system = builtins.currentSystem;",
+    ...flakes.map((f, i) => `  f${i} = builtins.getFlake "${f}";`),
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Nix interpolation, not a JS template
+    "  pkgs = f0.legacyPackages.${system};",
+    '  pick = flake: attr: let path = pkgs.lib.splitString "." attr; in',
+    "    pkgs.lib.attrByPath path (pkgs.lib.attrByPath path (pkgs.lib.getAttrFromPath path flake)",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Nix interpolation, not a JS template
+    "      (flake.legacyPackages.${system} or { })) (flake.packages.${system} or { });",
+    "in",
+    "pkgs.mkShellNoCC {",
+    "  packages = [",
+    ...targets.map((t) => `    (pick f${flakes.indexOf(t.flake)} "${t.attr}")`),
+    "  ];",
+    "}",
+  ];
+  return lines.join("\n");
+}
+
+/**
+ * `NIX_CONFIG` for every step: flakes on, single-user Nix without build users or sandbox (the pod
+ * is unprivileged), and the workflow's caches as extra substituters.
+ */
+export function nixConfig(caches: MicrovmKeys["caches"]): string {
+  const lines = ["experimental-features = nix-command flakes", "build-users-group =", "sandbox = false"];
+  if (caches.length > 0) {
+    lines.push(`extra-substituters = ${caches.map((c) => c.url).join(" ")}`);
+    lines.push(`extra-trusted-public-keys = ${caches.map((c) => c.publicKey).join(" ")}`);
+  }
+  return lines.join("\n");
+}
+
+export interface DevShellStep {
+  name: string;
+  command: string;
+  environment: EnvVar[];
+  /** The script later steps source (their `BASH_ENV`). */
+  envFile: string;
+}
+
+/**
+ * The system step that realises the dependencies. The build log (stderr, `-L`) is the step's
+ * log; the printed environment goes to `<home>/.cache/loom/devshell.sh`, wrapped so the image's
+ * PATH stays after the dev shell's and a nested bash does not source it twice.
+ */
+export function devShellStep(
+  packages: readonly string[],
+  registry: MicrovmKeys["registry"],
+  homeDir: string,
+): DevShellStep | undefined {
+  if (packages.length === 0) return undefined;
+  const dir = `${homeDir}/.cache/loom`;
+  const envFile = `${dir}/devshell.sh`;
+  const raw = `${dir}/devshell.raw.sh`;
+  const expr = devShellExpression(packages, registry);
+  const command = [
+    "set -eu",
+    `mkdir -p '${dir}'`,
+    `echo 'Realising ${packages.length} ${packages.length === 1 ? "dependency" : "dependencies"}: ${packages.join(" ")}'`,
+    `nix print-dev-env --impure -L --expr '${expr}' > '${raw}'`,
+    "{",
+    `  echo 'if [ -z "\${LOOM_DEVSHELL_SOURCED:-}" ]; then'`,
+    `  echo '__loom_path=$PATH'`,
+    `  cat '${raw}'`,
+    `  echo 'PATH="$PATH:$__loom_path"; unset __loom_path; export LOOM_DEVSHELL_SOURCED=1'`,
+    "  echo 'fi'",
+    `} > '${envFile}'`,
+    "echo 'Dev shell ready; every later step sources it'",
+  ].join("\n");
+  return {
+    name: DEVSHELL_STEP_NAME,
+    command,
+    environment: [
+      { name: "NIX_NO_COLOR", value: "1" },
+      { name: "NIX_SHOW_DOWNLOAD_PROGRESS", value: "0" },
+    ],
+    envFile,
+  };
+}
