@@ -5,7 +5,7 @@
 import type { TriggerPipelineInput } from "../protocol/lexicons.ts";
 import type { Gen2TriggerMetadata } from "../protocol/trigger-metadata.ts";
 import type { WorkflowFile } from "./compile.ts";
-import type { KnownRepo } from "./push.ts";
+import { type KnownRepo, triggerRepo } from "./push.ts";
 
 export class DispatchError extends Error {
   override readonly name = "DispatchError";
@@ -20,15 +20,7 @@ export class DispatchError extends Error {
 export function triggerFromCiInput(input: TriggerPipelineInput, repo: KnownRepo): Gen2TriggerMetadata {
   if (input.repo !== repo.repoDid)
     throw new DispatchError(`trigger for ${input.repo} given repo ${repo.repoDid}`);
-  const base = {
-    repo: {
-      knot: repo.knot,
-      did: repo.ownerDid,
-      repo: repo.rkey,
-      repoDid: repo.repoDid,
-      defaultBranch: repo.defaultBranch,
-    },
-  };
+  const base = { repo: triggerRepo(repo) };
   const t = input.trigger;
   const fork =
     t.sourceRepo !== undefined && t.sourceRepo !== repo.repoDid ? { sourceRepo: t.sourceRepo } : {};

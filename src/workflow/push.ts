@@ -41,14 +41,19 @@ export function decidePush(ev: RefUpdate, repo: KnownRepo): PushDecision {
   const trigger: Gen2TriggerMetadata = {
     kind: "push",
     push: { ref: ev.ref, oldSha: ev.oldSha, newSha: ev.newSha },
-    repo: {
-      knot: repo.knot,
-      did: repo.ownerDid,
-      repo: repo.rkey,
-      repoDid: repo.repoDid,
-      defaultBranch: repo.defaultBranch,
-    },
+    repo: triggerRepo(repo),
   };
   const files = ev.changedFiles ?? undefined;
   return { build: true, trigger, sha: ev.newSha, changedFiles: files === undefined ? undefined : [...files] };
+}
+
+/** The `repo` of a Gen2 trigger, from the repo as the spindle knows it. */
+export function triggerRepo(repo: KnownRepo): Gen2TriggerMetadata["repo"] {
+  return {
+    knot: repo.knot,
+    did: repo.ownerDid,
+    repo: repo.rkey,
+    repoDid: repo.repoDid,
+    defaultBranch: repo.defaultBranch,
+  };
 }

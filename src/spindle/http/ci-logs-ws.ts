@@ -26,7 +26,7 @@ import type { CiPipelines } from "../db/ci-pipelines.ts";
 import type { SpindleMetrics } from "../pipelines/metrics.ts";
 import type { PipelineStore, RunRow } from "../pipelines/store.ts";
 import { followLogFile } from "./follow-log.ts";
-import { ClosedError, SilencePinger, SlowConsumerError } from "./ws-send.ts";
+import { ClosedError, endLogStream, SilencePinger, SlowConsumerError } from "./ws-send.ts";
 
 export interface LogStreamDeps {
   query: CiPipelines;
@@ -202,19 +202,11 @@ export function serveCiLogs(ws: WebSocket, runs: RunRow[], deps: LogStreamDeps):
       },
     });
 
-  Promise.all(runs.map(follow))
-    .then(() => {
-      if (ws.readyState === ws.OPEN) ws.close(1000, "log stream complete");
-    })
-    .catch((err: Error) => {
-      if (err instanceof SlowConsumerError) {
-        deps.metrics.slowClients.inc({ stream: "ci-logs" });
-        log.warn({ reason: err.message }, "slow subscribePipelineLogs client closed");
-        ws.close(1008, "slow consumer");
-        setTimeout(() => ws.terminate(), 1000).unref();
-      } else if (!(err instanceof ClosedError)) {
-        log.error({ err: err.message }, "subscribePipelineLogs stream failed");
-        ws.close(1011, "internal error");
-      }
-    });
+  endLogStream(ws, Promise.all(runs.map(follow)), {
+    name: "subscribePipelineLogs",
+    stream: "ci-logs",
+    completeReason: "log stream complete",
+    slowClients: deps.metrics.slowClients,
+    log,
+  });
 }

@@ -15,7 +15,7 @@ import type { SpindleMetrics } from "../pipelines/metrics.ts";
 import type { PipelineStore } from "../pipelines/store.ts";
 import type { StreamOptions } from "./events-ws.ts";
 import { followLogFile } from "./follow-log.ts";
-import { ClosedError, SilencePinger, SlowConsumerError, sendBounded } from "./ws-send.ts";
+import { endLogStream, SilencePinger, sendBounded } from "./ws-send.ts";
 
 export const LOG_COMPLETE = "log stream complete";
 
@@ -77,19 +77,11 @@ export function serveLogs(ws: WebSocket, knot: string, rkey: string, workflow: s
     });
   };
 
-  run()
-    .then(() => {
-      if (ws.readyState === ws.OPEN) ws.close(1000, LOG_COMPLETE);
-    })
-    .catch((err: Error) => {
-      if (err instanceof SlowConsumerError) {
-        deps.metrics.slowClients.inc({ stream: "logs" });
-        log.warn({ reason: err.message }, "slow /logs client closed");
-        ws.close(1008, "slow consumer");
-        setTimeout(() => ws.terminate(), 1000).unref();
-      } else if (!(err instanceof ClosedError)) {
-        log.error({ err: err.message }, "/logs stream failed");
-        ws.close(1011, "internal error");
-      }
-    });
+  endLogStream(ws, run(), {
+    name: "/logs",
+    stream: "logs",
+    completeReason: LOG_COMPLETE,
+    slowClients: deps.metrics.slowClients,
+    log,
+  });
 }

@@ -4,6 +4,7 @@
  * so a slow client holds at most about `highWater` bytes in memory and only its own pump waits.
  * A client that does not drain within `stallMs` is a slow consumer: closed with 1008.
  */
+import type { Logger } from "pino";
 import type { WebSocket } from "ws";
 
 export interface BoundedSendOptions {
@@ -83,4 +84,37 @@ export class SilencePinger {
   stop(): void {
     clearInterval(this.#timer);
   }
+}
+
+/**
+ * Ends a log stream (`/logs`, `subscribePipelineLogs`) once its pump settles: 1000 when it
+ * finished; a slow consumer is counted under `stream`, closed with 1008 and terminated a second
+ * later; a closed client needs nothing; anything else is logged and closed with 1011.
+ */
+export function endLogStream(
+  ws: WebSocket,
+  pump: Promise<unknown>,
+  o: {
+    name: string;
+    stream: string;
+    completeReason: string;
+    slowClients: { inc(l: { stream: string }): void };
+    log: Logger;
+  },
+): void {
+  pump
+    .then(() => {
+      if (ws.readyState === ws.OPEN) ws.close(1000, o.completeReason);
+    })
+    .catch((err: Error) => {
+      if (err instanceof SlowConsumerError) {
+        o.slowClients.inc({ stream: o.stream });
+        o.log.warn({ reason: err.message }, `slow ${o.name} client closed`);
+        ws.close(1008, "slow consumer");
+        setTimeout(() => ws.terminate(), 1000).unref();
+      } else if (!(err instanceof ClosedError)) {
+        o.log.error({ err: err.message }, `${o.name} stream failed`);
+        ws.close(1011, "internal error");
+      }
+    });
 }
