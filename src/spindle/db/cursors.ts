@@ -1,4 +1,4 @@
-import type { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 
 /** The Jetstream cursor (§1.2): one row, microseconds since the epoch. */
 export class JetstreamCursor {
@@ -22,21 +22,26 @@ export class JetstreamCursor {
   }
 }
 
-/** Knot event-stream cursors (§1.3), one per knot host; opaque strings as the knot sent them. */
+/**
+ * Knot event-stream cursors (§1.3), one per knot host; opaque strings as the knot sent them.
+ * The statements are prepared once per connection (every knot frame reads and writes here).
+ */
 export class KnotCursors {
-  readonly #db: DatabaseSync;
+  readonly db: DatabaseSync;
+  readonly #get: StatementSync;
+  readonly #set: StatementSync;
   constructor(db: DatabaseSync) {
-    this.#db = db;
+    this.db = db;
+    this.#get = db.prepare("SELECT cursor FROM cursors WHERE knot = ?");
+    this.#set = db.prepare(
+      "INSERT INTO cursors (knot, cursor) VALUES (?, ?) ON CONFLICT (knot) DO UPDATE SET cursor = excluded.cursor",
+    );
   }
   get(knot: string): string | null {
-    const row = this.#db.prepare("SELECT cursor FROM cursors WHERE knot = ?").get(knot);
+    const row = this.#get.get(knot);
     return row ? String(row.cursor) : null;
   }
   set(knot: string, cursor: string): void {
-    this.#db
-      .prepare(
-        "INSERT INTO cursors (knot, cursor) VALUES (?, ?) ON CONFLICT (knot) DO UPDATE SET cursor = excluded.cursor",
-      )
-      .run(knot, cursor);
+    this.#set.run(knot, cursor);
   }
 }

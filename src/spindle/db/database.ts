@@ -41,9 +41,15 @@ export function openDatabase(path: string, opts: OpenDatabaseOptions = {}): Data
 
 /**
  * Runs `fn` in one IMMEDIATE transaction (takes the write lock up front, so two writers cannot
- * both read-then-write). Commits on return, rolls back on throw. Not re-entrant.
+ * both read-then-write). Commits on return, rolls back on throw.
+ *
+ * Nested: called while a transaction is already open on `db` (a batch of admissions,
+ * write-batch.ts), `fn` runs in a savepoint instead, so a throw rolls back `fn`'s writes alone
+ * and the outer transaction goes on. When SQLite itself ended the outer transaction (some
+ * errors roll it back whole), the error is rethrown as is.
  */
 export function transaction<T>(db: DatabaseSync, fn: () => T): T {
+  if (db.isTransaction) return savepoint(db, fn);
   db.exec("BEGIN IMMEDIATE");
   try {
     const result = fn();
@@ -51,6 +57,24 @@ export function transaction<T>(db: DatabaseSync, fn: () => T): T {
     return result;
   } catch (err) {
     if (db.isTransaction) db.exec("ROLLBACK");
+    throw err;
+  }
+}
+
+let savepoints = 0;
+
+function savepoint<T>(db: DatabaseSync, fn: () => T): T {
+  const name = `sp${++savepoints}`;
+  db.exec(`SAVEPOINT ${name}`);
+  try {
+    const result = fn();
+    db.exec(`RELEASE ${name}`);
+    return result;
+  } catch (err) {
+    if (db.isTransaction) {
+      db.exec(`ROLLBACK TO ${name}`);
+      db.exec(`RELEASE ${name}`);
+    }
     throw err;
   }
 }

@@ -1,4 +1,4 @@
-import type { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 
 /** A repo that chose this spindle. Gen1 records give `name`; Gen2 records give `repoDid`. */
 export interface RepoRecord {
@@ -16,8 +16,13 @@ export type NewRepo = Pick<RepoRecord, "knot" | "owner"> &
 /** The `repos` table (§1.2 Gen1, gen2 §2.2). */
 export class Repos {
   readonly #db: DatabaseSync;
+  /** Prepared once per connection: looked up for every knot event. */
+  readonly #byName: StatementSync;
+  readonly #byDid: StatementSync;
   constructor(db: DatabaseSync) {
     this.#db = db;
+    this.#byName = db.prepare("SELECT * FROM repos WHERE owner = ? AND name = ?");
+    this.#byDid = db.prepare("SELECT * FROM repos WHERE repo_did = ?");
   }
 
   /**
@@ -57,7 +62,7 @@ export class Repos {
   }
 
   byDid(repoDid: string): RepoRecord | null {
-    const row = this.#db.prepare("SELECT * FROM repos WHERE repo_did = ?").get(repoDid);
+    const row = this.#byDid.get(repoDid);
     return row ? toRepo(row) : null;
   }
 
@@ -70,7 +75,7 @@ export class Repos {
   }
 
   byName(owner: string, name: string): RepoRecord | null {
-    const row = this.#db.prepare("SELECT * FROM repos WHERE owner = ? AND name = ?").get(owner, name);
+    const row = this.#byName.get(owner, name);
     return row ? toRepo(row) : null;
   }
 

@@ -34,7 +34,8 @@ import type { LookupAddress } from "node:dns";
 import type { Logger } from "pino";
 import { checkedAddress, pinnedLookup } from "../../net/guarded-fetch.ts";
 import { type KnotEnvelope, parseKnotEnvelope } from "../../protocol/envelope.ts";
-import type { KnotCursors } from "../db/index.ts";
+import { type KnotCursors, transaction } from "../db/index.ts";
+import { type Staged, WriteBatch } from "../db/write-batch.ts";
 import type { IntakeMetrics } from "../pipelines/metrics.ts";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 import { knotEventsUrl } from "./knot-host.ts";
@@ -72,6 +73,16 @@ export interface KnotConsumerTuning {
 
 export type KnotRowSkipReason = "oversize" | "undecodable" | "handler_failed";
 
+/** A frame between its plan and its write phase. */
+interface PlannedFrame {
+  /** Null: an undecodable frame whose `created` was readable (only the cursor moves past it). */
+  env: KnotEnvelope | null;
+  created: bigint | null;
+  /** The handler's run; null when no handler runs for it. */
+  staged: Staged<void> | null;
+  receivedAtMs?: number;
+}
+
 /** What a probe connection saw first: the oversize frame, a readable frame, or nothing. */
 type Probe = "oversize" | "frame" | "none" | "error";
 
@@ -96,6 +107,9 @@ export class KnotConsumer {
   #oversize: { cursor: string | null; count: number } = { cursor: null, count: 0 };
   /** The row whose handler failed last, and how many times in a row. */
   #failing: { key: string; count: number } = { key: "", count: 0 };
+  /** Frames planned since the last flush, in order, and the batch their writes are parked in. */
+  #frames: PlannedFrame[] = [];
+  #wb: WriteBatch | null = null;
 
   constructor(opts: KnotConsumerOptions) {
     this.knot = opts.knot;
@@ -133,6 +147,12 @@ export class KnotConsumer {
       this.#pendingGen1 = null;
       this.#log.info({ url }, "connecting to knot event stream");
       const end = await this.#session(url, signal);
+      // Frames planned when the session ended are still written (their handlers wait for it).
+      try {
+        await this.#flush();
+      } catch {
+        // Their cursor was not stored: the next session asks for them again.
+      }
       if (end.opened) this.#o.metrics?.intakeConnections.dec({ source: "knot" });
       if (signal.aborted) break;
       if (end.oversize === true && (await this.#onOversize(signal))) continue;
@@ -184,11 +204,18 @@ export class KnotConsumer {
           this.#log.info("connected to knot event stream");
         },
         onText: (text: string, receivedAt: number) => this.#onFrame(text, receivedAt),
+        onFlush: () => this.#flush(),
         onIdle: () => this.#storeGen1(),
       }),
     });
   }
 
+  /**
+   * The plan phase of one frame: decode, then the handler runs until it resolves or parks its
+   * write in the current batch (`WriteBatch.stage`). A handler that failed before writing ends
+   * the batch here: the frames before it are committed with their cursor, then it is retried
+   * (reconnect) or, after `maxHandlerAttempts`, stepped over.
+   */
   async #onFrame(text: string, receivedAtMs: number): Promise<void> {
     const d = parseKnotEnvelope(text);
     if (!d.ok) {
@@ -199,46 +226,110 @@ export class KnotConsumer {
       this.#o.onSkip?.("undecodable");
       // Past it when its `created` is readable; else the generation is unknown and the cursor
       // stays (a Gen2 stream must not get a receive-time cursor).
-      if (d.created !== undefined) this.#advance(BigInt(d.created));
+      if (d.created !== undefined) this.#frames.push({ env: null, created: BigInt(d.created), staged: null });
       return;
     }
     const env = d.envelope;
+    const created = env.created !== null ? BigInt(env.created) : null;
     const handler = this.#o.handlers.get(env.nsid);
-    if (handler) {
-      try {
-        await handler(this.knot, env);
-        this.#failing = { key: "", count: 0 };
-      } catch (err) {
-        const key = `${env.nsid} ${env.rkey} ${env.created ?? ""}`;
-        const count = this.#failing.key === key ? this.#failing.count + 1 : 1;
-        this.#failing = { key, count };
-        const max = this.#o.maxHandlerAttempts ?? 5;
-        if (count < max) {
-          this.#log.error(
-            { nsid: env.nsid, rkey: env.rkey, err: (err as Error).message, attempt: count, of: max },
-            "knot event could not be recorded; will reconnect and retry",
-          );
-          throw err;
-        }
-        this.#failing = { key: "", count: 0 };
-        this.#o.onSkip?.("handler_failed");
-        this.#log.error(
-          {
-            nsid: env.nsid,
-            rkey: env.rkey,
-            created: env.created,
-            err: (err as Error).message,
-            attempts: count,
-          },
-          "knot event skipped: it failed every attempt",
-        );
-      }
-      this.#log.debug({ nsid: env.nsid, rkey: env.rkey, created: env.created }, "knot event handled");
-    } else {
+    if (!handler) {
       this.#log.debug({ nsid: env.nsid, rkey: env.rkey }, "knot event ignored (no handler for nsid)");
+      this.#frames.push({ env, created, staged: null, receivedAtMs });
+      return;
     }
-    if (env.created !== null) this.#advance(BigInt(env.created));
-    else this.#pendingGen1 = BigInt(Math.floor(receivedAtMs)) * 1_000_000n;
+    const staged = await this.#batch().stage(() => handler(this.knot, env));
+    if (staged.planFailed) {
+      await this.#flush();
+      this.#failed(env, staged.planError);
+      // Given up: past it.
+      if (created !== null) this.#advance(created);
+      return;
+    }
+    this.#frames.push({ env, created, staged, receivedAtMs });
+  }
+
+  /**
+   * The write phase of the frames planned since the last flush: their parked writes and the
+   * cursor past the last of them that succeeded, in one transaction (write-batch.ts). A frame
+   * whose write failed rolled back alone; the cursor stops before it, and it is retried
+   * (reconnect; the frames after it that were stored are deduplicated when they come again) or,
+   * after `maxHandlerAttempts`, stepped over.
+   */
+  async #flush(): Promise<void> {
+    const frames = this.#frames;
+    const batch = this.#wb;
+    this.#frames = [];
+    this.#wb = null;
+    if (frames.length === 0 && batch === null) return;
+    let firstFailed = -1;
+    const finish = () => {
+      let cursor: bigint | null = null;
+      for (const [i, f] of frames.entries()) {
+        if (f.staged?.writeFailed) {
+          firstFailed = i;
+          break;
+        }
+        if (f.created !== null) cursor = f.created;
+      }
+      if (cursor !== null) this.#advance(cursor);
+    };
+    if (batch) batch.commit(finish);
+    else transaction(this.#o.cursors.db, finish);
+    // The parked handlers finish (publish, log) now that their rows are stored.
+    await Promise.allSettled(frames.map((f) => f.staged?.done));
+    if (firstFailed === -1) {
+      if (frames.some((f) => f.env !== null && f.staged !== null)) this.#failing = { key: "", count: 0 };
+      const last = frames.at(-1);
+      if (last?.env && last.created === null && last.receivedAtMs !== undefined) {
+        this.#pendingGen1 = BigInt(Math.floor(last.receivedAtMs)) * 1_000_000n;
+      }
+      for (const f of frames) {
+        if (f.env && f.staged) {
+          this.#log.debug(
+            { nsid: f.env.nsid, rkey: f.env.rkey, created: f.env.created },
+            "knot event handled",
+          );
+        }
+      }
+      return;
+    }
+    const bad = frames[firstFailed] as PlannedFrame;
+    this.#failed(bad.env as KnotEnvelope, bad.staged?.writeError);
+    // Given up: past it and every frame after it that was stored.
+    let cursor: bigint | null = null;
+    for (const f of frames.slice(firstFailed + 1)) {
+      if (f.staged?.writeFailed) throw new Error("another knot event of the batch could not be recorded");
+      if (f.created !== null) cursor = f.created;
+    }
+    if (bad.created !== null) this.#advance(bad.created);
+    if (cursor !== null) this.#advance(cursor);
+  }
+
+  /** Counts a failure of this row; throws (reconnect and retry) until it failed too often. */
+  #failed(env: KnotEnvelope, err: unknown): void {
+    const key = `${env.nsid} ${env.rkey} ${env.created ?? ""}`;
+    const count = this.#failing.key === key ? this.#failing.count + 1 : 1;
+    this.#failing = { key, count };
+    const max = this.#o.maxHandlerAttempts ?? 5;
+    const message = err instanceof Error ? err.message : String(err);
+    if (count < max) {
+      this.#log.error(
+        { nsid: env.nsid, rkey: env.rkey, err: message, attempt: count, of: max },
+        "knot event could not be recorded; will reconnect and retry",
+      );
+      throw err instanceof Error ? err : new Error(message);
+    }
+    this.#failing = { key: "", count: 0 };
+    this.#o.onSkip?.("handler_failed");
+    this.#log.error(
+      { nsid: env.nsid, rkey: env.rkey, created: env.created, err: message, attempts: count },
+      "knot event skipped: it failed every attempt",
+    );
+  }
+
+  #batch(): WriteBatch {
+    this.#wb ??= new WriteBatch(this.#o.cursors.db);
+    return this.#wb;
   }
 
   /**

@@ -10,12 +10,14 @@
  * - liveness: a ping every `pingMs`; if nothing at all (message, ping, pong) arrived for
  *   `livenessMs` the socket is terminated (a half-open TCP connection otherwise hangs forever);
  * - frames received before the socket closed are still processed; then `runSession` resolves;
- * - processing yields to the event loop (`setImmediate`) after every `sliceMs` of work, so a
- *   flood of frames never keeps the process from answering `/healthz` or other sockets: without
- *   it a full queue is a chain of promise jobs, and the loop polls I/O only when it is empty.
+ * - frames are processed in batches: at most `maxBatch` frames or `sliceMs` of work, then
+ *   `onFlush` (the knot consumer writes the batch's rows and its cursor in one transaction),
+ *   then a yield to the event loop (`setImmediate`), so a flood of frames never keeps the
+ *   process from answering `/healthz` or other sockets: without it a full queue is a chain of
+ *   promise jobs, and the loop polls I/O only when it is empty.
  *
- * If `onText` rejects, the session ends at once and the rest of the queue is dropped: the caller
- * did not advance its cursor, so a reconnect asks for those events again.
+ * If `onText` or `onFlush` rejects, the session ends at once and the rest of the queue is
+ * dropped: the caller did not advance its cursor, so a reconnect asks for those events again.
  */
 import type { LookupFunction } from "node:net";
 import type { Logger } from "pino";
@@ -36,8 +38,10 @@ export interface SessionOptions {
   handshakeTimeoutMs: number;
   /** Frames buffered before the socket is paused. */
   maxQueued: number;
-  /** Longest stretch of frame processing before yielding to the event loop (ms); default 10. */
+  /** Longest stretch of frame processing before a flush and a yield to the event loop (ms); default 10. */
   sliceMs?: number;
+  /** Most frames handed to `onText` between two `onFlush` calls; default 100. */
+  maxBatch?: number;
   /** Milliseconds clock for receive stamps; default Date.now. */
   now?: () => number;
   headers?: Record<string, string>;
@@ -46,6 +50,11 @@ export interface SessionOptions {
   onOpen?: () => void;
   /** One text frame; `receivedAt` is `now()` when it arrived. Rejecting ends the session. */
   onText: (text: string, receivedAt: number) => Promise<void>;
+  /**
+   * Called after each batch of `onText` calls (also when the session is stopped mid-batch, not
+   * after an `onText` rejected). Rejecting ends the session.
+   */
+  onFlush?: () => Promise<void>;
   /** Called whenever the queue becomes empty after processing (all received frames handled). */
   onIdle?: () => void;
 }
@@ -157,29 +166,42 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
     opts.signal.addEventListener("abort", onAbort, { once: true });
 
     const sliceMs = opts.sliceMs ?? 10;
+    const maxBatch = opts.maxBatch ?? 100;
     const drain = async () => {
       if (processing) return;
       processing = true;
-      let sliceStart = performance.now();
       while (queue.length > 0 && !handlerFailed && !opts.signal.aborted) {
-        const item = queue.shift() as { text: string; at: number };
-        if (ws.isPaused && queue.length <= opts.maxQueued / 2 && !closed) {
-          ws.resume();
-          touch();
+        const sliceStart = performance.now();
+        let n = 0;
+        while (queue.length > 0 && !handlerFailed && !opts.signal.aborted) {
+          const item = queue.shift() as { text: string; at: number };
+          if (ws.isPaused && queue.length <= opts.maxQueued / 2 && !closed) {
+            ws.resume();
+            touch();
+          }
+          try {
+            await opts.onText(item.text, item.at);
+          } catch (err) {
+            handlerFailed = true;
+            queue.length = 0;
+            fail(`processing failed: ${(err as Error).message}`);
+            ws.terminate();
+            break;
+          }
+          if (++n >= maxBatch || performance.now() - sliceStart >= sliceMs) break;
         }
-        try {
-          await opts.onText(item.text, item.at);
-        } catch (err) {
-          handlerFailed = true;
-          queue.length = 0;
-          fail(`processing failed: ${(err as Error).message}`);
-          ws.terminate();
-          break;
+        if (!handlerFailed && opts.onFlush) {
+          try {
+            await opts.onFlush();
+          } catch (err) {
+            handlerFailed = true;
+            queue.length = 0;
+            fail(`processing failed: ${(err as Error).message}`);
+            ws.terminate();
+            break;
+          }
         }
-        if (performance.now() - sliceStart >= sliceMs) {
-          await new Promise((r) => setImmediate(r));
-          sliceStart = performance.now();
-        }
+        await new Promise((r) => setImmediate(r));
         if (queue.length === 0 && !handlerFailed && !opts.signal.aborted) {
           try {
             opts.onIdle?.();

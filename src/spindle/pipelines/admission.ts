@@ -20,6 +20,7 @@
 import type { Logger } from "pino";
 import { resolveWorkflow, workflowId } from "../../workflow/resolve.ts";
 import type { PipelineWorkflow, TriggerMetadata } from "../../workflow/types.ts";
+import { batchedWrite } from "../db/write-batch.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
 import type { AdmittedWorkflow, Ledger } from "./ledger.ts";
 import type { SpindleMetrics } from "./metrics.ts";
@@ -103,8 +104,7 @@ export class Admission {
     const untrusted = a.untrusted === true;
     const secretKeys = untrusted ? [] : await this.#secretKeys(a.scope, a.ctx);
     const plans = this.#plan(a, secretKeys);
-    if (ledger.closed) throw new Error("the spindle is shutting down");
-    const admitted = ledger.admit({
+    const rows = {
       knot: a.knot,
       rkey: a.rkey,
       recordJson: a.recordJson,
@@ -112,8 +112,18 @@ export class Admission {
       workflows: plans,
       queueSize: this.#o.queueSize,
       ...(a.announce !== undefined && { announce: a.announce }),
-    });
+    };
+    // Inside a knot consumer's batch this joins its one transaction (db/write-batch.ts).
+    const admitted = await batchedWrite(
+      ledger.db,
+      () => {
+        if (ledger.closed) throw new Error("the spindle is shutting down");
+        return ledger.admitRows(rows);
+      },
+      () => ledger.store.recount(),
+    );
     if (!admitted) return null;
+    ledger.publish(admitted.events, admitted.transitions);
     const { state, overflow, transitions } = admitted;
     this.#o.metrics.pipelines.inc(
       a.refused !== undefined

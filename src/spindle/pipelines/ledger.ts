@@ -34,6 +34,11 @@ export interface Admission {
   transitions: Transition[];
 }
 
+/** What `admitRows` wrote: the admission and its events, still to be published. */
+export interface WrittenAdmission extends Admission {
+  events: StoredEvent[];
+}
+
 export class Ledger {
   readonly db: DatabaseSync;
   readonly store: PipelineStore;
@@ -116,6 +121,24 @@ export class Ledger {
      */
     announce?: { nsid: string };
   }): Admission | null {
+    let written: WrittenAdmission | null;
+    try {
+      written = transaction(this.db, () => this.admitRows(p));
+    } catch (err) {
+      this.store.recount();
+      throw err;
+    }
+    if (written === null) return null;
+    this.publish(written.events, written.transitions);
+    return { state: written.state, overflow: written.overflow, transitions: written.transitions };
+  }
+
+  /**
+   * The writes of `admit`, for a caller that holds the transaction (a batch of admissions,
+   * db/write-batch.ts): nothing is published, and after a rollback the caller must call
+   * `store.recount()`. Null when (knot, rkey) is already stored.
+   */
+  admitRows(p: Parameters<Ledger["admit"]>[0]): WrittenAdmission | null {
     const { knot, rkey } = p;
     const full = this.store.queuedCount() >= p.queueSize;
     const runnable = p.workflows.some((w) => w.plan !== null);
@@ -124,46 +147,31 @@ export class Ledger {
     const at = this.#now().getTime();
     const transitions: Transition[] = [];
     const events: StoredEvent[] = [];
-    this.db.exec("BEGIN IMMEDIATE");
-    try {
-      const id = this.store.insertPipeline(
-        { knot, rkey, recordJson: p.recordJson, scope: p.scope, state },
+    const id = this.store.insertPipeline({ knot, rkey, recordJson: p.recordJson, scope: p.scope, state }, at);
+    if (id === null) return null;
+    if (p.announce) events.push(this.events.insertRecord(p.announce.nsid, rkey, p.recordJson));
+    for (const w of p.workflows) {
+      const status = w.plan === null || overflow ? "failed" : "pending";
+      const error =
+        w.plan === null
+          ? w.error
+          : overflow
+            ? `the spindle's queue is full (SPINDLE_SERVER_QUEUE_SIZE=${p.queueSize}); the pipeline was not run`
+            : undefined;
+      this.store.insertRun(
+        { wid: w.wid, pipelineId: id, name: w.name, plan: w.plan, status, error: error ?? null },
         at,
       );
-      if (id === null) {
-        this.db.exec("ROLLBACK");
-        return null;
-      }
-      if (p.announce) events.push(this.events.insertRecord(p.announce.nsid, rkey, p.recordJson));
-      for (const w of p.workflows) {
-        const status = w.plan === null || overflow ? "failed" : "pending";
-        const error =
-          w.plan === null
-            ? w.error
-            : overflow
-              ? `the spindle's queue is full (SPINDLE_SERVER_QUEUE_SIZE=${p.queueSize}); the pipeline was not run`
-              : undefined;
-        this.store.insertRun(
-          { wid: w.wid, pipelineId: id, name: w.name, plan: w.plan, status, error: error ?? null },
-          at,
-        );
-        // The row already holds the status: only the event is added.
-        const t: Transition = {
-          run: { wid: w.wid, knot, rkey, name: w.name },
-          status,
-          ...(status === "failed" ? { error, exitCode: -1 } : {}),
-        };
-        transitions.push(t);
-        events.push(this.event(t));
-      }
-      this.db.exec("COMMIT");
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec("ROLLBACK");
-      this.store.recount();
-      throw err;
+      // The row already holds the status: only the event is added.
+      const t: Transition = {
+        run: { wid: w.wid, knot, rkey, name: w.name },
+        status,
+        ...(status === "failed" ? { error, exitCode: -1 } : {}),
+      };
+      transitions.push(t);
+      events.push(this.event(t));
     }
-    this.publish(events, transitions);
-    return { state, overflow, transitions };
+    return { state, overflow, transitions, events };
   }
 
   publish(events: readonly StoredEvent[], transitions: readonly Transition[]): void {
