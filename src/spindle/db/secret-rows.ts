@@ -2,7 +2,7 @@
  * The `secrets` table of the sqlite secrets provider (secrets/sqlite.ts encrypts and decrypts;
  * this holds only sealed values): one row per (repo scope, key).
  */
-import type { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 
 export interface SecretRow {
   repo: string;
@@ -18,6 +18,8 @@ export interface SealedSecretRow extends SecretRow {
 
 export class SecretRows {
   readonly #db: DatabaseSync;
+  /** Prepared on first use, then kept: asked once per admitted pipeline. */
+  #list: StatementSync | null = null;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -41,15 +43,13 @@ export class SecretRows {
   }
 
   list(repo: string): SecretRow[] {
-    return this.#db
-      .prepare("SELECT repo, key, created_at, created_by FROM secrets WHERE repo = ?")
-      .all(repo)
-      .map((r) => ({
-        repo: String(r.repo),
-        key: String(r.key),
-        createdAt: String(r.created_at),
-        createdBy: String(r.created_by),
-      }));
+    this.#list ??= this.#db.prepare("SELECT repo, key, created_at, created_by FROM secrets WHERE repo = ?");
+    return this.#list.all(repo).map((r) => ({
+      repo: String(r.repo),
+      key: String(r.key),
+      createdAt: String(r.created_at),
+      createdBy: String(r.created_by),
+    }));
   }
 
   listSealed(repo: string): SealedSecretRow[] {
