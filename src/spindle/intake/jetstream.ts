@@ -6,13 +6,26 @@
  * collections also name `sh.tangled.repo.pull` and `sh.tangled.repo.pull.status`, which are
  * exempt from the DID filter (`filterExempt`): pulls come from arbitrary users.
  *
+ * Events are handled concurrently across DIDs and in order per DID (issue 12): each event goes
+ * into the lane of its author's DID (lanes.ts), at most `maxConcurrent` handlers run at once,
+ * and at most `maxPending` events wait (then the socket is paused), so a slow PDS holds up only
+ * the events of the DID whose handler waits on it. The DID filter depends on member events: an
+ * event that arrives while member events before it are unfinished waits for them, then asks the
+ * filter (so a new member's first repo event is not dropped, a removed member's is).
+ *
  * Cursor rules:
- * - after each handled event (past the DID filter, or exempt from it): store `time_us + 1`, as
- *   upstream;
+ * - the cursor only moves past events whose handling finished: it is the lowest `time_us` still
+ *   unfinished, or `time_us + 1` of the last event when all are finished (Jetstream's time_us
+ *   increase along the stream). After a crash the unfinished events, and the finished ones after
+ *   them, come again (handlers are idempotent: upserts and deduplicated pipelines);
+ * - it is stored after each handled event (past the DID filter, or exempt from it) that moved
+ *   it, as upstream;
  * - events dropped by the filter move the cursor in memory only; it is saved every
  *   `cursorSaveMs` and on stop. DEVIATION: upstream saves *now()* on that timer, which skips
- *   events whenever the consumer lags; Loom saves the last processed `time_us + 1` instead,
- *   which is never ahead of what was actually processed (frames are processed in order);
+ *   events whenever the consumer lags; Loom saves the cursor above instead, which is never
+ *   ahead of what was actually processed;
+ * - when a connection ends, handlers already running finish, events not started are dropped
+ *   (the next connection asks for them again from the cursor);
  * - on (re)connect the in-memory cursor (or, after a restart, the stored one) is sent; a missing
  *   cursor or one older than two days is replaced by now, as upstream.
  *
@@ -20,12 +33,14 @@
  * Liveness: a ping every `pingMs`; nothing received for `livenessMs` → reconnect.
  */
 import type { Logger } from "pino";
+import { MEMBER_NSID } from "../../protocol/nsid.ts";
 import type { JetstreamCursor } from "../db/index.ts";
 import type { IntakeMetrics } from "../pipelines/metrics.ts";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 import type { DidFilter } from "./did-filter.ts";
 import { WANTED_COLLECTIONS } from "./handlers.ts";
 import { decodeJetstreamFrame, type JetstreamEvent } from "./jetstream-event.ts";
+import { Lanes } from "./lanes.ts";
 import type { Outcome } from "./outcome.ts";
 import { runSession } from "./ws-session.ts";
 
@@ -66,6 +81,16 @@ export interface JetstreamConsumerOptions {
   maxQueued?: number;
   /** Open connections and event lag (source `jetstream`); absent = not measured. */
   metrics?: IntakeMetrics;
+  /** Handlers running at once (different DIDs); default 16. */
+  maxConcurrent?: number;
+  /** Events received and not yet handled before the socket is paused; default 1000. */
+  maxPending?: number;
+}
+
+/** An event between its arrival and the end of its handling (cursor bookkeeping). */
+interface Tracked {
+  timeUs: number;
+  done: boolean;
 }
 
 export class JetstreamConsumer {
@@ -80,6 +105,13 @@ export class JetstreamConsumer {
   #next: number | null = null;
   #saved: number | null = null;
   #connectedOnce = false;
+  #lanes: Lanes;
+  /** Events not yet finished and the finished ones after the first of them, in arrival order. */
+  #tracked: Tracked[] = [];
+  /** Member events not finished yet (the DID filter may change when they are). */
+  readonly #members = new Map<Promise<void>, () => void>();
+  /** Bumped when a connection ends: jobs of an older one that have not started give up. */
+  #generation = 0;
 
   constructor(opts: JetstreamConsumerOptions) {
     this.#o = opts;
@@ -92,6 +124,12 @@ export class JetstreamConsumer {
       healthyAfterMs: 60_000,
       ...opts.backoff,
     });
+    this.#lanes = new Lanes(opts.maxConcurrent ?? 16);
+  }
+
+  /** Events received and not yet handled (for tests and metrics). */
+  get pending(): number {
+    return this.#lanes.pending;
   }
 
   /** The URL the next connection will use (cursor chosen by the rules above). */
@@ -180,6 +218,7 @@ export class JetstreamConsumer {
         },
         onText: (text) => this.#onFrame(text),
       });
+      await this.#endOfConnection();
       if (end.opened) this.#o.metrics?.intakeConnections.dec({ source: "jetstream" });
       if (signal.aborted) break;
       const delayMs = this.#backoff.next();
@@ -196,7 +235,7 @@ export class JetstreamConsumer {
     const d = decodeJetstreamFrame(text);
     if (!d.ok) {
       this.#log.warn({ reason: d.reason, bytes: Buffer.byteLength(text) }, "jetstream frame dropped");
-      if (d.timeUs !== null) this.#advance(d.timeUs);
+      if (d.timeUs !== null) this.#finished(d.timeUs);
       return;
     }
     const ev = d.event;
@@ -206,34 +245,119 @@ export class JetstreamConsumer {
     );
     const commit = ev.commit;
     const exempt = commit !== null && this.#o.filterExempt?.has(commit.collection) === true;
-    if (commit === null || !(exempt || this.#o.filter.has(ev.did))) {
-      this.#advance(ev.timeUs);
+    // Member events before this one may still change the filter: decide after them.
+    const membersBefore = exempt ? [] : [...this.#members.keys()];
+    if (commit === null || (!exempt && membersBefore.length === 0 && !this.#o.filter.has(ev.did))) {
+      this.#finished(ev.timeUs);
       return;
     }
+    const bytes = Buffer.byteLength(text);
     const fields = {
       did: ev.did,
       collection: commit.collection,
       operation: commit.operation,
       rkey: commit.rkey,
     };
-    const bytes = Buffer.byteLength(text);
+    const maxPending = this.#o.maxPending ?? 1000;
+    if (this.#lanes.pending >= maxPending) await this.#lanes.below(maxPending);
+    const tracked: Tracked = { timeUs: ev.timeUs, done: false };
+    this.#tracked.push(tracked);
+    const generation = this.#generation;
+    let memberDone: (() => void) | undefined;
+    if (commit.collection === MEMBER_NSID) {
+      let resolve = () => {};
+      const p = new Promise<void>((r) => {
+        resolve = r;
+      });
+      memberDone = () => {
+        this.#members.delete(p);
+        resolve();
+      };
+      this.#members.set(p, memberDone);
+    }
+    this.#lanes.push(ev.did, async () => {
+      try {
+        if (membersBefore.length > 0) {
+          await Promise.all(membersBefore);
+          if (generation !== this.#generation) return; // not started before the connection ended
+          if (!this.#o.filter.has(ev.did)) {
+            tracked.done = true;
+            return;
+          }
+        }
+        await this.#handle({ ...ev, commit }, fields, bytes);
+        tracked.done = true;
+      } finally {
+        memberDone?.();
+        this.#settle(true);
+      }
+    });
+  }
+
+  async #handle(
+    ev: JetstreamEvent & { commit: NonNullable<JetstreamEvent["commit"]> },
+    fields: Record<string, string>,
+    bytes: number,
+  ): Promise<void> {
     if (bytes > (this.#o.maxRecordBytes ?? 2 * 1024 * 1024)) {
       this.#log.warn({ ...fields, bytes }, "jetstream event dropped: record too large");
-    } else {
-      try {
-        const outcome = await this.#o.handlers.handle({ ...ev, commit });
-        const level = outcome.result === "rejected" ? "warn" : "info";
-        this.#log[level](
-          { ...fields, result: outcome.result, reason: outcome.reason },
-          "jetstream event handled",
-        );
-      } catch (err) {
-        // As upstream: a failed handler is logged and the stream moves on.
-        this.#log.error({ ...fields, err: (err as Error).message }, "jetstream event handler failed");
-      }
+      return;
     }
-    this.#advance(ev.timeUs);
-    this.#save("handled");
+    try {
+      const outcome = await this.#o.handlers.handle(ev);
+      const level = outcome.result === "rejected" ? "warn" : "info";
+      this.#log[level](
+        { ...fields, result: outcome.result, reason: outcome.reason },
+        "jetstream event handled",
+      );
+    } catch (err) {
+      // As upstream: a failed handler is logged and the stream moves on.
+      this.#log.error({ ...fields, err: (err as Error).message }, "jetstream event handler failed");
+    }
+  }
+
+  /** An event needing no handling: past it now, or once the events before it finished. */
+  #finished(timeUs: number): void {
+    const last = this.#tracked.at(-1);
+    if (last === undefined) {
+      this.#advance(timeUs);
+    } else if (last.done) {
+      // Consecutive finished events collapse into one entry: the list stays short.
+      last.timeUs = Math.max(last.timeUs, timeUs);
+    } else {
+      this.#tracked.push({ timeUs, done: true });
+    }
+  }
+
+  /** Moves the cursor past the finished events at the front; saves it when `save`. */
+  #settle(save: boolean): void {
+    let i = 0;
+    while (i < this.#tracked.length && (this.#tracked[i] as Tracked).done) i++;
+    if (i === 0) return;
+    const past = (this.#tracked[i - 1] as Tracked).timeUs;
+    this.#tracked.splice(0, i);
+    const first = this.#tracked[0];
+    // Never past an unfinished event (equal time_us included).
+    const next = first === undefined ? past + 1 : Math.min(past + 1, first.timeUs);
+    if (this.#next === null || next > this.#next) this.#next = next;
+    if (save) this.#save("handled");
+  }
+
+  /**
+   * A connection ended: events not started are dropped (asked for again from the cursor, which
+   * stops at the first of them), the running handlers finish, and tracking starts afresh.
+   */
+  async #endOfConnection(): Promise<void> {
+    this.#generation++;
+    const dropped = this.#lanes.clear();
+    // Member events dropped never finish: release the jobs waiting on them (they give up too).
+    for (const release of [...this.#members.values()]) release();
+    await this.#lanes.idle();
+    this.#settle(false);
+    if (dropped > 0)
+      this.#log.info({ dropped, cursor: this.#next }, "jetstream events not started are asked for again");
+    this.#tracked = [];
+    this.#save("connection ended");
   }
 
   #advance(timeUs: number): void {
