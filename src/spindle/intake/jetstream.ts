@@ -27,7 +27,8 @@
  * - when a connection ends, handlers already running finish, events not started are dropped
  *   (the next connection asks for them again from the cursor);
  * - on (re)connect the in-memory cursor (or, after a restart, the stored one) is sent; a missing
- *   cursor or one older than two days is replaced by now, as upstream.
+ *   cursor or one older than two days is replaced by now, as upstream, and that is stored at
+ *   once (a crash before the first handled event resumes there, not from a later now).
  *
  * Reconnects use capped exponential back-off with full jitter (upstream reconnects at once).
  * Liveness: a ping every `pingMs`; nothing received for `livenessMs` → reconnect.
@@ -193,7 +194,11 @@ export class JetstreamConsumer {
     while (!signal.aborted) {
       const url = this.url();
       // A reconnect resumes exactly where processing stopped, even if nothing was handled yet.
-      if (this.#next === null) this.#next = Number(new URL(url).searchParams.get("cursor"));
+      if (this.#next === null) {
+        this.#next = Number(new URL(url).searchParams.get("cursor"));
+        // Stored at once: a crash before the first handled event must not restart from a later now.
+        this.#save("start");
+      }
       if (!retrying) {
         this.#log.info(
           { url },

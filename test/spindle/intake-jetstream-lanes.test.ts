@@ -1,0 +1,347 @@
+/**
+ * Jetstream events are handled concurrently across DIDs, in order per DID, with a bound
+ * (issue 12), and the stored cursor never passes an event whose handling has not finished.
+ * Real loopback servers: the Jetstream stand-in, the PLC stand-in, the PDS stand-in, and a
+ * "slow PDS" in front of it that holds every request until the test opens its gate; real
+ * SQLite; the kill test runs the intake in a child process and SIGKILLs it mid-handling.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, afterEach, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { pino } from "pino";
+import { IdentityResolver } from "../../src/net/identity.ts";
+import { XrpcClient } from "../../src/net/xrpc-client.ts";
+import {
+  JetstreamCursor,
+  KnownDids,
+  openDatabase,
+  Repos,
+  SpindleMembers,
+} from "../../src/spindle/db/index.ts";
+import {
+  DidFilter,
+  JetstreamConsumer,
+  type JetstreamConsumerOptions,
+  JetstreamHandlers,
+} from "../../src/spindle/intake/index.ts";
+import { Rbac } from "../../src/spindle/rbac/index.ts";
+import { commitEvent, JetstreamStandIn } from "../support/jetstream-standin.ts";
+import { PdsStandIn } from "../support/pds-standin.ts";
+import { type PlcServer, startPlcServer } from "../support/plc-server.ts";
+
+const OWNER = "did:plc:ownerownerownerownerowne";
+const SLOW = "did:plc:slowslowslowslowslowslow";
+const SLOW2 = "did:plc:slow2slow2slow2slow2slow";
+const NEWBIE = "did:plc:newbienewbienewbienewbie";
+const COLLAB = "did:plc:collaboratorcollaborato";
+const HOST = "spindle.example.com";
+
+const dir = mkdtempSync(join(tmpdir(), "loom-intake-lanes-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let dbN = 0;
+
+type Line = Record<string, unknown> & { msg: string };
+
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+let plc: PlcServer;
+let pds: PdsStandIn;
+
+/** A PDS that holds every request until `open()`, then answers with the PDS stand-in's reply. */
+interface SlowPds {
+  url: string;
+  requests: string[];
+  open(): void;
+  stop(): Promise<void>;
+}
+
+async function startSlowPds(): Promise<SlowPds> {
+  let open = () => {};
+  const gate = new Promise<void>((r) => {
+    open = r;
+  });
+  const requests: string[] = [];
+  const server: Server = createServer(async (req, res) => {
+    requests.push(req.url ?? "/");
+    await gate;
+    try {
+      const r = await fetch(`${pds.url}${req.url ?? "/"}`);
+      res.writeHead(r.status, { "content-type": r.headers.get("content-type") ?? "application/json" });
+      res.end(Buffer.from(await r.arrayBuffer()));
+    } catch {
+      res.destroy();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    requests,
+    open,
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** `did`'s DID document names `url` as its PDS. */
+function identityAt(did: string, url: string): void {
+  plc.setDocument(did, {
+    ...pds.didDocument(did),
+    service: [{ id: "#atproto_pds", type: "AtprotoPersonalDataServer", serviceEndpoint: url }],
+  });
+}
+
+/** A repo record of `did` on this spindle, with one collaborator record about it on the PDS. */
+function repoWithCollaborator(did: string, rkey: string, name: string) {
+  pds.putRecord(did, "sh.tangled.repo.collaborator", `${rkey}c`, {
+    subject: COLLAB,
+    repo: `at://${did}/sh.tangled.repo/${rkey}`,
+    createdAt: "2026-02-10T12:00:00Z",
+  });
+  return commitEvent({
+    did,
+    collection: "sh.tangled.repo",
+    rkey,
+    record: { name, knot: "k.example", spindle: HOST },
+  });
+}
+
+const memberEvent = (subject: string, rkey: string) =>
+  commitEvent({
+    did: OWNER,
+    collection: "sh.tangled.spindle.member",
+    rkey,
+    record: { subject, instance: HOST, createdAt: "2026-02-10T12:00:00Z" },
+  });
+
+async function setup(consumer: Partial<JetstreamConsumerOptions> = {}) {
+  const js = await JetstreamStandIn.start();
+  cleanups.push(() => js.stop());
+  const slow = await startSlowPds();
+  cleanups.push(() => slow.stop());
+  const db = openDatabase(join(dir, `l${dbN++}`, "spindle.db"));
+  cleanups.push(() => db.close());
+  const rbac = new Rbac(db);
+  rbac.setOwner(OWNER);
+  const knownDids = new KnownDids(db);
+  for (const m of [SLOW, SLOW2]) {
+    rbac.addMember(m);
+    knownDids.add(m);
+  }
+  for (const did of [OWNER, NEWBIE, COLLAB]) pds.registerIdentity(plc, did);
+  for (const did of [SLOW, SLOW2]) identityAt(did, slow.url);
+  const lines: Line[] = [];
+  const log = pino({ level: "debug" }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  const filter = new DidFilter(OWNER, knownDids);
+  const cursor = new JetstreamCursor(db);
+  const c = new JetstreamConsumer({
+    endpoint: js.url,
+    filter,
+    cursor,
+    handlers: new JetstreamHandlers({
+      db,
+      hostname: HOST,
+      rbac,
+      members: new SpindleMembers(db),
+      knownDids,
+      repos: new Repos(db),
+      filter,
+      identity: new IdentityResolver({ plcUrl: plc.url, dev: true, timeoutMs: 5000 }),
+      xrpc: new XrpcClient({ timeoutMs: 60_000 }),
+      knots: { addKnot: () => {} },
+      log,
+    }),
+    log,
+    nowUs: () => Date.now() * 1000,
+    backoff: { baseMs: 20, capMs: 100, minMs: 10 },
+    ...consumer,
+  });
+  cleanups.push(async () => {
+    slow.open();
+    await c.stop();
+  });
+  const handled = () => lines.filter((l) => l.msg === "jetstream event handled");
+  const handledOf = (did: string) => handled().filter((l) => l.did === did);
+  return { js, slow, db, rbac, cursor, consumer: c, lines, handled, handledOf };
+}
+
+before(async () => {
+  plc = await startPlcServer();
+  pds = await PdsStandIn.start();
+});
+
+after(async () => {
+  await plc?.stop();
+  await pds?.stop();
+});
+
+describe("Jetstream events across DIDs", () => {
+  it("a slow PDS for one DID does not hold up another DID's member event; the cursor waits for the slow one", async () => {
+    const h = await setup();
+    h.consumer.start();
+    await h.js.waitForConnections(1);
+    const [slowRepo] = h.js.push(repoWithCollaborator(SLOW, "3lslowrepo01", "slow"));
+    await waitFor(() => h.slow.requests.length > 0, "the slow DID's handler waiting on its PDS");
+    const [member] = h.js.push(memberEvent(NEWBIE, "3lmember0001"));
+    await waitFor(() => h.rbac.isMember(NEWBIE), "the member event applied while the slow PDS holds");
+    assert.deepEqual(h.handledOf(SLOW), [], "the slow DID's event is still in hand");
+    const stored = h.cursor.get();
+    assert.ok(
+      stored !== null && stored <= (slowRepo?.time_us as number),
+      `the stored cursor ${stored} passed the unfinished event at ${slowRepo?.time_us}`,
+    );
+    h.slow.open();
+    await waitFor(() => h.handledOf(SLOW).length === 1, "the slow DID's event");
+    assert.equal(h.rbac.hasRepoPermission(COLLAB, { ownerDid: SLOW, name: "slow" }, "repo:push"), true);
+    await waitFor(() => h.cursor.get() === (member?.time_us as number) + 1, "the cursor past both");
+  });
+
+  it("keeps each DID's events in order: a fast event waits behind its DID's slow one", async () => {
+    const h = await setup();
+    h.consumer.start();
+    await h.js.waitForConnections(1);
+    h.js.push(repoWithCollaborator(SLOW, "3lslowrepo02", "first"));
+    h.js.push(
+      commitEvent({
+        did: SLOW,
+        collection: "sh.tangled.repo",
+        rkey: "3lslowrepo03",
+        record: { name: "second", knot: "k.example", spindle: "other.example.com" },
+      }),
+    );
+    h.js.push(memberEvent(NEWBIE, "3lmember0002"));
+    await waitFor(() => h.rbac.isMember(NEWBIE), "another DID's event");
+    assert.deepEqual(h.handledOf(SLOW), [], "the fast second event waited behind the slow first");
+    h.slow.open();
+    await waitFor(() => h.handledOf(SLOW).length === 2, "both of the slow DID's events");
+    assert.deepEqual(
+      h.handledOf(SLOW).map((l) => l.rkey),
+      ["3lslowrepo02", "3lslowrepo03"],
+    );
+  });
+
+  it("a new member's first event right behind its member event is handled, not filtered out", async () => {
+    const h = await setup();
+    h.consumer.start();
+    await h.js.waitForConnections(1);
+    h.js.push(repoWithCollaborator(SLOW, "3lslowrepo04", "held"));
+    await waitFor(() => h.slow.requests.length > 0, "the slow DID's handler waiting");
+    pds.putRecord(NEWBIE, "sh.tangled.repo", "3lnewrepo001", { name: "fresh" });
+    h.js.push(
+      memberEvent(NEWBIE, "3lmember0003"),
+      commitEvent({
+        did: NEWBIE,
+        collection: "sh.tangled.repo",
+        rkey: "3lnewrepo001",
+        record: { name: "fresh", knot: "k.example", spindle: HOST },
+      }),
+    );
+    await waitFor(() => h.handledOf(NEWBIE).length === 1, "the new member's repo event");
+    assert.equal(h.rbac.hasRepoPermission(NEWBIE, { ownerDid: NEWBIE, name: "fresh" }, "repo:owner"), true);
+  });
+
+  it("runs at most maxConcurrent handlers at once", async () => {
+    const h = await setup({ maxConcurrent: 1 });
+    h.consumer.start();
+    await h.js.waitForConnections(1);
+    h.js.push(
+      repoWithCollaborator(SLOW, "3lslowrepo05", "one"),
+      repoWithCollaborator(SLOW2, "3lslowrepo06", "two"),
+    );
+    await waitFor(() => h.slow.requests.length > 0, "the first handler waiting");
+    // The second DID's event has arrived but waits for the one slot.
+    await waitFor(() => h.consumer.pending === 2, "both events received");
+    assert.equal(h.slow.requests.length, 1, "only one handler reached its PDS");
+    h.slow.open();
+    await waitFor(() => h.handledOf(SLOW2).length === 1, "the second DID's event after the first");
+    assert.equal(h.handledOf(SLOW).length, 1);
+  });
+});
+
+describe("the Jetstream cursor across a crash", () => {
+  it("SIGKILL while one DID's event is in hand: after a restart it is handled, nothing lost", async () => {
+    const js = await JetstreamStandIn.start();
+    cleanups.push(() => js.stop());
+    const slow = await startSlowPds();
+    cleanups.push(() => slow.stop());
+    const dbPath = join(dir, `l${dbN++}`, "spindle.db");
+    const db = openDatabase(dbPath);
+    cleanups.push(() => db.close());
+    const rbac = new Rbac(db);
+    rbac.setOwner(OWNER);
+    rbac.addMember(SLOW);
+    new KnownDids(db).add(SLOW);
+    for (const did of [OWNER, NEWBIE, COLLAB]) pds.registerIdentity(plc, did);
+    identityAt(SLOW, slow.url);
+    const child = (): Promise<ChildProcess> =>
+      new Promise((resolve, reject) => {
+        const p = spawn(
+          process.execPath,
+          [fileURLToPath(new URL("support/jetstream-child.ts", import.meta.url))],
+          {
+            env: {
+              ...process.env,
+              LOOM_JS_URL: js.url,
+              LOOM_PLC_URL: plc.url,
+              LOOM_DB: dbPath,
+              LOOM_OWNER: OWNER,
+              LOOM_HOST: HOST,
+            },
+            stdio: ["ignore", "pipe", "ignore"],
+          },
+        );
+        cleanups.push(() => {
+          p.kill("SIGKILL");
+        });
+        p.once("error", reject);
+        p.stdout?.once("data", () => resolve(p));
+      });
+    const first = await child();
+    await js.waitForConnections(1);
+    const [slowRepo] = js.push(repoWithCollaborator(SLOW, "3lslowrepo07", "crash"));
+    await waitFor(() => slow.requests.length > 0, "the slow DID's handler waiting on its PDS");
+    const [member] = js.push(memberEvent(NEWBIE, "3lmember0004"));
+    await waitFor(() => rbac.isMember(NEWBIE), "the member event applied");
+    const cursor = new JetstreamCursor(db);
+    const stored = cursor.get();
+    assert.ok(
+      stored !== null && stored <= (slowRepo?.time_us as number),
+      `the stored cursor ${stored} passed the unfinished event at ${slowRepo?.time_us}`,
+    );
+    first.kill("SIGKILL");
+    await new Promise((r) => first.once("exit", r));
+    // The collaborator listing was in hand when the process died: not granted.
+    assert.equal(rbac.hasRepoPermission(COLLAB, { ownerDid: SLOW, name: "crash" }, "repo:push"), false);
+    slow.open();
+    // Restart: the stored cursor asks for the slow event again; the member event after it is
+    // handled again too (an upsert).
+    await child();
+    await js.waitForConnections(2);
+    await waitFor(
+      () => rbac.hasRepoPermission(COLLAB, { ownerDid: SLOW, name: "crash" }, "repo:push"),
+      "the collaborator granted after the restart",
+    );
+    assert.equal(rbac.isMember(NEWBIE), true);
+    await waitFor(() => cursor.get() === (member?.time_us as number) + 1, "the cursor past both");
+  });
+});
