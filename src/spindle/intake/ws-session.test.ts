@@ -85,3 +85,57 @@ describe("runSession under a flood", () => {
     assert.ok(atTimer > 0 && atTimer < N, `a timer ran after ${atTimer} of ${N} frames`);
   });
 });
+
+describe("runSession batches", () => {
+  it("calls onFlush after at most maxBatch frames, and once more when stopped mid-batch", async () => {
+    const { WebSocketServer } = await import("ws");
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    await new Promise<void>((r) => wss.once("listening", () => r()));
+    const { port } = wss.address() as { port: number };
+    const N = 95;
+    wss.on("connection", (_ws, req) => {
+      const frames = Array.from({ length: N }, (_, i) => {
+        const body = Buffer.from(`{"n":${i}}`);
+        return Buffer.concat([Buffer.from([0x81, body.length]), body]);
+      });
+      req.socket.write(Buffer.concat(frames));
+    });
+    const ac = new AbortController();
+    let inBatch = 0;
+    let processed = 0;
+    const batches: number[] = [];
+    try {
+      await runSession({
+        ...base(`ws://127.0.0.1:${port}/`),
+        signal: ac.signal,
+        maxQueued: 1000,
+        maxBatch: 10,
+        sliceMs: 60_000,
+        livenessMs: 60_000,
+        pingMs: 30_000,
+        handshakeTimeoutMs: 5000,
+        onText: async () => {
+          inBatch++;
+          // Stopped with frames still queued: the batch in hand is flushed all the same.
+          if (++processed === 93) ac.abort();
+        },
+        onFlush: async () => {
+          batches.push(inBatch);
+          inBatch = 0;
+        },
+      });
+    } finally {
+      wss.close();
+    }
+    assert.equal(processed, 93);
+    assert.equal(
+      batches.reduce((a, b) => a + b, 0),
+      93,
+      "every frame handed to onText was flushed",
+    );
+    assert.ok(
+      batches.every((b) => b >= 1 && b <= 10),
+      `batch sizes ${batches.join(",")}`,
+    );
+  });
+});
