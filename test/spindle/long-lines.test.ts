@@ -4,7 +4,8 @@
  * loopback WebSockets. A 200,000-character line printed in different chunkings arrives as one
  * line in all three places, masked; a line over the 1 MiB limit arrives as the same pieces every
  * time, marked partial in the file and `/logs`, with no newline between its CBOR frames, and a
- * secret that straddles the cut point is masked.
+ * secret that straddles the cut point is masked. A 1,000,000-byte line of control characters
+ * (6 MB once JSON-escaped, over what `/logs` used to read as one file line) arrives whole.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -130,6 +131,31 @@ describe("spindle server: long lines reach every viewer as printed", () => {
       assert.deepEqual(r.file, expected, `${r.name}: file`);
       assert.deepEqual(r.cbor, [`${line}\n`, "after\n"], `${r.name}: CBOR`);
     }
+  });
+
+  it("a line just under the limit that needs escaping everywhere arrives whole (6 MB encoded)", async () => {
+    const rkey = "3lxyz2longccc";
+    const events = new Collector(`${b.wsUrl}/events`);
+    await events.opened;
+    await b.server.pipelines.acceptPipeline(
+      KNOT,
+      rkey,
+      pipelineRecord([
+        workflow("ctl.yml", [
+          { name: "print", command: "head -c 1000000 /dev/zero | tr '\\0' '\\001'; echo" },
+        ]),
+      ]),
+    );
+    await events.until((f) => statuses(f, "ctl.yml").some((e) => e.status === "success"), 60_000);
+    events.close();
+    const logs = new Collector(`${b.wsUrl}/logs/${KNOT}/${rkey}/ctl.yml`);
+    assert.equal((await logs.closed).code, 1000);
+    const data = logs.json.filter((l) => l.kind === "data");
+    assert.deepEqual(
+      data.map((l) => [l.content, l.partial]),
+      [["\x01".repeat(1_000_000), undefined]],
+    );
+    assert.deepEqual(await cborData(b.wsUrl, rkey, "ctl.yml"), [`${"\x01".repeat(1_000_000)}\n`]);
   });
 
   it("a line over the limit arrives as the same pieces for every chunking, with no invented newline", async () => {
