@@ -1,6 +1,7 @@
 /**
  * Masking throughput with 50 secrets (each as its value, base64 with and without padding, base64
- * at the three offsets inside longer encoded text, JSON-escaped forms: about 250 patterns).
+ * at the three offsets inside longer encoded text, those broken at every phase of 64- and
+ * 76-column wrapping, URL-safe forms, JSON-escaped forms: about 12,000 patterns).
  *   mask:  the StreamMasker alone, 64 KiB writes of log-like text.
  *   mask, encoded secrets: the same, with the secrets printed inside HTTP Basic headers
  *          (base64 of `user:secret`, the secret at another offset) instead of raw.

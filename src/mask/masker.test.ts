@@ -263,6 +263,29 @@ describe("maskSecrets: the forms users print (issue 12)", () => {
     }
   });
 
+  it("masks a token inside a longer text that is base64-encoded and wrapped (base64 config.json)", () => {
+    for (const [cmd, width] of [
+      ["base64", 76],
+      ["base64 -w 64", 64],
+      ["base64 | sed 's/$/\r/'", 76],
+    ] as const) {
+      for (let pad = 0; pad < 80; pad += 7) {
+        const before = `{"auths":{"registry.example":{"note":"${"x".repeat(pad)}","password":"`;
+        const text = `${before}${token}"}}}\n`;
+        const encoded = sh(cmd, text);
+        assert.match(encoded.trimEnd(), /\n/);
+        const masked = maskSecrets(encoded, [token]).replace(/\r?\n/g, "");
+        const m = /^([A-Za-z0-9+/=]*)\*\*\*([A-Za-z0-9+/=]*)$/.exec(masked);
+        assert.ok(m, `${cmd}, pad ${pad}: ${masked}`);
+        // The same bounds as for unwrapped text: nothing visible holds a bit of the token.
+        const beforeBits = 8 * Buffer.byteLength(before);
+        const flat = Buffer.from(text).toString("base64");
+        assert.ok(m[1]!.length <= Math.ceil(beforeBits / 6), `${cmd} w${width}, pad ${pad}`);
+        assert.ok(flat.length - m[2]!.length >= Math.floor((beforeBits + 8 * token.length) / 6));
+      }
+    }
+  });
+
   it("masks the base64 of one line of a multi-line secret (a PEM line)", () => {
     const pem =
       "-----BEGIN OPENSSH PRIVATE KEY-----\n" +

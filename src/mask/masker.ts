@@ -29,6 +29,15 @@ const MIN_FORM_CHARS = 4;
  */
 const WRAP_WIDTHS = [76, 64];
 
+/**
+ * Offset forms broken at every phase of a wrapped text: only for forms of this many characters
+ * (values of about 9 to 96 bytes: tokens and passwords, what config files carry). Shorter ones
+ * carry little; longer ones (keys) would need hundreds of long patterns each — a multi-line key
+ * has its lines as patterns instead.
+ */
+const MIN_PHASED_CHARS = 12;
+const MAX_PHASED_CHARS = 128;
+
 /** `text` broken into lines of `width` characters joined by `eol`. */
 function wrap(text: string, width: number, eol: string): string {
   const lines: string[] = [];
@@ -46,15 +55,19 @@ function wrap(text: string, width: number, eol: string): string {
  * Beyond those: each also in the URL-safe alphabet (`-_` for `+/`, RFC 4648 §5: JWTs, Python's
  * urlsafe_b64encode with its padding, Node's base64url without), and the encoding of a text that
  * starts with V (V's own, and the offset-0 form, which `echo "$V" | base64` starts with) broken
- * into lines as `base64` (76 columns) and `openssl base64` (64) print it, with `\n` or `\r\n`.
- * A value at another offset inside a longer wrapped text is not covered: its line breaks can fall
- * anywhere in it.
+ * into lines as `base64` (76 columns) and `openssl base64` (64) print it, with `\n` or `\r\n`;
+ * for tokens and passwords (MIN_PHASED_CHARS..MAX_PHASED_CHARS) also the offset forms inside a
+ * longer wrapped text, broken at each place a line end can fall. A longer value (a key) at
+ * another offset inside a longer wrapped text is masked line by line only where its own lines
+ * are patterns (a multi-line value), not otherwise.
  */
-function base64Forms(value: string): string[] {
+/** `everyPhase`: add the offset forms broken at every phase (not for the lines of a value). */
+function base64Forms(value: string, everyPhase: boolean): string[] {
   const bytes = Buffer.from(value, "utf8");
   const b64 = bytes.toString("base64");
   const forms = [b64, b64.replace(/=+$/, "")];
   const starts = [b64];
+  const offsets: string[] = [];
   for (const offset of [0, 1, 2]) {
     const encoded = Buffer.concat([Buffer.alloc(offset), bytes]).toString("base64");
     // Character j covers bits 6j..6j+5 of the text; V covers bits 8·offset .. 8·(offset+n).
@@ -62,6 +75,7 @@ function base64Forms(value: string): string[] {
     const end = Math.floor((8 * (offset + bytes.length)) / 6);
     const form = encoded.slice(first, end);
     if (form.length >= MIN_FORM_CHARS) forms.push(form);
+    offsets.push(form);
     if (offset === 0) starts.push(form);
   }
   for (const width of WRAP_WIDTHS)
@@ -69,6 +83,17 @@ function base64Forms(value: string): string[] {
       if (form.length <= width) continue;
       forms.push(wrap(form, width, "\n"), wrap(form, width, "\r\n"));
     }
+  // V inside a longer text encoded and wrapped (`base64 config.json`): an offset form broken
+  // wherever the text's line ends fall, one pattern per phase.
+  for (const form of everyPhase ? offsets : []) {
+    if (form.length < MIN_PHASED_CHARS || form.length > MAX_PHASED_CHARS) continue;
+    for (const width of WRAP_WIDTHS)
+      for (let p = 1; p < Math.min(width + 1, form.length); p++) {
+        let broken = form.slice(0, p);
+        for (let at = p; at < form.length; at += width) broken += `\n${form.slice(at, at + width)}`;
+        forms.push(broken, broken.replaceAll("\n", "\r\n"));
+      }
+  }
   return forms.flatMap((f) => [f, f.replaceAll("+", "-").replaceAll("/", "_")]);
 }
 
@@ -110,10 +135,10 @@ function hasChars(text: string, atLeast: number): boolean {
  */
 export function secretPatterns(values: Iterable<string>): string[] {
   const out = new Set<string>();
-  const add = (value: string) => {
+  const add = (value: string, everyPhase = true) => {
     if (value === "") return;
     out.add(value);
-    for (const form of base64Forms(value)) out.add(form);
+    for (const form of base64Forms(value, everyPhase)) out.add(form);
     for (const form of jsonForms(value)) out.add(form);
   };
   for (const value of values) {
@@ -124,7 +149,7 @@ export function secretPatterns(values: Iterable<string>): string[] {
       const text = line.replace(/\r$/, "");
       // An indented blank line would mask every indentation of the same width.
       if (!hasChars(text, MIN_FORM_CHARS) || text.trim() === "") continue;
-      add(text);
+      add(text, false);
     }
   }
   return [...out].sort((a, b) => b.length - a.length);
