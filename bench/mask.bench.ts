@@ -1,9 +1,13 @@
 /**
  * Masking throughput with 50 secrets (each as its value, base64 with and without padding, base64
- * at the three offsets inside longer encoded text, JSON-escaped forms: about 250 patterns).
+ * at the three offsets inside longer encoded text, those broken at every phase of 64- and
+ * 76-column wrapping, URL-safe forms, JSON-escaped forms: about 12,000 patterns).
  *   mask:  the StreamMasker alone, 64 KiB writes of log-like text.
  *   mask, encoded secrets: the same, with the secrets printed inside HTTP Basic headers
  *          (base64 of `user:secret`, the secret at another offset) instead of raw.
+ *   mask, varied secrets: 45 passwords with punctuation (their base64 has `+` and `/`, so the
+ *          URL-safe forms count) and 5 PEM keys (each line a pattern with all its forms, base64
+ *          wrapped at 64 and 76 columns): the pattern set of a repo with keys, about 20 times larger.
  *   runner-output: the runner's whole output path — a real child writing 200 MB through a pipe,
  *          UTF-8 decode, masking, JSON-lines output events — into a sink that drops them.
  * Target: at least 100 MB/s.
@@ -21,6 +25,21 @@ const SECRETS = 50;
 function secrets(): string[] {
   return Array.from({ length: SECRETS }, (_, i) => randomBytes(12 + (i % 24)).toString("base64url"));
 }
+
+/** 45 passwords of printable ASCII with punctuation and 5 multi-line PEM keys (25 lines of 64). */
+function variedSecrets(): string[] {
+  const printable = (n: number) =>
+    [...randomBytes(n)].map((b) => String.fromCharCode(33 + (b % 94))).join("");
+  const pem = () =>
+    `-----BEGIN PRIVATE KEY-----\n${Array.from({ length: 25 }, () => randomBytes(48).toString("base64")).join("\n")}\n-----END PRIVATE KEY-----\n`;
+  return [
+    ...Array.from({ length: 45 }, (_, i) => printable(12 + (i % 24))),
+    ...Array.from({ length: 5 }, pem),
+  ];
+}
+
+/** A PEM key shows up one line at a time; a password whole. */
+const oneLine = (secret: string) => (secret.includes("\n") ? secret.split("\n")[3]! : secret);
 
 /** Log-like text: words, paths, timestamps, and a secret about every 100 KB. */
 function logText(values: string[], bytes: number, form: (secret: string) => string = (v) => v): string {
@@ -143,6 +162,10 @@ export async function main(): Promise<void> {
   );
   console.log(
     `mask, encoded secrets: ${show(maskerThroughput(values, basicAuth))} with ${SECRETS} secrets in HTTP Basic headers (target ≥ 100 MB/s)`,
+  );
+  const varied = variedSecrets();
+  console.log(
+    `mask, varied secrets: ${show(maskerThroughput(varied, oneLine))} with 45 passwords and 5 PEM keys (${new Masker(varied).patterns.length} patterns; target ≥ 100 MB/s)`,
   );
   console.log(
     `runner-output: ${show(await relayThroughput(values))} through the runner's output path ` +

@@ -5,6 +5,8 @@
  * a real log file. MB/s counts step output bytes. Target: at least 100 MB/s. The log file's
  * close (one fsync of the whole log, when the workflow ends) is timed apart: it is the disk's
  * speed, not the relay's, and lines are readable by /logs followers before it.
+ * A third figure: the same in memory with 200,000-character lines (each a dozen output events
+ * long, a secret inside some), which take the relay's path for lines longer than one event.
  */
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -69,6 +71,36 @@ function eventStream(bytes: number): { buf: Buffer; output: number; lines: numbe
   return { buf: Buffer.from(`${events.join("\n")}\n`), output, lines };
 }
 
+/** Output of 200,000-character lines (a JSON dump, a minified bundle) in CHUNK-sized events. */
+function longLineStream(bytes: number): { buf: Buffer; output: number; lines: number } {
+  const words = 'data-chunk minified(function(){return 42}) "key":"value", '.repeat(4000);
+  let text = "";
+  let lines = 0;
+  for (let n = 0; text.length < bytes; n++, lines++) {
+    const line = words.slice(n % 50, (n % 50) + 200_000);
+    text +=
+      n % 3 === 0
+        ? `${line.slice(0, 100_000)}${SECRETS[n % SECRETS.length]}${line.slice(100_000)}\n`
+        : `${line}\n`;
+  }
+  const events: string[] = [];
+  let seq = 0;
+  for (let at = 0; at < text.length; at += CHUNK) {
+    const data = text.slice(at, at + CHUNK);
+    events.push(
+      JSON.stringify({
+        type: "output",
+        time: "2026-02-10T12:00:00.123456789Z",
+        step: 1,
+        stream: "stdout",
+        seq: ++seq,
+        data,
+      }),
+    );
+  }
+  return { buf: Buffer.from(`${events.join("\n")}\n`), output: Buffer.byteLength(text), lines };
+}
+
 const HEAD = `${JSON.stringify({ type: "hello", time: "2026-02-10T12:00:00Z", version: 1, pid: 1, shell: "bash" })}\n${JSON.stringify({ type: "step_start", time: "2026-02-10T12:00:00Z", step: 1, name: "build", kind: "user", command: "make" })}\n`;
 
 async function measure(
@@ -76,8 +108,8 @@ async function measure(
   sinkFor: () => Promise<{ sink: LogSink; done: () => Promise<number> }>,
   /** What `done` adds after the last line is written (said apart from the relay's figure). */
   doneIs?: string,
+  sample = eventStream(8 << 20),
 ) {
-  const sample = eventStream(8 << 20);
   const rounds = Math.ceil(TOTAL / sample.output);
   const { sink, done } = await sinkFor();
   const relay = new Relay({ sink, secrets: SECRETS });
@@ -123,33 +155,37 @@ function machine(): string {
   return `machine: memcpy ${gbs} GB/s, ${cpus().length} CPUs, load average ${loadavg()[0]!.toFixed(1)}`;
 }
 
+/** A sink that counts encoded bytes and checks a prefix of them for a secret. */
+async function memorySink(): Promise<{ sink: LogSink; done: () => Promise<number> }> {
+  let bytes = 0;
+  let leaked = false;
+  const sink = {
+    backlog: 0,
+    flush: () => Promise.resolve(),
+    write(line: LogLine, plain?: boolean) {
+      const text = encodeLogLine(line, plain);
+      bytes += text.length + 1;
+      // Checking every line would measure String.includes; a prefix of the run is enough.
+      if (bytes < 4 << 20 && text.includes("sk_live_")) leaked = true;
+    },
+    writeEncoded(utf8: string) {
+      bytes += utf8.length;
+      if (bytes < 4 << 20 && utf8.includes("sk_live_")) leaked = true;
+    },
+  };
+  return {
+    sink,
+    done: async () => {
+      if (leaked) throw new Error("a secret reached the log");
+      return bytes;
+    },
+  };
+}
+
 export async function main(): Promise<void> {
   console.log(machine());
-  await measure("in memory", async () => {
-    let bytes = 0;
-    let leaked = false;
-    const sink = {
-      backlog: 0,
-      flush: () => Promise.resolve(),
-      write(line: LogLine, plain?: boolean) {
-        const text = encodeLogLine(line, plain);
-        bytes += text.length + 1;
-        // Checking every line would measure String.includes; a prefix of the run is enough.
-        if (bytes < 4 << 20 && text.includes("sk_live_")) leaked = true;
-      },
-      writeEncoded(utf8: string) {
-        bytes += utf8.length;
-        if (bytes < 4 << 20 && utf8.includes("sk_live_")) leaked = true;
-      },
-    };
-    return {
-      sink,
-      done: async () => {
-        if (leaked) throw new Error("a secret reached the log");
-        return bytes;
-      },
-    };
-  });
+  await measure("in memory", memorySink);
+  await measure("in memory, 200,000-character lines", memorySink, undefined, longLineStream(8 << 20));
   const dir = await mkdtemp(join(tmpdir(), "loom-relay-bench-"));
   try {
     await measure(

@@ -35,6 +35,11 @@ export class HumanRenderer {
    * workflow's outcome says whether that step failed (the log line itself does not).
    */
   readonly #pendingEnd = new Map<string, { id: number; name: string; took: string }>();
+  /**
+   * The source (workflow, step, stream) of a line printed without its end: a piece of a line
+   * over the relay's limit (`partial`), which the next piece of the same source continues.
+   */
+  #midLine: string | undefined;
 
   /** `prefix`: put the workflow name before every line (when several workflows interleave). */
   constructor(out: Output, opts: { colour?: boolean; prefix?: boolean } = {}) {
@@ -51,8 +56,16 @@ export class HumanRenderer {
     return this.#prefix ? this.#paint("cyan", `${workflow} | `) : "";
   }
 
+  /** Ends a line left open by a partial piece, before anything else is printed. */
+  #endLine(): void {
+    if (this.#midLine === undefined) return;
+    this.#midLine = undefined;
+    this.#out.write("\n");
+  }
+
   /** The line that opens a workflow's output. */
   header(workflow: string, text: string): void {
+    this.#endLine();
     if (this.#prefix) this.#out.write(`${this.#lead(workflow)}${this.#paint("bold", text)}\n`);
     else this.#out.write(`\n${text}\n`);
   }
@@ -69,13 +82,17 @@ export class HumanRenderer {
 
   /** The workflow is over: its last step's end marker says whether that step failed. */
   finish(workflow: string, failedStep: number | null): void {
+    this.#endLine();
     this.#flushEnd(workflow, failedStep);
   }
 
   line(workflow: string, line: LogLine): void {
+    const key = `${workflow}\u0000${line.step_id}`;
+    const source = `${key}\u0000${line.stream}`;
+    const continues = line.kind === "data" && this.#midLine === source;
+    if (!continues) this.#endLine();
     this.#flushEnd(workflow, null);
     const lead = this.#lead(workflow);
-    const key = `${workflow}\u0000${line.step_id}`;
     if (line.kind === "control") {
       const system = line.step_kind !== 1;
       if (line.step_status === "start") {
@@ -94,10 +111,14 @@ export class HumanRenderer {
     }
     const text = line.content.replace(/\n$/, "");
     const body = line.stream === "stderr" ? this.#paint("yellow", text) : text;
-    this.#out.write(`${lead}  ${body.replaceAll("\n", `\n${lead}  `)}\n`);
+    // A piece of a longer line (`partial`) is continued by the next one: no line break between.
+    const end = line.partial === true ? "" : "\n";
+    this.#midLine = line.partial === true ? source : undefined;
+    this.#out.write(`${continues ? "" : `${lead}  `}${body.replaceAll("\n", `\n${lead}  `)}${end}`);
   }
 
   summary(results: readonly WorkflowSummary[], wallMs?: number): void {
+    this.#endLine();
     if (results.length === 0) {
       this.#out.write(this.#paint("yellow", "no workflow matched this trigger\n"));
       return;

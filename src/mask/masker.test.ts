@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { MASK, Masker, maskSecrets, secretPatterns } from "./masker.ts";
 
@@ -214,6 +215,115 @@ describe("maskSecrets: the forms users print (issue 12)", () => {
     // A multi-line value printed as one JSON string.
     const key = "line-one\nline-two";
     assert.equal(maskSecrets(JSON.stringify([key]), [key]), '["***"]');
+  });
+
+  /** Whether what is left of a masked base64 text (any alphabet, line breaks) decodes to 4 characters of `value`. */
+  const leaks = (masked: string, value: string): boolean => {
+    const decoded = masked
+      .split("***")
+      .map((part) =>
+        Buffer.from(part.replace(/\s+/g, "").replaceAll("-", "+").replaceAll("_", "/"), "base64"),
+      )
+      .map((b) => b.toString("latin1"))
+      .join("\0");
+    for (let i = 0; i + 4 <= value.length; i++) if (decoded.includes(value.slice(i, i + 4))) return true;
+    return false;
+  };
+  const sh = (cmd: string, input: string) => execFileSync("sh", ["-c", cmd], { input, encoding: "utf8" });
+
+  it("masks URL-safe base64, with and without padding, and inside longer URL-safe text (a JWT)", () => {
+    const v = "tok>>>secret???value~~1"; // its standard base64 has both + and /
+    assert.match(b64(v), /\+/);
+    assert.match(b64(v), /\//);
+    const url = Buffer.from(v).toString("base64url");
+    const padded = b64(v).replaceAll("+", "-").replaceAll("/", "_");
+    assert.notEqual(url, padded);
+    assert.equal(maskSecrets(`a ${url} b`, [v]), "a *** b");
+    assert.equal(maskSecrets(`a ${padded} b`, [v]), "a *** b");
+    for (const before of ["", "x", "xy"]) {
+      const payload = Buffer.from(`{"sub":"${before}${v}"}`).toString("base64url");
+      const masked = maskSecrets(`eyJhbGciOiJIUzI1NiJ9.${payload}.sig`, [v]);
+      assert.match(masked, /\*\*\*/);
+      assert.ok(!leaks(masked.split(".")[1]!, v), masked);
+    }
+  });
+
+  it("masks base64 broken into lines (base64 -w 76, -w 64, echo | base64)", () => {
+    const v = `long-secret-${"Zq9/x+".repeat(12)}-end`; // 88 characters: 120 of base64
+    for (const cmd of ["base64", "base64 -w 64", "base64 -w 76 | sed 's/$/\r/'"]) {
+      for (const input of [v, `${v}\n`]) {
+        const encoded = sh(cmd, input);
+        assert.match(encoded.trimEnd(), /\n/, "wrapped");
+        const masked = maskSecrets(`key:\n${encoded}done\n`, [v]);
+        assert.ok(
+          !leaks(masked.slice(5, -5), v),
+          `${cmd} ${JSON.stringify(input)} → ${JSON.stringify(masked)}`,
+        );
+      }
+    }
+  });
+
+  it("masks a token inside a longer text that is base64-encoded and wrapped (base64 config.json)", () => {
+    for (const [cmd, width] of [
+      ["base64", 76],
+      ["base64 -w 64", 64],
+      ["base64 | sed 's/$/\r/'", 76],
+    ] as const) {
+      for (let pad = 0; pad < 80; pad += 7) {
+        const before = `{"auths":{"registry.example":{"note":"${"x".repeat(pad)}","password":"`;
+        const text = `${before}${token}"}}}\n`;
+        const encoded = sh(cmd, text);
+        assert.match(encoded.trimEnd(), /\n/);
+        const masked = maskSecrets(encoded, [token]).replace(/\r?\n/g, "");
+        const m = /^([A-Za-z0-9+/=]*)\*\*\*([A-Za-z0-9+/=]*)$/.exec(masked);
+        assert.ok(m, `${cmd}, pad ${pad}: ${masked}`);
+        // The same bounds as for unwrapped text: nothing visible holds a bit of the token.
+        const beforeBits = 8 * Buffer.byteLength(before);
+        const flat = Buffer.from(text).toString("base64");
+        assert.ok(m[1]!.length <= Math.ceil(beforeBits / 6), `${cmd} w${width}, pad ${pad}`);
+        assert.ok(flat.length - m[2]!.length >= Math.floor((beforeBits + 8 * token.length) / 6));
+      }
+    }
+  });
+
+  it("masks the base64 of one line of a multi-line secret (a PEM line)", () => {
+    const pem =
+      "-----BEGIN OPENSSH PRIVATE KEY-----\n" +
+      "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n" +
+      "QyNTUxOQAAACBnJXH3Lx0dUEdwoNiTRbN5c1a7W5QnLmmVbUE9v0ecpAAAAJhkGpHqZBqR\n" +
+      "-----END OPENSSH PRIVATE KEY-----\n";
+    const line = pem.split("\n")[2]!;
+    for (const cmd of [
+      "sed -n 3p | base64",
+      "sed -n 3p | tr -d '\\n' | base64 -w 0",
+      "sed -n 3p | base64 -w 0",
+    ]) {
+      const encoded = sh(cmd, pem);
+      const masked = maskSecrets(encoded, [pem]);
+      assert.ok(!leaks(masked, line), `${cmd} → ${JSON.stringify(masked)}`);
+    }
+  });
+
+  it("masks the URL-safe, wrapped and PEM-line forms across every split of the stream", () => {
+    const v = `long-secret-${"Zq9/x+".repeat(12)}-end`;
+    const pem = "-----BEGIN KEY-----\nQyNTUxOQAAACBnJXH3Lx0dUEdwoNiTRbN5c1a7\n-----END KEY-----";
+    const m = new Masker([v, pem]);
+    const text =
+      `url ${Buffer.from(`x${v}`).toString("base64url")}\n` +
+      `wrapped\n${sh("base64 | sed 's/$/\r/'", v)}` +
+      `pem-line ${sh("sed -n 2p | base64", pem)}`;
+    const whole = m.mask(text);
+    assert.equal(whole.split("***").length - 1, 3, whole);
+    for (let cut = 1; cut < text.length; cut++) {
+      assert.equal(streamed(m, [text.slice(0, cut), text.slice(cut)]), whole, `cut at ${cut}`);
+    }
+    assert.equal(streamed(m, [...text]), whole);
+  });
+
+  it("never masks indentation for a multi-line secret with a whitespace-only line", () => {
+    const v = "first-line-value\n        \nlast-line-value";
+    assert.equal(maskSecrets("        indented\n", [v]), "        indented\n");
+    assert.equal(maskSecrets("x first-line-value y", [v]), "x *** y");
   });
 
   it("masks every form across chunk boundaries and split writes", () => {

@@ -24,16 +24,50 @@ export const MASK = "***";
 const MIN_FORM_CHARS = 4;
 
 /**
+ * Widths at which tools wrap base64 output: GNU `base64` and MIME (76), `openssl base64` and PEM
+ * (64).
+ */
+const WRAP_WIDTHS = [76, 64];
+
+/**
+ * Offset forms broken at every phase of a wrapped text: only for forms of this many characters
+ * (values of about 9 to 96 bytes: tokens and passwords, what config files carry). Shorter ones
+ * carry little; longer ones (keys) would need hundreds of long patterns each — a multi-line key
+ * has its lines as patterns instead.
+ */
+const MIN_PHASED_CHARS = 12;
+const MAX_PHASED_CHARS = 128;
+
+/** `text` broken into lines of `width` characters joined by `eol`. */
+function wrap(text: string, width: number, eol: string): string {
+  const lines: string[] = [];
+  for (let at = 0; at < text.length; at += width) lines.push(text.slice(at, at + width));
+  return lines.join(eol);
+}
+
+/**
  * The base64 forms of `value` (UTF-8). §5.3 names base64std(V) with and without padding; a value
  * inside a longer text that is encoded as a whole (HTTP Basic `user:token`, a JSON config) shows
  * up as one of three other strings, one per offset of V modulo 3 in that text: the base64
  * characters whose six bits all come from V. The characters at either end that mix V's bits
  * with its neighbours' are left out (they carry at most four bits of V).
+ *
+ * Beyond those: each also in the URL-safe alphabet (`-_` for `+/`, RFC 4648 §5: JWTs, Python's
+ * urlsafe_b64encode with its padding, Node's base64url without), and the encoding of a text that
+ * starts with V (V's own, and the offset-0 form, which `echo "$V" | base64` starts with) broken
+ * into lines as `base64` (76 columns) and `openssl base64` (64) print it, with `\n` or `\r\n`;
+ * for tokens and passwords (MIN_PHASED_CHARS..MAX_PHASED_CHARS) also the offset forms inside a
+ * longer wrapped text, broken at each place a line end can fall. A longer value (a key) at
+ * another offset inside a longer wrapped text is masked line by line only where its own lines
+ * are patterns (a multi-line value), not otherwise.
  */
-function base64Forms(value: string): string[] {
+/** `everyPhase`: add the offset forms broken at every phase (not for the lines of a value). */
+function base64Forms(value: string, everyPhase: boolean): string[] {
   const bytes = Buffer.from(value, "utf8");
   const b64 = bytes.toString("base64");
   const forms = [b64, b64.replace(/=+$/, "")];
+  const starts = [b64];
+  const offsets: string[] = [];
   for (const offset of [0, 1, 2]) {
     const encoded = Buffer.concat([Buffer.alloc(offset), bytes]).toString("base64");
     // Character j covers bits 6j..6j+5 of the text; V covers bits 8·offset .. 8·(offset+n).
@@ -41,8 +75,26 @@ function base64Forms(value: string): string[] {
     const end = Math.floor((8 * (offset + bytes.length)) / 6);
     const form = encoded.slice(first, end);
     if (form.length >= MIN_FORM_CHARS) forms.push(form);
+    offsets.push(form);
+    if (offset === 0) starts.push(form);
   }
-  return forms;
+  for (const width of WRAP_WIDTHS)
+    for (const form of starts) {
+      if (form.length <= width) continue;
+      forms.push(wrap(form, width, "\n"), wrap(form, width, "\r\n"));
+    }
+  // V inside a longer text encoded and wrapped (`base64 config.json`): an offset form broken
+  // wherever the text's line ends fall, one pattern per phase.
+  for (const form of everyPhase ? offsets : []) {
+    if (form.length < MIN_PHASED_CHARS || form.length > MAX_PHASED_CHARS) continue;
+    for (const width of WRAP_WIDTHS)
+      for (let p = 1; p < Math.min(width + 1, form.length); p++) {
+        let broken = form.slice(0, p);
+        for (let at = p; at < form.length; at += width) broken += `\n${form.slice(at, at + width)}`;
+        forms.push(broken, broken.replaceAll("\n", "\r\n"));
+      }
+  }
+  return forms.flatMap((f) => [f, f.replaceAll("+", "-").replaceAll("/", "_")]);
 }
 
 const hex4 = (unit: number) => `\\u${unit.toString(16).padStart(4, "0")}`;
@@ -74,18 +126,19 @@ function hasChars(text: string, atLeast: number): boolean {
  * - the value itself, its base64 with and without `=` padding (§5.3), and its base64 inside a
  *   longer base64-encoded text at each of the three offsets (base64Forms);
  * - its JSON-escaped forms (jsonForms), for values printed inside JSON;
- * - for a multi-line value, each line of at least four characters on its own (a PEM key is
- *   often printed, or leaks, one line at a time), with its JSON-escaped forms;
+ * - for a multi-line value, each line of at least four characters, not all whitespace, on its
+ *   own with all of its forms (a PEM key is often printed, or leaks, one line at a time, and
+ *   `sed -n 2p key.pem | base64` encodes one);
  * - a value that ends in line breaks (a key file saved with its final newline) also without
  *   them, with all of its forms, because `$(cat file)` and most tools that print it drop the
  *   trailing newline — the secret would otherwise leak whole but for one character.
  */
 export function secretPatterns(values: Iterable<string>): string[] {
   const out = new Set<string>();
-  const add = (value: string) => {
+  const add = (value: string, everyPhase = true) => {
     if (value === "") return;
     out.add(value);
-    for (const form of base64Forms(value)) out.add(form);
+    for (const form of base64Forms(value, everyPhase)) out.add(form);
     for (const form of jsonForms(value)) out.add(form);
   };
   for (const value of values) {
@@ -94,9 +147,9 @@ export function secretPatterns(values: Iterable<string>): string[] {
     if (!value.includes("\n")) continue;
     for (const line of value.split("\n")) {
       const text = line.replace(/\r$/, "");
-      if (!hasChars(text, MIN_FORM_CHARS)) continue;
-      out.add(text);
-      for (const form of jsonForms(text)) out.add(form);
+      // An indented blank line would mask every indentation of the same width.
+      if (!hasChars(text, MIN_FORM_CHARS) || text.trim() === "") continue;
+      add(text, false);
     }
   }
   return [...out].sort((a, b) => b.length - a.length);

@@ -23,6 +23,13 @@ describe("secretValueProblem: what a secret value may be", () => {
       assert.equal(secretValueProblem(v), "short", JSON.stringify(v));
     }
   });
+  it("refuses values made only of whitespace", () => {
+    for (const v of ["    ", "\t\t\t\t", "  \n  \n", " \r\n \r\n\n", "\u00a0\u2003\u3000 "]) {
+      assert.equal(secretValueProblem(v), "blank", JSON.stringify(v));
+    }
+    assert.equal(secretValueProblem("  x  "), undefined);
+    assert.match(describeSecretValueProblem("blank"), /^must not be only whitespace/);
+  });
   it("describes each problem without the value", () => {
     assert.equal(describeSecretValueProblem("nul"), "must not contain a NUL byte");
     assert.match(describeSecretValueProblem("short"), /^must be at least 4 characters long/);

@@ -7,6 +7,7 @@
  *   the value without them): every occurrence of a secret in a log becomes `***`, so a one-letter
  *   secret masks that letter everywhere and the gaps spell it out. Four characters is also the
  *   shortest pattern the masker's fast search handles.
+ * - Not only whitespace: every run of those spaces, tabs or line breaks in a log would be masked.
  *
  * Messages name the rule, never the value.
  */
@@ -14,11 +15,12 @@
 /** Shortest secret value accepted, in characters (code points). */
 export const MIN_SECRET_CHARS = 4;
 
-export type SecretValueProblem = "nul" | "short";
+export type SecretValueProblem = "nul" | "short" | "blank";
 
 const PROBLEMS: Record<SecretValueProblem, string> = {
   nul: "must not contain a NUL byte",
   short: `must be at least ${MIN_SECRET_CHARS} characters long, not counting trailing line breaks (shorter values cannot be masked safely in logs)`,
+  blank: "must not be only whitespace (it would be masked wherever such whitespace is printed)",
 };
 
 /** Why `value` cannot be a secret, or undefined when it can. */
@@ -27,8 +29,9 @@ export function secretValueProblem(value: string): SecretValueProblem | undefine
   const trimmed = value.replace(/[\r\n]+$/, "");
   // Counts code points without building an array for long values.
   let chars = 0;
-  for (const _ of trimmed) if (++chars >= MIN_SECRET_CHARS) return undefined;
-  return "short";
+  for (const _ of trimmed) if (++chars >= MIN_SECRET_CHARS) break;
+  if (chars < MIN_SECRET_CHARS) return "short";
+  return /\S/u.test(trimmed) ? undefined : "blank";
 }
 
 /** The rule broken, as the end of a sentence that starts with "value" or a key's name. */

@@ -38,6 +38,23 @@ describe("subscribePipelineLogs frames", () => {
     validate.logMessage({ $type: "sh.tangled.ci.subscribePipelineLogs#data", ...(body as object) });
   });
 
+  it("gives a piece of a longer line (partial) no newline, so joined contents show one line", () => {
+    const base = { kind: "data", time: "2026-07-26T12:00:00Z", step_id: 0, stream: "stdout" } as const;
+    const pieces = [
+      { ...base, content: "first half ", partial: true },
+      { ...base, content: "second half" },
+    ];
+    const contents = pieces.map(
+      (l) => (decodeFrame(encodeLogFrame(l, "ci.yml"))[1] as { content: string }).content,
+    );
+    assert.deepEqual(contents, ["first half ", "second half\n"]);
+    for (const l of pieces) {
+      const [, body] = decodeFrame(encodeLogFrame(l, "ci.yml"));
+      assert.equal(Object.hasOwn(body as object, "partial"), false, "the lexicon's #data has no such field");
+      validate.logMessage({ $type: "sh.tangled.ci.subscribePipelineLogs#data", ...(body as object) });
+    }
+  });
+
   it("encodes control lines with optional fields only when set", () => {
     const [h1, start] = decodeFrame(
       encodeLogFrame(

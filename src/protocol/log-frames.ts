@@ -46,10 +46,9 @@ export function logFrameBody(line: LogLine, workflow: string): LogFrameBody {
     return { t: "#control", body };
   }
   // The JSONL line is one output line without its newline; the frame carries it back (§2.8).
-  return {
-    t: "#data",
-    body: { time, workflow, step, content: `${line.content}\n`, stream: line.stream ?? "stdout" },
-  };
+  // A piece of a longer line (`partial`, see logline.ts) gets none: the next piece continues it.
+  const content = line.partial === true ? line.content : `${line.content}\n`;
+  return { t: "#data", body: { time, workflow, step, content, stream: line.stream ?? "stdout" } };
 }
 
 /** One binary message for a stored LogLine. */

@@ -51,6 +51,18 @@ describe("encodeLogLine", () => {
     );
   });
 
+  it("marks a piece of a longer line with a trailing partial field, only when true", () => {
+    const piece: LogLine = { kind: "data", content: "abc", time: ZERO_TIME, step_id: 1, stream: "stdout" };
+    const enc = (l: LogLine, plain?: boolean) => encodeLogLine(l, plain);
+    assert.equal(
+      enc({ ...piece, partial: true }),
+      '{"kind":"data","content":"abc","time":"0001-01-01T00:00:00Z","step_id":1,"stream":"stdout","partial":true}',
+    );
+    assert.equal(enc({ ...piece, partial: true }, true), enc({ ...piece, partial: true }));
+    assert.equal(enc({ ...piece, partial: false }), enc(piece));
+    assert.deepEqual(JSON.parse(enc({ ...piece, partial: true })), { ...piece, partial: true });
+  });
+
   it("keeps negative step ids (the setup pseudo-step) and sanitises non-integers", () => {
     const base: LogLine = { kind: "data", content: "", time: ZERO_TIME, step_id: -1 };
     assert.match(encodeLogLine(base), /"step_id":-1}$/);

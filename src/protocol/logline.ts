@@ -5,7 +5,15 @@
  *
  * Field order is the struct order: kind, content, time, step_id, then the `omitempty` fields
  * stream, step_status, step_kind, step_command, each left out when empty (step_kind when 0, i.e.
- * a system step).
+ * a system step). Loom adds one field of its own, last and only when true: `partial` (below);
+ * Go's decoder, like most JSON readers, ignores a field it does not know.
+ *
+ * Long lines: a data line's content is one output line, whole, up to MAX_LINE_BYTES. A longer
+ * line is stored and sent as pieces of at most that size, cut at points that depend only on the
+ * line (src/relay/line-cut.ts); every piece but the last has `partial: true` ("the line goes on
+ * in the next data line of this step and stream"). No newline is added between pieces: the
+ * `sh.tangled.ci` frames (log-frames.ts) end a `#data` content with "\n" only on a line's last
+ * piece, so a viewer that joins contents sees the line as the program printed it.
  */
 
 export type LogKind = "data" | "control";
@@ -24,7 +32,21 @@ export interface LogLine {
   /** 1 = user step; 0 (system) is never written. */
   step_kind?: number;
   step_command?: string;
+  /** A piece of a longer line that goes on in the next data line (never written when false). */
+  partial?: boolean;
 }
+
+/**
+ * Longest data line content stored and sent whole, in bytes of UTF-8: 1 MiB. Real CI output
+ * stays below it (minified bundles, JSON dumps and base64 blobs of a few hundred KiB come through
+ * as one line), while the relay's memory stays bounded (it holds at most one such line per
+ * stream of the running step) and an encoded line (at most six bytes per content byte when
+ * every byte is escaped) stays far below the 16 MiB message caps of common WebSocket clients.
+ */
+export const MAX_LINE_BYTES = 1 << 20;
+
+/** Longest encoded log file line a reader must accept: every content byte escaped, plus fields. */
+export const MAX_ENCODED_LINE_BYTES = 6 * MAX_LINE_BYTES + (64 << 10);
 
 /** Go's zero time.Time, used by the synthetic lines of a workflow that failed without a log. */
 export const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -66,11 +88,12 @@ export function goJsonString(s: string): string {
  */
 export function encodeLogLine(line: LogLine, plainContent = false): string {
   // The common case, a data line as the relay makes it, in one template (this is hot).
+  const partial = line.partial === true ? `,"partial":true` : "";
   if (line.kind === "data" && !line.step_status && !line.step_kind && !line.step_command) {
     const stream = line.stream === "stdout" || line.stream === "stderr" ? `,"stream":"${line.stream}"` : "";
     if (stream || !line.stream) {
       const content = plainContent ? `"${line.content}"` : goJsonString(line.content);
-      return `{"kind":"data","content":${content},"time":${timeJson(line.time)},"step_id":${intText(line.step_id)}${stream}}`;
+      return `{"kind":"data","content":${content},"time":${timeJson(line.time)},"step_id":${intText(line.step_id)}${stream}${partial}}`;
     }
   }
   let out = `{"kind":${goJsonString(line.kind)},"content":${goJsonString(line.content)},"time":${timeJson(line.time)},"step_id":${intText(line.step_id)}`;
@@ -78,7 +101,7 @@ export function encodeLogLine(line: LogLine, plainContent = false): string {
   if (line.step_status) out += `,"step_status":${goJsonString(line.step_status)}`;
   if (line.step_kind) out += `,"step_kind":${intText(line.step_kind)}`;
   if (line.step_command) out += `,"step_command":${goJsonString(line.step_command)}`;
-  return `${out}}`;
+  return `${out}${partial}}`;
 }
 
 /**

@@ -180,23 +180,146 @@ describe("Relay: data lines (§4.3)", () => {
     );
   });
 
-  it("splits a 1 MB line into bounded pieces without losing a character", () => {
+  it("cuts a line over the limit into bounded pieces marked partial, without losing a character", () => {
     const big = "x".repeat(1 << 20);
     const sink = new MemorySink();
-    const relay = new Relay({ sink, secrets: [], maxLineChars: 64 << 10 });
+    const relay = new Relay({ sink, secrets: [], maxLineBytes: 64 << 10 });
     relay.feed(jsonl([hello, start(0, "s", "c")]));
     for (let i = 0; i < big.length; i += 100_000) relay.feed(jsonl([out(0, big.slice(i, i + 100_000))]));
     relay.feed(jsonl([out(0, "\n"), end(0)]));
-    const d = data(sink.lines);
-    assert.ok(d.every((c) => c.length <= 64 << 10));
-    assert.equal(d.join(""), big);
+    const d = sink.lines.filter((l) => l.kind === "data");
+    assert.ok(d.every((l) => l.content.length <= 64 << 10));
+    assert.equal(d.map((l) => l.content).join(""), big);
+    // Every piece but the last says the line goes on; no piece is a line of its own.
+    assert.deepEqual(
+      d.map((l) => l.partial === true),
+      d.map((_, i) => i < d.length - 1),
+    );
   });
 
-  it("never splits a surrogate pair when cutting a long line", () => {
+  it("never cuts inside a UTF-8 sequence", () => {
     const sink = new MemorySink();
-    const relay = new Relay({ sink, secrets: [], maxLineChars: 5 });
+    const relay = new Relay({ sink, secrets: [], maxLineBytes: 5 });
     relay.feed(jsonl([hello, start(0, "s", "c"), out(0, "abcd😀efgh"), end(0)]));
-    assert.deepEqual(data(sink.lines), ["abcd", "😀efg", "h"]);
+    assert.deepEqual(data(sink.lines), ["abcd", "😀e", "fgh"]);
+  });
+});
+
+describe("Relay: long lines (issue 12, item 7)", () => {
+  /** Runner stdout for one step printing `text`, cut into output events at `eventCuts`. */
+  const stdoutOf = (text: string, eventCuts: number[]): Buffer => {
+    const events: RunnerEvent[] = [hello, start(0, "s", "c")];
+    let at = 0;
+    for (const cut of [...eventCuts, text.length]) {
+      events.push(out(0, text.slice(at, cut)));
+      at = cut;
+    }
+    events.push(end(0));
+    return Buffer.from(jsonl(events));
+  };
+  const relayChunked = (input: Buffer, feed: number, secrets: string[], maxLineBytes?: number) => {
+    const sink = new MemorySink();
+    const relay = new Relay({ sink, secrets, ...(maxLineBytes ? { maxLineBytes } : {}) });
+    for (let i = 0; i < input.length; i += feed) relay.feed(input.subarray(i, i + feed));
+    relay.end();
+    return sink.lines.filter((l) => l.kind === "data");
+  };
+  function rng(seed: number): (n: number) => number {
+    let s = seed;
+    return (n) => {
+      s = (s * 1103515245 + 12345) & 0x7fffffff;
+      return (s >>> 8) % n;
+    };
+  }
+  const randomCuts = (r: (n: number) => number, length: number): number[] => {
+    const cuts = new Set<number>();
+    for (let i = r(12); i > 0; i--) cuts.add(1 + r(length - 1));
+    return [...cuts].sort((a, b) => a - b);
+  };
+
+  it("relays a 200,000-character line as one line, whatever the chunking", () => {
+    let line = "";
+    for (let i = 0; line.length < 200_000; i++) line += `${i % 10}é→`;
+    line = line.slice(0, 200_000);
+    const r = rng(7);
+    for (let run = 0; run < 8; run++) {
+      const input = stdoutOf(`${line}\nnext\n`, randomCuts(r, line.length));
+      const lines = relayChunked(input, 1 + r(70_000), []);
+      assert.deepEqual(
+        lines.map((l) => [l.content, l.partial]),
+        [
+          [line, undefined],
+          ["next", undefined],
+        ],
+      );
+    }
+  });
+
+  it("cuts an over-long line at the same points for every chunking, masking a secret across a cut", () => {
+    const secret = "s3cr3t-straddling-the-cut";
+    const max = 1000;
+    // The secret starts 10 bytes before each multiple of `max`; multi-byte characters around.
+    let line = "";
+    while (line.length < 5 * max) {
+      const fill = max - 10 - (Buffer.byteLength(line) % max);
+      line += `${"é".repeat(Math.floor(fill / 2))}${fill % 2 ? "x" : ""}${secret}`;
+    }
+    const r = rng(11);
+    let first: string | undefined;
+    for (let run = 0; run < 10; run++) {
+      const input = stdoutOf(`${line}\n`, randomCuts(r, line.length));
+      const lines = relayChunked(input, 1 + r(9000), [secret], max);
+      const joined = lines.map((l) => l.content).join("");
+      assert.equal(joined, line.replaceAll(secret, "***"));
+      assert.ok(lines.length > 1);
+      assert.ok(lines.every((l) => Buffer.byteLength(l.content) <= max));
+      assert.ok(
+        lines.every((l) => !l.content.includes("\ufffd")),
+        "a cut split a UTF-8 sequence",
+      );
+      assert.ok(
+        lines.every((l) => !l.content.endsWith("*") || l.content.endsWith("***")),
+        "a cut split a mask",
+      );
+      assert.deepEqual(
+        lines.map((l) => l.partial === true),
+        lines.map((_, i) => i < lines.length - 1),
+      );
+      const shape = JSON.stringify(lines.map((l) => l.content));
+      first ??= shape;
+      assert.equal(shape, first, `run ${run} cut the line elsewhere`);
+    }
+  });
+
+  it("cuts the same through the encoding sink as through the object sink", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "loom-relay-long-"));
+    try {
+      const line = "ab".repeat(40_000);
+      const input = stdoutOf(`short\n${line}\nend\n`, [3, 70_000]);
+      const file = await LogFile.open(dir, "w");
+      const relay = new Relay({ sink: file, secrets: [], maxLineBytes: 30_000 });
+      relay.feed(input);
+      relay.end();
+      await file.close();
+      const stored = (await readFile(file.path, "utf8"))
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l) as LogLine)
+        .filter((l) => l.kind === "data");
+      assert.deepEqual(stored, relayChunked(input, 17, [], 30_000));
+      assert.deepEqual(
+        stored.map((l) => [l.content.length, l.partial]),
+        [
+          [5, undefined],
+          [30_000, true],
+          [30_000, true],
+          [20_000, undefined],
+          [3, undefined],
+        ],
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -7,7 +7,11 @@
  * - Data lines: the runner already masks, but the relay masks again (§5.3) with its own copy of
  *   the secret values, so a runner bug or an old runner image cannot leak them. Output is split
  *   into one LogLine per line, trailing `\r` trimmed; partial lines wait for the rest (per step
- *   and stream) and are flushed at step end, or in pieces once they reach `maxLineChars`.
+ *   and stream) and are flushed at step end.
+ * - Long lines: a line of up to `maxLineBytes` (MAX_LINE_BYTES, 1 MiB of UTF-8) is one LogLine.
+ *   A longer one goes out in pieces as it grows, cut where line-cut.ts says (points that depend
+ *   only on the masked line, never on how its bytes arrived), every piece but the last marked
+ *   `partial` (logline.ts): no newline is invented between them.
  * - Step output travels as byte text (byte-text.ts): event lines are parsed from their bytes
  *   held one per character, masked and encoded as bytes, and only lines that need escaping are
  *   decoded to text. Lines that are not valid UTF-8, or with `\u` escapes of non-ASCII
@@ -27,11 +31,13 @@ import {
   formatTime,
   type LogLine,
   type LogStream,
+  MAX_LINE_BYTES,
   normalizeTime,
 } from "../protocol/logline.ts";
 import { RUNNER_PROTOCOL_VERSION, type RunnerEvent, type RunStatus } from "../runner/protocol.ts";
 import { fromByteText, toByteText } from "./byte-text.ts";
 import { checkRunnerEvent } from "./events.ts";
+import { cutPoint, hasLineLongerThan } from "./line-cut.ts";
 import { EventLineSplitter } from "./line-splitter.ts";
 import { type LogSink, SINK_HIGH_WATER, waitForSink } from "./sink.ts";
 
@@ -74,8 +80,8 @@ export interface RelayOptions {
   now?: () => Date;
   /** Longest runner event line accepted, in bytes (default 4 MiB). */
   maxEventBytes?: number;
-  /** Longest data line before it is split, in UTF-16 units (default 64 Ki). */
-  maxLineChars?: number;
+  /** Longest data line before it is cut into pieces, in bytes of UTF-8 (default MAX_LINE_BYTES). */
+  maxLineBytes?: number;
 }
 
 interface StepInfo {
@@ -107,7 +113,7 @@ export class Relay {
   readonly #onFatal: ((err: RelayError) => void) | undefined;
   readonly #now: () => Date;
   readonly #maxEventBytes: number;
-  readonly #maxLineChars: number;
+  readonly #maxLineBytes: number;
 
   readonly #steps = new Map<number, StepInfo>();
   /** Keyed by `step * 2 + (stderr ? 1 : 0)`. */
@@ -138,7 +144,7 @@ export class Relay {
           new RelayError("event_too_long", `runner event longer than ${this.#maxEventBytes} bytes dropped`),
         ),
     });
-    this.#maxLineChars = opts.maxLineChars ?? 64 << 10;
+    this.#maxLineBytes = opts.maxLineBytes ?? MAX_LINE_BYTES;
   }
 
   /** The runner's result event, once seen. */
@@ -398,21 +404,25 @@ export class Relay {
       st.partial += from === 0 ? text : text.slice(from);
       st.partialPlain &&= plain;
     }
-    // A line with no end in sight goes out in pieces, so one endless line cannot fill memory.
-    // (Measured in UTF-16 units of the text: a byte text is at least as long, so the check on
-    // its length only decides whether to look.)
-    if (st.partial.length >= this.#maxLineChars) {
-      let partial = fromByteText(st.partial);
-      while (partial.length >= this.#maxLineChars) {
-        let cut = this.#maxLineChars;
-        const c = partial.charCodeAt(cut - 1);
-        if (c >= 0xd800 && c <= 0xdbff) cut--; // never split a surrogate pair
-        const content = partial.slice(0, cut);
-        this.#sink.write({ kind: "data", content, time, step_id: step, stream }, st.partialPlain);
-        partial = partial.slice(cut);
-      }
-      st.partial = toByteText(partial);
+    // A line with no end in sight goes out in pieces as it grows, so one endless line cannot
+    // fill memory; the cut points are those of the same line arriving whole (see #pieces).
+    if (st.partial.length > this.#maxLineBytes)
+      st.partial = this.#pieces(st.partial, st.partialPlain, step, stream, time);
+  }
+
+  /**
+   * Writes the leading pieces of a line of byte text longer than maxLineBytes, marked `partial`,
+   * and returns the rest (at most maxLineBytes), which the line's next bytes or its end continue.
+   */
+  #pieces(line: string, plain: boolean, step: number, stream: LogStream, time: string): string {
+    let at = 0;
+    while (line.length - at > this.#maxLineBytes) {
+      const cut = cutPoint(line, at, this.#maxLineBytes);
+      const content = fromByteText(line.slice(at, cut));
+      this.#sink.write({ kind: "data", content, time, step_id: step, stream, partial: true }, plain);
+      at = cut;
     }
+    return line.slice(at);
   }
 
   /**
@@ -432,6 +442,8 @@ export class Relay {
     if (last < 0) return 0;
     // The partial line held from earlier output is the start of the first line.
     const lines = st.partial + text.slice(0, last);
+    // A line to cut into pieces goes the line-by-line way.
+    if (hasLineLongerThan(lines, this.#maxLineBytes)) return 0;
     const encoded = encodeByteTextLines(lines, time, step, stream, mayHaveControls);
     if (encoded === undefined) return 0;
     this.#sink.writeEncoded?.(encoded);
@@ -440,8 +452,9 @@ export class Relay {
     return last + 1;
   }
 
-  /** One line of byte text. */
-  #data(line: string, plain: boolean, step: number, stream: LogStream, time: string): void {
+  /** One whole line of byte text (the last piece of it, when it is longer than maxLineBytes). */
+  #data(whole: string, plain: boolean, step: number, stream: LogStream, time: string): void {
+    const line = whole.length > this.#maxLineBytes ? this.#pieces(whole, plain, step, stream, time) : whole;
     // A trailing \r makes a text not plain, so a plain line never needs trimming.
     const bytes = !plain && line.charCodeAt(line.length - 1) === 13 ? line.replace(/\r+$/, "") : line;
     this.#sink.write({ kind: "data", content: fromByteText(bytes), time, step_id: step, stream }, plain);

@@ -96,6 +96,7 @@ export type SecretsErrorCode =
   | "InvalidValue"
   | "ValueHasNul"
   | "ValueTooShort"
+  | "ValueBlank"
   | "KeyAlreadyPresent"
   | "KeyNotFound"
   | "BackendFailure";
@@ -106,6 +107,7 @@ const SECRETS_ERRORS: Record<SecretsErrorCode, { status: number; message: string
   // src/mask/secret-value.ts: what a secret value may be, for every way one comes in.
   ValueHasNul: { status: 400, message: `value ${describeSecretValueProblem("nul")}` },
   ValueTooShort: { status: 400, message: `value ${describeSecretValueProblem("short")}` },
+  ValueBlank: { status: 400, message: `value ${describeSecretValueProblem("blank")}` },
   // Upstream answers 500 for these two (the vault error bubbles up); kept for compatibility.
   KeyAlreadyPresent: { status: 500, message: "key already present" },
   KeyNotFound: { status: 500, message: "key not found" },

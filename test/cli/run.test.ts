@@ -374,6 +374,12 @@ describe("loom run refuses secret values that cannot be masked or passed on", { 
     ],
     ["a short value in --secrets-file", [], 'SHORT="abc"\n', `secret SHORT ${rule}`],
     ["a NUL in --secrets-file", [], "NUL=hunter\0two\n", "secret NUL must not contain a NUL byte"],
+    [
+      "a whitespace-only --secret",
+      ["--secret", "TOKEN=  \t  "],
+      undefined,
+      "loom: --secret: secret TOKEN must not be only whitespace",
+    ],
   ] as const) {
     it(`${what}: exit 1 with the rule, the value never echoed, nothing run`, async (t) => {
       let fileArgs: string[] = [];

@@ -199,10 +199,12 @@ describe("spindle server: XRPC", () => {
     );
   });
 
-  it("addSecret refuses a value with a NUL byte or under 4 characters, without echoing it", async () => {
+  it("addSecret refuses a value with a NUL byte, under 4 characters or only whitespace, without echoing it", async () => {
     const add = "sh.tangled.repo.addSecret";
     const short =
       "value must be at least 4 characters long, not counting trailing line breaks (shorter values cannot be masked safely in logs)";
+    const blank =
+      "value must not be only whitespace (it would be masked wherever such whitespace is printed)";
     for (const [value, message] of [
       ["hunter\u0000two", "value must not contain a NUL byte"],
       ["\u0000\u0000\u0000\u0000", "value must not contain a NUL byte"],
@@ -210,6 +212,8 @@ describe("spindle server: XRPC", () => {
       ["Q~z", short],
       ["Q~z\n\n", short],
       ["é😀", short],
+      ["    ", blank],
+      [" \t\n \n", blank],
     ] as const) {
       const res = await call(add, { as: ALICE, body: { repo: REPO_URI, key: "REFUSED", value } });
       assert.deepEqual(res, err(400, "Generic", message), JSON.stringify(value));

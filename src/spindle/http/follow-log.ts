@@ -8,12 +8,17 @@
  */
 import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
+import { MAX_ENCODED_LINE_BYTES } from "../../protocol/logline.ts";
 import { FINISHED } from "../../protocol/status.ts";
 import type { RunRow } from "../pipelines/store.ts";
 
 const CHUNK = 64 * 1024;
-/** A line longer than this is cut (the relay already bounds lines; this guards odd files). */
-const MAX_LINE = 4 * 1024 * 1024;
+/**
+ * A line longer than this is cut (the relay bounds a line's content to MAX_LINE_BYTES, so its
+ * encoding stays below this; it guards odd files). It was 4 MiB, less than an encoded line of a
+ * 1 MiB content that needs escaping: such a line would have reached viewers torn.
+ */
+const MAX_LINE = MAX_ENCODED_LINE_BYTES;
 
 export interface FollowLogOptions {
   path: string;

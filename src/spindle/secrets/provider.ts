@@ -15,8 +15,8 @@
  *   `cause` and never include a secret value.
  * - Values never reach logs, error messages or metrics from here.
  */
-import { secretValueProblem } from "../../mask/secret-value.ts";
-import { SecretsError } from "../errors.ts";
+import { type SecretValueProblem, secretValueProblem } from "../../mask/secret-value.ts";
+import { SecretsError, type SecretsErrorCode } from "../errors.ts";
 
 /** What `listSecrets` may show: everything but the value. */
 export interface LockedSecret {
@@ -77,9 +77,15 @@ export function validateSecretValue(value: unknown): asserts value is string {
 export function validateNewSecretValue(value: unknown): asserts value is string {
   validateSecretValue(value);
   const problem = secretValueProblem(value);
-  if (problem === "nul") throw new SecretsError("ValueHasNul");
-  if (problem === "short") throw new SecretsError("ValueTooShort");
+  if (problem !== undefined) throw new SecretsError(PROBLEM_CODES[problem]);
 }
+
+/** Every problem of the rule has its code: a new one cannot be let through unnoticed. */
+const PROBLEM_CODES: Record<SecretValueProblem, SecretsErrorCode> = {
+  nul: "ValueHasNul",
+  short: "ValueTooShort",
+  blank: "ValueBlank",
+};
 
 export const byKey = <T extends { key: string }>(a: T, b: T): number =>
   a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
