@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { maskSecrets } from "../../mask/masker.ts";
 import { Relay } from "../../relay/relay.ts";
 import { RUNNER_ENV, RUNNER_PROTOCOL_VERSION, type RunnerSpec } from "../../runner/protocol.ts";
+import { RESULT_FILE_ENV } from "../../runner/result-file.ts";
 import type { StatusUpdate, WorkflowOutcome, WorkflowRun } from "../engine.ts";
 import { killRunProcesses } from "./procs.ts";
 import { createRunDir, type RunDir, removeTree } from "./workspace.ts";
@@ -100,7 +101,8 @@ export class LocalRun {
   }
 
   #env(dir: RunDir): Record<string, string> {
-    const env: Record<string, string> = { ...this.#cfg.env, HOME: dir.home };
+    // The runner leaves its result in the run directory too, for a restart to read (engine.ts).
+    const env: Record<string, string> = { ...this.#cfg.env, HOME: dir.home, [RESULT_FILE_ENV]: dir.result };
     for (const [key, value] of this.#run.secrets) {
       // A NUL cannot travel in an environment; such a secret is left out and the runner
       // reports it missing, instead of spawn() throwing.

@@ -275,6 +275,19 @@ export class Scheduler {
           ledger.record([{ run: current, status: "failed", error: res.reason, exitCode: -1 }]);
           return;
         }
+        if (res.state === "finished") {
+          // It ended while no process watched it: its real outcome, from what its runner left.
+          await sink.close().catch(() => {});
+          sink = undefined;
+          const final = this.#finalTransition(current, res.outcome);
+          log.info(
+            { status: final.status, exitCode: final.exitCode },
+            "workflow finished before the restart",
+          );
+          ledger.record([final]);
+          await engine.destroy(wid);
+          return;
+        }
         log.info("running workflow resumed after restart");
       } else {
         if (ledger.store.runByWid(wid)?.status !== "pending") return;
