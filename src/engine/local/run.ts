@@ -12,7 +12,7 @@ import { RUNNER_ENV, RUNNER_PROTOCOL_VERSION, type RunnerSpec } from "../../runn
 import { RESULT_FILE_ENV } from "../../runner/result-file.ts";
 import type { StatusUpdate, WorkflowOutcome, WorkflowRun } from "../engine.ts";
 import { killRunProcesses } from "./procs.ts";
-import { createRunDir, type RunDir, removeTree } from "./workspace.ts";
+import { createRunDir, type RunDir, removeAllButResult, removeTree } from "./workspace.ts";
 
 export interface LocalRunConfig {
   baseDir: string;
@@ -246,6 +246,9 @@ export class LocalRun {
     try {
       const left = await killRunProcesses(dir.root);
       if (left.length > 0) throw new Error(`processes ${left.join(", ")} would not die`);
+      // The runner's result goes last: a crash while a large workspace is being removed must
+      // still find it (engine.ts, recover).
+      await removeAllButResult(dir.root);
       await removeTree(dir.root);
       return outcome;
     } catch (err) {

@@ -64,6 +64,13 @@ export async function findRunDirs(baseDir: string, wid: string): Promise<string[
   return out;
 }
 
+/** Removes everything in a run directory but its result and wid files (what a restart reads). */
+export async function removeAllButResult(root: string): Promise<void> {
+  for (const name of await readdir(root)) {
+    if (name !== RESULT_NAME && name !== "wid") await removeTree(join(root, name));
+  }
+}
+
 /**
  * Removes a directory tree even when steps made parts of it read-only (Go's module cache does):
  * on EACCES/EPERM every directory is made writable and the removal retried. Missing is fine.
