@@ -78,7 +78,6 @@ test("a burst beyond the old defaults is taken whole; the spindle fills the clus
     await booted.server.pipelines.acceptPipeline(
       KNOT,
       `3k8sburst${String(i).padStart(4, "0")}`,
-      // kwok runs no containers: each workflow's pod stays Running, holding its Job slot.
       pipelineRecord([workflow(`w${i}.yml`, [{ name: "s", command: "true" }])]),
     );
   }
@@ -94,8 +93,12 @@ test("a burst beyond the old defaults is taken whole; the spindle fills the clus
     const n = booted.server.scheduler.activePipelines;
     return n === 5 || `${n} running`;
   });
+  // Read in one tick: every pipeline is running, waiting or done (kwok completes pods).
   const queued = booted.server.scheduler.queueSnapshot(BURST);
-  assert.equal(queued.length, BURST - 5);
+  const running = booted.server.scheduler.activePipelines;
+  const done = booted.server.store.pipelinesIn("done").length;
+  assert.equal(queued.length + running + done, BURST);
+  assert.ok(queued.length > 0, "the rest of the burst waits in the spindle");
   assert.deepEqual(
     queued.slice(0, 2).map((q) => q.position),
     [1, 2],
@@ -105,5 +108,5 @@ test("a burst beyond the old defaults is taken whole; the spindle fills the clus
       (e) => e.status === "pending" && e.error === "queued: position 1 in the spindle's queue",
     ),
   );
-  assert.equal(booted.server.scheduler.activePipelines, 5, "more pipelines than Job slots were started");
+  assert.ok(booted.server.scheduler.activePipelines <= 5, "more pipelines than Job slots were started");
 });

@@ -55,3 +55,28 @@ describe("FairQueue", () => {
     assert.equal(q.size, 1, "an id already queued is not added twice");
   });
 });
+
+describe("FairQueue.peek", () => {
+  it("gives take()'s order for many owners and repos, looking only at the front", () => {
+    const build = () => {
+      const q = new FairQueue();
+      let id = 0;
+      for (let o = 0; o < 30; o++) {
+        for (let r = 0; r < 5; r++) {
+          for (let k = 0; k < 3; k++) q.add({ id: id++, owner: `o${o}`, repo: `o${o}/r${r}` });
+        }
+      }
+      return q;
+    };
+    const q = build();
+    const all = ids(build());
+    assert.equal(all.length, 450);
+    for (const n of [1, 7, 20, 45]) {
+      assert.deepEqual(
+        q.peek(n).map((e) => e.id),
+        all.slice(0, n),
+        `peek(${n})`,
+      );
+    }
+  });
+});

@@ -68,9 +68,19 @@ export class FairQueue {
   /** The first `n` entries in the order `take()` would give them if no repo were held back. */
   peek(n: number): QueueEntry[] {
     // Rotation state only (owners, repos and a read index per repo), never a copy of entries.
-    const owners = [...this.#owners.values()].map((repos) =>
-      [...repos.values()].map((list) => ({ list, at: 0 })),
-    );
+    // Each round serves every owner once, and an owner's repos in turn, so the first n picks
+    // come from the first n owners and the first n repos of each: the cost is bounded by n²,
+    // not by the length of the queue.
+    const owners: { list: QueueEntry[]; at: number }[][] = [];
+    for (const repos of this.#owners.values()) {
+      if (owners.length >= n) break;
+      const mine: { list: QueueEntry[]; at: number }[] = [];
+      for (const list of repos.values()) {
+        if (mine.length >= n) break;
+        mine.push({ list, at: 0 });
+      }
+      owners.push(mine);
+    }
     const out: QueueEntry[] = [];
     while (out.length < n && owners.length > 0) {
       const repos = owners.shift() as { list: QueueEntry[]; at: number }[];
