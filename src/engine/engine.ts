@@ -35,9 +35,11 @@
  *
  * Restarts: a new server process calls `recover(run)` for every run its database still shows as
  * running. The engine either re-attaches (`resumed`: the sinks receive the rest of the logs and
- * the final status as if the run had been started by this process) or reports it `lost` with a
- * reason, having already released whatever the run left behind; the server then records it as
- * failed with that reason. `close()` stops the engine for a shutdown: runs that can outlive the
+ * the final status as if the run had been started by this process), or reports the outcome the
+ * run reached while no server watched (`finished`: its runner's durable result, with the real
+ * status and exit code), or reports it `lost` with a reason; for `finished` and `lost` it has
+ * already released whatever the run left behind. The server records the outcome, or `failed`
+ * with the reason. `close()` stops the engine for a shutdown: runs that can outlive the
  * process (Kubernetes) are left running for the next process to recover; runs that cannot
  * (local children) are stopped and reported `failed` with a reason.
  *
@@ -110,7 +112,10 @@ export interface WorkflowRun {
   log: LogSink;
 }
 
-export type RecoverResult = { state: "resumed" } | { state: "lost"; reason: string };
+export type RecoverResult =
+  | { state: "resumed" }
+  | { state: "finished"; outcome: WorkflowOutcome }
+  | { state: "lost"; reason: string };
 
 export interface Engine {
   /** Engine name as written in workflow files (`engine:`), e.g. "local", "kubernetes". */

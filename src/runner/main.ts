@@ -2,10 +2,12 @@
  * `loom-runner <spec.json | ->`: runs a RunnerSpec and prints RunnerEvents as JSON lines on
  * stdout. Secrets come from `LOOM_SECRET_<KEY>` in its environment. Exit status: 0 on success,
  * the failing step's exit code (1-255) when a step fails, 124 on timeout, 143 when cancelled
- * (SIGTERM/SIGINT), 2 when the spec cannot be read.
+ * (SIGTERM/SIGINT), 2 when the spec cannot be read. With `LOOM_RESULT_FILE` set, the result
+ * is also written to that file (atomically) before the runner exits.
  */
 import { readFileSync } from "node:fs";
 import { addAbortSignal, type Readable, type Writable } from "node:stream";
+import { RESULT_FILE_ENV, writeResultFile } from "./result-file.ts";
 import { Runner, type RunResult } from "./runner.ts";
 import { parseRunnerSpec } from "./spec.ts";
 
@@ -69,7 +71,11 @@ export async function main(io: MainIo): Promise<number> {
       runner.fail((err as Error).message);
       return 2;
     }
-    return exitStatus(await runner.run(spec));
+    const result = await runner.run(spec);
+    // Durable for an engine whose process died before it read the result (result-file.ts).
+    const resultFile = io.env[RESULT_FILE_ENV];
+    if (resultFile) writeResultFile(resultFile, result, runner.writer.broken);
+    return exitStatus(result);
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);

@@ -27,7 +27,7 @@ import { XrpcClient } from "../net/xrpc-client.ts";
 import { FINISHED } from "../protocol/status.ts";
 import { TidGenerator } from "../protocol/tid.ts";
 import { JtiReplayCache, ServiceJwtVerifier, serviceAudiences } from "./auth/index.ts";
-import { type Config, ConfigError } from "./config/index.ts";
+import { type Config, ConfigError, schedulerLimits } from "./config/index.ts";
 import { CiPipelines } from "./db/ci-pipelines.ts";
 import { type DatabaseSync, openDatabase, Repos } from "./db/index.ts";
 import { SpindleApp } from "./http/app.ts";
@@ -154,6 +154,10 @@ export class SpindleServer {
       metrics: this.metrics,
       ...(p.opts.now ? { now: p.opts.now } : {}),
     });
+    const limits = schedulerLimits(
+      server,
+      this.engine.name === "kubernetes" ? clusterCapacity(config) : null,
+    );
     this.scheduler = new Scheduler({
       ledger: this.#ledger,
       engine: this.engine,
@@ -161,7 +165,8 @@ export class SpindleServer {
       metrics: this.metrics,
       logger: this.logger.child({ component: "queue" }),
       logDir: server.logDir,
-      maxJobCount: server.maxJobCount,
+      maxJobCount: limits.maxJobCount,
+      maxJobCountPerRepo: server.maxJobCountPerRepo,
     });
     this.#logRetention =
       server.logRetentionMs > 0
@@ -181,7 +186,7 @@ export class SpindleServer {
       secrets: this.#secrets,
       metrics: this.metrics,
       logger: this.logger.child({ component: "pipelines" }),
-      queueSize: server.queueSize,
+      queueSize: limits.queueSize,
       resolve: {
         dev: server.dev,
         // host.docker.internal only means something inside a container (issue 11).
@@ -443,6 +448,16 @@ function urlOf(server: Server): string {
   if (!addr) throw new Error("not listening");
   const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${addr.port}`;
+}
+
+/** `kubernetes.maxConcurrentJobs` (the cluster's Job slots), or null when the section is invalid. */
+function clusterCapacity(config: Config): number | null {
+  try {
+    return parseControllerConfig(config.kubernetes, "kubernetes", config.kubernetesTopLevel)
+      .maxConcurrentJobs;
+  } catch {
+    return null;
+  }
 }
 
 function createEngine(

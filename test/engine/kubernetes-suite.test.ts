@@ -74,8 +74,14 @@ async function createHarness(): Promise<EngineHarness> {
   const kubelet = new KubeletStandIn(core, ns);
   kubelet.start();
 
+  const others: KubernetesEngine[] = [];
   return {
     engine,
+    another() {
+      const e = new KubernetesEngine({ kubeConfig: kc, namespace: ns, logger: quiet, pollMs: 200 });
+      others.push(e);
+      return e;
+    },
     /**
      * Once the cluster has had its time (the garbage collector deletes pods asynchronously):
      * pods of the run that are not finished, and processes of its steps or its runner.
@@ -102,7 +108,7 @@ async function createHarness(): Promise<EngineHarness> {
       return left;
     },
     async close() {
-      await engine.close();
+      await Promise.all([engine, ...others].map((e) => e.close()));
       await kubelet.stop();
       await controller.stop();
       await core.deleteNamespace({ name: ns }).catch(() => {});

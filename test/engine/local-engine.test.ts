@@ -6,10 +6,16 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { DEFAULT_PATH, LocalEngine, type LocalEngineOptions } from "../../src/engine/local/engine.ts";
+import {
+  DEFAULT_PATH,
+  defaultRunnerCommand,
+  LocalEngine,
+  type LocalEngineOptions,
+} from "../../src/engine/local/engine.ts";
 import { createRunDir } from "../../src/engine/local/workspace.ts";
 import { MAX_ENCODED_LINE_BYTES } from "../../src/protocol/logline.ts";
 import { LogFile } from "../../src/relay/logfile.ts";
+import { readResultFile, writeResultFile } from "../../src/runner/result-file.ts";
 import { findProcesses } from "./procs.ts";
 import { makeRun, type TestRun } from "./suite.ts";
 
@@ -207,6 +213,83 @@ describe("local engine", () => {
     await e.start(run);
     assert.deepEqual(await e.recover(run), { state: "resumed" });
     await e.destroy(run.plan.wid);
+    await clean(dir);
+  });
+
+  it("after a restart, reports a run whose runner left its result as finished, with that outcome", async () => {
+    const { engine: e, dir } = engine();
+    const secret = "s3cr3t-value";
+    const failed = makeRun(["exit 3"], { secrets: { PW: secret } });
+    const left = await createRunDir(dir, failed.plan.wid);
+    writeResultFile(
+      left.result,
+      { status: "failed", exitCode: 3, failedStep: 0, error: `saw ${secret}` },
+      true,
+    );
+    assert.deepEqual(await e.recover(failed), {
+      state: "finished",
+      outcome: { status: "failed", exitCode: 3, failedStep: 0, error: "saw ***" },
+    });
+    await clean(dir);
+
+    const ok = makeRun(["true"]);
+    writeResultFile(
+      (await createRunDir(dir, ok.plan.wid)).result,
+      { status: "success", exitCode: 0, failedStep: null },
+      false,
+    );
+    assert.deepEqual(await e.recover(ok), {
+      state: "finished",
+      outcome: { status: "success", exitCode: 0, failedStep: null },
+    });
+    await clean(dir);
+
+    // Cancelled by its runner because the server's end of its stdout was gone: cut short.
+    const cut = makeRun(["sleep 5"]);
+    writeResultFile(
+      (await createRunDir(dir, cut.plan.wid)).result,
+      { status: "cancelled", exitCode: 143, failedStep: 0, error: "cancelled" },
+      true,
+    );
+    const res = await e.recover(cut);
+    assert.equal(res.state, "lost");
+    assert.match(
+      res.state === "lost" ? res.reason : "",
+      /stopped the steps when the previous spindle process went away/,
+    );
+    await clean(dir);
+
+    // A torn or foreign file is no result.
+    const torn = makeRun(["true"]);
+    await writeFile((await createRunDir(dir, torn.plan.wid)).result, '{"version":1,"status":"succ');
+    assert.equal((await e.recover(torn)).state, "lost");
+    await clean(dir);
+  });
+
+  it("a real runner leaves its result in the run directory (atomically), hidden from its steps", async () => {
+    // A wrapper around the real runner copies the file out before the engine removes the run
+    // directory (with the rest of the run, once the outcome is known).
+    const copy = join(base, "result-copy.json");
+    const { engine: e, dir } = engine({
+      runnerCommand: [
+        "/bin/sh",
+        "-c",
+        `"$0" "$@"; rc=$?; cp "$LOOM_RESULT_FILE" ${copy}; exit $rc`,
+        ...defaultRunnerCommand(),
+      ],
+    });
+    const run = makeRun(["env | grep -c '^LOOM_' || true", "exit 4"]);
+    const outcome = await finish(e, run);
+    assert.equal(outcome.status, "failed");
+    assert.equal(outcome.exitCode, 4);
+    assert.deepEqual(run.log.data().slice(-1), ["0"], "a step saw a LOOM_ variable");
+    assert.deepEqual(readResultFile(copy), {
+      version: 1,
+      status: "failed",
+      exitCode: 4,
+      failedStep: 1,
+      outputBroken: false,
+    });
     await clean(dir);
   });
 

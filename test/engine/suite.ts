@@ -23,6 +23,12 @@ export interface EngineHarness {
    * a harness can find their processes wherever they went.
    */
   leftovers(wid: string): Promise<string[]>;
+  /**
+   * Another engine on the same state, as a restarted server process builds; the harness closes
+   * it. Absent when runs cannot outlive their engine in one test process (local: its runners
+   * are children; test/spindle/e2e-crash-truth.test.ts SIGKILLs a real server instead).
+   */
+  another?(): Engine;
   close(): Promise<void>;
 }
 
@@ -247,6 +253,31 @@ export function engineBehaviour(
       const run = makeRun(["true"]);
       const res = await h.engine.recover(run);
       assert.equal(res.state, "lost");
+    });
+
+    it("a run that ended while no engine watched is recovered with its real status and exit code", async (t) => {
+      if (!h.another) {
+        t.skip("runs cannot outlive their engine in-process here");
+        return;
+      }
+      const first = h.another();
+      const run = makeRun(["echo before", "exit 3", "echo never"]);
+      await first.start(run);
+      await run.log.waitFor((l) => l.kind === "data" && l.content === "before");
+      // The server goes away; the run carries on and ends with no engine watching.
+      await first.close();
+      assert.deepEqual(await h.leftovers(run.plan.wid), []);
+      const second = h.another();
+      const again = { ...run, log: new RecordingSink(), statuses: [] as StatusUpdate[] };
+      again.onStatus = (u) => again.statuses.push(u);
+      const res = await second.recover(again);
+      assert.notEqual(res.state, "lost", res.state === "lost" ? res.reason : "");
+      const outcome = res.state === "finished" ? res.outcome : await second.wait(run.plan.wid);
+      assert.equal(outcome.status, "failed");
+      assert.equal(outcome.exitCode, 3);
+      assert.equal(outcome.failedStep, 1);
+      await second.destroy(run.plan.wid);
+      await second.close();
     });
   });
 }

@@ -77,7 +77,10 @@ describe("spindle metrics: queue wait, workflow duration, log bytes", () => {
     await events.until((f) => statuses(f, "first.yml").some((e) => e.status === "running"));
     await b.server.pipelines.acceptPipeline(KNOT, "3lxyz2mon0002", p("second.yml", "echo two; exit 3"));
     const queuedAt = performance.now();
-    await events.until((f) => statuses(f, "second.yml").length === 1);
+    // Waiting, it shows its place in the queue (a second pending status with that text).
+    await events.until((f) =>
+      statuses(f, "second.yml").some((e) => e.error === "queued: position 1 in the spindle's queue"),
+    );
     await new Promise((r) => setTimeout(r, 200));
     const heldMs = performance.now() - queuedAt;
     assert.equal(await metricValue(reg, "loom_queue_wait_seconds", "loom_queue_wait_seconds_count"), 1);

@@ -127,13 +127,27 @@ describe("e2e: SIGKILL mid-run and with queued pipelines", () => {
     const lost = statuses(all.frames, "long.yml").at(-1);
     assert.match(String(lost?.error), /cannot resume/);
     assert.equal(lost?.exitCode, -1);
+    // Queued behind the busy worker, each shows its place; the notes survive the restart (they
+    // are the rows' error text), so only a change of place writes a new one.
+    const q = (n: number) => `queued: position ${n} in the spindle's queue`;
     assert.deepEqual(
-      statuses(all.frames, "b.yml").map((e) => e.status),
-      ["pending", "running", "success"],
+      statuses(all.frames, "b.yml").map((e) => [e.status, e.error]),
+      [
+        ["pending", undefined],
+        ["pending", q(1)],
+        ["running", undefined],
+        ["success", undefined],
+      ],
     );
     assert.deepEqual(
-      statuses(all.frames, "c.yml").map((e) => e.status),
-      ["pending", "running", "success"],
+      statuses(all.frames, "c.yml").map((e) => [e.status, e.error]),
+      [
+        ["pending", undefined],
+        ["pending", q(2)],
+        ["pending", q(1)],
+        ["running", undefined],
+        ["success", undefined],
+      ],
     );
     assert.equal(readFileSync(mark("a"), "utf8"), "started\n");
     assert.equal(readFileSync(mark("b"), "utf8"), "ran\n");

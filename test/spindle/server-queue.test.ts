@@ -44,10 +44,14 @@ describe("spindle server: queue bounds and cancel", () => {
     await events.until((f) => statuses(f, "one.yml").some((e) => e.status === "running"));
     await b.server.pipelines.acceptPipeline(KNOT, "3lxyz2queue02", p("two.yml", `touch ${mark("two")}`));
     await b.server.pipelines.acceptPipeline(KNOT, "3lxyz2queue03", p("three.yml", `touch ${mark("three")}`));
-    await events.until((f) => statuses(f, "three.yml").length === 1 && statuses(f, "two.yml").length === 1);
+    await events.until((f) => statuses(f, "three.yml").length === 1 && statuses(f, "two.yml").length === 2);
+    // Waiting behind the busy worker, two.yml shows its place in the queue (fair share, issue 12).
     assert.deepEqual(
-      statuses(events.frames, "two.yml").map((e) => e.status),
-      ["pending"],
+      statuses(events.frames, "two.yml").map((e) => [e.status, e.error]),
+      [
+        ["pending", undefined],
+        ["pending", "queued: position 1 in the spindle's queue"],
+      ],
     );
     const overflow = statuses(events.frames, "three.yml")[0];
     assert.equal(overflow?.status, "failed");
@@ -69,7 +73,7 @@ describe("spindle server: queue bounds and cancel", () => {
     await events.until((f) => statuses(f, "four.yml").some((e) => e.status === "success"));
     assert.deepEqual(
       statuses(events.frames, "two.yml").map((e) => e.status),
-      ["pending", "cancelled"],
+      ["pending", "pending", "cancelled"],
     );
     assert.ok(!existsSync(mark("two")), "a cancelled queued workflow ran");
     assert.ok(existsSync(mark("four")));
@@ -122,8 +126,13 @@ describe("spindle server: graceful stop and start on the same database", () => {
         ],
       );
       assert.deepEqual(
-        statuses(all.frames, "wait.yml").map((e) => e.status),
-        ["pending", "running", "success"],
+        statuses(all.frames, "wait.yml").map((e) => [e.status, e.error]),
+        [
+          ["pending", undefined],
+          ["pending", "queued: position 1 in the spindle's queue"],
+          ["running", undefined],
+          ["success", undefined],
+        ],
       );
       assert.equal(readFileSync(mark("run"), "utf8"), "x\n");
       assert.equal(readFileSync(mark("wait"), "utf8"), "x\n");

@@ -61,9 +61,11 @@ app.kubernetes.io/component: spindle
   "logRetention" (toString .Values.server.logRetention)
   "jetstreamEndpoint" .Values.server.jetstreamEndpoint
   "plcUrl" .Values.server.plcUrl
-  "queueSize" .Values.server.queueSize
-  "maxJobCount" .Values.server.maxJobCount
   "dev" .Values.server.dev -}}
+{{- range $key := list "queueSize" "maxJobCount" "maxJobCountPerRepo" -}}
+{{- $v := index $.Values.server $key -}}
+{{- if not (kindIs "invalid" $v) }}{{ $_ := set $server $key $v }}{{ end -}}
+{{- end -}}
 {{- $secrets := dict "provider" .Values.secrets.provider -}}
 {{- if eq .Values.secrets.provider "sqlite" -}}
 {{- $_ := set $secrets "keyFile" "/var/run/loom/secrets-key/key" -}}

@@ -3,8 +3,10 @@
  * fresh directory on this machine. No isolation beyond the user account — for development,
  * `loom run`, and trusted single-user spindles. Contract: ../engine.ts.
  */
-import { extname } from "node:path";
+import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { maskSecrets } from "../../mask/masker.ts";
+import { readResultFile, type StoredResult } from "../../runner/result-file.ts";
 import {
   type Engine,
   EngineError,
@@ -14,7 +16,7 @@ import {
 } from "../engine.ts";
 import { killRunProcesses } from "./procs.ts";
 import { LocalRun } from "./run.ts";
-import { findRunDirs, type RunDir, removeTree } from "./workspace.ts";
+import { findRunDirs, RESULT_NAME, type RunDir, removeTree } from "./workspace.ts";
 
 export interface LocalEngineOptions {
   /** Where run directories are created (one mkdtemp per run). */
@@ -57,6 +59,8 @@ export function defaultRunnerCommand(): string[] {
 
 const LOST_REASON =
   "the local engine cannot resume a workflow after a restart: its runner was a child of the previous spindle process";
+const CUT_REASON =
+  "the local engine cannot resume a workflow after a restart: its runner stopped the steps when the previous spindle process went away";
 
 export class LocalEngine implements Engine {
   readonly name = "local";
@@ -111,10 +115,34 @@ export class LocalEngine implements Engine {
     if (this.#runs.get(wid) === run) this.#runs.delete(wid);
   }
 
+  /**
+   * A run of a previous process cannot be re-attached (its runner's stdout went with that
+   * process). What its runner left decides: a result file (workspace.ts) written before the
+   * process died is the run's real outcome (`finished`); otherwise the run was cut short
+   * (`lost`). Either way its processes are killed first, so no runner writes a result after
+   * this looked, and its directory is removed.
+   */
   async recover(run: WorkflowRun): Promise<RecoverResult> {
     if (this.#runs.has(run.plan.wid)) return { state: "resumed" };
-    await this.#removeLeftovers(run.plan.wid);
-    return { state: "lost", reason: LOST_REASON };
+    let stored: StoredResult | null = null;
+    for (const root of await findRunDirs(this.#opts.baseDir, run.plan.wid)) {
+      await killRunProcesses(root);
+      stored ??= readResultFile(join(root, RESULT_NAME));
+      await removeTree(root);
+    }
+    if (stored === null) return { state: "lost", reason: LOST_REASON };
+    // Cancelled because its reader vanished: the runner's reaction to the crash, not an outcome.
+    if (stored.status === "cancelled" && stored.outputBroken) return { state: "lost", reason: CUT_REASON };
+    const secrets = [...run.secrets.values()].filter((v) => v !== "");
+    return {
+      state: "finished",
+      outcome: {
+        status: stored.status,
+        exitCode: stored.status === "success" ? 0 : stored.exitCode,
+        failedStep: stored.failedStep,
+        ...(stored.error !== undefined && { error: maskSecrets(stored.error, secrets) }),
+      },
+    };
   }
 
   /** Stops every run (reported failed: local runs cannot outlive the server) and waits. */

@@ -9,9 +9,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { maskSecrets } from "../../mask/masker.ts";
 import { Relay } from "../../relay/relay.ts";
 import { RUNNER_ENV, RUNNER_PROTOCOL_VERSION, type RunnerSpec } from "../../runner/protocol.ts";
+import { RESULT_FILE_ENV } from "../../runner/result-file.ts";
 import type { StatusUpdate, WorkflowOutcome, WorkflowRun } from "../engine.ts";
 import { killRunProcesses } from "./procs.ts";
-import { createRunDir, type RunDir, removeTree } from "./workspace.ts";
+import { createRunDir, type RunDir, removeAllButResult, removeTree } from "./workspace.ts";
 
 export interface LocalRunConfig {
   baseDir: string;
@@ -100,7 +101,8 @@ export class LocalRun {
   }
 
   #env(dir: RunDir): Record<string, string> {
-    const env: Record<string, string> = { ...this.#cfg.env, HOME: dir.home };
+    // The runner leaves its result in the run directory too, for a restart to read (engine.ts).
+    const env: Record<string, string> = { ...this.#cfg.env, HOME: dir.home, [RESULT_FILE_ENV]: dir.result };
     for (const [key, value] of this.#run.secrets) {
       // A NUL cannot travel in an environment; such a secret is left out and the runner
       // reports it missing, instead of spawn() throwing.
@@ -244,6 +246,9 @@ export class LocalRun {
     try {
       const left = await killRunProcesses(dir.root);
       if (left.length > 0) throw new Error(`processes ${left.join(", ")} would not die`);
+      // The runner's result goes last: a crash while a large workspace is being removed must
+      // still find it (engine.ts, recover).
+      await removeAllButResult(dir.root);
       await removeTree(dir.root);
       return outcome;
     } catch (err) {

@@ -5,6 +5,8 @@
  *   home/        HOME for the steps (kept out of workspace so it never shows in `git status`)
  *   spec.json    the RunnerSpec (no secret values: those travel in the runner's environment)
  *   wid          the full workflow id, so a later process can find the run's leftovers
+ *   result.json  the runner's result (../../runner/result-file.ts), written as it exits: a
+ *                restart reads how a run ended that the previous process never recorded
  *
  * `~` cannot occur in the sanitised wid, so one run's prefix is never another's.
  */
@@ -16,7 +18,11 @@ export interface RunDir {
   workspace: string;
   home: string;
   spec: string;
+  result: string;
 }
+
+/** The runner's durable result inside a run directory. */
+export const RESULT_NAME = "result.json";
 
 function dirPrefix(wid: string): string {
   return `${wid.replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 180)}~`;
@@ -30,6 +36,7 @@ export async function createRunDir(baseDir: string, wid: string): Promise<RunDir
     workspace: join(root, "workspace"),
     home: join(root, "home"),
     spec: join(root, "spec.json"),
+    result: join(root, RESULT_NAME),
   };
   await mkdir(dir.workspace, { mode: 0o700 });
   await mkdir(dir.home, { mode: 0o700 });
@@ -55,6 +62,13 @@ export async function findRunDirs(baseDir: string, wid: string): Promise<string[
     if (owner === wid || owner === undefined) out.push(root);
   }
   return out;
+}
+
+/** Removes everything in a run directory but its result and wid files (what a restart reads). */
+export async function removeAllButResult(root: string): Promise<void> {
+  for (const name of await readdir(root)) {
+    if (name !== RESULT_NAME && name !== "wid") await removeTree(join(root, name));
+  }
 }
 
 /**

@@ -4,7 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { ensureSecretsKeyFile } from "../secrets/key-file.ts";
-import { ConfigError, devDefaults, loadConfig, loadKubernetesSection, parseGoDuration } from "./index.ts";
+import {
+  ConfigError,
+  devDefaults,
+  loadConfig,
+  loadKubernetesSection,
+  parseGoDuration,
+  schedulerLimits,
+} from "./index.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "loom-config-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -342,5 +349,25 @@ describe("loadKubernetesSection (loom controller)", () => {
     const typo = join(dir, "controller-typo.yaml");
     writeFileSync(typo, "kubernetes: {}\nkubernetess: {}\n");
     assertConfigError(() => loadKubernetesSection({ LOOM_CONFIG: typo }), `${typo}: kubernetess`);
+  });
+});
+
+describe("queue limits", () => {
+  it("reads the per-repo limit; unset means none; a bad value names the variable", () => {
+    assert.equal(load(base).server.maxJobCountPerRepo, null);
+    assert.equal(load({ ...base, SPINDLE_SERVER_MAX_JOB_COUNT_PER_REPO: "3" }).server.maxJobCountPerRepo, 3);
+    assertConfigError(
+      () => load({ ...base, SPINDLE_SERVER_MAX_JOB_COUNT_PER_REPO: "0" }),
+      "SPINDLE_SERVER_MAX_JOB_COUNT_PER_REPO",
+    );
+  });
+
+  it("with the cluster's capacity, unset limits follow it; set ones win; without it §6.4 stands", () => {
+    const defaults = load(base).server;
+    assert.deepEqual(schedulerLimits(defaults, null), { maxJobCount: 2, queueSize: 100 });
+    assert.deepEqual(schedulerLimits(defaults, 5), { maxJobCount: 5, queueSize: 250 });
+    assert.deepEqual(schedulerLimits(defaults, 1), { maxJobCount: 1, queueSize: 100 });
+    const set = load({ ...base, SPINDLE_SERVER_MAX_JOB_COUNT: "2", SPINDLE_SERVER_QUEUE_SIZE: "100" }).server;
+    assert.deepEqual(schedulerLimits(set, 5), { maxJobCount: 2, queueSize: 100 });
   });
 });

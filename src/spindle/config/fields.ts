@@ -43,6 +43,11 @@ export const FIELDS = {
   logRetention: f("SPINDLE_SERVER_LOG_RETENTION", "server.logRetention", retention, "0"),
   queueSize: f("SPINDLE_SERVER_QUEUE_SIZE", "server.queueSize", integer(1, 1_000_000), "100"),
   maxJobCount: f("SPINDLE_SERVER_MAX_JOB_COUNT", "server.maxJobCount", integer(1, 10_000), "2"),
+  maxJobCountPerRepo: f(
+    "SPINDLE_SERVER_MAX_JOB_COUNT_PER_REPO",
+    "server.maxJobCountPerRepo",
+    integer(1, 10_000),
+  ),
   repoDir: f("SPINDLE_SERVER_REPO_DIR", "server.repoDir", text("a directory path"), "repos"),
   secretsProvider: f(
     "SPINDLE_SERVER_SECRETS_PROVIDER",

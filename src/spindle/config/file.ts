@@ -127,6 +127,14 @@ export function resolve<T>(field: Field<T>, env: Env, file: Layers): T | undefin
   }
 }
 
+/** Whether a setting is given (environment, file or fallbacks) rather than left to its default. */
+export function isSet(field: Field<unknown>, env: Env, file: Layers): boolean {
+  const fromEnv = env[field.env];
+  if (fromEnv !== undefined && fromEnv.trim() !== "") return true;
+  if (field.file !== null && lookup(file.data, field.file) !== undefined) return true;
+  return file.fallbacks[field.env] !== undefined;
+}
+
 export function required<T>(field: Field<T>, env: Env, file: Layers): T {
   const v = resolve(field, env, file);
   if (v === undefined) {

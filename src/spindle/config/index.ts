@@ -12,7 +12,9 @@ export {
   devDefaults,
   type EngineName,
   loadConfig,
+  QUEUE_PER_SLOT,
   type SecretsProviderName,
+  schedulerLimits,
 } from "./loader.ts";
 export { parseGoDuration } from "./parsers.ts";
 export { decodeSecretsKey } from "./secrets.ts";

@@ -19,7 +19,15 @@
  * - the sqlite secrets provider needs an AES-256 key (values are encrypted at rest).
  */
 import { FIELDS } from "./fields.ts";
-import { type Env, type Layers, type LoadConfigOptions, readConfigFile, required, resolve } from "./file.ts";
+import {
+  type Env,
+  isSet,
+  type Layers,
+  type LoadConfigOptions,
+  readConfigFile,
+  required,
+  resolve,
+} from "./file.ts";
 import { kubernetesSection } from "./kubernetes.ts";
 import { loadOpenbaoToken, loadSecretsKey } from "./secrets.ts";
 
@@ -50,8 +58,14 @@ export interface Config {
     readonly logDir: string;
     /** Workflow log files older than this are removed; 0 keeps them forever. */
     readonly logRetentionMs: number;
+    /** Pipelines that may wait; see `schedulerLimits` for the Kubernetes engine's default. */
     readonly queueSize: number;
+    /** Pipelines running at once; see `schedulerLimits` for the Kubernetes engine's default. */
     readonly maxJobCount: number;
+    /** Pipelines of one repo running at once; null: no per-repo limit. */
+    readonly maxJobCountPerRepo: number | null;
+    /** Whether queueSize / maxJobCount were set (environment, file or fallbacks), not defaulted. */
+    readonly limitsSet: { readonly queueSize: boolean; readonly maxJobCount: boolean };
     /** Gen2: where sparse clones of repos live. */
     readonly repoDir: string;
   };
@@ -116,6 +130,11 @@ export function loadConfig(env: Env, opts: LoadConfigOptions = {}): Config {
       logRetentionMs: required(FIELDS.logRetention, env, file),
       queueSize: required(FIELDS.queueSize, env, file),
       maxJobCount: required(FIELDS.maxJobCount, env, file),
+      maxJobCountPerRepo: resolve(FIELDS.maxJobCountPerRepo, env, file) ?? null,
+      limitsSet: {
+        queueSize: isSet(FIELDS.queueSize, env, file),
+        maxJobCount: isSet(FIELDS.maxJobCount, env, file),
+      },
       repoDir: required(FIELDS.repoDir, env, file),
     },
     secrets: {
@@ -136,6 +155,29 @@ export function loadConfig(env: Env, opts: LoadConfigOptions = {}): Config {
     kubernetesTopLevel: k8s.topLevel,
   };
   return deepFreeze(config);
+}
+
+/** Upstream's defaults wait 100 pipelines for 2 workers: the same 50 per slot, at least 100. */
+export const QUEUE_PER_SLOT = 50;
+
+/**
+ * The queue's limits for the engine in use. With the Kubernetes engine the cluster's capacity
+ * (`kubernetes.maxConcurrentJobs`) is what bounds work, so unless set explicitly
+ * `maxJobCount` follows it (a pipeline holds its worker until its workflows finish, so fewer
+ * workers than Job slots would leave the cluster idle) and `queueSize` is 50 per slot (at least
+ * the §6.4 default of 100). Explicit settings always win; the local engine keeps §6.4's defaults.
+ */
+export function schedulerLimits(
+  server: Config["server"],
+  maxConcurrentJobs: number | null,
+): { maxJobCount: number; queueSize: number } {
+  if (maxConcurrentJobs === null) return { maxJobCount: server.maxJobCount, queueSize: server.queueSize };
+  return {
+    maxJobCount: server.limitsSet.maxJobCount ? server.maxJobCount : maxConcurrentJobs,
+    queueSize: server.limitsSet.queueSize
+      ? server.queueSize
+      : Math.max(server.queueSize, QUEUE_PER_SLOT * maxConcurrentJobs),
+  };
 }
 
 /** A placeholder owner for `make run` with no configuration; the CLI prints it so users notice. */

@@ -1,11 +1,20 @@
 /**
- * The queue's workers (spec §6.3): at most `maxJobCount` pipelines run at once; all workflows
- * of a pipeline run concurrently on the engine. Queue state lives in SQLite (`pipelines.state`),
- * so `start()` after a crash picks up where the last process stopped:
+ * The queue's workers (spec §6.3): at most `maxJobCount` pipelines run at once (and at most
+ * `maxJobCountPerRepo` of one repo, when set); all workflows of a pipeline run concurrently on
+ * the engine. Queue state lives in SQLite (`pipelines.state`), so `start()` after a crash picks
+ * up where the last process stopped:
  *
  * - pipelines still `running`: their `running` workflows are handed to `engine.recover` —
- *   resumed, or `failed` with the engine's reason; their `pending` ones start now;
- * - pipelines `queued`: claimed in order as workers free up.
+ *   resumed, finished with the result the runner left (`finished`), or `failed` with the
+ *   engine's reason; their `pending` ones start now;
+ * - pipelines `queued`: claimed as workers free up, in fair order (fair-queue.ts: round-robin
+ *   across repo owners, then across an owner's repos, FIFO within a repo).
+ *
+ * Waiting pipelines show their place: the first `positionsShown` in fair order carry
+ * "queued: position N …" in their pending workflows' `error` (the text the appview shows, on
+ * `/events` and in `sh.tangled.ci.pipeline`), the others "more than N ahead". A new pending
+ * event is written only when a pipeline's text changes, so one claim writes at most about
+ * `positionsShown` events however long the queue.
  *
  * A workflow is marked `running` (row + event, one transaction) before `engine.start`, so a crash
  * at any point never starts it twice: after a restart it is recovered, not started again.
@@ -15,6 +24,7 @@ import type { Engine, WorkflowOutcome, WorkflowRun } from "../../engine/engine.t
 import { FINISHED } from "../../protocol/status.ts";
 import { LogFile } from "../../relay/logfile.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
+import { FairQueue } from "./fair-queue.ts";
 import type { Ledger, Transition } from "./ledger.ts";
 import { LiveLogSink } from "./live-sink.ts";
 import type { SpindleMetrics } from "./metrics.ts";
@@ -31,6 +41,28 @@ export interface SchedulerOptions {
   logger: Logger;
   logDir: string;
   maxJobCount: number;
+  /** Pipelines of one repo running at once; absent or null: no limit beyond maxJobCount. */
+  maxJobCountPerRepo?: number | null;
+  /** How many of the next pipelines show their exact place in the queue (default 20). */
+  positionsShown?: number;
+}
+
+/** The pending note of a pipeline at `position` (1 = next to start). */
+export function queueNote(position: number, shown: number): string {
+  return position <= shown
+    ? `queued: position ${position} in the spindle's queue`
+    : `queued: more than ${shown} pipelines ahead in the spindle's queue`;
+}
+
+/** One waiting pipeline, for status pages (`Scheduler.queueSnapshot`). */
+export interface QueuedPipeline {
+  knot: string;
+  rkey: string;
+  owner: string;
+  repo: string;
+  /** 1 = next to start (fair order, ignoring per-repo limits). */
+  position: number;
+  createdAt: number;
 }
 
 export type CancelResult = "cancelled" | "finished" | "not_found";
@@ -43,6 +75,14 @@ export class Scheduler {
   readonly #startedWids = new Set<string>();
   /** Log files of runs in flight, closed by stop() if their runs outlive its grace. */
   readonly #openLogs = new Set<LiveLogSink>();
+  /** Queued pipelines in fair order, fed from SQLite (ids above #seen are not loaded yet). */
+  readonly #queue = new FairQueue();
+  readonly #queued = new Map<number, PipelineRow>();
+  #seen = 0;
+  /** Running pipelines per repo key (for maxJobCountPerRepo). */
+  readonly #runningByRepo = new Map<string, number>();
+  /** The queue note queued pipelines' pending workflows show (pipelines showing none: absent). */
+  readonly #notes = new Map<number, string>();
   #stopping = false;
 
   constructor(opts: SchedulerOptions) {
@@ -56,17 +96,78 @@ export class Scheduler {
     this.wake();
   }
 
-  /** Claims queued pipelines while workers are free. */
+  /** Claims queued pipelines, in fair order, while workers are free; updates queue notes. */
   wake(): void {
     const { ledger } = this.#o;
     const { store } = ledger;
-    while (!this.#stopping && !this.#o.ledger.closed && this.#active.size < this.#o.maxJobCount) {
-      const p = store.claimNext();
-      if (!p) break;
+    if (this.#stopping || ledger.closed) {
+      this.#o.metrics.queueDepth.set(ledger.closed ? 0 : store.queuedCount());
+      return;
+    }
+    this.#load();
+    const limit = this.#o.maxJobCountPerRepo ?? null;
+    const mayStart =
+      limit === null ? undefined : (repo: string) => (this.#runningByRepo.get(repo) ?? 0) < limit;
+    while (this.#active.size < this.#o.maxJobCount) {
+      const e = this.#queue.take(mayStart);
+      if (!e) break;
+      this.#queued.delete(e.id);
+      this.#notes.delete(e.id);
+      const p = store.claim(e.id);
+      if (!p) continue;
       this.#o.metrics.queueWait.observe(Math.max(0, ledger.now().getTime() - p.createdAt) / 1000);
       this.#launch(p, false);
     }
-    this.#o.metrics.queueDepth.set(this.#o.ledger.closed ? 0 : store.queuedCount());
+    this.#showPositions();
+    this.#o.metrics.queueDepth.set(store.queuedCount());
+  }
+
+  /** The waiting pipelines in the order they would start (for status pages), at most `max`. */
+  queueSnapshot(max = 100): QueuedPipeline[] {
+    if (!this.#o.ledger.closed) this.#load();
+    return this.#queue.peek(max).map((e, i) => {
+      const p = this.#queued.get(e.id) as PipelineRow;
+      return {
+        knot: p.knot,
+        rkey: p.rkey,
+        owner: p.owner,
+        repo: p.repo,
+        position: i + 1,
+        createdAt: p.createdAt,
+      };
+    });
+  }
+
+  /** Adds the pipelines queued since the last look to the fair queue. */
+  #load(): void {
+    const { store } = this.#o.ledger;
+    for (const p of store.queuedAfter(this.#seen)) {
+      this.#seen = Math.max(this.#seen, p.id);
+      this.#queued.set(p.id, p);
+      const note = store.pendingNote(p.id);
+      if (note !== null) this.#notes.set(p.id, note);
+      this.#queue.add({ id: p.id, owner: p.owner, repo: p.repo });
+    }
+  }
+
+  /** Writes a pending event for each waiting pipeline whose place in the queue changed. */
+  #showPositions(): void {
+    const shown = this.#o.positionsShown ?? 20;
+    const want = new Map<number, string>();
+    for (const [i, e] of this.#queue.peek(shown).entries()) want.set(e.id, queueNote(i + 1, shown));
+    // Pipelines beyond the first `shown` that never had a note keep none (no event per admission):
+    // only those in the first `shown` and those that showed a note before are looked at.
+    for (const id of this.#notes.keys()) if (!want.has(id)) want.set(id, queueNote(shown + 1, shown));
+    const transitions: Transition[] = [];
+    const { store } = this.#o.ledger;
+    for (const [id, text] of want) {
+      if (this.#notes.get(id) === text) continue;
+      this.#notes.set(id, text);
+      for (const run of store.runsOf(id)) {
+        if (run.status === "pending") transitions.push({ run, status: "pending", error: text });
+      }
+    }
+    if (transitions.length > 0) this.#o.ledger.record(transitions);
   }
 
   get activePipelines(): number {
@@ -110,10 +211,14 @@ export class Scheduler {
   }
 
   #launch(p: PipelineRow, recovering: boolean): void {
+    this.#runningByRepo.set(p.repo, (this.#runningByRepo.get(p.repo) ?? 0) + 1);
     const job = this.#runPipeline(p, recovering)
       .catch((err: Error) => this.#log.error({ pipelineId: p.id, err }, "pipeline worker failed"))
       .finally(() => {
         this.#active.delete(p.id);
+        const n = (this.#runningByRepo.get(p.repo) ?? 1) - 1;
+        if (n > 0) this.#runningByRepo.set(p.repo, n);
+        else this.#runningByRepo.delete(p.repo);
         if (!this.#stopping) this.wake();
       });
     this.#active.set(p.id, job);
@@ -168,6 +273,19 @@ export class Scheduler {
           sink = undefined;
           log.warn({ reason: res.reason }, "running workflow lost across restart");
           ledger.record([{ run: current, status: "failed", error: res.reason, exitCode: -1 }]);
+          return;
+        }
+        if (res.state === "finished") {
+          // It ended while no process watched it: its real outcome, from what its runner left.
+          await sink.close().catch(() => {});
+          sink = undefined;
+          const final = this.#finalTransition(current, res.outcome);
+          log.info(
+            { status: final.status, exitCode: final.exitCode },
+            "workflow finished before the restart",
+          );
+          ledger.record([final]);
+          await engine.destroy(wid);
           return;
         }
         log.info("running workflow resumed after restart");

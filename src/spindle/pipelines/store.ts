@@ -18,6 +18,10 @@ export interface PipelineRow {
   state: PipelineState;
   /** When it was admitted (ms since the epoch, the ledger's clock). */
   createdAt: number;
+  /** The repo owner's DID, from the record's trigger (fair share); the scope when absent. */
+  owner: string;
+  /** The repo's key: its DID (Gen2), `<owner>/<name>` (Gen1), else the scope. */
+  repo: string;
 }
 
 export interface RunRow {
@@ -31,6 +35,12 @@ export interface RunRow {
   exitCode: number | null;
   error: string | null;
 }
+
+/** The columns of a PipelineRow; owner and repo come from the stored record's trigger. */
+const PIPELINE_COLUMNS = `id, knot, rkey, scope, state, created_at,
+  CASE WHEN json_valid(record) THEN json_extract(record, '$.triggerMetadata.repo.did') END AS owner,
+  CASE WHEN json_valid(record) THEN coalesce(json_extract(record, '$.triggerMetadata.repo.repoDid'),
+    json_extract(record, '$.triggerMetadata.repo.did') || '/' || json_extract(record, '$.triggerMetadata.repo.repo')) END AS repo`;
 
 const RUN_SELECT = `SELECT r.wid, r.pipeline_id, r.name, r.plan, r.status, r.exit_code, r.error, p.knot, p.rkey
   FROM workflow_runs r JOIN pipelines p ON p.id = r.pipeline_id`;
@@ -56,12 +66,14 @@ export class PipelineStore {
       ),
       setState: p("UPDATE pipelines SET state = ? WHERE id = ?"),
       claim: p(
-        "UPDATE pipelines SET state = 'running' WHERE id = (SELECT id FROM pipelines WHERE state = 'queued' ORDER BY id LIMIT 1) RETURNING id, knot, rkey, scope, state, created_at",
+        `UPDATE pipelines SET state = 'running' WHERE id = ? AND state = 'queued' RETURNING ${PIPELINE_COLUMNS}`,
       ),
+      queuedAfter: p(
+        `SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE id > ? AND state = 'queued' ORDER BY id`,
+      ),
+      pendingNote: p("SELECT error FROM workflow_runs WHERE pipeline_id = ? AND status = 'pending' LIMIT 1"),
       queued: p("SELECT count(*) AS n FROM pipelines WHERE state = 'queued'"),
-      inState: p(
-        "SELECT id, knot, rkey, scope, state, created_at FROM pipelines WHERE state = ? ORDER BY id",
-      ),
+      inState: p(`SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE state = ? ORDER BY id`),
       runsOf: p(`${RUN_SELECT} WHERE r.pipeline_id = ? ORDER BY r.rowid`),
       record: p("SELECT record FROM pipelines WHERE knot = ? AND rkey = ?"),
       exists: p("SELECT 1 FROM pipelines WHERE knot = ? AND rkey = ?"),
@@ -138,12 +150,23 @@ export class PipelineStore {
     this.#s.setState!.run(state, id);
   }
 
-  /** Moves the oldest queued pipeline to `running` and returns it. */
-  claimNext(): PipelineRow | null {
-    const row = this.#s.claim!.get();
+  /** Moves a queued pipeline to `running` and returns it; null when it is not queued. */
+  claim(id: number): PipelineRow | null {
+    const row = this.#s.claim!.get(id);
     if (!row) return null;
     this.#queued--;
     return toPipeline(row);
+  }
+
+  /** Queued pipelines with an id above `id`, oldest first (what the scheduler has not seen yet). */
+  queuedAfter(id: number): PipelineRow[] {
+    return this.#s.queuedAfter!.all(id).map(toPipeline);
+  }
+
+  /** The error text of one of the pipeline's pending runs (its queue note), or null. */
+  pendingNote(pipelineId: number): string | null {
+    const row = this.#s.pendingNote!.get(pipelineId);
+    return row?.error == null ? null : String(row.error);
   }
 
   /**
@@ -178,6 +201,8 @@ export class PipelineStore {
 }
 
 function toPipeline(r: Record<string, unknown>): PipelineRow {
+  const scope = String(r.scope);
+  const owner = r.owner == null ? scope : String(r.owner);
   return {
     id: Number(r.id),
     knot: String(r.knot),
@@ -185,6 +210,8 @@ function toPipeline(r: Record<string, unknown>): PipelineRow {
     scope: String(r.scope),
     state: r.state as PipelineState,
     createdAt: Number(r.created_at),
+    owner,
+    repo: r.repo == null ? scope : String(r.repo),
   };
 }
 

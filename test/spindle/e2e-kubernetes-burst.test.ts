@@ -1,0 +1,112 @@
+/**
+ * Issue 15, cause 7: with the Kubernetes engine the spindle's limits follow the cluster's
+ * capacity. With every limit left at its default (kubernetes.maxConcurrentJobs 5), a burst of
+ * 120 pipelines — more than the §6.4 defaults ever held (2 running + 100 waiting) — is taken
+ * whole: none is refused "queue full", 5 run at once (one per Job slot) and the rest wait in the
+ * spindle's queue in fair order. Real control plane (kube-apiserver, etcd, scheduler, kwok).
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { ApiException, ApiextensionsV1Api, type V1CustomResourceDefinition } from "@kubernetes/client-node";
+import { parse } from "yaml";
+import { eventually, getTestCluster } from "../harness/index.ts";
+import {
+  ALICE,
+  addRepo,
+  bootServer,
+  Collector,
+  KNOT,
+  pipelineRecord,
+  statuses,
+  workflow,
+} from "./server-kit.ts";
+
+const cluster = await getTestCluster({ full: true });
+const BURST = 120;
+
+test("a burst beyond the old defaults is taken whole; the spindle fills the cluster's Job slots", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  const kc = cluster.kubeConfig();
+  const ext = kc.makeApiClient(ApiextensionsV1Api);
+  const crd = parse(
+    readFileSync(new URL("../../config/crd/loom.tangled.sh_spindlesets.yaml", import.meta.url), "utf8"),
+  ) as V1CustomResourceDefinition;
+  await ext.createCustomResourceDefinition({ body: crd }).catch((err) => {
+    if (!(err instanceof ApiException && err.code === 409)) throw err;
+  });
+  await eventually("CRD established", async () => {
+    const got = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
+    return got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True") || "not yet";
+  });
+
+  const dir = mkdtempSync(join(tmpdir(), "loom-k8s-burst-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const configFile = join(dir, "config.yaml");
+  // No spindle limits and no maxConcurrentJobs: every default applies.
+  writeFileSync(
+    configFile,
+    [
+      "kubernetes:",
+      `  namespace: ${ns}`,
+      "  images:",
+      "    runner: example.invalid/loom-runner:test",
+      "",
+    ].join("\n"),
+  );
+  const previous = process.env.KUBECONFIG;
+  process.env.KUBECONFIG = cluster.kubeconfigPath;
+  t.after(() => {
+    if (previous === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = previous;
+  });
+  const booted = await bootServer({
+    dir,
+    env: { SPINDLE_SERVER_ENGINE: "kubernetes", LOOM_CONFIG: configFile },
+  });
+  t.after(() => booted.stop());
+  addRepo(booted.server, ALICE, "loom");
+  const events = new Collector(`${booted.wsUrl}/events?cursor=1`);
+  t.after(() => events.close());
+  await events.opened;
+
+  for (let i = 0; i < BURST; i++) {
+    await booted.server.pipelines.acceptPipeline(
+      KNOT,
+      `3k8sburst${String(i).padStart(4, "0")}`,
+      pipelineRecord([workflow(`w${i}.yml`, [{ name: "s", command: "true" }])]),
+    );
+  }
+  await events.until((f) => new Set(statuses(f).map((e) => e.workflow)).size === BURST);
+  const refused = statuses(events.frames).filter((e) => /queue is full/.test(String(e.error)));
+  assert.deepEqual(refused, [], "pipelines of the burst were refused");
+  const metrics = await booted.server.metrics.registry.getSingleMetricAsString("loom_pipelines_total");
+  assert.match(metrics, new RegExp(`result="accepted",reason=""\\} ${BURST}`));
+  assert.doesNotMatch(metrics, /result="overflow"/);
+
+  // One pipeline per Job slot runs; the rest wait in the spindle, in order, places shown.
+  await eventually("5 pipelines running", async () => {
+    const n = booted.server.scheduler.activePipelines;
+    return n === 5 || `${n} running`;
+  });
+  // Read in one tick: every pipeline is running, waiting or done (kwok completes pods).
+  const queued = booted.server.scheduler.queueSnapshot(BURST);
+  const running = booted.server.scheduler.activePipelines;
+  const done = booted.server.store.pipelinesIn("done").length;
+  assert.equal(queued.length + running + done, BURST);
+  assert.ok(queued.length > 0, "the rest of the burst waits in the spindle");
+  assert.deepEqual(
+    queued.slice(0, 2).map((q) => q.position),
+    [1, 2],
+  );
+  await events.until((f) =>
+    statuses(f).some(
+      (e) => e.status === "pending" && e.error === "queued: position 1 in the spindle's queue",
+    ),
+  );
+  assert.ok(booted.server.scheduler.activePipelines <= 5, "more pipelines than Job slots were started");
+});
