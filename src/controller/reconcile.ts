@@ -27,16 +27,30 @@ import { stepWorkflow, type WorkflowStep } from "./workflow.ts";
 
 export async function reconcile(ctx: ReconcileContext, key: string): Promise<ProcessResult | undefined> {
   const ss = ctx.spindleSets.get(key);
+  const waits = await stepRun(ctx, key, ss);
+  // In the capacity queue while a workflow waits for a slot, out of it otherwise.
+  if (waits?.waiting) ctx.capacity.wait(key);
+  else ctx.capacity.done(key);
+  return waits?.result;
+}
+
+/** reconcile's ladder; `waiting` says whether a workflow of the run waits for capacity. */
+async function stepRun(
+  ctx: ReconcileContext,
+  key: string,
+  ss: SpindleSet | undefined,
+): Promise<{ result: ProcessResult | undefined; waiting: boolean } | undefined> {
   if (!ss || ss.metadata.deletionTimestamp) return undefined;
   const now = ctx.now();
   const parsed = parseSpindleSetSpec(ss.spec);
-  if (!parsed.ok) return invalidSpec(ctx, ss, parsed.issues, now);
+  if (!parsed.ok) return { result: await invalidSpec(ctx, ss, parsed.issues, now), waiting: false };
   const spec = parsed.value;
   const names = spec.workflows.map((wf) => wf.name);
-  if (runFinished(ss.status, names)) return expireRun(ctx, ss, now);
+  if (runFinished(ss.status, names)) return { result: await expireRun(ctx, ss, now), waiting: false };
 
   const steps: WorkflowStep[] = [];
   for (const workflow of spec.workflows) steps.push(await stepWorkflow(ctx, ss, spec, workflow, now));
+  const waiting = steps.some((s) => s.status.reason === "WaitingForCapacity");
   const next = runStatus(
     ss.status,
     names,
@@ -60,8 +74,8 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Pro
   }
   const waits = steps.map((s) => s.requeueAfterMs).filter((ms): ms is number => ms !== undefined);
   if (runFinished(next, names))
-    return { requeueAfterMs: ctx.config.ttl.spindleSetSecondsAfterFinished * 1000 };
-  return waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : undefined;
+    return { result: { requeueAfterMs: ctx.config.ttl.spindleSetSecondsAfterFinished * 1000 }, waiting };
+  return { result: waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : undefined, waiting };
 }
 
 /** Writes `next` unless it says nothing new; logs every workflow whose phase or reason moved. */

@@ -102,6 +102,9 @@ async function startWorkflow(
   prev: WorkflowStatus | undefined,
   now: Date,
 ): Promise<WorkflowStep> {
+  // No slot: say so before the Job is built (with 200 runs waiting, most reconciles end here).
+  const name = buildJobName(ss.metadata.name!, wf.name);
+  if (!ctx.capacity.hasRoom(name)) return waitForCapacity(ctx, prev, wf);
   const owner: SpindleSetRef = {
     name: ss.metadata.name!,
     namespace: ss.metadata.namespace!,
@@ -121,18 +124,7 @@ async function startWorkflow(
   }
   const secret = await checkSecret(ctx, ss, spec, wf, prev, now);
   if (secret) return secret;
-  if (!ctx.capacity.tryReserve(plan.jobName)) {
-    const max = ctx.config.maxConcurrentJobs;
-    return {
-      status: waiting(
-        prev,
-        wf,
-        "WaitingForCapacity",
-        `${max} of maxConcurrentJobs ${max} workflows are running`,
-      ),
-      requeueAfterMs: ctx.capacityRetryMs,
-    };
-  }
+  if (!ctx.capacity.tryReserve(plan.jobName)) return waitForCapacity(ctx, prev, wf);
   let created: "created" | "exists";
   let creating = "ConfigMap";
   try {
@@ -166,6 +158,27 @@ async function startWorkflow(
       profile: plan.profile,
       startTime: iso(now)!,
     },
+  };
+}
+
+/**
+ * No free slot: the run waits in the capacity queue and is woken when a Job finishes; the
+ * requeue is only a backstop (a missed wake-up costs `capacityRetryMs`, never a stuck run).
+ */
+function waitForCapacity(
+  ctx: ReconcileContext,
+  prev: WorkflowStatus | undefined,
+  wf: WorkflowSpec,
+): WorkflowStep {
+  const max = ctx.config.maxConcurrentJobs;
+  return {
+    status: waiting(
+      prev,
+      wf,
+      "WaitingForCapacity",
+      `${max} of maxConcurrentJobs ${max} workflows are running`,
+    ),
+    requeueAfterMs: ctx.capacityRetryMs,
   };
 }
 
@@ -205,15 +218,14 @@ function podCreateFailure(
 ): PodCreateFailure | undefined {
   if (pods.length > 0 || !jobActive(job) || !job.metadata?.uid) return undefined;
   if (now.getTime() - ms(job.metadata.creationTimestamp, now) < NO_POD_CHECK_MS) return undefined;
-  return podCreateFailureOf(ctx.failedCreates.list(), job.metadata.uid);
+  return podCreateFailureOf(ctx.failedCreates.byIndex(job.metadata.uid), job.metadata.uid);
 }
 
 function podsOf(ctx: ReconcileContext, ss: SpindleSet, wf: WorkflowSpec, job: V1Job): V1Pod[] {
   const hash = shortHash(wf.wid);
-  return ctx.pods.list().filter((pod) => {
+  return ctx.pods.byIndex(ss.metadata.name!).filter((pod) => {
     const labels = pod.metadata?.labels ?? {};
     return (
-      labels[LABELS.spindleSet] === ss.metadata.name &&
       labels[LABELS.workflow] === hash &&
       (pod.metadata?.ownerReferences ?? []).some((o) => o.uid === job.metadata?.uid)
     );
