@@ -1,6 +1,6 @@
 /**
  * One workflow of a run, one step further: keep a finished status, cancel, observe the Job, or
- * start it (profile, Secret, capacity, then ConfigMap + Job). Returns the workflow's next status
+ * start it (capacity, profile, Secret, then the Job, after its spec ConfigMap if it needs one). Returns the workflow's next status
  * and what must happen after the status is written (delete a Job, look again later).
  */
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
@@ -128,7 +128,7 @@ async function startWorkflow(
   let created: "created" | "exists";
   let creating = "ConfigMap";
   try {
-    await ctx.api.createConfigMap(plan.configMap);
+    if (plan.configMap) await ctx.api.createConfigMap(plan.configMap);
     creating = "Job";
     created = await ctx.api.createJob(plan.job);
   } catch (err) {

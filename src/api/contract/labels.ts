@@ -23,6 +23,12 @@ export const ANNOTATIONS = {
   rkey: `${LABEL_PREFIX}/rkey`,
   wid: `${LABEL_PREFIX}/wid`,
   workflowName: `${LABEL_PREFIX}/workflow-name`,
+  /**
+   * On a workflow's pod template: its RunnerSpec (JSON), which a downward API volume turns into
+   * the runner's spec file. Only for specs up to INLINE_SPEC_MAX_BYTES; larger ones come in a
+   * ConfigMap (runnerSpecConfigMapName). Never a secret value: steps only name secret keys.
+   */
+  runnerSpec: `${LABEL_PREFIX}/runner-spec`,
 } as const;
 
 export const MANAGED_BY = "loom";
