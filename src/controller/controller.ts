@@ -25,6 +25,7 @@ import type { Logger } from "pino";
 import { LABELS } from "../api/contract/index.ts";
 import { errorText, Informer, objectKey } from "../api/informer.ts";
 import { shareConnections } from "../api/kube-client.ts";
+import { slimEvent, slimJob, slimNode, slimPod } from "../api/slim.ts";
 import type { SpindleSet } from "../api/v1alpha1/spindleset.ts";
 import { apiMessage, ClusterApi, FAILED_CREATE, statusCode } from "./api.ts";
 import { Capacity } from "./capacity.ts";
@@ -122,6 +123,7 @@ export class SpindleSetController {
       path: paths.jobs,
       labelSelector: this.#api.managedSelector(),
       list: () => this.#api.listJobs(),
+      transform: slimJob,
       handlers: {
         add: (job) => this.#jobEvent(job, undefined, enqueueOwner),
         update: (old, job) => this.#jobEvent(job, old, enqueueOwner),
@@ -133,6 +135,7 @@ export class SpindleSetController {
       path: paths.pods,
       labelSelector: this.#api.managedSelector(),
       list: () => this.#api.listPods(),
+      transform: slimPod,
       index: (pod) => pod.metadata?.labels?.[LABELS.spindleSet],
       handlers: { add: enqueueOwner, update: (_old, pod) => enqueueOwner(pod), delete: enqueueOwner },
     });
@@ -147,13 +150,19 @@ export class SpindleSetController {
       path: paths.events,
       fieldSelector: FAILED_CREATE,
       list: () => this.#api.listFailedCreates(),
+      transform: slimEvent,
       index: (e) => e.involvedObject?.uid,
       handlers: { add: enqueueJobOwner, update: (_old, e) => enqueueJobOwner(e) },
     });
     this.#nodes =
       opts.checkNodes === false
         ? undefined
-        : new Informer<V1Node>({ ...common, path: paths.nodes, list: () => this.#api.listNodes() });
+        : new Informer<V1Node>({
+            ...common,
+            path: paths.nodes,
+            list: () => this.#api.listNodes(),
+            transform: slimNode,
+          });
     this.#capacity = new Capacity(config.maxConcurrentJobs);
     const le = opts.leaderElection === false ? {} : (opts.leaderElection ?? {});
     const identity = le.identity ?? `${hostname()}-${randomBytes(4).toString("hex")}`;

@@ -25,6 +25,9 @@ import { runFinished, runStatus } from "./run-status.ts";
 import { iso } from "./time.ts";
 import { stepWorkflow, type WorkflowStep } from "./workflow.ts";
 
+/** Workflow reasons that get no Event (see writeStatus). */
+const QUIET_REASONS: ReadonlySet<string> = new Set(["Scheduled", "Running"]);
+
 export async function reconcile(ctx: ReconcileContext, key: string): Promise<ProcessResult | undefined> {
   const ss = ctx.spindleSets.get(key);
   const waits = await stepRun(ctx, key, ss);
@@ -103,6 +106,10 @@ async function writeStatus(ctx: ReconcileContext, ss: SpindleSet, next: SpindleS
     // Counted here, after the guarded write succeeded: a 409 retry never counts twice.
     if (TERMINAL_PHASES.includes(w.phase) && !TERMINAL_PHASES.includes(old?.phase ?? "pending"))
       ctx.metrics?.workflowsFinished.inc({ phase: w.phase, reason: w.reason });
+    // Routine progress (a Job created, its pod running) is in the status alone: an Event each
+    // would be two more writes per workflow for the API server. Waiting, stuck and final
+    // states get one.
+    if (QUIET_REASONS.has(w.reason)) continue;
     const bad = w.phase === "failed" || w.phase === "timeout";
     ctx.events?.record(ss, {
       type: bad ? "Warning" : "Normal",
