@@ -25,6 +25,9 @@ import { runFinished, runStatus } from "./run-status.ts";
 import { iso } from "./time.ts";
 import { stepWorkflow, type WorkflowStep } from "./workflow.ts";
 
+/** After a create, look again this soon even if the Job's watch event never comes. */
+const CREATED_RECHECK_MS = 5000;
+
 /** Workflow reasons that get no Event (see writeStatus). */
 const QUIET_REASONS: ReadonlySet<string> = new Set(["Scheduled", "Running"]);
 
@@ -61,6 +64,14 @@ async function stepRun(
     ss.metadata.generation,
     now,
   );
+  // A Job just created: its watch event brings the next reconcile, which writes what it finds
+  // (one status write instead of "created" and then "waiting for its pod"), and this worker is
+  // free for the next run one round trip sooner. A status that must stick before a Job is
+  // deleted is written now.
+  if (steps.some((s) => s.created) && !steps.some((s) => s.kill)) {
+    const wait = Math.min(CREATED_RECHECK_MS, ...steps.map((s) => s.requeueAfterMs ?? CREATED_RECHECK_MS));
+    return { result: { requeueAfterMs: wait }, waiting };
+  }
   await writeStatus(ctx, ss, next);
   for (const step of steps) {
     if (!step.kill) continue;

@@ -4,7 +4,13 @@
  * and what must happen after the status is written (delete a Job, look again later).
  */
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
-import { jobName as buildJobName, LABELS, type SpindleSetRef, shortHash } from "../api/contract/index.ts";
+import {
+  ANNOTATIONS,
+  jobName as buildJobName,
+  LABELS,
+  type SpindleSetRef,
+  shortHash,
+} from "../api/contract/index.ts";
 import {
   type Reason,
   type SpindleSet,
@@ -21,6 +27,8 @@ import { iso, ms } from "./time.ts";
 
 export interface WorkflowStep {
   status: WorkflowStatus;
+  /** This reconcile created the workflow's Job (its watch event brings the next reconcile). */
+  created?: boolean;
   /** Delete this Job once the status is written. */
   kill?: { name: string; uid: string };
   requeueAfterMs?: number;
@@ -75,7 +83,7 @@ export async function stepWorkflow(
       podCreateFailure: podCreateFailure(ctx, ours, pods, now),
     });
     return {
-      status: observed(prev, wf, name, obs),
+      status: observed(prev, wf, name, obs, ours.metadata?.annotations?.[ANNOTATIONS.profile]),
       ...(obs.kill && { kill: ref(ours) }),
       ...(obs.recheckAfterMs !== undefined && { requeueAfterMs: obs.recheckAfterMs }),
     };
@@ -158,6 +166,7 @@ async function startWorkflow(
       profile: plan.profile,
       startTime: iso(now)!,
     },
+    created: true,
   };
 }
 
@@ -237,15 +246,17 @@ function observed(
   wf: WorkflowSpec,
   jobName: string,
   obs: Observation,
+  jobProfile: string | undefined,
 ): WorkflowStatus {
   const startTime = prev?.startTime ?? obs.startTime;
+  const profile = prev?.profile ?? jobProfile;
   return {
     name: wf.name,
     phase: obs.phase,
     reason: obs.reason,
     ...(obs.message !== undefined && { message: obs.message.slice(0, 32768) }),
     jobName,
-    ...(prev?.profile && { profile: prev.profile }),
+    ...(profile && { profile }),
     ...(startTime && { startTime }),
     ...(obs.finishTime && TERMINAL_PHASES.includes(obs.phase) && { finishTime: obs.finishTime }),
     ...(obs.exitCode !== undefined && { exitCode: obs.exitCode }),

@@ -29,6 +29,8 @@ export const ANNOTATIONS = {
    * ConfigMap (runnerSpecConfigMapName). Never a secret value: steps only name secret keys.
    */
   runnerSpec: `${LABEL_PREFIX}/runner-spec`,
+  /** On a workflow's Job: the resource profile the controller chose (status.workflows[].profile). */
+  profile: `${LABEL_PREFIX}/profile`,
 } as const;
 
 export const MANAGED_BY = "loom";

@@ -32,6 +32,7 @@ describe("planWorkflow", () => {
       config: cfg,
       inlineSpec: runnerSpec,
     });
+    job.metadata!.annotations![ANNOTATIONS.profile] = "small";
     assert.deepEqual(plan, { ok: true, jobName: job.metadata!.name, profile: "small", job });
     assert.equal(job.spec!.template.metadata!.annotations![ANNOTATIONS.runnerSpec], runnerSpec);
     assert.equal(job.metadata!.annotations![ANNOTATIONS.runnerSpec], undefined, "not twice in the Job");

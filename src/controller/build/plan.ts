@@ -5,7 +5,7 @@
  * as a reason + message.
  */
 import type { V1ConfigMap, V1Job } from "@kubernetes/client-node";
-import { BuildError, type SpindleSetRef } from "../../api/contract/index.ts";
+import { ANNOTATIONS, BuildError, type SpindleSetRef } from "../../api/contract/index.ts";
 import type { Reason, SpindleSetSpec } from "../../api/v1alpha1/spindleset.ts";
 import type { ControllerConfig } from "../config.ts";
 import { buildJob } from "./job.ts";
@@ -45,6 +45,8 @@ export function planWorkflow(input: PlanInput): WorkflowPlan {
       config,
       ...(inline && { inlineSpec: json }),
     });
+    // The chosen profile travels on the Job, so the status can name it whenever it is written.
+    job.metadata!.annotations = { ...job.metadata!.annotations, [ANNOTATIONS.profile]: choice.label };
     const jobName = job.metadata!.name!;
     if (inline) return { ok: true, jobName, profile: choice.label, job };
     const configMap = buildRunnerSpecConfigMap({
