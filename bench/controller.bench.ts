@@ -467,15 +467,76 @@ async function endToEnd(cluster: TestCluster, cp: ControlPlane): Promise<void> {
   for (const [k, v] of rows) console.log(`      ${v.toFixed(2).padStart(7)}  ${k}`);
 }
 
+/**
+ * The controller's memory with MEMORY SpindleSets + Jobs: a child fills its caches as the runs
+ * are created ("idle" → "full"); then children with other Node/allocator settings list the same
+ * objects at start (a restart's picture), so the settings compare on the same cache.
+ */
 async function memory(cluster: TestCluster): Promise<void> {
   const admin = sharedKubeConfig(cluster);
   const ns = await namespace(cluster, "bench-memory");
+  const variants: { name: string; flags: string[]; env: Record<string, string> }[] = [
+    { name: "defaults", flags: [], env: {} },
+    { name: "--max-semi-space-size=1", flags: ["--max-semi-space-size=1"], env: {} },
+    {
+      name: "--max-semi-space-size=1, MALLOC_ARENA_MAX=2",
+      flags: ["--max-semi-space-size=1"],
+      env: { MALLOC_ARENA_MAX: "2" },
+    },
+  ];
+  console.log(
+    `  memory, controller with ${MEMORY} SpindleSets + ${MEMORY} Jobs (+ pods) cached, after a GC:`,
+  );
+  let t0 = 0;
+  for (const [i, variant] of variants.entries()) {
+    const result = await memoryChild(cluster, ns, variant, async () => {
+      if (i > 0) return;
+      t0 = performance.now();
+      await createRuns(admin, ns, MEMORY);
+    });
+    const { idle, full } = result;
+    if (i === 0) {
+      console.log(`    ${variant.name}, idle: ${usage(idle)}`);
+      console.log(
+        `    ${variant.name}, full: ${usage(full)} (${load()}; filled in ${((performance.now() - t0) / 1000).toFixed(0)} s; target < 300 MB at 5000)`,
+      );
+    } else {
+      console.log(`    ${variant.name}, restarted on the full cache: ${usage(full)} (${load()})`);
+    }
+  }
+}
+
+type Usage = {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  spaces: Record<string, { size: number; used: number }>;
+};
+const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
+
+function usage(u: Usage): string {
+  const spaces = Object.entries(u.spaces)
+    .filter(([, s]) => s.size >= 2 ** 20)
+    .map(([name, s]) => `${name.replace(/_space$/, "")} ${mb(s.used)}/${mb(s.size)}`)
+    .join(", ");
+  return `RSS ${mb(u.rss)}, heap ${mb(u.heapUsed)} used of ${mb(u.heapTotal)} (${spaces}), external ${mb(u.external)} (array buffers ${mb(u.arrayBuffers)}), outside the JS heap ${mb(u.rss - u.heapTotal - u.external)}`;
+}
+
+async function memoryChild(
+  cluster: TestCluster,
+  ns: string,
+  variant: { flags: string[]; env: Record<string, string> },
+  onIdle: () => Promise<void>,
+): Promise<{ idle: Usage; full: Usage }> {
   const child = spawn(
     process.execPath,
-    ["--expose-gc", fileURLToPath(new URL("./controller-memory.ts", import.meta.url))],
+    [...variant.flags, "--expose-gc", fileURLToPath(new URL("./controller-memory.ts", import.meta.url))],
     {
       env: {
         ...process.env,
+        ...variant.env,
         KUBECONFIG: cluster.kubeconfigPath,
         LOOM_BENCH_NS: ns,
         LOOM_BENCH_N: String(MEMORY),
@@ -483,32 +544,18 @@ async function memory(cluster: TestCluster): Promise<void> {
       stdio: ["ignore", "pipe", "inherit"],
     },
   );
-  type Usage = { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
   const result: Record<string, Usage> = {};
-  let t0 = 0;
   try {
     for await (const line of createInterface({ input: child.stdout! })) {
       const m = JSON.parse(line) as Usage & { at: string };
       result[m.at] = m;
-      if (m.at === "idle") {
-        t0 = performance.now();
-        await createRuns(admin, ns, MEMORY);
-      }
+      if (m.at === "idle") await onIdle();
       if (m.at === "full") break;
     }
   } finally {
     child.kill("SIGTERM");
   }
-  const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
   const { idle, full } = result;
   if (!idle || !full) throw new Error("the memory child ended early");
-  console.log(
-    `  memory, controller with ${MEMORY} SpindleSets + ${MEMORY} Jobs (+ pods) cached, after a GC:`,
-  );
-  const parts = (u: Usage) =>
-    `RSS ${mb(u.rss)}, heap ${mb(u.heapUsed)} used of ${mb(u.heapTotal)}, external ${mb(u.external)} (array buffers ${mb(u.arrayBuffers)})`;
-  console.log(`    idle ${parts(idle)}`);
-  console.log(
-    `    full ${parts(full)} (${load()}; filled in ${((performance.now() - t0) / 1000).toFixed(0)} s; target < 300 MB at 5000)`,
-  );
+  return { idle, full };
 }
