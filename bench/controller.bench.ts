@@ -61,8 +61,8 @@ import {
   addRepo,
   bootServer,
   KNOT,
-  pipelineRecord,
   workflow as kitWorkflow,
+  pipelineRecord,
 } from "../test/spindle/server-kit.ts";
 
 const CR = { group: GROUP, version: VERSION, plural: SPINDLESET.plural };

@@ -129,9 +129,9 @@ export class Informer<T extends KubernetesObject> {
     if (old) this.#unindex(key, old);
     const value = this.#opts.index(obj);
     if (value === undefined) return;
-    let hits = this.#index.get(value);
-    if (!hits) this.#index.set(value, (hits = new Map()));
+    const hits = this.#index.get(value) ?? new Map<string, T>();
     hits.set(key, obj);
+    this.#index.set(value, hits);
   }
 
   #remove(key: string, old: T): void {

@@ -33,7 +33,7 @@ const QUIET_REASONS: ReadonlySet<string> = new Set(["Scheduled", "Running"]);
 
 export async function reconcile(ctx: ReconcileContext, key: string): Promise<ProcessResult | undefined> {
   const ss = ctx.spindleSets.get(key);
-  const waits = await stepRun(ctx, key, ss);
+  const waits = await stepRun(ctx, ss);
   // In the capacity queue while a workflow waits for a slot, out of it otherwise.
   if (waits?.waiting) ctx.capacity.wait(key);
   else ctx.capacity.done(key);
@@ -43,7 +43,6 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Pro
 /** reconcile's ladder; `waiting` says whether a workflow of the run waits for capacity. */
 async function stepRun(
   ctx: ReconcileContext,
-  key: string,
   ss: SpindleSet | undefined,
 ): Promise<{ result: ProcessResult | undefined; waiting: boolean } | undefined> {
   if (!ss || ss.metadata.deletionTimestamp) return undefined;

@@ -15,8 +15,8 @@ import {
   type V1Volume,
 } from "@kubernetes/client-node";
 import { ANNOTATIONS, LABELS, RUNNER_SILENT_ANNOTATION } from "../../src/api/contract/index.ts";
-import { INLINE_SPEC_MAX_BYTES } from "../../src/controller/build/runner-spec.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
+import { INLINE_SPEC_MAX_BYTES } from "../../src/controller/build/runner-spec.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import {
   createRun,
