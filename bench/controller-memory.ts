@@ -3,6 +3,7 @@
  * with its memory once its caches are synced ("idle"), then another once it has a Job for every
  * one of LOOM_BENCH_N runs the parent creates ("full"), each after a full GC (--expose-gc).
  */
+import { getHeapSpaceStatistics } from "node:v8";
 import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { SpindleSetController } from "../src/controller/controller.ts";
@@ -26,7 +27,13 @@ function report(at: string): void {
   gc?.();
   gc?.();
   const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage();
-  process.stdout.write(`${JSON.stringify({ at, rss, heapUsed, heapTotal, external, arrayBuffers })}\n`);
+  // Where the heap's pages are: the young generation (semi-spaces), old objects, code, large objects.
+  const spaces = Object.fromEntries(
+    getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]),
+  );
+  process.stdout.write(
+    `${JSON.stringify({ at, rss, heapUsed, heapTotal, external, arrayBuffers, spaces })}\n`,
+  );
 }
 
 await controller.start();

@@ -7,29 +7,38 @@
  *    controller starts; until N Jobs exist) ÷ a plain client-node loop creating the same Jobs at
  *    the same concurrency (the library's default: a connection per call), and ÷ the same loop
  *    over one kept-alive connection. Target ≥ 0.8. Beside them, a kept-alive loop making the
- *    controller's own writes per Job (ConfigMap, Job, status patch, Event): the ceiling for a
- *    controller that writes that much.
- * 2. end to end: M runs through the controller until kwok completes their pods: workflows per
- *    minute, and API requests per workflow by verb and resource from the API server's own
- *    `apiserver_request_total` (scraped before and after; every client's requests, KCM,
- *    scheduler and kwok included — their share is the same for any controller).
- * 3. memory: a controller in a child process with N SpindleSets + N Jobs (+ their pods) cached:
+ *    controller's own writes per new Job (Job, status patch): the ceiling for a controller that
+ *    writes that much.
+ * 2. burst: 200 pipelines accepted at once by `loom serve` (SpindleServer with the Kubernetes
+ *    engine and the embedded, leader-elected controller; the spindle's queue and job count set
+ *    high so that only the cluster limits): envelope (acceptPipeline) → Job existing, p50/p99
+ *    with capacity for all (target p99 < 2 s), and with maxConcurrentJobs 5 the time to the
+ *    first 5 Jobs (target < 1 s).
+ * 3. end to end: M runs (default 1,000) through the controller until kwok completes their pods:
+ *    workflows per minute (target ≥ 1,000), the CPU each process spent (kube-apiserver, etcd,
+ *    KCM, scheduler, kwok, this process = controller + bench client), and API requests per
+ *    workflow by verb and resource from the API server's own `apiserver_request_total` (scraped
+ *    before and after; every client's requests, KCM, scheduler and kwok included — their share
+ *    is the same for any controller).
+ * 4. memory: a controller in a child process with N SpindleSets + N Jobs (+ their pods) cached:
  *    RSS and heap after a GC, idle and full. Target < 300 MB at 5,000 + 5,000.
  *
- * LOOM_BENCH_CREATE (default 100), LOOM_BENCH_E2E (default 50), LOOM_BENCH_MEMORY (default 1000;
- * 5000 for the issue's figure, a few minutes more). Pods of sections 1 and 3 ask for a resource
- * no node has, so they wait unscheduled and the cluster stays quiet.
+ * LOOM_BENCH_CREATE (default 100), LOOM_BENCH_BURST (default 200), LOOM_BENCH_E2E (default
+ * 1000), LOOM_BENCH_MEMORY (default 1000; 5000 for the issue's figure, a few minutes more),
+ * LOOM_BENCH_ONLY (comma-separated sections: create,burst,e2e,memory). Pods of sections 1, 2 and
+ * 4 ask for a resource no node has, so they wait unscheduled and the cluster stays quiet.
  */
 import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { type RequestOptions, request } from "node:https";
-import { loadavg } from "node:os";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import {
   BatchV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  EventsV1Api,
   type KubeConfig,
   PatchStrategy,
   setHeaderOptions,
@@ -37,7 +46,7 @@ import {
   Watch,
 } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { buildSpindleSet, LABELS } from "../src/api/contract/index.ts";
+import { ANNOTATIONS, buildSpindleSet } from "../src/api/contract/index.ts";
 import { shareConnections } from "../src/api/kube-client.ts";
 import { GROUP, SPINDLESET, VERSION } from "../src/api/v1alpha1/group.ts";
 import type { SpindleSet } from "../src/api/v1alpha1/spindleset.ts";
@@ -47,10 +56,20 @@ import { installCrd, parkedConfig, testConfig, workflow } from "../test/controll
 import { locateBinaries, MissingBinariesError, readConfig } from "../test/harness/config.ts";
 import { ControlPlane } from "../test/harness/control-plane.ts";
 import { TestCluster } from "../test/harness/index.ts";
+import {
+  ALICE,
+  addRepo,
+  bootServer,
+  KNOT,
+  workflow as kitWorkflow,
+  pipelineRecord,
+} from "../test/spindle/server-kit.ts";
 
 const CR = { group: GROUP, version: VERSION, plural: SPINDLESET.plural };
 const CREATE = Number(process.env.LOOM_BENCH_CREATE ?? 100);
-const E2E = Number(process.env.LOOM_BENCH_E2E ?? 50);
+const BURST = Number(process.env.LOOM_BENCH_BURST ?? 200);
+const E2E = Number(process.env.LOOM_BENCH_E2E ?? 1000);
+const ONLY = new Set((process.env.LOOM_BENCH_ONLY ?? "create,burst,e2e,memory").split(","));
 const MEMORY = Number(process.env.LOOM_BENCH_MEMORY ?? 1000);
 const CONCURRENCY = 16;
 const load = () => `load ${loadavg()[0]!.toFixed(1)}`;
@@ -69,9 +88,13 @@ export async function main(): Promise<void> {
   try {
     const cluster = new TestCluster(cp.state(), false);
     await installCrd(cluster);
-    await createRatio(cluster);
-    await endToEnd(cluster);
-    await memory(cluster);
+    if (ONLY.has("create")) await createRatio(cluster);
+    if (ONLY.has("burst")) {
+      await burst(cluster, BURST, BURST);
+      await burst(cluster, BURST, 5);
+    }
+    if (ONLY.has("e2e")) await endToEnd(cluster, cp);
+    if (ONLY.has("memory")) await memory(cluster);
   } finally {
     await cp.stop();
   }
@@ -186,27 +209,17 @@ async function createRatio(cluster: TestCluster): Promise<void> {
   const plainLoad = load();
   const keptRate = await loop(sharedKubeConfig(cluster), await namespace(cluster, "bench-create-kept"));
   const keptLoad = load();
-  // The controller's writes per Job (RunnerSpec ConfigMap, Job, status patch, Event), by the
-  // same kept-alive loop: if Loom is near this, the API server's work per Job is what holds it.
+  // The controller's writes per new Job (the Job, the status patch saying so), by the same
+  // kept-alive loop: if Loom is near this, the API server's work per Job is what holds it.
   const shared = sharedKubeConfig(cluster);
-  const core = shared.makeApiClient(CoreV1Api);
   const batch = shared.makeApiClient(BatchV1Api);
   const custom = shared.makeApiClient(CustomObjectsApi);
-  const events = shared.makeApiClient(EventsV1Api);
-  const configMaps = (await core.listNamespacedConfigMap({ namespace: nsLoom })).items.filter(
-    (c) => c.metadata?.labels?.[LABELS.spindleSet] !== undefined,
-  );
   const runs = (await custom.listNamespacedCustomObject({ ...CR, namespace: nsLoom })) as {
     items: SpindleSet[];
   };
   const nsWrites = await namespace(cluster, "bench-create-writes");
   const tw = performance.now();
   await pool(made.length, workers, async (i) => {
-    const cm = configMaps[i % configMaps.length]!;
-    await core.createNamespacedConfigMap({
-      namespace: nsWrites,
-      body: { metadata: { name: cm.metadata!.name!, labels: cm.metadata!.labels! }, data: cm.data! },
-    });
     await batch.createNamespacedJob({ namespace: nsWrites, body: copyJob(made[i]!) });
     const ss = runs.items[i % runs.items.length]!;
     await custom.patchNamespacedCustomObjectStatus(
@@ -218,22 +231,6 @@ async function createRatio(cluster: TestCluster): Promise<void> {
       },
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
     );
-    events
-      .createNamespacedEvent({
-        namespace: nsWrites,
-        body: {
-          metadata: { generateName: "bench." },
-          eventTime: new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z") as never,
-          reportingController: "bench",
-          reportingInstance: "bench",
-          action: "bench",
-          reason: "Scheduled",
-          type: "Normal",
-          note: "bench",
-          regarding: { kind: "Job", name: made[i]!.metadata!.name!, namespace: nsWrites },
-        },
-      })
-      .catch(() => {});
   });
   const writesRate = made.length / ((performance.now() - tw) / 1000);
   const writesLoad = load();
@@ -242,7 +239,7 @@ async function createRatio(cluster: TestCluster): Promise<void> {
   console.log(`    plain client-node loop    ${plainRate.toFixed(1)} Jobs/s (${plainLoad})`);
   console.log(`    loop, kept-alive conn.    ${keptRate.toFixed(1)} Jobs/s (${keptLoad})`);
   console.log(
-    `    loop, the controller's 4 writes per Job, kept-alive  ${writesRate.toFixed(1)} Jobs/s (${writesLoad})`,
+    `    loop, the controller's 2 writes per Job (Job, status), kept-alive  ${writesRate.toFixed(1)} Jobs/s (${writesLoad})`,
   );
   console.log(
     `    ratio Loom ÷ plain ${(loomRate / plainRate).toFixed(2)}, Loom ÷ kept-alive ${(loomRate / keptRate).toFixed(2)} (target ≥ 0.8)`,
@@ -263,6 +260,124 @@ function copyJob(job: V1Job): V1Job {
     metadata: { name, labels, annotations },
     spec: { ...spec, template },
   };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+/**
+ * `n` pipelines accepted at once by a SpindleServer with the Kubernetes engine and its embedded
+ * controller (maxConcurrentJobs `capacity`): envelope → Job existing, per pipeline.
+ */
+async function burst(cluster: TestCluster, n: number, capacity: number): Promise<void> {
+  const ns = await namespace(cluster, `bench-burst-${capacity}`);
+  const dir = mkdtempSync(join(tmpdir(), "loom-bench-burst-"));
+  const configFile = join(dir, "config.yaml");
+  const parked = parkedConfig(ns).template.resourceProfiles[0]!;
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      kubernetes: {
+        namespace: ns,
+        maxConcurrentJobs: capacity,
+        images: { runner: "example.invalid/loom-runner:bench" },
+        template: {
+          resourceProfiles: [
+            { name: "parked", resources: parked.resources, tolerations: parked.tolerations },
+          ],
+        },
+      },
+    }),
+  );
+  const previous = process.env.KUBECONFIG;
+  process.env.KUBECONFIG = cluster.kubeconfigPath;
+  const booted = await bootServer({
+    dir,
+    env: {
+      SPINDLE_SERVER_ENGINE: "kubernetes",
+      LOOM_CONFIG: configFile,
+      // The spindle's own limits out of the way: only the cluster's capacity counts here.
+      SPINDLE_SERVER_QUEUE_SIZE: String(Math.max(1000, n * 2)),
+      SPINDLE_SERVER_MAX_JOB_COUNT: String(Math.min(10_000, Math.max(1000, n * 2))),
+    },
+  });
+  try {
+    const controller = booted.server.controller!;
+    const until = Date.now() + 60_000;
+    while (!controller.active && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    addRepo(booted.server, ALICE, "loom");
+    const started = new Map<string, number>();
+    const latencies: number[] = [];
+    const want = Math.min(n, capacity);
+    let resolve!: () => void;
+    const enough = new Promise<void>((r) => {
+      resolve = r;
+    });
+    const seen = new Set<string>();
+    const watch = await new Watch(sharedKubeConfig(cluster)).watch(
+      `/apis/batch/v1/namespaces/${ns}/jobs`,
+      {},
+      (type, job: V1Job) => {
+        const rkey = job.metadata?.annotations?.[ANNOTATIONS.rkey];
+        if (type !== "ADDED" || !rkey || seen.has(rkey)) return;
+        seen.add(rkey);
+        latencies.push(performance.now() - started.get(rkey)!);
+        if (latencies.length >= want) resolve();
+      },
+      () => {},
+    );
+    const stamp = Date.now().toString(36);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: n }, (_, i) => {
+        const rkey = `3bu${stamp}${i.toString(36).padStart(4, "0")}`;
+        started.set(rkey, performance.now());
+        return booted.server.pipelines.acceptPipeline(
+          KNOT,
+          rkey,
+          pipelineRecord([kitWorkflow("build.yml", [{ name: "hello", command: "echo hi" }])]),
+        );
+      }),
+    );
+    const accepted = performance.now() - t0;
+    await Promise.race([enough, new Promise((r) => setTimeout(r, 120_000))]);
+    const cpu = process.cpuUsage(cpu0);
+    watch.abort();
+    const sorted = latencies.sort((a, b) => a - b);
+    const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+    const what =
+      capacity >= n
+        ? `p50 ${s(percentile(sorted, 50))}, p99 ${s(percentile(sorted, 99))}, max ${s(sorted.at(-1) ?? Number.NaN)} (target p99 < 2 s)`
+        : `first ${want} Jobs: the last at ${s(sorted.at(-1) ?? Number.NaN)} (target < 1 s)`;
+    console.log(
+      `  burst, ${n} pipelines at once through loom serve (maxConcurrentJobs ${capacity}): envelope → Job ${what}; ${sorted.length}/${want} Jobs; all accepted in ${s(accepted)}; this process's CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (${load()})`,
+    );
+  } finally {
+    await booted.stop();
+    if (previous === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = previous;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** CPU seconds each control plane process has used so far (/proc/<pid>/stat). */
+function cpuSeconds(pids: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(pids)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out[name] = (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      // gone
+    }
+  }
+  const own = process.cpuUsage();
+  out["this process (controller + bench)"] = (own.user + own.system) / 1e6;
+  return out;
 }
 
 /** `apiserver_request_total` summed by verb and resource (subresource appended). */
@@ -312,7 +427,7 @@ async function settle(kc: KubeConfig): Promise<void> {
   }
 }
 
-async function endToEnd(cluster: TestCluster): Promise<void> {
+async function endToEnd(cluster: TestCluster, cp: ControlPlane): Promise<void> {
   const admin = sharedKubeConfig(cluster);
   await settle(admin);
   const ns = await namespace(cluster, "bench-e2e");
@@ -326,15 +441,24 @@ async function endToEnd(cluster: TestCluster): Promise<void> {
     (ss: { status?: { phase?: string } }) => ss.status?.phase === "success",
   );
   const before = await scrapeRequests(admin);
+  const cpu0 = cpuSeconds(cp.pids());
   const t0 = performance.now();
   await createRuns(admin, ns, E2E);
   await finished.done;
-  const minutes = (performance.now() - t0) / 60_000;
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu1 = cpuSeconds(cp.pids());
   const after = await scrapeRequests(admin);
   const l = load();
   await controller.stop();
   console.log(`  end to end, ${E2E} runs of one workflow on kwok (maxConcurrentJobs ${E2E}):`);
-  console.log(`    ${(E2E / minutes).toFixed(0)} workflows/min (${l})`);
+  console.log(`    ${((E2E / seconds) * 60).toFixed(0)} workflows/min (${l}; target ≥ 1,000)`);
+  console.log(
+    `    CPU per process over the ${seconds.toFixed(0)} s (share of one core): ${Object.entries(cpu1)
+      .map(([k, v]) => [k, (v - (cpu0[k] ?? 0)) / seconds] as const)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
+      .join(", ")}`,
+  );
   console.log("    API requests per workflow (all clients), by verb and resource:");
   const rows = [...after]
     .map(([k, v]) => [k, (v - (before.get(k) ?? 0)) / E2E] as const)
@@ -343,15 +467,76 @@ async function endToEnd(cluster: TestCluster): Promise<void> {
   for (const [k, v] of rows) console.log(`      ${v.toFixed(2).padStart(7)}  ${k}`);
 }
 
+/**
+ * The controller's memory with MEMORY SpindleSets + Jobs: a child fills its caches as the runs
+ * are created ("idle" → "full"); then children with other Node/allocator settings list the same
+ * objects at start (a restart's picture), so the settings compare on the same cache.
+ */
 async function memory(cluster: TestCluster): Promise<void> {
   const admin = sharedKubeConfig(cluster);
   const ns = await namespace(cluster, "bench-memory");
+  const variants: { name: string; flags: string[]; env: Record<string, string> }[] = [
+    { name: "defaults", flags: [], env: {} },
+    { name: "--max-semi-space-size=1", flags: ["--max-semi-space-size=1"], env: {} },
+    {
+      name: "--max-semi-space-size=1, MALLOC_ARENA_MAX=2",
+      flags: ["--max-semi-space-size=1"],
+      env: { MALLOC_ARENA_MAX: "2" },
+    },
+  ];
+  console.log(
+    `  memory, controller with ${MEMORY} SpindleSets + ${MEMORY} Jobs (+ pods) cached, after a GC:`,
+  );
+  let t0 = 0;
+  for (const [i, variant] of variants.entries()) {
+    const result = await memoryChild(cluster, ns, variant, async () => {
+      if (i > 0) return;
+      t0 = performance.now();
+      await createRuns(admin, ns, MEMORY);
+    });
+    const { idle, full } = result;
+    if (i === 0) {
+      console.log(`    ${variant.name}, idle: ${usage(idle)}`);
+      console.log(
+        `    ${variant.name}, full: ${usage(full)} (${load()}; filled in ${((performance.now() - t0) / 1000).toFixed(0)} s; target < 300 MB at 5000)`,
+      );
+    } else {
+      console.log(`    ${variant.name}, restarted on the full cache: ${usage(full)} (${load()})`);
+    }
+  }
+}
+
+type Usage = {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  spaces: Record<string, { size: number; used: number }>;
+};
+const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
+
+function usage(u: Usage): string {
+  const spaces = Object.entries(u.spaces)
+    .filter(([, s]) => s.size >= 2 ** 20)
+    .map(([name, s]) => `${name.replace(/_space$/, "")} ${mb(s.used)}/${mb(s.size)}`)
+    .join(", ");
+  return `RSS ${mb(u.rss)}, heap ${mb(u.heapUsed)} used of ${mb(u.heapTotal)} (${spaces}), external ${mb(u.external)} (array buffers ${mb(u.arrayBuffers)}), outside the JS heap ${mb(u.rss - u.heapTotal - u.external)}`;
+}
+
+async function memoryChild(
+  cluster: TestCluster,
+  ns: string,
+  variant: { flags: string[]; env: Record<string, string> },
+  onIdle: () => Promise<void>,
+): Promise<{ idle: Usage; full: Usage }> {
   const child = spawn(
     process.execPath,
-    ["--expose-gc", fileURLToPath(new URL("./controller-memory.ts", import.meta.url))],
+    [...variant.flags, "--expose-gc", fileURLToPath(new URL("./controller-memory.ts", import.meta.url))],
     {
       env: {
         ...process.env,
+        ...variant.env,
         KUBECONFIG: cluster.kubeconfigPath,
         LOOM_BENCH_NS: ns,
         LOOM_BENCH_N: String(MEMORY),
@@ -359,32 +544,18 @@ async function memory(cluster: TestCluster): Promise<void> {
       stdio: ["ignore", "pipe", "inherit"],
     },
   );
-  type Usage = { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
   const result: Record<string, Usage> = {};
-  let t0 = 0;
   try {
     for await (const line of createInterface({ input: child.stdout! })) {
       const m = JSON.parse(line) as Usage & { at: string };
       result[m.at] = m;
-      if (m.at === "idle") {
-        t0 = performance.now();
-        await createRuns(admin, ns, MEMORY);
-      }
+      if (m.at === "idle") await onIdle();
       if (m.at === "full") break;
     }
   } finally {
     child.kill("SIGTERM");
   }
-  const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
   const { idle, full } = result;
   if (!idle || !full) throw new Error("the memory child ended early");
-  console.log(
-    `  memory, controller with ${MEMORY} SpindleSets + ${MEMORY} Jobs (+ pods) cached, after a GC:`,
-  );
-  const parts = (u: Usage) =>
-    `RSS ${mb(u.rss)}, heap ${mb(u.heapUsed)} used of ${mb(u.heapTotal)}, external ${mb(u.external)} (array buffers ${mb(u.arrayBuffers)})`;
-  console.log(`    idle ${parts(idle)}`);
-  console.log(
-    `    full ${parts(full)} (${load()}; filled in ${((performance.now() - t0) / 1000).toFixed(0)} s; target < 300 MB at 5000)`,
-  );
+  return { idle, full };
 }

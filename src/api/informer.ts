@@ -40,6 +40,11 @@ export interface InformerOptions<T extends KubernetesObject> {
    * bookkeeping, often the largest part of an object, read by no one here).
    */
   transform?: (obj: T) => T;
+  /**
+   * The value(s) an object is indexed under (e.g. its owner's label), so `byIndex` answers
+   * "the objects of X" without a scan of the whole cache (client-go's Indexer).
+   */
+  index?: (obj: T) => string | undefined;
   relistMs?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -53,6 +58,7 @@ export function objectKey(obj: KubernetesObject): string {
 export class Informer<T extends KubernetesObject> {
   readonly #opts: InformerOptions<T>;
   readonly #cache = new Map<string, T>();
+  readonly #index = new Map<string, Map<string, T>>();
   readonly #watch: Watch;
   #rv = "";
   #relistWanted = false;
@@ -106,6 +112,41 @@ export class Informer<T extends KubernetesObject> {
     return [...this.#cache.values()];
   }
 
+  /** The objects whose `index` value is `value` (empty without an `index` option). */
+  byIndex(value: string): T[] {
+    const hits = this.#index.get(value);
+    return hits ? [...hits.values()] : [];
+  }
+
+  /** Number of objects in the cache. */
+  get size(): number {
+    return this.#cache.size;
+  }
+
+  #put(key: string, obj: T, old: T | undefined): void {
+    this.#cache.set(key, obj);
+    if (!this.#opts.index) return;
+    if (old) this.#unindex(key, old);
+    const value = this.#opts.index(obj);
+    if (value === undefined) return;
+    const hits = this.#index.get(value) ?? new Map<string, T>();
+    hits.set(key, obj);
+    this.#index.set(value, hits);
+  }
+
+  #remove(key: string, old: T): void {
+    this.#cache.delete(key);
+    this.#unindex(key, old);
+  }
+
+  #unindex(key: string, old: T): void {
+    const value = this.#opts.index?.(old);
+    if (value === undefined) return;
+    const hits = this.#index.get(value);
+    hits?.delete(key);
+    if (hits?.size === 0) this.#index.delete(value);
+  }
+
   async #run(): Promise<void> {
     const log = this.#opts.log;
     while (!this.#stopped) {
@@ -148,13 +189,13 @@ export class Informer<T extends KubernetesObject> {
       const key = objectKey(obj);
       seen.add(key);
       const old = this.#cache.get(key);
-      this.#cache.set(key, obj);
+      this.#put(key, obj, old);
       if (!old) handlers.add?.(obj);
       else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) handlers.update?.(old, obj);
     }
     for (const [key, old] of this.#cache) {
       if (seen.has(key)) continue;
-      this.#cache.delete(key);
+      this.#remove(key, old);
       handlers.delete?.(old);
     }
     this.#rv = result.metadata?.resourceVersion ?? "";
@@ -209,10 +250,10 @@ export class Informer<T extends KubernetesObject> {
     const key = objectKey(obj);
     const old = this.#cache.get(key);
     if (type === "DELETED") {
-      this.#cache.delete(key);
+      if (old) this.#remove(key, old);
       handlers.delete?.(obj);
     } else if (type === "ADDED" || type === "MODIFIED") {
-      this.#cache.set(key, obj);
+      this.#put(key, obj, old);
       if (old) handlers.update?.(old, obj);
       else handlers.add?.(obj);
     }

@@ -159,25 +159,37 @@ export class ClusterApi {
     }
   }
 
-  async listSpindleSets(): Promise<ListResult<SpindleSet>> {
-    return (await this.custom.listNamespacedCustomObject({
-      ...CR,
-      namespace: this.namespace,
-    })) as ListResult<SpindleSet>;
+  listSpindleSets(): Promise<ListResult<SpindleSet>> {
+    return paged(
+      async (page) =>
+        (await this.custom.listNamespacedCustomObject({
+          ...CR,
+          namespace: this.namespace,
+          ...page,
+        })) as ListResult<SpindleSet>,
+    );
   }
 
-  async listJobs(): Promise<ListResult<V1Job>> {
-    return (await this.batch.listNamespacedJob({
-      namespace: this.namespace,
-      labelSelector: this.managedSelector(),
-    })) as ListResult<V1Job>;
+  listJobs(): Promise<ListResult<V1Job>> {
+    return paged(
+      async (page) =>
+        (await this.batch.listNamespacedJob({
+          namespace: this.namespace,
+          labelSelector: this.managedSelector(),
+          ...page,
+        })) as ListResult<V1Job>,
+    );
   }
 
-  async listPods(): Promise<ListResult<V1Pod>> {
-    return (await this.core.listNamespacedPod({
-      namespace: this.namespace,
-      labelSelector: this.managedSelector(),
-    })) as ListResult<V1Pod>;
+  listPods(): Promise<ListResult<V1Pod>> {
+    return paged(
+      async (page) =>
+        (await this.core.listNamespacedPod({
+          namespace: this.namespace,
+          labelSelector: this.managedSelector(),
+          ...page,
+        })) as ListResult<V1Pod>,
+    );
   }
 
   async listNodes(): Promise<ListResult<V1Node>> {
@@ -262,6 +274,33 @@ export class ClusterApi {
       MERGE,
     )) as SpindleSet;
   }
+}
+
+/** Objects per list page: one response (and its JSON text) is never the whole namespace. */
+export const LIST_PAGE = 500;
+
+/**
+ * A list in pages of LIST_PAGE (the API server's `limit`/`continue`), joined: the memory a list
+ * needs at its peak is one page's response, not all of them at once. The result has the last
+ * page's resourceVersion, which is the list's (the pages are one consistent snapshot).
+ */
+export async function paged<T>(
+  list: (page: {
+    limit: number;
+    _continue?: string;
+  }) => Promise<ListResult<T> & { metadata?: { _continue?: string; continue?: string } }>,
+): Promise<ListResult<T>> {
+  const items: T[] = [];
+  let next: string | undefined;
+  let resourceVersion: string | undefined;
+  do {
+    const page = await list({ limit: LIST_PAGE, ...(next && { _continue: next }) });
+    for (const item of page.items) items.push(item);
+    resourceVersion = page.metadata?.resourceVersion;
+    // Typed lists name it `_continue`; custom objects come as plain JSON (`continue`).
+    next = page.metadata?._continue || page.metadata?.continue || undefined;
+  } while (next);
+  return { items, ...(resourceVersion !== undefined && { metadata: { resourceVersion } }) };
 }
 
 async function orNotFound<T>(call: Promise<T>): Promise<T | undefined> {

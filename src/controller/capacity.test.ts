@@ -9,43 +9,61 @@ const job = (name: string, done = false): V1Job => ({
 });
 
 describe("Capacity", () => {
-  it("counts unfinished Jobs in the cache plus creates the cache has not seen yet", () => {
-    const jobs: V1Job[] = [job("a"), job("old", true)];
+  it("counts unfinished Jobs the informer reported plus creates it has not reported yet", () => {
     let now = 0;
-    const cap = new Capacity(
-      3,
-      () => jobs,
-      () => now,
-    );
+    const cap = new Capacity(3, () => now);
+    cap.observe(job("a"));
+    cap.observe(job("old", true));
     assert.equal(cap.tryReserve("a"), true, "an existing Job is adopted, not counted twice");
     assert.equal(cap.tryReserve("b"), true);
     assert.equal(cap.tryReserve("c"), true);
     assert.equal(cap.tryReserve("d"), false, "a, b, c: the limit of 3");
+    assert.equal(cap.hasRoom("d"), false);
+    assert.equal(cap.hasRoom("b"), true, "a reserved Job has its room");
     assert.equal(cap.inUse(), 3);
-    jobs.push(job("b"));
-    assert.equal(cap.tryReserve("d"), false, "b seen in the cache still counts once");
+    cap.observe(job("b"));
+    assert.equal(cap.tryReserve("d"), false, "b seen by the informer still counts once");
     cap.release("c");
     assert.equal(cap.tryReserve("d"), true, "a failed create frees its slot");
-    jobs[0] = job("a", true);
+    cap.observe(job("a", true));
     assert.equal(cap.tryReserve("e"), true, "a finished Job frees its slot");
+    assert.equal(cap.active, 1, "b");
     now = 61_000;
-    assert.equal(cap.inUse(), 1, "reservations the cache never confirmed expire");
+    assert.equal(cap.inUse(), 1, "reservations the informer never confirmed expire");
   });
 
-  it("frees a reservation once the cache has seen its Job, even if the Job is gone again", () => {
-    const jobs: V1Job[] = [];
-    const cap = new Capacity(
-      2,
-      () => jobs,
-      () => 0,
-    );
+  it("frees a reservation once the informer has reported its Job, even if the Job is gone again", () => {
+    const cap = new Capacity(2, () => 0);
     assert.equal(cap.tryReserve("a"), true);
     assert.equal(cap.tryReserve("b"), true);
     // a and b are created, seen by the watch and deleted (a cancel right after the create)
-    // before the next capacity check: the cache never holds them when it is looked at.
-    cap.observed("a");
-    cap.observed("b");
+    // before the next capacity check.
+    cap.observe(job("a"));
+    cap.observe(job("b"));
+    cap.forget("a");
+    cap.forget("b");
     assert.equal(cap.inUse(), 0, "nothing runs");
     assert.equal(cap.tryReserve("c"), true, "the slots of deleted Jobs are free at once");
+  });
+
+  it("wakes one waiting run per free slot, oldest first, keeping a woken run's place", () => {
+    const cap = new Capacity(2, () => 0);
+    cap.observe(job("j1"));
+    cap.observe(job("j2"));
+    for (const key of ["ns/r1", "ns/r2", "ns/r3", "ns/r4"]) cap.wait(key);
+    assert.deepEqual(cap.wake(), [], "no slot free: nobody is woken");
+    cap.observe(job("j1", true));
+    assert.deepEqual(cap.wake(), ["ns/r1"], "one slot: one run, not all four");
+    assert.deepEqual(cap.wake(), [], "r1 has not been reconciled yet: the slot is promised to it");
+    // r1 lost the slot to a run that never waited: it waits again, in its old place.
+    assert.equal(cap.tryReserve("new"), true);
+    cap.wait("ns/r1");
+    cap.observe(job("j2", true));
+    assert.deepEqual(cap.wake(), ["ns/r1"]);
+    cap.done("ns/r1");
+    assert.equal(cap.tryReserve("r1-job"), true);
+    cap.forget("new");
+    assert.deepEqual(cap.wake(), ["ns/r2"]);
+    assert.equal(cap.waiting, 3);
   });
 });

@@ -1,13 +1,19 @@
 /**
- * `maxConcurrentJobs`, counted from the cluster: the unfinished Jobs with Loom's labels in the
- * informer's cache, so a restarted controller (or a new leader) counts what is really running.
+ * `maxConcurrentJobs`, counted from the cluster: the unfinished Jobs with Loom's labels that the
+ * Job informer has reported (`observe` on every add/update, `forget` on delete), so a restarted
+ * controller (or a new leader) counts what is really running. The count is kept as events arrive,
+ * never by a scan of the cache: a capacity check costs the same with 10 or 10,000 Jobs.
  *
  * The cache trails our own creates by a watch event, and reconciles of different runs overlap,
  * so a create is reserved first: `tryReserve` checks and reserves in one synchronous step (the
- * event loop makes it atomic), and the reservation lasts until the cache shows the Job or a
- * minute has passed (the expectations pattern of Kubernetes' own controllers): the Job informer
- * reports every event it sees (`observed`). Reservations are
+ * event loop makes it atomic), and the reservation lasts until the informer reports the Job or a
+ * minute has passed (the expectations pattern of Kubernetes' own controllers). Reservations are
  * never a count of their own: they only cover the gap between a create and its watch event.
+ *
+ * Runs that found no slot wait in a queue (`wait`), oldest first. When slots free, `wake` hands
+ * out as many waiting runs as there are free slots (not every waiting run: with 200 waiting and
+ * one slot free, one run is reconciled, not 200). A woken run that is reconciled again either
+ * gets its slot (`done`) or goes back to waiting in its old place.
  */
 import type { V1Job } from "@kubernetes/client-node";
 import { jobActive } from "./observe.ts";
@@ -16,47 +22,62 @@ const RESERVATION_MS = 60_000;
 
 export class Capacity {
   readonly #max: number;
-  readonly #jobs: () => Iterable<V1Job>;
   readonly #now: () => number;
+  /** Unfinished Jobs the informer has reported. */
+  readonly #active = new Set<string>();
   readonly #reserved = new Map<string, number>();
+  /** Runs (SpindleSet keys) waiting for a slot, in arrival order; true once woken. */
+  readonly #waiting = new Map<string, boolean>();
 
-  constructor(max: number, jobs: () => Iterable<V1Job>, now: () => number = Date.now) {
+  constructor(max: number, now: () => number = Date.now) {
     this.#max = max;
-    this.#jobs = jobs;
     this.#now = now;
   }
 
-  /** Names of the unfinished Jobs the cache knows. */
-  activeNames(): Set<string> {
-    const names = new Set<string>();
-    for (const job of this.#jobs()) if (jobActive(job)) names.add(job.metadata!.name!);
-    return names;
+  /** Unfinished Jobs the cache knows. */
+  get active(): number {
+    return this.#active.size;
+  }
+
+  /** Runs waiting for a slot. */
+  get waiting(): number {
+    return this.#waiting.size;
   }
 
   /** How many Jobs count against the limit now (active + reserved). */
   inUse(): number {
-    return this.#prune(this.#known()).size + this.activeNames().size;
+    return this.#active.size + this.#prune().size;
   }
 
-  /** True if `jobName` may be created; it then counts until the cache has caught up. */
+  /** True if `jobName` could be created now (cheap: checked before a Job is built). */
+  hasRoom(jobName: string): boolean {
+    if (this.#active.has(jobName) || this.#reserved.has(jobName)) return true;
+    return this.inUse() < this.#max;
+  }
+
+  /** True if `jobName` may be created; it then counts until the informer has reported it. */
   tryReserve(jobName: string): boolean {
-    const active = this.activeNames();
-    if (active.has(jobName)) return true;
-    const reserved = this.#prune(this.#known());
-    if (reserved.has(jobName)) return true;
-    if (active.size + reserved.size >= this.#max) return false;
-    this.#reserved.set(jobName, this.#now());
+    if (!this.hasRoom(jobName)) return false;
+    if (!this.#active.has(jobName) && !this.#reserved.has(jobName)) this.#reserved.set(jobName, this.#now());
     return true;
   }
 
   /**
-   * The Job informer delivered an event for `jobName` (added, changed or deleted): the cache has
-   * caught up with the create, so from now on the cache alone counts it. Without this, a Job
-   * created and deleted between two capacity checks (a cancel right after the create) would
-   * keep its reservation, and a slot, for a minute.
+   * The Job informer delivered `job` (added or changed): from now on its state alone counts it.
+   * Without dropping the reservation here, a Job created and deleted between two capacity checks
+   * (a cancel right after the create) would keep its reservation, and a slot, for a minute.
    */
-  observed(jobName: string): void {
+  observe(job: V1Job): void {
+    const name = job.metadata!.name!;
+    this.#reserved.delete(name);
+    if (jobActive(job)) this.#active.add(name);
+    else this.#active.delete(name);
+  }
+
+  /** The Job informer reported `jobName` deleted. */
+  forget(jobName: string): void {
     this.#reserved.delete(jobName);
+    this.#active.delete(jobName);
   }
 
   /** A create that failed frees its reservation. */
@@ -64,18 +85,37 @@ export class Capacity {
     this.#reserved.delete(jobName);
   }
 
-  /** Every Job name the cache has, finished or not. */
-  #known(): Set<string> {
-    const names = new Set<string>();
-    for (const job of this.#jobs()) names.add(job.metadata!.name!);
-    return names;
+  /** Run `key` found no slot: it waits (keeping its place if it waited before) until woken. */
+  wait(key: string): void {
+    this.#waiting.set(key, false);
   }
 
-  #prune(known: Set<string>): Map<string, number> {
-    const now = this.#now();
-    for (const [name, at] of this.#reserved) {
-      if (known.has(name) || now - at > RESERVATION_MS) this.#reserved.delete(name);
+  /** Run `key` waits no more (it got its slots, finished, or is gone). */
+  done(key: string): void {
+    this.#waiting.delete(key);
+  }
+
+  /**
+   * The waiting runs to reconcile now, oldest first: one per free slot, less those woken before
+   * that have not been reconciled yet (they will take those slots).
+   */
+  wake(): string[] {
+    let free = this.#max - this.inUse();
+    for (const woken of this.#waiting.values()) if (woken) free--;
+    const out: string[] = [];
+    for (const [key, woken] of this.#waiting) {
+      if (free <= 0) break;
+      if (woken) continue;
+      this.#waiting.set(key, true);
+      out.push(key);
+      free--;
     }
+    return out;
+  }
+
+  #prune(): Map<string, number> {
+    const now = this.#now();
+    for (const [name, at] of this.#reserved) if (now - at > RESERVATION_MS) this.#reserved.delete(name);
     return this.#reserved;
   }
 }

@@ -12,6 +12,8 @@ import type { ControllerMetrics } from "./metrics.ts";
 export interface Cache<T> {
   get(key: string): T | undefined;
   list(): T[];
+  /** The objects under one index value (pods: their run's name; events: the Job's uid). */
+  byIndex(value: string): T[];
 }
 
 export interface ReconcileContext {

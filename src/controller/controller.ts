@@ -8,7 +8,7 @@
  *
  *   SpindleSet add / spec, annotation or deletion change ─┐
  *   Job, pod add/update/delete (label → owner run) ───────┼─▶ queue ─▶ reconcile(ns/name)
- *   a Job finishes → runs waiting for capacity ───────────┤
+ *   a Job finishes → one waiting run per free slot ───────┤
  *   resync every resyncMs → every run ────────────────────┘
  */
 import { randomBytes } from "node:crypto";
@@ -25,6 +25,7 @@ import type { Logger } from "pino";
 import { LABELS } from "../api/contract/index.ts";
 import { errorText, Informer, objectKey } from "../api/informer.ts";
 import { shareConnections } from "../api/kube-client.ts";
+import { slimEvent, slimJob, slimNode, slimPod } from "../api/slim.ts";
 import type { SpindleSet } from "../api/v1alpha1/spindleset.ts";
 import { apiMessage, ClusterApi, FAILED_CREATE, statusCode } from "./api.ts";
 import { Capacity } from "./capacity.ts";
@@ -114,6 +115,7 @@ export class SpindleSetController {
         update: (old, ss) => {
           if (specChanged(old, ss)) this.#queue?.add(objectKey(ss));
         },
+        delete: (ss) => this.#capacity.done(objectKey(ss)),
       },
     });
     this.#jobs = new Informer<V1Job>({
@@ -121,6 +123,7 @@ export class SpindleSetController {
       path: paths.jobs,
       labelSelector: this.#api.managedSelector(),
       list: () => this.#api.listJobs(),
+      transform: slimJob,
       handlers: {
         add: (job) => this.#jobEvent(job, undefined, enqueueOwner),
         update: (old, job) => this.#jobEvent(job, old, enqueueOwner),
@@ -132,6 +135,8 @@ export class SpindleSetController {
       path: paths.pods,
       labelSelector: this.#api.managedSelector(),
       list: () => this.#api.listPods(),
+      transform: slimPod,
+      index: (pod) => pod.metadata?.labels?.[LABELS.spindleSet],
       handlers: { add: enqueueOwner, update: (_old, pod) => enqueueOwner(pod), delete: enqueueOwner },
     });
     // Why a Job's pod cannot be created: one watch for the namespace, not a list per reconcile.
@@ -145,13 +150,20 @@ export class SpindleSetController {
       path: paths.events,
       fieldSelector: FAILED_CREATE,
       list: () => this.#api.listFailedCreates(),
+      transform: slimEvent,
+      index: (e) => e.involvedObject?.uid,
       handlers: { add: enqueueJobOwner, update: (_old, e) => enqueueJobOwner(e) },
     });
     this.#nodes =
       opts.checkNodes === false
         ? undefined
-        : new Informer<V1Node>({ ...common, path: paths.nodes, list: () => this.#api.listNodes() });
-    this.#capacity = new Capacity(config.maxConcurrentJobs, () => this.#jobs.list());
+        : new Informer<V1Node>({
+            ...common,
+            path: paths.nodes,
+            list: () => this.#api.listNodes(),
+            transform: slimNode,
+          });
+    this.#capacity = new Capacity(config.maxConcurrentJobs);
     const le = opts.leaderElection === false ? {} : (opts.leaderElection ?? {});
     const identity = le.identity ?? `${hostname()}-${randomBytes(4).toString("hex")}`;
     this.#events = new EventRecorder(kubeConfig, identity, this.#log);
@@ -313,18 +325,13 @@ export class SpindleSetController {
 
   #jobEvent(job: V1Job, old: V1Job | undefined, enqueueOwner: (o: V1Job) => void, deleted = false): void {
     enqueueOwner(job);
-    this.#capacity.observed(job.metadata!.name!);
-    this.metrics.activeJobs.set(this.#capacity.activeNames().size);
+    if (deleted) this.#capacity.forget(job.metadata!.name!);
+    else this.#capacity.observe(job);
+    this.metrics.activeJobs.set(this.#capacity.active);
     const freed = deleted || (old !== undefined && jobActive(old) && !jobActive(job));
     if (!freed) return;
-    // A slot is free: runs waiting for capacity try again, oldest first.
-    const waiting = this.#spindleSets
-      .list()
-      .filter((ss) => ss.status?.workflows?.some((w) => w.reason === "WaitingForCapacity"))
-      .sort((a, b) =>
-        String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)),
-      );
-    for (const ss of waiting) this.#queue?.add(objectKey(ss));
+    // A slot is free: as many waiting runs as there are free slots try again, oldest first.
+    for (const key of this.#capacity.wake()) this.#queue?.add(key);
   }
 }
 

@@ -1,6 +1,7 @@
 /**
- * Kubernetes Events on the SpindleSet, so `kubectl describe ss` tells a run's story: a Job
- * created, and every workflow that reached a new phase (Warning for failures). Best effort: an
+ * Kubernetes Events on the SpindleSet, so `kubectl describe ss` tells a run's story: workflows
+ * waiting (for capacity, a Secret), and every workflow that ended (Warning for failures); the
+ * routine Scheduled and Running steps are in the status only (reconcile.ts). Best effort: an
  * Event that cannot be written is logged at debug level and forgotten. Notes carry the status
  * message, which never holds a secret value (statuses are built from names and pod states).
  */

@@ -25,18 +25,37 @@ import { runFinished, runStatus } from "./run-status.ts";
 import { iso } from "./time.ts";
 import { stepWorkflow, type WorkflowStep } from "./workflow.ts";
 
+/** After a create, look again this soon even if the Job's watch event never comes. */
+const CREATED_RECHECK_MS = 5000;
+
+/** Workflow reasons that get no Event (see writeStatus). */
+const QUIET_REASONS: ReadonlySet<string> = new Set(["Scheduled", "Running"]);
+
 export async function reconcile(ctx: ReconcileContext, key: string): Promise<ProcessResult | undefined> {
   const ss = ctx.spindleSets.get(key);
+  const waits = await stepRun(ctx, ss);
+  // In the capacity queue while a workflow waits for a slot, out of it otherwise.
+  if (waits?.waiting) ctx.capacity.wait(key);
+  else ctx.capacity.done(key);
+  return waits?.result;
+}
+
+/** reconcile's ladder; `waiting` says whether a workflow of the run waits for capacity. */
+async function stepRun(
+  ctx: ReconcileContext,
+  ss: SpindleSet | undefined,
+): Promise<{ result: ProcessResult | undefined; waiting: boolean } | undefined> {
   if (!ss || ss.metadata.deletionTimestamp) return undefined;
   const now = ctx.now();
   const parsed = parseSpindleSetSpec(ss.spec);
-  if (!parsed.ok) return invalidSpec(ctx, ss, parsed.issues, now);
+  if (!parsed.ok) return { result: await invalidSpec(ctx, ss, parsed.issues, now), waiting: false };
   const spec = parsed.value;
   const names = spec.workflows.map((wf) => wf.name);
-  if (runFinished(ss.status, names)) return expireRun(ctx, ss, now);
+  if (runFinished(ss.status, names)) return { result: await expireRun(ctx, ss, now), waiting: false };
 
   const steps: WorkflowStep[] = [];
   for (const workflow of spec.workflows) steps.push(await stepWorkflow(ctx, ss, spec, workflow, now));
+  const waiting = steps.some((s) => s.status.reason === "WaitingForCapacity");
   const next = runStatus(
     ss.status,
     names,
@@ -44,6 +63,14 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Pro
     ss.metadata.generation,
     now,
   );
+  // A Job just created: its watch event brings the next reconcile, which writes what it finds
+  // (one status write instead of "created" and then "waiting for its pod"), and this worker is
+  // free for the next run one round trip sooner. A status that must stick before a Job is
+  // deleted is written now.
+  if (steps.some((s) => s.created) && !steps.some((s) => s.kill)) {
+    const wait = Math.min(CREATED_RECHECK_MS, ...steps.map((s) => s.requeueAfterMs ?? CREATED_RECHECK_MS));
+    return { result: { requeueAfterMs: wait }, waiting };
+  }
   await writeStatus(ctx, ss, next);
   for (const step of steps) {
     if (!step.kill) continue;
@@ -60,8 +87,8 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Pro
   }
   const waits = steps.map((s) => s.requeueAfterMs).filter((ms): ms is number => ms !== undefined);
   if (runFinished(next, names))
-    return { requeueAfterMs: ctx.config.ttl.spindleSetSecondsAfterFinished * 1000 };
-  return waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : undefined;
+    return { result: { requeueAfterMs: ctx.config.ttl.spindleSetSecondsAfterFinished * 1000 }, waiting };
+  return { result: waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : undefined, waiting };
 }
 
 /** Writes `next` unless it says nothing new; logs every workflow whose phase or reason moved. */
@@ -89,6 +116,10 @@ async function writeStatus(ctx: ReconcileContext, ss: SpindleSet, next: SpindleS
     // Counted here, after the guarded write succeeded: a 409 retry never counts twice.
     if (TERMINAL_PHASES.includes(w.phase) && !TERMINAL_PHASES.includes(old?.phase ?? "pending"))
       ctx.metrics?.workflowsFinished.inc({ phase: w.phase, reason: w.reason });
+    // Routine progress (a Job created, its pod running) is in the status alone: an Event each
+    // would be two more writes per workflow for the API server. Waiting, stuck and final
+    // states get one.
+    if (QUIET_REASONS.has(w.reason)) continue;
     const bad = w.phase === "failed" || w.phase === "timeout";
     ctx.events?.record(ss, {
       type: bad ? "Warning" : "Normal",

@@ -1,10 +1,16 @@
 /**
  * One workflow of a run, one step further: keep a finished status, cancel, observe the Job, or
- * start it (profile, Secret, capacity, then ConfigMap + Job). Returns the workflow's next status
+ * start it (capacity, profile, Secret, then the Job, after its spec ConfigMap if it needs one). Returns the workflow's next status
  * and what must happen after the status is written (delete a Job, look again later).
  */
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
-import { jobName as buildJobName, LABELS, type SpindleSetRef, shortHash } from "../api/contract/index.ts";
+import {
+  ANNOTATIONS,
+  jobName as buildJobName,
+  LABELS,
+  type SpindleSetRef,
+  shortHash,
+} from "../api/contract/index.ts";
 import {
   type Reason,
   type SpindleSet,
@@ -21,6 +27,8 @@ import { iso, ms } from "./time.ts";
 
 export interface WorkflowStep {
   status: WorkflowStatus;
+  /** This reconcile created the workflow's Job (its watch event brings the next reconcile). */
+  created?: boolean;
   /** Delete this Job once the status is written. */
   kill?: { name: string; uid: string };
   requeueAfterMs?: number;
@@ -75,7 +83,7 @@ export async function stepWorkflow(
       podCreateFailure: podCreateFailure(ctx, ours, pods, now),
     });
     return {
-      status: observed(prev, wf, name, obs),
+      status: observed(prev, wf, name, obs, ours.metadata?.annotations?.[ANNOTATIONS.profile]),
       ...(obs.kill && { kill: ref(ours) }),
       ...(obs.recheckAfterMs !== undefined && { requeueAfterMs: obs.recheckAfterMs }),
     };
@@ -102,6 +110,9 @@ async function startWorkflow(
   prev: WorkflowStatus | undefined,
   now: Date,
 ): Promise<WorkflowStep> {
+  // No slot: say so before the Job is built (with 200 runs waiting, most reconciles end here).
+  const name = buildJobName(ss.metadata.name!, wf.name);
+  if (!ctx.capacity.hasRoom(name)) return waitForCapacity(ctx, prev, wf);
   const owner: SpindleSetRef = {
     name: ss.metadata.name!,
     namespace: ss.metadata.namespace!,
@@ -121,22 +132,11 @@ async function startWorkflow(
   }
   const secret = await checkSecret(ctx, ss, spec, wf, prev, now);
   if (secret) return secret;
-  if (!ctx.capacity.tryReserve(plan.jobName)) {
-    const max = ctx.config.maxConcurrentJobs;
-    return {
-      status: waiting(
-        prev,
-        wf,
-        "WaitingForCapacity",
-        `${max} of maxConcurrentJobs ${max} workflows are running`,
-      ),
-      requeueAfterMs: ctx.capacityRetryMs,
-    };
-  }
+  if (!ctx.capacity.tryReserve(plan.jobName)) return waitForCapacity(ctx, prev, wf);
   let created: "created" | "exists";
   let creating = "ConfigMap";
   try {
-    await ctx.api.createConfigMap(plan.configMap);
+    if (plan.configMap) await ctx.api.createConfigMap(plan.configMap);
     creating = "Job";
     created = await ctx.api.createJob(plan.job);
   } catch (err) {
@@ -166,6 +166,28 @@ async function startWorkflow(
       profile: plan.profile,
       startTime: iso(now)!,
     },
+    created: true,
+  };
+}
+
+/**
+ * No free slot: the run waits in the capacity queue and is woken when a Job finishes; the
+ * requeue is only a backstop (a missed wake-up costs `capacityRetryMs`, never a stuck run).
+ */
+function waitForCapacity(
+  ctx: ReconcileContext,
+  prev: WorkflowStatus | undefined,
+  wf: WorkflowSpec,
+): WorkflowStep {
+  const max = ctx.config.maxConcurrentJobs;
+  return {
+    status: waiting(
+      prev,
+      wf,
+      "WaitingForCapacity",
+      `${max} of maxConcurrentJobs ${max} workflows are running`,
+    ),
+    requeueAfterMs: ctx.capacityRetryMs,
   };
 }
 
@@ -205,15 +227,14 @@ function podCreateFailure(
 ): PodCreateFailure | undefined {
   if (pods.length > 0 || !jobActive(job) || !job.metadata?.uid) return undefined;
   if (now.getTime() - ms(job.metadata.creationTimestamp, now) < NO_POD_CHECK_MS) return undefined;
-  return podCreateFailureOf(ctx.failedCreates.list(), job.metadata.uid);
+  return podCreateFailureOf(ctx.failedCreates.byIndex(job.metadata.uid), job.metadata.uid);
 }
 
 function podsOf(ctx: ReconcileContext, ss: SpindleSet, wf: WorkflowSpec, job: V1Job): V1Pod[] {
   const hash = shortHash(wf.wid);
-  return ctx.pods.list().filter((pod) => {
+  return ctx.pods.byIndex(ss.metadata.name!).filter((pod) => {
     const labels = pod.metadata?.labels ?? {};
     return (
-      labels[LABELS.spindleSet] === ss.metadata.name &&
       labels[LABELS.workflow] === hash &&
       (pod.metadata?.ownerReferences ?? []).some((o) => o.uid === job.metadata?.uid)
     );
@@ -225,15 +246,17 @@ function observed(
   wf: WorkflowSpec,
   jobName: string,
   obs: Observation,
+  jobProfile: string | undefined,
 ): WorkflowStatus {
   const startTime = prev?.startTime ?? obs.startTime;
+  const profile = prev?.profile ?? jobProfile;
   return {
     name: wf.name,
     phase: obs.phase,
     reason: obs.reason,
     ...(obs.message !== undefined && { message: obs.message.slice(0, 32768) }),
     jobName,
-    ...(prev?.profile && { profile: prev.profile }),
+    ...(profile && { profile }),
     ...(startTime && { startTime }),
     ...(obs.finishTime && TERMINAL_PHASES.includes(obs.phase) && { finishTime: obs.finishTime }),
     ...(obs.exitCode !== undefined && { exitCode: obs.exitCode }),

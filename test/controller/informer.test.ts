@@ -8,7 +8,13 @@ import assert from "node:assert/strict";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CoreV1Api, KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1ConfigMap,
+} from "@kubernetes/client-node";
 import { Informer } from "../../src/api/informer.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import { LogCapture, plain } from "./support.ts";
@@ -145,4 +151,43 @@ test("the cache keeps objects without managedFields, from the list and from the 
     assert.equal(cached.metadata?.managedFields, undefined, name);
     assert.ok(cached.metadata?.resourceVersion && cached.data, `${name} keeps the rest`);
   }
+});
+
+test("byIndex finds objects by their index value as they are added, relabelled and deleted", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  const kc = cluster.kubeConfig();
+  const core = kc.makeApiClient(CoreV1Api);
+  const informer = new Informer<V1ConfigMap>({
+    kubeConfig: kc,
+    path: `/api/v1/namespaces/${ns}/configmaps`,
+    list: async () => plain(await core.listNamespacedConfigMap({ namespace: ns })),
+    log: new LogCapture().log,
+    index: (cm) => cm.metadata?.labels?.run,
+  });
+  t.after(() => informer.stop());
+  const cm = (name: string, run: string) => ({ metadata: { name, labels: { run } } });
+  await core.createNamespacedConfigMap({ namespace: ns, body: cm("a1", "a") });
+  await informer.start();
+  await core.createNamespacedConfigMap({ namespace: ns, body: cm("a2", "a") });
+  await core.createNamespacedConfigMap({ namespace: ns, body: cm("b1", "b") });
+  const names = (run: string) =>
+    informer
+      .byIndex(run)
+      .map((c) => c.metadata!.name!)
+      .sort()
+      .join(",");
+  await eventually("indexed from the list and the watch", async () => {
+    const now = `${names("a")} ${names("b")}`;
+    return now === "a1,a2 b1" || now;
+  });
+  await core.patchNamespacedConfigMap(
+    { name: "a2", namespace: ns, body: { metadata: { labels: { run: "b" } } } },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+  await core.deleteNamespacedConfigMap({ name: "a1", namespace: ns });
+  await eventually("moved and deleted", async () => names("b") === "a2,b1" || names("b"));
+  assert.equal(names("a"), "", "nothing left under a");
+  assert.equal(names("c"), "");
 });

@@ -12,9 +12,11 @@ import {
   EventsV1Api,
   PatchStrategy,
   setHeaderOptions,
+  type V1Volume,
 } from "@kubernetes/client-node";
-import { RUNNER_SILENT_ANNOTATION } from "../../src/api/contract/index.ts";
+import { ANNOTATIONS, LABELS, RUNNER_SILENT_ANNOTATION } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
+import { INLINE_SPEC_MAX_BYTES } from "../../src/controller/build/runner-spec.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import {
   createRun,
@@ -133,33 +135,81 @@ test("a SpindleSet produces exactly the expected Job", { skip: cluster.skip }, a
     assert.equal(c.securityContext!.allowPrivilegeEscalation, false, c.name);
     assert.ok(!c.env?.some((e) => e.valueFrom?.secretKeyRef), `${c.name} sees no secret`);
   }
+  const source = (v: V1Volume) =>
+    v.emptyDir ? "emptyDir" : v.configMap ? `cm:${v.configMap.name}` : v.downwardAPI ? "downwardAPI" : "?";
   assert.deepEqual(
-    pod.volumes!.map((v) => [v.name, v.emptyDir ? "emptyDir" : v.configMap ? `cm:${v.configMap.name}` : "?"]),
+    pod.volumes!.map((v) => [v.name, source(v)]),
     [
       ["tangled", "emptyDir"],
       ["tmp", "emptyDir"],
       ["runner", "emptyDir"],
       ["setup", "emptyDir"],
-      ["spec", `cm:${job.metadata!.name}-spec`],
+      ["spec", "downwardAPI"],
     ],
   );
-  const cm = await cluster
-    .kubeConfig()
-    .makeApiClient(CoreV1Api)
-    .readNamespacedConfigMap({ name: `${job.metadata!.name}-spec`, namespace: ns });
-  const spec = JSON.parse(cm.data!["spec.json"]!) as { steps: { id: number; command: string }[] };
+  // The RunnerSpec rides in the pod template (a downward API file): no ConfigMap to create.
+  const specVolume = pod.volumes!.find((v) => v.name === "spec")!.downwardAPI!;
+  assert.deepEqual(specVolume.items, [
+    {
+      path: "spec.json",
+      fieldRef: { apiVersion: "v1", fieldPath: `metadata.annotations['${ANNOTATIONS.runnerSpec}']` },
+    },
+  ]);
+  const spec = JSON.parse(job.spec!.template.metadata!.annotations![ANNOTATIONS.runnerSpec]!) as {
+    steps: { id: number; command: string }[];
+  };
   assert.equal(
     spec.steps[0]!.command,
     "cat /loom/setup/clone.log",
     "the clone step prints the init container's log",
   );
-  assert.equal(cm.metadata!.ownerReferences![0]!.uid, run.metadata.uid);
+  const configMaps = await cluster
+    .kubeConfig()
+    .makeApiClient(CoreV1Api)
+    .listNamespacedConfigMap({ namespace: ns, labelSelector: `${LABELS.spindleSet}=${name}` });
+  assert.deepEqual(configMaps.items, [], "no spec ConfigMap for a spec that fits the Job");
 
-  // The secret value is in the Secret alone: not in the Job, the ConfigMap, the run or the log.
-  for (const obj of [job, cm, await getRun(cluster, ns, name)])
-    assert.ok(!JSON.stringify(obj).includes(SECRET));
+  // The secret value is in the Secret alone: not in the Job, the run or the log.
+  for (const obj of [job, await getRun(cluster, ns, name)]) assert.ok(!JSON.stringify(obj).includes(SECRET));
   assert.ok(!logs.text().includes(SECRET));
   assert.match(logs.text(), /"msg":"job created"/);
+});
+
+test("a spec just under the inline limit rides in the Job; a larger one comes in its ConfigMap", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  await startController(t, cluster, parkedConfig(ns));
+  const big = (name: string, bytes: number) =>
+    workflow(name, {
+      steps: [{ id: 0, name: "big", kind: "user", command: `: ${"x".repeat(bytes)}`, env: [] }],
+    });
+  const run = await createRun(cluster, ns, [
+    big("inline.yml", INLINE_SPEC_MAX_BYTES - 1000),
+    big("large.yml", INLINE_SPEC_MAX_BYTES + 1000),
+  ]);
+  const name = run.metadata.name!;
+  let jobs: Awaited<ReturnType<typeof listJobs>> = [];
+  await eventually("both Jobs created", async () => {
+    jobs = await listJobs(cluster, ns);
+    return jobs.length === 2 || `${jobs.length} Jobs`;
+  });
+  const byWorkflow = (wf: string) =>
+    jobs.find((j) => j.metadata!.annotations![ANNOTATIONS.workflowName] === wf)!.spec!.template;
+  const inline = byWorkflow("inline.yml");
+  assert.ok(inline.metadata!.annotations![ANNOTATIONS.runnerSpec]!.length > INLINE_SPEC_MAX_BYTES - 1000);
+  assert.ok(inline.spec!.volumes!.find((v) => v.name === "spec")!.downwardAPI);
+  const large = byWorkflow("large.yml");
+  assert.equal(large.metadata!.annotations![ANNOTATIONS.runnerSpec], undefined);
+  const cmName = large.spec!.volumes!.find((v) => v.name === "spec")!.configMap!.name!;
+  const cm = await cluster
+    .kubeConfig()
+    .makeApiClient(CoreV1Api)
+    .readNamespacedConfigMap({ name: cmName, namespace: ns });
+  const spec = JSON.parse(cm.data!["spec.json"]!) as { steps: { command: string }[] };
+  assert.equal(spec.steps[0]!.command.length, INLINE_SPEC_MAX_BYTES + 1002);
+  assert.equal(cm.metadata!.ownerReferences![0]!.uid, run.metadata.uid);
+  assert.equal(cm.metadata!.labels![LABELS.spindleSet], name);
 });
 
 test("workflows that can never run fail at once with a clear reason", { skip: cluster.skip }, async (t) => {

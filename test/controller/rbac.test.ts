@@ -1,7 +1,7 @@
 /**
  * The controller with nothing but the shipped RBAC (config/rbac: the Role in its namespace and
  * the nodes ClusterRole), as a client-certificate user of the real apiserver: leader election,
- * caches, Job and ConfigMap creation, status, events, cancel and the orphan sweep all work.
+ * caches, Job creation, status, events, cancel and the orphan sweep all work.
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -121,10 +121,10 @@ test("a Role missing a verb: the run says why on its Events (ReconcileFailed) in
   skip: cluster.skip,
 }, async (t) => {
   const ns = await cluster.namespace(t);
-  // An older Role, say: ConfigMaps may be read but not created.
+  // A Role cut down by hand, say: Jobs may be read but not created.
   const user = await controllerUser(t, ns, (rules) =>
     rules.map((r) =>
-      r.resources?.includes("configmaps") ? { ...r, verbs: r.verbs.filter((v) => v !== "create") } : r,
+      r.resources?.includes("jobs") ? { ...r, verbs: r.verbs.filter((v) => v !== "create") } : r,
     ),
   );
 
@@ -138,7 +138,7 @@ test("a Role missing a verb: the run says why on its Events (ReconcileFailed) in
     note = e?.note ?? "";
     return e?.type === "Warning" || `${list.length} events`;
   });
-  assert.match(note, /configmaps is forbidden: User "loom-\w+" cannot create resource "configmaps"/);
+  assert.match(note, /jobs.batch is forbidden: User "loom-\w+" cannot create resource "jobs"/);
   assert.match(note, /\(retrying in \d+s\)$/);
   assert.equal((await listJobs(cluster, ns)).length, 0);
 });

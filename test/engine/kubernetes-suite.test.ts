@@ -8,7 +8,7 @@
  * unscheduled until the harness takes it. It labels the pod for kwok's failure stage an hour
  * away (so kwok holds it Running), serves a log file as the pod's log (a kwok Logs object), and
  * binds the pod to a kwok node of its architecture. It then runs the real runner on this machine
- * with the pod's RunnerSpec ConfigMap and the secret values its secretKeyRefs name, appending
+ * with the pod's RunnerSpec (its annotation, or its ConfigMap) and the secret values its secretKeyRefs name, appending
  * the runner's output to that log as it comes, so the engine reads it live through the real
  * pods/log endpoint. When the runner ends, the container ends with its exit code (the failure
  * stage now, with that code; or the label removed, and kwok completes the pod). A pod deleted
@@ -23,12 +23,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
 import pino from "pino";
-import {
-  ANNOTATIONS,
-  managedSelector,
-  runnerSpecConfigMapName,
-  selectorString,
-} from "../../src/api/contract/index.ts";
+import { ANNOTATIONS, managedSelector, selectorString } from "../../src/api/contract/index.ts";
 import { SPEC_KEY } from "../../src/controller/build/runner-spec.ts";
 import { SpindleSetController } from "../../src/controller/controller.ts";
 import { KubernetesEngine } from "../../src/engine/kubernetes/engine.ts";
@@ -174,13 +169,27 @@ class KubeletStandIn {
     for (const [uid, t] of this.#taken) if (!live.has(uid) && running(t.runner)) t.runner!.kill("SIGTERM");
   }
 
-  async #run(pod: V1Pod, taken: { runner: ChildProcess | undefined }): Promise<void> {
-    const name = pod.metadata!.name!;
-    const job = pod.metadata?.labels?.["job-name"] ?? pod.metadata?.labels?.["batch.kubernetes.io/job-name"];
+  /**
+   * The runner's spec file as the kubelet writes it from the pod's `spec` volume: a downward API
+   * file of the pod's own annotation, or the key of the spec ConfigMap.
+   */
+  async #specFile(pod: V1Pod): Promise<string> {
+    const volume = pod.spec!.volumes!.find((v) => v.name === "spec")!;
+    const field = volume.downwardAPI?.items?.find((i) => i.path === SPEC_KEY)?.fieldRef?.fieldPath;
+    if (field) {
+      const key = /^metadata\.annotations\['(.+)'\]$/.exec(field)![1]!;
+      return pod.metadata!.annotations![key]!;
+    }
     const cm = await this.#core.readNamespacedConfigMap({
-      name: runnerSpecConfigMapName(job!),
+      name: volume.configMap!.name!,
       namespace: this.#ns,
     });
+    return cm.data![SPEC_KEY]!;
+  }
+
+  async #run(pod: V1Pod, taken: { runner: ChildProcess | undefined }): Promise<void> {
+    const name = pod.metadata!.name!;
+    const specText = await this.#specFile(pod);
     const container = pod.spec!.containers.find((c) => c.name === "runner")!;
     const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", USER: "runner" };
     for (const e of container.env ?? []) {
@@ -217,7 +226,7 @@ class KubeletStandIn {
         },
       });
 
-      const spec = { ...JSON.parse(cm.data![SPEC_KEY]!), workspace: join(dir, "workspace") };
+      const spec = { ...JSON.parse(specText), workspace: join(dir, "workspace") };
       await writeFile(join(dir, "spec.json"), JSON.stringify(spec));
       env.HOME = dir;
       const runner = spawn(process.execPath, [RUNNER_MAIN, join(dir, "spec.json")], {

@@ -10,7 +10,7 @@
  * Then the test plays that node's kubelet, as root: the runner image's files, laid out by
  * scripts/image-layout.ts (exactly what the Dockerfile copies) on top of busybox-static of that
  * architecture, run install-runner's command from the Job verbatim; a workflow image (busybox of
- * that architecture) gets the filled runner volume, the spec from the Job's ConfigMap and the
+ * that architecture) gets the filled runner volume, the spec from the Job's annotation and the
  * secret from the run's Secret, and runs the runner container's command verbatim. linux/arm64
  * runs under qemu-user-static (binfmt_misc).
  */
@@ -114,8 +114,12 @@ for (const arch of ARCHES) {
       return;
     }
     // --- the kubelet of a linux/<arch> node -----------------------------------------------------
-    const spec = (await core.readNamespacedConfigMap({ name: `${job.metadata!.name}-spec`, namespace: ns }))
-      .data!["spec.json"]!;
+    // The spec volume as the kubelet fills it: a downward API file of the pod's annotation (the
+    // pod template's), for a spec that fits one.
+    const field = job.spec!.template.spec!.volumes!.find((v) => v.name === "spec")!.downwardAPI!.items![0]!
+      .fieldRef!.fieldPath;
+    const key = /^metadata\.annotations\['(.+)'\]$/.exec(field)![1]!;
+    const spec = job.spec!.template.metadata!.annotations![key]!;
     const secret = await core.readNamespacedSecret({ name: `${name}-secrets`, namespace: ns });
     const runnerImage = await busyboxRoot(arch);
     const workflowImage = await busyboxRoot(arch);

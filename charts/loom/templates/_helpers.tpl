@@ -80,6 +80,7 @@ app.kubernetes.io/component: spindle
   "namespace" .Release.Namespace
   "serviceAccountName" (include "loom.jobServiceAccount" .)
   "maxConcurrentJobs" $k.maxConcurrentJobs
+  "workers" $k.workers
   "imagePullSecrets" $k.imagePullSecrets
   "template" $k.template
   "images" (dict "runner" (include "loom.runnerImage" .) "runnerBundlePath" $k.images.runnerBundlePath "git" $k.images.git "setup" $k.images.setup "pullPolicy" $k.images.pullPolicy)

@@ -23,6 +23,14 @@ export const ANNOTATIONS = {
   rkey: `${LABEL_PREFIX}/rkey`,
   wid: `${LABEL_PREFIX}/wid`,
   workflowName: `${LABEL_PREFIX}/workflow-name`,
+  /**
+   * On a workflow's pod template: its RunnerSpec (JSON), which a downward API volume turns into
+   * the runner's spec file. Only for specs up to INLINE_SPEC_MAX_BYTES; larger ones come in a
+   * ConfigMap (runnerSpecConfigMapName). Never a secret value: steps only name secret keys.
+   */
+  runnerSpec: `${LABEL_PREFIX}/runner-spec`,
+  /** On a workflow's Job: the resource profile the controller chose (status.workflows[].profile). */
+  profile: `${LABEL_PREFIX}/profile`,
 } as const;
 
 export const MANAGED_BY = "loom";

@@ -31,9 +31,11 @@ import type {
   V1EnvVar,
   V1Job,
   V1ResourceRequirements,
+  V1Volume,
   V1VolumeMount,
 } from "@kubernetes/client-node";
 import {
+  ANNOTATIONS,
   BuildError,
   CONTAINERS,
   cloneScript,
@@ -84,6 +86,11 @@ export interface JobInput {
   /** The chosen profile and the node selector it implies (see selectProfile). */
   profile: { profile: ResourceProfile; nodeSelector: Record<string, string> };
   config: ControllerConfig;
+  /**
+   * The RunnerSpec JSON, to carry in the pod template's annotation (runner-spec.ts); absent:
+   * the pod mounts the spec ConfigMap named after the Job.
+   */
+  inlineSpec?: string;
 }
 
 export function buildJob(input: JobInput): V1Job {
@@ -214,7 +221,13 @@ export function buildJob(input: JobInput): V1Job {
       activeDeadlineSeconds: effectiveTimeoutSeconds(workflow, config) + config.timeouts.setupGraceSeconds,
       ttlSecondsAfterFinished: config.ttl.jobSecondsAfterFinished,
       template: {
-        metadata: { labels, annotations },
+        metadata: {
+          labels,
+          annotations:
+            input.inlineSpec === undefined
+              ? annotations
+              : { ...annotations, [ANNOTATIONS.runnerSpec]: input.inlineSpec },
+        },
         spec: {
           restartPolicy: "Never",
           ...(microvm &&
@@ -254,17 +267,36 @@ export function buildJob(input: JobInput): V1Job {
                   { name: VOLUMES.pgState, emptyDir: {} },
                 ]
               : []),
-            {
-              name: VOLUMES.spec,
-              configMap: {
-                name: runnerSpecConfigMapName(name),
-                items: [{ key: SPEC_KEY, path: SPEC_KEY }],
-                defaultMode: 0o444,
-              },
-            },
+            specVolume(name, input.inlineSpec !== undefined),
           ],
         },
       },
+    },
+  };
+}
+
+/** The runner's spec file: from the pod's own annotation, or from the spec ConfigMap. */
+function specVolume(job: string, inline: boolean): V1Volume {
+  if (inline) {
+    return {
+      name: VOLUMES.spec,
+      downwardAPI: {
+        items: [
+          {
+            path: SPEC_KEY,
+            fieldRef: { apiVersion: "v1", fieldPath: `metadata.annotations['${ANNOTATIONS.runnerSpec}']` },
+          },
+        ],
+        defaultMode: 0o444,
+      },
+    };
+  }
+  return {
+    name: VOLUMES.spec,
+    configMap: {
+      name: runnerSpecConfigMapName(job),
+      items: [{ key: SPEC_KEY, path: SPEC_KEY }],
+      defaultMode: 0o444,
     },
   };
 }

@@ -1,19 +1,19 @@
 /**
- * Everything one workflow needs, planned in one pure call: the profile, the RunnerSpec
- * ConfigMap and the Job. The reconciler creates the ConfigMap before the Job (a pod whose
- * ConfigMap is missing waits in ContainerCreating rather than failing, so the order is a
- * nicety, not a race). A workflow that can never run comes back as a reason + message.
+ * Everything one workflow needs, planned in one pure call: the profile, the Job, and the
+ * RunnerSpec ConfigMap only when the spec is too large to ride in the Job (runner-spec.ts); the
+ * reconciler then creates the ConfigMap before the Job. A workflow that can never run comes back
+ * as a reason + message.
  */
 import type { V1ConfigMap, V1Job } from "@kubernetes/client-node";
-import { BuildError, type SpindleSetRef } from "../../api/contract/index.ts";
+import { ANNOTATIONS, BuildError, type SpindleSetRef } from "../../api/contract/index.ts";
 import type { Reason, SpindleSetSpec } from "../../api/v1alpha1/spindleset.ts";
 import type { ControllerConfig } from "../config.ts";
 import { buildJob } from "./job.ts";
 import { type NodeLabels, selectProfile } from "./profile.ts";
-import { buildRunnerSpec, buildRunnerSpecConfigMap } from "./runner-spec.ts";
+import { buildRunnerSpec, buildRunnerSpecConfigMap, INLINE_SPEC_MAX_BYTES } from "./runner-spec.ts";
 
 export type WorkflowPlan =
-  | { ok: true; jobName: string; profile: string; configMap: V1ConfigMap; job: V1Job }
+  | { ok: true; jobName: string; profile: string; configMap?: V1ConfigMap; job: V1Job }
   | { ok: false; reason: Reason; message: string };
 
 export interface PlanInput {
@@ -33,6 +33,9 @@ export function planWorkflow(input: PlanInput): WorkflowPlan {
   const choice = selectProfile(config.template.resourceProfiles, workflow.architecture, input.nodes);
   if (!choice.ok) return choice;
   try {
+    const runnerSpec = buildRunnerSpec(workflow, config);
+    const json = JSON.stringify(runnerSpec);
+    const inline = Buffer.byteLength(json) <= INLINE_SPEC_MAX_BYTES;
     const job = buildJob({
       owner,
       pipeline: spec.pipeline,
@@ -40,14 +43,18 @@ export function planWorkflow(input: PlanInput): WorkflowPlan {
       secretName: spec.secretRef?.name,
       profile: choice,
       config,
+      ...(inline && { inlineSpec: json }),
     });
+    // The chosen profile travels on the Job, so the status can name it whenever it is written.
+    job.metadata!.annotations = { ...job.metadata!.annotations, [ANNOTATIONS.profile]: choice.label };
     const jobName = job.metadata!.name!;
+    if (inline) return { ok: true, jobName, profile: choice.label, job };
     const configMap = buildRunnerSpecConfigMap({
       owner,
       pipeline: spec.pipeline,
       workflow,
       jobName,
-      spec: buildRunnerSpec(workflow, config),
+      spec: runnerSpec,
     });
     return { ok: true, jobName, profile: choice.label, configMap, job };
   } catch (err) {

@@ -1,12 +1,15 @@
 /**
- * The RunnerSpec of one workflow and the ConfigMap that carries it into the pod.
+ * The RunnerSpec of one workflow, and how it reaches the pod as the file the runner takes as its
+ * argument (/loom/spec/spec.json).
  *
- * Why a ConfigMap: the spec is the workflow's whole step list, easily tens of kilobytes. An env
- * variable or a pod annotation would put it in the pod object itself (annotations are capped at
- * 256 KiB for all of them together, env counts against the exec argument limit of the runner);
- * a ConfigMap holds up to 1 MiB, is mounted read-only as a plain file the runner takes as its
- * argument, and is immutable like the run. It never holds a secret value: step environments
- * only *name* secret keys, whose values the runner reads from `LOOM_SECRET_<KEY>`.
+ * Up to INLINE_SPEC_MAX_BYTES (nearly every workflow) it rides in the Job itself: an annotation
+ * on the pod template, which a downward API volume writes out as the file. One write per
+ * workflow fewer than a ConfigMap, and nothing to create before the Job. Annotations are capped
+ * at 256 KiB for all of them together, so a larger step list (up to 1 MiB) comes in an
+ * immutable ConfigMap named after the Job, created before it (a pod whose ConfigMap is missing
+ * waits in ContainerCreating rather than failing). Either way the spec never holds a secret
+ * value: step environments only *name* secret keys, whose values the runner reads from
+ * `LOOM_SECRET_<KEY>`.
  *
  * The clone: the `clone-repo` init container fetches the repository before the runner starts
  * (so the git image, not the workflow image, needs git, and secrets are never in its
@@ -33,6 +36,9 @@ export const SPEC_KEY = "spec.json";
 
 /** A ConfigMap's data is capped at 1 MiB; leave room for metadata. */
 const MAX_SPEC_BYTES = 1_000_000;
+
+/** Specs up to this size ride in the pod template's annotation (all annotations: 256 KiB). */
+export const INLINE_SPEC_MAX_BYTES = 128 * 1024;
 
 /**
  * The step budget a workflow really gets: its own timeout, capped by the operator's

@@ -123,6 +123,8 @@ export class KubernetesEngine implements Engine {
   readonly #runs = new Map<string, Tracked>();
   /** Latest SpindleSet seen by the watch, by name. */
   readonly #cache = new Map<string, SpindleSet>();
+  /** The SpindleSet name of every workflow id in the cache (#destroyUnknown). */
+  readonly #byWid = new Map<string, string>();
   readonly #chains = new Map<string, Promise<unknown>>();
   readonly #watch: SpindleSetWatch;
   /** Every workflow pod of the namespace, shared by the log followers. */
@@ -353,7 +355,9 @@ export class KubernetesEngine implements Engine {
     const needSecret = workflow.secretKeys !== undefined && workflow.secretKeys.length > 0;
     for (let attempt = 0; attempt < 10; attempt++) {
       if (t.phase === "destroyed" || this.#closed) return;
-      let ss = await this.#store.get(t.ss);
+      // A run the watch has never seen is most likely new: try the create first (one round trip
+      // instead of a read and a create); a 409 brings the read on the next attempt.
+      let ss = attempt === 0 && !this.#cache.has(t.ss) ? undefined : await this.#store.get(t.ss);
       if (ss?.metadata.deletionTimestamp) {
         await this.#store.waitGone(t.ss, ss.metadata.uid, 30_000);
         continue;
@@ -420,12 +424,18 @@ export class KubernetesEngine implements Engine {
   #onObject(ss: SpindleSet): void {
     const name = ss.metadata.name!;
     this.#cache.set(name, ss);
+    for (const w of ss.spec?.workflows ?? []) this.#byWid.set(w.wid, name);
     for (const t of this.#runs.values()) if (t.ss === name && t.uid === ss.metadata.uid) this.#apply(t, ss);
   }
 
   #onGone(name: string, uid: string | undefined): void {
     const cached = this.#cache.get(name);
-    if (cached && (uid === undefined || cached.metadata.uid === uid)) this.#cache.delete(name);
+    if (cached && (uid === undefined || cached.metadata.uid === uid)) {
+      this.#cache.delete(name);
+      for (const w of cached.spec?.workflows ?? []) {
+        if (this.#byWid.get(w.wid) === name) this.#byWid.delete(w.wid);
+      }
+    }
     for (const t of this.#runs.values()) {
       if (t.ss !== name || t.uid === undefined || (uid !== undefined && t.uid !== uid)) continue;
       if (!waiting(t.phase)) continue;
@@ -559,10 +569,12 @@ export class KubernetesEngine implements Engine {
     } catch {
       return;
     }
-    for (const ss of [...this.#cache.values()]) {
-      if (!ss.spec?.workflows?.some((w) => w.wid === wid)) continue;
-      const name = ss.metadata.name!;
-      if ([...this.#runs.values()].some((r) => r.ss === name)) continue;
+    // By the wid index, not a scan of every cached run: the scheduler calls this before every
+    // start, so a burst of n starts would cost n × (runs in the namespace).
+    const name = this.#byWid.get(wid);
+    const ss = name === undefined ? undefined : this.#cache.get(name);
+    if (name !== undefined && ss?.spec?.workflows?.some((w) => w.wid === wid)) {
+      if ([...this.#runs.values()].some((r) => r.ss === name)) return;
       await this.#serial(name, async () => {
         await this.#store.delete(name, ss.metadata.uid);
         await this.#store.waitGone(name, ss.metadata.uid, 30_000);

@@ -9,6 +9,7 @@ import { CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node"
 import type { Logger } from "pino";
 import { LABELS } from "../../api/contract/index.ts";
 import { Informer, type ListResult, objectKey } from "../../api/informer.ts";
+import { slimPod } from "../../api/slim.ts";
 
 export interface PodCacheOptions {
   kubeConfig: KubeConfig;
@@ -46,6 +47,7 @@ export class PodCache {
       path: `/api/v1/namespaces/${opts.namespace}/pods`,
       labelSelector: opts.labelSelector,
       log: opts.log,
+      transform: slimPod,
       list: async () =>
         (await core.listNamespacedPod({
           namespace: opts.namespace,
