@@ -26,7 +26,7 @@ import { WorkflowFetcher } from "../net/knot/workflow-fetcher.ts";
 import { XrpcClient } from "../net/xrpc-client.ts";
 import { FINISHED } from "../protocol/status.ts";
 import { TidGenerator } from "../protocol/tid.ts";
-import { JtiReplayCache, ServiceJwtVerifier, serviceAudiences } from "./auth/index.ts";
+import { bearerToken, JtiReplayCache, ServiceJwtVerifier, serviceAudiences } from "./auth/index.ts";
 import { type Config, ConfigError } from "./config/index.ts";
 import { CiPipelines } from "./db/ci-pipelines.ts";
 import { type DatabaseSync, openDatabase, Repos } from "./db/index.ts";
@@ -57,6 +57,10 @@ import type { PipelineIntake } from "./pipelines/intake-contract.ts";
 import { LogRetention } from "./pipelines/log-retention.ts";
 import { Rbac } from "./rbac/index.ts";
 import { createSecretsProvider, type SecretsProvider } from "./secrets/index.ts";
+import { AccessDenied, StatusRoutes } from "./status/routes.ts";
+
+/** The `lxm` a service-auth token for the public status page may name (it may also name none). */
+export const STATUS_PAGE_LXM = "dev.loom.statusPage";
 
 export interface SpindleServerOptions {
   config: Config;
@@ -117,6 +121,8 @@ export class SpindleServer {
   readonly #operations: Server | undefined;
   #state: "created" | "running" | "stopping" | "stopped" = "created";
   readonly #logRetention: LogRetention | undefined;
+  /** The status page (/status) and its event streams. */
+  readonly #status: StatusRoutes;
   /** The embedded controller's start: its informers list until they succeed (or it throws). */
   #controllerState: "starting" | "synced" | "failed" = "starting";
 
@@ -291,6 +297,17 @@ export class SpindleServer {
       metrics: this.metrics,
       logger: this.logger.child({ component: "xrpc" }),
     });
+    this.#status = new StatusRoutes({
+      db: this.db,
+      store: this.store,
+      logDir: server.logDir,
+      scheduler: this.scheduler,
+      maxJobCount: server.maxJobCount,
+      intake: this.intake,
+      subscribe: (fn) => this.events.subscribe(fn),
+      logger: this.logger.child({ component: "status" }),
+      ...(p.opts.now && { now: () => p.opts.now!().getTime() }),
+    });
     const routes = routeTable({
       xrpc,
       events: this.events,
@@ -308,6 +325,20 @@ export class SpindleServer {
       logger: this.logger.child({ component: "http" }),
       stream,
       ...(p.opts.motd !== undefined ? { motd: p.opts.motd } : {}),
+      status: {
+        operations: this.#status.routes(),
+        // The public port: only when the operator asks, and only for the owner (service auth).
+        public: server.statusPagePublic
+          ? this.#status.routes(async (req) => {
+              const auth = await verifier.verify(bearerToken(req.headers.authorization), {
+                audiences: serviceAudiences(server.hostname),
+                method: STATUS_PAGE_LXM,
+              });
+              if (!rbac.isOwner(auth.iss))
+                throw new AccessDenied(403, "the status page is the spindle owner's");
+            })
+          : [],
+      },
       notReady: () => {
         if (this.#state !== "running") return `the server is ${this.#state}`;
         if (this.controller && this.#controllerState !== "synced")
@@ -409,6 +440,7 @@ export class SpindleServer {
     this.#state = "stopping";
     const closed = new Promise<void>((res) => this.#http.close(() => res()));
     this.#app.close();
+    this.#status.close();
     this.#http.closeIdleConnections();
     await this.intake?.stop();
     this.scheduler.pause();

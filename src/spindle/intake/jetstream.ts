@@ -80,6 +80,8 @@ export class JetstreamConsumer {
   #next: number | null = null;
   #saved: number | null = null;
   #connectedOnce = false;
+  /** True while a connection is open (the status page's intake health). */
+  connected = false;
 
   constructor(opts: JetstreamConsumerOptions) {
     this.#o = opts;
@@ -92,6 +94,11 @@ export class JetstreamConsumer {
       healthyAfterMs: 60_000,
       ...opts.backoff,
     });
+  }
+
+  /** The cursor in memory (µs), else the stored one; null before any (the status page). */
+  get cursorUs(): number | null {
+    return this.#next ?? this.#o.cursor.get();
   }
 
   /** The URL the next connection will use (cursor chosen by the rules above). */
@@ -175,11 +182,13 @@ export class JetstreamConsumer {
         onOpen: () => {
           this.#o.metrics?.intakeConnections.inc({ source: "jetstream" });
           this.#connectedOnce = true;
+          this.connected = true;
           this.#backoff.connected();
           this.#log.info("connected to jetstream");
         },
         onText: (text) => this.#onFrame(text),
       });
+      this.connected = false;
       if (end.opened) this.#o.metrics?.intakeConnections.dec({ source: "jetstream" });
       if (signal.aborted) break;
       const delayMs = this.#backoff.next();

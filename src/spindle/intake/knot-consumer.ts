@@ -96,6 +96,8 @@ export class KnotConsumer {
   #oversize: { cursor: string | null; count: number } = { cursor: null, count: 0 };
   /** The row whose handler failed last, and how many times in a row. */
   #failing: { key: string; count: number } = { key: "", count: 0 };
+  /** True while the event stream is open (the status page's intake health). */
+  connected = false;
 
   constructor(opts: KnotConsumerOptions) {
     this.knot = opts.knot;
@@ -133,6 +135,7 @@ export class KnotConsumer {
       this.#pendingGen1 = null;
       this.#log.info({ url }, "connecting to knot event stream");
       const end = await this.#session(url, signal);
+      this.connected = false;
       if (end.opened) this.#o.metrics?.intakeConnections.dec({ source: "knot" });
       if (signal.aborted) break;
       if (end.oversize === true && (await this.#onOversize(signal))) continue;
@@ -180,6 +183,7 @@ export class KnotConsumer {
       ...(probe ?? {
         onOpen: () => {
           this.#o.metrics?.intakeConnections.inc({ source: "knot" });
+          this.connected = true;
           this.#backoff.connected();
           this.#log.info("connected to knot event stream");
         },
