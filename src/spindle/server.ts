@@ -26,6 +26,7 @@ import { WorkflowFetcher } from "../net/knot/workflow-fetcher.ts";
 import { XrpcClient } from "../net/xrpc-client.ts";
 import { FINISHED } from "../protocol/status.ts";
 import { TidGenerator } from "../protocol/tid.ts";
+import type { RunTracer } from "../telemetry/index.ts";
 import { bearerToken, JtiReplayCache, ServiceJwtVerifier, serviceAudiences } from "./auth/index.ts";
 import { type Config, ConfigError } from "./config/index.ts";
 import { CiPipelines } from "./db/ci-pipelines.ts";
@@ -88,6 +89,8 @@ export interface SpindleServerOptions {
     | false
     | (Pick<CreateIntakeOptions, "jetstream" | "knots"> &
         Partial<Pick<CreateIntakeOptions, "identity" | "xrpc">>);
+  /** Traces of runs (src/telemetry, from the OTEL_* variables); the caller shuts it down. */
+  tracer?: RunTracer;
   /** Test knobs of the pipelines the spindle builds itself (workflow fetcher, retries, TIDs). */
   builds?: Partial<Pick<PipelineBuilderOptions, "fetcher" | "fetchRetryDelaysMs" | "tids">>;
 }
@@ -168,6 +171,7 @@ export class SpindleServer {
       logger: this.logger.child({ component: "queue" }),
       logDir: server.logDir,
       maxJobCount: server.maxJobCount,
+      tracer: p.opts.tracer,
     });
     this.#logRetention =
       server.logRetentionMs > 0
@@ -196,6 +200,7 @@ export class SpindleServer {
         timeoutSeconds: Math.max(1, Math.ceil(config.nixery.workflowTimeoutMs / 1000)),
       },
       onQueued: () => this.scheduler.wake(),
+      tracer: p.opts.tracer,
     });
     this.pipelines = new PipelineProcessor({
       admission,

@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import type { Engine, WorkflowOutcome, WorkflowRun } from "../../engine/engine.ts";
 import { FINISHED } from "../../protocol/status.ts";
 import { LogFile } from "../../relay/logfile.ts";
+import type { RunTracer } from "../../telemetry/index.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
 import type { Ledger, Transition } from "./ledger.ts";
 import { LiveLogSink } from "./live-sink.ts";
@@ -31,6 +32,8 @@ export interface SchedulerOptions {
   logger: Logger;
   logDir: string;
   maxJobCount: number;
+  /** Traces (src/telemetry); undefined when tracing is off. */
+  tracer?: RunTracer | undefined;
 }
 
 export type CancelResult = "cancelled" | "finished" | "not_found";
@@ -64,6 +67,7 @@ export class Scheduler {
       const p = store.claimNext();
       if (!p) break;
       this.#o.metrics.queueWait.observe(Math.max(0, ledger.now().getTime() - p.createdAt) / 1000);
+      this.#o.tracer?.claimed(p.knot, p.rkey);
       this.#launch(p, false);
     }
     this.#o.metrics.queueDepth.set(this.#o.ledger.closed ? 0 : store.queuedCount());
@@ -123,6 +127,7 @@ export class Scheduler {
     const runs = this.#o.ledger.store.runsOf(p.id);
     this.#log.info({ knot: p.knot, rkey: p.rkey, recovering, workflows: runs.length }, "pipeline started");
     await Promise.all(runs.map((r) => this.#runWorkflow(p, r)));
+    this.#o.tracer?.pipelineEnded(p.knot, p.rkey);
     if (this.#stopping || this.#o.ledger.closed) return;
     this.#o.ledger.store.setPipelineState(p.id, "done");
     this.#log.info({ knot: p.knot, rkey: p.rkey }, "pipeline finished");
@@ -158,7 +163,14 @@ export class Scheduler {
         return;
       }
       const loaded = await this.#secrets(p.scope, log);
-      let run: WorkflowRun = { plan, secrets: loaded.values, onStatus: () => {}, log: sink };
+      const tracer = this.#o.tracer;
+      let run: WorkflowRun = {
+        plan,
+        secrets: loaded.values,
+        onStatus: (u) => tracer?.status(wid, u),
+        log: sink,
+      };
+      if (tracer) run.onMilestone = (m) => tracer.milestone(wid, m);
       /** When this process started it (unknown for a run recovered after a restart). */
       let startedAt: number | undefined;
       if (current.status === "running") {
@@ -186,10 +198,18 @@ export class Scheduler {
         run = { ...run, plan: forRun.plan, secrets: forRun.secrets };
         ledger.record([{ run: current, status: "running" }]);
         startedAt = ledger.now().getTime();
+        tracer?.workflowStarting(wid, {
+          ...p,
+          name: initial.name,
+          arch: plan.architecture,
+          engine: engine.name,
+        });
+        if (tracer) run = { ...run, log: tracer.sink(wid, sink) };
         // Whatever an earlier process may have left under this wid goes first.
         await engine.destroy(wid);
         try {
           await engine.start(run);
+          tracer?.engineStarted(wid);
         } catch (err) {
           await sink.close().catch(() => {});
           sink = undefined;
@@ -219,6 +239,7 @@ export class Scheduler {
         );
       this.#cancelRequested.delete(wid);
       if (!ledger.closed) ledger.record([final]);
+      this.#o.tracer?.workflowEnded(wid, final);
       log.info({ status: final.status, exitCode: final.exitCode }, "workflow finished");
       await engine.destroy(wid);
     } finally {
