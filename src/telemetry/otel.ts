@@ -50,8 +50,9 @@ export class OtelRunTracer implements RunTracer {
     this.#tracer = provider.getTracer("loom");
   }
 
-  static create(s: TracingSettings): OtelRunTracer {
-    const exporter: SpanExporter =
+  /** `exporter`: instead of OTLP/HTTP to `s.url` (tests). */
+  static create(s: TracingSettings, exporter?: SpanExporter): OtelRunTracer {
+    exporter ??=
       s.protocol === "http/json" ? new JsonExporter({ url: s.url }) : new ProtoExporter({ url: s.url });
     return new OtelRunTracer(
       new TracerProvider({
@@ -148,11 +149,17 @@ export class OtelRunTracer implements RunTracer {
   }
 
   #nextPhase(w: WorkflowSpans, wid: string, name: string | null): void {
-    w.phase?.end();
+    // One instant ends the span and starts the next: the phases meet exactly.
+    const at = performance.timeOrigin + performance.now();
+    w.phase?.end(at);
     w.phase = undefined;
     w.phaseName = undefined;
     if (name !== null && !w.running) {
-      w.phase = this.#tracer.startSpan(name, { attributes: { "loom.wid": wid } }, under(w.span));
+      w.phase = this.#tracer.startSpan(
+        name,
+        { startTime: at, attributes: { "loom.wid": wid } },
+        under(w.span),
+      );
       w.phaseName = name;
     }
   }
