@@ -197,6 +197,13 @@ describe("status page in Chromium", {
       undefined,
       { timeout: 60_000 },
     );
+    await logPage.waitForFunction(
+      `document.getElementById("run-status")?.textContent === "success"`,
+      undefined,
+      {
+        timeout: 60_000,
+      },
+    );
     const lines = (await text(logPage, "#log")).split("waiting-for-go");
     assert.equal(lines.length, 2, "each line once (page, then stream)");
     await shot(page, "live-after-phone");

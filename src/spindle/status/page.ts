@@ -29,7 +29,7 @@ const SCRIPT = trusted(`<script>
   var es=new EventSource(el.getAttribute("data-stream"));
   es.addEventListener("update",function(e){el.innerHTML=e.data;});
   es.addEventListener("line",function(e){el.insertAdjacentHTML("beforeend",e.data);});
-  es.addEventListener("end",function(){es.close();});
+  es.addEventListener("end",function(e){var s=document.getElementById("run-status");if(s&&e.data)s.textContent=e.data;es.close();});
   document.documentElement.setAttribute("data-live","1");
 })();
 </script>`);
@@ -156,14 +156,16 @@ export interface LogView {
 
 /** One log line (a LogLine JSON text from the masked log file) → its HTML. */
 export function logLineHtml(text: string): Html {
-  let l: { kind?: string; content?: string; stream?: string; step_status?: string };
+  let l: { kind?: string; content?: string; stream?: string; step_status?: string; step_id?: number };
   try {
     l = JSON.parse(text) as typeof l;
   } catch {
     return html``;
   }
   if (l.kind === "control")
-    return l.step_status === "start" ? html`<div class="ctl">▶ ${l.content ?? ""}</div>` : html``;
+    return l.step_status === "start"
+      ? html`<div class="ctl">▶ ${l.content || `step ${l.step_id ?? ""}`}</div>`
+      : html``;
   return html`<div${l.stream === "stderr" ? html` class="err"` : ""}>${l.content ?? ""}</div>`;
 }
 
@@ -171,7 +173,7 @@ export function logLineHtml(text: string): Html {
 export function logPage(v: LogView, lines: string[], total: number, base: string): Html {
   return layout(
     `Log: ${v.repo} · ${v.workflow}`,
-    html`<p><a href="${base}">← status</a> · <code>${v.wid}</code> · <span data-status>${v.status}</span></p>
+    html`<p><a href="${base}">← status</a> · <code>${v.wid}</code> · <span id="run-status">${v.status}</span></p>
 <pre id="log" data-stream="${base}/log/${encodeURIComponent(v.wid)}/stream?skip=${total}">${lines.map(logLineHtml)}</pre>`,
     "Secrets are masked. Live while the run goes on; without JavaScript, reload to see more.",
   );

@@ -57,9 +57,16 @@ export class AccessDenied extends Error {
 export class StatusRoutes {
   readonly #d: StatusDeps;
   readonly #streams = new Set<ServerResponse>();
+  /** Bumped on every status event: a cached render older than the last event is stale. */
+  #version = 0;
+  #last: { at: number; version: number; html: Promise<Html> } | undefined;
+  readonly #unsubscribe: () => void;
 
   constructor(deps: StatusDeps) {
     this.#d = deps;
+    this.#unsubscribe = deps.subscribe(() => {
+      this.#version++;
+    });
   }
 
   /** The routes, each behind `guard` when one is given. */
@@ -108,12 +115,25 @@ export class StatusRoutes {
 
   /** Ends every open event stream (server shutdown). */
   close(): void {
+    this.#unsubscribe();
     for (const res of this.#streams) res.destroy();
     this.#streams.clear();
   }
 
-  async #render(): Promise<Html> {
-    return statusBody(await statusSnapshot(this.#d), STATUS_BASE);
+  /**
+   * The live body, rendered once per change for every open page: a render started after the
+   * last status event is shared by the streams that ask within a second.
+   */
+  #render(): Promise<Html> {
+    const now = Date.now();
+    if (this.#last && this.#last.version === this.#version && now - this.#last.at < 1000)
+      return this.#last.html;
+    const html = statusSnapshot(this.#d).then((snap) => statusBody(snap, STATUS_BASE));
+    this.#last = { at: now, version: this.#version, html };
+    html.catch(() => {
+      if (this.#last?.html === html) this.#last = undefined;
+    });
+    return html;
   }
 
   async #page(res: ServerResponse): Promise<void> {
