@@ -158,12 +158,7 @@ export class StatusRoutes {
         res.destroy();
         return false;
       }
-      res.write(
-        `event: ${event}\n${data
-          .split("\n")
-          .map((l) => `data: ${l}\n`)
-          .join("")}\n`,
-      );
+      res.write(sseEvent(event, data));
       return true;
     };
   }
@@ -266,6 +261,18 @@ export class StatusRoutes {
       res.end();
     }
   }
+}
+
+/**
+ * One Server-Sent Event. Every line break the event-stream format knows (CR, LF, CRLF) starts a
+ * new `data:` line, so no text (a log line with a carriage return) can end the event early or
+ * start a field of its own.
+ */
+export function sseEvent(event: string, data: string): string {
+  return `event: ${event}\n${data
+    .split(/\r\n|\r|\n/)
+    .map((l) => `data: ${l}\n`)
+    .join("")}\n`;
 }
 
 function send(res: ServerResponse, status: number, body: string, type = "text/plain; charset=utf-8"): void {
