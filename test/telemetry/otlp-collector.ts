@@ -121,6 +121,12 @@ function* fields(buf: Buffer): Generator<{ no: number; varint?: bigint; bytes?: 
       shift += 7n;
     }
   };
+  const take = (n: number): Buffer => {
+    if (i + n > buf.length) throw new Error("truncated field");
+    const out = buf.subarray(i, i + n);
+    i += n;
+    return out;
+  };
   while (i < buf.length) {
     const tag = Number(varint());
     const no = tag >>> 3;
@@ -129,15 +135,13 @@ function* fields(buf: Buffer): Generator<{ no: number; varint?: bigint; bytes?: 
         yield { no, varint: varint() };
         break;
       case 1:
-        yield { no, fixed: buf.subarray(i, (i += 8)) };
+        yield { no, fixed: take(8) };
         break;
-      case 2: {
-        const len = Number(varint());
-        yield { no, bytes: buf.subarray(i, (i += len)) };
+      case 2:
+        yield { no, bytes: take(Number(varint())) };
         break;
-      }
       case 5:
-        yield { no, fixed: buf.subarray(i, (i += 4)) };
+        yield { no, fixed: take(4) };
         break;
       default:
         throw new Error(`unsupported wire type ${tag & 7}`);

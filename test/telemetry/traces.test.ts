@@ -9,7 +9,7 @@
  * any form, is in any attribute, status or byte sent.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { repoScopeKey } from "../../src/spindle/rbac/index.ts";
 import { SqliteSecretsProvider } from "../../src/spindle/secrets/index.ts";
 import { createRunTracer, type RunTracer } from "../../src/telemetry/index.ts";
