@@ -12,8 +12,9 @@ export const LAYERS = {
   api: ["runner"],
   controller: ["api", "runner"],
   engine: ["api", "mask", "protocol", "relay", "runner", "workflow"],
-  spindle: ["controller", "engine", "mask", "net", "protocol", "relay", "workflow"],
-  cli: ["controller", "engine", "mask", "protocol", "relay", "spindle", "workflow"],
+  telemetry: ["protocol", "relay"],
+  spindle: ["controller", "engine", "mask", "net", "protocol", "relay", "telemetry", "workflow"],
+  cli: ["controller", "engine", "mask", "protocol", "relay", "spindle", "telemetry", "workflow"],
 };
 
 // npm packages a layer may not use (the controller knows nothing of AT Protocol).

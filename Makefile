@@ -24,6 +24,7 @@ test-deps: deps ## Build or fetch the test-only servers and cross-architecture p
 	@$(MAKE) --no-print-directory runner-cross-deps
 	@bash hack/atproto-peers.sh
 	@bash hack/promtool.sh
+	@bash hack/chromium.sh
 
 build: deps ## Compile TypeScript into dist/ and build this machine's runner bundle.
 	npm run build

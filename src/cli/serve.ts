@@ -16,6 +16,7 @@ import {
 } from "../spindle/config/index.ts";
 import { ensureSecretsKeyFile } from "../spindle/secrets/index.ts";
 import { SpindleServer } from "../spindle/server.ts";
+import { createRunTracer } from "../telemetry/index.ts";
 import { type LogFormat, prettyDestination } from "./log-format.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -96,7 +97,14 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
           prettyDestination(process.stdout, opts.colour ?? process.stdout.isTTY === true),
         )
       : pino({ name: "loom", level });
-  const server = await SpindleServer.create({ config, logger, runnerEnv: opts.runnerEnv });
+  // Traces only when the OTEL_* variables ask (the SDK is not even loaded otherwise).
+  const tracer = await createRunTracer(env);
+  const server = await SpindleServer.create({
+    config,
+    logger,
+    runnerEnv: opts.runnerEnv,
+    ...(tracer && { tracer }),
+  });
   const url = await server.start();
   // The handlers come before the banner: whoever reads the banner may signal at once.
   const stopped = new Promise<number>((resolve) => {
@@ -109,7 +117,11 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
       stopping = true;
       logger.info({ signal }, "shutting down");
       server.stop().then(
-        () => resolve(0),
+        async () => {
+          // Spans still buffered go out before the process ends (a failed export is not fatal).
+          await tracer?.shutdown().catch(() => {});
+          resolve(0);
+        },
         (err: Error) => {
           logger.error({ err }, "shutdown failed");
           resolve(1);

@@ -110,6 +110,8 @@ export interface WorkflowRun {
   onStatus(update: StatusUpdate): void;
   /** Receives every log line of the run, already masked. */
   log: LogSink;
+  /** Optional: milestones before `running`, for traces (Kubernetes: the workflow's Job exists). Must not throw. */
+  onMilestone?(what: "job_created"): void;
 }
 
 export type RecoverResult =

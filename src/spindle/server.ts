@@ -26,7 +26,8 @@ import { WorkflowFetcher } from "../net/knot/workflow-fetcher.ts";
 import { XrpcClient } from "../net/xrpc-client.ts";
 import { FINISHED } from "../protocol/status.ts";
 import { TidGenerator } from "../protocol/tid.ts";
-import { JtiReplayCache, ServiceJwtVerifier, serviceAudiences } from "./auth/index.ts";
+import type { RunTracer } from "../telemetry/index.ts";
+import { bearerToken, JtiReplayCache, ServiceJwtVerifier, serviceAudiences } from "./auth/index.ts";
 import { type Config, ConfigError, schedulerLimits } from "./config/index.ts";
 import { CiPipelines } from "./db/ci-pipelines.ts";
 import { type DatabaseSync, openDatabase, Repos } from "./db/index.ts";
@@ -57,6 +58,10 @@ import type { PipelineIntake } from "./pipelines/intake-contract.ts";
 import { LogRetention } from "./pipelines/log-retention.ts";
 import { Rbac } from "./rbac/index.ts";
 import { createSecretsProvider, type SecretsProvider } from "./secrets/index.ts";
+import { AccessDenied, StatusRoutes } from "./status/routes.ts";
+
+/** The `lxm` a service-auth token for the public status page may name (it may also name none). */
+export const STATUS_PAGE_LXM = "dev.loom.statusPage";
 
 export interface SpindleServerOptions {
   config: Config;
@@ -84,6 +89,8 @@ export interface SpindleServerOptions {
     | false
     | (Pick<CreateIntakeOptions, "jetstream" | "knots"> &
         Partial<Pick<CreateIntakeOptions, "identity" | "xrpc">>);
+  /** Traces of runs (src/telemetry, from the OTEL_* variables); the caller shuts it down. */
+  tracer?: RunTracer;
   /** Test knobs of the pipelines the spindle builds itself (workflow fetcher, retries, TIDs). */
   builds?: Partial<Pick<PipelineBuilderOptions, "fetcher" | "fetchRetryDelaysMs" | "tids">>;
 }
@@ -117,6 +124,8 @@ export class SpindleServer {
   readonly #operations: Server | undefined;
   #state: "created" | "running" | "stopping" | "stopped" = "created";
   readonly #logRetention: LogRetention | undefined;
+  /** The status page (/status) and its event streams. */
+  readonly #status: StatusRoutes;
   /** The embedded controller's start: its informers list until they succeed (or it throws). */
   #controllerState: "starting" | "synced" | "failed" = "starting";
 
@@ -167,6 +176,7 @@ export class SpindleServer {
       logDir: server.logDir,
       maxJobCount: limits.maxJobCount,
       maxJobCountPerRepo: server.maxJobCountPerRepo,
+      tracer: p.opts.tracer,
     });
     this.#logRetention =
       server.logRetentionMs > 0
@@ -195,6 +205,7 @@ export class SpindleServer {
         timeoutSeconds: Math.max(1, Math.ceil(config.nixery.workflowTimeoutMs / 1000)),
       },
       onQueued: () => this.scheduler.wake(),
+      tracer: p.opts.tracer,
     });
     this.pipelines = new PipelineProcessor({
       admission,
@@ -296,6 +307,17 @@ export class SpindleServer {
       metrics: this.metrics,
       logger: this.logger.child({ component: "xrpc" }),
     });
+    this.#status = new StatusRoutes({
+      db: this.db,
+      store: this.store,
+      logDir: server.logDir,
+      scheduler: this.scheduler,
+      maxJobCount: server.maxJobCount,
+      intake: this.intake,
+      subscribe: (fn) => this.events.subscribe(fn),
+      logger: this.logger.child({ component: "status" }),
+      ...(p.opts.now && { now: () => p.opts.now!().getTime() }),
+    });
     const routes = routeTable({
       xrpc,
       events: this.events,
@@ -313,6 +335,20 @@ export class SpindleServer {
       logger: this.logger.child({ component: "http" }),
       stream,
       ...(p.opts.motd !== undefined ? { motd: p.opts.motd } : {}),
+      status: {
+        operations: this.#status.routes(),
+        // The public port: only when the operator asks, and only for the owner (service auth).
+        public: server.statusPagePublic
+          ? this.#status.routes(async (req) => {
+              const auth = await verifier.verify(bearerToken(req.headers.authorization), {
+                audiences: serviceAudiences(server.hostname),
+                method: STATUS_PAGE_LXM,
+              });
+              if (!rbac.isOwner(auth.iss))
+                throw new AccessDenied(403, "the status page is the spindle owner's");
+            })
+          : [],
+      },
       notReady: () => {
         if (this.#state !== "running") return `the server is ${this.#state}`;
         if (this.controller && this.#controllerState !== "synced")
@@ -414,6 +450,7 @@ export class SpindleServer {
     this.#state = "stopping";
     const closed = new Promise<void>((res) => this.#http.close(() => res()));
     this.#app.close();
+    this.#status.close();
     this.#http.closeIdleConnections();
     await this.intake?.stop();
     this.scheduler.pause();

@@ -43,7 +43,7 @@ const MERGE = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 const FAIL_DELAY = `${FAIL_POD_LABEL}/delay`;
 const FAIL_JITTER = `${FAIL_POD_LABEL}/jitter-delay`;
 
-engineBehaviour("kubernetes", createHarness, { skip: cluster.skip });
+engineBehaviour("kubernetes", createHarness, { skip: cluster.skip, milestones: ["job_created@0"] });
 
 async function createHarness(): Promise<EngineHarness> {
   const kc = cluster.kubeConfig();

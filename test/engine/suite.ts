@@ -69,6 +69,8 @@ export class RecordingSink implements LogSink {
 export interface TestRun extends WorkflowRun {
   log: RecordingSink;
   statuses: StatusUpdate[];
+  /** `onMilestone` calls, each as `<what>@<statuses reported before it>`. */
+  milestones: string[];
 }
 
 /** A run of user steps `commands` (ids 0..), each with SUITE_RUN set. */
@@ -86,6 +88,7 @@ export function makeRun(
     env: [{ name: "SUITE_RUN", value: wid }, ...[...secrets.keys()].map((k) => ({ name: k, secret: k }))],
   }));
   const statuses: StatusUpdate[] = [];
+  const milestones: string[] = [];
   return {
     plan: {
       pipeline: { knot: "suite.knot", rkey: wid },
@@ -101,6 +104,8 @@ export function makeRun(
     secrets,
     statuses,
     onStatus: (u) => statuses.push(u),
+    milestones,
+    onMilestone: (m) => milestones.push(`${m}@${statuses.length}`),
     log: new RecordingSink(),
   };
 }
@@ -113,6 +118,8 @@ export interface EngineBehaviourOptions {
    * engine; the reason names where the behaviour is tested instead).
    */
   cannot?: { cancelMidStep?: string };
+  /** The milestones a successful run reports (`onMilestone`, for traces), as TestRun.milestones. */
+  milestones?: string[];
 }
 
 export function engineBehaviour(
@@ -142,6 +149,7 @@ export function engineBehaviour(
       const outcome = await runToEnd(run);
       assert.deepEqual(outcome, { status: "success", exitCode: 0, failedStep: null });
       assert.deepEqual(run.statuses, [{ status: "running" }, outcome]);
+      assert.deepEqual(run.milestones, opts.milestones ?? [], "milestones, before running");
       assert.deepEqual(
         run.log.lines.map((l) => [l.kind, l.step_id, l.step_status ?? l.stream, l.content]),
         [

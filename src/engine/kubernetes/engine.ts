@@ -109,6 +109,8 @@ interface Tracked {
   /** The outcome once reported (also when destroy() came first and nobody hears it). */
   final: WorkflowOutcome | undefined;
   cancelReason: string | undefined;
+  /** The workflow's Job was seen in status (reported once, to `run.onMilestone`). */
+  jobSeen?: boolean;
   destroying: Promise<void> | undefined;
   readonly done: Promise<WorkflowOutcome>;
   resolve(o: WorkflowOutcome): void;
@@ -452,6 +454,10 @@ export class KubernetesEngine implements Engine {
     if (t.phase !== "placed" && t.phase !== "running") return;
     const ws = ss.status?.workflows?.find((w) => w.name === t.name);
     if (!ws) return;
+    if (ws.jobName && !t.jobSeen) {
+      t.jobSeen = true;
+      t.run.onMilestone?.("job_created");
+    }
     if (ws.phase === "running") {
       t.follower.kick();
       this.#running(t);

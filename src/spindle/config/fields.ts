@@ -28,6 +28,7 @@ const f = <T>(env: string, file: string | null, parse: Parser<T>, def?: string):
 export const FIELDS = {
   listen: f("SPINDLE_SERVER_LISTEN_ADDR", "server.listenAddr", listenAddr, "0.0.0.0:6555"),
   metricsListen: f("SPINDLE_SERVER_METRICS_ADDR", "server.metricsAddr", listenAddr),
+  statusPagePublic: f("SPINDLE_SERVER_STATUS_PAGE_PUBLIC", "server.statusPagePublic", boolean, "false"),
   dbPath: f("SPINDLE_SERVER_DB_PATH", "server.dbPath", text("a file path"), "spindle.db"),
   hostname: f("SPINDLE_SERVER_HOSTNAME", "server.hostname", hostname),
   owner: f("SPINDLE_SERVER_OWNER", "server.owner", did),

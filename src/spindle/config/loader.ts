@@ -45,6 +45,8 @@ export interface Config {
      * null serves it on the public port.
      */
     readonly metricsListen: { readonly host: string; readonly port: number } | null;
+    /** Also serve the status page (/status) on the public port, to the owner's service auth only. */
+    readonly statusPagePublic: boolean;
     readonly dbPath: string;
     /** `host[:port]`, as compared with `sh.tangled.repo.spindle` and `spindle.member.instance`. */
     readonly hostname: string;
@@ -119,6 +121,7 @@ export function loadConfig(env: Env, opts: LoadConfigOptions = {}): Config {
     server: {
       listen: required(FIELDS.listen, env, file),
       metricsListen: resolve(FIELDS.metricsListen, env, file) ?? null,
+      statusPagePublic: required(FIELDS.statusPagePublic, env, file),
       dbPath: required(FIELDS.dbPath, env, file),
       hostname: host,
       did: `did:web:${host}`,

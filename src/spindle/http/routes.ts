@@ -11,7 +11,9 @@
  *   WS   /xrpc/sh.tangled.ci.subscribePipelineLogs   Generation 2 log frames
  *   *    /xrpc/<nsid>                      XRPC methods (router.ts): repo-methods.ts (Gen1),
  *                                          ci-methods.ts (sh.tangled.ci.*)
- *   operations listener (`server.metricsAddr`): /metrics, /healthz, /readyz
+ *   operations listener (`server.metricsAddr`): /metrics, /healthz, /readyz, /status… (the
+ *   status page, src/spindle/status; on the public port too, behind the owner's service auth,
+ *   when `server.statusPagePublic` is set)
  *
  * `/events` and `/logs/…` asked without an upgrade answer 400; unknown paths 404, wrong methods
  * 405, in plain text as upstream's router does.
@@ -59,6 +61,8 @@ export interface RouteDeps {
   logger: Logger;
   stream: StreamOptions & { pollMs: number };
   motd?: string;
+  /** The status page's routes (src/spindle/status): for the operations listener, and the public one. */
+  status?: { operations: HttpRoute[]; public: HttpRoute[] };
   /** Readiness: null when ready, else why not (one line, shown to whoever asks). */
   notReady: () => string | null;
 }
@@ -137,6 +141,7 @@ export function routeTable(d: RouteDeps): RouteTable {
       readyz,
       ...(d.metricsElsewhere ? [] : [metrics]),
       didDocument,
+      ...(d.status?.public ?? []),
       {
         path: "/events",
         handle: (_req, res) => text(res, 400, "Bad Request: /events is a WebSocket endpoint\n"),
@@ -197,6 +202,6 @@ export function routeTable(d: RouteDeps): RouteTable {
           }),
       },
     ],
-    operations: [metrics, healthz, readyz],
+    operations: [metrics, healthz, readyz, ...(d.status?.operations ?? [])],
   };
 }

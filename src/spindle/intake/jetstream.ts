@@ -113,6 +113,8 @@ export class JetstreamConsumer {
   readonly #members = new Map<Promise<void>, () => void>();
   /** Bumped when a connection ends: jobs of an older one that have not started give up. */
   #generation = 0;
+  /** True while a connection is open (the status page's intake health). */
+  connected = false;
 
   constructor(opts: JetstreamConsumerOptions) {
     this.#o = opts;
@@ -131,6 +133,11 @@ export class JetstreamConsumer {
   /** Events received and not yet handled (for tests and metrics). */
   get pending(): number {
     return this.#lanes.pending;
+  }
+
+  /** The cursor in memory (µs), else the stored one; null before any (the status page). */
+  get cursorUs(): number | null {
+    return this.#next ?? this.#o.cursor.get();
   }
 
   /** The URL the next connection will use (cursor chosen by the rules above). */
@@ -218,12 +225,14 @@ export class JetstreamConsumer {
         onOpen: () => {
           this.#o.metrics?.intakeConnections.inc({ source: "jetstream" });
           this.#connectedOnce = true;
+          this.connected = true;
           this.#backoff.connected();
           this.#log.info("connected to jetstream");
         },
         onText: (text) => this.#onFrame(text),
       });
       await this.#endOfConnection();
+      this.connected = false;
       if (end.opened) this.#o.metrics?.intakeConnections.dec({ source: "jetstream" });
       if (signal.aborted) break;
       const delayMs = this.#backoff.next();

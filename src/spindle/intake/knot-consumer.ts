@@ -110,6 +110,8 @@ export class KnotConsumer {
   /** Frames planned since the last flush, in order, and the batch their writes are parked in. */
   #frames: PlannedFrame[] = [];
   #wb: WriteBatch | null = null;
+  /** True while the event stream is open (the status page's intake health). */
+  connected = false;
 
   constructor(opts: KnotConsumerOptions) {
     this.knot = opts.knot;
@@ -153,6 +155,7 @@ export class KnotConsumer {
       } catch {
         // Their cursor was not stored: the next session asks for them again.
       }
+      this.connected = false;
       if (end.opened) this.#o.metrics?.intakeConnections.dec({ source: "knot" });
       if (signal.aborted) break;
       if (end.oversize === true && (await this.#onOversize(signal))) continue;
@@ -200,6 +203,7 @@ export class KnotConsumer {
       ...(probe ?? {
         onOpen: () => {
           this.#o.metrics?.intakeConnections.inc({ source: "knot" });
+          this.connected = true;
           this.#backoff.connected();
           this.#log.info("connected to knot event stream");
         },

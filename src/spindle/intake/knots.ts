@@ -71,6 +71,15 @@ export class KnotConsumers implements KnotRegistry {
     return [...this.#consumers.keys()].sort();
   }
 
+  /** Each knot followed: connected now?, and its stored cursor (the status page). */
+  states(): { knot: string; connected: boolean; cursor: string | null }[] {
+    return this.knots().map((knot) => ({
+      knot,
+      connected: this.#consumers.get(knot)?.connected === true,
+      cursor: this.#o.cursors.get(knot),
+    }));
+  }
+
   async stop(): Promise<void> {
     this.#running = false;
     await Promise.all([...this.#consumers.values()].map((c) => c.stop()));

@@ -18,6 +18,7 @@
  * finds nothing to inject even after a restart.
  */
 import type { Logger } from "pino";
+import type { RunTracer } from "../../telemetry/index.ts";
 import { resolveWorkflow, workflowId } from "../../workflow/resolve.ts";
 import type { PipelineWorkflow, TriggerMetadata } from "../../workflow/types.ts";
 import { batchedWrite } from "../db/write-batch.ts";
@@ -49,6 +50,8 @@ export interface AdmissionOptions {
   resolve: ResolveSettings;
   /** Called after a pipeline was queued. */
   onQueued: () => void;
+  /** Traces (src/telemetry); undefined when tracing is off. */
+  tracer?: RunTracer | undefined;
 }
 
 export interface AdmitRequest {
@@ -98,7 +101,13 @@ export class Admission {
    * Stores the pipeline, its runs and their first status events in one transaction, then
    * queues it. Null when (knot, rkey) was already stored: nothing was written.
    */
-  async admit(a: AdmitRequest): Promise<{ state: "queued" | "done"; overflow: boolean } | null> {
+  admit(a: AdmitRequest): Promise<{ state: "queued" | "done"; overflow: boolean } | null> {
+    return this.#o.tracer
+      ? this.#o.tracer.traceAdmission(a.knot, a.rkey, () => this.#admit(a))
+      : this.#admit(a);
+  }
+
+  async #admit(a: AdmitRequest): Promise<{ state: "queued" | "done"; overflow: boolean } | null> {
     const { ledger } = this.#o;
     if (ledger.store.pipelineExists(a.knot, a.rkey)) return null;
     const untrusted = a.untrusted === true;

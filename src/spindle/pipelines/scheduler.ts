@@ -23,6 +23,7 @@ import type { Logger } from "pino";
 import type { Engine, WorkflowOutcome, WorkflowRun } from "../../engine/engine.ts";
 import { FINISHED } from "../../protocol/status.ts";
 import { LogFile } from "../../relay/logfile.ts";
+import type { RunTracer } from "../../telemetry/index.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
 import { FairQueue } from "./fair-queue.ts";
 import type { Ledger, Transition } from "./ledger.ts";
@@ -63,6 +64,8 @@ export interface QueuedPipeline {
   /** 1 = next to start (fair order, ignoring per-repo limits). */
   position: number;
   createdAt: number;
+  /** Traces (src/telemetry); undefined when tracing is off. */
+  tracer?: RunTracer | undefined;
 }
 
 export type CancelResult = "cancelled" | "finished" | "not_found";
@@ -116,6 +119,7 @@ export class Scheduler {
       const p = store.claim(e.id);
       if (!p) continue;
       this.#o.metrics.queueWait.observe(Math.max(0, ledger.now().getTime() - p.createdAt) / 1000);
+      this.#o.tracer?.claimed(p.knot, p.rkey);
       this.#launch(p, false);
     }
     this.#showPositions();
@@ -228,6 +232,7 @@ export class Scheduler {
     const runs = this.#o.ledger.store.runsOf(p.id);
     this.#log.info({ knot: p.knot, rkey: p.rkey, recovering, workflows: runs.length }, "pipeline started");
     await Promise.all(runs.map((r) => this.#runWorkflow(p, r)));
+    this.#o.tracer?.pipelineEnded(p.knot, p.rkey);
     if (this.#stopping || this.#o.ledger.closed) return;
     this.#o.ledger.store.setPipelineState(p.id, "done");
     this.#log.info({ knot: p.knot, rkey: p.rkey }, "pipeline finished");
@@ -263,7 +268,14 @@ export class Scheduler {
         return;
       }
       const loaded = await this.#secrets(p.scope, log);
-      let run: WorkflowRun = { plan, secrets: loaded.values, onStatus: () => {}, log: sink };
+      const tracer = this.#o.tracer;
+      let run: WorkflowRun = {
+        plan,
+        secrets: loaded.values,
+        onStatus: (u) => tracer?.status(wid, u),
+        log: sink,
+      };
+      if (tracer) run.onMilestone = (m) => tracer.milestone(wid, m);
       /** When this process started it (unknown for a run recovered after a restart). */
       let startedAt: number | undefined;
       if (current.status === "running") {
@@ -304,10 +316,18 @@ export class Scheduler {
         run = { ...run, plan: forRun.plan, secrets: forRun.secrets };
         ledger.record([{ run: current, status: "running" }]);
         startedAt = ledger.now().getTime();
+        tracer?.workflowStarting(wid, {
+          ...p,
+          name: initial.name,
+          arch: plan.architecture,
+          engine: engine.name,
+        });
+        if (tracer) run = { ...run, log: tracer.sink(wid, sink) };
         // Whatever an earlier process may have left under this wid goes first.
         await engine.destroy(wid);
         try {
           await engine.start(run);
+          tracer?.engineStarted(wid);
         } catch (err) {
           await sink.close().catch(() => {});
           sink = undefined;
@@ -337,6 +357,7 @@ export class Scheduler {
         );
       this.#cancelRequested.delete(wid);
       if (!ledger.closed) ledger.record([final]);
+      this.#o.tracer?.workflowEnded(wid, final);
       log.info({ status: final.status, exitCode: final.exitCode }, "workflow finished");
       await engine.destroy(wid);
     } finally {
