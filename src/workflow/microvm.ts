@@ -16,8 +16,9 @@
  *   dev shell takes the place of the login profile.
  * - `/workspace/repo`, user `spindle-workflow`: the Kubernetes Job mounts the workspace there too
  *   and names UID 1000 so (src/controller/build/job.ts).
- * - `services`, `virtualisation`: carried to the engine as data; the Kubernetes mapping knows
- *   the services in MICROVM_SERVICES and `virtualisation.docker` only.
+ * - `services`, `virtualisation`: carried to the engine as data, with the options Loom honours
+ *   (microvmServiceOptions); the Kubernetes mapping runs the services in MICROVM_SERVICES as
+ *   sidecars and `virtualisation.docker` where the operator allows it. Any other option fails.
  *
  * Every dependency, registry entry and cache is checked against a strict character set here,
  * because they are written into a Nix expression and a Nix configuration.
@@ -30,13 +31,19 @@ export const DEFAULT_MICROVM_IMAGE = "nixos";
 /** NixOS services Loom's Kubernetes mapping can run beside the steps. */
 export const MICROVM_SERVICES: readonly string[] = ["postgresql", "redis", "mysql", "mariadb"];
 
-/** Of those, the services the Kubernetes engine runs today (the others fail with Unsupported). */
-export const MICROVM_SERVICES_RUNNING: readonly string[] = ["postgresql"];
-
 /** `virtualisation` keys Loom's Kubernetes mapping can honour. */
 export const MICROVM_VIRTUALISATION: readonly string[] = ["docker"];
 
 export const DEVSHELL_STEP_NAME = "Set up dev shell";
+
+/**
+ * Where the Kubernetes engine mounts the operator's Nix store cache volume (microvm.cache),
+ * a file:// binary cache; `.loom/key` in it holds the key its paths are signed with. The dev-shell
+ * step pushes what it realised there when the folder exists (src/controller/build/microvm-pod.ts
+ * has the same paths: the controller may not import this layer).
+ */
+export const NIX_CACHE_DIR = "/loom/nix-cache";
+export const NIX_CACHE_KEY_DIR = `${NIX_CACHE_DIR}/.loom/key`;
 
 const ATTR = /^[A-Za-z_][A-Za-z0-9_+-]*(\.[A-Za-z_][A-Za-z0-9_+-]*)*$/;
 /** Flake references: URL-ish text without quotes, spaces, `$`, `\` or `#`. */
@@ -110,6 +117,156 @@ export function postgresqlOptions(
     }
   }
   return { ok: true, options: out };
+}
+
+/** What Loom honours of `services.redis` (NixOS's default server: `/run/redis/redis.sock`). */
+export interface RedisOptions {
+  /** TCP port on 127.0.0.1; 0 = socket only (as NixOS). */
+  port: number;
+}
+
+/**
+ * What Loom honours of `services.mysql` (and `services.mariadb`, Loom's name for the same
+ * MariaDB server): NixOS's `ensureDatabases`, and `ensureUsers` identified by the Unix socket with
+ * `ensurePermissions` (`"db.*": "ALL PRIVILEGES"`, a list here: `on`, `privileges`).
+ */
+export interface MysqlOptions {
+  ensureDatabases: string[];
+  ensureUsers: { name: string; ensurePermissions: { on: string; privileges: string }[] }[];
+}
+
+/** The options of every enabled service, by the engine's field name. */
+export interface MicrovmServiceOptions {
+  postgresql?: PostgresqlOptions;
+  redis?: RedisOptions;
+  mysql?: MysqlOptions;
+}
+
+type Checked<T> = { ok: true; options: T } | { ok: false; error: string };
+
+/** A MariaDB database or user name: letters, digits, `_`, `-` (quoted in the SQL). */
+const MYSQL_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+/** A GRANT target as NixOS's ensurePermissions keys: `db.*`, `*.*`, `db.table`, names backquoted or not. */
+const MYSQL_ON = /^(\*|`?[A-Za-z0-9_-]{1,64}`?)\.(\*|`?[A-Za-z0-9_-]{1,64}`?)$/;
+/** Privileges as GRANT takes them: words and commas only (`ALL PRIVILEGES`, `SELECT, INSERT`). */
+const MYSQL_PRIVILEGES = /^[A-Za-z][A-Za-z ]*(, *[A-Za-z][A-Za-z ]*)*$/;
+
+function mapping(value: YamlValue | undefined): Record<string, YamlValue> | undefined {
+  return value !== null && typeof value === "object" && !Array.isArray(value) ? value : undefined;
+}
+
+/** `services.redis`'s options, or the first one Loom cannot honour. */
+export function redisOptions(service: MicrovmService): Checked<RedisOptions> {
+  const at = `services.${service.name}`;
+  const out: RedisOptions = { port: 6379 };
+  for (const [key, value] of Object.entries(service.options)) {
+    if (key === "port") {
+      if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 65535)
+        return { ok: false, error: `${at}.port: expected a port number (0 for the socket only)` };
+      out.port = value;
+    } else {
+      return { ok: false, error: `${at}.${key}: Loom cannot honour this option (it honours port)` };
+    }
+  }
+  return { ok: true, options: out };
+}
+
+/** `services.mysql`'s (or `services.mariadb`'s) options, or the first one Loom cannot honour. */
+export function mysqlOptions(service: MicrovmService): Checked<MysqlOptions> {
+  const at = `services.${service.name}`;
+  const out: MysqlOptions = { ensureDatabases: [], ensureUsers: [] };
+  const badName = (where: string, v: YamlValue | undefined) =>
+    typeof v !== "string" || !MYSQL_NAME.test(v)
+      ? `${where}: ${JSON.stringify(v ?? null)} is not a name Loom accepts (letters, digits, _ and -, at most 64)`
+      : undefined;
+  for (const [key, value] of Object.entries(service.options)) {
+    if (key === "ensureDatabases") {
+      if (!Array.isArray(value))
+        return { ok: false, error: `${at}.ensureDatabases: expected a list of names` };
+      for (const [i, db] of value.entries()) {
+        const problem = badName(`${at}.ensureDatabases[${i}]`, db);
+        if (problem !== undefined) return { ok: false, error: problem };
+        out.ensureDatabases.push(db as string);
+      }
+    } else if (key === "ensureUsers") {
+      if (!Array.isArray(value)) return { ok: false, error: `${at}.ensureUsers: expected a list of users` };
+      for (const [i, entry] of value.entries()) {
+        const where = `${at}.ensureUsers[${i}]`;
+        const user = mapping(entry);
+        if (user === undefined) return { ok: false, error: `${where}: expected a mapping with name` };
+        const other = Object.keys(user).find((k) => k !== "name" && k !== "ensurePermissions");
+        if (other !== undefined)
+          return { ok: false, error: `${where}.${other}: Loom cannot honour this option` };
+        const problem = badName(`${where}.name`, user.name);
+        if (problem !== undefined) return { ok: false, error: problem };
+        const grants = user.ensurePermissions ?? {};
+        const perms = mapping(grants);
+        if (perms === undefined)
+          return {
+            ok: false,
+            error: `${where}.ensurePermissions: expected a mapping of "db.*" to privileges`,
+          };
+        const ensurePermissions: MysqlOptions["ensureUsers"][number]["ensurePermissions"] = [];
+        for (const [on, privileges] of Object.entries(perms)) {
+          if (!MYSQL_ON.test(on))
+            return {
+              ok: false,
+              error: `${where}.ensurePermissions: ${JSON.stringify(on)} is not db.* or db.table`,
+            };
+          if (typeof privileges !== "string" || !MYSQL_PRIVILEGES.test(privileges))
+            return {
+              ok: false,
+              error: `${where}.ensurePermissions.${on}: ${JSON.stringify(privileges)} is not a list of privileges`,
+            };
+          ensurePermissions.push({ on, privileges });
+        }
+        out.ensureUsers.push({ name: user.name as string, ensurePermissions });
+      }
+    } else {
+      return {
+        ok: false,
+        error: `${at}.${key}: Loom cannot honour this option (it honours ensureDatabases, ensureUsers)`,
+      };
+    }
+  }
+  return { ok: true, options: out };
+}
+
+/**
+ * The options of the enabled services, or the first thing Loom cannot honour with the service's
+ * position: a service outside MICROVM_SERVICES, an option, or both mysql and mariadb (one server).
+ */
+export function microvmServiceOptions(
+  services: readonly MicrovmService[],
+): { ok: true; options: MicrovmServiceOptions } | { ok: false; error: string; pos: MicrovmService["pos"] } {
+  const options: MicrovmServiceOptions = {};
+  let mysqlName: string | undefined;
+  for (const service of services) {
+    if (!service.enable) continue;
+    let checked: Checked<unknown>;
+    if (service.name === "postgresql") {
+      const pg = postgresqlOptions(service);
+      if (pg.ok) options.postgresql = pg.options;
+      checked = pg;
+    } else if (service.name === "redis") {
+      const redis = redisOptions(service);
+      if (redis.ok) options.redis = redis.options;
+      checked = redis;
+    } else if (service.name === "mysql" || service.name === "mariadb") {
+      if (mysqlName !== undefined) {
+        const error = `services.${service.name}: Loom runs one MariaDB server for mysql and mariadb; services.${mysqlName} is already enabled`;
+        return { ok: false, error, pos: service.pos };
+      }
+      mysqlName = service.name;
+      const mysql = mysqlOptions(service);
+      if (mysql.ok) options.mysql = mysql.options;
+      checked = mysql;
+    } else {
+      continue; // not one Loom runs: the engine refuses it by name (lint says so too)
+    }
+    if (!checked.ok) return { ok: false, error: checked.error, pos: service.pos };
+  }
+  return { ok: true, options };
 }
 
 /** `docker: true` or `docker: {enable: true, …}` asks for it; `false` or `enable: false` does not. */
@@ -232,6 +389,10 @@ export function devShellStep(
     `  echo 'PATH="$PATH:$__loom_path"; unset __loom_path; export LOOM_DEVSHELL_SOURCED=1'`,
     "  echo 'fi'",
     `} > '${envFile}'`,
+    `if [ -r '${NIX_CACHE_KEY_DIR}/secret' ] && [ -w '${NIX_CACHE_DIR}' ]; then`,
+    "  echo 'Pushing the store to the Nix store cache'",
+    `  nix copy --all --to 'file://${NIX_CACHE_DIR}?compression=zstd&secret-key=${NIX_CACHE_KEY_DIR}/secret'`,
+    "fi",
     "echo 'Dev shell ready; every later step sources it'",
   ].join("\n");
   return {
