@@ -1,6 +1,7 @@
 /**
  * `loom run` runs steps on this host, not in the workflow's image: what that changes is said
- * before each workflow runs (image, architecture, nixery dependencies missing from PATH), and
+ * before each workflow runs (image, architecture, nixery and microvm dependencies missing from
+ * PATH, microvm services and virtualisation — the latter in containers too), and
  * the steps' PATH is the user's without Loom's own `node_modules/.bin` or Node.
  */
 import { accessSync, constants, realpathSync, statSync } from "node:fs";
@@ -121,6 +122,35 @@ export function hostCaveats(
       .filter((pkg) => !onPath(commandOf(pkg), seen));
     if (missing.length > 0) parts.push(`dependencies not on PATH: ${missing.join(", ")}`);
   }
+  if (plan.engine === "microvm") {
+    parts.push(`image ${plan.microvm?.image ?? plan.image} is not used`);
+    if (workflow.dependencies.form === "list" && !onPath("nix", path)) {
+      const missing = workflow.dependencies.packages.filter(
+        (dep) => !onPath(commandOf(dep.slice(dep.indexOf("#") + 1)), path),
+      );
+      if (missing.length > 0)
+        parts.push(`dependencies not on PATH (and no nix for the dev shell): ${missing.join(", ")}`);
+    }
+    parts.push(...microvmCaveats(plan));
+  }
   if (parts.length === 0) return undefined;
   return `${plan.workflowName} runs on this host, not in a container: ${parts.join("; ")}`;
+}
+
+/** What `loom run` leaves out of a microvm workflow wherever it runs it: services, virtualisation. */
+export function microvmCaveats(plan: Pick<RunPlan, "microvm">): string[] {
+  const parts: string[] = [];
+  const { services = [], virtualisation = [] } = plan.microvm ?? {};
+  if (services.length > 0) parts.push(`services not started: ${services.join(", ")}`);
+  if (virtualisation.length > 0) parts.push(`virtualisation not provided: ${virtualisation.join(", ")}`);
+  return parts;
+}
+
+/** What running a microvm `plan` in `cli`'s containers leaves out, as one sentence; undefined when nothing is. */
+export function containerCaveats(
+  plan: Pick<RunPlan, "microvm" | "workflowName">,
+  cli: string,
+): string | undefined {
+  const parts = microvmCaveats(plan);
+  return parts.length === 0 ? undefined : `${plan.workflowName} runs in ${cli}: ${parts.join("; ")}`;
 }
