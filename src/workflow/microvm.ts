@@ -354,6 +354,20 @@ export function nixConfig(caches: MicrovmKeys["caches"]): string {
   return lines.join("\n");
 }
 
+/**
+ * Shell lines pushing every valid store path to the cache volume, signed with its key, when the
+ * volume is mounted (a `file://` binary cache: paths already there are skipped).
+ */
+export function nixCachePush(cache: string = NIX_CACHE_DIR): string {
+  const key = `${cache}/.loom/key/secret`;
+  return [
+    `if [ -r '${key}' ] && [ -w '${cache}' ]; then`,
+    "  echo 'Pushing the store to the Nix store cache'",
+    `  nix copy --all --to 'file://${cache}?compression=zstd&secret-key=${key}'`,
+    "fi",
+  ].join("\n");
+}
+
 export interface DevShellStep {
   name: string;
   command: string;
@@ -389,10 +403,7 @@ export function devShellStep(
     `  echo 'PATH="$PATH:$__loom_path"; unset __loom_path; export LOOM_DEVSHELL_SOURCED=1'`,
     "  echo 'fi'",
     `} > '${envFile}'`,
-    `if [ -r '${NIX_CACHE_KEY_DIR}/secret' ] && [ -w '${NIX_CACHE_DIR}' ]; then`,
-    "  echo 'Pushing the store to the Nix store cache'",
-    `  nix copy --all --to 'file://${NIX_CACHE_DIR}?compression=zstd&secret-key=${NIX_CACHE_KEY_DIR}/secret'`,
-    "fi",
+    nixCachePush(),
     "echo 'Dev shell ready; every later step sources it'",
   ].join("\n");
   return {

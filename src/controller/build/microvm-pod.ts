@@ -41,6 +41,22 @@ const DOCKER_DATA_DIR = "/home/rootless/.local/share/docker";
 export const NIX_CACHE_DIR = "/loom/nix-cache";
 export const NIX_CACHE_KEY_DIR = `${NIX_CACHE_DIR}/.loom/key`;
 
+/** Where the nix-store script reads and writes (parameters only so a test can run it for real). */
+export interface NixStorePaths {
+  /** The image's Nix folder. */
+  nix: string;
+  /** The volume the runner mounts at /nix. */
+  nixCopy: string;
+  /** The cache volume's mount point. */
+  cache: string;
+}
+
+export const NIX_STORE_PATHS: NixStorePaths = {
+  nix: MICROVM_PATHS.nix,
+  nixCopy: MICROVM_PATHS.nixCopy,
+  cache: NIX_CACHE_DIR,
+};
+
 /** The Nix configuration the nix-store container writes when a cache is configured. */
 export const NIX_CACHE_CONF = `${MICROVM_PATHS.nix}/loom/nix.conf`;
 
@@ -84,31 +100,35 @@ export interface ContainerBases {
  * the cache volume as a file:// substituter signed by a key made once in the volume (an atomic
  * rename, so runs starting at once agree on one key).
  */
-export function nixStoreScript(cache: ControllerConfig["microvm"]["cache"]): string {
-  const copy = `cp -a ${MICROVM_PATHS.nix}/. ${MICROVM_PATHS.nixCopy}/`;
-  const conf = `${MICROVM_PATHS.nixCopy}/loom/nix.conf`;
+export function nixStoreScript(
+  cache: ControllerConfig["microvm"]["cache"],
+  paths: NixStorePaths = NIX_STORE_PATHS,
+): string {
+  const copy = `cp -a ${paths.nix}/. ${paths.nixCopy}/`;
+  const conf = `${paths.nixCopy}/loom/nix.conf`;
   if (cache.url !== undefined) {
     return [
       "set -eu",
       copy,
-      `mkdir -p '${MICROVM_PATHS.nixCopy}/loom'`,
+      `mkdir -p '${paths.nixCopy}/loom'`,
       `printf '%s\\n' 'extra-substituters = ${cache.url}'${cache.publicKey !== undefined ? ` 'extra-trusted-public-keys = ${cache.publicKey}'` : ""} > '${conf}'`,
     ].join("\n");
   }
   if (cache.volumeClaimName !== undefined) {
-    const keys = NIX_CACHE_KEY_DIR;
+    const keys = `${paths.cache}/.loom/key`;
     return [
       "set -eu",
       copy,
-      `mkdir -p '${MICROVM_PATHS.nixCopy}/loom'`,
+      `mkdir -p '${paths.nixCopy}/loom'`,
       `if [ ! -s '${keys}/public' ]; then`,
-      `  tmp='${NIX_CACHE_DIR}/.loom-key.'$$`,
-      `  mkdir -p "$tmp" '${NIX_CACHE_DIR}/.loom'`,
+      `  tmp='${paths.cache}/.loom/key.'$$`,
+      `  mkdir -p "$tmp"`,
       `  nix --extra-experimental-features nix-command key generate-secret --key-name loom-nix-cache-1 > "$tmp/secret"`,
       `  nix --extra-experimental-features nix-command key convert-secret-to-public < "$tmp/secret" > "$tmp/public"`,
+      // A rename onto an existing non-empty folder fails: the first run's key stays.
       `  mv -T "$tmp" '${keys}' 2>/dev/null || rm -rf "$tmp"`,
       "fi",
-      `printf '%s\\n' 'extra-substituters = file://${NIX_CACHE_DIR}?priority=10' "extra-trusted-public-keys = $(cat '${keys}/public')" > '${conf}'`,
+      `printf '%s\\n' 'extra-substituters = file://${paths.cache}?priority=10' "extra-trusted-public-keys = $(cat '${keys}/public')" > '${conf}'`,
     ].join("\n");
   }
   return copy;
