@@ -365,6 +365,27 @@ describe("microvm: resolve", () => {
     });
   });
 
+  it("virtualisation.docker puts the docker CLI in the dev shell, as NixOS puts docker on PATH", () => {
+    const realising = (raw: string) =>
+      plan(raw)
+        .steps.filter((s) => s.name === "Set up dev shell")
+        .map((s) => s.command.split("\n").find((l) => l.startsWith("echo 'Realising"))!);
+    assert.deepEqual(realising("engine: microvm\nvirtualisation: {docker: true}\n"), [
+      "echo 'Realising 1 dependency: docker-client'",
+    ]);
+    assert.deepEqual(realising("engine: microvm\ndependencies: [go]\nvirtualisation: {docker: true}\n"), [
+      "echo 'Realising 2 dependencies: go docker-client'",
+    ]);
+    assert.deepEqual(
+      realising(
+        "engine: microvm\ndependencies: ['github:nixos/nixpkgs#docker']\nvirtualisation: {docker: true}\n",
+      ),
+      ["echo 'Realising 1 dependency: github:nixos/nixpkgs#docker'"],
+    );
+    assert.deepEqual(realising("engine: microvm\nvirtualisation: {docker: {enable: false}}\n"), []);
+    assert.deepEqual(realising("engine: microvm\n"), []);
+  });
+
   it("a postgresql option Loom cannot honour fails resolve and lint, naming it", () => {
     const cases: [string, string][] = [
       [

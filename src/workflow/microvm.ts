@@ -276,6 +276,23 @@ export function virtualisationEnabled(value: YamlValue): boolean {
   return false;
 }
 
+/** The nixpkgs package NixOS's `virtualisation.docker` puts on PATH (the daemon is the engine's). */
+export const DOCKER_CLI_PACKAGE = "docker-client";
+
+/**
+ * The dev shell's packages: the dependencies, plus the docker CLI when `virtualisation.docker` is
+ * enabled (NixOS adds docker to the system packages; the workflow need not list it) unless a
+ * dependency named docker or docker-client is there already.
+ */
+export function devShellPackages(
+  packages: readonly string[],
+  virtualisation: readonly { name: string; value: YamlValue }[],
+): string[] {
+  const docker = virtualisation.some((v) => v.name === "docker" && virtualisationEnabled(v.value));
+  const listed = packages.some((p) => /^(docker|docker-client)$/.test(p.slice(p.indexOf("#") + 1)));
+  return docker && !listed ? [...packages, DOCKER_CLI_PACKAGE] : [...packages];
+}
+
 /** Why a dependency cannot be used, or undefined. */
 export function checkDependency(dep: string): string | undefined {
   const hash = dep.indexOf("#");

@@ -7,6 +7,7 @@ import { type CloneFetch, cloneStep } from "./clone.ts";
 import { composeStepEnv, frameworkEnv, mergeWorkflowEnv, nixeryPath, type PipelineRef } from "./env.ts";
 import {
   DEFAULT_MICROVM_IMAGE,
+  devShellPackages,
   devShellStep,
   type MicrovmServiceOptions,
   microvmServiceOptions,
@@ -150,8 +151,15 @@ export function resolveWorkflow(
   const path = engine === "nixery" ? nixeryPath(homeDir) : undefined;
   // microvm: Nix settings for every step but the clone, the dev shell for every step after it.
   const devShell =
-    engine === "microvm" && wf.dependencies.form === "list"
-      ? devShellStep(wf.dependencies.packages, wf.microvm.registry, homeDir)
+    engine === "microvm"
+      ? devShellStep(
+          devShellPackages(
+            wf.dependencies.form === "list" ? wf.dependencies.packages : [],
+            wf.microvm.virtualisation,
+          ),
+          wf.microvm.registry,
+          homeDir,
+        )
       : undefined;
   const engineEnv = (kind: RunnerStep["kind"]): EnvVar[] => {
     if (engine !== "microvm") return [];
