@@ -8,6 +8,7 @@ import { accessSync, constants, realpathSync, statSync } from "node:fs";
 import { join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Architecture, RunPlan, Workflow } from "../workflow/index.ts";
+import { devShellPackages } from "../workflow/microvm.ts";
 
 /** Loom's install folder (the package root): `src/cli/` or `dist/cli/` sit two levels below. */
 export const LOOM_ROOT = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
@@ -104,7 +105,7 @@ export function onPath(command: string, path: string): boolean {
  */
 export function hostCaveats(
   plan: RunPlan,
-  workflow: Pick<Workflow, "dependencies">,
+  workflow: Pick<Workflow, "dependencies"> & Partial<Pick<Workflow, "microvm">>,
   path: string,
   host: Architecture | undefined = hostArchitecture(),
 ): string | undefined {
@@ -124,10 +125,12 @@ export function hostCaveats(
   }
   if (plan.engine === "microvm") {
     parts.push(`image ${plan.microvm?.image ?? plan.image} is not used`);
-    if (workflow.dependencies.form === "list" && !onPath("nix", path)) {
-      const missing = workflow.dependencies.packages.filter(
-        (dep) => !onPath(commandOf(dep.slice(dep.indexOf("#") + 1)), path),
-      );
+    const packages = devShellPackages(
+      workflow.dependencies.form === "list" ? workflow.dependencies.packages : [],
+      workflow.microvm?.virtualisation ?? [],
+    );
+    if (packages.length > 0 && !onPath("nix", path)) {
+      const missing = packages.filter((dep) => !onPath(commandOf(dep.slice(dep.indexOf("#") + 1)), path));
       if (missing.length > 0)
         parts.push(`dependencies not on PATH (and no nix for the dev shell): ${missing.join(", ")}`);
     }

@@ -53,7 +53,6 @@ before(async () => {
       "engine: microvm",
       "image: nixos",
       "services:\n  redis: true\n  postgresql: {enable: true, ensureDatabases: [app]}",
-      "virtualisation:\n  docker: true",
       'steps:\n  - name: where\n    command: |\n      echo "nix: $NIX_CONFIG" | head -1',
       "",
     ].join("\n"),
@@ -67,7 +66,7 @@ describe("loom run of microvm workflows on the host", () => {
     assert.equal(r.code, 0, shown(r));
     const warnings = r.stderr.split("\n").filter((l) => l.startsWith("warning: "));
     assert.deepEqual(warnings, [
-      "warning: services.yml runs on this host, not in a container: image nixos is not used; services not started: redis, postgresql; virtualisation not provided: docker",
+      "warning: services.yml runs on this host, not in a container: image nixos is not used; services not started: redis, postgresql",
     ]);
     assert.match(r.stdout, /nix: experimental-features = nix-command flakes/);
     assert.match(r.stdout, /✔ services\.yml success/);
@@ -92,6 +91,20 @@ describe("loom run of microvm workflows on the host", () => {
     assert.equal(
       hostCaveats(resolved.plan, parsed, bin, "amd64"),
       "deps.yml runs on this host, not in a container: image nixos is not used; dependencies not on PATH (and no nix for the dev shell): loom-test-absent-tool, github:nixos/nixpkgs#hello",
+    );
+    // virtualisation.docker: the daemon is not provided, and its CLI (docker-client) comes from
+    // the dev shell too.
+    const docker = `${text.replace("steps:", "virtualisation: {docker: true}\nsteps:")}`;
+    const dockerPlan = resolveWorkflow(
+      compileWorkflows([{ name: "deps.yml", content: docker }], pushTrigger("refs/heads/main")).record!
+        .workflows[0]!,
+      pushTrigger("refs/heads/main"),
+      { pipeline: { knot: "localhost", rkey: "r" } },
+    );
+    assert.ok(dockerPlan.ok);
+    assert.equal(
+      hostCaveats(dockerPlan.plan, parseWorkflow("deps.yml", docker).workflow!, bin, "amd64"),
+      "deps.yml runs on this host, not in a container: image nixos is not used; dependencies not on PATH (and no nix for the dev shell): loom-test-absent-tool, github:nixos/nixpkgs#hello, docker-client; virtualisation not provided: docker",
     );
     await writeFile(join(bin, "nix"), "", { mode: 0o755 });
     assert.equal(
