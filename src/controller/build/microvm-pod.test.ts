@@ -225,6 +225,7 @@ describe("microvm pod: Nix store cache", () => {
     const p = pod(expected);
     const nixStore = p.initContainers![3]!;
     nixStore.command = ["sh", "-c", nixStoreScript({ volumeClaimName: "loom-nix-cache" })];
+    nixStore.env = [{ name: "HOME", value: "/tmp" }];
     nixStore.volumeMounts!.push({ name: "nix-cache", mountPath: "/loom/nix-cache" });
     const runner = p.containers[0]!;
     runner.env!.push({ name: "NIX_USER_CONF_FILES", value: "/nix/loom/nix.conf" });

@@ -177,6 +177,8 @@ export function microvmPodParts(
         image,
         imagePullPolicy: bases.pullPolicy,
         command: ["sh", "-c", nixStoreScript(cache)],
+        // The key is made by `nix key`, which wants a HOME of its own (the pod names none here).
+        ...(cacheVolume !== undefined && { env: [{ name: "HOME", value: "/tmp" }] }),
         volumeMounts: [
           { name: VOLUMES.nix, mountPath: MICROVM_PATHS.nixCopy },
           ...(cacheVolume !== undefined ? [{ name: VOLUMES.nixCache, mountPath: NIX_CACHE_DIR }] : []),
