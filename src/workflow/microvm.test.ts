@@ -192,8 +192,12 @@ describe("microvm: lint says what the Kubernetes mapping cannot do", () => {
     });
     const cases: [string, string][] = [
       [
-        "redis: {enable: true, servers: {}}",
-        "services.redis.servers: Loom cannot honour this option (it honours port)",
+        "redis: {enable: true, servers: {cache: {enable: true}}}",
+        'services.redis.servers: Loom runs only the default server (servers."")',
+      ],
+      [
+        "redis: {enable: true, requirePass: x}",
+        "services.redis.requirePass: Loom cannot honour this option (it honours port)",
       ],
       [
         "redis: {enable: true, port: 70000}",
@@ -363,6 +367,16 @@ describe("microvm: resolve", () => {
       ensureDatabases: ["spindle-workflow"],
       ensureUsers: [{ name: "spindle-workflow", ensureDBOwnership: true }],
     });
+  });
+
+  it('services.redis.servers."" (NixOS\'s current form) is the default server, as services.redis', () => {
+    const p = plan(
+      'engine: microvm\nservices:\n  redis:\n    servers:\n      "": {enable: true, port: 6380}\n',
+    );
+    assert.deepEqual(p.microvm!.services, ["redis"]);
+    assert.deepEqual(p.microvm!.redis, { port: 6380 });
+    const off = plan('engine: microvm\nservices:\n  redis:\n    servers:\n      "": {enable: false}\n');
+    assert.deepEqual(off.microvm!.services, []);
   });
 
   it("virtualisation.docker puts the docker CLI in the dev shell, as NixOS puts docker on PATH", () => {

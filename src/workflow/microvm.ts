@@ -155,6 +155,23 @@ function mapping(value: YamlValue | undefined): Record<string, YamlValue> | unde
   return value !== null && typeof value === "object" && !Array.isArray(value) ? value : undefined;
 }
 
+/**
+ * NixOS's current form `services.redis.servers."".{enable, port, …}` (the default server, whose
+ * socket is /run/redis/redis.sock) read as `services.redis.{enable, port, …}`, the older form
+ * NixOS renames to it. Other server names are left for redisOptions to refuse.
+ */
+export function liftDefaultRedisServer(service: MicrovmService): MicrovmService {
+  const servers = mapping(service.options.servers);
+  const server =
+    servers !== undefined && Object.keys(servers).length === 1 ? mapping(servers[""]) : undefined;
+  if (server === undefined) return service;
+  const { servers: _, ...rest } = service.options;
+  const { enable, ...options } = server;
+  if (Object.keys(options).some((k) => k in rest) || (enable !== undefined && typeof enable !== "boolean"))
+    return service;
+  return { ...service, enable: service.enable || enable === true, options: { ...rest, ...options } };
+}
+
 /** `services.redis`'s options, or the first one Loom cannot honour. */
 export function redisOptions(service: MicrovmService): Checked<RedisOptions> {
   const at = `services.${service.name}`;
@@ -164,6 +181,8 @@ export function redisOptions(service: MicrovmService): Checked<RedisOptions> {
       if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 65535)
         return { ok: false, error: `${at}.port: expected a port number (0 for the socket only)` };
       out.port = value;
+    } else if (key === "servers") {
+      return { ok: false, error: `${at}.servers: Loom runs only the default server (servers."")` };
     } else {
       return { ok: false, error: `${at}.${key}: Loom cannot honour this option (it honours port)` };
     }
