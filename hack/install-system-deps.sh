@@ -2,7 +2,8 @@
 # Debian packages the tests need: git (clones), busybox-static (the runner's chroot test),
 # qemu-user-static (the other architecture's runner bundle in that test; its files come from
 # hack/runner-cross.sh), binutils for the other architecture (strips that bundle's Node),
-# postgresql (test/controller/microvm-postgres.test.ts).
+# postgresql (test/controller/microvm-postgres.test.ts), redis-server and mariadb-server
+# (test/controller/microvm-services.test.ts), nix-bin (test/controller/microvm-nix-cache.test.ts).
 # Installs only what is missing, so it is cheap on a warm machine.
 set -euo pipefail
 need=()
@@ -10,6 +11,9 @@ command -v git >/dev/null || need+=(git)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 dpkg -s qemu-user-static >/dev/null 2>&1 || need+=(qemu-user-static)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql) # the microvm PostgreSQL sidecar's setup, run for real
+dpkg -s redis-server >/dev/null 2>&1 || need+=(redis-server) # the microvm Redis sidecar's script, run for real
+dpkg -s mariadb-server >/dev/null 2>&1 || need+=(mariadb-server) # the microvm MariaDB sidecar's script, run for real
+dpkg -s nix-bin >/dev/null 2>&1 || need+=(nix-bin) # the microvm Nix store cache: key, push, substitution, run for real
 case "$(dpkg --print-architecture)" in
   amd64) cross=binutils-aarch64-linux-gnu ;;
   arm64) cross=binutils-x86-64-linux-gnu ;;

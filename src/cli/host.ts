@@ -1,12 +1,14 @@
 /**
  * `loom run` runs steps on this host, not in the workflow's image: what that changes is said
- * before each workflow runs (image, architecture, nixery dependencies missing from PATH), and
+ * before each workflow runs (image, architecture, nixery and microvm dependencies missing from
+ * PATH, microvm services and virtualisation — the latter in containers too), and
  * the steps' PATH is the user's without Loom's own `node_modules/.bin` or Node.
  */
 import { accessSync, constants, realpathSync, statSync } from "node:fs";
 import { join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Architecture, RunPlan, Workflow } from "../workflow/index.ts";
+import { devShellPackages } from "../workflow/microvm.ts";
 
 /** Loom's install folder (the package root): `src/cli/` or `dist/cli/` sit two levels below. */
 export const LOOM_ROOT = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
@@ -103,7 +105,7 @@ export function onPath(command: string, path: string): boolean {
  */
 export function hostCaveats(
   plan: RunPlan,
-  workflow: Pick<Workflow, "dependencies">,
+  workflow: Pick<Workflow, "dependencies"> & Partial<Pick<Workflow, "microvm">>,
   path: string,
   host: Architecture | undefined = hostArchitecture(),
 ): string | undefined {
@@ -121,6 +123,37 @@ export function hostCaveats(
       .filter((pkg) => !onPath(commandOf(pkg), seen));
     if (missing.length > 0) parts.push(`dependencies not on PATH: ${missing.join(", ")}`);
   }
+  if (plan.engine === "microvm") {
+    parts.push(`image ${plan.microvm?.image ?? plan.image} is not used`);
+    const packages = devShellPackages(
+      workflow.dependencies.form === "list" ? workflow.dependencies.packages : [],
+      workflow.microvm?.virtualisation ?? [],
+    );
+    if (packages.length > 0 && !onPath("nix", path)) {
+      const missing = packages.filter((dep) => !onPath(commandOf(dep.slice(dep.indexOf("#") + 1)), path));
+      if (missing.length > 0)
+        parts.push(`dependencies not on PATH (and no nix for the dev shell): ${missing.join(", ")}`);
+    }
+    parts.push(...microvmCaveats(plan));
+  }
   if (parts.length === 0) return undefined;
   return `${plan.workflowName} runs on this host, not in a container: ${parts.join("; ")}`;
+}
+
+/** What `loom run` leaves out of a microvm workflow wherever it runs it: services, virtualisation. */
+export function microvmCaveats(plan: Pick<RunPlan, "microvm">): string[] {
+  const parts: string[] = [];
+  const { services = [], virtualisation = [] } = plan.microvm ?? {};
+  if (services.length > 0) parts.push(`services not started: ${services.join(", ")}`);
+  if (virtualisation.length > 0) parts.push(`virtualisation not provided: ${virtualisation.join(", ")}`);
+  return parts;
+}
+
+/** What running a microvm `plan` in `cli`'s containers leaves out, as one sentence; undefined when nothing is. */
+export function containerCaveats(
+  plan: Pick<RunPlan, "microvm" | "workflowName">,
+  cli: string,
+): string | undefined {
+  const parts = microvmCaveats(plan);
+  return parts.length === 0 ? undefined : `${plan.workflowName} runs in ${cli}: ${parts.join("; ")}`;
 }

@@ -20,6 +20,7 @@ import {
   probeContainerCli,
 } from "../engine/local/container.ts";
 import { LocalEngine } from "../engine/local/engine.ts";
+import { copyImageNix, microvmRunnerArgs, nixStoreDir, removeNixDir } from "../engine/local/microvm.ts";
 import { encodeLogLine, type LogLine } from "../protocol/logline.ts";
 import type { LogSink } from "../relay/sink.ts";
 import {
@@ -34,7 +35,8 @@ import {
   type Workflow,
 } from "../workflow/index.ts";
 import { openRepo, uncommittedChanges, workflowFilesAt, worktreeCommit } from "./git.ts";
-import { hostArchitecture, hostCaveats, LOOM_ROOT } from "./host.ts";
+import { containerCaveats, hostArchitecture, hostCaveats, LOOM_ROOT } from "./host.ts";
+import { microvmContainerImage } from "./microvm.ts";
 import { HumanRenderer, type WorkflowSummary } from "./render.ts";
 import { collectSecrets } from "./secrets.ts";
 import { LOCAL_KNOT, localTrigger } from "./trigger.ts";
@@ -160,6 +162,11 @@ async function runRepo(
         );
         return 1;
       }
+      const mapped = microvmContainerImage(plan);
+      if (!mapped.ok) {
+        process.stderr.write(`error: ${plan.workflowName}: ${mapped.message}\n`);
+        return 1;
+      }
     }
   }
   const jobs = Math.max(1, Math.min(opts.jobs ?? 1, runs.length || 1));
@@ -185,7 +192,10 @@ async function runRepo(
       const caveat = hostCaveats(plan, workflow, opts.env.PATH ?? "", host);
       if (caveat !== undefined) process.stderr.write(`warning: ${caveat}\n`);
     } else {
-      plan = containerPlan(resolved);
+      const caveat = containerCaveats(resolved, cli);
+      if (caveat !== undefined) process.stderr.write(`warning: ${caveat}\n`);
+      const mapped = microvmContainerImage(resolved);
+      plan = { ...containerPlan(resolved), ...(mapped.ok && { image: mapped.image }) };
       engine = containerEngine(cli, plan, [...secrets.keys()], join(baseDir, "runs"), opts);
     }
     const where = cli === undefined ? "" : ` in ${cli}`;
@@ -208,6 +218,7 @@ async function runRepo(
         await engine.close();
         // A runner killed after the grace leaves its container: remove it by name.
         await new Promise((resolve) => execFile(cli, ["rm", "-f", containerName(plan.wid)], resolve));
+        if (plan.engine === "microvm") await removeNixDir(nixStoreDir(join(baseDir, "runs"), plan.wid));
       }
     }
     if (!opts.json) renderer.finish(plan.workflowName, outcome.failedStep);
@@ -267,6 +278,11 @@ function containerEngine(
   opts: RunOptions,
 ): LocalEngine {
   const env = opts.env;
+  const uid = process.getuid?.() ?? 1000;
+  const gid = process.getgid?.() ?? 1000;
+  const cliEnv = opts.containerEnv ?? {};
+  // microvm: the image's /nix copied for the workflow's user, mounted at /nix (as the pod does).
+  const nixDir = plan.engine === "microvm" ? nixStoreDir(runsDir, plan.wid) : undefined;
   const command = containerCommand({
     cli,
     name: containerName(plan.wid),
@@ -274,17 +290,24 @@ function containerEngine(
     architecture: plan.architecture,
     runsDir,
     bundleDir: bundleDir(plan.architecture),
-    uid: process.getuid?.() ?? 1000,
-    gid: process.getgid?.() ?? 1000,
+    uid,
+    gid,
     secretKeys,
-    cliEnv: opts.containerEnv ?? {},
+    cliEnv,
+    ...(nixDir !== undefined && { extraArgs: microvmRunnerArgs(nixDir) }),
   });
   return new LocalEngine({
     baseDir: runsDir,
     env,
     killGraceMs: 10_000,
     runnerCommand: command,
-    prepare: (run, dir) => cloneBeforeRun(run.plan, dir, env),
+    prepare: async (run, dir) => {
+      if (nixDir !== undefined) {
+        const o = { cli, image: plan.image, architecture: plan.architecture, nixDir, uid, gid, cliEnv };
+        await copyImageNix(o);
+      }
+      await cloneBeforeRun(run.plan, dir, env);
+    },
   });
 }
 

@@ -64,6 +64,10 @@ describe("parseControllerConfig", () => {
       microvm: {
         images: { nixos: "docker.io/nixos/nix:2.28.3" },
         postgresqlImage: "docker.io/library/postgres:17.6",
+        redisImage: "docker.io/library/redis:7.4.5",
+        mariadbImage: "docker.io/library/mariadb:11.8.2",
+        docker: { enabled: false, image: "docker.io/library/docker:28.3.3-dind-rootless" },
+        cache: {},
       },
     });
   });
@@ -76,6 +80,10 @@ describe("parseControllerConfig", () => {
     assert.deepEqual(c.microvm, {
       images: { nixos: "docker.io/nixos/nix:2.28.3", alpine: { arm64: "a:arm" } },
       postgresqlImage: "docker.io/library/postgres:17.6",
+      redisImage: "docker.io/library/redis:7.4.5",
+      mariadbImage: "docker.io/library/mariadb:11.8.2",
+      docker: { enabled: false, image: "docker.io/library/docker:28.3.3-dind-rootless" },
+      cache: {},
       runtimeClassName: "kata-qemu",
     });
     assert.deepEqual(microvmImage(c, "nixos", "arm64"), { ok: true, image: "docker.io/nixos/nix:2.28.3" });

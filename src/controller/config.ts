@@ -95,6 +95,11 @@ export const DEFAULT_MICROVM_IMAGES: Readonly<Record<string, string>> = {
   nixos: "docker.io/nixos/nix:2.28.3",
 };
 
+const dnsSubdomain = z
+  .string()
+  .max(253)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, "must be a DNS subdomain");
+
 /** An OCI image for every architecture (a multi-arch reference), or one per architecture. */
 const MicrovmImageSchema = z.union([
   z.string().min(1).max(1024),
@@ -117,12 +122,59 @@ const MicrovmSchema = z
       .transform((images) => ({ ...DEFAULT_MICROVM_IMAGES, ...images })),
     /** The PostgreSQL sidecar of workflows with services.postgresql: needs initdb, postgres, pg_isready, psql on PATH. */
     postgresqlImage: z.string().min(1).max(1024).default("docker.io/library/postgres:17.6"),
+    /** The Redis sidecar of workflows with services.redis: needs sh, redis-server and redis-cli. */
+    redisImage: z.string().min(1).max(1024).default("docker.io/library/redis:7.4.5"),
+    /**
+     * The MariaDB sidecar of workflows with services.mysql or services.mariadb: needs sh,
+     * mariadb-install-db, mariadbd, mariadb-admin and mariadb.
+     */
+    mariadbImage: z.string().min(1).max(1024).default("docker.io/library/mariadb:11.8.2"),
     /** A RuntimeClass (e.g. Kata Containers) for microvm workflow pods; absent: the cluster's default. */
-    runtimeClassName: z
-      .string()
-      .max(253)
-      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, "must be a DNS subdomain")
-      .optional(),
+    runtimeClassName: dnsSubdomain.optional(),
+    /**
+     * virtualisation.docker: a rootless Docker daemon sidecar. Off by default; it runs privileged
+     * (rootlesskit needs user namespaces and mounts), so the namespace must allow Pod Security
+     * `privileged`, as buildah.seccompUnconfined does for buildah.
+     */
+    docker: z
+      .strictObject({
+        /** Workflows asking for virtualisation.docker get a daemon; false: they fail with Unsupported. */
+        enabled: z.boolean().default(false),
+        /** A rootless dind image (runs as UID 1000, dockerd-entrypoint.sh, docker CLI). */
+        image: z.string().min(1).max(1024).default("docker.io/library/docker:28.3.3-dind-rootless"),
+      })
+      .prefault({}),
+    /**
+     * A Nix store cache for microvm workflows, off by default: a PersistentVolumeClaim mounted as
+     * a local binary cache (each run's dev shell pushed into it, later runs substitute from it),
+     * or a binary cache URL (with its public key) added as a substituter. One or the other.
+     */
+    cache: z
+      .strictObject({
+        /** A PersistentVolumeClaim in the namespace (ReadWriteMany when workflows run at once). */
+        volumeClaimName: dnsSubdomain.optional(),
+        /** An http(s) binary cache, added as an extra substituter. */
+        url: z
+          .string()
+          .max(1024)
+          .regex(/^https?:\/\/[A-Za-z0-9_.:/?=&%~+@,-]+$/, "an http(s) binary cache URL")
+          .optional(),
+        /** The cache's signing key (name:base64), trusted for the URL's paths. */
+        publicKey: z
+          .string()
+          .max(1024)
+          .regex(/^[A-Za-z0-9_.-]+:[A-Za-z0-9+/]+={0,2}$/, "a Nix public key (name:base64)")
+          .optional(),
+      })
+      .superRefine((c, ctx) => {
+        if (c.volumeClaimName !== undefined && c.url !== undefined) {
+          ctx.addIssue({ code: "custom", path: ["url"], message: "set volumeClaimName or url, not both" });
+        }
+        if (c.publicKey !== undefined && c.url === undefined) {
+          ctx.addIssue({ code: "custom", path: ["publicKey"], message: "only applies with url" });
+        }
+      })
+      .prefault({}),
   })
   .prefault({});
 

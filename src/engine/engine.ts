@@ -93,6 +93,12 @@ export interface EngineRunPlan {
       ensureDatabases: string[];
       ensureUsers: { name: string; ensureDBOwnership: boolean }[];
     };
+    redis?: { port: number };
+    /** `services.mysql` or `services.mariadb`: one MariaDB server. */
+    mysql?: {
+      ensureDatabases: string[];
+      ensureUsers: { name: string; ensurePermissions: { on: string; privileges: string }[] }[];
+    };
   };
   /**
    * The clone the system step `stepId` performs, as data (absent: no clone, or an error step).

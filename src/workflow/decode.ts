@@ -9,7 +9,7 @@
  * the rest when the workflow starts (spec §2: two independent parses).
  */
 import { type Document, isMap, isScalar, isSeq, type LineCounter, type Node } from "yaml";
-import { checkCache, checkDependency, checkRegistry } from "./microvm.ts";
+import { checkCache, checkDependency, checkRegistry, liftDefaultRedisServer } from "./microvm.ts";
 import type {
   CloneKeys,
   Constraint,
@@ -209,7 +209,7 @@ class WorkflowReader extends YamlReader<Section> {
       if (v === undefined) return undefined;
       service.options[entry.key] = v;
     }
-    return service;
+    return name === "redis" ? liftDefaultRedisServer(service) : service;
   }
 
   /** Checks every flat-list dependency (bare nixpkgs name or `flakeref#attr`) where it is written. */

@@ -36,10 +36,10 @@ for (const dir of dirs) {
         assert.equal(r.plan.steps.filter((s) => s.kind === "user").length, parsed.workflow!.steps.length);
       });
       it(`${name} lints clean`, () => {
-        // Only what Loom truly lacks is said: no Docker daemon for microvm workflows yet.
+        // Only what Loom truly lacks is said: a Docker daemon only where the operator allows one.
         const expected = /^virtualisation:\n {2}docker: true$/m.test(text)
           ? [
-              "virtualisation.docker: Loom's Kubernetes engine provides no Docker daemon yet; the workflow would fail before it starts",
+              "virtualisation.docker: Loom's Kubernetes engine runs a rootless Docker daemon only where the operator allows it (microvm.docker.enabled); elsewhere the workflow fails before it starts",
             ]
           : [];
         assert.deepEqual(

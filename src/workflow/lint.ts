@@ -7,9 +7,8 @@ import { noStepsWarning } from "./decode.ts";
 import { isValidGlob } from "./glob.ts";
 import {
   MICROVM_SERVICES,
-  MICROVM_SERVICES_RUNNING,
   MICROVM_VIRTUALISATION,
-  postgresqlOptions,
+  microvmServiceOptions,
   virtualisationEnabled,
 } from "./microvm.ts";
 import { parseWorkflow } from "./parse.ts";
@@ -138,17 +137,21 @@ function lintMicrovm(wf: Workflow, d: Report): void {
         s.pos,
         `services.${s.name}: Loom's Kubernetes engine cannot run this NixOS service (it runs ${MICROVM_SERVICES.join(", ")}); the workflow would fail before it starts`,
       );
-    } else if (!MICROVM_SERVICES_RUNNING.includes(s.name)) {
-      d(
-        "error",
-        "invalid value",
-        s.pos,
-        `services.${s.name}: Loom's Kubernetes engine does not run this service yet (only ${MICROVM_SERVICES_RUNNING.join(", ")}); the workflow would fail before it starts`,
-      );
-    } else if (s.name === "postgresql") {
-      const pg = postgresqlOptions(s);
-      if (!pg.ok) d("error", "invalid value", s.pos, pg.error);
+    } else {
+      const checked = microvmServiceOptions([s]);
+      if (!checked.ok) d("error", "invalid value", s.pos, checked.error);
     }
+  }
+  const databases = wf.microvm.services.filter(
+    (s) => s.enable && (s.name === "mysql" || s.name === "mariadb"),
+  );
+  if (databases.length > 1) {
+    d(
+      "error",
+      "invalid value",
+      databases[1]!.pos,
+      `services.${databases[1]!.name}: Loom runs one MariaDB server for mysql and mariadb; services.${databases[0]!.name} is already enabled`,
+    );
   }
   for (const v of wf.microvm.virtualisation) {
     if (!MICROVM_VIRTUALISATION.includes(v.name)) {
@@ -163,7 +166,7 @@ function lintMicrovm(wf: Workflow, d: Report): void {
         "warning",
         "invalid value",
         v.pos,
-        "virtualisation.docker: Loom's Kubernetes engine provides no Docker daemon yet; the workflow would fail before it starts",
+        "virtualisation.docker: Loom's Kubernetes engine runs a rootless Docker daemon only where the operator allows it (microvm.docker.enabled); elsewhere the workflow fails before it starts",
       );
     }
   }

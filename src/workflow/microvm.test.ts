@@ -130,7 +130,7 @@ describe("microvm keys: decode", () => {
 describe("microvm: lint says what the Kubernetes mapping cannot do", () => {
   it("a service outside the supported set and virtualisation other than docker are errors", () => {
     const text =
-      "engine: microvm\nservices:\n  nginx: true\n  redis: {enable: false}\n  mysql: true\nvirtualisation:\n  libvirtd: true\n  docker: true\nsteps:\n  - command: x\n";
+      "engine: microvm\nservices:\n  nginx: true\n  redis: {enable: false}\n  mysql: true\n  mariadb: true\nvirtualisation:\n  libvirtd: true\n  docker: true\nsteps:\n  - command: x\n";
     assert.deepEqual(findings(text), [
       [
         "error",
@@ -141,23 +141,98 @@ describe("microvm: lint says what the Kubernetes mapping cannot do", () => {
       ["warning", 4, 3, "services.redis is not enabled (enable: true), so it is not started"],
       [
         "error",
-        5,
+        6,
         3,
-        "services.mysql: Loom's Kubernetes engine does not run this service yet (only postgresql); the workflow would fail before it starts",
+        "services.mariadb: Loom runs one MariaDB server for mysql and mariadb; services.mysql is already enabled",
       ],
       [
         "error",
-        7,
+        8,
         3,
         "virtualisation.libvirtd: Loom's Kubernetes engine cannot provide this (only virtualisation.docker, where the operator allows it); the workflow would fail before it starts",
       ],
       [
         "warning",
-        8,
+        9,
         3,
-        "virtualisation.docker: Loom's Kubernetes engine provides no Docker daemon yet; the workflow would fail before it starts",
+        "virtualisation.docker: Loom's Kubernetes engine runs a rootless Docker daemon only where the operator allows it (microvm.docker.enabled); elsewhere the workflow fails before it starts",
       ],
     ]);
+    assert.deepEqual(resolveWorkflow(workflow(text), push, opts), {
+      ok: false,
+      error:
+        "w.yml:6:3: services.mariadb: Loom runs one MariaDB server for mysql and mariadb; services.mysql is already enabled",
+    });
+  });
+
+  it("redis and mysql/mariadb options: honoured ones reach the plan, any other fails resolve and lint, naming it", () => {
+    const ok =
+      'engine: microvm\nservices:\n  redis: {enable: true, port: 0}\n  mariadb:\n    enable: true\n    ensureDatabases: [app]\n    ensureUsers:\n      - name: spindle-workflow\n        ensurePermissions:\n          "app.*": ALL PRIVILEGES\n          "*.*": SELECT, PROCESS\n      - name: reader\nsteps:\n  - command: x\n';
+    assert.deepEqual(findings(ok), []);
+    const plan = resolveWorkflow(workflow(ok), push, opts);
+    assert.ok(plan.ok, JSON.stringify(plan));
+    assert.deepEqual(plan.plan.microvm, {
+      image: "nixos",
+      services: ["redis", "mariadb"],
+      virtualisation: [],
+      redis: { port: 0 },
+      mysql: {
+        ensureDatabases: ["app"],
+        ensureUsers: [
+          {
+            name: "spindle-workflow",
+            ensurePermissions: [
+              { on: "app.*", privileges: "ALL PRIVILEGES" },
+              { on: "*.*", privileges: "SELECT, PROCESS" },
+            ],
+          },
+          { name: "reader", ensurePermissions: [] },
+        ],
+      },
+    });
+    const cases: [string, string][] = [
+      [
+        "redis: {enable: true, servers: {cache: {enable: true}}}",
+        'services.redis.servers: Loom runs only the default server (servers."")',
+      ],
+      [
+        "redis: {enable: true, requirePass: x}",
+        "services.redis.requirePass: Loom cannot honour this option (it honours port)",
+      ],
+      [
+        "redis: {enable: true, port: 70000}",
+        "services.redis.port: expected a port number (0 for the socket only)",
+      ],
+      [
+        "mysql: {enable: true, package: mariadb}",
+        "services.mysql.package: Loom cannot honour this option (it honours ensureDatabases, ensureUsers)",
+      ],
+      [
+        'mysql: {enable: true, ensureDatabases: ["a;b"]}',
+        'services.mysql.ensureDatabases[0]: "a;b" is not a name Loom accepts (letters, digits, _ and -, at most 64)',
+      ],
+      [
+        'mysql: {enable: true, ensureUsers: [{name: u, ensurePermissions: {"a.*": "ALL; DROP"}}]}',
+        'services.mysql.ensureUsers[0].ensurePermissions.a.*: "ALL; DROP" is not a list of privileges',
+      ],
+      [
+        'mysql: {enable: true, ensureUsers: [{name: u, ensurePermissions: {"a\' OR 1": ALL}}]}',
+        'services.mysql.ensureUsers[0].ensurePermissions: "a\' OR 1" is not db.* or db.table',
+      ],
+      [
+        "mariadb: {enable: true, ensureUsers: [{name: u, password: x}]}",
+        "services.mariadb.ensureUsers[0].password: Loom cannot honour this option",
+      ],
+    ];
+    for (const [service, message] of cases) {
+      const text = `engine: microvm\nservices:\n  ${service}\nsteps:\n  - command: x\n`;
+      assert.deepEqual(findings(text), [["error", 3, 3, message]], service);
+      assert.deepEqual(
+        resolveWorkflow(workflow(text), push, opts),
+        { ok: false, error: `w.yml:3:3: ${message}` },
+        service,
+      );
+    }
   });
 
   it("nixery's map of dependencies is an error under microvm", () => {
@@ -282,6 +357,7 @@ describe("microvm: resolve", () => {
       services: ["postgresql", "mysql"],
       virtualisation: [],
       postgresql: { ensureDatabases: [], ensureUsers: [] },
+      mysql: { ensureDatabases: [], ensureUsers: [] },
     });
     const text = readFileSync(new URL("./testdata/docs/microvm-postgres.yml", import.meta.url), "utf8");
     const { record } = compileWorkflows([{ name: "pg.yml", content: text }], push);
@@ -291,6 +367,37 @@ describe("microvm: resolve", () => {
       ensureDatabases: ["spindle-workflow"],
       ensureUsers: [{ name: "spindle-workflow", ensureDBOwnership: true }],
     });
+  });
+
+  it('services.redis.servers."" (NixOS\'s current form) is the default server, as services.redis', () => {
+    const p = plan(
+      'engine: microvm\nservices:\n  redis:\n    servers:\n      "": {enable: true, port: 6380}\n',
+    );
+    assert.deepEqual(p.microvm!.services, ["redis"]);
+    assert.deepEqual(p.microvm!.redis, { port: 6380 });
+    const off = plan('engine: microvm\nservices:\n  redis:\n    servers:\n      "": {enable: false}\n');
+    assert.deepEqual(off.microvm!.services, []);
+  });
+
+  it("virtualisation.docker puts the docker CLI in the dev shell, as NixOS puts docker on PATH", () => {
+    const realising = (raw: string) =>
+      plan(raw)
+        .steps.filter((s) => s.name === "Set up dev shell")
+        .map((s) => s.command.split("\n").find((l) => l.startsWith("echo 'Realising"))!);
+    assert.deepEqual(realising("engine: microvm\nvirtualisation: {docker: true}\n"), [
+      "echo 'Realising 1 dependency: docker-client'",
+    ]);
+    assert.deepEqual(realising("engine: microvm\ndependencies: [go]\nvirtualisation: {docker: true}\n"), [
+      "echo 'Realising 2 dependencies: go docker-client'",
+    ]);
+    assert.deepEqual(
+      realising(
+        "engine: microvm\ndependencies: ['github:nixos/nixpkgs#docker']\nvirtualisation: {docker: true}\n",
+      ),
+      ["echo 'Realising 1 dependency: github:nixos/nixpkgs#docker'"],
+    );
+    assert.deepEqual(realising("engine: microvm\nvirtualisation: {docker: {enable: false}}\n"), []);
+    assert.deepEqual(realising("engine: microvm\n"), []);
   });
 
   it("a postgresql option Loom cannot honour fails resolve and lint, naming it", () => {

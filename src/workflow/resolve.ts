@@ -7,10 +7,11 @@ import { type CloneFetch, cloneStep } from "./clone.ts";
 import { composeStepEnv, frameworkEnv, mergeWorkflowEnv, nixeryPath, type PipelineRef } from "./env.ts";
 import {
   DEFAULT_MICROVM_IMAGE,
+  devShellPackages,
   devShellStep,
+  type MicrovmServiceOptions,
+  microvmServiceOptions,
   nixConfig,
-  type PostgresqlOptions,
-  postgresqlOptions,
   virtualisationEnabled,
 } from "./microvm.ts";
 import {
@@ -81,14 +82,12 @@ export interface RunPlan {
  * maps to an OCI image (Kubernetes: `microvm.images`); services and virtualisation are the
  * workflow's, enabled ones only, for the engine to run or refuse by name.
  */
-export interface MicrovmPlan {
+export interface MicrovmPlan extends MicrovmServiceOptions {
   image: string;
   /** Names of the enabled `services`, in file order. */
   services: string[];
   /** Names of the enabled `virtualisation` entries (`docker`), in file order. */
   virtualisation: string[];
-  /** The options of an enabled `services.postgresql`, as Loom honours them. */
-  postgresql?: PostgresqlOptions;
 }
 
 export type ResolveResult = { ok: true; plan: RunPlan } | { ok: false; error: string };
@@ -139,10 +138,11 @@ export function resolveWorkflow(
   if (engine === "microvm" && wf.dependencies.form === "map") {
     return fail("engine microvm needs dependencies as a flat list, not a map of registry to packages");
   }
-  const postgresql = wf.microvm.services.find((s) => s.name === "postgresql" && s.enable);
-  const pg = postgresql === undefined ? undefined : postgresqlOptions(postgresql);
-  if (pg !== undefined && !pg.ok)
-    return fail(`${workflow.name}:${postgresql!.pos.line}:${postgresql!.pos.column}: ${pg.error}`);
+  const serviceOptions = microvmServiceOptions(engine === "microvm" ? wf.microvm.services : []);
+  if (!serviceOptions.ok) {
+    const { pos, error } = serviceOptions;
+    return fail(`${workflow.name}:${pos.line}:${pos.column}: ${error}`);
+  }
   const workflowEnv = mergeWorkflowEnv(
     wf.environment,
     frameworkEnv(trigger, opts.pipeline, opts.dev ?? false, opts.gen2, opts.stepsOnHost),
@@ -151,8 +151,15 @@ export function resolveWorkflow(
   const path = engine === "nixery" ? nixeryPath(homeDir) : undefined;
   // microvm: Nix settings for every step but the clone, the dev shell for every step after it.
   const devShell =
-    engine === "microvm" && wf.dependencies.form === "list"
-      ? devShellStep(wf.dependencies.packages, wf.microvm.registry, homeDir)
+    engine === "microvm"
+      ? devShellStep(
+          devShellPackages(
+            wf.dependencies.form === "list" ? wf.dependencies.packages : [],
+            wf.microvm.virtualisation,
+          ),
+          wf.microvm.registry,
+          homeDir,
+        )
       : undefined;
   const engineEnv = (kind: RunnerStep["kind"]): EnvVar[] => {
     if (engine !== "microvm") return [];
@@ -209,7 +216,7 @@ export function resolveWorkflow(
           virtualisation: wf.microvm.virtualisation
             .filter((v) => virtualisationEnabled(v.value))
             .map((v) => v.name),
-          ...(pg?.ok === true && { postgresql: pg.options }),
+          ...serviceOptions.options,
         },
       }),
       ...(clone.fetch ? { clone: { ...clone.fetch, stepId: cloneStepId } } : {}),

@@ -1,7 +1,9 @@
 /**
  * `engine: microvm` workflows on a real apiserver: the Job carries the operator's RuntimeClass
  * when microvm.runtimeClassName is set and none otherwise; its pod is the microvm one (mapped
- * image, nix-store, /workspace/repo); a service fails the workflow at once with Unsupported.
+ * image, nix-store, /workspace/repo); the services' and the Docker daemon's native sidecars are
+ * stored before the runner; a service Loom does not run, or virtualisation.docker where the
+ * operator did not enable it, fails the workflow at once with Unsupported.
  */
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
@@ -37,14 +39,27 @@ type PostgresqlSpec = {
   ensureDatabases: string[];
   ensureUsers: { name: string; ensureDBOwnership: boolean }[];
 };
-const microvmWorkflow = (extra: { services?: string[]; postgresql?: PostgresqlSpec } = {}) =>
+const microvmWorkflow = (
+  extra: {
+    services?: string[];
+    virtualisation?: string[];
+    postgresql?: PostgresqlSpec;
+    redis?: { port: number };
+    mysql?: {
+      ensureDatabases: string[];
+      ensureUsers: { name: string; ensurePermissions: { on: string; privileges: string }[] }[];
+    };
+  } = {},
+) =>
   workflow("build.yml", {
     image: "nixos",
     microvm: {
       image: "nixos",
       services: extra.services ?? [],
-      virtualisation: [],
+      virtualisation: extra.virtualisation ?? [],
       ...(extra.postgresql && { postgresql: extra.postgresql }),
+      ...(extra.redis && { redis: extra.redis }),
+      ...(extra.mysql && { mysql: extra.mysql }),
     },
     steps: [
       { id: 0, name: "Set up dev shell", kind: "system", command: "nix print-dev-env --expr '…'", env: [] },
@@ -120,4 +135,61 @@ test("a microvm service fails the workflow at once with Unsupported, and no Job"
     "services.nginx: Loom runs only postgresql, redis, mysql, mariadb; the workflow was not started",
   );
   assert.deepEqual(await listJobs(cluster, ns), []);
+});
+
+test("services.redis and services.mariadb: the apiserver stores both native sidecars, sockets shared", {
+  skip: cluster.skip,
+}, async (t) => {
+  const mysql = {
+    ensureDatabases: ["app"],
+    ensureUsers: [
+      { name: "spindle-workflow", ensurePermissions: [{ on: "app.*", privileges: "ALL PRIVILEGES" }] },
+    ],
+  };
+  const job = await microvmJob(
+    t,
+    {},
+    microvmWorkflow({ services: ["redis", "mariadb"], redis: { port: 6379 }, mysql }),
+  );
+  const pod = job.spec!.template.spec!;
+  assert.deepEqual(
+    pod.initContainers!.filter((c) => c.restartPolicy === "Always").map((c) => [c.name, c.image]),
+    [
+      ["service-redis", "docker.io/library/redis:7.4.5"],
+      ["service-mariadb", "docker.io/library/mariadb:11.8.2"],
+    ],
+  );
+  const mounts = pod.containers[0]!.volumeMounts!.map((m) => m.mountPath);
+  assert.ok(mounts.includes("/run/redis") && mounts.includes("/run/mysqld"), mounts.join(" "));
+});
+
+test("virtualisation.docker: Unsupported naming microvm.docker.enabled when off; a Docker sidecar when on", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  await startController(t, cluster, parkedConfig(ns));
+  const run = await createRun(cluster, ns, [microvmWorkflow({ virtualisation: ["docker"] })]);
+  const stored = await waitForWorkflow(cluster, ns, run.metadata.name!, "build.yml", "failed");
+  const wf = stored.status!.workflows[0]!;
+  assert.equal(wf.reason, "Unsupported");
+  assert.equal(
+    wf.message,
+    "virtualisation.docker: this Loom runs no Docker daemon for microvm workflows (microvm.docker.enabled is false); the workflow was not started",
+  );
+  assert.deepEqual(await listJobs(cluster, ns), []);
+
+  const job = await microvmJob(
+    t,
+    { microvm: { docker: { enabled: true } } },
+    microvmWorkflow({ virtualisation: ["docker"] }),
+  );
+  const pod = job.spec!.template.spec!;
+  const docker = pod.initContainers!.find((c) => c.name === "virtualisation-docker")!;
+  assert.equal(docker.restartPolicy, "Always");
+  assert.equal(docker.securityContext!.privileged, true);
+  assert.ok(
+    pod.containers[0]!.env!.some(
+      (e) => e.name === "DOCKER_HOST" && e.value === "unix:///run/user/1000/docker.sock",
+    ),
+  );
 });

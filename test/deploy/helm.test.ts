@@ -178,6 +178,37 @@ describe("charts/loom: what the rendered objects mean", { skip: bin.skip }, () =
       assert.equal(service.metadata.labels[k], v, `the ServiceMonitor selects the Service (${k})`);
   });
 
+  it("microvm: defaults as Loom's own, the full values' choices reach the config, a cache volume by --set", async () => {
+    const byDefault = loadRendered(
+      (await render(join(GOLDEN_DIR, "default.values.yaml"))).objects,
+    ).kubernetes;
+    assert.deepEqual(byDefault.microvm, parseControllerConfig({ images: { runner: "r" } }).microvm);
+    const full = loadRendered((await render(join(GOLDEN_DIR, "full.values.yaml"))).objects).kubernetes;
+    assert.deepEqual(full.microvm.images.alpine, {
+      amd64: "registry.example.com/alpine-nix:3.22-amd64",
+      arm64: "registry.example.com/alpine-nix:3.22-arm64",
+    });
+    assert.equal(full.microvm.images.nixos, "docker.io/nixos/nix:2.28.3");
+    assert.equal(full.microvm.runtimeClassName, "kata-qemu");
+    assert.equal(full.microvm.docker.enabled, true);
+    assert.deepEqual(full.microvm.cache, {
+      url: "https://nix-cache.example.com",
+      publicKey: "nix-cache.example.com-1:qZ8hS5dtGDnHe0e5XNkDYfYA1VvMSi7mRjgu6d8uq7o=",
+    });
+    const volume = await render(join(GOLDEN_DIR, "default.values.yaml"), [
+      "kubernetes.microvm.cache.volumeClaimName=nix-cache",
+    ]);
+    assert.deepEqual(loadRendered(volume.objects).kubernetes.microvm.cache, { volumeClaimName: "nix-cache" });
+    // Both kinds of cache: the chart renders what it is given, Loom refuses it at start-up.
+    const both = await render(join(GOLDEN_DIR, "full.values.yaml"), [
+      "kubernetes.microvm.cache.volumeClaimName=nix-cache",
+    ]);
+    assert.throws(
+      () => loadRendered(both.objects),
+      /microvm\.cache\.url: set volumeClaimName or url, not both/,
+    );
+  });
+
   it("a changed setting changes the pod template (so helm upgrade rolls Loom out)", async () => {
     const base = await render(join(GOLDEN_DIR, "default.values.yaml"));
     const changed = await render(join(GOLDEN_DIR, "default.values.yaml"), ["kubernetes.maxConcurrentJobs=9"]);

@@ -7,6 +7,10 @@
  * - a buildah workflow (its image listed in buildah.images) is refused under `restricted` and
  *   admitted under `baseline`; with buildah.seccompUnconfined it is refused under `baseline`
  *   and admitted only under `privileged` — what docs/operating.md tells operators to allow;
+ * - a microvm workflow pod with every service sidecar (PostgreSQL, Redis, MariaDB) and a Nix
+ *   store cache volume is admitted under `restricted`; with virtualisation.docker (allowed by
+ *   microvm.docker.enabled) its privileged rootless Docker daemon is refused under `baseline` and
+ *   admitted only under `privileged`;
  * - the chart's Loom Deployment is admitted under `restricted`, and a loosened copy is refused.
  */
 import assert from "node:assert/strict";
@@ -75,15 +79,17 @@ async function refused(t: TestContext, level: Level, podSpec: unknown, because: 
 }
 
 /** A microvm workflow's pod (nixos image, nix-store, /workspace/repo) with the PostgreSQL sidecar. */
-function microvmPod(): V1PodSpec {
-  const config = shippedConfig();
+function microvmPod(
+  microvm: Record<string, unknown> = {
+    services: ["postgresql"],
+    postgresql: { ensureDatabases: ["app"], ensureUsers: [{ name: "app", ensureDBOwnership: true }] },
+  },
+  extra: Record<string, unknown> = {},
+): V1PodSpec {
+  const config = shippedConfig(extra);
   const s = spec((x) => {
     x.workflows[0]!.image = "nixos";
-    x.workflows[0]!.microvm = {
-      image: "nixos",
-      services: ["postgresql"],
-      postgresql: { ensureDatabases: ["app"], ensureUsers: [{ name: "app", ensureDBOwnership: true }] },
-    };
+    x.workflows[0]!.microvm = { image: "nixos", services: [], virtualisation: [], ...microvm };
   });
   const profile = selectProfile(config.template.resourceProfiles, "amd64", undefined);
   assert.ok(profile.ok);
@@ -111,6 +117,35 @@ describe("Pod Security of workflow pods", { skip: cluster.skip }, () => {
       pod.initContainers!.some((c) => c.name === "service-postgresql" && c.restartPolicy === "Always"),
     );
     await admitted(t, "restricted", pod);
+  });
+
+  it("a microvm pod with every service sidecar and a Nix store cache volume is admitted under restricted", async (t) => {
+    const pod = microvmPod(
+      {
+        services: ["postgresql", "redis", "mariadb"],
+        postgresql: { ensureDatabases: [], ensureUsers: [] },
+        redis: { port: 6379 },
+        mysql: {
+          ensureDatabases: ["app"],
+          ensureUsers: [
+            { name: "spindle-workflow", ensurePermissions: [{ on: "app.*", privileges: "ALL" }] },
+          ],
+        },
+      },
+      { microvm: { cache: { volumeClaimName: "nix-cache" } } },
+    );
+    assert.deepEqual(
+      pod.initContainers!.filter((c) => c.restartPolicy === "Always").map((c) => c.name),
+      ["service-postgresql", "service-redis", "service-mariadb"],
+    );
+    await admitted(t, "restricted", pod);
+  });
+
+  it("virtualisation.docker's rootless daemon is privileged: refused under baseline, admitted under privileged", async (t) => {
+    const pod = microvmPod({ virtualisation: ["docker"] }, { microvm: { docker: { enabled: true } } });
+    assert.ok(pod.initContainers!.some((c) => c.name === "virtualisation-docker"));
+    await refused(t, "baseline", pod, /privileged/);
+    await admitted(t, "privileged", pod);
   });
 
   it("a buildah workflow is refused under restricted (the negative control) and admitted under baseline", async (t) => {

@@ -87,6 +87,20 @@ app.kubernetes.io/component: spindle
   "buildah" $k.buildah -}}
 {{- if $k.ttl }}{{ $_ := set $kubernetes "ttl" $k.ttl }}{{ end -}}
 {{- if $k.timeouts }}{{ $_ := set $kubernetes "timeouts" $k.timeouts }}{{ end -}}
+{{- $m := $k.microvm -}}
+{{- $microvm := dict
+  "images" $m.images
+  "postgresqlImage" $m.postgresqlImage
+  "redisImage" $m.redisImage
+  "mariadbImage" $m.mariadbImage
+  "docker" (dict "enabled" $m.docker.enabled "image" $m.docker.image) -}}
+{{- if $m.runtimeClassName }}{{ $_ := set $microvm "runtimeClassName" $m.runtimeClassName }}{{ end -}}
+{{- $cache := dict -}}
+{{- range $key := list "volumeClaimName" "url" "publicKey" -}}
+{{- if index $m.cache $key }}{{ $_ := set $cache $key (index $m.cache $key) }}{{ end -}}
+{{- end -}}
+{{- if $cache }}{{ $_ := set $microvm "cache" $cache }}{{ end -}}
+{{- $_ := set $kubernetes "microvm" $microvm -}}
 {{- $config := dict
   "server" $server
   "secrets" $secrets

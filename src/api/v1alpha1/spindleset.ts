@@ -177,6 +177,12 @@ const pgName = z
   .regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/)
   .describe("a PostgreSQL name: letters, digits, _ and -");
 
+/** A MariaDB database or user name as Loom accepts it (quoted in the SQL). */
+const mysqlName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/)
+  .describe("a MariaDB name: letters, digits, _ and -");
+
 /** What an `engine: microvm` workflow asks of the cluster beyond its steps. */
 export const MicrovmSpecSchema = z
   .strictObject({
@@ -226,6 +232,61 @@ export const MicrovmSpecSchema = z
       })
       .optional()
       .describe("services.postgresql's options, when the workflow enables it (NixOS option names)"),
+    redis: z
+      .strictObject({
+        port: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .default(6379)
+          .describe("TCP port on 127.0.0.1 beside the socket /run/redis/redis.sock; 0 = the socket only"),
+      })
+      .optional()
+      .describe("services.redis's options, when the workflow enables it (NixOS option names)"),
+    mysql: z
+      .strictObject({
+        ensureDatabases: z
+          .array(mysqlName)
+          .max(64)
+          .default([])
+          .meta({ "x-kubernetes-list-type": "atomic" })
+          .describe("databases to create before the first step"),
+        ensureUsers: z
+          .array(
+            z.strictObject({
+              name: mysqlName.describe(
+                "user to create, identified by the Unix socket (OS user of the same name)",
+              ),
+              ensurePermissions: z
+                .array(
+                  z.strictObject({
+                    on: z
+                      .string()
+                      .regex(/^(\*|`?[A-Za-z0-9_-]{1,64}`?)\.(\*|`?[A-Za-z0-9_-]{1,64}`?)$/)
+                      .describe("what the grant is on: db.*, *.* or db.table"),
+                    privileges: z
+                      .string()
+                      .max(256)
+                      .regex(/^[A-Za-z][A-Za-z ]*(, *[A-Za-z][A-Za-z ]*)*$/)
+                      .describe("privileges as GRANT takes them, e.g. ALL PRIVILEGES"),
+                  }),
+                )
+                .max(64)
+                .default([])
+                .meta({ "x-kubernetes-list-type": "atomic" })
+                .describe("NixOS's ensurePermissions map as a list of grants"),
+            }),
+          )
+          .max(64)
+          .default([])
+          .meta({ "x-kubernetes-list-type": "atomic" })
+          .describe("users to create before the first step"),
+      })
+      .optional()
+      .describe(
+        "services.mysql's (or services.mariadb's) options, when the workflow enables one: one MariaDB server",
+      ),
   })
   .describe(
     "set for engine: microvm workflows: the image name to map, and the services and virtualisation asked for",

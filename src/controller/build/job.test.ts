@@ -418,6 +418,7 @@ describe("buildJob: engine microvm", () => {
     services?: string[];
     virtualisation?: string[];
     postgresql?: { ensureDatabases: string[]; ensureUsers: { name: string; ensureDBOwnership: boolean }[] };
+    mysql?: { ensureDatabases: string[]; ensureUsers: [] };
   }) =>
     spec((x) => {
       const wf = x.workflows[0]!;
@@ -558,8 +559,12 @@ describe("buildJob: engine microvm", () => {
     const cases: [Parameters<typeof microvmSpec>[0], string][] = [
       [{ image: "ubuntu" }, 'microvm image "ubuntu" is not in microvm.images (configured: nixos)'],
       [
-        { image: "nixos", services: ["mysql"] },
-        "services.mysql: Loom runs only postgresql as a microvm service on Kubernetes so far; the workflow was not started",
+        { image: "nixos", services: ["mysql", "mariadb"], mysql: { ensureDatabases: [], ensureUsers: [] } },
+        "services.mariadb: Loom runs one MariaDB server for mysql and mariadb; the workflow was not started",
+      ],
+      [
+        { image: "nixos", services: ["redis"] },
+        "services.redis: the SpindleSet carries no redis options for it; the workflow was not started",
       ],
       [
         { image: "nixos", services: ["nginx"] },
@@ -567,7 +572,7 @@ describe("buildJob: engine microvm", () => {
       ],
       [
         { image: "nixos", virtualisation: ["docker"] },
-        "virtualisation.docker: no Docker daemon is provided to microvm workflows on this Loom; the workflow was not started",
+        "virtualisation.docker: this Loom runs no Docker daemon for microvm workflows (microvm.docker.enabled is false); the workflow was not started",
       ],
     ];
     for (const [microvm, message] of cases) {

@@ -19,8 +19,9 @@
  * container alone, each through a secretKeyRef to the run's Secret; the Job holds no value.
  *
  * An `engine: microvm` workflow (microvm.ts) runs its mapped image, with a `nix-store` init
- * container after install-runner, /nix and /workspace/repo mounted in the runner, UID 1000
- * named spindle-workflow, and the operator's microvm.runtimeClassName when set.
+ * container and its services' native sidecars after install-runner (microvm-pod.ts), /nix and
+ * /workspace/repo mounted in the runner, UID 1000 named spindle-workflow, and the operator's
+ * microvm.runtimeClassName when set.
  *
  * The image's own /etc/passwd is replaced (subPath mounts) by one with root, runner (1000) and
  * nobody: the setup image cannot read the workflow image's file, and tools such as buildah, ssh
@@ -52,15 +53,8 @@ import {
 } from "../../api/contract/index.ts";
 import type { WorkflowSpec } from "../../api/v1alpha1/spindleset.ts";
 import { buildahAllowed, type ControllerConfig, type ResourceProfile } from "../config.ts";
-import {
-  MICROVM_PATHS,
-  MICROVM_USER,
-  microvmPodImage,
-  NIX_STORE_CONTAINER,
-  NIX_STORE_COPY,
-  POSTGRES_CONTAINER,
-} from "./microvm.ts";
-import { POSTGRES_PATHS, POSTGRES_READY_FILE, postgresScript, postgresSql } from "./postgres.ts";
+import { MICROVM_PATHS, MICROVM_USER, microvmPodImage } from "./microvm.ts";
+import { type MicrovmPodParts, microvmPodParts } from "./microvm-pod.ts";
 import { installRunnerCommand, runnerImage } from "./runner-image.ts";
 import { effectiveTimeoutSeconds, SPEC_KEY } from "./runner-spec.ts";
 
@@ -72,9 +66,6 @@ const VOLUMES = {
   runner: "runner",
   setup: "setup",
   spec: "spec",
-  nix: "nix",
-  pgRun: "postgresql-run",
-  pgState: "postgresql-state",
 } as const;
 
 export interface JobInput {
@@ -124,47 +115,19 @@ export function buildJob(input: JobInput): V1Job {
     volumeMounts: [mount(VOLUMES.runner, POD_PATHS.runner)],
     ...containerDefaults(resources),
   });
-  if (microvm) {
-    initContainers.push({
-      name: NIX_STORE_CONTAINER,
-      image,
-      imagePullPolicy: config.images.pullPolicy,
-      command: ["sh", "-c", NIX_STORE_COPY],
-      volumeMounts: [mount(VOLUMES.nix, MICROVM_PATHS.nixCopy)],
-      ...containerDefaults(resources),
-    });
-  }
-  const postgresql = workflow.microvm?.postgresql;
-  if (postgresql !== undefined) {
-    // A native sidecar: runs for the whole pod; the runner starts once its startup probe passes.
-    initContainers.push({
-      name: POSTGRES_CONTAINER,
-      image: config.microvm.postgresqlImage,
-      imagePullPolicy: config.images.pullPolicy,
-      restartPolicy: "Always",
-      command: ["sh", "-c", postgresScript()],
-      env: [
-        { name: "LOOM_PG_USER", value: MICROVM_USER },
-        { name: "LOOM_PG_SQL", value: postgresSql(postgresql) },
-      ],
-      startupProbe: {
-        exec: { command: ["test", "-f", `${POSTGRES_PATHS.socket}/${POSTGRES_READY_FILE}`] },
-        periodSeconds: 1,
-        failureThreshold: 600,
-      },
-      volumeMounts: [
-        mount(VOLUMES.pgRun, POSTGRES_PATHS.socket),
-        mount(VOLUMES.pgState, POSTGRES_PATHS.state),
-        ...["passwd", "group"].map((file) => ({
-          name: VOLUMES.setup,
-          mountPath: `/etc/${file}`,
-          subPath: file,
-          readOnly: true,
-        })),
-      ],
-      ...containerDefaults(undefined),
-    });
-  }
+  const passwdMounts = (files: string[]): V1VolumeMount[] =>
+    files.map((file) => ({ name: VOLUMES.setup, mountPath: `/etc/${file}`, subPath: file, readOnly: true }));
+  // microvm: nix-store, then the services as native sidecars (run for the whole pod; the runner
+  // starts once their startup probes pass).
+  const parts: MicrovmPodParts | undefined = microvm
+    ? microvmPodParts(workflow, config, image, {
+        init: containerDefaults(resources),
+        sidecar: containerDefaults(undefined),
+        pullPolicy: config.images.pullPolicy,
+        passwdMounts: passwdMounts(["passwd", "group"]),
+      })
+    : undefined;
+  if (parts !== undefined) initContainers.push(...parts.initContainers);
 
   const runner: V1Container = {
     name: CONTAINERS.runner,
@@ -175,6 +138,7 @@ export function buildJob(input: JobInput): V1Job {
       { name: "HOME", value: POD_PATHS.home },
       { name: "USER", value: user },
       ...secretEnv(workflow, input.secretName),
+      ...(parts?.runnerEnv ?? []),
     ],
     volumeMounts: [
       mount(VOLUMES.tangled, POD_PATHS.tangled),
@@ -182,19 +146,8 @@ export function buildJob(input: JobInput): V1Job {
       mount(VOLUMES.runner, POD_PATHS.runner, true),
       mount(VOLUMES.spec, POD_PATHS.spec, true),
       mount(VOLUMES.setup, POD_PATHS.setup, true),
-      ...["passwd", "group", ...(buildah ? ["subuid", "subgid"] : [])].map((file) => ({
-        name: VOLUMES.setup,
-        mountPath: `/etc/${file}`,
-        subPath: file,
-        readOnly: true,
-      })),
-      ...(microvm
-        ? [
-            { name: VOLUMES.tangled, mountPath: MICROVM_PATHS.workspace, subPath: "workspace" },
-            mount(VOLUMES.nix, MICROVM_PATHS.nix),
-          ]
-        : []),
-      ...(postgresql !== undefined ? [mount(VOLUMES.pgRun, POSTGRES_PATHS.socket)] : []),
+      ...passwdMounts(["passwd", "group", ...(buildah ? ["subuid", "subgid"] : [])]),
+      ...(parts?.runnerMounts ?? []),
     ],
     ...containerDefaults(resources),
     ...(buildah && {
@@ -260,13 +213,7 @@ export function buildJob(input: JobInput): V1Job {
             { name: VOLUMES.tmp, emptyDir: {} },
             { name: VOLUMES.runner, emptyDir: {} },
             { name: VOLUMES.setup, emptyDir: {} },
-            ...(microvm ? [{ name: VOLUMES.nix, emptyDir: {} }] : []),
-            ...(postgresql !== undefined
-              ? [
-                  { name: VOLUMES.pgRun, emptyDir: {} },
-                  { name: VOLUMES.pgState, emptyDir: {} },
-                ]
-              : []),
+            ...(parts?.volumes ?? []),
             specVolume(name, input.inlineSpec !== undefined),
           ],
         },

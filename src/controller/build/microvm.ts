@@ -9,9 +9,10 @@
  * - Steps run as UID 1000 named `spindle-workflow`, in `/workspace/repo` (the workspace volume
  *   mounted there too), as upstream.
  * - `microvm.runtimeClassName` (e.g. Kata Containers) gives the VM isolation upstream has.
- * - `services.postgresql` runs as a native sidecar (postgres.ts), ready before the first step.
- *   Other services and `virtualisation` are not provided yet: a workflow asking for one fails at
- *   once with Unsupported, naming it (never run without what it asked for).
+ * - `services.postgresql`, `.redis`, `.mysql`/`.mariadb` run as native sidecars, ready before the
+ *   first step; `virtualisation.docker` as a rootless Docker daemon sidecar where the operator
+ *   enabled microvm.docker (microvm-pod.ts). Anything else a workflow asks for fails it at once
+ *   with Unsupported, naming it (never run without what it asked for).
  */
 import { BuildError } from "../../api/contract/index.ts";
 import type { WorkflowSpec } from "../../api/v1alpha1/spindleset.ts";
@@ -28,38 +29,47 @@ export const MICROVM_PATHS = {
 } as const;
 
 export const NIX_STORE_CONTAINER = "nix-store";
-export const POSTGRES_CONTAINER = "service-postgresql";
 
 /** Services Loom's Kubernetes mapping knows (src/workflow/microvm.ts has the same list for lint). */
 const KNOWN_SERVICES = new Set(["postgresql", "redis", "mysql", "mariadb"]);
-
-/**
- * `cp -a` as UID 1000: the copies belong to that user (ownership is not preserved without root),
- * modes and links are kept. A second run of the container (a restarted pod) starts empty again.
- */
-export const NIX_STORE_COPY = `cp -a ${MICROVM_PATHS.nix}/. ${MICROVM_PATHS.nixCopy}/`;
 
 /** The OCI image of a microvm workflow, or a BuildError (Unsupported) naming what cannot be had. */
 export function microvmPodImage(workflow: WorkflowSpec, config: ControllerConfig): string {
   const microvm = workflow.microvm;
   if (microvm === undefined) throw new Error(`workflow ${workflow.name} is not a microvm workflow`);
-  const service = microvm.services.find((s) => s !== "postgresql" || microvm.postgresql === undefined);
-  if (service !== undefined) {
-    const why = KNOWN_SERVICES.has(service)
-      ? "Loom runs only postgresql as a microvm service on Kubernetes so far"
-      : `Loom runs only ${[...KNOWN_SERVICES].join(", ")}`;
-    throw new BuildError("Unsupported", `services.${service}: ${why}; the workflow was not started`);
+  for (const service of microvm.services) {
+    if (!KNOWN_SERVICES.has(service)) {
+      const why = `Loom runs only ${[...KNOWN_SERVICES].join(", ")}`;
+      throw new BuildError("Unsupported", `services.${service}: ${why}; the workflow was not started`);
+    }
+    const options =
+      service === "mariadb" ? microvm.mysql : microvm[service as "postgresql" | "redis" | "mysql"];
+    if (options === undefined) {
+      throw new BuildError(
+        "Unsupported",
+        `services.${service}: the SpindleSet carries no ${service === "mariadb" ? "mysql" : service} options for it; the workflow was not started`,
+      );
+    }
   }
-  const virtualisation = microvm.virtualisation[0];
-  if (virtualisation !== undefined) {
-    const why =
-      virtualisation === "docker"
-        ? "no Docker daemon is provided to microvm workflows on this Loom"
-        : "Loom provides only virtualisation.docker";
+  if (microvm.services.includes("mysql") && microvm.services.includes("mariadb")) {
     throw new BuildError(
       "Unsupported",
-      `virtualisation.${virtualisation}: ${why}; the workflow was not started`,
+      "services.mariadb: Loom runs one MariaDB server for mysql and mariadb; the workflow was not started",
     );
+  }
+  for (const virtualisation of microvm.virtualisation) {
+    const why =
+      virtualisation !== "docker"
+        ? "Loom provides only virtualisation.docker"
+        : config.microvm.docker.enabled
+          ? undefined
+          : "this Loom runs no Docker daemon for microvm workflows (microvm.docker.enabled is false)";
+    if (why !== undefined) {
+      throw new BuildError(
+        "Unsupported",
+        `virtualisation.${virtualisation}: ${why}; the workflow was not started`,
+      );
+    }
   }
   const mapped = microvmImage(config, microvm.image, workflow.architecture);
   if (!mapped.ok) throw new BuildError("Unsupported", mapped.message);

@@ -108,7 +108,7 @@ describe("planWorkflow", () => {
         x.workflows[0]!.image = "nixos";
         x.workflows[0]!.microvm = {
           image: "nixos",
-          services: ["postgresql", "redis"],
+          services: ["postgresql", "memcached"],
           postgresql: { ensureDatabases: [], ensureUsers: [] },
         };
       }),
@@ -120,7 +120,7 @@ describe("planWorkflow", () => {
       ok: false,
       reason: "Unsupported",
       message:
-        "services.redis: Loom runs only postgresql as a microvm service on Kubernetes so far; the workflow was not started",
+        "services.memcached: Loom runs only postgresql, redis, mysql, mariadb; the workflow was not started",
     });
   });
 

@@ -97,6 +97,8 @@ export function workflowSpecFromPlan(plan: EngineRunPlan): WorkflowSpecInput {
             ensureUsers: plan.microvm.postgresql.ensureUsers.map((u) => ({ ...u })),
           },
         }),
+        ...(plan.microvm.redis !== undefined && { redis: { port: plan.microvm.redis.port } }),
+        ...(plan.microvm.mysql !== undefined && { mysql: structuredClone(plan.microvm.mysql) }),
       },
     }),
     steps: plan.steps.map((s) => ({

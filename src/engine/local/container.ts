@@ -48,6 +48,8 @@ export interface ContainerCommandOptions {
    * run's HOME, which must not become the CLI's.
    */
   cliEnv: Readonly<Record<string, string>>;
+  /** More `run` arguments before the entrypoint (microvm.ts: the copied /nix). */
+  extraArgs?: readonly string[];
 }
 
 /**
@@ -74,6 +76,7 @@ export function containerCommand(o: ContainerCommandOptions): string[] {
     "--volume",
     `${o.bundleDir}:${BUNDLE_MOUNT}:ro`,
     ...o.secretKeys.flatMap((k) => ["--env", `LOOM_SECRET_${k}`]),
+    ...(o.extraArgs ?? []),
     "--entrypoint",
     `${BUNDLE_MOUNT}/loom-runner`,
     o.image,

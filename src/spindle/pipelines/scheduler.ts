@@ -46,6 +46,8 @@ export interface SchedulerOptions {
   maxJobCountPerRepo?: number | null;
   /** How many of the next pipelines show their exact place in the queue (default 20). */
   positionsShown?: number;
+  /** Traces (src/telemetry); undefined when tracing is off. */
+  tracer?: RunTracer | undefined;
 }
 
 /** The pending note of a pipeline at `position` (1 = next to start). */
@@ -57,6 +59,8 @@ export function queueNote(position: number, shown: number): string {
 
 /** One waiting pipeline, for status pages (`Scheduler.queueSnapshot`). */
 export interface QueuedPipeline {
+  /** The pipeline's row id. */
+  id: number;
   knot: string;
   rkey: string;
   owner: string;
@@ -64,8 +68,6 @@ export interface QueuedPipeline {
   /** 1 = next to start (fair order, ignoring per-repo limits). */
   position: number;
   createdAt: number;
-  /** Traces (src/telemetry); undefined when tracing is off. */
-  tracer?: RunTracer | undefined;
 }
 
 export type CancelResult = "cancelled" | "finished" | "not_found";
@@ -132,6 +134,7 @@ export class Scheduler {
     return this.#queue.peek(max).map((e, i) => {
       const p = this.#queued.get(e.id) as PipelineRow;
       return {
+        id: e.id,
         knot: p.knot,
         rkey: p.rkey,
         owner: p.owner,

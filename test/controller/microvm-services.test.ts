@@ -1,0 +1,220 @@
+/**
+ * The Redis and MariaDB sidecars' scripts (src/controller/build/redis.ts, mysql.ts) run for real
+ * against Debian's redis-server and MariaDB, as the pod runs them: UID 1000 named
+ * spindle-workflow by the pod's own passwd (setupScript's, bind-mounted over /etc/passwd in a
+ * private mount namespace, as the Job mounts it), the socket in its own folder. Then the client
+ * as that user with no password: `redis-cli ping` over the socket and TCP, `mariadb -e 'select 1'`
+ * over the socket into a database its grants cover. Needs root (mount namespace, setpriv) and
+ * Debian's redis-server and mariadb-server packages (hack/install-system-deps.sh installs them).
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type TestContext, test } from "node:test";
+import { setupScript } from "../../src/api/contract/index.ts";
+import { MYSQL_READY_FILE, mysqlScript, mysqlSql } from "../../src/controller/build/mysql.ts";
+import { REDIS_READY_FILE, redisScript } from "../../src/controller/build/redis.ts";
+import { eventually } from "../harness/index.ts";
+
+const PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+const root = process.getuid?.() === 0;
+const has = (cmd: string) => spawnSync("sh", ["-c", `PATH=${PATH} command -v ${cmd}`]).status === 0;
+const skipRedis = !root
+  ? "needs root (a mount namespace for the pod's passwd, setpriv to UID 1000)"
+  : !has("redis-server") || !has("redis-cli")
+    ? "Debian's redis-server package is not installed (make test-deps)"
+    : false;
+const skipMariadb = !root
+  ? "needs root (a mount namespace for the pod's passwd, setpriv to UID 1000)"
+  : !has("mariadbd") || !has("mariadb-install-db") || !has("mariadb")
+    ? "Debian's mariadb-server package is not installed (make test-deps)"
+    : false;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A pod's folders: its passwd/group (setupScript's), and the sidecar's state and socket folders. */
+function podDirs(t: TestContext, prefix: string) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755);
+  const paths = {
+    home: join(dir, "home"),
+    workspace: join(dir, "ws"),
+    setup: join(dir, "setup"),
+    cloneLog: "",
+  };
+  mkdirSync(paths.setup);
+  assert.equal(spawnSync("sh", ["-c", setupScript(paths, "spindle-workflow")]).status, 0);
+  const state = join(dir, "state");
+  const socket = join(dir, "run");
+  for (const d of [state, socket]) {
+    mkdirSync(d);
+    chownSync(d, 1000, 1000);
+  }
+  /** `unshare` arguments running `argv` as UID 1000 with the pod's passwd and group. */
+  const asPodUser = (argv: string[], env: Record<string, string> = {}) => [
+    "-m",
+    "sh",
+    "-c",
+    `mount --bind "$1/passwd" /etc/passwd && mount --bind "$1/group" /etc/group && shift && exec setpriv --reuid=1000 --regid=1000 --clear-groups "$@"`,
+    "sh",
+    paths.setup,
+    "env",
+    "-i",
+    `PATH=${PATH}`,
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    ...argv,
+  ];
+  const run = (argv: string[]) => spawnSync("unshare", asPodUser(argv), { encoding: "utf8" });
+  return { state, socket, asPodUser, run };
+}
+
+/** Starts the sidecar script as the pod's user; its log collected, SIGKILLed after the test. */
+function startSidecar(t: TestContext, args: string[]) {
+  // Its own process group: a failed test kills the server too, not just unshare.
+  const sidecar: ChildProcess = spawn("unshare", args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const out = { log: "" };
+  sidecar.stdout!.on("data", (d) => (out.log += d));
+  sidecar.stderr!.on("data", (d) => (out.log += d));
+  const exited = new Promise<number | null>((resolve) => sidecar.on("exit", (code) => resolve(code)));
+  t.after(() => {
+    try {
+      process.kill(-sidecar.pid!, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  });
+  return { sidecar, out, exited };
+}
+
+test("the Redis sidecar: PONG over the socket and TCP on 127.0.0.1, with no password", {
+  skip: skipRedis,
+}, async (t) => {
+  const pod = podDirs(t, "loom-redis-");
+  const port = await freePort();
+  const { sidecar, out, exited } = startSidecar(
+    t,
+    pod.asPodUser(["sh", "-c", redisScript({ state: pod.state, socket: pod.socket })], {
+      LOOM_REDIS_PORT: String(port),
+    }),
+  );
+  await eventually("the sidecar marks itself ready", async () =>
+    existsSync(join(pod.socket, REDIS_READY_FILE)) ? true : `not yet: ${out.log.slice(-400)}`,
+  );
+  assert.match(out.log, /redis is ready/);
+  const sock = join(pod.socket, "redis.sock");
+  const ping = pod.run(["redis-cli", "-s", sock, "ping"]);
+  assert.equal(ping.status, 0, ping.stderr);
+  assert.equal(ping.stdout.trim(), "PONG");
+  const set = pod.run(["redis-cli", "-s", sock, "set", "k", "v"]);
+  assert.equal(set.stdout.trim(), "OK");
+  const tcp = pod.run(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "get", "k"]);
+  assert.equal(tcp.status, 0, tcp.stderr);
+  assert.equal(tcp.stdout.trim(), "v");
+  // Nothing is written to disk: the data lives as long as the pod.
+  const save = pod.run(["redis-cli", "-s", sock, "config", "get", "save"]);
+  assert.equal(save.stdout, "save\n\n");
+
+  sidecar.kill("SIGTERM");
+  assert.equal(await exited, 0, out.log);
+});
+
+test("the Redis sidecar with port 0 listens on the socket only", { skip: skipRedis }, async (t) => {
+  const pod = podDirs(t, "loom-redis-");
+  const { sidecar, out, exited } = startSidecar(
+    t,
+    pod.asPodUser(["sh", "-c", redisScript({ state: pod.state, socket: pod.socket })], {
+      LOOM_REDIS_PORT: "0",
+    }),
+  );
+  await eventually("the sidecar marks itself ready", async () =>
+    existsSync(join(pod.socket, REDIS_READY_FILE)) ? true : `not yet: ${out.log.slice(-400)}`,
+  );
+  const port = pod.run(["redis-cli", "-s", join(pod.socket, "redis.sock"), "config", "get", "port"]);
+  assert.deepEqual(port.stdout.trim().split("\n"), ["port", "0"]);
+  sidecar.kill("SIGTERM");
+  assert.equal(await exited, 0, out.log);
+});
+
+test("the MariaDB sidecar: databases, socket-identified users and grants; select 1 as spindle-workflow with no password", {
+  skip: skipMariadb,
+}, async (t) => {
+  const pod = podDirs(t, "loom-mysql-");
+  const port = await freePort();
+  const sql = mysqlSql({
+    ensureDatabases: ["app", "other-db"],
+    ensureUsers: [
+      { name: "spindle-workflow", ensurePermissions: [{ on: "app.*", privileges: "ALL PRIVILEGES" }] },
+      { name: "reader", ensurePermissions: [{ on: "other-db.*", privileges: "SELECT" }] },
+    ],
+  });
+  const { sidecar, out, exited } = startSidecar(
+    t,
+    pod.asPodUser(["sh", "-c", mysqlScript({ state: pod.state, socket: pod.socket })], {
+      LOOM_DB_USER: "spindle-workflow",
+      LOOM_MYSQL_SQL: sql,
+      LOOM_MYSQL_PORT: String(port),
+    }),
+  );
+  await eventually("the sidecar marks itself ready", async () =>
+    existsSync(join(pod.socket, MYSQL_READY_FILE)) ? true : `not yet: ${out.log.slice(-400)}`,
+  );
+  assert.match(out.log, /mariadb is ready/);
+  const sock = join(pod.socket, "mysqld.sock");
+  const mariadb = (args: string[]) => pod.run(["mariadb", "--no-defaults", "-S", sock, "-N", "-B", ...args]);
+  // As upstream: no password, over the socket, as the OS user spindle-workflow.
+  const one = mariadb(["-e", "select 1"]);
+  assert.equal(one.status, 0, one.stderr);
+  assert.equal(one.stdout.trim(), "1");
+  const who = mariadb(["-e", "select current_user()"]);
+  assert.equal(who.stdout.trim(), "spindle-workflow@localhost");
+  const dbs = mariadb(["-e", "show databases like '%'"]);
+  assert.ok(dbs.stdout.split("\n").includes("app"), dbs.stdout);
+  assert.ok(dbs.stdout.split("\n").includes("other-db"), dbs.stdout);
+  const write = mariadb(["app", "-e", "create table t (x int); insert into t values (7); select x from t"]);
+  assert.equal(write.status, 0, write.stderr);
+  assert.equal(write.stdout.trim(), "7");
+  const users = mariadb([
+    "-e",
+    "select concat(user, ' ', plugin) from mysql.user where user in ('reader', 'spindle-workflow') order by user",
+  ]);
+  assert.equal(users.status, 0, users.stderr);
+  assert.match(users.stdout, /^reader .*unix_socket/m);
+  const grants = mariadb(["-e", "show grants for 'reader'@'localhost'"]);
+  assert.match(grants.stdout, /GRANT SELECT ON `other-db`\.\* TO `reader`@`localhost`/);
+  // The socket identifies the OS user: spindle-workflow cannot log in as reader.
+  const other = mariadb(["-u", "reader", "-e", "select 1"]);
+  assert.notEqual(other.status, 0);
+  assert.match(other.stderr, /Access denied/);
+
+  // A second start over the same data (a restarted sidecar) keeps it and reruns the SQL.
+  sidecar.kill("SIGTERM");
+  assert.equal(await exited, 0, out.log);
+  const again = startSidecar(
+    t,
+    pod.asPodUser(["sh", "-c", mysqlScript({ state: pod.state, socket: pod.socket })], {
+      LOOM_DB_USER: "spindle-workflow",
+      LOOM_MYSQL_SQL: sql,
+      LOOM_MYSQL_PORT: String(port),
+    }),
+  );
+  await eventually("the restarted sidecar marks itself ready", async () =>
+    again.out.log.includes("mariadb is ready") ? true : `not yet: ${again.out.log.slice(-400)}`,
+  );
+  const kept = mariadb(["app", "-e", "select x from t"]);
+  assert.equal(kept.stdout.trim(), "7");
+  again.sidecar.kill("SIGTERM");
+  assert.equal(await again.exited, 0, again.out.log);
+});
