@@ -138,13 +138,17 @@ async function measure(
   if (relay.errorCount > 0) throw new Error(`relay errors: ${relay.errors[0]?.message}`);
   const lines = sample.lines * rounds;
   console.log(
-    `relay + masking ${label}: ${(mb / secs).toFixed(0)} MB/s, ${(lines / secs / 1e6).toFixed(2)} M lines/s with ${SECRETS.length} secrets (target ≥ 100 MB/s; ${mb.toFixed(0)} MB, ${(lines / 1e6).toFixed(1)} M lines in ${secs.toFixed(2)} s; ${(mb / cpuSecs).toFixed(0)} MB per CPU-second; ${(written / 1e6).toFixed(0)} MB of log lines, ${(sample.output / sample.lines).toFixed(0)} B/line)`,
+    `relay + masking ${label}: ${(mb / secs).toFixed(0)} MB/s, ${count(lines / secs)} lines/s with ${SECRETS.length} secrets (target ≥ 100 MB/s; ${mb.toFixed(0)} MB, ${count(lines)} lines in ${secs.toFixed(2)} s; ${(mb / cpuSecs).toFixed(0)} MB per CPU-second; ${(written / 1e6).toFixed(0)} MB of log lines, ${(sample.output / sample.lines).toFixed(0)} B/line)`,
   );
   if (doneIs)
     console.log(
       `  then ${doneIs}: ${doneSecs.toFixed(2)} s for ${(written / 1e6).toFixed(0)} MB (${(written / 1e6 / doneSecs).toFixed(0)} MB/s; ${(mb / (secs + doneSecs)).toFixed(0)} MB/s of output with it)`,
     );
 }
+
+/** 2.0 M, 670 k or 12: a count as read at a glance. */
+const count = (n: number): string =>
+  n >= 1e5 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0);
 
 /** How busy and how fast this machine is right now, so a figure can be read in context. */
 function machine(): string {

@@ -131,7 +131,9 @@ export function encodeByteTextLines(
   // A `$` would be a substitution pattern in replaceAll's replacement (a time never has one).
   const breakLines = (text: string, nl: string) =>
     between.includes("$") ? text.split(nl).join(between) : text.replaceAll(nl, between);
-  if (mayHaveControls && RARE_CONTROLS.test(bytes)) {
+  // Long text (a line of hundreds of KiB): JSON.stringify's one native pass beats the
+  // replacements below once quotes are frequent (JSON dumps), and costs little more otherwise.
+  if (bytes.length > LONG_TEXT || (mayHaveControls && RARE_CONTROLS.test(bytes))) {
     // Quotes and control characters come out of JSON.stringify as Go writes them.
     const json = goFixups(JSON.stringify(bytes), bytes).replace(LONE_ESCAPE, "\\ufffd");
     return `{"kind":"data","content":${breakLines(json, "\\n")}${end}`;
@@ -145,6 +147,8 @@ export function encodeByteTextLines(
   return `{"kind":"data","content":"${breakLines(goFixups(text, bytes), "\n")}"${end}`;
 }
 
+/** Text longer than this is escaped by JSON.stringify (see encodeByteTextLines). */
+const LONG_TEXT = 64 << 10;
 /** Control characters other than \n, \t and ESC, and lone surrogates: JSON.stringify's work. */
 const RARE_CONTROLS = /[\x00-\x08\x0b-\x1a\x1c-\x1f\u0100-\uffff]/;
 /** JSON.stringify's escape of a lone surrogate (with no backslash in the text, every `\u` is one). */
