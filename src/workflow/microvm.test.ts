@@ -220,6 +220,10 @@ describe("microvm: lint says what the Kubernetes mapping cannot do", () => {
         'services.mysql.ensureUsers[0].ensurePermissions: "a\' OR 1" is not db.* or db.table',
       ],
       [
+        'mysql: {enable: true, ensureUsers: [{name: u, ensurePermissions: {"`a.*": ALL}}]}',
+        'services.mysql.ensureUsers[0].ensurePermissions: "`a.*" is not db.* or db.table',
+      ],
+      [
         "mariadb: {enable: true, ensureUsers: [{name: u, password: x}]}",
         "services.mariadb.ensureUsers[0].password: Loom cannot honour this option",
       ],

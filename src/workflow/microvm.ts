@@ -147,7 +147,8 @@ type Checked<T> = { ok: true; options: T } | { ok: false; error: string };
 /** A MariaDB database or user name: letters, digits, `_`, `-` (quoted in the SQL). */
 const MYSQL_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 /** A GRANT target as NixOS's ensurePermissions keys: `db.*`, `*.*`, `db.table`, names backquoted or not. */
-const MYSQL_ON = /^(\*|`?[A-Za-z0-9_-]{1,64}`?)\.(\*|`?[A-Za-z0-9_-]{1,64}`?)$/;
+const MYSQL_ON =
+  /^(\*|[A-Za-z0-9_-]{1,64}|`[A-Za-z0-9_-]{1,64}`)\.(\*|[A-Za-z0-9_-]{1,64}|`[A-Za-z0-9_-]{1,64}`)$/;
 /** Privileges as GRANT takes them: words and commas only (`ALL PRIVILEGES`, `SELECT, INSERT`). */
 const MYSQL_PRIVILEGES = /^[A-Za-z][A-Za-z ]*(, *[A-Za-z][A-Za-z ]*)*$/;
 

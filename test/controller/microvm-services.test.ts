@@ -2,9 +2,10 @@
  * The Redis and MariaDB sidecars' scripts (src/controller/build/redis.ts, mysql.ts) run for real
  * against Debian's redis-server and MariaDB, as the pod runs them: UID 1000 named
  * spindle-workflow by the pod's own passwd (setupScript's, bind-mounted over /etc/passwd in a
- * private mount namespace, as the Job mounts it), the socket in its own folder. Then the client
- * as that user with no password: `redis-cli ping` over the socket and TCP, `mariadb -e 'select 1'`
- * over the socket into a database its grants cover. Needs root (mount namespace, setpriv) and
+ * private mount namespace, as the Job mounts it), the socket folder bind-mounted at the pod's own
+ * path (/run/redis, /run/mysqld). Then the client as that user with no password: `redis-cli ping`
+ * over /run/redis/redis.sock and TCP, plain `mariadb -e 'select 1'` (the client's default socket),
+ * and a table written into a database its grants cover. Needs root (mount namespace, setpriv) and
  * Debian's redis-server and mariadb-server packages (hack/install-system-deps.sh installs them).
  */
 import assert from "node:assert/strict";
@@ -15,8 +16,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { setupScript } from "../../src/api/contract/index.ts";
-import { MYSQL_READY_FILE, mysqlScript, mysqlSql } from "../../src/controller/build/mysql.ts";
-import { REDIS_READY_FILE, redisScript } from "../../src/controller/build/redis.ts";
+import { MYSQL_PATHS, MYSQL_READY_FILE, mysqlScript, mysqlSql } from "../../src/controller/build/mysql.ts";
+import { REDIS_PATHS, REDIS_READY_FILE, redisScript } from "../../src/controller/build/redis.ts";
 import { eventually } from "../harness/index.ts";
 
 const PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -44,8 +45,12 @@ function freePort(): Promise<number> {
   });
 }
 
-/** A pod's folders: its passwd/group (setupScript's), and the sidecar's state and socket folders. */
-function podDirs(t: TestContext, prefix: string) {
+/**
+ * A pod's folders: its passwd/group (setupScript's), and the sidecar's state and socket folders;
+ * the socket folder is also bind-mounted at `socketAt` (the pod's path, e.g. /run/mysqld) in
+ * each private mount namespace, so the scripts and clients use the pod's own paths.
+ */
+function podDirs(t: TestContext, prefix: string, socketAt: string) {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   chmodSync(dir, 0o755);
@@ -68,9 +73,11 @@ function podDirs(t: TestContext, prefix: string) {
     "-m",
     "sh",
     "-c",
-    `mount --bind "$1/passwd" /etc/passwd && mount --bind "$1/group" /etc/group && shift && exec setpriv --reuid=1000 --regid=1000 --clear-groups "$@"`,
+    `mount --bind "$1/passwd" /etc/passwd && mount --bind "$1/group" /etc/group && mkdir -p "$3" && mount --bind "$2" "$3" && shift 3 && exec setpriv --reuid=1000 --regid=1000 --clear-groups "$@"`,
     "sh",
     paths.setup,
+    socket,
+    socketAt,
     "env",
     "-i",
     `PATH=${PATH}`,
@@ -102,11 +109,11 @@ function startSidecar(t: TestContext, args: string[]) {
 test("the Redis sidecar: PONG over the socket and TCP on 127.0.0.1, with no password", {
   skip: skipRedis,
 }, async (t) => {
-  const pod = podDirs(t, "loom-redis-");
+  const pod = podDirs(t, "loom-redis-", REDIS_PATHS.socket);
   const port = await freePort();
   const { sidecar, out, exited } = startSidecar(
     t,
-    pod.asPodUser(["sh", "-c", redisScript({ state: pod.state, socket: pod.socket })], {
+    pod.asPodUser(["sh", "-c", redisScript({ state: pod.state, socket: REDIS_PATHS.socket })], {
       LOOM_REDIS_PORT: String(port),
     }),
   );
@@ -114,7 +121,7 @@ test("the Redis sidecar: PONG over the socket and TCP on 127.0.0.1, with no pass
     existsSync(join(pod.socket, REDIS_READY_FILE)) ? true : `not yet: ${out.log.slice(-400)}`,
   );
   assert.match(out.log, /redis is ready/);
-  const sock = join(pod.socket, "redis.sock");
+  const sock = "/run/redis/redis.sock"; // NixOS's default server's socket
   const ping = pod.run(["redis-cli", "-s", sock, "ping"]);
   assert.equal(ping.status, 0, ping.stderr);
   assert.equal(ping.stdout.trim(), "PONG");
@@ -132,17 +139,17 @@ test("the Redis sidecar: PONG over the socket and TCP on 127.0.0.1, with no pass
 });
 
 test("the Redis sidecar with port 0 listens on the socket only", { skip: skipRedis }, async (t) => {
-  const pod = podDirs(t, "loom-redis-");
+  const pod = podDirs(t, "loom-redis-", REDIS_PATHS.socket);
   const { sidecar, out, exited } = startSidecar(
     t,
-    pod.asPodUser(["sh", "-c", redisScript({ state: pod.state, socket: pod.socket })], {
+    pod.asPodUser(["sh", "-c", redisScript({ state: pod.state, socket: REDIS_PATHS.socket })], {
       LOOM_REDIS_PORT: "0",
     }),
   );
   await eventually("the sidecar marks itself ready", async () =>
     existsSync(join(pod.socket, REDIS_READY_FILE)) ? true : `not yet: ${out.log.slice(-400)}`,
   );
-  const port = pod.run(["redis-cli", "-s", join(pod.socket, "redis.sock"), "config", "get", "port"]);
+  const port = pod.run(["redis-cli", "-s", "/run/redis/redis.sock", "config", "get", "port"]);
   assert.deepEqual(port.stdout.trim().split("\n"), ["port", "0"]);
   sidecar.kill("SIGTERM");
   assert.equal(await exited, 0, out.log);
@@ -151,7 +158,7 @@ test("the Redis sidecar with port 0 listens on the socket only", { skip: skipRed
 test("the MariaDB sidecar: databases, socket-identified users and grants; select 1 as spindle-workflow with no password", {
   skip: skipMariadb,
 }, async (t) => {
-  const pod = podDirs(t, "loom-mysql-");
+  const pod = podDirs(t, "loom-mysql-", MYSQL_PATHS.socket);
   const port = await freePort();
   const sql = mysqlSql({
     ensureDatabases: ["app", "other-db"],
@@ -162,7 +169,7 @@ test("the MariaDB sidecar: databases, socket-identified users and grants; select
   });
   const { sidecar, out, exited } = startSidecar(
     t,
-    pod.asPodUser(["sh", "-c", mysqlScript({ state: pod.state, socket: pod.socket })], {
+    pod.asPodUser(["sh", "-c", mysqlScript({ state: pod.state, socket: MYSQL_PATHS.socket })], {
       LOOM_DB_USER: "spindle-workflow",
       LOOM_MYSQL_SQL: sql,
       LOOM_MYSQL_PORT: String(port),
@@ -172,12 +179,12 @@ test("the MariaDB sidecar: databases, socket-identified users and grants; select
     existsSync(join(pod.socket, MYSQL_READY_FILE)) ? true : `not yet: ${out.log.slice(-400)}`,
   );
   assert.match(out.log, /mariadb is ready/);
-  const sock = join(pod.socket, "mysqld.sock");
-  const mariadb = (args: string[]) => pod.run(["mariadb", "--no-defaults", "-S", sock, "-N", "-B", ...args]);
-  // As upstream: no password, over the socket, as the OS user spindle-workflow.
-  const one = mariadb(["-e", "select 1"]);
+  // As upstream: `mariadb -e 'select 1'` with nothing else, as the OS user spindle-workflow: no
+  // password, the client's own default socket (/run/mysqld/mysqld.sock, as nixpkgs' client's).
+  const one = pod.run(["mariadb", "-e", "select 1"]);
   assert.equal(one.status, 0, one.stderr);
-  assert.equal(one.stdout.trim(), "1");
+  assert.equal(one.stdout, "1\n1\n"); // the column's name, then its value
+  const mariadb = (args: string[]) => pod.run(["mariadb", "--no-defaults", "-N", "-B", ...args]);
   const who = mariadb(["-e", "select current_user()"]);
   assert.equal(who.stdout.trim(), "spindle-workflow@localhost");
   const dbs = mariadb(["-e", "show databases like '%'"]);
@@ -204,7 +211,7 @@ test("the MariaDB sidecar: databases, socket-identified users and grants; select
   assert.equal(await exited, 0, out.log);
   const again = startSidecar(
     t,
-    pod.asPodUser(["sh", "-c", mysqlScript({ state: pod.state, socket: pod.socket })], {
+    pod.asPodUser(["sh", "-c", mysqlScript({ state: pod.state, socket: MYSQL_PATHS.socket })], {
       LOOM_DB_USER: "spindle-workflow",
       LOOM_MYSQL_SQL: sql,
       LOOM_MYSQL_PORT: String(port),

@@ -263,7 +263,9 @@ export const MicrovmSpecSchema = z
                   z.strictObject({
                     on: z
                       .string()
-                      .regex(/^(\*|`?[A-Za-z0-9_-]{1,64}`?)\.(\*|`?[A-Za-z0-9_-]{1,64}`?)$/)
+                      .regex(
+                        /^(\*|[A-Za-z0-9_-]{1,64}|`[A-Za-z0-9_-]{1,64}`)\.(\*|[A-Za-z0-9_-]{1,64}|`[A-Za-z0-9_-]{1,64}`)$/,
+                      )
                       .describe("what the grant is on: db.*, *.* or db.table"),
                     privileges: z
                       .string()

@@ -73,9 +73,14 @@ describe("runSpecFromPlan", () => {
   it("carries a microvm plan's image name, services and virtualisation; other plans have none", () => {
     const microvm = {
       image: "nixos",
-      services: ["postgresql"],
+      services: ["postgresql", "redis", "mariadb"],
       virtualisation: ["docker"],
       postgresql: { ensureDatabases: ["app"], ensureUsers: [{ name: "app", ensureDBOwnership: true }] },
+      redis: { port: 0 },
+      mysql: {
+        ensureDatabases: ["app"],
+        ensureUsers: [{ name: "app", ensurePermissions: [{ on: "app.*", privileges: "ALL PRIVILEGES" }] }],
+      },
     };
     const r = runSpecFromPlan(plan({}, { engine: "microvm", image: "nixos", microvm }), true);
     assert.ok(r.ok, r.ok ? "" : r.error);
