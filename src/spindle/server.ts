@@ -117,6 +117,8 @@ export class SpindleServer {
   readonly #operations: Server | undefined;
   #state: "created" | "running" | "stopping" | "stopped" = "created";
   readonly #logRetention: LogRetention | undefined;
+  /** The queue's limits in force (with the Kubernetes engine, defaults follow its capacity). */
+  readonly #limits: { maxJobCount: number; queueSize: number; maxJobCountPerRepo: number | null };
   /** The embedded controller's start: its informers list until they succeed (or it throws). */
   #controllerState: "starting" | "synced" | "failed" = "starting";
 
@@ -158,6 +160,7 @@ export class SpindleServer {
       server,
       this.engine.name === "kubernetes" ? clusterCapacity(config) : null,
     );
+    this.#limits = { ...limits, maxJobCountPerRepo: server.maxJobCountPerRepo };
     this.scheduler = new Scheduler({
       ledger: this.#ledger,
       engine: this.engine,
@@ -392,6 +395,7 @@ export class SpindleServer {
         url: this.url,
         did: this.config.server.did,
         engine: this.engine.name,
+        queue: this.#limits,
         ...(this.metricsUrl && { metrics: `${this.metricsUrl}/metrics` }),
       },
       "spindle listening",
