@@ -126,6 +126,8 @@ export class SpindleServer {
   readonly #logRetention: LogRetention | undefined;
   /** The status page (/status) and its event streams. */
   readonly #status: StatusRoutes;
+  /** The queue's limits in force (with the Kubernetes engine, defaults follow its capacity). */
+  readonly #limits: { maxJobCount: number; queueSize: number; maxJobCountPerRepo: number | null };
   /** The embedded controller's start: its informers list until they succeed (or it throws). */
   #controllerState: "starting" | "synced" | "failed" = "starting";
 
@@ -167,6 +169,7 @@ export class SpindleServer {
       server,
       this.engine.name === "kubernetes" ? clusterCapacity(config) : null,
     );
+    this.#limits = { ...limits, maxJobCountPerRepo: server.maxJobCountPerRepo };
     this.scheduler = new Scheduler({
       ledger: this.#ledger,
       engine: this.engine,
@@ -312,7 +315,7 @@ export class SpindleServer {
       store: this.store,
       logDir: server.logDir,
       scheduler: this.scheduler,
-      maxJobCount: server.maxJobCount,
+      maxJobCount: limits.maxJobCount,
       intake: this.intake,
       subscribe: (fn) => this.events.subscribe(fn),
       logger: this.logger.child({ component: "status" }),
@@ -428,6 +431,7 @@ export class SpindleServer {
         url: this.url,
         did: this.config.server.did,
         engine: this.engine.name,
+        queue: this.#limits,
         ...(this.metricsUrl && { metrics: `${this.metricsUrl}/metrics` }),
       },
       "spindle listening",

@@ -96,8 +96,13 @@ describe("spindle server: fair share between repos", () => {
         [rkey("flood", 3), ALICE, 3],
       ],
     );
-    // Bounded: pipelines far back in the queue never got a note of their own.
-    for (let i = 25; i <= 50; i++) assert.deepEqual(notes(events.frames, `a${i}`), [], `a${i}`);
+    // Bounded: the 20 next show their place; one pushed back beyond them (by b1) says so once;
+    // pipelines further back never got a note of their own.
+    assert.deepEqual(notes(events.frames, "a21"), [
+      "queued: position 20 in the spindle's queue",
+      "queued: more than 20 pipelines ahead in the spindle's queue",
+    ]);
+    for (let i = 22; i <= 50; i++) assert.deepEqual(notes(events.frames, `a${i}`), [], `a${i}`);
 
     g.open("a1");
     await events.until((f) => started(f).includes("a2"));

@@ -88,6 +88,8 @@ export class Scheduler {
   readonly #runningByRepo = new Map<string, number>();
   /** The queue note queued pipelines' pending workflows show (pipelines showing none: absent). */
   readonly #notes = new Map<number, string>();
+  /** Queued pipelines whose note is an exact place (at most about `positionsShown`). */
+  readonly #exact = new Set<number>();
   #stopping = false;
 
   constructor(opts: SchedulerOptions) {
@@ -118,6 +120,7 @@ export class Scheduler {
       if (!e) break;
       this.#queued.delete(e.id);
       this.#notes.delete(e.id);
+      this.#exact.delete(e.id);
       const p = store.claim(e.id);
       if (!p) continue;
       this.#o.metrics.queueWait.observe(Math.max(0, ledger.now().getTime() - p.createdAt) / 1000);
@@ -126,6 +129,10 @@ export class Scheduler {
     }
     this.#showPositions();
     this.#o.metrics.queueDepth.set(store.queuedCount());
+  }
+
+  get #shown(): number {
+    return this.#o.positionsShown ?? 20;
   }
 
   /** The waiting pipelines in the order they would start (for status pages), at most `max`. */
@@ -151,23 +158,29 @@ export class Scheduler {
     for (const p of store.queuedAfter(this.#seen)) {
       this.#seen = Math.max(this.#seen, p.id);
       this.#queued.set(p.id, p);
+      // A note from before a restart is looked at again unless it is already "more than N".
       const note = store.pendingNote(p.id);
       if (note !== null) this.#notes.set(p.id, note);
+      if (note !== null && note !== queueNote(this.#shown + 1, this.#shown)) this.#exact.add(p.id);
       this.#queue.add({ id: p.id, owner: p.owner, repo: p.repo });
     }
   }
 
   /** Writes a pending event for each waiting pipeline whose place in the queue changed. */
   #showPositions(): void {
-    const shown = this.#o.positionsShown ?? 20;
+    const shown = this.#shown;
     const want = new Map<number, string>();
     for (const [i, e] of this.#queue.peek(shown).entries()) want.set(e.id, queueNote(i + 1, shown));
-    // Pipelines beyond the first `shown` that never had a note keep none (no event per admission):
-    // only those in the first `shown` and those that showed a note before are looked at.
-    for (const id of this.#notes.keys()) if (!want.has(id)) want.set(id, queueNote(shown + 1, shown));
+    // Pipelines beyond the first `shown` that never had a note keep none (no event per admission);
+    // those that showed an exact place and fell back say so. Only those are looked at, so the
+    // work per call is bounded by `shown`, not by the queue.
+    const beyond = queueNote(shown + 1, shown);
+    for (const id of this.#exact) if (!want.has(id)) want.set(id, beyond);
     const transitions: Transition[] = [];
     const { store } = this.#o.ledger;
     for (const [id, text] of want) {
+      if (text === beyond) this.#exact.delete(id);
+      else this.#exact.add(id);
       if (this.#notes.get(id) === text) continue;
       this.#notes.set(id, text);
       for (const run of store.runsOf(id)) {
