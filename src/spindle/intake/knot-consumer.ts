@@ -175,7 +175,7 @@ export class KnotConsumer {
   async #session(
     url: string,
     signal: AbortSignal,
-    probe?: { onOpen: () => void; onText: (text: string) => Promise<void> },
+    probe?: { onOpen: () => void; onText: (text: string) => Promise<void>; onOversize: () => void },
   ): Promise<SessionEnd> {
     let picked: LookupAddress;
     try {
@@ -393,7 +393,14 @@ export class KnotConsumer {
     return hi;
   }
 
-  /** One short connection at `cursor`: what comes first. */
+  /**
+   * One short connection at `cursor`: what comes first. The answer is whichever is seen first —
+   * a readable frame, the oversize frame's header (1009), or `probeWaitMs` of silence — and the
+   * connection is dropped at once: the 1009 session would otherwise end only after the knot has
+   * sent the rest of the oversize frame and answered the close, and a wait that ran out
+   * meanwhile must not be taken for silence (that located the row too early, skipped nothing,
+   * and counted the same row again at the next search).
+   */
   async #probe(cursor: bigint, signal: AbortSignal): Promise<Probe> {
     if (signal.aborted) return "error";
     const url = knotEventsUrl(this.knot, this.#o.dev, cursor.toString());
@@ -401,20 +408,22 @@ export class KnotConsumer {
     const onAbort = () => stop.abort();
     signal.addEventListener("abort", onAbort, { once: true });
     let seen: Probe | null = null;
+    const saw = (what: Probe) => {
+      seen ??= what;
+      stop.abort();
+    };
     let timer: NodeJS.Timeout | undefined;
     const end = await this.#session(url, stop.signal, {
       onOpen: () => {
-        timer = setTimeout(() => {
-          seen ??= "none";
-          stop.abort();
-        }, this.#o.probeWaitMs ?? 2000);
+        // On a busy event loop the wait can run out while the knot's first frame is already
+        // received: read pending I/O (the poll phase runs before setImmediate) before deciding.
+        timer = setTimeout(() => setImmediate(() => saw("none")), this.#o.probeWaitMs ?? 2000);
       },
       onText: async (text) => {
         // Frames that are not envelopes are dropped by the real session too; look past them.
-        if (!parseKnotEnvelope(text).ok) return;
-        seen ??= "frame";
-        stop.abort();
+        if (parseKnotEnvelope(text).ok) saw("frame");
       },
+      onOversize: () => saw("oversize"),
     });
     clearTimeout(timer);
     signal.removeEventListener("abort", onAbort);

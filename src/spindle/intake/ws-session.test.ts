@@ -139,3 +139,41 @@ describe("runSession batches", () => {
     );
   });
 });
+
+describe("runSession and an oversize frame", () => {
+  it("calls onOversize when the frame is announced, before a peer that never answers the close", async () => {
+    const { WebSocketServer } = await import("ws");
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    await new Promise<void>((r) => wss.once("listening", () => r()));
+    const { port } = wss.address() as { port: number };
+    wss.on("connection", (ws, req) => {
+      ws.send("x".repeat(2048)); // over the 1024-byte cap
+      req.socket.pause(); // the client's 1009 close is never read, so never answered
+    });
+    const ac = new AbortController();
+    let calls = 0;
+    let endedBefore = false;
+    let ended = false;
+    try {
+      const end = runSession({
+        ...base(`ws://127.0.0.1:${port}/`),
+        signal: ac.signal,
+        livenessMs: 60_000,
+        pingMs: 30_000,
+        handshakeTimeoutMs: 5000,
+        onOversize: () => {
+          calls++;
+          endedBefore = ended;
+          ac.abort();
+        },
+      }).finally(() => (ended = true));
+      const result = await end;
+      assert.equal(calls, 1);
+      assert.equal(endedBefore, false);
+      assert.equal(result.oversize, true);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+    }
+  });
+});

@@ -57,6 +57,12 @@ export interface SessionOptions {
   onFlush?: () => Promise<void>;
   /** Called whenever the queue becomes empty after processing (all received frames handled). */
   onIdle?: () => void;
+  /**
+   * Called as soon as a frame over `maxPayload` is announced (its header is read), before the
+   * close handshake: the session itself ends only when the peer answers the 1009 close, which
+   * it sends after the rest of the oversize frame, so that can take long.
+   */
+  onOversize?: () => void;
 }
 
 export interface SessionEnd {
@@ -239,7 +245,14 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
     ws.on("ping", touch);
     ws.on("pong", touch);
     ws.on("error", (err: Error & { code?: string }) => {
-      if (err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") oversize = true;
+      if (err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" && !oversize) {
+        oversize = true;
+        try {
+          opts.onOversize?.();
+        } catch (e) {
+          opts.log.error({ err: (e as Error).message }, "oversize callback failed");
+        }
+      }
       const describe = err.code ? ERROR_REASONS[err.code] : undefined;
       fail(describe ? describe(err, opts) : opened ? err.message : `cannot connect: ${err.message}`);
     });
