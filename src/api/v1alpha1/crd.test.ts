@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { parse } from "yaml";
 import { buildSpindleSetCrd } from "./crd.ts";
 import { renderCrdYaml } from "./render.ts";
 
@@ -66,5 +67,26 @@ describe("SpindleSet CRD", () => {
         "Age=.metadata.creationTimestamp",
       ],
     );
+  });
+});
+
+describe("the CRD as Kubernetes tools read it (YAML 1.1, as go-yaml in kubectl and Helm)", () => {
+  const built = JSON.parse(JSON.stringify(buildSpindleSetCrd()));
+  it("the committed config/crd file means the same object (no `on`/`yes` read as a boolean)", () => {
+    const text = readFileSync(
+      new URL("../../../config/crd/loom.tangled.sh_spindlesets.yaml", import.meta.url),
+      "utf8",
+    );
+    assert.deepEqual(parse(text, { version: "1.1" }), built);
+  });
+  it("the chart's copy too", () => {
+    const text = readFileSync(new URL("../../../charts/loom/templates/crd.yaml", import.meta.url), "utf8");
+    const body = text
+      .split("\n")
+      .filter((l) => !l.startsWith("{{"))
+      .join("\n");
+    const crd = parse(body, { version: "1.1" }) as { metadata: { annotations?: unknown } };
+    delete crd.metadata.annotations;
+    assert.deepEqual(crd, built);
   });
 });
