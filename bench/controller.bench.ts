@@ -477,6 +477,7 @@ async function memory(cluster: TestCluster): Promise<void> {
   const ns = await namespace(cluster, "bench-memory");
   const variants: { name: string; flags: string[]; env: Record<string, string> }[] = [
     { name: "defaults", flags: [], env: {} },
+    { name: "defaults", flags: [], env: {} },
     { name: "--max-semi-space-size=1", flags: ["--max-semi-space-size=1"], env: {} },
     {
       name: "--max-semi-space-size=1, MALLOC_ARENA_MAX=2",
