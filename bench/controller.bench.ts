@@ -141,7 +141,11 @@ async function createRuns(kc: KubeConfig, ns: string, n: number): Promise<void> 
   });
 }
 
-/** Resolves when `n` distinct objects of `path` were added (or seen) by a watch. */
+/**
+ * Resolves when `n` distinct objects of `path` were added (or seen) by a watch. A watch that ends
+ * (client-node ends one quiet for 30 s; the server ends them too) is started again: a new watch
+ * begins with every existing object as ADDED, so nothing is missed.
+ */
 async function countAdded(
   kc: KubeConfig,
   path: string,
@@ -150,20 +154,31 @@ async function countAdded(
 ) {
   const seen = new Set<string>();
   let resolve!: () => void;
+  let finished = false;
   const done = new Promise<void>((r) => {
-    resolve = r;
+    resolve = () => {
+      finished = true;
+      r();
+    };
   });
-  const abort = await new Watch(kc).watch(
-    path,
-    {},
-    (type, obj: { metadata: { name: string } }) => {
-      if ((type === "ADDED" || type === "MODIFIED") && match(obj as never)) seen.add(obj.metadata.name);
-      if (seen.size >= n) resolve();
-    },
-    () => {},
-  );
+  let abort: AbortController | undefined;
+  const watch = async (): Promise<void> => {
+    if (finished) return;
+    abort = await new Watch(kc).watch(
+      path,
+      {},
+      (type, obj: { metadata: { name: string } }) => {
+        if ((type === "ADDED" || type === "MODIFIED") && match(obj as never)) seen.add(obj.metadata.name);
+        if (seen.size >= n) resolve();
+      },
+      () => {
+        if (!finished) setTimeout(() => void watch().catch(() => {}), 200);
+      },
+    );
+  };
+  await watch();
   return {
-    done: done.then(() => abort.abort()),
+    done: done.then(() => abort?.abort()),
     size: () => seen.size,
   };
 }
