@@ -464,8 +464,12 @@ async function endToEnd(cluster: TestCluster, cp: ControlPlane): Promise<void> {
   const cpu1 = cpuSeconds(cp.pids());
   const after = await scrapeRequests(admin);
   const l = load();
+  const results = (await controller.metrics.reconciles.get()).values
+    .map((v) => `${v.labels.result} ${v.value}`)
+    .join(", ");
   await controller.stop();
   console.log(`  end to end, ${E2E} runs of one workflow on kwok (maxConcurrentJobs ${E2E}):`);
+  console.log(`    reconciles by result: ${results}`);
   console.log(`    ${((E2E / seconds) * 60).toFixed(0)} workflows/min (${l}; target ≥ 1,000)`);
   console.log(
     `    CPU per process over the ${seconds.toFixed(0)} s (share of one core): ${Object.entries(cpu1)
