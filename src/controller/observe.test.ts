@@ -254,3 +254,15 @@ describe("observeJob", () => {
     assert.deepEqual([silent.phase, silent.reason, silent.kill], ["failed", "RunnerSilent", true]);
   });
 });
+
+describe("observeJob: a pod on its way", () => {
+  it("says the same thing with no pod, an unscheduled pod and a bound one, so the status is written once for them", () => {
+    const young = new Date(Date.parse(T0) + 2000);
+    const messages = [
+      observe(job(), [], young),
+      observe(job(), [pod({ phase: "Pending" })], young),
+      observe(job(), [{ ...pod({ phase: "Pending" }), spec: { nodeName: "node-1", containers: [] } }], young),
+    ].map((o) => [o.phase, o.reason, o.message]);
+    assert.deepEqual(messages, Array(3).fill(["pending", "Scheduled", "waiting for the Job's pod to start"]));
+  });
+});

@@ -37,6 +37,13 @@ export interface ObserveInput {
   podCreateFailure?: PodCreateFailure | undefined;
 }
 
+/**
+ * The message of a workflow whose pod is on its way (no pod yet, being scheduled, pulling,
+ * initialising) with nothing wrong: one message for all of them, so the run's status is written
+ * once for the lot rather than at every step the pod takes (problems have messages of their own).
+ */
+const STARTING = "waiting for the Job's pod to start";
+
 /** A Job without a pod this long gets its FailedCreate events read (creation takes milliseconds). */
 export const NO_POD_CHECK_MS = 10_000;
 
@@ -78,10 +85,7 @@ function noPod(input: ObserveInput): Observation {
     return pending(`the Job's pod cannot be created: ${failure.message}`, limit - waited);
   }
   const age = now.getTime() - ms(job.metadata?.creationTimestamp, now);
-  return pending(
-    "waiting for the Job's pod",
-    Math.max(age < NO_POD_CHECK_MS ? NO_POD_CHECK_MS - age : 5000, 1000),
-  );
+  return pending(STARTING, Math.max(age < NO_POD_CHECK_MS ? NO_POD_CHECK_MS - age : 5000, 1000));
 }
 
 /** A Job the job controller has finished: Complete or Failed. */
@@ -141,7 +145,7 @@ function observePod(pod: V1Pod, input: ObserveInput): Observation {
     const started = iso(runner.state.running.startedAt ?? pod.status?.startTime);
     return { phase: "running", reason: "Running", ...(started && { startTime: started }) };
   }
-  return pending(pod.spec?.nodeName ? `on node ${pod.spec.nodeName}` : "waiting to be scheduled");
+  return pending(STARTING);
 }
 
 /** Image pulls past their grace, and containers that can never start. */

@@ -52,6 +52,7 @@ import {
   type WorkflowRun,
 } from "../engine.ts";
 import { ClusterError, SpindleSetStore } from "./cluster.ts";
+import { Limiter } from "./limit.ts";
 import { describe, type FollowEnd, PodLogFollower } from "./logs.ts";
 import { PodCache } from "./pods.ts";
 import { SilenceWatchdog } from "./silence.ts";
@@ -59,6 +60,9 @@ import { existingLines, SkipSink } from "./skip-sink.ts";
 import { runSpecFromPlan, workflowSpecFromPlan } from "./spec.ts";
 import { isFinal, outcomeFrom } from "./status.ts";
 import { SpindleSetWatch } from "./watch.ts";
+
+/** SpindleSet placements (create/update + Secret) in flight at once. */
+const PLACING_AT_ONCE = 16;
 
 export interface KubernetesEngineOptions {
   kubeConfig: KubeConfig;
@@ -128,6 +132,8 @@ export class KubernetesEngine implements Engine {
   /** The SpindleSet name of every workflow id in the cache (#destroyUnknown). */
   readonly #byWid = new Map<string, string>();
   readonly #chains = new Map<string, Promise<unknown>>();
+  /** Placements in flight at once (see limit.ts: a burst is placed in order, not all late). */
+  readonly #placing = new Limiter(PLACING_AT_ONCE);
   readonly #watch: SpindleSetWatch;
   /** Every workflow pod of the namespace, shared by the log followers. */
   readonly #pods: PodCache;
@@ -188,7 +194,7 @@ export class KubernetesEngine implements Engine {
     if (!checked.ok) throw new EngineError("invalid", `the plan cannot be a SpindleSet: ${checked.error}`);
     const t = this.#track(run, 0);
     t.ready = this.#ensureWatch()
-      .then(() => this.#serial(t.ss, () => this.#place(t)))
+      .then(() => this.#serial(t.ss, () => this.#placing.run(() => this.#place(t))))
       .catch((err: unknown) => this.#setupFailed(t, err));
     await t.ready;
   }
