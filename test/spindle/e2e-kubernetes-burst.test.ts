@@ -29,7 +29,6 @@ test("a burst beyond the old defaults is taken whole; the spindle fills the clus
   skip: cluster.skip,
 }, async (t) => {
   const ns = await cluster.namespace(t);
-  const _kc = cluster.kubeConfig();
   await cluster.installSpindleSetCrd();
 
   const dir = mkdtempSync(join(tmpdir(), "loom-k8s-burst-"));
