@@ -2,20 +2,16 @@
  * Shared pieces of the controller's integration tests: the CRD, a controller per test with its
  * log captured, SpindleSets built with the real builder, and reads of the stored objects.
  */
-import { readFile } from "node:fs/promises";
 import { Writable } from "node:stream";
 import type { TestContext } from "node:test";
 import {
-  ApiextensionsV1Api,
   BatchV1Api,
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
-  type V1CustomResourceDefinition,
   type V1Job,
 } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { parse } from "yaml";
 import { buildRunSecret, buildSpindleSet } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
 import type { SpindleSet, SpindleSetSpecInput, WorkflowSpec } from "../../src/api/v1alpha1/spindleset.ts";
@@ -23,36 +19,11 @@ import { type ControllerConfig, parseControllerConfig } from "../../src/controll
 import { type ControllerOptions, SpindleSetController } from "../../src/controller/controller.ts";
 import { eventually, type TestCluster } from "../harness/index.ts";
 
-const CRD_PATH = new URL("../../config/crd/loom.tangled.sh_spindlesets.yaml", import.meta.url);
 const CR = { group: GROUP, version: VERSION, plural: SPINDLESET.plural };
 
-/** Installs (or updates) the SpindleSet CRD and waits until it is served. */
+/** Installs (or updates) the SpindleSet CRD exactly as config/crd has it; waits until it is served. */
 export async function installCrd(cluster: TestCluster): Promise<void> {
-  const kc = cluster.kubeConfig();
-  const ext = kc.makeApiClient(ApiextensionsV1Api);
-  const crd = parse(await readFile(CRD_PATH, "utf8")) as V1CustomResourceDefinition;
-  const name = crd.metadata!.name!;
-  try {
-    await ext.createCustomResourceDefinition({ body: crd });
-  } catch (err) {
-    if ((err as { code?: number }).code !== 409) throw err;
-    const current = await ext.readCustomResourceDefinition({ name });
-    crd.metadata!.resourceVersion = current.metadata!.resourceVersion!;
-    await ext.replaceCustomResourceDefinition({ name, body: crd }).catch(() => {});
-  }
-  await eventually("SpindleSet CRD established", async () => {
-    const got = await ext.readCustomResourceDefinition({ name });
-    return got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True") ?? false;
-  });
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  await eventually("SpindleSets served", async () => {
-    try {
-      await custom.listClusterCustomObject(CR);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  await cluster.installSpindleSetCrd();
 }
 
 export function testConfig(namespace: string, extra: Record<string, unknown> = {}): ControllerConfig {

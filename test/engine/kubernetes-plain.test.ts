@@ -5,19 +5,9 @@
  * the plain control plane (etcd + kube-apiserver) as well as the full one.
  */
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
 import { test } from "node:test";
-import {
-  ApiException,
-  ApiextensionsV1Api,
-  BatchV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  type V1CustomResourceDefinition,
-} from "@kubernetes/client-node";
+import { BatchV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import pino from "pino";
-import { parse } from "yaml";
 import { secretName, spindleSetName } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
 import type { SpindleSet } from "../../src/api/v1alpha1/spindleset.ts";
@@ -30,21 +20,6 @@ import { makeRun } from "./suite.ts";
 
 const cluster = await getTestCluster();
 const quiet = pino({ level: process.env.LOOM_TEST_LOG ?? "silent" });
-
-async function installCrd(kc: KubeConfig): Promise<void> {
-  const ext = kc.makeApiClient(ApiextensionsV1Api);
-  const url = new URL("../../config/crd/loom.tangled.sh_spindlesets.yaml", import.meta.url);
-  const crd = parse(await readFile(url, "utf8")) as V1CustomResourceDefinition;
-  try {
-    await ext.createCustomResourceDefinition({ body: crd });
-  } catch (err) {
-    if (!(err instanceof ApiException && err.code === 409)) throw err;
-  }
-  await eventually("CRD Established", async () => {
-    const got = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-    return got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True") || "not yet";
-  });
-}
 
 async function readSpindleSet(kc: KubeConfig, ns: string, name: string): Promise<SpindleSet | undefined> {
   try {
@@ -65,7 +40,7 @@ test("workflows of one pipeline go into one SpindleSet with an owned Secret; can
 }, async (t) => {
   const ns = await cluster.namespace(t);
   const kc = cluster.kubeConfig();
-  await installCrd(kc);
+  await cluster.installSpindleSetCrd();
   const controller = SpindleSetController.create({
     kubeConfig: kc,
     // A profile no node matches: with the full control plane too (kwok), no pod ever runs.
@@ -140,7 +115,7 @@ test("a plan the API would refuse is refused at start; a stale SpindleSet is rep
 }, async (t) => {
   const ns = await cluster.namespace(t);
   const kc = cluster.kubeConfig();
-  await installCrd(kc);
+  await cluster.installSpindleSetCrd();
   const engine = new KubernetesEngine({ kubeConfig: kc, namespace: ns, logger: quiet, pollMs: 200 });
   t.after(() => engine.close());
   const bad = makeRun(["true"]);

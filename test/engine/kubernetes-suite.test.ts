@@ -28,7 +28,7 @@ import { SPEC_KEY } from "../../src/controller/build/runner-spec.ts";
 import { SpindleSetController } from "../../src/controller/controller.ts";
 import { KubernetesEngine } from "../../src/engine/kubernetes/engine.ts";
 import { FAIL_EXIT_CODE_ANNOTATION, FAIL_POD_LABEL, FAKE_NODES, getTestCluster } from "../harness/index.ts";
-import { controllerConfig, criLines, installCrd } from "./kubernetes-support.ts";
+import { controllerConfig, criLines } from "./kubernetes-support.ts";
 import { findProcesses } from "./procs.ts";
 import { type EngineHarness, engineBehaviour } from "./suite.ts";
 
@@ -50,7 +50,7 @@ async function createHarness(): Promise<EngineHarness> {
   const core = kc.makeApiClient(CoreV1Api);
   const ns = `t-engine-suite-${randomBytes(3).toString("hex")}`;
   await core.createNamespace({ body: { metadata: { name: ns, labels: { "loom.test/namespace": "true" } } } });
-  await installCrd(kc);
+  await cluster.installSpindleSetCrd();
   const config = controllerConfig(ns, {
     template: {
       resourceProfiles: [{ name: "held", resources: { requests: { [HELD]: "1" }, limits: { [HELD]: "1" } } }],

@@ -5,21 +5,12 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
-import {
-  ApiException,
-  ApiextensionsV1Api,
-  CoreV1Api,
-  type KubeConfig,
-  type V1CustomResourceDefinition,
-  type V1Pod,
-  Watch,
-} from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig, type V1Pod, Watch } from "@kubernetes/client-node";
 import pino from "pino";
-import { parse } from "yaml";
 import { parseSpindleSetSpec } from "../../src/api/v1alpha1/spindleset.ts";
 import { buildRunnerSpec } from "../../src/controller/build/runner-spec.ts";
 import { type ControllerConfig, parseControllerConfig } from "../../src/controller/config.ts";
@@ -32,24 +23,6 @@ import type { TestCluster } from "../harness/index.ts";
 import { RecordingSink } from "./suite.ts";
 
 const ROOT = new URL("../../", import.meta.url);
-
-export async function installCrd(kc: KubeConfig): Promise<void> {
-  const ext = kc.makeApiClient(ApiextensionsV1Api);
-  const crd = parse(
-    await readFile(new URL("config/crd/loom.tangled.sh_spindlesets.yaml", ROOT), "utf8"),
-  ) as V1CustomResourceDefinition;
-  try {
-    await ext.createCustomResourceDefinition({ body: crd });
-  } catch (err) {
-    if (!(err instanceof ApiException && err.code === 409)) throw err;
-  }
-  for (let i = 0; i < 100; i++) {
-    const got = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-    if (got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("SpindleSet CRD not Established");
-}
 
 export function controllerConfig(namespace: string, extra: Record<string, unknown> = {}): ControllerConfig {
   return parseControllerConfig({

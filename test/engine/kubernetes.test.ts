@@ -34,7 +34,6 @@ import {
   expectedLogFile,
   fakeLog,
   firstPod,
-  installCrd,
   recordRunnerOutput,
   startController,
 } from "./kubernetes-support.ts";
@@ -133,7 +132,7 @@ test("a pipeline's workflows share one SpindleSet; each log file holds exactly t
 }, async (t) => {
   const ns = await cluster.namespace(t);
   const kc = cluster.kubeConfig();
-  await installCrd(kc);
+  await cluster.installSpindleSetCrd();
   const config = controllerConfig(ns);
   await startController(t, kc, config);
   const value = "s3cr3t-V4lue!";
@@ -221,7 +220,7 @@ test("after a restart, recover re-reads the pod log and appends only what the lo
 }, async (t) => {
   const ns = await cluster.namespace(t);
   const kc = cluster.kubeConfig();
-  await installCrd(kc);
+  await cluster.installSpindleSetCrd();
   const config = controllerConfig(ns);
   await startController(t, kc, config);
   const run = makeRun(["echo one; echo two", "echo three >&2"]);
@@ -266,7 +265,7 @@ test("cancel names the workflow in spec.cancelWorkflows; the controller stops it
 }, async (t) => {
   const ns = await cluster.namespace(t);
   const kc = cluster.kubeConfig();
-  await installCrd(kc);
+  await cluster.installSpindleSetCrd();
   // A profile no node matches: the pod stays Pending, so the cancel lands before it finishes.
   const config = controllerConfig(ns, {
     template: { resourceProfiles: [{ architecture: "amd64", nodeSelector: { "loom.test/never": "true" } }] },
@@ -300,7 +299,7 @@ test("a runner silent past the limit gets its Job annotated; the controller ends
 }, async (t) => {
   const ns = await cluster.namespace(t);
   const kc = cluster.kubeConfig();
-  await installCrd(kc);
+  await cluster.installSpindleSetCrd();
   // The Job's own pod never schedules (no node matches) ...
   const config = controllerConfig(ns, {
     template: { resourceProfiles: [{ architecture: "amd64", nodeSelector: { "loom.test/never": "true" } }] },

@@ -195,7 +195,7 @@ export class ControlPlane {
         ]);
         const scheduler = spawn("kube-scheduler", bins.kubeScheduler, componentArgs(sched, "kube-scheduler"));
 
-        await installKwokCrds(kubeconfigPath, bins.kwokCrds);
+        await installKwokCrds(bins.kubectl, kubeconfigPath, bins.kwokCrds);
         // kwok serves the kubelet API (logs) with a certificate from the run's CA.
         const kwokCert = await issueServingCert(pki.dir, "kwok");
         const kwok = spawn(

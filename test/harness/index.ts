@@ -15,25 +15,22 @@
 //
 // Missing binaries fail the test file (MissingBinariesError says how to build them) unless
 // LOOM_SKIP_K8S=1, which turns `cluster.skip` into a reason string.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
-import { CoreV1Api, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
 import { locateBinaries, MissingBinariesError, readConfig } from "./config.ts";
 import { ControlPlane, type ControlPlaneState, writeUserKubeconfig } from "./control-plane.ts";
+import { applyCrdFile, type KubectlResult, runKubectl, SPINDLESET_CRD_PATH } from "./crd.ts";
 import { waitUntil } from "./wait.ts";
 
 export { K8S_VERSION, MissingBinariesError } from "./config.ts";
 export { ControlPlane, type ControlPlaneState } from "./control-plane.ts";
+export { SPINDLESET_CRD_PATH, TEST_FIELD_MANAGER } from "./crd.ts";
 export { FAIL_EXIT_CODE_ANNOTATION, FAIL_POD_LABEL, FAKE_NODES } from "./kwok.ts";
-
-export interface KubectlResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type { KubectlResult };
 
 export class TestCluster {
   /** false, or why the tests needing Kubernetes are skipped (LOOM_SKIP_K8S=1 and no binaries). */
@@ -104,26 +101,32 @@ export class TestCluster {
     return KubernetesObjectApi.makeApiClient(this.kubeConfig());
   }
 
+  /**
+   * Installs the SpindleSet CRD, or updates it to config/crd's file, exactly as the file has it
+   * (a server-side apply, as `make install` does; client-node would drop `enum`, `default` and
+   * the `x-kubernetes-*` keys, see crd.ts), and waits until SpindleSets are served.
+   */
+  async installSpindleSetCrd(): Promise<void> {
+    await applyCrdFile(this.state.kubectl, this.kubeconfigPath, SPINDLESET_CRD_PATH);
+    const custom = this.kubeConfig().makeApiClient(CustomObjectsApi);
+    await eventually("SpindleSets served", async () => {
+      try {
+        await custom.listClusterCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural: SPINDLESET.plural,
+          limit: 1,
+        });
+        return true;
+      } catch (err) {
+        return `list: ${(err as Error).message}`;
+      }
+    });
+  }
+
   /** Runs the kubectl built with the control plane against it; `input` goes to stdin. */
   kubectl(args: readonly string[], input?: string): Promise<KubectlResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(this.state.kubectl, [`--kubeconfig=${this.kubeconfigPath}`, ...args], {
-        stdio: ["pipe", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.setEncoding("utf8").on("data", (d: string) => {
-        stdout += d;
-      });
-      child.stderr.setEncoding("utf8").on("data", (d: string) => {
-        stderr += d;
-      });
-      child.once("error", reject);
-      // kubectl may exit without reading stdin (bad arguments); its exit code tells the story.
-      child.stdin.on("error", () => {});
-      child.once("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      child.stdin.end(input ?? "");
-    });
+    return runKubectl(this.state.kubectl, this.kubeconfigPath, args, input);
   }
 
   /**

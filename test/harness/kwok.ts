@@ -9,15 +9,8 @@
 //   pod-delete    pod with deletionTimestamp -> removed
 // kwok also serves the kubelet API (logs) on 127.0.0.1:<port>; logs come from kwok.x-k8s.io
 // Logs/ClusterLogs objects naming a CRI-format log file (see writeFakeLogs in index.ts).
-import { readFile } from "node:fs/promises";
-import {
-  ApiextensionsV1Api,
-  CoreV1Api,
-  KubeConfig,
-  type V1CustomResourceDefinition,
-  type V1Node,
-} from "@kubernetes/client-node";
-import { parseAllDocuments } from "yaml";
+import { CoreV1Api, KubeConfig, type V1Node } from "@kubernetes/client-node";
+import { applyCrdFile } from "./crd.ts";
 import type { ManagedProcess } from "./processes.ts";
 import { waitUntil } from "./wait.ts";
 
@@ -71,26 +64,13 @@ function client<T>(kubeconfigPath: string, api: new (...args: never[]) => T): T 
   return kc.makeApiClient(api as never) as T;
 }
 
-/** Installs kwok's Logs/ClusterLogs CRDs and waits until they are Established. */
-export async function installKwokCrds(kubeconfigPath: string, crdsPath: string): Promise<void> {
-  const ext = client(kubeconfigPath, ApiextensionsV1Api);
-  const docs = parseAllDocuments(await readFile(crdsPath, "utf8"))
-    .map((d) => d.toJS() as V1CustomResourceDefinition | null)
-    .filter((d): d is V1CustomResourceDefinition => d?.kind === "CustomResourceDefinition");
-  if (docs.length === 0) throw new Error(`no CustomResourceDefinitions in ${crdsPath}`);
-  for (const crd of docs) await ext.createCustomResourceDefinition({ body: crd });
-  await waitUntil(
-    "kwok CRDs Established",
-    async () => {
-      for (const crd of docs) {
-        const got = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-        const ok = got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
-        if (!ok) return `${crd.metadata!.name} not Established`;
-      }
-      return true;
-    },
-    { timeoutMs: 30_000 },
-  );
+/** Installs kwok's Logs/ClusterLogs CRDs (exactly as the file has them) until Established. */
+export async function installKwokCrds(
+  kubectl: string,
+  kubeconfigPath: string,
+  crdsPath: string,
+): Promise<void> {
+  await applyCrdFile(kubectl, kubeconfigPath, crdsPath);
 }
 
 /** Creates the fake Node objects; kwok's node-initialize stage then makes them Ready. */

@@ -6,12 +6,10 @@
  * spindle's queue in fair order. Real control plane (kube-apiserver, etcd, scheduler, kwok).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { ApiException, ApiextensionsV1Api, type V1CustomResourceDefinition } from "@kubernetes/client-node";
-import { parse } from "yaml";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import {
   ALICE,
@@ -31,18 +29,7 @@ test("a burst beyond the old defaults is taken whole; the spindle fills the clus
   skip: cluster.skip,
 }, async (t) => {
   const ns = await cluster.namespace(t);
-  const kc = cluster.kubeConfig();
-  const ext = kc.makeApiClient(ApiextensionsV1Api);
-  const crd = parse(
-    readFileSync(new URL("../../config/crd/loom.tangled.sh_spindlesets.yaml", import.meta.url), "utf8"),
-  ) as V1CustomResourceDefinition;
-  await ext.createCustomResourceDefinition({ body: crd }).catch((err) => {
-    if (!(err instanceof ApiException && err.code === 409)) throw err;
-  });
-  await eventually("CRD established", async () => {
-    const got = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-    return got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True") || "not yet";
-  });
+  await cluster.installSpindleSetCrd();
 
   const dir = mkdtempSync(join(tmpdir(), "loom-k8s-burst-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -6,17 +6,11 @@
  * run no containers; the log path is proven in test/engine/kubernetes.test.ts).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import {
-  ApiException,
-  ApiextensionsV1Api,
-  CustomObjectsApi,
-  type V1CustomResourceDefinition,
-} from "@kubernetes/client-node";
-import { parse } from "yaml";
+import { CustomObjectsApi } from "@kubernetes/client-node";
 import { spindleSetName } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
 import type { SpindleSet } from "../../src/api/v1alpha1/spindleset.ts";
@@ -39,17 +33,7 @@ test("a pipeline runs through a SpindleSet and the embedded controller, and its 
 }, async (t) => {
   const ns = await cluster.namespace(t);
   const kc = cluster.kubeConfig();
-  const ext = kc.makeApiClient(ApiextensionsV1Api);
-  const crd = parse(
-    readFileSync(new URL("../../config/crd/loom.tangled.sh_spindlesets.yaml", import.meta.url), "utf8"),
-  ) as V1CustomResourceDefinition;
-  await ext.createCustomResourceDefinition({ body: crd }).catch((err) => {
-    if (!(err instanceof ApiException && err.code === 409)) throw err;
-  });
-  await eventually("CRD established", async () => {
-    const got = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-    return got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True") || "not yet";
-  });
+  await cluster.installSpindleSetCrd();
 
   const dir = mkdtempSync(join(tmpdir(), "loom-k8s-server-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
