@@ -61,6 +61,7 @@ app.kubernetes.io/component: spindle
   "logRetention" (toString .Values.server.logRetention)
   "jetstreamEndpoint" .Values.server.jetstreamEndpoint
   "plcUrl" .Values.server.plcUrl
+  "statusPagePublic" .Values.server.statusPagePublic
   "dev" .Values.server.dev -}}
 {{- range $key := list "queueSize" "maxJobCount" "maxJobCountPerRepo" -}}
 {{- $v := index $.Values.server $key -}}
