@@ -58,6 +58,25 @@ export interface PostgresqlOptions {
   ensureUsers: { name: string; ensureDBOwnership: boolean }[];
 }
 
+/**
+ * A service's `ensureDatabases` (PostgreSQL's and MySQL's read alike): each name checked by
+ * `badName` and pushed to `into`; the first problem, or undefined.
+ */
+function databaseNames(
+  at: string,
+  value: YamlValue,
+  badName: (where: string, v: YamlValue) => string | undefined,
+  into: string[],
+): string | undefined {
+  if (!Array.isArray(value)) return `${at}: expected a list of names`;
+  for (const [i, db] of value.entries()) {
+    const problem = badName(`${at}[${i}]`, db);
+    if (problem !== undefined) return problem;
+    into.push(db as string);
+  }
+  return undefined;
+}
+
 /** Database and role names Loom writes into SQL and shell: letters, digits, `_`, `-`. */
 const PG_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 
@@ -76,13 +95,8 @@ export function postgresqlOptions(
       : undefined;
   for (const [key, value] of Object.entries(service.options)) {
     if (key === "ensureDatabases") {
-      if (!Array.isArray(value))
-        return { ok: false, error: `${at}.ensureDatabases: expected a list of names` };
-      for (const [i, db] of value.entries()) {
-        const problem = badName(`${at}.ensureDatabases[${i}]`, db);
-        if (problem !== undefined) return { ok: false, error: problem };
-        out.ensureDatabases.push(db as string);
-      }
+      const problem = databaseNames(`${at}.ensureDatabases`, value, badName, out.ensureDatabases);
+      if (problem !== undefined) return { ok: false, error: problem };
     } else if (key === "ensureUsers") {
       if (!Array.isArray(value)) return { ok: false, error: `${at}.ensureUsers: expected a list of users` };
       for (const [i, user] of value.entries()) {
@@ -201,13 +215,8 @@ export function mysqlOptions(service: MicrovmService): Checked<MysqlOptions> {
       : undefined;
   for (const [key, value] of Object.entries(service.options)) {
     if (key === "ensureDatabases") {
-      if (!Array.isArray(value))
-        return { ok: false, error: `${at}.ensureDatabases: expected a list of names` };
-      for (const [i, db] of value.entries()) {
-        const problem = badName(`${at}.ensureDatabases[${i}]`, db);
-        if (problem !== undefined) return { ok: false, error: problem };
-        out.ensureDatabases.push(db as string);
-      }
+      const problem = databaseNames(`${at}.ensureDatabases`, value, badName, out.ensureDatabases);
+      if (problem !== undefined) return { ok: false, error: problem };
     } else if (key === "ensureUsers") {
       if (!Array.isArray(value)) return { ok: false, error: `${at}.ensureUsers: expected a list of users` };
       for (const [i, entry] of value.entries()) {
