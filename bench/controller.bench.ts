@@ -19,7 +19,8 @@
  *    KCM, scheduler, kwok, this process = controller + bench client), and API requests per
  *    workflow by verb and resource from the API server's own `apiserver_request_total` (scraped
  *    before and after; every client's requests, KCM, scheduler and kwok included — their share
- *    is the same for any controller).
+ *    is the same for any controller), and how long kube-controller-manager's clients waited on
+ *    their own client-side rate limiter (its job controller makes the pods and Job statuses).
  * 4. memory: a controller in a child process with N SpindleSets + N Jobs (+ their pods) cached:
  *    RSS and heap after a GC, idle and full. Target < 300 MB at 5,000 + 5,000.
  *
