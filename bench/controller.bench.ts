@@ -19,7 +19,8 @@
  *    KCM, scheduler, kwok, this process = controller + bench client), and API requests per
  *    workflow by verb and resource from the API server's own `apiserver_request_total` (scraped
  *    before and after; every client's requests, KCM, scheduler and kwok included — their share
- *    is the same for any controller).
+ *    is the same for any controller), and how long kube-controller-manager's clients waited on
+ *    their own client-side rate limiter (its job controller makes the pods and Job statuses).
  * 4. memory: a controller in a child process with N SpindleSets + N Jobs (+ their pods) cached:
  *    RSS and heap after a GC, idle and full. Target < 300 MB at 5,000 + 5,000.
  *
@@ -395,6 +396,47 @@ function cpuSeconds(pids: Record<string, number>): Record<string, number> {
   return out;
 }
 
+/**
+ * kube-controller-manager's `rest_client_rate_limiter_duration_seconds` (sum and count over its
+ * clients): the time its requests waited on the client-side limiter, from its own /metrics (the
+ * harness allows that path without credentials; the port is in its command line).
+ */
+async function kcmThrottled(
+  pids: Record<string, number>,
+): Promise<{ seconds: number; count: number } | undefined> {
+  const pid = pids["kube-controller-manager"];
+  if (!pid) return undefined;
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    const port = args.find((a) => a.startsWith("--secure-port="))?.split("=")[1];
+    if (!port) return undefined;
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        { hostname: "127.0.0.1", port, path: "/metrics", method: "GET", rejectUnauthorized: false },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8").on("data", (d: string) => {
+            body += d;
+          });
+          res.on("end", () => resolve(body));
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    let seconds = 0;
+    let count = 0;
+    for (const line of text.split("\n")) {
+      const value = Number(line.slice(line.lastIndexOf(" ") + 1));
+      if (line.startsWith("rest_client_rate_limiter_duration_seconds_sum")) seconds += value;
+      if (line.startsWith("rest_client_rate_limiter_duration_seconds_count")) count += value;
+    }
+    return { seconds, count };
+  } catch {
+    return undefined;
+  }
+}
+
 /** `apiserver_request_total` summed by verb and resource (subresource appended). */
 async function scrapeRequests(kc: KubeConfig): Promise<Map<string, number>> {
   const server = new URL(kc.getCurrentCluster()!.server);
@@ -456,6 +498,7 @@ async function endToEnd(cluster: TestCluster, cp: ControlPlane): Promise<void> {
     (ss: { status?: { phase?: string } }) => ss.status?.phase === "success",
   );
   const before = await scrapeRequests(admin);
+  const throttled0 = await kcmThrottled(cp.pids());
   const cpu0 = cpuSeconds(cp.pids());
   const t0 = performance.now();
   await createRuns(admin, ns, E2E);
@@ -463,6 +506,7 @@ async function endToEnd(cluster: TestCluster, cp: ControlPlane): Promise<void> {
   const seconds = (performance.now() - t0) / 1000;
   const cpu1 = cpuSeconds(cp.pids());
   const after = await scrapeRequests(admin);
+  const throttled1 = await kcmThrottled(cp.pids());
   const l = load();
   const results = (await controller.metrics.reconciles.get()).values
     .map((v) => `${v.labels.result} ${v.value}`)
@@ -478,6 +522,12 @@ async function endToEnd(cluster: TestCluster, cp: ControlPlane): Promise<void> {
       .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
       .join(", ")}`,
   );
+  if (throttled0 && throttled1) {
+    const waited = throttled1.seconds - throttled0.seconds;
+    console.log(
+      `    kube-controller-manager's clients waited ${waited.toFixed(0)} s in all on their own rate limiter (--kube-api-qps, default 20 per client) over the ${seconds.toFixed(0)} s, ${(throttled1.count - throttled0.count).toFixed(0)} requests`,
+    );
+  }
   console.log("    API requests per workflow (all clients), by verb and resource:");
   const rows = [...after]
     .map(([k, v]) => [k, (v - (before.get(k) ?? 0)) / E2E] as const)

@@ -8,6 +8,7 @@ import type { Capacity } from "./capacity.ts";
 import type { ControllerConfig } from "./config.ts";
 import type { EventRecorder } from "./events.ts";
 import type { ControllerMetrics } from "./metrics.ts";
+import type { WrittenVersions } from "./written.ts";
 
 export interface Cache<T> {
   get(key: string): T | undefined;
@@ -33,6 +34,8 @@ export interface ReconcileContext {
   events?: EventRecorder;
   /** Counts workflows finished (by phase and reason) once their status is written; absent = none. */
   metrics?: Pick<ControllerMetrics, "workflowsFinished">;
+  /** Records the resourceVersion of each status write until the cache has it; absent = none. */
+  written?: Pick<WrittenVersions, "writing" | "wrote">;
   /** How long a run may wait for its Secret (the engine creates it right after the run). */
   secretWaitMs: number;
   /** How long a waiting workflow sleeps before it asks for capacity again. */

@@ -38,6 +38,7 @@ import { type ControllerMetrics, createControllerMetrics } from "./metrics.ts";
 import { jobActive } from "./observe.ts";
 import { WorkQueue } from "./queue.ts";
 import { reconcile } from "./reconcile.ts";
+import { WrittenVersions } from "./written.ts";
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -63,6 +64,11 @@ export interface ControllerOptions {
   capacityRetryMs?: number;
   /** Runs younger than this are never swept as unknown to the spindle (default 60 s). */
   unknownMinAgeMs?: number;
+  /**
+   * How long a reconcile waits for the informer to bring the controller's own last status write
+   * before it goes ahead on the older cached run (default 5 s; see written.ts).
+   */
+  staleWaitMs?: number;
   now?: () => Date;
 }
 
@@ -79,6 +85,7 @@ export class SpindleSetController {
   readonly #capacity: Capacity;
   readonly #elector: LeaderElector | undefined;
   readonly #events: EventRecorder;
+  readonly #written: WrittenVersions;
   #queue: WorkQueue | undefined;
   #timers: NodeJS.Timeout[] = [];
   #sweeping: Promise<void> | undefined;
@@ -106,16 +113,28 @@ export class SpindleSetController {
       const run = obj.metadata?.labels?.[LABELS.spindleSet];
       if (run) this.#queue?.add(`${config.namespace}/${run}`);
     };
+    this.#written = new WrittenVersions(
+      opts.staleWaitMs !== undefined ? { maxWaitMs: opts.staleWaitMs } : {},
+    );
     this.#spindleSets = new Informer<SpindleSet>({
       ...common,
       path: paths.spindleSets,
       list: () => this.#api.listSpindleSets(),
       handlers: {
-        add: (ss) => this.#queue?.add(objectKey(ss)),
-        update: (old, ss) => {
-          if (specChanged(old, ss)) this.#queue?.add(objectKey(ss));
+        add: (ss) => {
+          this.#written.delivered(objectKey(ss), ss.metadata.resourceVersion);
+          this.#queue?.add(objectKey(ss));
         },
-        delete: (ss) => this.#capacity.done(objectKey(ss)),
+        update: (old, ss) => {
+          // Our own status write arriving wakes a reconcile that waited for it (see #process);
+          // other status-only updates need none.
+          const waited = this.#written.delivered(objectKey(ss), ss.metadata.resourceVersion);
+          if (waited || specChanged(old, ss)) this.#queue?.add(objectKey(ss));
+        },
+        delete: (ss) => {
+          this.#written.forget(objectKey(ss));
+          this.#capacity.done(objectKey(ss));
+        },
       },
     });
     this.#jobs = new Informer<V1Job>({
@@ -258,6 +277,7 @@ export class SpindleSetController {
       capacity: this.#capacity,
       events: this.#events,
       metrics: this.metrics,
+      written: this.#written,
       secretWaitMs: this.#opts.secretWaitMs ?? 60_000,
       capacityRetryMs: this.#opts.capacityRetryMs ?? 10_000,
     };
@@ -301,6 +321,14 @@ export class SpindleSetController {
 
   async #process(ctx: ReconcileContext, key: string) {
     this.metrics.queueDepth.set(this.#queue?.depth ?? 0);
+    // The cache still has the run from before our last status write: anything computed from
+    // it would be written over a status it has already replaced (a 409). The watch event that
+    // brings our write queues the key again; the requeue is the backstop.
+    const cached = ctx.spindleSets.get(key);
+    if (cached && this.#written.stale(key, cached.metadata.resourceVersion)) {
+      this.metrics.reconciles.inc({ result: "stale" });
+      return { requeueAfterMs: this.#written.maxWaitMs };
+    }
     const end = this.metrics.reconcileSeconds.startTimer();
     try {
       const result = await reconcile(ctx, key);

@@ -22,7 +22,7 @@ export function createControllerMetrics(): ControllerMetrics {
     registry,
     reconciles: new Counter({
       name: "loom_controller_reconciles_total",
-      help: "SpindleSet reconciles by result (ok, requeue, conflict, error)",
+      help: "SpindleSet reconciles by result (ok, requeue, conflict, error; stale: skipped, the cache trailed our own status write)",
       labelNames: ["result"],
       registers,
     }),

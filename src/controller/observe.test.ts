@@ -93,6 +93,15 @@ describe("observeJob", () => {
     assert.match(over.message ?? "", /could not be created for 300s: Error creating: .*violates PodSecurity/);
   });
 
+  it("an unfinished Job has a start time before its pod exists (the Job's creation, until it starts)", () => {
+    const created = observe(job({ startTime: undefined }), [], new Date(Date.parse(T0) + 1000));
+    assert.equal(created.phase, "pending");
+    assert.equal(created.startTime, T0);
+    const later = "2026-11-27T12:00:01Z";
+    const started = observe(job({ startTime: later as never }), [pod({ phase: "Pending" })]);
+    assert.equal(started.startTime, later);
+  });
+
   it("a complete Job is a success with exit code 0", () => {
     const obs = observe(job({ conditions: [{ type: "Complete", status: "True" }], completionTime: NOW }), []);
     assert.deepEqual(

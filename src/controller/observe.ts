@@ -62,9 +62,10 @@ export function observeJob(input: ObserveInput): Observation {
   if (silent !== undefined) {
     return end("RunnerSilent", `the runner sent nothing for too long: ${silent}`, now, { kill: true });
   }
-  if (!pod) return noPod(input);
-  const fromPod = observePod(pod, input);
-  return startTime && !fromPod.startTime ? { ...fromPod, startTime } : fromPod;
+  // The start time from the first look on, pod or not: a workflow's status is not written
+  // again just because its pod appeared and brought the time along.
+  const seen = pod ? observePod(pod, input) : noPod(input);
+  return startTime && !seen.startTime ? { ...seen, startTime } : seen;
 }
 
 /**

@@ -97,7 +97,14 @@ async function writeStatus(ctx: ReconcileContext, ss: SpindleSet, next: SpindleS
   // A merge patch keeps what it does not mention: a run that is unfinished again drops its time.
   const reopened = ss.status?.completionTime && !next.completionTime;
   const body = reopened ? ({ ...next, completionTime: null } as unknown as SpindleSetStatus) : next;
-  await ctx.api.patchStatus(ss.metadata.name!, ss.metadata.resourceVersion!, body);
+  const key = `${ss.metadata.namespace}/${ss.metadata.name}`;
+  ctx.written?.writing(key);
+  let written: SpindleSet | undefined;
+  try {
+    written = await ctx.api.patchStatus(ss.metadata.name!, ss.metadata.resourceVersion!, body);
+  } finally {
+    ctx.written?.wrote(key, written?.metadata?.resourceVersion);
+  }
   const before = new Map((ss.status?.workflows ?? []).map((w) => [w.name, w]));
   for (const w of next.workflows) {
     const old = before.get(w.name);
