@@ -17,7 +17,7 @@ import { LABELS } from "../api/contract/index.ts";
 import { type SpindleSet, TERMINAL_PHASES } from "../api/v1alpha1/spindleset.ts";
 import type { ClusterApi } from "./api.ts";
 import type { ReconcileContext } from "./context.ts";
-import { jobActive } from "./observe.ts";
+import { jobActive, stoppedByController } from "./observe.ts";
 import type { ProcessResult } from "./queue.ts";
 import { ms } from "./time.ts";
 
@@ -27,8 +27,10 @@ export async function expireRun(
   now: Date,
 ): Promise<ProcessResult | undefined> {
   // Jobs the controller stopped stay stopped (a delete may have failed before the run finished).
+  // A workflow that ended on its own keeps its Job: the cluster may not have marked it finished
+  // yet, and deleting it would take the pod and its log before anyone read them.
   for (const w of ss.status?.workflows ?? []) {
-    if (!w.jobName || !TERMINAL_PHASES.includes(w.phase) || w.reason === "Succeeded") continue;
+    if (!w.jobName || !TERMINAL_PHASES.includes(w.phase) || !stoppedByController(w.reason)) continue;
     const job = ctx.jobs.get(`${ss.metadata.namespace}/${w.jobName}`);
     const owned = job?.metadata?.ownerReferences?.some((o) => o.uid === ss.metadata.uid);
     if (job && owned && jobActive(job)) await ctx.api.deleteJob(w.jobName, job.metadata!.uid!);

@@ -27,6 +27,26 @@ export interface Observation {
   recheckAfterMs?: number;
 }
 
+/** Reasons for which the controller itself stops a workflow's Job (deletes it while it runs). */
+const STOPPED_BY_CONTROLLER: ReadonlySet<Reason> = new Set([
+  "Cancelled",
+  "ImagePullFailed",
+  "Unschedulable",
+  "PodCreateFailed",
+  "SecretMissing",
+  "RunnerSilent",
+]);
+
+/**
+ * Whether a workflow that ended for `reason` had its Job stopped by the controller, so a Job of
+ * it still active must go (its delete may have failed before). Any other end is the workflow's
+ * own (a step failed, the Job's deadline): its Job stays, even while the cluster has not yet
+ * marked it finished, so its pod and log stay for `ttl.jobSecondsAfterFinished`.
+ */
+export function stoppedByController(reason: Reason): boolean {
+  return STOPPED_BY_CONTROLLER.has(reason);
+}
+
 export interface ObserveInput {
   job: V1Job;
   /** The Job's pods (backoffLimit 0: normally one). */

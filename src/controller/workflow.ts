@@ -12,7 +12,6 @@ import {
   shortHash,
 } from "../api/contract/index.ts";
 import {
-  type Reason,
   type SpindleSet,
   type SpindleSetSpec,
   TERMINAL_PHASES,
@@ -22,7 +21,7 @@ import {
 import { apiMessage, type PodCreateFailure, podCreateFailureOf, statusCode } from "./api.ts";
 import { planWorkflow } from "./build/plan.ts";
 import { nodeLabels, type ReconcileContext } from "./context.ts";
-import { jobActive, NO_POD_CHECK_MS, type Observation, observeJob } from "./observe.ts";
+import { jobActive, NO_POD_CHECK_MS, type Observation, observeJob, stoppedByController } from "./observe.ts";
 import { iso, ms } from "./time.ts";
 
 export interface WorkflowStep {
@@ -33,16 +32,6 @@ export interface WorkflowStep {
   kill?: { name: string; uid: string };
   requeueAfterMs?: number;
 }
-
-/** Reasons for which the controller itself stopped the Job. */
-const KILL_REASONS: ReadonlySet<Reason> = new Set([
-  "Cancelled",
-  "ImagePullFailed",
-  "Unschedulable",
-  "PodCreateFailed",
-  "SecretMissing",
-  "RunnerSilent",
-]);
 
 export async function stepWorkflow(
   ctx: ReconcileContext,
@@ -58,7 +47,7 @@ export async function stepWorkflow(
 
   if (prev && TERMINAL_PHASES.includes(prev.phase)) {
     // A Job we stopped stays stopped (its delete may have failed last time).
-    const kill = ours && jobActive(ours) && KILL_REASONS.has(prev.reason) ? ref(ours) : undefined;
+    const kill = ours && jobActive(ours) && stoppedByController(prev.reason) ? ref(ours) : undefined;
     return { status: prev, ...(kill && { kill }) };
   }
   if (job && !ours) {

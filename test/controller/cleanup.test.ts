@@ -1,9 +1,17 @@
 /** Cleanup on a real apiserver: the orphan sweep, unknown runs, and the TTL of finished runs. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BatchV1Api, CoreV1Api, CustomObjectsApi, type V1ObjectMeta } from "@kubernetes/client-node";
+import {
+  BatchV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1ObjectMeta,
+} from "@kubernetes/client-node";
 import { runLabels, workflowLabels } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
+import { CONTAINERS } from "../../src/api/contract/index.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import {
   createRun,
@@ -11,6 +19,8 @@ import {
   getRun,
   installCrd,
   listJobs,
+  parkedConfig,
+  recordRequests,
   startController,
   testConfig,
   waitForWorkflow,
@@ -150,4 +160,93 @@ test("a finished run is deleted after its TTL", { skip: cluster.skip }, async (t
     }
   });
   assert.ok(Date.now() - start >= 500, "not before its TTL");
+});
+
+test("a run that failed on its own keeps its Job (and the pod's log) though the cluster has not yet marked the Job finished", {
+  skip: cluster.skip,
+}, async (t) => {
+  // Under load kube-controller-manager marks a Job Failed seconds after its pod failed. Loom
+  // sees the pod first, records StepFailed, and the run is finished: its Job must not be deleted
+  // as if the controller had stopped it, or its pod and log go before the engine (or an
+  // operator's `kubectl logs`) read them.
+  const ns = await cluster.namespace(t);
+  const kc = cluster.kubeConfig();
+  const requests = recordRequests(kc);
+  await startController(t, cluster, parkedConfig(ns, { ttl: { spindleSetSecondsAfterFinished: 1 } }), {
+    kubeConfig: kc,
+  });
+  const run = await createRun(cluster, ns, [workflow("fails.yml")]);
+  const name = run.metadata.name!;
+  const scheduled = await waitForWorkflow(cluster, ns, name, "fails.yml", (_p, r) => r === "Scheduled");
+  const jobName = scheduled.status!.workflows[0]!.jobName!;
+  const batch = kc.makeApiClient(BatchV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+  const job = await batch.readNamespacedJob({ name: jobName, namespace: ns });
+  // The workflow's pod as Loom knows it (its labels, owned by the Job), but without the job
+  // controller's own labels: the job controller ignores it, so the Job stays active, as it does
+  // for a while when kube-controller-manager is behind.
+  const labels = { ...job.spec!.template.metadata!.labels };
+  for (const k of Object.keys(labels))
+    if (k.includes("controller-uid") || k.includes("job-name")) delete labels[k];
+  // The job controller's own pod waits unschedulable; ours must be the newest (timestamps have
+  // whole seconds), as the workflow's pod is the newest one of its Job.
+  let theirs = 0;
+  await eventually("the job controller's pod", async () => {
+    const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `job-name=${jobName}` });
+    theirs = Math.max(...pods.items.map((p) => new Date(p.metadata!.creationTimestamp!).getTime()));
+    return pods.items.length > 0;
+  });
+  await new Promise((r) => setTimeout(r, Math.max(0, theirs + 1100 - Date.now())));
+  const podName = `${jobName}-by-hand`;
+  await core.createNamespacedPod({
+    namespace: ns,
+    body: {
+      metadata: {
+        name: podName,
+        labels,
+        ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name: jobName, uid: job.metadata!.uid! }],
+      },
+      spec: {
+        nodeSelector: { "loom.test/no-such-node": "true" },
+        containers: [{ name: CONTAINERS.runner, image: "busybox" }],
+      },
+    },
+  });
+  const at = new Date().toISOString();
+  // A merge patch of the status alone: the scheduler writes the pod's conditions meanwhile.
+  await core.patchNamespacedPodStatus(
+    {
+      name: podName,
+      namespace: ns,
+      body: {
+        status: {
+          phase: "Failed",
+          containerStatuses: [
+            {
+              name: CONTAINERS.runner,
+              image: "busybox",
+              imageID: "",
+              ready: false,
+              restartCount: 0,
+              state: { terminated: { exitCode: 3, reason: "Error", startedAt: at, finishedAt: at } },
+            },
+          ],
+        },
+      },
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+  const failed = await waitForWorkflow(cluster, ns, name, "fails.yml", "failed");
+  assert.equal(failed.status!.workflows[0]!.reason, "StepFailed");
+  // The run is finished: its TTL (1 s) runs out and the controller deletes it. Until then it
+  // must not have deleted the Job itself (the garbage collector takes it with the run).
+  await eventually("the finished run deleted after its TTL", async () =>
+    requests.some((r) => r.startsWith("DELETE") && r.includes(`/spindlesets/${name}`)),
+  );
+  const jobDeletes = requests.filter((r) => r.startsWith("DELETE") && r.includes(`/jobs/${jobName}`));
+  assert.deepEqual(
+    jobDeletes,
+    [],
+    "the Job of a workflow that failed on its own is not deleted by the controller",
+  );
 });

@@ -77,8 +77,24 @@ export async function applyCrdFile(
     text,
   );
   if (applied.code !== 0) throw new Error(`kubectl apply --server-side ${file}: ${applied.stderr.trim()}`);
-  const crds = names.map((n) => `customresourcedefinition/${n}`);
-  const ready = await kc(["wait", "--for=condition=Established", `--timeout=${timeoutSeconds}s`, ...crds]);
-  if (ready.code !== 0) throw new Error(`CRDs ${names.join(", ")} not Established: ${ready.stderr.trim()}`);
-  return names;
+  // Polled rather than `kubectl wait --for=condition=Established`: that fails at once ("accessor
+  // error: <nil>") when it reads a CRD whose status has no conditions yet, as a CRD just created
+  // has for a moment.
+  const established =
+    '{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Established")].status}{"\\n"}{end}';
+  const until = Date.now() + timeoutSeconds * 1000;
+  let last = "";
+  for (;;) {
+    const got = await kc(["get", "customresourcedefinitions", "-o", `jsonpath=${established}`]);
+    last = got.code === 0 ? got.stdout : got.stderr;
+    const ready = new Set(
+      got.stdout
+        .split("\n")
+        .filter((l) => l.endsWith("=True"))
+        .map((l) => l.slice(0, -"=True".length)),
+    );
+    if (got.code === 0 && names.every((n) => ready.has(n))) return names;
+    if (Date.now() > until) throw new Error(`CRDs ${names.join(", ")} not Established: ${last.trim()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
