@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { existingLines } from "../../engine/kubernetes/skip-sink.ts";
 import { encodeLogLine, type LogLine } from "../../protocol/logline.ts";
-import { lastStep, LiveLogSink } from "./live-sink.ts";
+import { LiveLogSink, lastStep } from "./live-sink.ts";
 
 const T = "2026-01-01T00:00:00Z";
 const start = (content: string, step_id: number): LogLine => ({
