@@ -15,12 +15,11 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
-import { JetstreamCursor, KnownDids, openDatabase } from "../../src/spindle/db/index.ts";
+import { JetstreamCursor } from "../../src/spindle/db/index.ts";
 import type { JetstreamConsumerOptions } from "../../src/spindle/intake/index.ts";
-import { Rbac } from "../../src/spindle/rbac/index.ts";
 import { commitEvent, JetstreamStandIn } from "../support/jetstream-standin.ts";
 import { atprotoStandIns, cleanupsAfterEach, waitFor } from "./support/intake-kit.ts";
-import { jetstreamIntake } from "./support/jetstream-intake.ts";
+import { jetstreamIntake, spindleDb } from "./support/jetstream-intake.ts";
 
 const OWNER = "did:plc:ownerownerownerownerowne";
 const SLOW = "did:plc:slowslowslowslowslowslow";
@@ -114,15 +113,8 @@ async function setup(consumer: Partial<JetstreamConsumerOptions> = {}) {
   cleanup(() => js.stop());
   const slow = await startSlowPds();
   cleanup(() => slow.stop());
-  const db = openDatabase(join(dir, `l${dbN++}`, "spindle.db"));
+  const { db, rbac, knownDids } = spindleDb(join(dir, `l${dbN++}`, "spindle.db"), OWNER, [SLOW, SLOW2]);
   cleanup(() => db.close());
-  const rbac = new Rbac(db);
-  rbac.setOwner(OWNER);
-  const knownDids = new KnownDids(db);
-  for (const m of [SLOW, SLOW2]) {
-    rbac.addMember(m);
-    knownDids.add(m);
-  }
   for (const did of [OWNER, NEWBIE, COLLAB]) pds.registerIdentity(plc, did);
   for (const did of [SLOW, SLOW2]) identityAt(did, slow.url);
   const lines: Line[] = [];
@@ -241,12 +233,8 @@ describe("the Jetstream cursor across a crash", () => {
     const slow = await startSlowPds();
     cleanup(() => slow.stop());
     const dbPath = join(dir, `l${dbN++}`, "spindle.db");
-    const db = openDatabase(dbPath);
+    const { db, rbac } = spindleDb(dbPath, OWNER, [SLOW]);
     cleanup(() => db.close());
-    const rbac = new Rbac(db);
-    rbac.setOwner(OWNER);
-    rbac.addMember(SLOW);
-    new KnownDids(db).add(SLOW);
     for (const did of [OWNER, NEWBIE, COLLAB]) world.pds.registerIdentity(world.plc, did);
     identityAt(SLOW, slow.url);
     const child = (): Promise<ChildProcess> =>

@@ -12,7 +12,6 @@ import {
   type DatabaseSync,
   JetstreamCursor,
   KnownDids,
-  openDatabase,
   Repos,
   SpindleMembers,
 } from "../../src/spindle/db/index.ts";
@@ -21,10 +20,10 @@ import type {
   JetstreamConsumer,
   JetstreamConsumerOptions,
 } from "../../src/spindle/intake/index.ts";
-import { Rbac } from "../../src/spindle/rbac/index.ts";
+import type { Rbac } from "../../src/spindle/rbac/index.ts";
 import { commitEvent, exampleJetstreamEvents, JetstreamStandIn } from "../support/jetstream-standin.ts";
 import { atprotoStandIns, cleanupsAfterEach, waitFor as pollUntil } from "./support/intake-kit.ts";
-import { jetstreamIntake } from "./support/jetstream-intake.ts";
+import { jetstreamIntake, spindleDb } from "./support/jetstream-intake.ts";
 
 const OWNER = "did:plc:ownerownerownerownerowne";
 const MEMBER = "did:plc:abcdefghijklmnopqrstuvwx";
@@ -70,15 +69,8 @@ async function setup(
 ): Promise<Harness> {
   const js = await JetstreamStandIn.start();
   cleanup(() => js.stop());
-  const db = openDatabase(join(dir, `j${dbN++}`, "spindle.db"));
+  const { db, rbac, knownDids } = spindleDb(join(dir, `j${dbN++}`, "spindle.db"), OWNER, opts.members);
   cleanup(() => db.close());
-  const rbac = new Rbac(db);
-  rbac.setOwner(OWNER);
-  const knownDids = new KnownDids(db);
-  for (const m of opts.members ?? []) {
-    rbac.addMember(m);
-    knownDids.add(m);
-  }
   const lines: Line[] = [];
   const log = pino({ level: "debug" }, { write: (s: string) => lines.push(JSON.parse(s)) });
   const knots: string[] = [];

@@ -4,22 +4,19 @@
  * LOOM_PLC_URL, LOOM_DB, LOOM_OWNER, LOOM_HOST. Prints "ready" once started.
  */
 import { pino } from "pino";
-import { JetstreamCursor, KnownDids, openDatabase } from "../../../src/spindle/db/index.ts";
-import { Rbac } from "../../../src/spindle/rbac/index.ts";
-import { jetstreamIntake } from "./jetstream-intake.ts";
+import { JetstreamCursor } from "../../../src/spindle/db/index.ts";
+import { jetstreamIntake, spindleDb } from "./jetstream-intake.ts";
 
 const env = (k: string) => {
   const v = process.env[k];
   if (v === undefined) throw new Error(`${k} is not set`);
   return v;
 };
-const db = openDatabase(env("LOOM_DB"));
-const rbac = new Rbac(db);
-rbac.setOwner(env("LOOM_OWNER"));
+const { db, rbac, knownDids } = spindleDb(env("LOOM_DB"), env("LOOM_OWNER"));
 const { consumer } = jetstreamIntake({
   db,
   rbac,
-  knownDids: new KnownDids(db),
+  knownDids,
   cursor: new JetstreamCursor(db),
   log: pino({ level: "info" }, pino.destination(2)),
   endpoint: env("LOOM_JS_URL"),

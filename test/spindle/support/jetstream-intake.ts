@@ -8,7 +8,8 @@ import { XrpcClient } from "../../../src/net/xrpc-client.ts";
 import {
   type DatabaseSync,
   type JetstreamCursor,
-  type KnownDids,
+  KnownDids,
+  openDatabase,
   Repos,
   SpindleMembers,
 } from "../../../src/spindle/db/index.ts";
@@ -18,7 +19,24 @@ import {
   type JetstreamConsumerOptions,
   JetstreamHandlers,
 } from "../../../src/spindle/intake/index.ts";
-import type { Rbac } from "../../../src/spindle/rbac/index.ts";
+import { Rbac } from "../../../src/spindle/rbac/index.ts";
+
+/** A spindle database at `path` with its owner and `members` on record (members are known DIDs). */
+export function spindleDb(
+  path: string,
+  owner: string,
+  members: string[] = [],
+): { db: DatabaseSync; rbac: Rbac; knownDids: KnownDids } {
+  const db = openDatabase(path);
+  const rbac = new Rbac(db);
+  rbac.setOwner(owner);
+  const knownDids = new KnownDids(db);
+  for (const m of members) {
+    rbac.addMember(m);
+    knownDids.add(m);
+  }
+  return { db, rbac, knownDids };
+}
 
 export interface IntakeOptions {
   db: DatabaseSync;
