@@ -197,7 +197,10 @@ export class Scheduler {
     return this.#active.size;
   }
 
-  /** The step a workflow of this process runs now (its name); null between steps or when not running here. */
+  /**
+   * The step a workflow runs now (its name), as its log sink saw the control lines go by; null
+   * between steps, and for a workflow this process does not run.
+   */
   currentStep(wid: string): string | null {
     return this.#openLogs.get(wid)?.step ?? null;
   }

@@ -62,7 +62,7 @@ export class AccessDenied extends Error {
 export class StatusRoutes {
   readonly #d: StatusDeps;
   readonly #streams = new Set<ServerResponse>();
-  /** Bumped on every status event: a cached render older than the last event is stale. */
+  /** Bumped on every change (status event, step): a cached render older than that is stale. */
   #version = 0;
   #last: { at: number; version: number; html: Html } | undefined;
   readonly #unsubscribe: () => void;
