@@ -29,7 +29,6 @@ import { KnotGitServer } from "../test/support/knot-git-server.ts";
 import { benchConfig } from "./bench-server.ts";
 import { HoldingEngine } from "./holding-engine.ts";
 
-const _OWNER = "did:plc:benchowner";
 const ALICE = "did:plc:benchalice";
 const REPO = "did:plc:benchrepo000000000000";
 
