@@ -23,13 +23,12 @@ import {
   WorkflowFetcher,
 } from "../src/net/knot/workflow-fetcher.ts";
 import { encodeTid } from "../src/protocol/tid.ts";
-import { loadConfig } from "../src/spindle/config/index.ts";
 import { KnotCursors, Repos } from "../src/spindle/db/index.ts";
 import { SpindleServer } from "../src/spindle/server.ts";
 import { KnotGitServer } from "../test/support/knot-git-server.ts";
+import { benchConfig } from "./bench-server.ts";
 import { HoldingEngine } from "./holding-engine.ts";
 
-const OWNER = "did:plc:benchowner";
 const ALICE = "did:plc:benchalice";
 const REPO = "did:plc:benchrepo000000000000";
 
@@ -46,26 +45,6 @@ class TimedFetcher extends WorkflowFetcher {
   }
 }
 
-function config(dir: string) {
-  return loadConfig(
-    {
-      SPINDLE_SERVER_HOSTNAME: "spindle.bench",
-      SPINDLE_SERVER_OWNER: OWNER,
-      SPINDLE_SERVER_LISTEN_ADDR: "127.0.0.1:0",
-      SPINDLE_SERVER_DB_PATH: join(dir, "spindle.db"),
-      SPINDLE_SERVER_LOG_DIR: join(dir, "logs"),
-      SPINDLE_SERVER_REPO_DIR: join(dir, "repos"),
-      SPINDLE_SERVER_SECRETS_KEY: "22".repeat(32),
-      SPINDLE_SERVER_ENGINE: "local",
-      SPINDLE_SERVER_DEV: "true",
-      SPINDLE_SERVER_QUEUE_SIZE: "1000000",
-      SPINDLE_SERVER_MAX_JOB_COUNT: "1",
-      SPINDLE_SERVER_JETSTREAM_ENDPOINT: "ws://127.0.0.1:9/subscribe",
-    },
-    { defaultConfigPath: join(dir, "absent.yaml") },
-  );
-}
-
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
@@ -76,7 +55,7 @@ const sha = (i: number) => i.toString(16).padStart(40, "0");
 async function queryLatency(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "loom-bench-gen2-"));
   const server = await SpindleServer.create({
-    config: config(dir),
+    config: benchConfig(dir),
     logger: pino({ level: "silent" }),
     engine: new HoldingEngine(),
     intake: false,
@@ -182,7 +161,7 @@ async function refUpdateToPending(): Promise<void> {
   const wf =
     "when:\n  - event: [push]\n    branch: [main]\nengine: kubernetes\nimage: alpine:3\nsteps:\n  - name: t\n    command: 'true'\n";
   const [first] = await knot.createRepo(REPO, { ".tangled/workflows/ci.yml": wf, "README.md": "x\n" });
-  const cfg = config(dir);
+  const cfg = benchConfig(dir);
   const fetcher = new TimedFetcher({ cacheDir: join(dir, "repos", "gen2"), guard: { allowPrivate: true } });
   const server = await SpindleServer.create({
     config: cfg,

@@ -17,15 +17,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { pino } from "pino";
-import { loadConfig } from "../src/spindle/config/index.ts";
-import { KnotCursors, openDatabase, Repos } from "../src/spindle/db/index.ts";
-import { SpindleServer } from "../src/spindle/server.ts";
+import { KnotCursors, Repos } from "../src/spindle/db/index.ts";
+import type { SpindleServer } from "../src/spindle/server.ts";
 import { KnotStandIn } from "../test/support/knot-standin.ts";
-import { HoldingEngine } from "./holding-engine.ts";
+import { BENCH_ALICE, bootBenchServer } from "./bench-server.ts";
 
-const OWNER = "did:plc:benchowner";
-const ALICE = "did:plc:benchalice";
+const ALICE = BENCH_ALICE;
 const N = Number(process.env.LOOM_BENCH_FLOOD ?? 20_000);
 
 function record(knot: string, i: number, raw?: string, repo = "loom") {
@@ -101,36 +98,15 @@ async function knotMain(): Promise<void> {
   process.disconnect();
 }
 
-async function boot(dir: string, knotHost: string) {
-  const config = loadConfig(
-    {
-      SPINDLE_SERVER_HOSTNAME: "spindle.bench",
-      SPINDLE_SERVER_OWNER: OWNER,
-      SPINDLE_SERVER_LISTEN_ADDR: "127.0.0.1:0",
-      SPINDLE_SERVER_DB_PATH: join(dir, "spindle.db"),
-      SPINDLE_SERVER_LOG_DIR: join(dir, "logs"),
-      SPINDLE_SERVER_SECRETS_KEY: "22".repeat(32),
-      SPINDLE_SERVER_ENGINE: "local",
-      SPINDLE_SERVER_DEV: "true",
-      SPINDLE_SERVER_QUEUE_SIZE: "1000000",
-      SPINDLE_SERVER_MAX_JOB_COUNT: "1",
-      SPINDLE_SERVER_JETSTREAM_ENDPOINT: "ws://127.0.0.1:9/subscribe",
+function boot(dir: string, knotHost: string) {
+  return bootBenchServer(dir, {
+    knots: true,
+    seed: (db) => {
+      new Repos(db).upsert({ knot: knotHost, owner: ALICE, name: "loom", rkey: "3lrepo0000001" });
+      new Repos(db).upsert({ knot: "knot.bench", owner: ALICE, name: "yaml", rkey: "3lrepo0000002" });
+      new KnotCursors(db).set("knot.bench", "1");
     },
-    { defaultConfigPath: join(dir, "absent.yaml") },
-  );
-  const db = openDatabase(config.server.dbPath);
-  new Repos(db).upsert({ knot: knotHost, owner: ALICE, name: "loom", rkey: "3lrepo0000001" });
-  new Repos(db).upsert({ knot: "knot.bench", owner: ALICE, name: "yaml", rkey: "3lrepo0000002" });
-  new KnotCursors(db).set("knot.bench", "1");
-  db.close();
-  const server = await SpindleServer.create({
-    config,
-    logger: pino({ level: "silent" }),
-    engine: new HoldingEngine(),
-    intake: { knots: { backoff: { baseMs: 20, capMs: 200, minMs: 10 } } },
   });
-  const url = await server.start();
-  return { server, url };
 }
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;

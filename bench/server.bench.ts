@@ -14,49 +14,22 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { pino } from "pino";
 import { WebSocket } from "ws";
-import { loadConfig } from "../src/spindle/config/index.ts";
 import { Repos, transaction } from "../src/spindle/db/index.ts";
-import { SpindleServer } from "../src/spindle/server.ts";
 import { KnotStandIn } from "../test/support/knot-standin.ts";
-import { HoldingEngine } from "./holding-engine.ts";
+import { BENCH_ALICE, bootBenchServer } from "./bench-server.ts";
 
-const OWNER = "did:plc:benchowner";
-const ALICE = "did:plc:benchalice";
+const ALICE = BENCH_ALICE;
 const now = () => performance.timeOrigin + performance.now();
 
-async function boot(dir: string, knot: KnotStandIn | null) {
-  const config = loadConfig(
-    {
-      SPINDLE_SERVER_HOSTNAME: "spindle.bench",
-      SPINDLE_SERVER_OWNER: OWNER,
-      SPINDLE_SERVER_LISTEN_ADDR: "127.0.0.1:0",
-      SPINDLE_SERVER_DB_PATH: join(dir, "spindle.db"),
-      SPINDLE_SERVER_LOG_DIR: join(dir, "logs"),
-      SPINDLE_SERVER_SECRETS_KEY: "22".repeat(32),
-      SPINDLE_SERVER_ENGINE: "local",
-      SPINDLE_SERVER_DEV: "true",
-      SPINDLE_SERVER_QUEUE_SIZE: "1000000",
-      SPINDLE_SERVER_MAX_JOB_COUNT: "1",
-      SPINDLE_SERVER_JETSTREAM_ENDPOINT: "ws://127.0.0.1:9/subscribe",
-    },
-    { defaultConfigPath: join(dir, "absent.yaml") },
-  );
-  if (knot) {
-    const { openDatabase } = await import("../src/spindle/db/index.ts");
-    const db = openDatabase(config.server.dbPath);
-    new Repos(db).upsert({ knot: knot.host, owner: ALICE, name: "loom", rkey: "3lrepo0000001" });
-    db.close();
-  }
-  const server = await SpindleServer.create({
-    config,
-    logger: pino({ level: "silent" }),
-    engine: new HoldingEngine(),
-    ...(knot ? { intake: { knots: { backoff: { baseMs: 20, capMs: 200, minMs: 10 } } } } : { intake: false }),
+function boot(dir: string, knot: KnotStandIn | null) {
+  return bootBenchServer(dir, {
+    knots: knot !== null,
+    ...(knot && {
+      seed: (db) =>
+        new Repos(db).upsert({ knot: knot.host, owner: ALICE, name: "loom", rkey: "3lrepo0000001" }),
+    }),
   });
-  const url = await server.start();
-  return { server, wsUrl: url.replace(/^http/, "ws") };
 }
 
 function record(knot: string, i: number) {

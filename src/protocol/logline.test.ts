@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import {
+  decodeLogLine,
   encodeLogLine,
   failedWithoutLogLines,
   formatTime,
@@ -17,6 +18,54 @@ const fixture = (name: string): string[] =>
   readFileSync(`${fixtureDir}/${name}`, "utf8")
     .split("\n")
     .filter((l) => l !== "");
+
+describe("decodeLogLine", () => {
+  it("reads back every fixture line and every line the encoder writes", () => {
+    for (const text of [...fixture("workflow-log.jsonl"), ...fixture("failed-without-logfile.jsonl")]) {
+      const line = decodeLogLine(text);
+      assert.ok(line, text);
+      assert.equal(encodeLogLine(line), text);
+    }
+    const piece: LogLine = { kind: "data", content: "a<b", time: ZERO_TIME, step_id: 2, partial: true };
+    assert.deepEqual(decodeLogLine(encodeLogLine(piece)), piece);
+  });
+
+  it("refuses torn, blank and foreign lines; drops fields it does not know", () => {
+    const full = encodeLogLine({
+      kind: "control",
+      content: "build",
+      time: ZERO_TIME,
+      step_id: 1,
+      step_status: "start",
+    });
+    for (const text of [
+      "",
+      full.slice(0, -3),
+      "null",
+      "[]",
+      '"text"',
+      '{"kind":"other","content":"","time":"","step_id":0}',
+      '{"kind":"data","content":1,"time":"","step_id":0}',
+      '{"kind":"data","content":"","step_id":0}',
+      '{"kind":"data","content":"","time":"","step_id":1.5}',
+      '{"kind":"data","content":"","time":"","step_id":0,"stream":"stdin"}',
+      '{"kind":"control","content":"","time":"","step_id":0,"step_status":"begin"}',
+      '{"kind":"control","content":"","time":"","step_id":0,"step_kind":"1"}',
+      '{"kind":"data","content":"","time":"","step_id":0,"partial":"yes"}',
+    ]) {
+      assert.equal(decodeLogLine(text), undefined, text);
+    }
+    assert.deepEqual(
+      decodeLogLine('{"kind":"data","content":"x","time":"t","step_id":0,"partial":false,"extra":1}'),
+      {
+        kind: "data",
+        content: "x",
+        time: "t",
+        step_id: 0,
+      },
+    );
+  });
+});
 
 describe("encodeLogLine", () => {
   it("reproduces every line of the workflow log fixture byte for byte", () => {

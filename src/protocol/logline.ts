@@ -105,6 +105,48 @@ export function encodeLogLine(line: LogLine, plainContent = false): string {
 }
 
 /**
+ * One log file line (an encoded LogLine, without its newline) back to a LogLine; undefined for a
+ * torn line (a reader that caught a write half-way), a blank one or anything that is not a
+ * LogLine. The one decoder of the format: every reader of log files goes through it. Fields Loom
+ * does not know are dropped; a known field of the wrong type makes the line foreign.
+ */
+export function decodeLogLine(text: string): LogLine | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  if (o.kind !== "data" && o.kind !== "control") return undefined;
+  if (typeof o.content !== "string" || typeof o.time !== "string") return undefined;
+  if (typeof o.step_id !== "number" || !Number.isSafeInteger(o.step_id)) return undefined;
+  const line: LogLine = { kind: o.kind, content: o.content, time: o.time, step_id: o.step_id };
+  if (o.stream !== undefined) {
+    if (o.stream !== "stdout" && o.stream !== "stderr") return undefined;
+    line.stream = o.stream;
+  }
+  if (o.step_status !== undefined) {
+    if (o.step_status !== "start" && o.step_status !== "end") return undefined;
+    line.step_status = o.step_status;
+  }
+  if (o.step_kind !== undefined) {
+    if (typeof o.step_kind !== "number" || !Number.isSafeInteger(o.step_kind)) return undefined;
+    line.step_kind = o.step_kind;
+  }
+  if (o.step_command !== undefined) {
+    if (typeof o.step_command !== "string") return undefined;
+    line.step_command = o.step_command;
+  }
+  if (o.partial !== undefined) {
+    if (typeof o.partial !== "boolean") return undefined;
+    if (o.partial) line.partial = true;
+  }
+  return line;
+}
+
+/**
  * Data lines for each line of `bytes` (byte text, see byte-text.ts; split on "\n", one more line
  * than it has newlines), each followed by "\n": exactly the UTF-8 bytes of what encodeLogLine
  * writes for `{kind: "data", content, time, step_id, stream}` one line at a time, built for a

@@ -7,15 +7,13 @@
  * postgresql package (hack/install-system-deps.sh installs it).
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { setupScript } from "../../src/api/contract/index.ts";
 import { POSTGRES_READY_FILE, postgresScript, postgresSql } from "../../src/controller/build/postgres.ts";
 import { eventually } from "../harness/index.ts";
+import { freePort, podDirs, startSidecar } from "./sidecar-pod.ts";
 
 const PG_ROOT = "/usr/lib/postgresql";
 const version = existsSync(PG_ROOT)
@@ -30,39 +28,13 @@ const skip =
       ? "Debian's postgresql package is not installed (make test-deps)"
       : false;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 test("the PostgreSQL sidecar's setup: databases, roles, ownership, peer auth for spindle-workflow", {
   skip,
 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "loom-pg-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  chmodSync(dir, 0o755);
-  const paths = {
-    home: join(dir, "home"),
-    workspace: join(dir, "ws"),
-    setup: join(dir, "setup"),
-    cloneLog: "",
-  };
-  mkdirSync(paths.setup);
-  assert.equal(spawnSync("sh", ["-c", setupScript(paths, "spindle-workflow")]).status, 0);
-  const state = join(dir, "state");
-  const socket = join(dir, "run");
-  for (const d of [state, socket]) {
-    mkdirSync(d);
-    chownSync(d, 1000, 1000);
-  }
-  const port = await freePort();
   const bin = join(PG_ROOT, version!, "bin");
+  const pod = podDirs(t, "loom-pg-", { path: `${bin}:/usr/bin:/bin` });
+  const { state, socket, asPodUser } = pod;
+  const port = await freePort();
   const sql = postgresSql({
     ensureDatabases: ["spindle-workflow", "other"],
     ensureUsers: [
@@ -70,39 +42,19 @@ test("the PostgreSQL sidecar's setup: databases, roles, ownership, peer auth for
       { name: "reader", ensureDBOwnership: false },
     ],
   });
-  /** Runs `argv` as UID 1000 with the pod's passwd and group, as in the workflow pod. */
-  const asPodUser = (argv: string[], env: Record<string, string> = {}) => [
-    "-m",
-    "sh",
-    "-c",
-    `mount --bind "$1/passwd" /etc/passwd && mount --bind "$1/group" /etc/group && shift && exec setpriv --reuid=1000 --regid=1000 --clear-groups "$@"`,
-    "sh",
-    paths.setup,
-    "env",
-    "-i",
-    `PATH=${bin}:/usr/bin:/bin`,
-    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-    ...argv,
-  ];
-  const sidecar: ChildProcess = spawn(
-    "unshare",
+  const { sidecar, out, exited } = startSidecar(
+    t,
     asPodUser(["sh", "-c", postgresScript({ state, socket })], {
       LOOM_PG_USER: "spindle-workflow",
       LOOM_PG_SQL: sql,
       LOOM_PG_PORT: String(port),
     }),
-    { stdio: ["ignore", "pipe", "pipe"] },
   );
-  let log = "";
-  sidecar.stdout!.on("data", (d) => (log += d));
-  sidecar.stderr!.on("data", (d) => (log += d));
-  const exited = new Promise<number | null>((resolve) => sidecar.on("exit", (code) => resolve(code)));
-  t.after(() => sidecar.kill("SIGKILL"));
 
   await eventually("the sidecar marks itself ready", async () =>
-    existsSync(join(socket, POSTGRES_READY_FILE)) ? true : `not yet: ${log.slice(-400)}`,
+    existsSync(join(socket, POSTGRES_READY_FILE)) ? true : `not yet: ${out.log.slice(-400)}`,
   );
-  assert.match(log, /postgresql is ready/);
+  assert.match(out.log, /postgresql is ready/);
 
   const psql = (args: string[]) =>
     spawnSync("unshare", asPodUser(["psql", "-X", "-w", "-h", socket, "-p", String(port), ...args]), {
@@ -163,5 +115,5 @@ test("the PostgreSQL sidecar's setup: databases, roles, ownership, peer auth for
 
   // SIGTERM (what the kubelet sends) stops the server cleanly.
   sidecar.kill("SIGTERM");
-  assert.equal(await exited, 0, log);
+  assert.equal(await exited, 0, out.log);
 });

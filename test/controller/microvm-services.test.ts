@@ -9,16 +9,14 @@
  * Debian's redis-server and mariadb-server packages (hack/install-system-deps.sh installs them).
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { type TestContext, test } from "node:test";
-import { setupScript } from "../../src/api/contract/index.ts";
+import { test } from "node:test";
 import { MYSQL_PATHS, MYSQL_READY_FILE, mysqlScript, mysqlSql } from "../../src/controller/build/mysql.ts";
 import { REDIS_PATHS, REDIS_READY_FILE, redisScript } from "../../src/controller/build/redis.ts";
 import { eventually } from "../harness/index.ts";
+import { freePort, podDirs, startSidecar } from "./sidecar-pod.ts";
 
 const PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 const root = process.getuid?.() === 0;
@@ -34,82 +32,10 @@ const skipMariadb = !root
     ? "Debian's mariadb-server package is not installed (make test-deps)"
     : false;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/**
- * A pod's folders: its passwd/group (setupScript's), and the sidecar's state and socket folders;
- * the socket folder is also bind-mounted at `socketAt` (the pod's path, e.g. /run/mysqld) in
- * each private mount namespace, so the scripts and clients use the pod's own paths.
- */
-function podDirs(t: TestContext, prefix: string, socketAt: string) {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  chmodSync(dir, 0o755);
-  const paths = {
-    home: join(dir, "home"),
-    workspace: join(dir, "ws"),
-    setup: join(dir, "setup"),
-    cloneLog: "",
-  };
-  mkdirSync(paths.setup);
-  assert.equal(spawnSync("sh", ["-c", setupScript(paths, "spindle-workflow")]).status, 0);
-  const state = join(dir, "state");
-  const socket = join(dir, "run");
-  for (const d of [state, socket]) {
-    mkdirSync(d);
-    chownSync(d, 1000, 1000);
-  }
-  /** `unshare` arguments running `argv` as UID 1000 with the pod's passwd and group. */
-  const asPodUser = (argv: string[], env: Record<string, string> = {}) => [
-    "-m",
-    "sh",
-    "-c",
-    `mount --bind "$1/passwd" /etc/passwd && mount --bind "$1/group" /etc/group && mkdir -p "$3" && mount --bind "$2" "$3" && shift 3 && exec setpriv --reuid=1000 --regid=1000 --clear-groups "$@"`,
-    "sh",
-    paths.setup,
-    socket,
-    socketAt,
-    "env",
-    "-i",
-    `PATH=${PATH}`,
-    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-    ...argv,
-  ];
-  const run = (argv: string[]) => spawnSync("unshare", asPodUser(argv), { encoding: "utf8" });
-  return { state, socket, asPodUser, run };
-}
-
-/** Starts the sidecar script as the pod's user; its log collected, SIGKILLed after the test. */
-function startSidecar(t: TestContext, args: string[]) {
-  // Its own process group: a failed test kills the server too, not just unshare.
-  const sidecar: ChildProcess = spawn("unshare", args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
-  const out = { log: "" };
-  sidecar.stdout!.on("data", (d) => (out.log += d));
-  sidecar.stderr!.on("data", (d) => (out.log += d));
-  const exited = new Promise<number | null>((resolve) => sidecar.on("exit", (code) => resolve(code)));
-  t.after(() => {
-    try {
-      process.kill(-sidecar.pid!, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  });
-  return { sidecar, out, exited };
-}
-
 test("the Redis sidecar: PONG over the socket and TCP on 127.0.0.1, with no password", {
   skip: skipRedis,
 }, async (t) => {
-  const pod = podDirs(t, "loom-redis-", REDIS_PATHS.socket);
+  const pod = podDirs(t, "loom-redis-", { path: PATH, socketAt: REDIS_PATHS.socket });
   const port = await freePort();
   const { sidecar, out, exited } = startSidecar(
     t,
@@ -139,7 +65,7 @@ test("the Redis sidecar: PONG over the socket and TCP on 127.0.0.1, with no pass
 });
 
 test("the Redis sidecar with port 0 listens on the socket only", { skip: skipRedis }, async (t) => {
-  const pod = podDirs(t, "loom-redis-", REDIS_PATHS.socket);
+  const pod = podDirs(t, "loom-redis-", { path: PATH, socketAt: REDIS_PATHS.socket });
   const { sidecar, out, exited } = startSidecar(
     t,
     pod.asPodUser(["sh", "-c", redisScript({ state: pod.state, socket: REDIS_PATHS.socket })], {
@@ -158,7 +84,7 @@ test("the Redis sidecar with port 0 listens on the socket only", { skip: skipRed
 test("the MariaDB sidecar: databases, socket-identified users and grants; select 1 as spindle-workflow with no password", {
   skip: skipMariadb,
 }, async (t) => {
-  const pod = podDirs(t, "loom-mysql-", MYSQL_PATHS.socket);
+  const pod = podDirs(t, "loom-mysql-", { path: PATH, socketAt: MYSQL_PATHS.socket });
   const port = await freePort();
   const sql = mysqlSql({
     ensureDatabases: ["app", "other-db"],

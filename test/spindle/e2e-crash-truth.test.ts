@@ -6,44 +6,11 @@
  * third as failed with the reason; nothing runs twice.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
-import { openDatabase, Repos } from "../../src/spindle/db/index.ts";
-import { KnotStandIn } from "../support/knot-standin.ts";
-import { ALICE, Collector, pipelineRecord, statuses, testEnv, waitFor, workflow } from "./server-kit.ts";
-
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
-
-interface Child {
-  proc: ChildProcess;
-  url: string;
-  exited: Promise<number | null>;
-}
-
-async function startServe(env: Record<string, string>): Promise<Child> {
-  const proc = spawn(process.execPath, [MAIN, "serve"], {
-    env: { ...env, PATH: process.env.PATH ?? "/usr/bin:/bin", LOOM_LOG_LEVEL: "warn" },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const exited = new Promise<number | null>((res) => proc.once("exit", (code) => res(code)));
-  let err = "";
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${err}`)), 20_000);
-    proc.stderr?.on("data", (d: Buffer) => {
-      err += d.toString();
-      const m = /listening on (http:\/\/[0-9.:]+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1] as string);
-      }
-    });
-    proc.once("exit", (code) => reject(new Error(`serve exited ${code}:\n${err}`)));
-  });
-  return { proc, url, exited };
-}
+import { describe, it } from "node:test";
+import { serveFixture } from "./serve-child.ts";
+import { Collector, pipelineRecord, statuses, testEnv, waitFor, workflow } from "./server-kit.ts";
 
 /** Result files the runners left in the local engine's run directories. */
 function resultFiles(runs: string): string[] {
@@ -54,35 +21,20 @@ function resultFiles(runs: string): string[] {
 }
 
 describe("e2e: a SIGKILLed server reports what finished meanwhile with its real outcome", () => {
-  let dir: string;
-  let knot: KnotStandIn;
-  let child: Child | undefined;
-
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "loom-crash-"));
-    knot = await KnotStandIn.start({ gen: 1 });
-    const db = openDatabase(join(dir, "spindle.db"));
-    new Repos(db).upsert({ knot: knot.host, owner: ALICE, name: "loom", rkey: "3lrepo0000001" });
-    db.close();
-  });
-  after(async () => {
-    child?.proc.kill("SIGKILL");
-    await knot.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const fx = serveFixture("loom-crash-");
 
   it("finished workflows keep their status and exit code; the unfinished one fails with a reason", async () => {
-    const env = testEnv(dir, { SPINDLE_SERVER_MAX_JOB_COUNT: "3" });
-    child = await startServe(env);
-    await knot.waitForConnections(1);
-    const events = new Collector(`${child.url.replace("http", "ws")}/events`);
+    const env = testEnv(fx.dir, { SPINDLE_SERVER_MAX_JOB_COUNT: "3" });
+    let child = await fx.start(env);
+    await fx.knot.waitForConnections(1);
+    const events = new Collector(`${child.wsUrl}/events`);
     await events.opened;
-    const gate = join(dir, "gate");
-    const mark = (name: string) => join(dir, `marker-${name}`);
+    const gate = join(fx.dir, "gate");
+    const mark = (name: string) => join(fx.dir, `marker-${name}`);
     const wait = `while [ ! -e ${gate} ]; do sleep 0.05; done`;
-    const repo = { did: ALICE, repo: "loom", knot: knot.host };
+    const repo = fx.repo;
     const emit = (rkey: string, name: string, command: string) =>
-      knot.emitPipeline(rkey, pipelineRecord([workflow(name, [{ name: "s", command }])], repo));
+      fx.knot.emitPipeline(rkey, pipelineRecord([workflow(name, [{ name: "s", command }])], repo));
     // Silent after the gate: a runner whose reader is gone stops its steps at the next output
     // line (so a step printing after the crash is cut, and reported so); these end first.
     emit("3lxyz2crasha", "ok.yml", `echo x >> ${mark("ok")}; ${wait}; true`);
@@ -96,11 +48,11 @@ describe("e2e: a SIGKILLed server reports what finished meanwhile with its real 
     events.close();
     // With no server watching, two runners finish and leave their results.
     writeFileSync(gate, "");
-    const runs = join(dir, "runs");
+    const runs = join(fx.dir, "runs");
     await waitFor(() => resultFiles(runs).length === 2, 20_000, "two runners wrote their results");
 
-    child = await startServe(env);
-    const all = new Collector(`${child.url.replace("http", "ws")}/events?cursor=1`);
+    child = await fx.start(env);
+    const all = new Collector(`${child.wsUrl}/events?cursor=1`);
     await all.opened;
     const final = (f: string[], w: string) =>
       statuses(f, w).find((e) => ["success", "failed", "timeout", "cancelled"].includes(String(e.status)));
@@ -130,6 +82,5 @@ describe("e2e: a SIGKILLed server reports what finished meanwhile with its real 
 
     child.proc.kill("SIGTERM");
     assert.equal(await child.exited, 0);
-    child = undefined;
   });
 });

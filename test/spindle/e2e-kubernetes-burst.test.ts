@@ -6,21 +6,10 @@
  * spindle's queue in fair order. Real control plane (kube-apiserver, etcd, scheduler, kwok).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
 import { eventually, getTestCluster } from "../harness/index.ts";
-import {
-  ALICE,
-  addRepo,
-  bootServer,
-  Collector,
-  KNOT,
-  pipelineRecord,
-  statuses,
-  workflow,
-} from "./server-kit.ts";
+import { bootKubernetesServer } from "./kubernetes-kit.ts";
+import { KNOT, pipelineRecord, statuses, workflow } from "./server-kit.ts";
 
 const cluster = await getTestCluster({ full: true });
 const BURST = 120;
@@ -31,35 +20,12 @@ test("a burst beyond the old defaults is taken whole; the spindle fills the clus
   const ns = await cluster.namespace(t);
   await cluster.installSpindleSetCrd();
 
-  const dir = mkdtempSync(join(tmpdir(), "loom-k8s-burst-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const configFile = join(dir, "config.yaml");
   // No spindle limits and no maxConcurrentJobs: every default applies.
-  writeFileSync(
-    configFile,
-    [
-      "kubernetes:",
-      `  namespace: ${ns}`,
-      "  images:",
-      "    runner: example.invalid/loom-runner:test",
-      "",
-    ].join("\n"),
-  );
-  const previous = process.env.KUBECONFIG;
-  process.env.KUBECONFIG = cluster.kubeconfigPath;
-  t.after(() => {
-    if (previous === undefined) delete process.env.KUBECONFIG;
-    else process.env.KUBECONFIG = previous;
+  const { booted, events } = await bootKubernetesServer(t, {
+    cluster,
+    namespace: ns,
+    prefix: "loom-k8s-burst-",
   });
-  const booted = await bootServer({
-    dir,
-    env: { SPINDLE_SERVER_ENGINE: "kubernetes", LOOM_CONFIG: configFile },
-  });
-  t.after(() => booted.stop());
-  addRepo(booted.server, ALICE, "loom");
-  const events = new Collector(`${booted.wsUrl}/events?cursor=1`);
-  t.after(() => events.close());
-  await events.opened;
 
   for (let i = 0; i < BURST; i++) {
     await booted.server.pipelines.acceptPipeline(

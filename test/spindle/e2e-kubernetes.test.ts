@@ -6,25 +6,14 @@
  * run no containers; the log path is proven in test/engine/kubernetes.test.ts).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
 import { CustomObjectsApi } from "@kubernetes/client-node";
 import { spindleSetName } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
 import type { SpindleSet } from "../../src/api/v1alpha1/spindleset.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
-import {
-  ALICE,
-  addRepo,
-  bootServer,
-  Collector,
-  KNOT,
-  pipelineRecord,
-  statuses,
-  workflow,
-} from "./server-kit.ts";
+import { bootKubernetesServer } from "./kubernetes-kit.ts";
+import { KNOT, pipelineRecord, statuses, workflow } from "./server-kit.ts";
 
 const cluster = await getTestCluster({ full: true });
 
@@ -35,43 +24,21 @@ test("a pipeline runs through a SpindleSet and the embedded controller, and its 
   const kc = cluster.kubeConfig();
   await cluster.installSpindleSetCrd();
 
-  const dir = mkdtempSync(join(tmpdir(), "loom-k8s-server-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const configFile = join(dir, "config.yaml");
-  writeFileSync(
-    configFile,
-    [
-      "kubernetes:",
-      `  namespace: ${ns}`,
-      "  images:",
-      "    runner: example.invalid/loom-runner:test",
+  // The server takes cluster access the way it does in production: KUBECONFIG.
+  const { booted, events } = await bootKubernetesServer(t, {
+    cluster,
+    namespace: ns,
+    prefix: "loom-k8s-server-",
+    kubernetes: [
       "  template:",
       "    resourceProfiles:",
       "      - name: nowhere",
       "        nodeSelector:",
       '          loom.test/never: "true"',
-      "",
-    ].join("\n"),
-  );
-  // The server takes cluster access the way it does in production: KUBECONFIG.
-  const previous = process.env.KUBECONFIG;
-  process.env.KUBECONFIG = cluster.kubeconfigPath;
-  t.after(() => {
-    if (previous === undefined) delete process.env.KUBECONFIG;
-    else process.env.KUBECONFIG = previous;
+    ],
   });
-  const booted = await bootServer({
-    dir,
-    env: { SPINDLE_SERVER_ENGINE: "kubernetes", LOOM_CONFIG: configFile },
-  });
-  t.after(() => booted.stop());
   assert.equal(booted.server.engine.name, "kubernetes");
   assert.ok(booted.server.controller, "the controller runs inside the spindle");
-
-  addRepo(booted.server, ALICE, "loom");
-  const events = new Collector(`${booted.wsUrl}/events?cursor=1`);
-  t.after(() => events.close());
-  await events.opened;
   const rkey = "3k8sserver0001";
   await booted.server.pipelines.acceptPipeline(
     KNOT,

@@ -6,44 +6,11 @@
  * process of it is left — the runner stops when its stdout breaks, and recovery sweeps the rest).
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
-import { openDatabase, Repos } from "../../src/spindle/db/index.ts";
-import { KnotStandIn } from "../support/knot-standin.ts";
-import { ALICE, Collector, pipelineRecord, statuses, testEnv, waitFor, workflow } from "./server-kit.ts";
-
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
-
-interface Child {
-  proc: ChildProcess;
-  url: string;
-  exited: Promise<number | null>;
-}
-
-async function startServe(env: Record<string, string>): Promise<Child> {
-  const proc = spawn(process.execPath, [MAIN, "serve"], {
-    env: { ...env, PATH: process.env.PATH ?? "/usr/bin:/bin", LOOM_LOG_LEVEL: "warn" },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const exited = new Promise<number | null>((res) => proc.once("exit", (code) => res(code)));
-  let err = "";
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${err}`)), 20_000);
-    proc.stderr?.on("data", (d: Buffer) => {
-      err += d.toString();
-      const m = /listening on (http:\/\/[0-9.:]+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1] as string);
-      }
-    });
-    proc.once("exit", (code) => reject(new Error(`serve exited ${code}:\n${err}`)));
-  });
-  return { proc, url, exited };
-}
+import { describe, it } from "node:test";
+import { serveFixture } from "./serve-child.ts";
+import { Collector, pipelineRecord, statuses, testEnv, waitFor, workflow } from "./server-kit.ts";
 
 function processesMentioning(text: string): number[] {
   const pids: number[] = [];
@@ -56,33 +23,18 @@ function processesMentioning(text: string): number[] {
 }
 
 describe("e2e: SIGKILL mid-run and with queued pipelines", () => {
-  let dir: string;
-  let knot: KnotStandIn;
-  let child: Child | undefined;
-
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "loom-restart-"));
-    knot = await KnotStandIn.start({ gen: 1 });
-    const db = openDatabase(join(dir, "spindle.db"));
-    new Repos(db).upsert({ knot: knot.host, owner: ALICE, name: "loom", rkey: "3lrepo0000001" });
-    db.close();
-  });
-  after(async () => {
-    child?.proc.kill("SIGKILL");
-    await knot.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const fx = serveFixture("loom-restart-");
 
   it("loses nothing and runs nothing twice", async () => {
-    const env = testEnv(dir, { SPINDLE_SERVER_MAX_JOB_COUNT: "1", SPINDLE_SERVER_QUEUE_SIZE: "10" });
-    child = await startServe(env);
-    await knot.waitForConnections(1);
-    const events = new Collector(`${child.url.replace("http", "ws")}/events`);
+    const env = testEnv(fx.dir, { SPINDLE_SERVER_MAX_JOB_COUNT: "1", SPINDLE_SERVER_QUEUE_SIZE: "10" });
+    let child = await fx.start(env);
+    await fx.knot.waitForConnections(1);
+    const events = new Collector(`${child.wsUrl}/events`);
     await events.opened;
 
-    const mark = (name: string) => join(dir, `marker-${name}`);
-    const repo = { did: ALICE, repo: "loom", knot: knot.host };
-    knot.emitPipeline(
+    const mark = (name: string) => join(fx.dir, `marker-${name}`);
+    const repo = fx.repo;
+    fx.knot.emitPipeline(
       "3lxyz2restrta",
       pipelineRecord(
         [workflow("long.yml", [{ name: "long", command: `echo started >> ${mark("a")}; sleep 37` }])],
@@ -91,11 +43,11 @@ describe("e2e: SIGKILL mid-run and with queued pipelines", () => {
     );
     await events.until((f) => statuses(f, "long.yml").some((e) => e.status === "running"));
     await waitFor(() => existsSync(mark("a")), 10_000, "long step started");
-    knot.emitPipeline(
+    fx.knot.emitPipeline(
       "3lxyz2restrtb",
       pipelineRecord([workflow("b.yml", [{ name: "b", command: `echo ran >> ${mark("b")}` }])], repo),
     );
-    knot.emitPipeline(
+    fx.knot.emitPipeline(
       "3lxyz2restrtc",
       pipelineRecord([workflow("c.yml", [{ name: "c", command: `echo ran >> ${mark("c")}` }])], repo),
     );
@@ -110,8 +62,8 @@ describe("e2e: SIGKILL mid-run and with queued pipelines", () => {
     await child.exited;
     events.close();
 
-    child = await startServe(env);
-    const all = new Collector(`${child.url.replace("http", "ws")}/events?cursor=1`);
+    child = await fx.start(env);
+    const all = new Collector(`${child.wsUrl}/events?cursor=1`);
     await all.opened;
     await all.until(
       (f) =>
@@ -154,12 +106,11 @@ describe("e2e: SIGKILL mid-run and with queued pipelines", () => {
     assert.equal(readFileSync(mark("c"), "utf8"), "ran\n");
     await waitFor(() => processesMentioning(mark("a")).length === 0, 10_000, "orphaned step cleaned up");
     // The /logs of the interrupted workflow ends: it is finished.
-    const logs = new Collector(`${child.url.replace("http", "ws")}/logs/${knot.host}/3lxyz2restrta/long.yml`);
+    const logs = new Collector(`${child.wsUrl}/logs/${fx.knot.host}/3lxyz2restrta/long.yml`);
     assert.equal((await logs.closed).code, 1000);
     all.close();
 
     child.proc.kill("SIGTERM");
     assert.equal(await child.exited, 0);
-    child = undefined;
   });
 });

@@ -9,37 +9,27 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { afterEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { pino } from "pino";
 import { KnotCursors, openDatabase } from "../../src/spindle/db/index.ts";
 import { batchedWrite } from "../../src/spindle/db/write-batch.ts";
 import { KnotConsumers, type KnotEventHandler } from "../../src/spindle/intake/index.ts";
 import { KnotStandIn } from "../support/knot-standin.ts";
+import { cleanupsAfterEach, waitFor } from "./support/intake-kit.ts";
 
 const fast = { backoff: { baseMs: 20, capMs: 100, minMs: 10, random: () => 0.5 }, livenessMs: 5000 };
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanup = cleanupsAfterEach();
 
 async function setup(handler: (db: DatabaseSync, other: DatabaseSync) => KnotEventHandler) {
   const knot = await KnotStandIn.start({ gen: 2 });
-  cleanups.push(() => knot.stop());
+  cleanup(() => knot.stop());
   const dir = mkdtempSync(join(tmpdir(), "loom-intake-batch-"));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  cleanup(() => rmSync(dir, { recursive: true, force: true }));
   const db = openDatabase(join(dir, "spindle.db"));
   db.exec("CREATE TABLE admitted (rkey TEXT PRIMARY KEY, created TEXT NOT NULL)");
   const other = new DatabaseSync(join(dir, "spindle.db"));
-  cleanups.push(() => {
+  cleanup(() => {
     other.close();
     db.close();
   });
@@ -54,7 +44,7 @@ async function setup(handler: (db: DatabaseSync, other: DatabaseSync) => KnotEve
     log: pino({ level: "silent" }),
     onSkip: (r) => skips.push(r),
   });
-  cleanups.push(() => consumers.stop());
+  cleanup(() => consumers.stop());
   const stored = () =>
     other
       .prepare("SELECT rkey FROM admitted ORDER BY created")
@@ -99,7 +89,7 @@ describe("knot frames admitted in batches", () => {
     s.consumers.start();
     // The stand-in sends a backlog one batch of 100 per new row: keep it moving.
     const nudge = setInterval(() => s.knot.emit("sh.tangled.knot.memberUpdate", "3lnudge", {}), 50);
-    cleanups.push(() => clearInterval(nudge));
+    cleanup(() => clearInterval(nudge));
     await waitFor(() => s.stored().length === N, "every row stored");
     await waitFor(() => BigInt(s.cursors.get(s.knot.host) ?? "0") >= last, "the cursor past the last row");
     assert.deepEqual(

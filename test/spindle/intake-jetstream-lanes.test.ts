@@ -12,28 +12,14 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, afterEach, before, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
-import { IdentityResolver } from "../../src/net/identity.ts";
-import { XrpcClient } from "../../src/net/xrpc-client.ts";
-import {
-  JetstreamCursor,
-  KnownDids,
-  openDatabase,
-  Repos,
-  SpindleMembers,
-} from "../../src/spindle/db/index.ts";
-import {
-  DidFilter,
-  JetstreamConsumer,
-  type JetstreamConsumerOptions,
-  JetstreamHandlers,
-} from "../../src/spindle/intake/index.ts";
-import { Rbac } from "../../src/spindle/rbac/index.ts";
+import { JetstreamCursor } from "../../src/spindle/db/index.ts";
+import type { JetstreamConsumerOptions } from "../../src/spindle/intake/index.ts";
 import { commitEvent, JetstreamStandIn } from "../support/jetstream-standin.ts";
-import { PdsStandIn } from "../support/pds-standin.ts";
-import { type PlcServer, startPlcServer } from "../support/plc-server.ts";
+import { atprotoStandIns, cleanupsAfterEach, waitFor } from "./support/intake-kit.ts";
+import { jetstreamIntake, spindleDb } from "./support/jetstream-intake.ts";
 
 const OWNER = "did:plc:ownerownerownerownerowne";
 const SLOW = "did:plc:slowslowslowslowslowslow";
@@ -48,21 +34,8 @@ let dbN = 0;
 
 type Line = Record<string, unknown> & { msg: string };
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-let plc: PlcServer;
-let pds: PdsStandIn;
+const cleanup = cleanupsAfterEach();
+const world = atprotoStandIns();
 
 /** A PDS that holds every request until `open()`, then answers with the PDS stand-in's reply. */
 interface SlowPds {
@@ -82,7 +55,7 @@ async function startSlowPds(): Promise<SlowPds> {
     requests.push(req.url ?? "/");
     await gate;
     try {
-      const r = await fetch(`${pds.url}${req.url ?? "/"}`);
+      const r = await fetch(`${world.pds.url}${req.url ?? "/"}`);
       res.writeHead(r.status, { "content-type": r.headers.get("content-type") ?? "application/json" });
       res.end(Buffer.from(await r.arrayBuffer()));
     } catch {
@@ -105,15 +78,15 @@ async function startSlowPds(): Promise<SlowPds> {
 
 /** `did`'s DID document names `url` as its PDS. */
 function identityAt(did: string, url: string): void {
-  plc.setDocument(did, {
-    ...pds.didDocument(did),
+  world.plc.setDocument(did, {
+    ...world.pds.didDocument(did),
     service: [{ id: "#atproto_pds", type: "AtprotoPersonalDataServer", serviceEndpoint: url }],
   });
 }
 
 /** A repo record of `did` on this spindle, with one collaborator record about it on the PDS. */
 function repoWithCollaborator(did: string, rkey: string, name: string) {
-  pds.putRecord(did, "sh.tangled.repo.collaborator", `${rkey}c`, {
+  world.pds.putRecord(did, "sh.tangled.repo.collaborator", `${rkey}c`, {
     subject: COLLAB,
     repo: `at://${did}/sh.tangled.repo/${rkey}`,
     createdAt: "2026-02-10T12:00:00Z",
@@ -135,48 +108,33 @@ const memberEvent = (subject: string, rkey: string) =>
   });
 
 async function setup(consumer: Partial<JetstreamConsumerOptions> = {}) {
+  const { plc, pds } = world;
   const js = await JetstreamStandIn.start();
-  cleanups.push(() => js.stop());
+  cleanup(() => js.stop());
   const slow = await startSlowPds();
-  cleanups.push(() => slow.stop());
-  const db = openDatabase(join(dir, `l${dbN++}`, "spindle.db"));
-  cleanups.push(() => db.close());
-  const rbac = new Rbac(db);
-  rbac.setOwner(OWNER);
-  const knownDids = new KnownDids(db);
-  for (const m of [SLOW, SLOW2]) {
-    rbac.addMember(m);
-    knownDids.add(m);
-  }
+  cleanup(() => slow.stop());
+  const { db, rbac, knownDids } = spindleDb(join(dir, `l${dbN++}`, "spindle.db"), OWNER, [SLOW, SLOW2]);
+  cleanup(() => db.close());
   for (const did of [OWNER, NEWBIE, COLLAB]) pds.registerIdentity(plc, did);
   for (const did of [SLOW, SLOW2]) identityAt(did, slow.url);
   const lines: Line[] = [];
   const log = pino({ level: "debug" }, { write: (s: string) => lines.push(JSON.parse(s)) });
-  const filter = new DidFilter(OWNER, knownDids);
   const cursor = new JetstreamCursor(db);
-  const c = new JetstreamConsumer({
-    endpoint: js.url,
-    filter,
+  const { consumer: c } = jetstreamIntake({
+    db,
+    rbac,
+    knownDids,
     cursor,
-    handlers: new JetstreamHandlers({
-      db,
-      hostname: HOST,
-      rbac,
-      members: new SpindleMembers(db),
-      knownDids,
-      repos: new Repos(db),
-      filter,
-      identity: new IdentityResolver({ plcUrl: plc.url, dev: true, timeoutMs: 5000 }),
-      xrpc: new XrpcClient({ timeoutMs: 60_000 }),
-      knots: { addKnot: () => {} },
-      log,
-    }),
     log,
+    endpoint: js.url,
+    plcUrl: plc.url,
+    owner: OWNER,
+    hostname: HOST,
+    xrpcTimeoutMs: 60_000,
     nowUs: () => Date.now() * 1000,
-    backoff: { baseMs: 20, capMs: 100, minMs: 10 },
-    ...consumer,
+    consumer,
   });
-  cleanups.push(async () => {
+  cleanup(async () => {
     slow.open();
     await c.stop();
   });
@@ -184,16 +142,6 @@ async function setup(consumer: Partial<JetstreamConsumerOptions> = {}) {
   const handledOf = (did: string) => handled().filter((l) => l.did === did);
   return { js, slow, db, rbac, cursor, consumer: c, lines, handled, handledOf };
 }
-
-before(async () => {
-  plc = await startPlcServer();
-  pds = await PdsStandIn.start();
-});
-
-after(async () => {
-  await plc?.stop();
-  await pds?.stop();
-});
 
 describe("Jetstream events across DIDs", () => {
   it("a slow PDS for one DID does not hold up another DID's member event; the cursor waits for the slow one", async () => {
@@ -246,7 +194,7 @@ describe("Jetstream events across DIDs", () => {
     await h.js.waitForConnections(1);
     h.js.push(repoWithCollaborator(SLOW, "3lslowrepo04", "held"));
     await waitFor(() => h.slow.requests.length > 0, "the slow DID's handler waiting");
-    pds.putRecord(NEWBIE, "sh.tangled.repo", "3lnewrepo001", { name: "fresh" });
+    world.pds.putRecord(NEWBIE, "sh.tangled.repo", "3lnewrepo001", { name: "fresh" });
     h.js.push(
       memberEvent(NEWBIE, "3lmember0003"),
       commitEvent({
@@ -281,17 +229,13 @@ describe("Jetstream events across DIDs", () => {
 describe("the Jetstream cursor across a crash", () => {
   it("SIGKILL while one DID's event is in hand: after a restart it is handled, nothing lost", async () => {
     const js = await JetstreamStandIn.start();
-    cleanups.push(() => js.stop());
+    cleanup(() => js.stop());
     const slow = await startSlowPds();
-    cleanups.push(() => slow.stop());
+    cleanup(() => slow.stop());
     const dbPath = join(dir, `l${dbN++}`, "spindle.db");
-    const db = openDatabase(dbPath);
-    cleanups.push(() => db.close());
-    const rbac = new Rbac(db);
-    rbac.setOwner(OWNER);
-    rbac.addMember(SLOW);
-    new KnownDids(db).add(SLOW);
-    for (const did of [OWNER, NEWBIE, COLLAB]) pds.registerIdentity(plc, did);
+    const { db, rbac } = spindleDb(dbPath, OWNER, [SLOW]);
+    cleanup(() => db.close());
+    for (const did of [OWNER, NEWBIE, COLLAB]) world.pds.registerIdentity(world.plc, did);
     identityAt(SLOW, slow.url);
     const child = (): Promise<ChildProcess> =>
       new Promise((resolve, reject) => {
@@ -302,7 +246,7 @@ describe("the Jetstream cursor across a crash", () => {
             env: {
               ...process.env,
               LOOM_JS_URL: js.url,
-              LOOM_PLC_URL: plc.url,
+              LOOM_PLC_URL: world.plc.url,
               LOOM_DB: dbPath,
               LOOM_OWNER: OWNER,
               LOOM_HOST: HOST,
@@ -310,7 +254,7 @@ describe("the Jetstream cursor across a crash", () => {
             stdio: ["ignore", "pipe", "ignore"],
           },
         );
-        cleanups.push(() => {
+        cleanup(() => {
           p.kill("SIGKILL");
         });
         p.once("error", reject);

@@ -6,28 +6,24 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, afterEach, before, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { pino } from "pino";
-import { IdentityResolver } from "../../src/net/identity.ts";
-import { XrpcClient } from "../../src/net/xrpc-client.ts";
 import {
   type DatabaseSync,
   JetstreamCursor,
   KnownDids,
-  openDatabase,
   Repos,
   SpindleMembers,
 } from "../../src/spindle/db/index.ts";
-import {
+import type {
   DidFilter,
   JetstreamConsumer,
-  type JetstreamConsumerOptions,
-  JetstreamHandlers,
+  JetstreamConsumerOptions,
 } from "../../src/spindle/intake/index.ts";
-import { Rbac } from "../../src/spindle/rbac/index.ts";
+import type { Rbac } from "../../src/spindle/rbac/index.ts";
 import { commitEvent, exampleJetstreamEvents, JetstreamStandIn } from "../support/jetstream-standin.ts";
-import { PdsStandIn } from "../support/pds-standin.ts";
-import { type PlcServer, startPlcServer } from "../support/plc-server.ts";
+import { atprotoStandIns, cleanupsAfterEach, waitFor as pollUntil } from "./support/intake-kit.ts";
+import { jetstreamIntake, spindleDb } from "./support/jetstream-intake.ts";
 
 const OWNER = "did:plc:ownerownerownerownerowne";
 const MEMBER = "did:plc:abcdefghijklmnopqrstuvwx";
@@ -42,21 +38,11 @@ let dbN = 0;
 
 type Line = Record<string, unknown> & { msg: string };
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** This file's waits are short: its stand-ins answer at once. */
+const waitFor = (cond: () => boolean, what: string, timeoutMs = 5000) => pollUntil(cond, what, timeoutMs);
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-let plc: PlcServer;
-let pds: PdsStandIn;
+const cleanup = cleanupsAfterEach();
+const world = atprotoStandIns();
 
 interface Harness {
   js: JetstreamStandIn;
@@ -82,46 +68,30 @@ async function setup(
   } = {},
 ): Promise<Harness> {
   const js = await JetstreamStandIn.start();
-  cleanups.push(() => js.stop());
-  const db = openDatabase(join(dir, `j${dbN++}`, "spindle.db"));
-  cleanups.push(() => db.close());
-  const rbac = new Rbac(db);
-  rbac.setOwner(OWNER);
-  const knownDids = new KnownDids(db);
-  for (const m of opts.members ?? []) {
-    rbac.addMember(m);
-    knownDids.add(m);
-  }
+  cleanup(() => js.stop());
+  const { db, rbac, knownDids } = spindleDb(join(dir, `j${dbN++}`, "spindle.db"), OWNER, opts.members);
+  cleanup(() => db.close());
   const lines: Line[] = [];
   const log = pino({ level: "debug" }, { write: (s: string) => lines.push(JSON.parse(s)) });
   const knots: string[] = [];
   const cursor = new JetstreamCursor(db);
   const make = () => {
-    const filter = new DidFilter(OWNER, knownDids);
-    const handlers = new JetstreamHandlers({
+    const { consumer, filter } = jetstreamIntake({
       db,
-      hostname: HOST,
       rbac,
-      members: new SpindleMembers(db),
       knownDids,
-      repos: new Repos(db),
-      filter,
-      identity: new IdentityResolver({ plcUrl: plc.url, dev: true, timeoutMs: 5000 }),
-      xrpc: new XrpcClient({ timeoutMs: 2000 }),
-      knots: { addKnot: (k) => knots.push(k) },
-      log,
-    });
-    const consumer = new JetstreamConsumer({
-      endpoint: js.url,
-      filter,
       cursor,
-      handlers,
       log,
+      endpoint: js.url,
+      plcUrl: world.plc.url,
+      owner: OWNER,
+      hostname: HOST,
+      xrpcTimeoutMs: 2000,
+      addKnot: (k) => knots.push(k),
       nowUs: opts.nowUs ?? (() => EXAMPLE_T0 - 1000),
-      backoff: { baseMs: 20, capMs: 100, minMs: 10 },
-      ...opts.consumer,
+      ...(opts.consumer && { consumer: opts.consumer }),
     });
-    cleanups.push(() => consumer.stop());
+    cleanup(() => consumer.stop());
     return { consumer, filter };
   };
   const first = make();
@@ -145,33 +115,24 @@ async function setup(
   return h;
 }
 
-before(async () => {
-  plc = await startPlcServer();
-  pds = await PdsStandIn.start();
-});
-
-after(async () => {
-  await plc?.stop();
-  await pds?.stop();
-});
-
 /** Owner's PDS-side state for the example repo: the repo record and two collaborator records. */
 function seedExampleRecords(): void {
-  for (const did of [OWNER, MEMBER, COLLAB]) pds.registerIdentity(plc, did, `${did.slice(8, 14)}.test`);
-  pds.putRecord(MEMBER, "sh.tangled.repo", "3lxyzrepo0001", {
+  for (const did of [OWNER, MEMBER, COLLAB])
+    world.pds.registerIdentity(world.plc, did, `${did.slice(8, 14)}.test`);
+  world.pds.putRecord(MEMBER, "sh.tangled.repo", "3lxyzrepo0001", {
     $type: "sh.tangled.repo",
     name: "core",
     knot: "knot1.tangled.sh",
     spindle: HOST,
     createdAt: "2025-06-01T00:00:00Z",
   });
-  pds.putRecord(MEMBER, "sh.tangled.repo.collaborator", "3lxyzcol00001", {
+  world.pds.putRecord(MEMBER, "sh.tangled.repo.collaborator", "3lxyzcol00001", {
     subject: COLLAB,
     repo: `at://${MEMBER}/sh.tangled.repo/3lxyzrepo0001`,
     createdAt: "2026-02-10T12:00:00Z",
   });
   // A collaborator on a *different* repo of the same owner: upstream would grant it here too.
-  pds.putRecord(MEMBER, "sh.tangled.repo.collaborator", "3lxyzcol00002", {
+  world.pds.putRecord(MEMBER, "sh.tangled.repo.collaborator", "3lxyzcol00002", {
     subject: STRANGER,
     repo: `at://${MEMBER}/sh.tangled.repo/3lotherrepo01`,
     createdAt: "2026-02-10T12:00:00Z",
@@ -442,7 +403,7 @@ describe("JetstreamConsumer", () => {
   for (const [name, event, reason, check] of rejections) {
     it(`rejects or ignores: ${name}`, async () => {
       seedExampleRecords();
-      pds.putRecord(OWNER, "sh.tangled.repo", "3lownerrepo1", {
+      world.pds.putRecord(OWNER, "sh.tangled.repo", "3lownerrepo1", {
         name: "unlisted",
         knot: "k.example",
         spindle: "other.example",
@@ -464,9 +425,9 @@ describe("JetstreamConsumer", () => {
     const h = await setup({ nowUs: () => Date.now() * 1000 });
     h.consumer.start();
     await h.js.waitForConnections(1);
-    pds.behaviour = { hang: true };
-    cleanups.push(() => {
-      pds.behaviour = {};
+    world.pds.behaviour = { hang: true };
+    cleanup(() => {
+      world.pds.behaviour = {};
     });
     h.js.push(
       commitEvent({

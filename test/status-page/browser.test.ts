@@ -28,6 +28,7 @@ import {
   waitFor,
   workflow,
 } from "../spindle/server-kit.ts";
+import { collect } from "./kit.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SECRET = "s3cr3t-Value-9081-zq";
@@ -39,23 +40,6 @@ const FORMS = [
 ];
 const ARTIFACTS = join(import.meta.dirname, "../../test-artifacts/status-page");
 const RK = { fail: "3lxyz2stfail2", run: "3lxyz2strun22", queue: "3lxyz2stque22" };
-
-/** Reads an event stream into `text` until aborted. */
-function collect(url: string): { text: () => string; stop: () => void; done: Promise<void> } {
-  const abort = new AbortController();
-  let text = "";
-  const done = (async () => {
-    const res = await fetch(url, { signal: abort.signal });
-    assert.equal(res.status, 200);
-    assert.match(res.headers.get("content-type") ?? "", /^text\/event-stream/);
-    const decoder = new TextDecoder();
-    for await (const chunk of res.body as AsyncIterable<Uint8Array>)
-      text += decoder.decode(chunk, { stream: true });
-  })().catch((err: Error) => {
-    if (err.name !== "AbortError") throw err;
-  });
-  return { text: () => text, stop: () => abort.abort(), done };
-}
 
 function assertNoSecret(where: string, text: string): void {
   for (const form of FORMS) assert.ok(!text.includes(form), `${where} holds the secret (${form})`);

@@ -183,6 +183,26 @@ const mysqlName = z
   .regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/)
   .describe("a MariaDB name: letters, digits, _ and -");
 
+/** A list of at most `max` items, empty when left out, that a merge patch replaces whole. */
+function atomicList<T extends z.ZodType>(item: T, max: number) {
+  return z
+    .array(item)
+    .max(max)
+    .default(() => [])
+    .meta({ "x-kubernetes-list-type": "atomic" });
+}
+
+/**
+ * A database server's options as NixOS names them (services.postgresql, services.mysql): the
+ * databases (`name` checks each) and the users (`user`) to create before the first step.
+ */
+function databaseService<U extends z.ZodType>(name: z.ZodString, user: U, users: string) {
+  return z.strictObject({
+    ensureDatabases: atomicList(name, 64).describe("databases to create before the first step"),
+    ensureUsers: atomicList(user, 64).describe(`${users} to create before the first step`),
+  });
+}
+
 /** What an `engine: microvm` workflow asks of the cluster beyond its steps. */
 export const MicrovmSpecSchema = z
   .strictObject({
@@ -193,43 +213,23 @@ export const MicrovmSpecSchema = z
       .describe(
         "the workflow's image name (e.g. nixos); the controller's microvm.images maps it to an OCI image",
       ),
-    services: z
-      .array(z.string().min(1).max(253))
-      .max(32)
-      .default([])
-      .meta({ "x-kubernetes-list-type": "atomic" })
-      .describe(
-        "names of the NixOS services the workflow enables, to run beside the steps or refuse by name",
-      ),
-    virtualisation: z
-      .array(z.string().min(1).max(253))
-      .max(32)
-      .default([])
-      .meta({ "x-kubernetes-list-type": "atomic" })
-      .describe("names of the virtualisation entries the workflow enables (e.g. docker)"),
-    postgresql: z
-      .strictObject({
-        ensureDatabases: z
-          .array(pgName)
-          .max(64)
-          .default([])
-          .meta({ "x-kubernetes-list-type": "atomic" })
-          .describe("databases to create before the first step"),
-        ensureUsers: z
-          .array(
-            z.strictObject({
-              name: pgName.describe("role to create (with LOGIN)"),
-              ensureDBOwnership: z
-                .boolean()
-                .default(false)
-                .describe("make the role the owner of the database of the same name"),
-            }),
-          )
-          .max(64)
-          .default([])
-          .meta({ "x-kubernetes-list-type": "atomic" })
-          .describe("roles to create before the first step"),
-      })
+    services: atomicList(z.string().min(1).max(253), 32).describe(
+      "names of the NixOS services the workflow enables, to run beside the steps or refuse by name",
+    ),
+    virtualisation: atomicList(z.string().min(1).max(253), 32).describe(
+      "names of the virtualisation entries the workflow enables (e.g. docker)",
+    ),
+    postgresql: databaseService(
+      pgName,
+      z.strictObject({
+        name: pgName.describe("role to create (with LOGIN)"),
+        ensureDBOwnership: z
+          .boolean()
+          .default(false)
+          .describe("make the role the owner of the database of the same name"),
+      }),
+      "roles",
+    )
       .optional()
       .describe("services.postgresql's options, when the workflow enables it (NixOS option names)"),
     redis: z
@@ -244,47 +244,29 @@ export const MicrovmSpecSchema = z
       })
       .optional()
       .describe("services.redis's options, when the workflow enables it (NixOS option names)"),
-    mysql: z
-      .strictObject({
-        ensureDatabases: z
-          .array(mysqlName)
-          .max(64)
-          .default([])
-          .meta({ "x-kubernetes-list-type": "atomic" })
-          .describe("databases to create before the first step"),
-        ensureUsers: z
-          .array(
-            z.strictObject({
-              name: mysqlName.describe(
-                "user to create, identified by the Unix socket (OS user of the same name)",
-              ),
-              ensurePermissions: z
-                .array(
-                  z.strictObject({
-                    on: z
-                      .string()
-                      .regex(
-                        /^(\*|[A-Za-z0-9_-]{1,64}|`[A-Za-z0-9_-]{1,64}`)\.(\*|[A-Za-z0-9_-]{1,64}|`[A-Za-z0-9_-]{1,64}`)$/,
-                      )
-                      .describe("what the grant is on: db.*, *.* or db.table"),
-                    privileges: z
-                      .string()
-                      .max(256)
-                      .regex(/^[A-Za-z][A-Za-z ]*(, *[A-Za-z][A-Za-z ]*)*$/)
-                      .describe("privileges as GRANT takes them, e.g. ALL PRIVILEGES"),
-                  }),
-                )
-                .max(64)
-                .default([])
-                .meta({ "x-kubernetes-list-type": "atomic" })
-                .describe("NixOS's ensurePermissions map as a list of grants"),
-            }),
-          )
-          .max(64)
-          .default([])
-          .meta({ "x-kubernetes-list-type": "atomic" })
-          .describe("users to create before the first step"),
-      })
+    mysql: databaseService(
+      mysqlName,
+      z.strictObject({
+        name: mysqlName.describe("user to create, identified by the Unix socket (OS user of the same name)"),
+        ensurePermissions: atomicList(
+          z.strictObject({
+            on: z
+              .string()
+              .regex(
+                /^(\*|[A-Za-z0-9_-]{1,64}|`[A-Za-z0-9_-]{1,64}`)\.(\*|[A-Za-z0-9_-]{1,64}|`[A-Za-z0-9_-]{1,64}`)$/,
+              )
+              .describe("what the grant is on: db.*, *.* or db.table"),
+            privileges: z
+              .string()
+              .max(256)
+              .regex(/^[A-Za-z][A-Za-z ]*(, *[A-Za-z][A-Za-z ]*)*$/)
+              .describe("privileges as GRANT takes them, e.g. ALL PRIVILEGES"),
+          }),
+          64,
+        ).describe("NixOS's ensurePermissions map as a list of grants"),
+      }),
+      "users",
+    )
       .optional()
       .describe(
         "services.mysql's (or services.mariadb's) options, when the workflow enables one: one MariaDB server",

@@ -20,7 +20,7 @@ import { isValidTid } from "@atproto/syntax";
 import type { Logger } from "pino";
 import type { WebSocket, WebSocketServer } from "ws";
 import { encodeLogFrame, LexiconValidationError, validate } from "../../protocol/index.ts";
-import { failedWithoutLogLines, type LogLine } from "../../protocol/logline.ts";
+import { decodeLogLine, failedWithoutLogLines } from "../../protocol/logline.ts";
 import { logFilePath } from "../../relay/logfile.ts";
 import type { CiPipelines } from "../db/ci-pipelines.ts";
 import type { SpindleMetrics } from "../pipelines/metrics.ts";
@@ -179,13 +179,8 @@ export function serveCiLogs(ws: WebSocket, runs: RunRow[], deps: LogStreamDeps):
   };
 
   const sendLine = async (text: string, workflow: string) => {
-    let line: LogLine;
-    try {
-      line = JSON.parse(text) as LogLine;
-    } catch {
-      return; // a torn or foreign line: nothing a reader could use
-    }
-    if (line === null || typeof line !== "object" || typeof line.content !== "string") return;
+    const line = decodeLogLine(text);
+    if (!line) return; // a torn or foreign line: nothing a reader could use
     await send(encodeLogFrame(line, workflow));
   };
 

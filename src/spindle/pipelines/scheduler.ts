@@ -22,7 +22,6 @@
 import type { Logger } from "pino";
 import type { Engine, WorkflowOutcome, WorkflowRun } from "../../engine/engine.ts";
 import { FINISHED } from "../../protocol/status.ts";
-import { LogFile } from "../../relay/logfile.ts";
 import type { RunTracer } from "../../telemetry/index.ts";
 import type { SecretsProvider } from "../secrets/index.ts";
 import { FairQueue } from "./fair-queue.ts";
@@ -78,8 +77,12 @@ export class Scheduler {
   readonly #active = new Map<number, Promise<void>>();
   readonly #cancelRequested = new Set<string>();
   readonly #startedWids = new Set<string>();
-  /** Log files of runs in flight, closed by stop() if their runs outlive its grace. */
-  readonly #openLogs = new Set<LiveLogSink>();
+  /**
+   * Log files of runs in flight, by wid: closed by stop() if their runs outlive its grace; each
+   * knows its run's current step (currentStep).
+   */
+  readonly #openLogs = new Map<string, LiveLogSink>();
+  readonly #stepListeners = new Set<() => void>();
   /** Queued pipelines in fair order, fed from SQLite (ids above #seen are not loaded yet). */
   readonly #queue = new FairQueue();
   readonly #queued = new Map<number, PipelineRow>();
@@ -195,6 +198,20 @@ export class Scheduler {
   }
 
   /**
+   * The step a workflow runs now (its name), as its log sink saw the control lines go by; null
+   * between steps, and for a workflow this process does not run.
+   */
+  currentStep(wid: string): string | null {
+    return this.#openLogs.get(wid)?.step ?? null;
+  }
+
+  /** Calls `fn` whenever a running workflow's current step changes; returns the unsubscribe. */
+  onStepChange(fn: () => void): () => void {
+    this.#stepListeners.add(fn);
+    return () => this.#stepListeners.delete(fn);
+  }
+
+  /**
    * Cancels one workflow (XRPC cancelPipeline). A pending one is marked `cancelled` at once and
    * never starts; a running one is cancelled on the engine and reported when it stops.
    */
@@ -227,7 +244,7 @@ export class Scheduler {
     clearTimeout(timer);
     // Runs still in flight after the grace keep their status (a restart resumes or fails them);
     // their log files are closed now, with what they hold, instead of left to the GC.
-    await Promise.allSettled([...this.#openLogs].map((l) => l.close()));
+    await Promise.allSettled([...this.#openLogs.values()].map((l) => l.close()));
   }
 
   #launch(p: PipelineRow, recovering: boolean): void {
@@ -269,12 +286,14 @@ export class Scheduler {
       const current = ledger.store.runByWid(wid);
       if (!current || FINISHED.has(current.status)) return;
       try {
-        sink = new LiveLogSink(await LogFile.open(this.#o.logDir, wid), undefined, {
-          bytes: this.#o.metrics.logBytes,
-          masked: this.#o.metrics.secretsMasked,
+        sink = await LiveLogSink.open(this.#o.logDir, wid, {
+          counters: { bytes: this.#o.metrics.logBytes, masked: this.#o.metrics.secretsMasked },
+          onStep: () => {
+            for (const fn of this.#stepListeners) fn();
+          },
         });
         opened = sink;
-        this.#openLogs.add(sink);
+        this.#openLogs.set(wid, sink);
       } catch (err) {
         // Without a log the run cannot be observed; fail it rather than leave it pending.
         log.error({ err: (err as Error).message }, "cannot open the workflow log file");
@@ -378,7 +397,7 @@ export class Scheduler {
       await engine.destroy(wid);
     } finally {
       if (sink) await sink.close().catch(() => {});
-      if (opened) this.#openLogs.delete(opened);
+      if (opened && this.#openLogs.get(wid) === opened) this.#openLogs.delete(wid);
     }
   }
 

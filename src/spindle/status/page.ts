@@ -4,6 +4,7 @@
  * (`logPage`) with its lines. Every value goes through `html` (escaped); the only trusted
  * markup is this file's constant style and script.
  */
+import { decodeLogLine } from "../../protocol/logline.ts";
 import { type Html, html, trusted } from "./html.ts";
 import type { StatusSnapshot } from "./snapshot.ts";
 
@@ -156,17 +157,13 @@ export interface LogView {
 
 /** One log line (a LogLine JSON text from the masked log file) → its HTML. */
 export function logLineHtml(text: string): Html {
-  let l: { kind?: string; content?: string; stream?: string; step_status?: string; step_id?: number };
-  try {
-    l = JSON.parse(text) as typeof l;
-  } catch {
-    return html``;
-  }
+  const l = decodeLogLine(text);
+  if (!l) return html``;
   if (l.kind === "control")
     return l.step_status === "start"
-      ? html`<div class="ctl">▶ ${l.content || `step ${l.step_id ?? ""}`}</div>`
+      ? html`<div class="ctl">▶ ${l.content || `step ${l.step_id}`}</div>`
       : html``;
-  return html`<div${l.stream === "stderr" ? html` class="err"` : ""}>${l.content ?? ""}</div>`;
+  return html`<div${l.stream === "stderr" ? html` class="err"` : ""}>${l.content}</div>`;
 }
 
 /** `lines`: the end of the log so far; `total`: the file's line count (the stream skips them). */

@@ -33,6 +33,11 @@ const HIGH_WATER = 4 << 20;
 
 export interface StatusDeps extends StatusSources {
   store: PipelineStore;
+  logDir: string;
+  scheduler: StatusSources["scheduler"] & {
+    /** Wakes when a running workflow's step changes; returns the unsubscribe. */
+    onStepChange(fn: () => void): () => void;
+  };
   /** Wakes on every status change (EventLog.subscribe); returns the unsubscribe. */
   subscribe: (fn: () => void) => () => void;
   logger: Logger;
@@ -57,16 +62,26 @@ export class AccessDenied extends Error {
 export class StatusRoutes {
   readonly #d: StatusDeps;
   readonly #streams = new Set<ServerResponse>();
-  /** Bumped on every status event: a cached render older than the last event is stale. */
+  /** Bumped on every change (status event, step): a cached render older than that is stale. */
   #version = 0;
-  #last: { at: number; version: number; html: Promise<Html> } | undefined;
+  #last: { at: number; version: number; html: Html } | undefined;
   readonly #unsubscribe: () => void;
 
   constructor(deps: StatusDeps) {
     this.#d = deps;
-    this.#unsubscribe = deps.subscribe(() => {
+    this.#unsubscribe = this.#onChange(() => {
       this.#version++;
     });
+  }
+
+  /** Wakes `fn` on what changes the page: a status event or a running workflow's step. */
+  #onChange(fn: () => void): () => void {
+    const events = this.#d.subscribe(fn);
+    const steps = this.#d.scheduler.onStepChange(fn);
+    return () => {
+      events();
+      steps();
+    };
   }
 
   /** The routes, each behind `guard` when one is given. */
@@ -121,23 +136,20 @@ export class StatusRoutes {
   }
 
   /**
-   * The live body, rendered once per change for every open page: a render started after the
-   * last status event is shared by the streams that ask within a second.
+   * The live body, rendered once per change for every open page: a render made after the last
+   * change is shared by the streams that ask within a second.
    */
-  #render(): Promise<Html> {
+  #render(): Html {
     const now = Date.now();
     if (this.#last && this.#last.version === this.#version && now - this.#last.at < 1000)
       return this.#last.html;
-    const html = statusSnapshot(this.#d).then((snap) => statusBody(snap, STATUS_BASE));
+    const html = statusBody(statusSnapshot(this.#d), STATUS_BASE);
     this.#last = { at: now, version: this.#version, html };
-    html.catch(() => {
-      if (this.#last?.html === html) this.#last = undefined;
-    });
     return html;
   }
 
   async #page(res: ServerResponse): Promise<void> {
-    const body = statusPage(await statusSnapshot(this.#d), STATUS_BASE).text;
+    const body = statusPage(statusSnapshot(this.#d), STATUS_BASE).text;
     send(res, 200, body, "text/html; charset=utf-8");
   }
 
@@ -166,39 +178,27 @@ export class StatusRoutes {
   async #stream(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const emit = this.#open(req, res);
     let pending: NodeJS.Timeout | undefined;
-    let rendering = false;
-    let again = false;
-    const push = async () => {
-      if (rendering) {
-        again = true;
-        return;
-      }
-      rendering = true;
+    const push = () => {
       try {
-        do {
-          again = false;
-          emit("update", (await this.#render()).text);
-        } while (again);
+        emit("update", this.#render().text);
       } catch (err) {
         this.#d.logger.error({ err }, "status page render failed");
-      } finally {
-        rendering = false;
       }
     };
-    // Status events come in bursts (a pipeline's workflows): one render per burst.
-    const unsubscribe = this.#d.subscribe(() => {
+    // Changes come in bursts (a pipeline's workflows, a run's quick steps): one render per burst.
+    const unsubscribe = this.#onChange(() => {
       pending ??= setTimeout(() => {
         pending = undefined;
-        void push();
+        push();
       }, 50);
     });
-    const tick = setInterval(() => void push(), this.#d.tickMs ?? 5000);
+    const tick = setInterval(push, this.#d.tickMs ?? 5000);
     res.on("close", () => {
       unsubscribe();
       clearInterval(tick);
       clearTimeout(pending);
     });
-    await push();
+    push();
   }
 
   async #logPage(res: ServerResponse, wid: string): Promise<void> {

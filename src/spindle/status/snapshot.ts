@@ -2,12 +2,10 @@
  * What the status page shows, read from the stores that already exist: the SQLite `pipelines`
  * and `workflow_runs` tables (running, finished, usage), the queue (queue.ts), the intake's
  * consumers (connection state and cursors), the scheduler's slots and each running workflow's
- * log file (its current step: the last control line, read from the file's tail).
+ * current step (the scheduler knows it from the control lines its log sinks write).
  */
 
-import { open } from "node:fs/promises";
 import type { DatabaseSync } from "node:sqlite";
-import { logFilePath } from "../../relay/logfile.ts";
 import { OWNER_REPO, type QueueItem, type QueueOrderSource, queueItems, REPO_JOIN } from "./queue.ts";
 
 export interface RunningItem {
@@ -56,8 +54,11 @@ export interface StatusSnapshot {
 
 export interface StatusSources {
   db: DatabaseSync;
-  logDir: string;
-  scheduler: QueueOrderSource & { readonly activePipelines: number };
+  scheduler: QueueOrderSource & {
+    readonly activePipelines: number;
+    /** The step a running workflow is in (null between steps, or when this process does not run it). */
+    currentStep(wid: string): string | null;
+  };
   maxJobCount: number;
   /** Null without intake (tests that feed pipelines directly). */
   intake: {
@@ -69,11 +70,10 @@ export interface StatusSources {
 
 const DAY_MS = 24 * 3600 * 1000;
 const RECENT = 25;
-const TAIL_BYTES = 64 * 1024;
 
 const RUN_FROM = `FROM workflow_runs r JOIN pipelines p ON p.id = r.pipeline_id ${REPO_JOIN}`;
 
-export async function statusSnapshot(s: StatusSources): Promise<StatusSnapshot> {
+export function statusSnapshot(s: StatusSources): StatusSnapshot {
   const now = (s.now ?? Date.now)();
   const running = s.db
     .prepare(
@@ -113,17 +113,15 @@ export async function statusSnapshot(s: StatusSources): Promise<StatusSnapshot> 
     o.ms += u.ms;
     owners.set(u.owner, o);
   }
-  const runningItems: RunningItem[] = await Promise.all(
-    running.map(async (r) => ({
-      wid: String(r.wid),
-      owner: String(r.owner),
-      repo: String(r.repo),
-      workflow: String(r.name),
-      step: await currentStep(logFilePath(s.logDir, String(r.wid))),
-      arch: String(r.arch),
-      startedAt: r.started_at === null ? null : Number(r.started_at),
-    })),
-  );
+  const runningItems: RunningItem[] = running.map((r) => ({
+    wid: String(r.wid),
+    owner: String(r.owner),
+    repo: String(r.repo),
+    workflow: String(r.name),
+    step: s.scheduler.currentStep(String(r.wid)),
+    arch: String(r.arch),
+    startedAt: r.started_at === null ? null : Number(r.started_at),
+  }));
   const archCounts = new Map<string, number>();
   for (const r of runningItems) archCounts.set(r.arch, (archCounts.get(r.arch) ?? 0) + 1);
   return {
@@ -155,33 +153,4 @@ export async function statusSnapshot(s: StatusSources): Promise<StatusSnapshot> 
         .sort((a, b) => (a.arch < b.arch ? -1 : 1)),
     },
   };
-}
-
-/**
- * The step a workflow is in: the last control line in the tail of its log file — a `start`
- * names the step running now, an `end` means between steps. Null without a file or a step.
- */
-export async function currentStep(path: string): Promise<string | null> {
-  const fh = await open(path, "r").catch(() => undefined);
-  if (!fh) return null;
-  try {
-    const { size } = await fh.stat();
-    const len = Math.min(size, TAIL_BYTES);
-    const buf = Buffer.alloc(len);
-    await fh.read(buf, 0, len, size - len);
-    const lines = buf.toString("utf8").split("\n");
-    for (let i = lines.length - 1; i >= 0; i--) {
-      const line = lines[i] ?? "";
-      if (!line.includes('"kind":"control"')) continue;
-      try {
-        const l = JSON.parse(line) as { content?: string; step_status?: string };
-        return l.step_status === "start" ? String(l.content ?? "") : null;
-      } catch {
-        // A line cut by the tail's start: look further back.
-      }
-    }
-    return null;
-  } finally {
-    await fh.close();
-  }
 }
