@@ -25,6 +25,14 @@ export interface ControlPlaneOptions {
   readonly log?: (message: string) => void;
   /** Per-component readiness timeout; a loaded 2-core machine needs tens of seconds. */
   readonly timeoutMs?: number;
+  /**
+   * kube-controller-manager's client rate limit (`--kube-api-qps`/`--kube-api-burst`, its own
+   * defaults 20 and 30 when unset). Its job controller makes every Job's pod and writes its
+   * status through it, so it bounds how many short workflows a minute the cluster completes
+   * (bench/controller.bench.ts raises it; tests keep the defaults).
+   */
+  readonly kcmApiQps?: number;
+  readonly kcmApiBurst?: number;
 }
 
 /** What another process needs to use a running control plane (see ControlPlane.state()). */
@@ -192,6 +200,8 @@ export class ControlPlane {
           // (garbage-collector), and namespace deletion finishing (namespace); plus what Loom's
           // own Deployment needs (deployment, replicaset, PV binding) for the install test.
           "--controllers=job-controller,ttl-after-finished-controller,garbage-collector-controller,namespace-controller,deployment-controller,replicaset-controller,persistentvolume-binder-controller",
+          ...(opts.kcmApiQps !== undefined ? [`--kube-api-qps=${opts.kcmApiQps}`] : []),
+          ...(opts.kcmApiBurst !== undefined ? [`--kube-api-burst=${opts.kcmApiBurst}`] : []),
         ]);
         const scheduler = spawn("kube-scheduler", bins.kubeScheduler, componentArgs(sched, "kube-scheduler"));
 
