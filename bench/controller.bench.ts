@@ -35,6 +35,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { type RequestOptions, request } from "node:https";
 import { loadavg, tmpdir } from "node:os";
+import { Writable } from "node:stream";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -109,8 +110,8 @@ export async function main(): Promise<void> {
     await installCrd(cluster);
     if (ONLY.has("create")) await createRatio(cluster);
     if (ONLY.has("burst")) {
-      await burst(cluster, BURST, BURST);
-      await burst(cluster, BURST, 5);
+      await burst(cluster, cp, BURST, BURST);
+      await burst(cluster, cp, BURST, 5);
     }
     if (ONLY.has("e2e")) await endToEnd(cluster, cp, kcm);
     if (ONLY.has("memory")) await memory(cluster);
@@ -172,6 +173,8 @@ async function countAdded(
   match: (obj: never) => boolean = () => true,
 ) {
   const seen = new Set<string>();
+  /** When each object was first seen (performance.now()), in order. */
+  const times: number[] = [];
   let resolve!: () => void;
   let finished = false;
   const done = new Promise<void>((r) => {
@@ -187,7 +190,14 @@ async function countAdded(
       path,
       {},
       (type, obj: { metadata: { name: string } }) => {
-        if ((type === "ADDED" || type === "MODIFIED") && match(obj as never)) seen.add(obj.metadata.name);
+        if (
+          (type === "ADDED" || type === "MODIFIED") &&
+          match(obj as never) &&
+          !seen.has(obj.metadata.name)
+        ) {
+          seen.add(obj.metadata.name);
+          times.push(performance.now());
+        }
         if (seen.size >= n) resolve();
       },
       () => {
@@ -199,6 +209,7 @@ async function countAdded(
   return {
     done: done.then(() => abort?.abort()),
     size: () => seen.size,
+    times,
   };
 }
 
@@ -305,7 +316,7 @@ function percentile(sorted: number[], p: number): number {
  * `n` pipelines accepted at once by a SpindleServer with the Kubernetes engine and its embedded
  * controller (maxConcurrentJobs `capacity`): envelope → Job existing, per pipeline.
  */
-async function burst(cluster: TestCluster, n: number, capacity: number): Promise<void> {
+async function burst(cluster: TestCluster, cp: ControlPlane, n: number, capacity: number): Promise<void> {
   const ns = await namespace(cluster, `bench-burst-${capacity}`);
   const dir = mkdtempSync(join(tmpdir(), "loom-bench-burst-"));
   const configFile = join(dir, "config.yaml");
@@ -327,8 +338,25 @@ async function burst(cluster: TestCluster, n: number, capacity: number): Promise
   );
   const previous = process.env.KUBECONFIG;
   process.env.KUBECONFIG = cluster.kubeconfigPath;
+  // The spindle's and the engine's own log lines, timed: where a run's first second goes.
+  const marks = new Map<string, Map<string, number>>();
+  const logStream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString("utf8").split("\n")) {
+        if (!line) continue;
+        const o = JSON.parse(line) as { msg?: string; rkey?: string; wid?: string };
+        const rkey = o.rkey ?? /-(3bu[0-9a-z]+)-/.exec(o.wid ?? "")?.[1];
+        if (!rkey || !o.msg) continue;
+        let m = marks.get(rkey);
+        if (!m) marks.set(rkey, (m = new Map()));
+        if (!m.has(o.msg)) m.set(o.msg, performance.now());
+      }
+      done();
+    },
+  });
   const booted = await bootServer({
     dir,
+    server: { logger: pino({ level: "info" }, logStream) },
     env: {
       SPINDLE_SERVER_ENGINE: "kubernetes",
       LOOM_CONFIG: configFile,
@@ -357,13 +385,28 @@ async function burst(cluster: TestCluster, n: number, capacity: number): Promise
         const rkey = job.metadata?.annotations?.[ANNOTATIONS.rkey];
         if (type !== "ADDED" || !rkey || seen.has(rkey)) return;
         seen.add(rkey);
+        jobAt.set(rkey, performance.now());
         latencies.push(performance.now() - started.get(rkey)!);
         if (latencies.length >= want) resolve();
       },
       () => {},
     );
+    // When each run's SpindleSet appeared: splits the latency into the spindle + engine part
+    // (envelope → SpindleSet) and the controller part (SpindleSet → Job).
+    const placed = new Map<string, number>();
+    const ssWatch = await new Watch(sharedKubeConfig(cluster)).watch(
+      `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${SPINDLESET.plural}`,
+      {},
+      (type, ss: SpindleSet) => {
+        const rkey = ss.spec?.pipeline?.rkey;
+        if (type === "ADDED" && rkey && !placed.has(rkey)) placed.set(rkey, performance.now());
+      },
+      () => {},
+    );
+    const jobAt = new Map<string, number>();
     const stamp = Date.now().toString(36);
     const cpu0 = process.cpuUsage();
+    const procs0 = cpuSeconds(cp.pids());
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: n }, (_, i) => {
@@ -379,7 +422,10 @@ async function burst(cluster: TestCluster, n: number, capacity: number): Promise
     const accepted = performance.now() - t0;
     await Promise.race([enough, new Promise((r) => setTimeout(r, 120_000))]);
     const cpu = process.cpuUsage(cpu0);
+    const wall = (performance.now() - t0) / 1000;
+    const procs1 = cpuSeconds(cp.pids());
     watch.abort();
+    ssWatch.abort();
     const sorted = latencies.sort((a, b) => a - b);
     const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
     const what =
@@ -388,6 +434,31 @@ async function burst(cluster: TestCluster, n: number, capacity: number): Promise
         : `first ${want} Jobs: the last at ${s(sorted.at(-1) ?? Number.NaN)} (target < 1 s)`;
     console.log(
       `  burst, ${n} pipelines at once through loom serve (maxConcurrentJobs ${capacity}): envelope → Job ${what}; ${sorted.length}/${want} Jobs; all accepted in ${s(accepted)}; this process's CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (${load()})`,
+    );
+    const phase = (from: string | undefined, to: string) => {
+      const d: number[] = [];
+      for (const [rkey, m] of marks) {
+        const a = from === undefined ? started.get(rkey) : m.get(from);
+        const b = m.get(to);
+        if (a !== undefined && b !== undefined) d.push(b - a);
+      }
+      d.sort((a, b) => a - b);
+      return `${s(percentile(d, 50))}/${s(percentile(d, 99))}`;
+    };
+    console.log(
+      `    p50/p99: envelope → "pipeline started" ${phase(undefined, "pipeline started")}; → "workflow placed" (engine: SpindleSet created) ${phase("pipeline started", "workflow placed")}`,
+    );
+    const toSs = [...placed].map(([rkey, at]) => at - started.get(rkey)!).sort((a, b) => a - b);
+    const ssToJob = [...jobAt]
+      .filter(([rkey]) => placed.has(rkey))
+      .map(([rkey, at]) => at - placed.get(rkey)!)
+      .sort((a, b) => a - b);
+    console.log(
+      `    envelope → SpindleSet p50 ${s(percentile(toSs, 50))}, p99 ${s(percentile(toSs, 99))} (${toSs.length}); SpindleSet → Job p50 ${s(percentile(ssToJob, 50))}, p99 ${s(percentile(ssToJob, 99))}; CPU per process over ${wall.toFixed(1)} s: ${Object.entries(
+        procs1,
+      )
+        .map(([k, v]) => `${k} ${(v - (procs0[k] ?? 0)).toFixed(1)} s`)
+        .join(", ")}`,
     );
   } finally {
     await booted.stop();
@@ -415,14 +486,17 @@ function cpuSeconds(pids: Record<string, number>): Record<string, number> {
 }
 
 /**
- * kube-controller-manager's `rest_client_rate_limiter_duration_seconds` (sum and count over its
- * clients): the time its requests waited on the client-side limiter, from its own /metrics (the
- * harness allows that path without credentials; the port is in its command line).
+ * What a control plane component (kube-controller-manager, kube-scheduler) waited on, from its
+ * own /metrics (the harness allows that path without credentials; the port is in its command
+ * line): `rest_client_rate_limiter_duration_seconds` (its clients' own rate limiter, summed over
+ * clients) and `workqueue_queue_duration_seconds` per work queue (time items waited for a worker).
  */
-async function kcmThrottled(
-  pids: Record<string, number>,
-): Promise<{ seconds: number; count: number } | undefined> {
-  const pid = pids["kube-controller-manager"];
+interface Waits {
+  limiter: { seconds: number; count: number };
+  queues: Map<string, { seconds: number; count: number }>;
+}
+
+async function componentWaits(pid: number | undefined): Promise<Waits | undefined> {
   if (!pid) return undefined;
   try {
     const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
@@ -442,17 +516,43 @@ async function kcmThrottled(
       req.on("error", reject);
       req.end();
     });
-    let seconds = 0;
-    let count = 0;
+    const limiter = { seconds: 0, count: 0 };
+    const queues = new Map<string, { seconds: number; count: number }>();
     for (const line of text.split("\n")) {
       const value = Number(line.slice(line.lastIndexOf(" ") + 1));
-      if (line.startsWith("rest_client_rate_limiter_duration_seconds_sum")) seconds += value;
-      if (line.startsWith("rest_client_rate_limiter_duration_seconds_count")) count += value;
+      if (line.startsWith("rest_client_rate_limiter_duration_seconds_sum")) limiter.seconds += value;
+      if (line.startsWith("rest_client_rate_limiter_duration_seconds_count")) limiter.count += value;
+      const q = /^workqueue_queue_duration_seconds_(sum|count)\{.*name="([^"]*)"/.exec(line);
+      if (q) {
+        const e = queues.get(q[2]!) ?? { seconds: 0, count: 0 };
+        if (q[1] === "sum") e.seconds += value;
+        else e.count += value;
+        queues.set(q[2]!, e);
+      }
     }
-    return { seconds, count };
+    return { limiter, queues };
   } catch {
     return undefined;
   }
+}
+
+/** One line per component: limiter wait, and the work queues whose items waited longest. */
+function waitsLine(name: string, a: Waits | undefined, b: Waits | undefined, seconds: number): string {
+  if (!a || !b) return `${name}: no metrics`;
+  const queues = [...b.queues]
+    .map(([q, v]) => {
+      const before = a.queues.get(q) ?? { seconds: 0, count: 0 };
+      return { q, seconds: v.seconds - before.seconds, count: v.count - before.count };
+    })
+    .filter((q) => q.count > 0)
+    .sort((x, y) => y.seconds - x.seconds)
+    .slice(0, 3)
+    .map(
+      (q) =>
+        `${q.q} ${q.seconds.toFixed(0)} s over ${q.count} items (mean ${((q.seconds / q.count) * 1000).toFixed(0)} ms)`,
+    )
+    .join(", ");
+  return `${name}: waited ${(b.limiter.seconds - a.limiter.seconds).toFixed(0)} s on its client rate limiter (${(b.limiter.count - a.limiter.count).toFixed(0)} requests) over the ${seconds.toFixed(0)} s; work queues: ${queues || "none"}`;
 }
 
 /** `apiserver_request_total` summed by verb and resource (subresource appended). */
@@ -520,15 +620,18 @@ async function endToEnd(
     (ss: { status?: { phase?: string } }) => ss.status?.phase === "success",
   );
   const before = await scrapeRequests(admin);
-  const throttled0 = await kcmThrottled(cp.pids());
+  const kcm0 = await componentWaits(cp.pids()["kube-controller-manager"]);
+  const sched0 = await componentWaits(cp.pids()["kube-scheduler"]);
   const cpu0 = cpuSeconds(cp.pids());
   const t0 = performance.now();
   await createRuns(admin, ns, E2E);
+  const created = (performance.now() - t0) / 1000;
   await finished.done;
   const seconds = (performance.now() - t0) / 1000;
   const cpu1 = cpuSeconds(cp.pids());
   const after = await scrapeRequests(admin);
-  const throttled1 = await kcmThrottled(cp.pids());
+  const kcm1 = await componentWaits(cp.pids()["kube-controller-manager"]);
+  const sched1 = await componentWaits(cp.pids()["kube-scheduler"]);
   const l = load();
   const results = (await controller.metrics.reconciles.get()).values
     .map((v) => `${v.labels.result} ${v.value}`)
@@ -546,12 +649,12 @@ async function endToEnd(
       .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
       .join(", ")}`,
   );
-  if (throttled0 && throttled1) {
-    const waited = throttled1.seconds - throttled0.seconds;
-    console.log(
-      `    kube-controller-manager's clients waited ${waited.toFixed(0)} s in all on their own rate limiter (--kube-api-qps ${kcm.qps} per client) over the ${seconds.toFixed(0)} s, ${(throttled1.count - throttled0.count).toFixed(0)} requests`,
-    );
-  }
+  console.log(`    ${waitsLine("kube-controller-manager", kcm0, kcm1, seconds)}`);
+  console.log(`    ${waitsLine("kube-scheduler", sched0, sched1, seconds)}`);
+  const at = (f: number) => (((finished.times[Math.ceil(f * E2E) - 1] ?? Number.NaN) - t0) / 1000).toFixed(0);
+  console.log(
+    `    finished after (s): 10% ${at(0.1)}, 50% ${at(0.5)}, 90% ${at(0.9)}, all ${at(1)}; the ${E2E} SpindleSets were created in ${created.toFixed(0)} s`,
+  );
   console.log("    API requests per workflow (all clients), by verb and resource:");
   const rows = [...after]
     .map(([k, v]) => [k, (v - (before.get(k) ?? 0)) / E2E] as const)
