@@ -50,7 +50,7 @@ import {
   Watch,
 } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { ANNOTATIONS, buildSpindleSet } from "../src/api/contract/index.ts";
+import { ANNOTATIONS, buildSpindleSet, spindleSetName } from "../src/api/contract/index.ts";
 import { shareConnections } from "../src/api/kube-client.ts";
 import { GROUP, SPINDLESET, VERSION } from "../src/api/v1alpha1/group.ts";
 import type { SpindleSet } from "../src/api/v1alpha1/spindleset.ts";
@@ -340,12 +340,14 @@ async function burst(cluster: TestCluster, cp: ControlPlane, n: number, capacity
   process.env.KUBECONFIG = cluster.kubeconfigPath;
   // The spindle's and the engine's own log lines, timed: where a run's first second goes.
   const marks = new Map<string, Map<string, number>>();
+  /** rkey by SpindleSet name (the controller's lines name the SpindleSet). */
+  const byName = new Map<string, string>();
   const logStream = new Writable({
     write(chunk: Buffer, _enc, done) {
       for (const line of chunk.toString("utf8").split("\n")) {
         if (!line) continue;
-        const o = JSON.parse(line) as { msg?: string; rkey?: string; wid?: string };
-        const rkey = o.rkey ?? /-(3bu[0-9a-z]+)-/.exec(o.wid ?? "")?.[1];
+        const o = JSON.parse(line) as { msg?: string; rkey?: string; wid?: string; spindleset?: string };
+        const rkey = o.rkey ?? /-(3bu[0-9a-z]+)-/.exec(o.wid ?? "")?.[1] ?? byName.get(o.spindleset ?? "");
         if (!rkey || !o.msg) continue;
         let m = marks.get(rkey);
         if (!m) marks.set(rkey, (m = new Map()));
@@ -411,6 +413,7 @@ async function burst(cluster: TestCluster, cp: ControlPlane, n: number, capacity
     await Promise.all(
       Array.from({ length: n }, (_, i) => {
         const rkey = `3bu${stamp}${i.toString(36).padStart(4, "0")}`;
+        byName.set(spindleSetName({ knot: KNOT, rkey }), rkey);
         started.set(rkey, performance.now());
         return booted.server.pipelines.acceptPipeline(
           KNOT,
@@ -446,7 +449,7 @@ async function burst(cluster: TestCluster, cp: ControlPlane, n: number, capacity
       return `${s(percentile(d, 50))}/${s(percentile(d, 99))}`;
     };
     console.log(
-      `    p50/p99: envelope → "pipeline started" ${phase(undefined, "pipeline started")}; → "workflow placed" (engine: SpindleSet created) ${phase("pipeline started", "workflow placed")}`,
+      `    p50/p99: envelope → "pipeline started" ${phase(undefined, "pipeline started")}; → "workflow placed" (engine: SpindleSet created) ${phase("pipeline started", "workflow placed")}; → "job created" (controller) ${phase("workflow placed", "job created")}`,
     );
     const toSs = [...placed].map(([rkey, at]) => at - started.get(rkey)!).sort((a, b) => a - b);
     const ssToJob = [...jobAt]
