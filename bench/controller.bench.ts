@@ -15,14 +15,16 @@
  *    with capacity for all (target p99 < 2 s), and with maxConcurrentJobs 5 the time to the
  *    first 5 Jobs (target < 1 s).
  * 3. end to end: M runs (default 1,000) through the controller until kwok completes their pods,
- *    with kube-controller-manager's client limit raised to 200/s, burst 300 (its defaults, 20/30,
- *    held the rate near 400/min; LOOM_KCM_QPS / LOOM_KCM_BURST set it):
+ *    with the cluster components' own limits raised (see main: kube-controller-manager's client
+ *    limit and Job workers, kube-scheduler's client limit; LOOM_KCM_QPS, LOOM_KCM_BURST,
+ *    LOOM_KCM_JOB_SYNCS, LOOM_SCHEDULER_QPS, LOOM_SCHEDULER_BURST set them):
  *    workflows per minute (target ≥ 1,000), the CPU each process spent (kube-apiserver, etcd,
  *    KCM, scheduler, kwok, this process = controller + bench client), and API requests per
  *    workflow by verb and resource from the API server's own `apiserver_request_total` (scraped
  *    before and after; every client's requests, KCM, scheduler and kwok included — their share
- *    is the same for any controller), and how long kube-controller-manager's clients waited on
- *    their own client-side rate limiter (its job controller makes the pods and Job statuses).
+ *    is the same for any controller), how long kube-controller-manager's and kube-scheduler's
+ *    clients waited on their own client-side rate limiter and their work items for a worker
+ *    (the Job controller makes the pods and Job statuses), and when 10/50/90/100% had finished.
  * 4. memory: a controller in a child process with N SpindleSets + N Jobs (+ their pods) cached:
  *    RSS and heap after a GC, idle and full. Target < 300 MB at 5,000 + 5,000.
  *
@@ -58,7 +60,7 @@ import type { ControllerConfig } from "../src/controller/config.ts";
 import { SpindleSetController } from "../src/controller/controller.ts";
 import { installCrd, parkedConfig, testConfig, workflow } from "../test/controller/support.ts";
 import { locateBinaries, MissingBinariesError, readConfig } from "../test/harness/config.ts";
-import { ControlPlane } from "../test/harness/control-plane.ts";
+import { ControlPlane, type ControlPlaneOptions } from "../test/harness/control-plane.ts";
 import { TestCluster } from "../test/harness/index.ts";
 import {
   ALICE,
@@ -76,9 +78,12 @@ const E2E = Number(process.env.LOOM_BENCH_E2E ?? 1000);
 const ONLY = new Set((process.env.LOOM_BENCH_ONLY ?? "create,burst,e2e,memory").split(","));
 const MEMORY = Number(process.env.LOOM_BENCH_MEMORY ?? 1000);
 const CONCURRENCY = 16;
-/** kube-controller-manager's --kube-api-qps/--kube-api-burst unless LOOM_KCM_QPS/_BURST say. */
-const KCM_QPS = 200;
-const KCM_BURST = 300;
+type ClusterLimits = Required<
+  Pick<
+    ControlPlaneOptions,
+    "kcmApiQps" | "kcmApiBurst" | "kcmJobSyncs" | "schedulerApiQps" | "schedulerApiBurst"
+  >
+>;
 const load = () => `load ${loadavg()[0]!.toFixed(1)}`;
 const silent = pino({ level: "silent" });
 
@@ -92,19 +97,19 @@ export async function main(): Promise<void> {
     console.log(`  skipped: no control plane binaries (make test-deps): ${err.message.split("\n")[0]}`);
     return;
   }
-  // kube-controller-manager's client limit raised (its default 20/s held the completion rate at
-  // 400/min; LOOM_KCM_QPS=20 LOOM_KCM_BURST=30 measure with its defaults).
-  const kcm = {
-    qps: harness.kcmApiQps ?? KCM_QPS,
-    burst: harness.kcmApiBurst ?? harness.kcmApiQps ?? KCM_BURST,
+  // The cluster components' own limits raised, so that the figures show what holds past them:
+  // kube-controller-manager's client limit (its default 20/s held the completion rate near
+  // 400/min), its Job controller's workers (5: items then waited 72 s for one) and
+  // kube-scheduler's client limit (50/s). LOOM_KCM_QPS=20 LOOM_KCM_BURST=30 LOOM_KCM_JOB_SYNCS=5
+  // LOOM_SCHEDULER_QPS=50 LOOM_SCHEDULER_BURST=100 measure with their defaults.
+  const limits: ClusterLimits = {
+    kcmApiQps: harness.kcmApiQps ?? 200,
+    kcmApiBurst: harness.kcmApiBurst ?? harness.kcmApiQps ?? 300,
+    kcmJobSyncs: harness.kcmJobSyncs ?? 50,
+    schedulerApiQps: harness.schedulerApiQps ?? 200,
+    schedulerApiBurst: harness.schedulerApiBurst ?? harness.schedulerApiQps ?? 300,
   };
-  const cp = await ControlPlane.start({
-    binaries,
-    full: true,
-    keepRunDir: false,
-    kcmApiQps: kcm.qps,
-    kcmApiBurst: kcm.burst,
-  });
+  const cp = await ControlPlane.start({ binaries, full: true, keepRunDir: false, ...limits });
   try {
     const cluster = new TestCluster(cp.state(), false);
     await installCrd(cluster);
@@ -113,7 +118,7 @@ export async function main(): Promise<void> {
       await burst(cluster, cp, BURST, BURST);
       await burst(cluster, cp, BURST, 5);
     }
-    if (ONLY.has("e2e")) await endToEnd(cluster, cp, kcm);
+    if (ONLY.has("e2e")) await endToEnd(cluster, cp, limits);
     if (ONLY.has("memory")) await memory(cluster);
   } finally {
     await cp.stop();
@@ -605,11 +610,7 @@ async function settle(kc: KubeConfig): Promise<void> {
   }
 }
 
-async function endToEnd(
-  cluster: TestCluster,
-  cp: ControlPlane,
-  kcm: { qps: number; burst: number },
-): Promise<void> {
+async function endToEnd(cluster: TestCluster, cp: ControlPlane, limits: ClusterLimits): Promise<void> {
   const admin = sharedKubeConfig(cluster);
   await settle(admin);
   const ns = await namespace(cluster, "bench-e2e");
@@ -641,7 +642,7 @@ async function endToEnd(
     .join(", ");
   await controller.stop();
   console.log(
-    `  end to end, ${E2E} runs of one workflow on kwok (maxConcurrentJobs ${E2E}; kube-controller-manager --kube-api-qps=${kcm.qps} --kube-api-burst=${kcm.burst}):`,
+    `  end to end, ${E2E} runs of one workflow on kwok (maxConcurrentJobs ${E2E}; kube-controller-manager --kube-api-qps=${limits.kcmApiQps} --kube-api-burst=${limits.kcmApiBurst} --concurrent-job-syncs=${limits.kcmJobSyncs}, kube-scheduler --kube-api-qps=${limits.schedulerApiQps} --kube-api-burst=${limits.schedulerApiBurst}):`,
   );
   console.log(`    reconciles by result: ${results}`);
   console.log(`    ${((E2E / seconds) * 60).toFixed(0)} workflows/min (${l}; target ≥ 1,000)`);

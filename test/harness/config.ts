@@ -44,6 +44,11 @@ export interface HarnessConfig {
    */
   readonly kcmApiQps: number | undefined;
   readonly kcmApiBurst: number | undefined;
+  /** LOOM_KCM_JOB_SYNCS: kube-controller-manager's `--concurrent-job-syncs` (default 5). */
+  readonly kcmJobSyncs: number | undefined;
+  /** LOOM_SCHEDULER_QPS / LOOM_SCHEDULER_BURST: kube-scheduler's (defaults 50/100). */
+  readonly schedulerApiQps: number | undefined;
+  readonly schedulerApiBurst: number | undefined;
 }
 
 export class MissingBinariesError extends Error {
@@ -73,6 +78,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): HarnessConfig 
     sharedState: env[ENV_SHARED_STATE] || undefined,
     kcmApiQps: positive(env, "LOOM_KCM_QPS"),
     kcmApiBurst: positive(env, "LOOM_KCM_BURST"),
+    kcmJobSyncs: positive(env, "LOOM_KCM_JOB_SYNCS"),
+    schedulerApiQps: positive(env, "LOOM_SCHEDULER_QPS"),
+    schedulerApiBurst: positive(env, "LOOM_SCHEDULER_BURST"),
   });
 }
 

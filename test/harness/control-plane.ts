@@ -33,6 +33,11 @@ export interface ControlPlaneOptions {
    */
   readonly kcmApiQps?: number;
   readonly kcmApiBurst?: number;
+  /** kube-controller-manager's `--concurrent-job-syncs` (its default 5): Job syncs at once. */
+  readonly kcmJobSyncs?: number;
+  /** kube-scheduler's `--kube-api-qps`/`--kube-api-burst` (its defaults 50 and 100). */
+  readonly schedulerApiQps?: number;
+  readonly schedulerApiBurst?: number;
 }
 
 /** What another process needs to use a running control plane (see ControlPlane.state()). */
@@ -202,8 +207,13 @@ export class ControlPlane {
           "--controllers=job-controller,ttl-after-finished-controller,garbage-collector-controller,namespace-controller,deployment-controller,replicaset-controller,persistentvolume-binder-controller",
           ...(opts.kcmApiQps !== undefined ? [`--kube-api-qps=${opts.kcmApiQps}`] : []),
           ...(opts.kcmApiBurst !== undefined ? [`--kube-api-burst=${opts.kcmApiBurst}`] : []),
+          ...(opts.kcmJobSyncs !== undefined ? [`--concurrent-job-syncs=${opts.kcmJobSyncs}`] : []),
         ]);
-        const scheduler = spawn("kube-scheduler", bins.kubeScheduler, componentArgs(sched, "kube-scheduler"));
+        const scheduler = spawn("kube-scheduler", bins.kubeScheduler, [
+          ...componentArgs(sched, "kube-scheduler"),
+          ...(opts.schedulerApiQps !== undefined ? [`--kube-api-qps=${opts.schedulerApiQps}`] : []),
+          ...(opts.schedulerApiBurst !== undefined ? [`--kube-api-burst=${opts.schedulerApiBurst}`] : []),
+        ]);
 
         await installKwokCrds(bins.kubectl, kubeconfigPath, bins.kwokCrds);
         // kwok serves the kubelet API (logs) with a certificate from the run's CA.
