@@ -414,6 +414,7 @@ async function burst(cluster: TestCluster, cp: ControlPlane, n: number, capacity
     const stamp = Date.now().toString(36);
     const cpu0 = process.cpuUsage();
     const procs0 = cpuSeconds(cp.pids());
+    const requests0 = await scrapeRequests(sharedKubeConfig(cluster));
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: n }, (_, i) => {
@@ -432,6 +433,7 @@ async function burst(cluster: TestCluster, cp: ControlPlane, n: number, capacity
     const cpu = process.cpuUsage(cpu0);
     const wall = (performance.now() - t0) / 1000;
     const procs1 = cpuSeconds(cp.pids());
+    const requests1 = await scrapeRequests(sharedKubeConfig(cluster));
     watch.abort();
     ssWatch.abort();
     const sorted = latencies.sort((a, b) => a - b);
@@ -455,6 +457,14 @@ async function burst(cluster: TestCluster, cp: ControlPlane, n: number, capacity
     };
     console.log(
       `    p50/p99: envelope → "pipeline started" ${phase(undefined, "pipeline started")}; → "workflow placed" (engine: SpindleSet created) ${phase("pipeline started", "workflow placed")}; → "job created" (controller) ${phase("workflow placed", "job created")}`,
+    );
+    console.log(
+      `    API requests until the last Job, per pipeline (all clients): ${[...requests1]
+        .map(([k, v]) => [k, (v - (requests0.get(k) ?? 0)) / n] as const)
+        .filter(([k, v]) => v >= 0.05 && !/^(WATCH|GET) /.test(k))
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+        .join(", ")}`,
     );
     const toSs = [...placed].map(([rkey, at]) => at - started.get(rkey)!).sort((a, b) => a - b);
     const ssToJob = [...jobAt]
