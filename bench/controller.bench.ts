@@ -37,9 +37,9 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { type RequestOptions, request } from "node:https";
 import { loadavg, tmpdir } from "node:os";
-import { Writable } from "node:stream";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import {
   BatchV1Api,
@@ -364,8 +364,8 @@ async function burst(
         const o = JSON.parse(line) as { msg?: string; rkey?: string; wid?: string; spindleset?: string };
         const rkey = o.rkey ?? /-(3bu[0-9a-z]+)-/.exec(o.wid ?? "")?.[1] ?? byName.get(o.spindleset ?? "");
         if (!rkey || !o.msg) continue;
-        let m = marks.get(rkey);
-        if (!m) marks.set(rkey, (m = new Map()));
+        const m = marks.get(rkey) ?? new Map<string, number>();
+        marks.set(rkey, m);
         if (!m.has(o.msg)) m.set(o.msg, performance.now());
       }
       done();
