@@ -13,7 +13,13 @@
  *    engine and the embedded, leader-elected controller; the spindle's queue and job count set
  *    high so that only the cluster limits): envelope (acceptPipeline) → Job existing, p50/p99
  *    with capacity for all (target p99 < 2 s), and with maxConcurrentJobs 5 the time to the
- *    first 5 Jobs (target < 1 s).
+ *    first 5 Jobs (target < 1 s); then with capacity for all and 64 workers. Each is split by
+ *    the spindle's, engine's and controller's own log lines (envelope → pipeline started →
+ *    SpindleSet created → Job created), with the CPU per process and the API requests (all
+ *    clients) until the last Job.
+ *
+ * The cluster components' limits (section 3) are raised for the whole run; the LOOM_KCM_* and
+ * LOOM_SCHEDULER_* variables set to their defaults measure every section with those.
  * 3. end to end: M runs (default 1,000) through the controller until kwok completes their pods,
  *    with the cluster components' own limits raised (see main: kube-controller-manager's client
  *    limit and Job workers, kube-scheduler's client limit; LOOM_KCM_QPS, LOOM_KCM_BURST,
