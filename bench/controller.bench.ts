@@ -13,14 +13,24 @@
  *    engine and the embedded, leader-elected controller; the spindle's queue and job count set
  *    high so that only the cluster limits): envelope (acceptPipeline) → Job existing, p50/p99
  *    with capacity for all (target p99 < 2 s), and with maxConcurrentJobs 5 the time to the
- *    first 5 Jobs (target < 1 s).
- * 3. end to end: M runs (default 1,000) through the controller until kwok completes their pods:
+ *    first 5 Jobs (target < 1 s); then with capacity for all and 64 workers. Each is split by
+ *    the spindle's, engine's and controller's own log lines (envelope → pipeline started →
+ *    SpindleSet created → Job created), with the CPU per process and the API requests (all
+ *    clients) until the last Job.
+ *
+ * The cluster components' limits (section 3) are raised for the whole run; the LOOM_KCM_* and
+ * LOOM_SCHEDULER_* variables set to their defaults measure every section with those.
+ * 3. end to end: M runs (default 1,000) through the controller until kwok completes their pods,
+ *    with the cluster components' own limits raised (see main: kube-controller-manager's client
+ *    limit and Job workers, kube-scheduler's client limit; LOOM_KCM_QPS, LOOM_KCM_BURST,
+ *    LOOM_KCM_JOB_SYNCS, LOOM_SCHEDULER_QPS, LOOM_SCHEDULER_BURST set them):
  *    workflows per minute (target ≥ 1,000), the CPU each process spent (kube-apiserver, etcd,
  *    KCM, scheduler, kwok, this process = controller + bench client), and API requests per
  *    workflow by verb and resource from the API server's own `apiserver_request_total` (scraped
  *    before and after; every client's requests, KCM, scheduler and kwok included — their share
- *    is the same for any controller), and how long kube-controller-manager's clients waited on
- *    their own client-side rate limiter (its job controller makes the pods and Job statuses).
+ *    is the same for any controller), how long kube-controller-manager's and kube-scheduler's
+ *    clients waited on their own client-side rate limiter and their work items for a worker
+ *    (the Job controller makes the pods and Job statuses), and when 10/50/90/100% had finished.
  * 4. memory: a controller in a child process with N SpindleSets + N Jobs (+ their pods) cached:
  *    RSS and heap after a GC, idle and full. Target < 300 MB at 5,000 + 5,000.
  *
@@ -35,6 +45,7 @@ import { type RequestOptions, request } from "node:https";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import {
   BatchV1Api,
@@ -47,7 +58,7 @@ import {
   Watch,
 } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { ANNOTATIONS, buildSpindleSet } from "../src/api/contract/index.ts";
+import { ANNOTATIONS, buildSpindleSet, spindleSetName } from "../src/api/contract/index.ts";
 import { shareConnections } from "../src/api/kube-client.ts";
 import { GROUP, SPINDLESET, VERSION } from "../src/api/v1alpha1/group.ts";
 import type { SpindleSet } from "../src/api/v1alpha1/spindleset.ts";
@@ -55,7 +66,7 @@ import type { ControllerConfig } from "../src/controller/config.ts";
 import { SpindleSetController } from "../src/controller/controller.ts";
 import { installCrd, parkedConfig, testConfig, workflow } from "../test/controller/support.ts";
 import { locateBinaries, MissingBinariesError, readConfig } from "../test/harness/config.ts";
-import { ControlPlane } from "../test/harness/control-plane.ts";
+import { ControlPlane, type ControlPlaneOptions } from "../test/harness/control-plane.ts";
 import { TestCluster } from "../test/harness/index.ts";
 import {
   ALICE,
@@ -73,28 +84,50 @@ const E2E = Number(process.env.LOOM_BENCH_E2E ?? 1000);
 const ONLY = new Set((process.env.LOOM_BENCH_ONLY ?? "create,burst,e2e,memory").split(","));
 const MEMORY = Number(process.env.LOOM_BENCH_MEMORY ?? 1000);
 const CONCURRENCY = 16;
+type ClusterLimits = Required<
+  Pick<
+    ControlPlaneOptions,
+    "kcmApiQps" | "kcmApiBurst" | "kcmJobSyncs" | "schedulerApiQps" | "schedulerApiBurst"
+  >
+>;
 const load = () => `load ${loadavg()[0]!.toFixed(1)}`;
 const silent = pino({ level: "silent" });
 
 export async function main(): Promise<void> {
   let binaries: ReturnType<typeof locateBinaries>;
+  const harness = readConfig();
   try {
-    binaries = locateBinaries(readConfig().cacheDir);
+    binaries = locateBinaries(harness.cacheDir);
   } catch (err) {
     if (!(err instanceof MissingBinariesError)) throw err;
     console.log(`  skipped: no control plane binaries (make test-deps): ${err.message.split("\n")[0]}`);
     return;
   }
-  const cp = await ControlPlane.start({ binaries, full: true, keepRunDir: false });
+  // The cluster components' own limits raised, so that the figures show what holds past them:
+  // kube-controller-manager's client limit (its default 20/s held the completion rate near
+  // 400/min), its Job controller's workers (5: items then waited 72 s for one) and
+  // kube-scheduler's client limit (50/s). LOOM_KCM_QPS=20 LOOM_KCM_BURST=30 LOOM_KCM_JOB_SYNCS=5
+  // LOOM_SCHEDULER_QPS=50 LOOM_SCHEDULER_BURST=100 measure with their defaults.
+  const limits: ClusterLimits = {
+    kcmApiQps: harness.kcmApiQps ?? 200,
+    kcmApiBurst: harness.kcmApiBurst ?? harness.kcmApiQps ?? 300,
+    kcmJobSyncs: harness.kcmJobSyncs ?? 50,
+    schedulerApiQps: harness.schedulerApiQps ?? 200,
+    schedulerApiBurst: harness.schedulerApiBurst ?? harness.schedulerApiQps ?? 300,
+  };
+  const cp = await ControlPlane.start({ binaries, full: true, keepRunDir: false, ...limits });
   try {
     const cluster = new TestCluster(cp.state(), false);
     await installCrd(cluster);
     if (ONLY.has("create")) await createRatio(cluster);
     if (ONLY.has("burst")) {
-      await burst(cluster, BURST, BURST);
-      await burst(cluster, BURST, 5);
+      await burst(cluster, cp, BURST, BURST);
+      await burst(cluster, cp, BURST, 5);
+      // The same burst with 64 workers (the engine's placements and the controller's reconciles
+      // in flight at once): whether Loom's own bound of 16 is what waits.
+      await burst(cluster, cp, BURST, BURST, 64);
     }
-    if (ONLY.has("e2e")) await endToEnd(cluster, cp);
+    if (ONLY.has("e2e")) await endToEnd(cluster, cp, limits);
     if (ONLY.has("memory")) await memory(cluster);
   } finally {
     await cp.stop();
@@ -110,6 +143,37 @@ async function namespace(cluster: TestCluster, name: string): Promise<string> {
     .makeApiClient(CoreV1Api)
     .createNamespace({ body: { metadata: { name } } });
   return name;
+}
+
+/**
+ * A watch started again whenever it ends (the API server ends a watch whose reader falls behind
+ * in a burst, and client-node ends quiet ones): the new one begins with every existing object
+ * as ADDED, so nothing is missed, but those arrive late.
+ */
+async function keepWatching<T>(
+  kc: KubeConfig,
+  path: string,
+  onEvent: (type: string, obj: T) => void,
+): Promise<{ abort(): void; restarts(): number }> {
+  let stopped = false;
+  let restarts = 0;
+  let current: AbortController | undefined;
+  const start = async (): Promise<void> => {
+    if (stopped) return;
+    current = await new Watch(kc).watch(path, {}, onEvent, () => {
+      if (stopped) return;
+      restarts++;
+      setTimeout(() => void start().catch(() => {}), 100);
+    });
+  };
+  await start();
+  return {
+    abort() {
+      stopped = true;
+      current?.abort();
+    },
+    restarts: () => restarts,
+  };
 }
 
 /** Runs `task(i)` for i < n with `concurrency` in flight. */
@@ -154,6 +218,8 @@ async function countAdded(
   match: (obj: never) => boolean = () => true,
 ) {
   const seen = new Set<string>();
+  /** When each object was first seen (performance.now()), in order. */
+  const times: number[] = [];
   let resolve!: () => void;
   let finished = false;
   const done = new Promise<void>((r) => {
@@ -169,7 +235,14 @@ async function countAdded(
       path,
       {},
       (type, obj: { metadata: { name: string } }) => {
-        if ((type === "ADDED" || type === "MODIFIED") && match(obj as never)) seen.add(obj.metadata.name);
+        if (
+          (type === "ADDED" || type === "MODIFIED") &&
+          match(obj as never) &&
+          !seen.has(obj.metadata.name)
+        ) {
+          seen.add(obj.metadata.name);
+          times.push(performance.now());
+        }
         if (seen.size >= n) resolve();
       },
       () => {
@@ -181,6 +254,7 @@ async function countAdded(
   return {
     done: done.then(() => abort?.abort()),
     size: () => seen.size,
+    times,
   };
 }
 
@@ -287,8 +361,15 @@ function percentile(sorted: number[], p: number): number {
  * `n` pipelines accepted at once by a SpindleServer with the Kubernetes engine and its embedded
  * controller (maxConcurrentJobs `capacity`): envelope → Job existing, per pipeline.
  */
-async function burst(cluster: TestCluster, n: number, capacity: number): Promise<void> {
-  const ns = await namespace(cluster, `bench-burst-${capacity}`);
+async function burst(
+  cluster: TestCluster,
+  cp: ControlPlane,
+  n: number,
+  capacity: number,
+  workers = 16,
+): Promise<void> {
+  await settle(sharedKubeConfig(cluster));
+  const ns = await namespace(cluster, `bench-burst-${capacity}-${workers}`);
   const dir = mkdtempSync(join(tmpdir(), "loom-bench-burst-"));
   const configFile = join(dir, "config.yaml");
   const parked = parkedConfig(ns).template.resourceProfiles[0]!;
@@ -298,6 +379,7 @@ async function burst(cluster: TestCluster, n: number, capacity: number): Promise
       kubernetes: {
         namespace: ns,
         maxConcurrentJobs: capacity,
+        workers,
         images: { runner: "example.invalid/loom-runner:bench" },
         template: {
           resourceProfiles: [
@@ -309,8 +391,27 @@ async function burst(cluster: TestCluster, n: number, capacity: number): Promise
   );
   const previous = process.env.KUBECONFIG;
   process.env.KUBECONFIG = cluster.kubeconfigPath;
+  // The spindle's and the engine's own log lines, timed: where a run's first second goes.
+  const marks = new Map<string, Map<string, number>>();
+  /** rkey by SpindleSet name (the controller's lines name the SpindleSet). */
+  const byName = new Map<string, string>();
+  const logStream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString("utf8").split("\n")) {
+        if (!line) continue;
+        const o = JSON.parse(line) as { msg?: string; rkey?: string; wid?: string; spindleset?: string };
+        const rkey = o.rkey ?? /-(3bu[0-9a-z]+)-/.exec(o.wid ?? "")?.[1] ?? byName.get(o.spindleset ?? "");
+        if (!rkey || !o.msg) continue;
+        const m = marks.get(rkey) ?? new Map<string, number>();
+        marks.set(rkey, m);
+        if (!m.has(o.msg)) m.set(o.msg, performance.now());
+      }
+      done();
+    },
+  });
   const booted = await bootServer({
     dir,
+    server: { logger: pino({ level: "info" }, logStream) },
     env: {
       SPINDLE_SERVER_ENGINE: "kubernetes",
       LOOM_CONFIG: configFile,
@@ -332,24 +433,39 @@ async function burst(cluster: TestCluster, n: number, capacity: number): Promise
       resolve = r;
     });
     const seen = new Set<string>();
-    const watch = await new Watch(sharedKubeConfig(cluster)).watch(
+    const watch = await keepWatching(
+      sharedKubeConfig(cluster),
       `/apis/batch/v1/namespaces/${ns}/jobs`,
-      {},
       (type, job: V1Job) => {
         const rkey = job.metadata?.annotations?.[ANNOTATIONS.rkey];
         if (type !== "ADDED" || !rkey || seen.has(rkey)) return;
         seen.add(rkey);
+        jobAt.set(rkey, performance.now());
         latencies.push(performance.now() - started.get(rkey)!);
         if (latencies.length >= want) resolve();
       },
-      () => {},
     );
+    // When each run's SpindleSet appeared: splits the latency into the spindle + engine part
+    // (envelope → SpindleSet) and the controller part (SpindleSet → Job).
+    const placed = new Map<string, number>();
+    const ssWatch = await keepWatching(
+      sharedKubeConfig(cluster),
+      `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${SPINDLESET.plural}`,
+      (type, ss: SpindleSet) => {
+        const rkey = ss.spec?.pipeline?.rkey;
+        if (type === "ADDED" && rkey && !placed.has(rkey)) placed.set(rkey, performance.now());
+      },
+    );
+    const jobAt = new Map<string, number>();
     const stamp = Date.now().toString(36);
     const cpu0 = process.cpuUsage();
+    const procs0 = cpuSeconds(cp.pids());
+    const requests0 = await scrapeRequests(sharedKubeConfig(cluster));
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: n }, (_, i) => {
         const rkey = `3bu${stamp}${i.toString(36).padStart(4, "0")}`;
+        byName.set(spindleSetName({ knot: KNOT, rkey }), rkey);
         started.set(rkey, performance.now());
         return booted.server.pipelines.acceptPipeline(
           KNOT,
@@ -361,7 +477,11 @@ async function burst(cluster: TestCluster, n: number, capacity: number): Promise
     const accepted = performance.now() - t0;
     await Promise.race([enough, new Promise((r) => setTimeout(r, 120_000))]);
     const cpu = process.cpuUsage(cpu0);
+    const wall = (performance.now() - t0) / 1000;
+    const procs1 = cpuSeconds(cp.pids());
+    const requests1 = await scrapeRequests(sharedKubeConfig(cluster));
     watch.abort();
+    ssWatch.abort();
     const sorted = latencies.sort((a, b) => a - b);
     const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
     const what =
@@ -369,7 +489,45 @@ async function burst(cluster: TestCluster, n: number, capacity: number): Promise
         ? `p50 ${s(percentile(sorted, 50))}, p99 ${s(percentile(sorted, 99))}, max ${s(sorted.at(-1) ?? Number.NaN)} (target p99 < 2 s)`
         : `first ${want} Jobs: the last at ${s(sorted.at(-1) ?? Number.NaN)} (target < 1 s)`;
     console.log(
-      `  burst, ${n} pipelines at once through loom serve (maxConcurrentJobs ${capacity}): envelope → Job ${what}; ${sorted.length}/${want} Jobs; all accepted in ${s(accepted)}; this process's CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (${load()})`,
+      `  burst, ${n} pipelines at once through loom serve (maxConcurrentJobs ${capacity}, workers ${workers}): envelope → Job ${what}; ${sorted.length}/${want} Jobs; all accepted in ${s(accepted)}; this process's CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (${load()})`,
+    );
+    const phase = (from: string | undefined, to: string) => {
+      const d: number[] = [];
+      for (const [rkey, m] of marks) {
+        const a = from === undefined ? started.get(rkey) : m.get(from);
+        const b = m.get(to);
+        if (a !== undefined && b !== undefined) d.push(b - a);
+      }
+      d.sort((a, b) => a - b);
+      return `${s(percentile(d, 50))}/${s(percentile(d, 99))}`;
+    };
+    if (watch.restarts() + ssWatch.restarts() > 0) {
+      console.log(
+        `    the bench's watches were ended by the API server ${watch.restarts() + ssWatch.restarts()} times and restarted: objects they saw on the new list count late; envelope → "job created" (the controller's log line) p50/p99 ${phase(undefined, "job created")}`,
+      );
+    }
+    console.log(
+      `    p50/p99: envelope → "pipeline started" ${phase(undefined, "pipeline started")}; → "workflow placed" (engine: SpindleSet created) ${phase("pipeline started", "workflow placed")}; → "job created" (controller) ${phase("workflow placed", "job created")}`,
+    );
+    console.log(
+      `    API requests until the last Job, per pipeline (all clients): ${[...requests1]
+        .map(([k, v]) => [k, (v - (requests0.get(k) ?? 0)) / n] as const)
+        .filter(([k, v]) => v >= 0.05 && !/^(WATCH|GET) /.test(k))
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+        .join(", ")}`,
+    );
+    const toSs = [...placed].map(([rkey, at]) => at - started.get(rkey)!).sort((a, b) => a - b);
+    const ssToJob = [...jobAt]
+      .filter(([rkey]) => placed.has(rkey))
+      .map(([rkey, at]) => at - placed.get(rkey)!)
+      .sort((a, b) => a - b);
+    console.log(
+      `    envelope → SpindleSet p50 ${s(percentile(toSs, 50))}, p99 ${s(percentile(toSs, 99))} (${toSs.length}); SpindleSet → Job p50 ${s(percentile(ssToJob, 50))}, p99 ${s(percentile(ssToJob, 99))}; CPU per process over ${wall.toFixed(1)} s: ${Object.entries(
+        procs1,
+      )
+        .map(([k, v]) => `${k} ${(v - (procs0[k] ?? 0)).toFixed(1)} s`)
+        .join(", ")}`,
     );
   } finally {
     await booted.stop();
@@ -397,14 +555,17 @@ function cpuSeconds(pids: Record<string, number>): Record<string, number> {
 }
 
 /**
- * kube-controller-manager's `rest_client_rate_limiter_duration_seconds` (sum and count over its
- * clients): the time its requests waited on the client-side limiter, from its own /metrics (the
- * harness allows that path without credentials; the port is in its command line).
+ * What a control plane component (kube-controller-manager, kube-scheduler) waited on, from its
+ * own /metrics (the harness allows that path without credentials; the port is in its command
+ * line): `rest_client_rate_limiter_duration_seconds` (its clients' own rate limiter, summed over
+ * clients) and `workqueue_queue_duration_seconds` per work queue (time items waited for a worker).
  */
-async function kcmThrottled(
-  pids: Record<string, number>,
-): Promise<{ seconds: number; count: number } | undefined> {
-  const pid = pids["kube-controller-manager"];
+interface Waits {
+  limiter: { seconds: number; count: number };
+  queues: Map<string, { seconds: number; count: number }>;
+}
+
+async function componentWaits(pid: number | undefined): Promise<Waits | undefined> {
   if (!pid) return undefined;
   try {
     const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
@@ -424,17 +585,43 @@ async function kcmThrottled(
       req.on("error", reject);
       req.end();
     });
-    let seconds = 0;
-    let count = 0;
+    const limiter = { seconds: 0, count: 0 };
+    const queues = new Map<string, { seconds: number; count: number }>();
     for (const line of text.split("\n")) {
       const value = Number(line.slice(line.lastIndexOf(" ") + 1));
-      if (line.startsWith("rest_client_rate_limiter_duration_seconds_sum")) seconds += value;
-      if (line.startsWith("rest_client_rate_limiter_duration_seconds_count")) count += value;
+      if (line.startsWith("rest_client_rate_limiter_duration_seconds_sum")) limiter.seconds += value;
+      if (line.startsWith("rest_client_rate_limiter_duration_seconds_count")) limiter.count += value;
+      const q = /^workqueue_queue_duration_seconds_(sum|count)\{.*name="([^"]*)"/.exec(line);
+      if (q) {
+        const e = queues.get(q[2]!) ?? { seconds: 0, count: 0 };
+        if (q[1] === "sum") e.seconds += value;
+        else e.count += value;
+        queues.set(q[2]!, e);
+      }
     }
-    return { seconds, count };
+    return { limiter, queues };
   } catch {
     return undefined;
   }
+}
+
+/** One line per component: limiter wait, and the work queues whose items waited longest. */
+function waitsLine(name: string, a: Waits | undefined, b: Waits | undefined, seconds: number): string {
+  if (!a || !b) return `${name}: no metrics`;
+  const queues = [...b.queues]
+    .map(([q, v]) => {
+      const before = a.queues.get(q) ?? { seconds: 0, count: 0 };
+      return { q, seconds: v.seconds - before.seconds, count: v.count - before.count };
+    })
+    .filter((q) => q.count > 0)
+    .sort((x, y) => y.seconds - x.seconds)
+    .slice(0, 3)
+    .map(
+      (q) =>
+        `${q.q} ${q.seconds.toFixed(0)} s over ${q.count} items (mean ${((q.seconds / q.count) * 1000).toFixed(0)} ms)`,
+    )
+    .join(", ");
+  return `${name}: waited ${(b.limiter.seconds - a.limiter.seconds).toFixed(0)} s on its client rate limiter (${(b.limiter.count - a.limiter.count).toFixed(0)} requests) over the ${seconds.toFixed(0)} s; work queues: ${queues || "none"}`;
 }
 
 /** `apiserver_request_total` summed by verb and resource (subresource appended). */
@@ -484,7 +671,7 @@ async function settle(kc: KubeConfig): Promise<void> {
   }
 }
 
-async function endToEnd(cluster: TestCluster, cp: ControlPlane): Promise<void> {
+async function endToEnd(cluster: TestCluster, cp: ControlPlane, limits: ClusterLimits): Promise<void> {
   const admin = sharedKubeConfig(cluster);
   await settle(admin);
   const ns = await namespace(cluster, "bench-e2e");
@@ -498,21 +685,26 @@ async function endToEnd(cluster: TestCluster, cp: ControlPlane): Promise<void> {
     (ss: { status?: { phase?: string } }) => ss.status?.phase === "success",
   );
   const before = await scrapeRequests(admin);
-  const throttled0 = await kcmThrottled(cp.pids());
+  const kcm0 = await componentWaits(cp.pids()["kube-controller-manager"]);
+  const sched0 = await componentWaits(cp.pids()["kube-scheduler"]);
   const cpu0 = cpuSeconds(cp.pids());
   const t0 = performance.now();
   await createRuns(admin, ns, E2E);
+  const created = (performance.now() - t0) / 1000;
   await finished.done;
   const seconds = (performance.now() - t0) / 1000;
   const cpu1 = cpuSeconds(cp.pids());
   const after = await scrapeRequests(admin);
-  const throttled1 = await kcmThrottled(cp.pids());
+  const kcm1 = await componentWaits(cp.pids()["kube-controller-manager"]);
+  const sched1 = await componentWaits(cp.pids()["kube-scheduler"]);
   const l = load();
   const results = (await controller.metrics.reconciles.get()).values
     .map((v) => `${v.labels.result} ${v.value}`)
     .join(", ");
   await controller.stop();
-  console.log(`  end to end, ${E2E} runs of one workflow on kwok (maxConcurrentJobs ${E2E}):`);
+  console.log(
+    `  end to end, ${E2E} runs of one workflow on kwok (maxConcurrentJobs ${E2E}; kube-controller-manager --kube-api-qps=${limits.kcmApiQps} --kube-api-burst=${limits.kcmApiBurst} --concurrent-job-syncs=${limits.kcmJobSyncs}, kube-scheduler --kube-api-qps=${limits.schedulerApiQps} --kube-api-burst=${limits.schedulerApiBurst}):`,
+  );
   console.log(`    reconciles by result: ${results}`);
   console.log(`    ${((E2E / seconds) * 60).toFixed(0)} workflows/min (${l}; target ≥ 1,000)`);
   console.log(
@@ -522,12 +714,12 @@ async function endToEnd(cluster: TestCluster, cp: ControlPlane): Promise<void> {
       .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
       .join(", ")}`,
   );
-  if (throttled0 && throttled1) {
-    const waited = throttled1.seconds - throttled0.seconds;
-    console.log(
-      `    kube-controller-manager's clients waited ${waited.toFixed(0)} s in all on their own rate limiter (--kube-api-qps, default 20 per client) over the ${seconds.toFixed(0)} s, ${(throttled1.count - throttled0.count).toFixed(0)} requests`,
-    );
-  }
+  console.log(`    ${waitsLine("kube-controller-manager", kcm0, kcm1, seconds)}`);
+  console.log(`    ${waitsLine("kube-scheduler", sched0, sched1, seconds)}`);
+  const at = (f: number) => (((finished.times[Math.ceil(f * E2E) - 1] ?? Number.NaN) - t0) / 1000).toFixed(0);
+  console.log(
+    `    finished after (s): 10% ${at(0.1)}, 50% ${at(0.5)}, 90% ${at(0.9)}, all ${at(1)}; the ${E2E} SpindleSets were created in ${created.toFixed(0)} s`,
+  );
   console.log("    API requests per workflow (all clients), by verb and resource:");
   const rows = [...after]
     .map(([k, v]) => [k, (v - (before.get(k) ?? 0)) / E2E] as const)

@@ -66,4 +66,21 @@ describe("Capacity", () => {
     assert.deepEqual(cap.wake(), ["ns/r2"]);
     assert.equal(cap.waiting, 3);
   });
+
+  it("knows a Job its run created that the informer has not reported yet, until it does", () => {
+    let now = 0;
+    const cap = new Capacity(2, () => now);
+    assert.equal(cap.createdFor("j1", "uid-1"), false);
+    assert.equal(cap.tryReserve("j1", "uid-1"), true);
+    assert.equal(cap.createdFor("j1", "uid-1"), true);
+    assert.equal(cap.createdFor("j1", "uid-other"), false, "a newer run of the same name");
+    cap.observe(job("j1"));
+    assert.equal(cap.createdFor("j1", "uid-1"), false, "reported: the cache has it");
+    assert.equal(cap.tryReserve("j2", "uid-2"), true);
+    cap.release("j2");
+    assert.equal(cap.createdFor("j2", "uid-2"), false, "a failed create");
+    assert.equal(cap.tryReserve("j3", "uid-3"), true);
+    now += 61_000;
+    assert.equal(cap.createdFor("j3", "uid-3"), false, "the reservation ran out");
+  });
 });

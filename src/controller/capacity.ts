@@ -25,7 +25,8 @@ export class Capacity {
   readonly #now: () => number;
   /** Unfinished Jobs the informer has reported. */
   readonly #active = new Set<string>();
-  readonly #reserved = new Map<string, number>();
+  /** Reservations by Job name: when made, and for which run (its uid). */
+  readonly #reserved = new Map<string, { at: number; owner: string | undefined }>();
   /** Runs (SpindleSet keys) waiting for a slot, in arrival order; true once woken. */
   readonly #waiting = new Map<string, boolean>();
 
@@ -55,11 +56,25 @@ export class Capacity {
     return this.inUse() < this.#max;
   }
 
-  /** True if `jobName` may be created; it then counts until the informer has reported it. */
-  tryReserve(jobName: string): boolean {
+  /**
+   * True if `jobName` may be created (for the run `owner`, its uid); it then counts until the
+   * informer has reported it.
+   */
+  tryReserve(jobName: string, owner?: string): boolean {
     if (!this.hasRoom(jobName)) return false;
-    if (!this.#active.has(jobName) && !this.#reserved.has(jobName)) this.#reserved.set(jobName, this.#now());
+    if (!this.#active.has(jobName) && !this.#reserved.has(jobName))
+      this.#reserved.set(jobName, { at: this.#now(), owner });
     return true;
+  }
+
+  /**
+   * True while the run `owner` holds the reservation of `jobName`: its create went through (a
+   * failed one releases it) and the informer has not reported the Job yet. A reconcile of that
+   * run in the meantime must not POST the Job again (the API server would answer 409).
+   */
+  createdFor(jobName: string, owner: string): boolean {
+    this.#prune();
+    return this.#reserved.get(jobName)?.owner === owner;
   }
 
   /**
@@ -113,9 +128,9 @@ export class Capacity {
     return out;
   }
 
-  #prune(): Map<string, number> {
+  #prune(): Map<string, unknown> {
     const now = this.#now();
-    for (const [name, at] of this.#reserved) if (now - at > RESERVATION_MS) this.#reserved.delete(name);
+    for (const [name, r] of this.#reserved) if (now - r.at > RESERVATION_MS) this.#reserved.delete(name);
     return this.#reserved;
   }
 }

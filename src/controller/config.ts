@@ -187,7 +187,7 @@ export const ControllerConfigSchema = z
     /**
      * Runs reconciled at once. A reconcile spends most of its time waiting on API round trips
      * (ConfigMap, Job, status), so more workers than cores pays; one run is never reconciled
-     * twice at once whatever the number.
+     * twice at once whatever the number. `loom serve`'s engine creates as many SpindleSets at once.
      */
     workers: z.number().int().min(1).max(256).default(16),
     /** The Jobs' ServiceAccount: it must have no RBAC bindings (config/rbac/job_service_account.yaml). */

@@ -26,7 +26,7 @@ import { LABELS } from "../api/contract/index.ts";
 import { errorText, Informer, objectKey } from "../api/informer.ts";
 import { shareConnections } from "../api/kube-client.ts";
 import { slimEvent, slimJob, slimNode, slimPod } from "../api/slim.ts";
-import type { SpindleSet } from "../api/v1alpha1/spindleset.ts";
+import { type SpindleSet, TERMINAL_PHASES } from "../api/v1alpha1/spindleset.ts";
 import { apiMessage, ClusterApi, FAILED_CREATE, statusCode } from "./api.ts";
 import { Capacity } from "./capacity.ts";
 import { type IsKnown, sweepOrphans } from "./cleanup.ts";
@@ -123,13 +123,13 @@ export class SpindleSetController {
       handlers: {
         add: (ss) => {
           this.#written.delivered(objectKey(ss), ss.metadata.resourceVersion);
-          this.#queue?.add(objectKey(ss));
+          this.#queue?.add(objectKey(ss), { first: needsJob(ss) });
         },
         update: (old, ss) => {
           // Our own status write arriving wakes a reconcile that waited for it (see #process);
           // other status-only updates need none.
           const waited = this.#written.delivered(objectKey(ss), ss.metadata.resourceVersion);
-          if (waited || specChanged(old, ss)) this.#queue?.add(objectKey(ss));
+          if (waited || specChanged(old, ss)) this.#queue?.add(objectKey(ss), { first: needsJob(ss) });
         },
         delete: (ss) => {
           this.#written.forget(objectKey(ss));
@@ -359,8 +359,24 @@ export class SpindleSetController {
     const freed = deleted || (old !== undefined && jobActive(old) && !jobActive(job));
     if (!freed) return;
     // A slot is free: as many waiting runs as there are free slots try again, oldest first.
-    for (const key of this.#capacity.wake()) this.#queue?.add(key);
+    for (const key of this.#capacity.wake()) this.#queue?.add(key, { first: true });
   }
+}
+
+/**
+ * A run with a workflow that has neither a Job nor an end yet (a new run, a workflow added):
+ * its reconcile creates a Job, so it is queued ahead of status writes (queue.ts, first lane).
+ * In a burst of runs the API server then takes the Jobs' creates before their status writes,
+ * and the last run's Job exists sooner.
+ */
+export function needsJob(ss: SpindleSet): boolean {
+  if (ss.metadata.deletionTimestamp || ss.spec?.cancel) return false;
+  const started = new Set(
+    (ss.status?.workflows ?? [])
+      .filter((w) => w.jobName !== undefined || TERMINAL_PHASES.includes(w.phase))
+      .map((w) => w.name),
+  );
+  return (ss.spec?.workflows ?? []).some((w) => !started.has(w.name));
 }
 
 /** Status-only updates (our own writes) do not need a reconcile. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { WorkQueue } from "./queue.ts";
+import { FIRST_LANE_RUN, WorkQueue } from "./queue.ts";
 
 function deferred() {
   let resolve!: () => void;
@@ -119,5 +119,78 @@ describe("WorkQueue", () => {
     await done;
     assert.equal(finished, true);
     assert.equal(q.depth, 0);
+  });
+
+  it("takes first-lane keys before normal ones queued earlier, and moves a queued key up", async () => {
+    const seen: string[] = [];
+    const gate = deferred();
+    const q = new WorkQueue({
+      workers: 1,
+      process: async (key) => {
+        seen.push(key);
+        if (key === "block") await gate.promise;
+        return undefined;
+      },
+    });
+    q.add("block");
+    q.add("status-a");
+    q.add("status-b");
+    q.add("new-a", { first: true });
+    q.add("status-b", { first: true });
+    q.add("new-a");
+    assert.equal(q.depth, 3);
+    gate.resolve();
+    await sleep(20);
+    assert.deepEqual(seen, ["block", "new-a", "status-b", "status-a"]);
+    await q.shutdown();
+  });
+
+  it("never starves the normal lane: one normal key after every FIRST_LANE_RUN first-lane keys", async () => {
+    const seen: string[] = [];
+    const gate = deferred();
+    const q = new WorkQueue({
+      workers: 1,
+      process: async (key) => {
+        seen.push(key);
+        if (key === "block") await gate.promise;
+        return undefined;
+      },
+    });
+    q.add("block");
+    for (let i = 0; i < 2; i++) q.add(`status-${i}`);
+    for (let i = 0; i < 2 * FIRST_LANE_RUN + 1; i++) q.add(`new-${i}`, { first: true });
+    gate.resolve();
+    await sleep(20);
+    const news = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `new-${from + i}`);
+    assert.deepEqual(seen, [
+      "block",
+      ...news(0, FIRST_LANE_RUN),
+      "status-0",
+      ...news(FIRST_LANE_RUN, 2 * FIRST_LANE_RUN),
+      "status-1",
+      `new-${2 * FIRST_LANE_RUN}`,
+    ]);
+    await q.shutdown();
+  });
+
+  it("keeps the first lane for a key added with it while it was processing", async () => {
+    const seen: string[] = [];
+    const gate = deferred();
+    const q = new WorkQueue({
+      workers: 1,
+      process: async (key) => {
+        seen.push(key);
+        if (key === "k" && seen.length === 1) await gate.promise;
+        return undefined;
+      },
+    });
+    q.add("k");
+    await sleep(5);
+    q.add("k", { first: true });
+    q.add("status");
+    gate.resolve();
+    await sleep(20);
+    assert.deepEqual(seen, ["k", "k", "status"]);
+    await q.shutdown();
   });
 });

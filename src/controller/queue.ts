@@ -9,7 +9,19 @@
  * - `addAfter` requeues after a delay (the earliest pending delay wins); waiting is a requeue,
  *   never a sleep inside a worker;
  * - `shutdown` stops taking work and resolves once the in-flight keys are done.
+ * - `add(key, { first: true })` puts a key in the first lane, taken before the normal one (a run
+ *   whose Job is still to be created goes ahead of status writes for runs that have theirs), but
+ *   never to the normal lane's exclusion: after FIRST_LANE_RUN keys from the first lane in a row,
+ *   one from the normal lane goes, so a steady stream of new runs cannot starve status writes.
  */
+
+/** Keys taken from the first lane in a row before one from the normal lane must go. */
+export const FIRST_LANE_RUN = 4;
+
+export interface AddOptions {
+  /** Queue ahead of the normal lane (a key already queued there moves up). */
+  first?: boolean;
+}
 
 export interface ProcessResult {
   /** Process the key again after this many milliseconds. */
@@ -27,11 +39,18 @@ export interface WorkQueueOptions {
 
 export class WorkQueue {
   readonly #opts: Required<Omit<WorkQueueOptions, "onError">> & Pick<WorkQueueOptions, "onError">;
-  readonly #queue: string[] = [];
-  readonly #queued = new Set<string>();
+  /**
+   * Lane 0 (first) and lane 1 (normal), FIFO each. A key moved up to lane 0 leaves a stale entry
+   * in lane 1; an entry counts only while `#queued` names its lane.
+   */
+  readonly #lanes: [string[], string[]] = [[], []];
+  /** Queued keys and their lane. */
+  readonly #queued = new Map<string, 0 | 1>();
   readonly #processing = new Set<string>();
-  /** Added while processing: queue again when done. */
-  readonly #dirty = new Set<string>();
+  /** Added while processing: queue again when done (true: in the first lane). */
+  readonly #dirty = new Map<string, boolean>();
+  /** Keys taken from lane 0 in a row while lane 1 had work. */
+  #firstRun = 0;
   readonly #timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   readonly #failures = new Map<string, number>();
   #running = 0;
@@ -44,22 +63,24 @@ export class WorkQueue {
 
   /** Keys waiting to be processed (not counting delayed or in-flight ones). */
   get depth(): number {
-    return this.#queue.length;
+    return this.#queued.size;
   }
 
   get stopped(): boolean {
     return this.#stopped;
   }
 
-  add(key: string): void {
+  add(key: string, opts: AddOptions = {}): void {
     if (this.#stopped) return;
+    const first = opts.first === true;
     if (this.#processing.has(key)) {
-      this.#dirty.add(key);
+      this.#dirty.set(key, first || this.#dirty.get(key) === true);
       return;
     }
-    if (this.#queued.has(key)) return;
-    this.#queued.add(key);
-    this.#queue.push(key);
+    const lane = this.#queued.get(key);
+    if (lane === 0 || (lane === 1 && !first)) return;
+    this.#queued.set(key, first ? 0 : 1);
+    this.#lanes[first ? 0 : 1].push(key);
     this.#pump();
   }
 
@@ -91,7 +112,8 @@ export class WorkQueue {
     this.#stopped = true;
     for (const { timer } of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
-    this.#queue.length = 0;
+    this.#lanes[0].length = 0;
+    this.#lanes[1].length = 0;
     this.#queued.clear();
     this.#dirty.clear();
     if (this.#running === 0) return;
@@ -101,13 +123,35 @@ export class WorkQueue {
   }
 
   #pump(): void {
-    while (!this.#stopped && this.#running < this.#opts.workers && this.#queue.length > 0) {
-      const key = this.#queue.shift()!;
-      this.#queued.delete(key);
+    while (!this.#stopped && this.#running < this.#opts.workers) {
+      const key = this.#take();
+      if (key === undefined) return;
       this.#processing.add(key);
       this.#running++;
       void this.#run(key);
     }
+  }
+
+  /** The next key: lane 0 first, but lane 1 at least once every FIRST_LANE_RUN + 1 keys. */
+  #take(): string | undefined {
+    this.#dropStale(0);
+    this.#dropStale(1);
+    const [first, normal] = this.#lanes;
+    let lane: 0 | 1;
+    if (first.length > 0 && (normal.length === 0 || this.#firstRun < FIRST_LANE_RUN)) lane = 0;
+    else if (normal.length > 0) lane = 1;
+    else return undefined;
+    if (lane === 0 && normal.length > 0) this.#firstRun++;
+    else this.#firstRun = 0;
+    const key = this.#lanes[lane].shift()!;
+    this.#queued.delete(key);
+    return key;
+  }
+
+  /** Removes entries at the head of a lane that no longer count (moved up, or taken). */
+  #dropStale(lane: 0 | 1): void {
+    const q = this.#lanes[lane];
+    while (q.length > 0 && this.#queued.get(q[0]!) !== lane) q.shift();
   }
 
   async #run(key: string): Promise<void> {
@@ -128,8 +172,11 @@ export class WorkQueue {
       if (this.#running === 0) this.#idle?.();
       return;
     }
-    if (this.#dirty.delete(key)) this.add(key);
-    else if (retryIn !== undefined) this.addAfter(key, retryIn);
+    const dirty = this.#dirty.get(key);
+    if (dirty !== undefined) {
+      this.#dirty.delete(key);
+      this.add(key, { first: dirty });
+    } else if (retryIn !== undefined) this.addAfter(key, retryIn);
     this.#pump();
   }
 }

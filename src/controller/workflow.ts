@@ -99,8 +99,17 @@ async function startWorkflow(
   prev: WorkflowStatus | undefined,
   now: Date,
 ): Promise<WorkflowStep> {
-  // No slot: say so before the Job is built (with 200 runs waiting, most reconciles end here).
   const name = buildJobName(ss.metadata.name!, wf.name);
+  // Created by an earlier reconcile of this run, not in the Job cache yet (a burst, a watch that
+  // lists again): its watch event brings the next reconcile; a second POST would get a 409.
+  if (ctx.capacity.createdFor(name, ss.metadata.uid!)) {
+    return {
+      status: { ...(prev ?? {}), name: wf.name, ...scheduled(name, now) },
+      created: true,
+      requeueAfterMs: 1000,
+    };
+  }
+  // No slot: say so before the Job is built (with 200 runs waiting, most reconciles end here).
   if (!ctx.capacity.hasRoom(name)) return waitForCapacity(ctx, prev, wf);
   const owner: SpindleSetRef = {
     name: ss.metadata.name!,
@@ -121,7 +130,7 @@ async function startWorkflow(
   }
   const secret = await checkSecret(ctx, ss, spec, wf, prev, now);
   if (secret) return secret;
-  if (!ctx.capacity.tryReserve(plan.jobName)) return waitForCapacity(ctx, prev, wf);
+  if (!ctx.capacity.tryReserve(plan.jobName, ss.metadata.uid)) return waitForCapacity(ctx, prev, wf);
   let created: "created" | "exists";
   let creating = "ConfigMap";
   try {
@@ -146,17 +155,19 @@ async function startWorkflow(
     created === "created" ? "job created" : "job adopted",
   );
   return {
-    status: {
-      name: wf.name,
-      phase: "pending",
-      reason: "Scheduled",
-      message: "Job created",
-      jobName: plan.jobName,
-      profile: plan.profile,
-      startTime: iso(now)!,
-    },
+    status: { name: wf.name, ...scheduled(plan.jobName, now), profile: plan.profile },
     created: true,
   };
+}
+
+function scheduled(jobName: string, now: Date) {
+  return {
+    phase: "pending",
+    reason: "Scheduled",
+    message: "Job created",
+    jobName,
+    startTime: iso(now)!,
+  } as const;
 }
 
 /**

@@ -521,6 +521,7 @@ function createEngine(
       namespace: k8s.namespace,
       logger: logger.child({ component: "engine" }),
       runnerSilentSeconds: k8s.timeouts.runnerSilentSeconds,
+      placing: k8s.workers,
     });
     const controller = SpindleSetController.create({
       kubeConfig,

@@ -38,6 +38,17 @@ export interface HarnessConfig {
   readonly keepRunDir: boolean;
   /** Serialized state of a control plane started by the global setup, if any. */
   readonly sharedState: string | undefined;
+  /**
+   * LOOM_KCM_QPS / LOOM_KCM_BURST: kube-controller-manager's `--kube-api-qps`/`--kube-api-burst`
+   * for a control plane that asks for them (the controller bench); unset: KCM's defaults (20/30).
+   */
+  readonly kcmApiQps: number | undefined;
+  readonly kcmApiBurst: number | undefined;
+  /** LOOM_KCM_JOB_SYNCS: kube-controller-manager's `--concurrent-job-syncs` (default 5). */
+  readonly kcmJobSyncs: number | undefined;
+  /** LOOM_SCHEDULER_QPS / LOOM_SCHEDULER_BURST: kube-scheduler's (defaults 50/100). */
+  readonly schedulerApiQps: number | undefined;
+  readonly schedulerApiBurst: number | undefined;
 }
 
 export class MissingBinariesError extends Error {
@@ -65,7 +76,21 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): HarnessConfig 
     mode,
     keepRunDir: env.LOOM_K8S_KEEP === "1",
     sharedState: env[ENV_SHARED_STATE] || undefined,
+    kcmApiQps: positive(env, "LOOM_KCM_QPS"),
+    kcmApiBurst: positive(env, "LOOM_KCM_BURST"),
+    kcmJobSyncs: positive(env, "LOOM_KCM_JOB_SYNCS"),
+    schedulerApiQps: positive(env, "LOOM_SCHEDULER_QPS"),
+    schedulerApiBurst: positive(env, "LOOM_SCHEDULER_BURST"),
   });
+}
+
+function positive(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`${name} must be a whole number ≥ 1, not ${JSON.stringify(raw)}`);
+  return n;
 }
 
 /** Finds the binaries built by hack/control-plane.sh; throws MissingBinariesError naming each one absent. */

@@ -25,6 +25,19 @@ export interface ControlPlaneOptions {
   readonly log?: (message: string) => void;
   /** Per-component readiness timeout; a loaded 2-core machine needs tens of seconds. */
   readonly timeoutMs?: number;
+  /**
+   * kube-controller-manager's client rate limit (`--kube-api-qps`/`--kube-api-burst`, its own
+   * defaults 20 and 30 when unset). Its job controller makes every Job's pod and writes its
+   * status through it, so it bounds how many short workflows a minute the cluster completes
+   * (bench/controller.bench.ts raises it; tests keep the defaults).
+   */
+  readonly kcmApiQps?: number;
+  readonly kcmApiBurst?: number;
+  /** kube-controller-manager's `--concurrent-job-syncs` (its default 5): Job syncs at once. */
+  readonly kcmJobSyncs?: number;
+  /** kube-scheduler's `--kube-api-qps`/`--kube-api-burst` (its defaults 50 and 100). */
+  readonly schedulerApiQps?: number;
+  readonly schedulerApiBurst?: number;
 }
 
 /** What another process needs to use a running control plane (see ControlPlane.state()). */
@@ -192,8 +205,15 @@ export class ControlPlane {
           // (garbage-collector), and namespace deletion finishing (namespace); plus what Loom's
           // own Deployment needs (deployment, replicaset, PV binding) for the install test.
           "--controllers=job-controller,ttl-after-finished-controller,garbage-collector-controller,namespace-controller,deployment-controller,replicaset-controller,persistentvolume-binder-controller",
+          ...(opts.kcmApiQps !== undefined ? [`--kube-api-qps=${opts.kcmApiQps}`] : []),
+          ...(opts.kcmApiBurst !== undefined ? [`--kube-api-burst=${opts.kcmApiBurst}`] : []),
+          ...(opts.kcmJobSyncs !== undefined ? [`--concurrent-job-syncs=${opts.kcmJobSyncs}`] : []),
         ]);
-        const scheduler = spawn("kube-scheduler", bins.kubeScheduler, componentArgs(sched, "kube-scheduler"));
+        const scheduler = spawn("kube-scheduler", bins.kubeScheduler, [
+          ...componentArgs(sched, "kube-scheduler"),
+          ...(opts.schedulerApiQps !== undefined ? [`--kube-api-qps=${opts.schedulerApiQps}`] : []),
+          ...(opts.schedulerApiBurst !== undefined ? [`--kube-api-burst=${opts.schedulerApiBurst}`] : []),
+        ]);
 
         await installKwokCrds(bins.kubectl, kubeconfigPath, bins.kwokCrds);
         // kwok serves the kubelet API (logs) with a certificate from the run's CA.

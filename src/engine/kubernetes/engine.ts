@@ -61,7 +61,7 @@ import { runSpecFromPlan, workflowSpecFromPlan } from "./spec.ts";
 import { isFinal, outcomeFrom } from "./status.ts";
 import { SpindleSetWatch } from "./watch.ts";
 
-/** SpindleSet placements (create/update + Secret) in flight at once. */
+/** SpindleSet placements (create/update + Secret) in flight at once, by default. */
 const PLACING_AT_ONCE = 16;
 
 export interface KubernetesEngineOptions {
@@ -77,6 +77,11 @@ export interface KubernetesEngineOptions {
   destroyTimeoutMs?: number;
   /** Pod lookup interval of the log followers (default 1 s). */
   pollMs?: number;
+  /**
+   * SpindleSet placements in flight at once (default 16; the server passes the controller's
+   * `workers`, the same bound on Loom's requests in flight for starting runs).
+   */
+  placing?: number;
 }
 
 /**
@@ -123,7 +128,7 @@ interface Tracked {
 
 export class KubernetesEngine implements Engine {
   readonly name = "kubernetes";
-  readonly #o: Required<Omit<KubernetesEngineOptions, "logger">>;
+  readonly #o: Required<Omit<KubernetesEngineOptions, "logger" | "placing">>;
   readonly #log: Logger;
   readonly #store: SpindleSetStore;
   readonly #runs = new Map<string, Tracked>();
@@ -133,7 +138,7 @@ export class KubernetesEngine implements Engine {
   readonly #byWid = new Map<string, string>();
   readonly #chains = new Map<string, Promise<unknown>>();
   /** Placements in flight at once (see limit.ts: a burst is placed in order, not all late). */
-  readonly #placing = new Limiter(PLACING_AT_ONCE);
+  readonly #placing: Limiter;
   readonly #watch: SpindleSetWatch;
   /** Every workflow pod of the namespace, shared by the log followers. */
   readonly #pods: PodCache;
@@ -153,6 +158,7 @@ export class KubernetesEngine implements Engine {
       pollMs: opts.pollMs ?? 1000,
     };
     this.#log = (opts.logger ?? pino({ level: "silent" })).child({ engine: "kubernetes" });
+    this.#placing = new Limiter(opts.placing ?? PLACING_AT_ONCE);
     this.#store = new SpindleSetStore(opts.kubeConfig, opts.namespace);
     this.#watch = new SpindleSetWatch({
       kubeConfig: opts.kubeConfig,
