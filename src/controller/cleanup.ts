@@ -14,8 +14,8 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { LABELS } from "../api/contract/index.ts";
-import { type SpindleSet, TERMINAL_PHASES } from "../api/v1alpha1/spindleset.ts";
 import type { ListResult } from "../api/informer.ts";
+import { type SpindleSet, TERMINAL_PHASES } from "../api/v1alpha1/spindleset.ts";
 import { type ClusterApi, paged } from "./api.ts";
 import type { ReconcileContext } from "./context.ts";
 import { jobActive } from "./observe.ts";
