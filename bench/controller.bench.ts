@@ -21,8 +21,10 @@
  *    before and after; every client's requests, KCM, scheduler and kwok included — their share
  *    is the same for any controller), and how long kube-controller-manager's clients waited on
  *    their own client-side rate limiter (its job controller makes the pods and Job statuses).
- * 4. memory: a controller in a child process with N SpindleSets + N Jobs (+ their pods) cached:
- *    RSS and heap after a GC, idle and full. Target < 300 MB at 5,000 + 5,000.
+ * 4. memory: a controller in a child process (compiled JS, the image's node flags) with N
+ *    SpindleSets + N Jobs (+ their pods) cached: RSS while running and after a GC, heap, and where
+ *    the resident pages are, idle and full; then restarted on the full cache with the shipped
+ *    flags, node's defaults and other settings. Target < 300 MB at 5,000 + 5,000.
  *
  * LOOM_BENCH_CREATE (default 100), LOOM_BENCH_BURST (default 200), LOOM_BENCH_E2E (default
  * 1000), LOOM_BENCH_MEMORY (default 1000; 5000 for the issue's figure, a few minutes more),
