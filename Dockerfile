@@ -54,5 +54,5 @@ RUN apt-get update \
 COPY --from=build /out/server/ /
 WORKDIR /app
 USER 1000:1000
-ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+ENTRYPOINT ["node", "--optimize-for-size", "/app/dist/cli/main.js"]
 CMD ["serve"]

@@ -29,7 +29,13 @@ export interface InformerOptions<T extends KubernetesObject> {
   kubeConfig: KubeConfig;
   /** Collection path, e.g. `/apis/batch/v1/namespaces/loom/jobs`. */
   path: string;
-  list(): Promise<ListResult<T>>;
+  /**
+   * The LIST. It is handed the informer's transform: a list in pages should apply it to each
+   * page's items as the page arrives (ClusterApi's `paged`), so that a relist holds one page of
+   * full objects at a time, not every page's until the last one is in. Items it returns
+   * untransformed are transformed here.
+   */
+  list(transform: (obj: T) => T): Promise<ListResult<T>>;
   labelSelector?: string;
   fieldSelector?: string;
   log: Logger;
@@ -181,11 +187,16 @@ export class Informer<T extends KubernetesObject> {
 
   async #list(): Promise<void> {
     this.#relistWanted = false;
-    const result = await this.#opts.list();
+    const transformed = new WeakSet<T>();
+    const result = await this.#opts.list((item) => {
+      const obj = this.#transform(item);
+      transformed.add(obj);
+      return obj;
+    });
     const handlers = this.#opts.handlers ?? {};
     const seen = new Set<string>();
     for (const item of result.items) {
-      const obj = this.#transform(item);
+      const obj = transformed.has(item) ? item : this.#transform(item);
       const key = objectKey(obj);
       seen.add(key);
       const old = this.#cache.get(key);

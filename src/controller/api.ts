@@ -159,7 +159,7 @@ export class ClusterApi {
     }
   }
 
-  listSpindleSets(): Promise<ListResult<SpindleSet>> {
+  listSpindleSets(each?: (obj: SpindleSet) => SpindleSet): Promise<ListResult<SpindleSet>> {
     return paged(
       async (page) =>
         (await this.custom.listNamespacedCustomObject({
@@ -167,10 +167,11 @@ export class ClusterApi {
           namespace: this.namespace,
           ...page,
         })) as ListResult<SpindleSet>,
+      each,
     );
   }
 
-  listJobs(): Promise<ListResult<V1Job>> {
+  listJobs(each?: (obj: V1Job) => V1Job): Promise<ListResult<V1Job>> {
     return paged(
       async (page) =>
         (await this.batch.listNamespacedJob({
@@ -178,10 +179,11 @@ export class ClusterApi {
           labelSelector: this.managedSelector(),
           ...page,
         })) as ListResult<V1Job>,
+      each,
     );
   }
 
-  listPods(): Promise<ListResult<V1Pod>> {
+  listPods(each?: (obj: V1Pod) => V1Pod): Promise<ListResult<V1Pod>> {
     return paged(
       async (page) =>
         (await this.core.listNamespacedPod({
@@ -189,6 +191,7 @@ export class ClusterApi {
           labelSelector: this.managedSelector(),
           ...page,
         })) as ListResult<V1Pod>,
+      each,
     );
   }
 
@@ -281,21 +284,24 @@ export const LIST_PAGE = 500;
 
 /**
  * A list in pages of LIST_PAGE (the API server's `limit`/`continue`), joined: the memory a list
- * needs at its peak is one page's response, not all of them at once. The result has the last
- * page's resourceVersion, which is the list's (the pages are one consistent snapshot).
+ * needs at its peak is one page's response, not all of them at once — provided `each` (an
+ * informer's cache transform) slims every item as its page arrives; the full objects of a
+ * page are garbage before the next page is asked for. The result has the last page's
+ * resourceVersion, which is the list's (the pages are one consistent snapshot).
  */
 export async function paged<T>(
   list: (page: {
     limit: number;
     _continue?: string;
   }) => Promise<ListResult<T> & { metadata?: { _continue?: string; continue?: string } }>,
+  each: (item: T) => T = (item) => item,
 ): Promise<ListResult<T>> {
   const items: T[] = [];
   let next: string | undefined;
   let resourceVersion: string | undefined;
   do {
     const page = await list({ limit: LIST_PAGE, ...(next && { _continue: next }) });
-    for (const item of page.items) items.push(item);
+    for (const item of page.items) items.push(each(item));
     resourceVersion = page.metadata?.resourceVersion;
     // Typed lists name it `_continue`; custom objects come as plain JSON (`continue`).
     next = page.metadata?._continue || page.metadata?.continue || undefined;

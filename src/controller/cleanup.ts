@@ -14,8 +14,9 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { LABELS } from "../api/contract/index.ts";
+import type { ListResult } from "../api/informer.ts";
 import { type SpindleSet, TERMINAL_PHASES } from "../api/v1alpha1/spindleset.ts";
-import type { ClusterApi } from "./api.ts";
+import { type ClusterApi, paged } from "./api.ts";
 import type { ReconcileContext } from "./context.ts";
 import { jobActive, stoppedByController } from "./observe.ts";
 import type { ProcessResult } from "./queue.ts";
@@ -69,11 +70,27 @@ export async function sweepOrphans(
   const deleted: SweepResult["deleted"] = [];
   const selector = api.managedSelector();
   const ns = api.namespace;
+  // In pages, keeping only the metadata the sweep reads: the full objects of a namespace's Jobs,
+  // pods and ConfigMaps (pod templates, scripts) held together were the controller's largest
+  // peak of memory, and V8 keeps a peak's pages long after.
+  const page = { namespace: ns, labelSelector: selector };
   const [jobs, pods, secrets, configMaps] = await Promise.all([
-    api.batch.listNamespacedJob({ namespace: ns, labelSelector: selector }),
-    api.core.listNamespacedPod({ namespace: ns, labelSelector: selector }),
-    api.core.listNamespacedSecret({ namespace: ns, labelSelector: selector }),
-    api.core.listNamespacedConfigMap({ namespace: ns, labelSelector: selector }),
+    paged(
+      (p) => api.batch.listNamespacedJob({ ...page, ...p }) as Promise<ListResult<KubernetesObject>>,
+      sweepMeta,
+    ),
+    paged(
+      (p) => api.core.listNamespacedPod({ ...page, ...p }) as Promise<ListResult<KubernetesObject>>,
+      sweepMeta,
+    ),
+    paged(
+      (p) => api.core.listNamespacedSecret({ ...page, ...p }) as Promise<ListResult<KubernetesObject>>,
+      sweepMeta,
+    ),
+    paged(
+      (p) => api.core.listNamespacedConfigMap({ ...page, ...p }) as Promise<ListResult<KubernetesObject>>,
+      sweepMeta,
+    ),
   ]);
   const owners = new Map<string, Promise<SpindleSet | undefined>>();
   const owner = (name: string) => {
@@ -102,7 +119,11 @@ export async function sweepOrphans(
     }
   }
   if (isKnown) {
-    const list = (await api.listSpindleSets()).items;
+    const list = (
+      await api.listSpindleSets(
+        (ss) => ({ metadata: sweepMeta(ss).metadata, spec: { pipeline: ss.spec?.pipeline } }) as SpindleSet,
+      )
+    ).items;
     for (const ss of list) {
       const age = now.getTime() - ms(ss.metadata.creationTimestamp, now);
       const pipeline = ss.spec?.pipeline;
@@ -118,6 +139,21 @@ export async function sweepOrphans(
     }
   }
   return { deleted };
+}
+
+/** What the sweep reads of an object: name, uid, labels, owners, deletion. */
+function sweepMeta(obj: KubernetesObject): KubernetesObject {
+  const m = obj.metadata ?? {};
+  return {
+    metadata: {
+      name: m.name,
+      uid: m.uid,
+      labels: m.labels,
+      ownerReferences: m.ownerReferences,
+      deletionTimestamp: m.deletionTimestamp,
+      creationTimestamp: m.creationTimestamp,
+    },
+  };
 }
 
 /**

@@ -119,7 +119,7 @@ export class SpindleSetController {
     this.#spindleSets = new Informer<SpindleSet>({
       ...common,
       path: paths.spindleSets,
-      list: () => this.#api.listSpindleSets(),
+      list: (each) => this.#api.listSpindleSets(each),
       handlers: {
         add: (ss) => {
           this.#written.delivered(objectKey(ss), ss.metadata.resourceVersion);
@@ -141,7 +141,7 @@ export class SpindleSetController {
       ...common,
       path: paths.jobs,
       labelSelector: this.#api.managedSelector(),
-      list: () => this.#api.listJobs(),
+      list: (each) => this.#api.listJobs(each),
       transform: slimJob,
       handlers: {
         add: (job) => this.#jobEvent(job, undefined, enqueueOwner),
@@ -153,7 +153,7 @@ export class SpindleSetController {
       ...common,
       path: paths.pods,
       labelSelector: this.#api.managedSelector(),
-      list: () => this.#api.listPods(),
+      list: (each) => this.#api.listPods(each),
       transform: slimPod,
       index: (pod) => pod.metadata?.labels?.[LABELS.spindleSet],
       handlers: { add: enqueueOwner, update: (_old, pod) => enqueueOwner(pod), delete: enqueueOwner },

@@ -31,4 +31,25 @@ describe("paged", () => {
     assert.equal(calls, 1);
     assert.deepEqual(result.items, ["x"]);
   });
+
+  it("passes each page's items through `each` before it asks for the next page (a relist holds one page of full objects)", async () => {
+    const slimmed: number[] = [];
+    const seenWhenAsked: number[] = [];
+    const pages = [
+      { items: [{ n: 1, big: "x".repeat(100) }], metadata: { resourceVersion: "10", _continue: "a" } },
+      { items: [{ n: 2, big: "x".repeat(100) }], metadata: { resourceVersion: "10" } },
+    ];
+    const result = await paged(
+      async () => {
+        seenWhenAsked.push(slimmed.length);
+        return pages[seenWhenAsked.length - 1]!;
+      },
+      (item) => {
+        slimmed.push(item.n);
+        return { n: item.n } as typeof item;
+      },
+    );
+    assert.deepEqual(seenWhenAsked, [0, 1]);
+    assert.deepEqual(result.items, [{ n: 1 }, { n: 2 }]);
+  });
 });

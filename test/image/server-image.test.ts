@@ -96,7 +96,12 @@ describe("Dockerfile", () => {
     assert.deepEqual(copies(loom), ["--from=build /out/server/ /"]);
     assert.ok(!loom.body.some((i) => /runner/i.test(i.args)), "nothing in the server stage names the runner");
     const entry = loom.body.find((i) => i.op === "ENTRYPOINT")!;
-    assert.deepEqual(JSON.parse(entry.args), ["node", `${IMAGE_PATHS.server}/dist/cli/main.js`]);
+    // --optimize-for-size: a small young generation and freed pages returned (docs/operating.md, memory).
+    assert.deepEqual(JSON.parse(entry.args), [
+      "node",
+      "--optimize-for-size",
+      `${IMAGE_PATHS.server}/dist/cli/main.js`,
+    ]);
     assert.ok(loom.body.some((i) => i.op === "USER" && i.args === "1000:1000"));
   });
 
