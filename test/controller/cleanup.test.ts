@@ -9,9 +9,8 @@ import {
   setHeaderOptions,
   type V1ObjectMeta,
 } from "@kubernetes/client-node";
-import { runLabels, workflowLabels } from "../../src/api/contract/index.ts";
+import { CONTAINERS, runLabels, workflowLabels } from "../../src/api/contract/index.ts";
 import { GROUP, SPINDLESET, VERSION } from "../../src/api/v1alpha1/group.ts";
-import { CONTAINERS } from "../../src/api/contract/index.ts";
 import { eventually, getTestCluster } from "../harness/index.ts";
 import {
   createRun,

@@ -46,21 +46,33 @@ test("two controllers: exactly one acts; a successor takes over on release, cras
 
   // Someone else takes the Lease: the leader must stop acting.
   const coord = cluster.kubeConfig().makeApiClient(CoordinationV1Api);
-  const lease = await coord.readNamespacedLease({ name: "loom-controller", namespace: ns });
-  const now = new Date().toISOString().replace("Z", "000Z");
-  await coord.replaceNamespacedLease({
-    name: "loom-controller",
-    namespace: ns,
-    body: {
-      metadata: { name: "loom-controller", namespace: ns, resourceVersion: lease.metadata!.resourceVersion! },
-      spec: {
-        holderIdentity: "intruder",
-        leaseDurationSeconds: 4,
-        renewTime: now as never,
-        acquireTime: now as never,
-      },
-    },
-  });
+  // Read and replace until no renewal of the leader came in between (a 409 means one did).
+  for (let attempt = 0; ; attempt++) {
+    const lease = await coord.readNamespacedLease({ name: "loom-controller", namespace: ns });
+    const now = new Date().toISOString().replace("Z", "000Z");
+    try {
+      await coord.replaceNamespacedLease({
+        name: "loom-controller",
+        namespace: ns,
+        body: {
+          metadata: {
+            name: "loom-controller",
+            namespace: ns,
+            resourceVersion: lease.metadata!.resourceVersion!,
+          },
+          spec: {
+            holderIdentity: "intruder",
+            leaseDurationSeconds: 4,
+            renewTime: now as never,
+            acquireTime: now as never,
+          },
+        },
+      });
+      break;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409 || attempt >= 20) throw err;
+    }
+  }
   await eventually("nobody acts while the intruder holds the Lease", async () => {
     return !a.controller.active && !b.controller.active;
   });
