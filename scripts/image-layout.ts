@@ -5,7 +5,7 @@
  *
  *   server <out>         <out>/app: package.json, production node_modules, dist/ without any
  *                        runner bundle (the server never runs one: workflow pods get it from the
- *                        runner image). The image runs `node /app/dist/cli/main.js`.
+ *                        runner image). The image runs `node --optimize-for-size /app/dist/cli/main.js`.
  *   runner <arch> <out>  <out>/loom-runner: the linux/<arch> runner bundle. The runner image is
  *                        busybox (install-runner needs sh and cp) plus this folder.
  *
