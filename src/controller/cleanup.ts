@@ -53,6 +53,13 @@ export interface SweepResult {
 
 export interface SweepOptions {
   isKnown?: IsKnown | undefined;
+  /**
+   * The controller's cached SpindleSet of this name, if any. An object its cached run owns is
+   * kept without asking the API server (one GET per run made the sweep of a namespace with
+   * thousands of runs cost thousands of requests); anything else is checked with a live read
+   * before it is deleted, so a cache that trails the cluster can only keep an object longer.
+   */
+  cached?: ((name: string) => SpindleSet | undefined) | undefined;
   /** SpindleSets younger than this are never swept as unknown (default 60 s): the engine
    * records a run in its database before it creates the SpindleSet, but give it slack. */
   unknownMinAgeMs?: number | undefined;
@@ -111,6 +118,8 @@ export async function sweepOrphans(
     for (const obj of items) {
       const run = obj.metadata?.labels?.[LABELS.spindleSet];
       if (!run || obj.metadata?.deletionTimestamp) continue;
+      const known = opts.cached?.(run);
+      if (known && ownedBy(obj, known)) continue;
       const ss = await owner(run);
       if (ss && ownedBy(obj, ss)) continue;
       if (!(await api.deleteKind(kind, obj.metadata!.name!, obj.metadata!.uid!))) continue;

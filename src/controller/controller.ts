@@ -253,6 +253,7 @@ export class SpindleSetController {
       isKnown: this.#opts.isKnown,
       unknownMinAgeMs: this.#opts.unknownMinAgeMs,
       now: this.#now(),
+      cached: (name) => this.#spindleSets.get(`${this.#api.namespace}/${name}`),
     });
     for (const d of result.deleted) this.metrics.orphansDeleted.inc({ kind: d.kind });
   }

@@ -249,3 +249,35 @@ test("a run that failed on its own keeps its Job (and the pod's log) though the 
     "the Job of a workflow that failed on its own is not deleted by the controller",
   );
 });
+
+test("the orphan sweep keeps what the cached runs own without reading each run from the API server", {
+  skip: cluster.skip,
+}, async (t) => {
+  const ns = await cluster.namespace(t);
+  const kc = cluster.kubeConfig();
+  const requests = recordRequests(kc);
+  const { controller } = await startController(t, cluster, parkedConfig(ns), { kubeConfig: kc });
+  const runs = await Promise.all(
+    [1, 2, 3].map((i) => createRun(cluster, ns, [workflow(`live-${i}.yml`)], { secrets: { A: `${i}` } })),
+  );
+  for (const run of runs) {
+    await waitForWorkflow(
+      cluster,
+      ns,
+      run.metadata.name!,
+      run.spec.workflows[0]!.name,
+      (_p, r) => r === "Scheduled",
+    );
+  }
+  const before = requests.length;
+  await controller.sweep();
+  const reads = requests
+    .slice(before)
+    .filter(
+      (r) => r.startsWith("GET") && runs.some((run) => r.includes(`/spindlesets/${run.metadata.name}`)),
+    );
+  assert.deepEqual(reads, [], "no run read one by one: the cache knows them");
+  const deletes = requests.slice(before).filter((r) => r.startsWith("DELETE"));
+  assert.deepEqual(deletes, [], "nothing of a live run is swept");
+  assert.equal((await listJobs(cluster, ns)).length, 3);
+});
