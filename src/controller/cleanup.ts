@@ -81,24 +81,22 @@ export async function sweepOrphans(
   // pods and ConfigMaps (pod templates, scripts) held together were the controller's largest
   // peak of memory, and V8 keeps a peak's pages long after.
   const page = { namespace: ns, labelSelector: selector };
-  const [jobs, pods, secrets, configMaps] = await Promise.all([
-    paged(
-      (p) => api.batch.listNamespacedJob({ ...page, ...p }) as Promise<ListResult<KubernetesObject>>,
-      sweepMeta,
-    ),
-    paged(
-      (p) => api.core.listNamespacedPod({ ...page, ...p }) as Promise<ListResult<KubernetesObject>>,
-      sweepMeta,
-    ),
-    paged(
+  type List = (p: { limit: number; _continue?: string }) => Promise<ListResult<KubernetesObject>>;
+  const kinds: [kind: "Job" | "Pod" | "Secret" | "ConfigMap", list: List][] = [
+    ["Job", (p) => api.batch.listNamespacedJob({ ...page, ...p }) as Promise<ListResult<KubernetesObject>>],
+    ["Pod", (p) => api.core.listNamespacedPod({ ...page, ...p }) as Promise<ListResult<KubernetesObject>>],
+    [
+      "Secret",
       (p) => api.core.listNamespacedSecret({ ...page, ...p }) as Promise<ListResult<KubernetesObject>>,
-      sweepMeta,
-    ),
-    paged(
+    ],
+    [
+      "ConfigMap",
       (p) => api.core.listNamespacedConfigMap({ ...page, ...p }) as Promise<ListResult<KubernetesObject>>,
-      sweepMeta,
-    ),
-  ]);
+    ],
+  ];
+  const lists = await Promise.all(
+    kinds.map(async ([kind, list]) => [kind, (await paged(list, sweepMeta)).items] as const),
+  );
   const owners = new Map<string, Promise<SpindleSet | undefined>>();
   const owner = (name: string) => {
     let found = owners.get(name);
@@ -108,12 +106,6 @@ export async function sweepOrphans(
     }
     return found;
   };
-  const lists: [kind: "Job" | "Pod" | "Secret" | "ConfigMap", items: KubernetesObject[]][] = [
-    ["Job", jobs.items],
-    ["Pod", pods.items],
-    ["Secret", secrets.items],
-    ["ConfigMap", configMaps.items],
-  ];
   for (const [kind, items] of lists) {
     for (const obj of items) {
       const run = obj.metadata?.labels?.[LABELS.spindleSet];
