@@ -168,7 +168,7 @@ async function refUpdateToPending(): Promise<void> {
     logger: pino({ level: process.env.GEN2_BENCH_LOG ?? "silent" }),
     engine: new HoldingEngine(),
     intake: { knots: { backoff: { baseMs: 20, capMs: 200, minMs: 10 } } },
-    gen2: { fetcher, fetchRetryDelaysMs: [] },
+    builds: { fetcher, fetchRetryDelaysMs: [] },
   });
   try {
     new Repos(server.db).upsert({ knot: knot.host, owner: ALICE, rkey: "3lrepo0000001", repoDid: REPO });

@@ -61,7 +61,7 @@ async function knotMain(): Promise<void> {
   const knot = await KnotStandIn.start({ gen: 1 });
   const port = {
     postMessage: (m: unknown) => process.send?.(m),
-    once: (_e: "message", f: (m: never) => void) => process.once("message", f),
+    once: (_e: "message", f: (m: never) => void) => process.once("message", (m: unknown) => f(m as never)),
   };
   port.postMessage({ host: knot.host });
   const { healthz } = await new Promise<{ healthz: string }>((r) => port.once("message", r));

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FIRST_LANE_RUN, WorkQueue } from "./queue.ts";
+import { WorkQueue } from "./queue.ts";
 
 function deferred() {
   let resolve!: () => void;
@@ -145,11 +145,14 @@ describe("WorkQueue", () => {
     await q.shutdown();
   });
 
-  it("never starves the normal lane: one normal key after every FIRST_LANE_RUN first-lane keys", async () => {
+  it("a first-lane key counts as queued the lead earlier: a normal key queued before that goes first", async () => {
     const seen: string[] = [];
     const gate = deferred();
+    let clock = 0;
     const q = new WorkQueue({
       workers: 1,
+      firstLaneLeadMs: 1000,
+      now: () => clock,
       process: async (key) => {
         seen.push(key);
         if (key === "block") await gate.promise;
@@ -157,19 +160,47 @@ describe("WorkQueue", () => {
       },
     });
     q.add("block");
-    for (let i = 0; i < 2; i++) q.add(`status-${i}`);
-    for (let i = 0; i < 2 * FIRST_LANE_RUN + 1; i++) q.add(`new-${i}`, { first: true });
+    q.add("status-0"); // at 0
+    clock = 500;
+    q.add("status-1"); // at 500
+    clock = 1200;
+    q.add("new-0", { first: true }); // counts as 200: after status-0, before status-1
+    clock = 2000;
+    q.add("new-1", { first: true }); // counts as 1000: after status-1
+    q.add("status-2"); // at 2000
     gate.resolve();
     await sleep(20);
-    const news = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `new-${from + i}`);
-    assert.deepEqual(seen, [
-      "block",
-      ...news(0, FIRST_LANE_RUN),
-      "status-0",
-      ...news(FIRST_LANE_RUN, 2 * FIRST_LANE_RUN),
-      "status-1",
-      `new-${2 * FIRST_LANE_RUN}`,
-    ]);
+    assert.deepEqual(seen, ["block", "status-0", "new-0", "status-1", "new-1", "status-2"]);
+    await q.shutdown();
+  });
+
+  it("never starves the normal lane: a stream of first-lane keys lets a normal key go once it has waited the lead", async () => {
+    const seen: string[] = [];
+    let clock = 0;
+    // Each processed key takes 100 ms of the clock and brings a new first-lane key, as a burst of
+    // new runs would: the first lane never empties.
+    let next = 0;
+    const q: WorkQueue = new WorkQueue({
+      workers: 1,
+      firstLaneLeadMs: 1000,
+      now: () => clock,
+      process: async (key) => {
+        seen.push(key);
+        clock += 100;
+        if (next < 40) q.add(`new-${++next}`, { first: true });
+        return undefined;
+      },
+    });
+    q.add("new-0", { first: true });
+    q.add("status");
+    await sleep(20);
+    const at = seen.indexOf("status");
+    assert.ok(at > 0, `status processed: ${seen.join(",")}`);
+    // new-0 starts at once and moves the clock to 100; status is queued then, at 100. new-k is
+    // queued at 100·k, so status waits until the first lane's head (new-12, at 1200) was queued
+    // more than 1000 ms after it: 12 keys of 100 ms, and not longer.
+    assert.equal(at, 12, `status went ${at}th: ${seen.join(",")}`);
+    assert.ok(seen.length > at + 5, "the stream of first-lane keys went on after it");
     await q.shutdown();
   });
 

@@ -9,14 +9,16 @@
  * - `addAfter` requeues after a delay (the earliest pending delay wins); waiting is a requeue,
  *   never a sleep inside a worker;
  * - `shutdown` stops taking work and resolves once the in-flight keys are done.
- * - `add(key, { first: true })` puts a key in the first lane, taken before the normal one (a run
- *   whose Job is still to be created goes ahead of status writes for runs that have theirs), but
- *   never to the normal lane's exclusion: after FIRST_LANE_RUN keys from the first lane in a row,
- *   one from the normal lane goes, so a steady stream of new runs cannot starve status writes.
+ * - `add(key, { first: true })` puts a key in the first lane (a run whose Job is still to be
+ *   created goes ahead of status writes for runs that have theirs). A first-lane key counts as
+ *   queued `firstLaneLeadMs` earlier than it was, and the key queued earliest by that count goes
+ *   next: a burst of new runs gets its Jobs before their status writes, but a normal key never
+ *   waits behind first-lane keys queued more than the lead after it, so a steady stream of new
+ *   runs cannot starve status writes.
  */
 
-/** Keys taken from the first lane in a row before one from the normal lane must go. */
-export const FIRST_LANE_RUN = 4;
+/** How much earlier than it was a first-lane key counts as queued (the default). */
+export const FIRST_LANE_LEAD_MS = 1000;
 
 export interface AddOptions {
   /** Queue ahead of the normal lane (a key already queued there moves up). */
@@ -33,24 +35,32 @@ export interface WorkQueueOptions {
   /** Called for a failed key before it is retried; must not throw. */
   onError?(key: string, err: unknown, retryInMs: number): void;
   workers?: number;
+  /** See the module comment; FIRST_LANE_LEAD_MS by default. */
+  firstLaneLeadMs?: number;
+  /** The clock for lane order (ms); tests give their own. */
+  now?: () => number;
   baseDelayMs?: number;
   maxDelayMs?: number;
+}
+
+interface Entry {
+  key: string;
+  /** When it was queued (opts.now). */
+  at: number;
 }
 
 export class WorkQueue {
   readonly #opts: Required<Omit<WorkQueueOptions, "onError">> & Pick<WorkQueueOptions, "onError">;
   /**
-   * Lane 0 (first) and lane 1 (normal), FIFO each. A key moved up to lane 0 leaves a stale entry
-   * in lane 1; an entry counts only while `#queued` names its lane.
+   * Lane 0 (first) and lane 1 (normal), FIFO each, with when each key was queued. A key moved up
+   * to lane 0 leaves a stale entry in lane 1; an entry counts only while `#queued` names its lane.
    */
-  readonly #lanes: [string[], string[]] = [[], []];
+  readonly #lanes: [Entry[], Entry[]] = [[], []];
   /** Queued keys and their lane. */
   readonly #queued = new Map<string, 0 | 1>();
   readonly #processing = new Set<string>();
   /** Added while processing: queue again when done (true: in the first lane). */
   readonly #dirty = new Map<string, boolean>();
-  /** Keys taken from lane 0 in a row while lane 1 had work. */
-  #firstRun = 0;
   readonly #timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   readonly #failures = new Map<string, number>();
   #running = 0;
@@ -58,7 +68,14 @@ export class WorkQueue {
   #idle: (() => void) | undefined;
 
   constructor(opts: WorkQueueOptions) {
-    this.#opts = { workers: 2, baseDelayMs: 500, maxDelayMs: 60_000, ...opts };
+    this.#opts = {
+      workers: 2,
+      firstLaneLeadMs: FIRST_LANE_LEAD_MS,
+      now: () => performance.now(),
+      baseDelayMs: 500,
+      maxDelayMs: 60_000,
+      ...opts,
+    };
   }
 
   /** Keys waiting to be processed (not counting delayed or in-flight ones). */
@@ -80,7 +97,7 @@ export class WorkQueue {
     const lane = this.#queued.get(key);
     if (lane === 0 || (lane === 1 && !first)) return;
     this.#queued.set(key, first ? 0 : 1);
-    this.#lanes[first ? 0 : 1].push(key);
+    this.#lanes[first ? 0 : 1].push({ key, at: this.#opts.now() });
     this.#pump();
   }
 
@@ -132,18 +149,17 @@ export class WorkQueue {
     }
   }
 
-  /** The next key: lane 0 first, but lane 1 at least once every FIRST_LANE_RUN + 1 keys. */
+  /** The next key: the earlier queued of the lanes' heads, lane 0's counted firstLaneLeadMs earlier. */
   #take(): string | undefined {
     this.#dropStale(0);
     this.#dropStale(1);
     const [first, normal] = this.#lanes;
     let lane: 0 | 1;
-    if (first.length > 0 && (normal.length === 0 || this.#firstRun < FIRST_LANE_RUN)) lane = 0;
-    else if (normal.length > 0) lane = 1;
-    else return undefined;
-    if (lane === 0 && normal.length > 0) this.#firstRun++;
-    else this.#firstRun = 0;
-    const key = this.#lanes[lane].shift()!;
+    if (first.length === 0 && normal.length === 0) return undefined;
+    if (first.length === 0) lane = 1;
+    else if (normal.length === 0) lane = 0;
+    else lane = normal[0]!.at < first[0]!.at - this.#opts.firstLaneLeadMs ? 1 : 0;
+    const { key } = this.#lanes[lane].shift()!;
     this.#queued.delete(key);
     return key;
   }
@@ -151,7 +167,7 @@ export class WorkQueue {
   /** Removes entries at the head of a lane that no longer count (moved up, or taken). */
   #dropStale(lane: 0 | 1): void {
     const q = this.#lanes[lane];
-    while (q.length > 0 && this.#queued.get(q[0]!) !== lane) q.shift();
+    while (q.length > 0 && this.#queued.get(q[0]!.key) !== lane) q.shift();
   }
 
   async #run(key: string): Promise<void> {
