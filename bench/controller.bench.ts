@@ -137,11 +137,14 @@ export async function main(): Promise<void> {
     await onPlane(false, async (cluster, cp) => {
       if (ONLY.has("create")) await createRatio(cluster, cp);
       if (ONLY.has("burst")) {
-        await burst(cluster, cp, BURST, BURST);
+        const made = await burst(cluster, cp, BURST, BURST);
         await burst(cluster, cp, BURST, 5);
         // The same burst with 64 workers (the engine's placements and the controller's reconciles
         // in flight at once): whether Loom's own bound of 16 is what waits.
         await burst(cluster, cp, BURST, BURST, 64);
+        // The floor under both: the API server taking the same writes from a loop, no Loom.
+        await burstFloor(cluster, cp, made, 16);
+        await burstFloor(cluster, cp, made, 64);
       }
       if (ONLY.has("memory")) await memory(cluster);
     });
@@ -317,6 +320,14 @@ async function loopCreates(cp: ControlPlane, kc: KubeConfig, ns: string, made: V
   return { rate, cpuMsPerJob: (cpu.user + cpu.system) / 1000 / made.length, apiMsPerJob, load: load() };
 }
 
+/** Creates `made` again in `ns`, `workers` at once. */
+async function loopCreatesOnly(kc: KubeConfig, ns: string, made: V1Job[], workers: number): Promise<void> {
+  const batch = kc.makeApiClient(BatchV1Api);
+  await pool(made.length, workers, (i) =>
+    batch.createNamespacedJob({ namespace: ns, body: copyJob(made[i]!) }),
+  );
+}
+
 /** kube-apiserver's CPU seconds so far (10 ms resolution). */
 function apiserverCpu(cp: ControlPlane): number {
   return cpuSeconds(cp.pids())["kube-apiserver"] ?? Number.NaN;
@@ -440,7 +451,7 @@ async function burst(
   n: number,
   capacity: number,
   workers = 16,
-): Promise<void> {
+): Promise<string> {
   await settle(sharedKubeConfig(cluster));
   const ns = await namespace(cluster, `bench-burst-${capacity}-${workers}`);
   const dir = mkdtempSync(join(tmpdir(), "loom-bench-burst-"));
@@ -602,6 +613,7 @@ async function burst(
         .map(([k, v]) => `${k} ${(v - (procs0[k] ?? 0)).toFixed(1)} s`)
         .join(", ")}`,
     );
+    return ns;
   } finally {
     await booted.stop();
     if (previous === undefined) delete process.env.KUBECONFIG;
@@ -611,6 +623,60 @@ async function burst(
 }
 
 /** CPU seconds each control plane process has used so far (/proc/<pid>/stat). */
+/**
+ * The floor under a burst: the SpindleSets and Jobs a burst made (in `from`), created again in a
+ * namespace no controller watches by a kept-alive loop, `concurrency` at once, each run's
+ * SpindleSet and then its Job — the two writes per pipeline no spindle can leave out, with
+ * nothing else running. Each run's time is from the start, as in the burst.
+ */
+async function burstFloor(
+  cluster: TestCluster,
+  cp: ControlPlane,
+  from: string,
+  concurrency: number,
+): Promise<void> {
+  const admin = sharedKubeConfig(cluster);
+  const batch = admin.makeApiClient(BatchV1Api);
+  const custom = admin.makeApiClient(CustomObjectsApi);
+  const jobs = new Map(
+    (await batch.listNamespacedJob({ namespace: from })).items.map((j) => [
+      j.metadata?.annotations?.[ANNOTATIONS.rkey],
+      j,
+    ]),
+  );
+  const runs = (
+    (await custom.listNamespacedCustomObject({ ...CR, namespace: from })) as { items: SpindleSet[] }
+  ).items.filter((ss) => jobs.has(ss.spec?.pipeline?.rkey));
+  await settle(admin);
+  const ns = await namespace(cluster, `bench-burst-floor-${concurrency}`);
+  const procs0 = cpuSeconds(cp.pids());
+  const t0 = performance.now();
+  const done: number[] = [];
+  await pool(runs.length, concurrency, async (i) => {
+    const ss = runs[i]!;
+    const { name, labels, annotations } = ss.metadata;
+    await custom.createNamespacedCustomObject({
+      ...CR,
+      namespace: ns,
+      body: {
+        apiVersion: ss.apiVersion,
+        kind: ss.kind,
+        metadata: { name, labels, annotations },
+        spec: ss.spec,
+      },
+    });
+    await batch.createNamespacedJob({ namespace: ns, body: copyJob(jobs.get(ss.spec?.pipeline?.rkey)!) });
+    done.push(performance.now() - t0);
+  });
+  const wall = (performance.now() - t0) / 1000;
+  const procs1 = cpuSeconds(cp.pids());
+  done.sort((a, b) => a - b);
+  const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  console.log(
+    `  the floor under the burst: its ${runs.length} SpindleSets and Jobs created again by a kept-alive loop, ${concurrency} at once, no Loom: each run's Job p50 ${s(percentile(done, 50))}, p99 ${s(percentile(done, 99))} after the start (${load()}); CPU over ${wall.toFixed(1)} s: kube-apiserver ${((procs1["kube-apiserver"] ?? 0) - (procs0["kube-apiserver"] ?? 0)).toFixed(1)} s, etcd ${((procs1.etcd ?? 0) - (procs0.etcd ?? 0)).toFixed(1)} s`,
+  );
+}
+
 function cpuSeconds(pids: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, pid] of Object.entries(pids)) {
@@ -799,6 +865,49 @@ async function endToEnd(cluster: TestCluster, cp: ControlPlane, limits: ClusterL
     .filter(([, v]) => v >= 0.05)
     .sort((a, b) => b[1] - a[1]);
   for (const [k, v] of rows) console.log(`      ${v.toFixed(2).padStart(7)}  ${k}`);
+  await clusterAlone(cluster, cp, ns, E2E / seconds);
+}
+
+/**
+ * The cluster alone under the end-to-end figure: the Jobs Loom made in `from`, created again in a
+ * namespace no controller watches by a kept-alive loop (16 at once), until kube-controller-manager
+ * has marked each complete (kwok ran its pod) — the same Job, pod, scheduling and completion
+ * work, without the SpindleSets, their status writes and Loom. Its rate is the ceiling for any
+ * controller on this machine.
+ */
+async function clusterAlone(
+  cluster: TestCluster,
+  cp: ControlPlane,
+  from: string,
+  loomPerSecond: number,
+): Promise<void> {
+  const admin = sharedKubeConfig(cluster);
+  const made = (await admin.makeApiClient(BatchV1Api).listNamespacedJob({ namespace: from })).items;
+  await settle(admin);
+  const ns = await namespace(cluster, "bench-e2e-alone");
+  const complete = await countAdded(
+    admin,
+    `/apis/batch/v1/namespaces/${ns}/jobs`,
+    made.length,
+    (job: V1Job) => (job.status?.succeeded ?? 0) > 0,
+  );
+  const cpu0 = cpuSeconds(cp.pids());
+  const t0 = performance.now();
+  await loopCreatesOnly(admin, ns, made, 16);
+  await complete.done;
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu1 = cpuSeconds(cp.pids());
+  const perMin = (made.length / seconds) * 60;
+  console.log(
+    `  the cluster alone: the same ${made.length} Jobs created by a kept-alive loop (16 at once), no SpindleSets, no Loom, until each is complete: ${perMin.toFixed(0)} Jobs/min (${load()}); Loom's end to end is ${((loomPerSecond * 60) / perMin).toFixed(2)} of it`,
+  );
+  console.log(
+    `    CPU per process over the ${seconds.toFixed(0)} s (share of one core): ${Object.entries(cpu1)
+      .map(([k, v]) => [k, (v - (cpu0[k] ?? 0)) / seconds] as const)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
+      .join(", ")}`,
+  );
 }
 
 /**
