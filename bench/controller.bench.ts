@@ -6,9 +6,13 @@
  * 1. create ratio: Jobs/s of Loom's controller (N SpindleSets of one workflow, waiting, then the
  *    controller starts; until N Jobs exist) ÷ a plain client-node loop creating the same Jobs at
  *    the same concurrency (the library's default: a connection per call), and ÷ the same loop
- *    over one kept-alive connection. Target ≥ 0.8. Beside them, a kept-alive loop making the
- *    controller's own writes per new Job (Job, status patch): the ceiling for a controller that
- *    writes that much.
+ *    over one kept-alive connection, with kube-apiserver's and this process's CPU per Job. Both
+ *    sides run once untimed first (the process's code warm, as a controller's is after its
+ *    first minute), each side starts on a quiet cluster, and the sides take turns for
+ *    LOOM_BENCH_CREATE_ROUNDS rounds: each round's ratio and their median (one round's ratio
+ *    varied 0.5–1.5 on this 2-core machine). Target ≥ 0.8. Beside them, a kept-alive loop making
+ *    the controller's own writes per new Job (Job, status patch): the ceiling for a controller
+ *    that writes that much.
  * 2. burst: 200 pipelines accepted at once by `loom serve` (SpindleServer with the Kubernetes
  *    engine and the embedded, leader-elected controller; the spindle's queue and job count set
  *    high so that only the cluster limits): envelope (acceptPipeline) → Job existing, p50/p99
@@ -16,10 +20,8 @@
  *    first 5 Jobs (target < 1 s); then with capacity for all and 64 workers. Each is split by
  *    the spindle's, engine's and controller's own log lines (envelope → pipeline started →
  *    SpindleSet created → Job created), with the CPU per process and the API requests (all
- *    clients) until the last Job.
- *
- * Sections 1, 2 and 4 run on a control plane with the components' default limits; section 3 on a
- * second one with them raised (the LOOM_KCM_* and LOOM_SCHEDULER_* variables set them).
+ *    clients) until the last Job. Then the floor under it: the burst's SpindleSets and Jobs
+ *    created again by a kept-alive loop (16 and 64 at once) with no Loom running.
  * 3. end to end: M runs (default 1,000) through the controller until kwok completes their pods,
  *    with the cluster components' own limits raised (see main: kube-controller-manager's client
  *    limit and Job workers, kube-scheduler's client limit; LOOM_KCM_QPS, LOOM_KCM_BURST,
@@ -31,10 +33,15 @@
  *    is the same for any controller), how long kube-controller-manager's and kube-scheduler's
  *    clients waited on their own client-side rate limiter and their work items for a worker
  *    (the Job controller makes the pods and Job statuses), and when 10/50/90/100% had finished.
+ *    Then the cluster alone: the same Jobs created by a kept-alive loop, no SpindleSets, no Loom,
+ *    until each is complete — the ceiling for any controller on the machine.
  * 4. memory: a controller in a child process (compiled JS, the image's node flags) with N
  *    SpindleSets + N Jobs (+ their pods) cached: RSS while running and after a GC, heap, and where
  *    the resident pages are, idle and full; then restarted on the full cache with the shipped
  *    flags, node's defaults and other settings. Target < 300 MB at 5,000 + 5,000.
+ *
+ * Sections 1, 2 and 4 run on a control plane with the components' default limits; section 3 on a
+ * second one with them raised (the LOOM_KCM_* and LOOM_SCHEDULER_* variables set them).
  *
  * LOOM_BENCH_CREATE (default 100), LOOM_BENCH_CREATE_ROUNDS (default 5: the create section's
  * sides in turn, each round's ratio and their median), LOOM_BENCH_BURST (default 200), LOOM_BENCH_E2E (default
