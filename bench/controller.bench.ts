@@ -335,6 +335,15 @@ async function loopCreatesOnly(kc: KubeConfig, ns: string, made: V1Job[], worker
   );
 }
 
+/** Each process's CPU between two cpuSeconds readings as a share of one core, largest first. */
+function cpuShares(before: Record<string, number>, after: Record<string, number>, seconds: number): string {
+  return Object.entries(after)
+    .map(([k, v]) => [k, (v - (before[k] ?? 0)) / seconds] as const)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
+    .join(", ");
+}
+
 /** kube-apiserver's CPU seconds so far (10 ms resolution). */
 function apiserverCpu(cp: ControlPlane): number {
   return cpuSeconds(cp.pids())["kube-apiserver"] ?? Number.NaN;
@@ -854,11 +863,7 @@ async function endToEnd(cluster: TestCluster, cp: ControlPlane, limits: ClusterL
   console.log(`    reconciles by result: ${results}`);
   console.log(`    ${((E2E / seconds) * 60).toFixed(0)} workflows/min (${l}; target ≥ 1,000)`);
   console.log(
-    `    CPU per process over the ${seconds.toFixed(0)} s (share of one core): ${Object.entries(cpu1)
-      .map(([k, v]) => [k, (v - (cpu0[k] ?? 0)) / seconds] as const)
-      .sort((a, b) => b[1] - a[1])
-      .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
-      .join(", ")}`,
+    `    CPU per process over the ${seconds.toFixed(0)} s (share of one core): ${cpuShares(cpu0, cpu1, seconds)}`,
   );
   console.log(`    ${waitsLine("kube-controller-manager", kcm0, kcm1, seconds)}`);
   console.log(`    ${waitsLine("kube-scheduler", sched0, sched1, seconds)}`);
@@ -909,11 +914,7 @@ async function clusterAlone(
     `  the cluster alone: the same ${made.length} Jobs created by a kept-alive loop (16 at once), no SpindleSets, no Loom, until each is complete: ${perMin.toFixed(0)} Jobs/min (${load()}); Loom's end to end is ${((loomPerSecond * 60) / perMin).toFixed(2)} of it`,
   );
   console.log(
-    `    CPU per process over the ${seconds.toFixed(0)} s (share of one core): ${Object.entries(cpu1)
-      .map(([k, v]) => [k, (v - (cpu0[k] ?? 0)) / seconds] as const)
-      .sort((a, b) => b[1] - a[1])
-      .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
-      .join(", ")}`,
+    `    CPU per process over the ${seconds.toFixed(0)} s (share of one core): ${cpuShares(cpu0, cpu1, seconds)}`,
   );
 }
 
