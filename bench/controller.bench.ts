@@ -327,14 +327,6 @@ async function loopCreates(cp: ControlPlane, kc: KubeConfig, ns: string, made: V
   return { rate, cpuMsPerJob: (cpu.user + cpu.system) / 1000 / made.length, apiMsPerJob, load: load() };
 }
 
-/** Creates `made` again in `ns`, `workers` at once. */
-async function loopCreatesOnly(kc: KubeConfig, ns: string, made: V1Job[], workers: number): Promise<void> {
-  const batch = kc.makeApiClient(BatchV1Api);
-  await pool(made.length, workers, (i) =>
-    batch.createNamespacedJob({ namespace: ns, body: copyJob(made[i]!) }),
-  );
-}
-
 /** Each process's CPU between two cpuSeconds readings as a share of one core, largest first. */
 function cpuShares(before: Record<string, number>, after: Record<string, number>, seconds: number): string {
   return Object.entries(after)
@@ -905,7 +897,7 @@ async function clusterAlone(
   );
   const cpu0 = cpuSeconds(cp.pids());
   const t0 = performance.now();
-  await loopCreatesOnly(admin, ns, made, 16);
+  await loopCreates(cp, admin, ns, made, 16);
   await complete.done;
   const seconds = (performance.now() - t0) / 1000;
   const cpu1 = cpuSeconds(cp.pids());
