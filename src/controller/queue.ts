@@ -166,17 +166,17 @@ export class WorkQueue {
     const [first, normal] = this.#lanes;
     let lane: 0 | 1;
     const waited = normal.length > 0 ? this.#opts.now() - normal[0]!.at : 0;
-    const most = this.#opts.firstLaneWaitMs;
-    if (first.length > 0 && (normal.length === 0 || waited < most)) lane = 0;
+    const lead = this.#opts.firstLaneWaitMs;
+    if (first.length > 0 && (normal.length === 0 || waited < lead)) lane = 0;
     else if (normal.length === 0) return undefined;
-    else if (first.length === 0 && this.#processingFirst.size > 0 && waited < most) {
+    else if (first.length === 0 && this.#processingFirst.size > 0 && waited < lead) {
       // Creates in flight: this status write goes when they are done (each pumps) or when it
-      // has waited firstLaneWaitMs, whichever is first.
+      // has waited the lead, whichever is first.
       if (this.#deferred === undefined) {
         this.#deferred = setTimeout(() => {
           this.#deferred = undefined;
           this.#pump();
-        }, most - waited);
+        }, lead - waited);
         this.#deferred.unref();
       }
       return undefined;
