@@ -10,15 +10,15 @@
  *   never a sleep inside a worker;
  * - `shutdown` stops taking work and resolves once the in-flight keys are done.
  * - `add(key, { first: true })` puts a key in the first lane (a run whose Job is still to be
- *   created goes ahead of status writes for runs that have theirs). A normal key waits while
- *   first-lane keys are queued or being processed, but never longer than `firstLaneWaitMs` from
- *   when it was queued: a burst of new runs gets its Jobs before their status writes (which
- *   would otherwise take the API server's time while the last Jobs are still to be made), and a
- *   steady stream of new runs cannot starve status writes.
+ *   created goes ahead of status writes for runs that have theirs). A first-lane key counts as
+ *   queued `firstLaneLeadMs` earlier than it was, and the key queued earliest by that count goes
+ *   next: a burst of new runs gets its Jobs before their status writes, but a normal key never
+ *   waits behind first-lane keys queued more than the lead after it, so a steady stream of new
+ *   runs cannot starve status writes.
  */
 
-/** How long a normal key waits at most for first-lane keys (the default). */
-export const FIRST_LANE_WAIT_MS = 1000;
+/** How much earlier than it was a first-lane key counts as queued (the default). */
+export const FIRST_LANE_LEAD_MS = 1000;
 
 export interface AddOptions {
   /** Queue ahead of the normal lane (a key already queued there moves up). */
@@ -35,8 +35,8 @@ export interface WorkQueueOptions {
   /** Called for a failed key before it is retried; must not throw. */
   onError?(key: string, err: unknown, retryInMs: number): void;
   workers?: number;
-  /** See the module comment; FIRST_LANE_WAIT_MS by default. */
-  firstLaneWaitMs?: number;
+  /** See the module comment; FIRST_LANE_LEAD_MS by default. */
+  firstLaneLeadMs?: number;
   /** The clock for lane order (ms); tests give their own. */
   now?: () => number;
   baseDelayMs?: number;
@@ -59,10 +59,6 @@ export class WorkQueue {
   /** Queued keys and their lane. */
   readonly #queued = new Map<string, 0 | 1>();
   readonly #processing = new Set<string>();
-  /** Keys being processed that were taken from the first lane. */
-  readonly #processingFirst = new Set<string>();
-  /** Pumps again when the normal lane's head has waited its most for first-lane keys. */
-  #deferred: NodeJS.Timeout | undefined;
   /** Added while processing: queue again when done (true: in the first lane). */
   readonly #dirty = new Map<string, boolean>();
   readonly #timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
@@ -74,7 +70,7 @@ export class WorkQueue {
   constructor(opts: WorkQueueOptions) {
     this.#opts = {
       workers: 2,
-      firstLaneWaitMs: FIRST_LANE_WAIT_MS,
+      firstLaneLeadMs: FIRST_LANE_LEAD_MS,
       now: () => performance.now(),
       baseDelayMs: 500,
       maxDelayMs: 60_000,
@@ -131,7 +127,6 @@ export class WorkQueue {
 
   async shutdown(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#deferred);
     for (const { timer } of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
     this.#lanes[0].length = 0;
@@ -146,44 +141,27 @@ export class WorkQueue {
 
   #pump(): void {
     while (!this.#stopped && this.#running < this.#opts.workers) {
-      const next = this.#take();
-      if (next === undefined) return;
-      const [key, lane] = next;
+      const key = this.#take();
+      if (key === undefined) return;
       this.#processing.add(key);
-      if (lane === 0) this.#processingFirst.add(key);
       this.#running++;
       void this.#run(key);
     }
   }
 
-  /**
-   * The next key and its lane: the normal lane's head once it has waited firstLaneWaitMs;
-   * before that, lane 0's head, or nothing while first-lane keys are still being processed.
-   */
-  #take(): [string, 0 | 1] | undefined {
+  /** The next key: the earlier queued of the lanes' heads, lane 0's counted firstLaneLeadMs earlier. */
+  #take(): string | undefined {
     this.#dropStale(0);
     this.#dropStale(1);
     const [first, normal] = this.#lanes;
     let lane: 0 | 1;
-    const waited = normal.length > 0 ? this.#opts.now() - normal[0]!.at : 0;
-    const lead = this.#opts.firstLaneWaitMs;
-    if (first.length > 0 && (normal.length === 0 || waited < lead)) lane = 0;
-    else if (normal.length === 0) return undefined;
-    else if (first.length === 0 && this.#processingFirst.size > 0 && waited < lead) {
-      // Creates in flight: this status write goes when they are done (each pumps) or when it
-      // has waited the lead, whichever is first.
-      if (this.#deferred === undefined) {
-        this.#deferred = setTimeout(() => {
-          this.#deferred = undefined;
-          this.#pump();
-        }, lead - waited);
-        this.#deferred.unref();
-      }
-      return undefined;
-    } else lane = 1;
+    if (first.length === 0 && normal.length === 0) return undefined;
+    if (first.length === 0) lane = 1;
+    else if (normal.length === 0) lane = 0;
+    else lane = normal[0]!.at < first[0]!.at - this.#opts.firstLaneLeadMs ? 1 : 0;
     const { key } = this.#lanes[lane].shift()!;
     this.#queued.delete(key);
-    return [key, lane];
+    return key;
   }
 
   /** Removes entries at the head of a lane that no longer count (moved up, or taken). */
@@ -204,7 +182,6 @@ export class WorkQueue {
       this.#opts.onError?.(key, err, retryIn);
     } finally {
       this.#processing.delete(key);
-      this.#processingFirst.delete(key);
       this.#running--;
     }
     if (this.#stopped) {
