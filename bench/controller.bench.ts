@@ -294,7 +294,10 @@ function startController(cluster: TestCluster, config: ControllerConfig): Spindl
   });
 }
 
-/** Loom's controller creating the Jobs of `n` waiting runs: Jobs/s from its start, and its CPU. */
+/**
+ * Loom's controller creating the Jobs of `n` waiting runs: Jobs/s from its start, its CPU, and the
+ * Jobs it made (for the loops to make again).
+ */
 async function loomCreates(cluster: TestCluster, cp: ControlPlane, admin: KubeConfig, ns: string, n: number) {
   await createRuns(admin, ns, n);
   const config = parkedConfig(ns, { maxConcurrentJobs: n });
@@ -309,7 +312,8 @@ async function loomCreates(cluster: TestCluster, cp: ControlPlane, admin: KubeCo
   const cpu = process.cpuUsage(cpu0);
   const apiMsPerJob = ((apiserverCpu(cp) - api0) * 1000) / n;
   await controller.stop();
-  return { rate, cpuMsPerJob: (cpu.user + cpu.system) / 1000 / n, apiMsPerJob, load: load(), config };
+  const made = (await admin.makeApiClient(BatchV1Api).listNamespacedJob({ namespace: ns })).items;
+  return { rate, cpuMsPerJob: (cpu.user + cpu.system) / 1000 / n, apiMsPerJob, load: load(), config, made };
 }
 
 /** The Jobs of `made`, created again in `ns` by a loop of `workers` at once: Jobs/s, and its CPU. */
@@ -346,15 +350,12 @@ async function createRatio(cluster: TestCluster, cp: ControlPlane): Promise<void
   // Both sides run once untimed first (30 Jobs each), so that neither is measured with code the
   // process has not run yet: a controller runs for days, and the loop shares client-node's code.
   const warm = await loomCreates(cluster, cp, admin, await namespace(cluster, "bench-create-warm"), 30);
-  const warmJobs = (
-    await admin.makeApiClient(BatchV1Api).listNamespacedJob({ namespace: "bench-create-warm" })
-  ).items;
-  const workers = (warm.config as { workers?: number }).workers ?? 4;
+  const workers = warm.config.workers;
   await loopCreates(
     cp,
     cluster.kubeConfig(),
     await namespace(cluster, "bench-create-warm-loop"),
-    warmJobs,
+    warm.made,
     workers,
   );
 
@@ -374,7 +375,7 @@ async function createRatio(cluster: TestCluster, cp: ControlPlane): Promise<void
     nsLoom = await namespace(cluster, `bench-create-loom-${round}`);
     const loom = await loomCreates(cluster, cp, admin, nsLoom, CREATE);
     // The same Jobs, created by a plain loop at the same concurrency as the controller's workers.
-    made = (await admin.makeApiClient(BatchV1Api).listNamespacedJob({ namespace: nsLoom })).items;
+    made = loom.made;
     await settle(admin);
     const plainNs = await namespace(cluster, `bench-create-plain-${round}`);
     const plain = await loopCreates(cp, cluster.kubeConfig(), plainNs, made, workers);
